@@ -1,0 +1,64 @@
+"""Fixtures for every test tier (see mercato.testing for where the broker and the
+database come from). nameko's pytest plugin gives ``container_factory`` and a
+throw-away RabbitMQ vhost per test (``rabbit_config``)."""
+
+import eventlet
+
+eventlet.monkey_patch()  # before anything imports socket or threading
+
+import pytest  # noqa: E402
+
+from mercato.testing import (  # noqa: E402
+    Databases,
+    Infrastructure,
+    MissingInfrastructure,
+    service_config,
+)
+
+_infra: Infrastructure | None = None
+
+
+def pytest_configure(config):
+    global _infra
+    if hasattr(config, "workerinput"):  # pragma: no cover - no xdist here
+        return
+    try:
+        _infra = Infrastructure.start()
+    except MissingInfrastructure as exc:
+        pytest.exit(str(exc), returncode=3)
+    # nameko's rabbit_config fixture reads these options
+    config.option.RABBIT_AMQP_URI = _infra.amqp_uri
+    config.option.RABBIT_API_URI = _infra.management_uri
+    config.option.suppress_eventlet_notification = True
+
+
+def pytest_unconfigure(config):
+    if _infra is not None:
+        _infra.stop()
+
+
+@pytest.fixture(scope="session")
+def infra() -> Infrastructure:
+    assert _infra is not None
+    return _infra
+
+
+@pytest.fixture(scope="session")
+def databases(infra):
+    dbs = Databases(infra.postgres_url)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def make_service_config(rabbit_config, databases):
+    """``make_service_config("catalog")``: the service's config on a fresh migrated
+    database and this test's own vhost."""
+
+    def make(service: str, **overrides):
+        database_url = overrides.pop("database_url", None) or databases.fresh(service)
+        return service_config(
+            service, amqp_uri=rabbit_config["AMQP_URI"], database_url=database_url, **overrides
+        )
+
+    return make

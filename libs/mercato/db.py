@@ -1,0 +1,254 @@
+"""SQLAlchemy 2 for nameko: one engine per container, one unit of work per worker.
+
+A service declares ``db = Database(Base.metadata)`` and in an entrypoint::
+
+    account = Account(...)
+    self.db.session.add(account)
+    self.db.emit("iam_agency.account.created", subject=account.id, data={...})
+    self.db.commit()          # the row and its event commit together (outbox)
+
+Nothing is committed unless the worker calls ``commit()``; whatever is left open is
+rolled back when the worker ends. ``Database`` also runs the outbox relay of its
+service (``mercato.outbox``), woken by every commit that emitted an event.
+
+PostgreSQL runs through psycopg2 made cooperative by psycogreen; SQLite (the embedded
+default) through one shared connection per process, because a SQLite writer blocking
+in C would stall every green thread of the process (see ``_sqlite_engine``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import eventlet
+import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+from mercato import config
+from mercato.contracts import Envelope, contract_for
+from mercato.identity import (
+    CAUSATION_EVENT_ID,
+    CORRELATION_ID,
+    IDENTITY_KEYS,
+    ensure_correlation_id,
+)
+
+_log = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Mercato stores UTC-aware times only")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque id, e.g. ``acc_3f0c…``: the prefix tells a reader what it names."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _is_green() -> bool:
+    return bool(eventlet.patcher.is_monkey_patched("socket"))
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    if url.startswith("postgresql") and _is_green():
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # One connection, handed from green thread to green thread through a green lock:
+    # two connections would mean a writer waiting in SQLite's C busy-loop while the
+    # green thread holding the lock can never run to release it.
+    engine = sa.create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=30,
+        # SQLAlchemy's recipe: let SQLAlchemy, not pysqlite, say BEGIN, so reads run
+        # inside the transaction and SAVEPOINT works.
+        connect_args={"check_same_thread": False, "timeout": 15, "isolation_level": None},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+class UnitOfWork:
+    """One worker's session, its pending events and its commit."""
+
+    def __init__(self, database: Database, worker_ctx) -> None:
+        self._database = database
+        self._worker_ctx = worker_ctx
+        self._session: Session | None = None
+        self._emitted = False
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._database.sessionmaker()
+        return self._session
+
+    def emit(
+        self,
+        event_type: str,
+        *,
+        subject: str,
+        data: dict[str, Any],
+        account_id: str | None = None,
+        version: int | None = None,
+    ) -> Envelope:
+        """Add an event to the outbox, in this unit of work's transaction.
+
+        ``data`` is checked against the event's contract here, so an event that would
+        break subscribers fails the producer's request instead.
+        """
+        contract = contract_for(event_type, version)
+        schema = contract.schema()
+        payload = schema.dump(data)
+        errors = schema.validate(payload)
+        if errors:
+            raise ValueError(f"{event_type} v{contract.version} breaks its contract: {errors}")
+        context = self._worker_ctx.data
+        envelope = Envelope(
+            id=uuid.uuid4().hex,
+            type=event_type,
+            version=contract.version,
+            occurred_at=dt.datetime.now(dt.UTC),
+            source=contract.source,
+            subject=subject,
+            account_id=account_id if account_id is not None else context.get("account_id"),
+            correlation_id=ensure_correlation_id(self._worker_ctx),
+            causation_id=context.get(CAUSATION_EVENT_ID) or self._worker_ctx.call_id,
+            data=payload,
+        )
+        # the context the consumer's worker will inherit: caller, correlation, cause
+        headers = {key: context[key] for key in IDENTITY_KEYS if context.get(key)}
+        headers[CORRELATION_ID] = envelope.correlation_id
+        headers[CAUSATION_EVENT_ID] = envelope.id
+        self._database.outbox.add(self.session, envelope, headers)
+        self._emitted = True
+        return envelope
+
+    def table(self, name: str) -> sa.Table:
+        return self._database.metadata.tables[name]
+
+    def commit(self) -> None:
+        if self._session is None:
+            return
+        self._session.commit()
+        if self._emitted:
+            self._emitted = False
+            self._database.outbox.wake()
+
+    def rollback(self) -> None:
+        self._emitted = False
+        if self._session is not None:
+            self._session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()  # rolls back whatever was not committed
+            self._session = None
+
+
+class Database(DependencyProvider):
+    """SQLAlchemy engine of one service, its units of work and its outbox relay."""
+
+    def __init__(self, metadata: sa.MetaData) -> None:
+        self.metadata = metadata
+        self.engine: Engine | None = None
+
+    def setup(self):
+        from mercato.outbox import OutboxRelay
+
+        url = self.container.config[config.DATABASE_URL]
+        self.engine = create_engine(url)
+        self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.outbox = OutboxRelay(
+            engine=self.engine,
+            metadata=self.metadata,
+            service_name=self.container.service_name,
+            amqp_uri=self.container.config[config.AMQP_URI],
+            container_config=self.container.config,
+            sweep_seconds=float(self.container.config.get(config.OUTBOX_SWEEP_SECONDS, 2.0)),
+        )
+        self._units: dict[int, UnitOfWork] = {}
+
+    def start(self):
+        self.outbox.start()
+
+    def stop(self):
+        self.outbox.stop()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        unit = UnitOfWork(self, worker_ctx)
+        self._units[id(worker_ctx)] = unit
+        return unit
+
+    def worker_teardown(self, worker_ctx):
+        unit = self._units.pop(id(worker_ctx), None)
+        if unit is not None:
+            unit.close()
+
+    def readiness(self) -> str | None:
+        """None when the database answers a trivial query in time."""
+        assert self.engine is not None
+        try:
+            with eventlet.Timeout(READINESS_TIMEOUT_SECONDS):
+                with self.engine.connect() as connection:
+                    connection.execute(sa.text("SELECT 1"))
+        except (Exception, eventlet.Timeout) as exc:
+            return f"database unreachable: {type(exc).__name__}"
+        return None

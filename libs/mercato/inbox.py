@@ -1,0 +1,176 @@
+"""Consuming events exactly once in effect: the inbox, bounded retries, dead letters.
+
+::
+
+    class OrdersService:
+        name = "orders"
+        db = Database(Base.metadata)
+
+        @handles_event("billing.payment.succeeded")
+        def on_payment_succeeded(self, event: Envelope) -> None:
+            order = ...                   # apply the effect with self.db.session
+            # no commit here: the wrapper commits the effect and the inbox row together
+
+The wrapper loads the envelope and its ``data`` against the contract, records
+``(handler, event id)`` in the inbox in the same transaction as the handler's effect,
+and skips an event it has seen. A transient failure (database or broker away, a
+timeout) is retried with exponential backoff, holding the message unacknowledged; a
+permanent one, or the last attempt, writes a dead-letter row (and counts it) and
+acknowledges. Only if even the dead letter cannot be written does the message go back
+to the queue (``requeue_on_error``): a failure never silently drops an event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import eventlet
+import sqlalchemy as sa
+from marshmallow import ValidationError as SchemaError
+from nameko.events import event_handler
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from mercato import metrics
+from mercato.contracts import Envelope, contract_for
+from mercato.errors import MercatoError, ServiceUnavailable
+from mercato.outbox import DEAD_LETTERS, INBOX
+
+_log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    PoolTimeout,
+    ServiceUnavailable,
+    ConnectionError,
+    socket.timeout,
+    eventlet.Timeout,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def load_event(payload: dict[str, Any]) -> Envelope:
+    """The envelope with its ``data`` loaded by the contract of its type and version."""
+    envelope = Envelope.load(payload)
+    contract = contract_for(envelope.type, envelope.version)
+    data = contract.schema().load(envelope.data)
+    return Envelope(**{**envelope.__dict__, "data": data})
+
+
+def handles_event(
+    event_type: str,
+    *,
+    max_attempts: int = 5,
+    backoff_seconds: float = 0.5,
+    db_attr: str = "db",
+) -> Callable:
+    """Subscribe a service method to ``event_type`` (``<source>.<entity>.<fact>``)."""
+    source = event_type.split(".", 1)[0]
+
+    def decorator(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def wrapper(service, payload: dict[str, Any]) -> None:
+            uow = getattr(service, db_attr)
+            handler = f"{type(service).name}.{method.__name__}"
+            service_name = type(service).name
+            try:
+                event = load_event(payload)
+            except (SchemaError, MercatoError, TypeError) as exc:
+                _dead_letter(uow, handler, payload, f"invalid event: {exc}", attempts=1)
+                metrics.EVENTS_CONSUMED.labels(
+                    service_name, handler, str(payload.get("type", "?")), "dead_lettered"
+                ).inc()
+                return
+
+            for attempt in range(1, max_attempts + 1):
+                try:
+                    if not _record_in_inbox(uow, handler, event):
+                        uow.rollback()
+                        metrics.EVENTS_CONSUMED.labels(
+                            service_name, handler, event.type, "duplicate"
+                        ).inc()
+                        return
+                    method(service, event)
+                    uow.commit()
+                    metrics.EVENTS_CONSUMED.labels(
+                        service_name, handler, event.type, "processed"
+                    ).inc()
+                    return
+                except Exception as exc:
+                    uow.rollback()
+                    if is_transient(exc) and attempt < max_attempts:
+                        metrics.EVENT_RETRIES.labels(service_name, handler, event.type).inc()
+                        delay = backoff_seconds * 2 ** (attempt - 1)
+                        _log.warning(
+                            "%s failed on %s (attempt %d of %d), retrying in %.1fs: %r",
+                            handler, event.id, attempt, max_attempts, delay, exc,
+                        )
+                        time.sleep(delay)
+                        continue
+                    _log.exception("%s gave up on event %s", handler, event.id)
+                    _dead_letter(
+                        uow, handler, payload, "".join(traceback.format_exception(exc)),
+                        attempts=attempt,
+                    )
+                    metrics.EVENTS_CONSUMED.labels(
+                        service_name, handler, event.type, "dead_lettered"
+                    ).inc()
+                    return
+
+        return event_handler(source, event_type, requeue_on_error=True)(wrapper)
+
+    return decorator
+
+
+def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
+    """Insert (handler, event id); False when it is already there (a repeat)."""
+    # The inbox row is the transaction's first statement, so a unique violation can
+    # roll the whole transaction back. On PostgreSQL a concurrent delivery of the same
+    # event waits on the first one's index entry and fails here once it commits.
+    try:
+        uow.session.execute(
+            uow.table(INBOX).insert().values(
+                handler=handler,
+                event_id=event.id,
+                event_type=event.type,
+                processed_at=dt.datetime.now(dt.UTC),
+            )
+        )
+        uow.session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def _dead_letter(uow, handler: str, payload: dict[str, Any], error: str, attempts: int) -> None:
+    table = uow.table(DEAD_LETTERS)
+    uow.rollback()
+    uow.session.execute(
+        table.insert().values(
+            handler=handler,
+            event_id=str(payload.get("id"))[:64] if isinstance(payload, dict) else None,
+            event_type=str(payload.get("type"))[:128] if isinstance(payload, dict) else None,
+            payload=payload if isinstance(payload, dict) else {"raw": repr(payload)},
+            error=error[-8000:],
+            attempts=attempts,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    uow.commit()
+
+
+def dead_letter_count(uow) -> int:
+    table = uow.table(DEAD_LETTERS)
+    return int(uow.session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())

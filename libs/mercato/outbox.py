@@ -1,0 +1,241 @@
+"""The transactional outbox, the inbox and the dead-letter table, and the relay.
+
+Every service's metadata gets three tables from ``add_messaging_tables``:
+
+- ``outbox_messages``: events committed with the state change they announce;
+- ``inbox_messages``: (handler, event id) of every event a handler has applied;
+- ``dead_letters``: events a handler gave up on, kept for an operator.
+
+``OutboxRelay`` publishes the outbox to the source's nameko event exchange
+(``<source>.events``, routing key = event type) with publisher confirms, so nameko
+``@event_handler`` and plain AMQP subscribers both receive it. It runs right after a
+commit that emitted events (``wake``) and sweeps every few seconds for what a crash
+left behind. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two
+replicas never publish the same row at the same time; a crash between publish and
+mark publishes again (delivery is at least once, consumers deduplicate by event id).
+Published rows are kept for a retention period, then deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import eventlet
+import sqlalchemy as sa
+from eventlet.queue import Empty, LightQueue
+from nameko.amqp.publish import Publisher
+from nameko.constants import PERSISTENT
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+
+from mercato import metrics
+from mercato.contracts import Envelope
+
+_log = logging.getLogger(__name__)
+
+OUTBOX = "outbox_messages"
+INBOX = "inbox_messages"
+DEAD_LETTERS = "dead_letters"
+
+BATCH_SIZE = 200
+RETENTION = dt.timedelta(days=7)
+PURGE_EVERY_SECONDS = 600.0
+HEADER_PREFIX = "nameko"
+
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+_Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def add_messaging_tables(metadata: sa.MetaData) -> None:
+    """Declare the outbox, inbox and dead-letter tables in a service's metadata."""
+    from mercato.db import UTCDateTime
+
+    sa.Table(
+        OUTBOX,
+        metadata,
+        sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("payload", _Json, nullable=False),
+        sa.Column("headers", _Json, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("published_at", UTCDateTime(), nullable=True),
+        sa.Index("ix_outbox_messages_published_at_id", "published_at", "id"),
+    )
+    sa.Table(
+        INBOX,
+        metadata,
+        sa.Column("handler", sa.String(200), primary_key=True),
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("processed_at", UTCDateTime(), nullable=False),
+    )
+    sa.Table(
+        DEAD_LETTERS,
+        metadata,
+        sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+        sa.Column("handler", sa.String(200), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=True),
+        sa.Column("event_type", sa.String(128), nullable=True),
+        sa.Column("payload", _Json, nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_dead_letters_handler_event_id", "handler", "event_id"),
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        metadata: sa.MetaData,
+        service_name: str,
+        amqp_uri: str,
+        container_config: dict[str, Any],
+        sweep_seconds: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.table = metadata.tables[OUTBOX]
+        self.dead_letters = metadata.tables[DEAD_LETTERS]
+        self.service_name = service_name
+        self.sweep_seconds = sweep_seconds
+        self._config = container_config
+        self._publisher = Publisher(
+            amqp_uri, use_confirms=True, serializer="json", delivery_mode=PERSISTENT
+        )
+        self._exchanges: dict[str, Any] = {}
+        self._wakeups: LightQueue = LightQueue()
+        self._gt = None
+        self._last_purge = 0.0
+
+    # -- writing -----------------------------------------------------------------
+
+    def add(self, session, envelope: Envelope, headers: dict[str, Any]) -> None:
+        session.execute(
+            self.table.insert().values(
+                event_id=envelope.id,
+                event_type=envelope.type,
+                payload=envelope.dump(),
+                headers=headers,
+                created_at=envelope.occurred_at,
+            )
+        )
+
+    # -- the loop ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._gt = eventlet.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._gt is not None:
+            self._gt.kill()
+            self._gt = None
+
+    def wake(self) -> None:
+        self._wakeups.put(None)
+
+    def _run(self) -> None:
+        self.wake()  # first pass at once: publish what a crash left behind
+        while True:
+            try:
+                self._wakeups.get(timeout=self.sweep_seconds)
+            except Empty:
+                pass
+            while not self._wakeups.empty():  # one pass serves every wake so far
+                self._wakeups.get_nowait()
+            try:
+                self.publish_pending()
+                self.observe()
+                self._purge_if_due()
+            except Exception:
+                # broker or database away: the rows stay, the next sweep retries them
+                metrics.EVENT_PUBLISH_FAILURES.labels(self.service_name).inc()
+                _log.exception("outbox relay pass failed; retrying in %ss", self.sweep_seconds)
+
+    def publish_pending(self) -> int:
+        """Publish unpublished rows in batches; return how many were published."""
+        published = 0
+        while True:
+            count = self._publish_batch()
+            published += count
+            if count < BATCH_SIZE:
+                return published
+
+    def _publish_batch(self) -> int:
+        table = self.table
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                sa.select(table.c.id, table.c.event_type, table.c.payload, table.c.headers)
+                .where(table.c.published_at.is_(None))
+                .order_by(table.c.id)
+                .limit(BATCH_SIZE)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                self._publish(row.event_type, row.payload, row.headers)
+            if rows:
+                connection.execute(
+                    table.update()
+                    .where(table.c.id.in_([row.id for row in rows]))
+                    .values(published_at=_now())
+                )
+        for row in rows:
+            metrics.EVENTS_PUBLISHED.labels(self.service_name, row.event_type).inc()
+        return len(rows)
+
+    def _publish(self, event_type: str, payload: dict[str, Any], headers: dict[str, Any]) -> None:
+        source = payload["source"]
+        exchange = self._exchanges.get(source)
+        if exchange is None:
+            exchange = self._exchanges[source] = get_event_exchange(source, self._config)
+        self._publisher.publish(
+            payload,
+            exchange=exchange,
+            routing_key=event_type,
+            declare=[exchange],
+            headers={f"{HEADER_PREFIX}.{key}": value for key, value in headers.items()},
+            message_id=payload["id"],
+            timestamp=int(time.time()),
+            type=event_type,
+            retry=False,
+        )
+
+    def observe(self) -> None:
+        """Refresh the backlog, oldest-age and dead-letter gauges."""
+        table = self.table
+        with self.engine.connect() as connection:
+            backlog, oldest = connection.execute(
+                sa.select(sa.func.count(), sa.func.min(table.c.created_at)).where(
+                    table.c.published_at.is_(None)
+                )
+            ).one()
+            dead = connection.execute(
+                sa.select(sa.func.count()).select_from(self.dead_letters)
+            ).scalar_one()
+        metrics.OUTBOX_BACKLOG.labels(self.service_name).set(backlog)
+        age = 0.0
+        if oldest is not None:
+            from mercato.clock import utc
+
+            age = max(0.0, (_now() - utc(oldest)).total_seconds())
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service_name).set(age)
+        metrics.DEAD_LETTERS.labels(self.service_name).set(dead)
+
+    def _purge_if_due(self) -> None:
+        if time.monotonic() - self._last_purge < PURGE_EVERY_SECONDS:
+            return
+        self._last_purge = time.monotonic()
+        with self.engine.begin() as connection:
+            connection.execute(
+                self.table.delete().where(self.table.c.published_at < _now() - RETENTION)
+            )

@@ -1,0 +1,174 @@
+"""Test harness: a real RabbitMQ and a real PostgreSQL for every test tier.
+
+Where they come from, in order:
+
+1. ``AMQP_URI`` and ``DATABASE_URL`` when set (CI and this machine set them);
+2. containers started with testcontainers when a Docker engine answers;
+3. otherwise the session stops with a message saying what to set. No test is ever
+   skipped for want of a broker or a database.
+
+``DATABASE_URL`` names a server (any database on it; the harness creates its own).
+Each service's migrations run once per session into a template database; every test
+that asks for a service database gets a fresh copy (``CREATE DATABASE … TEMPLATE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlalchemy as sa
+
+from mercato import config
+from mercato.topology import BY_NAME
+
+
+class MissingInfrastructure(RuntimeError):
+    pass
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@dataclass
+class Infrastructure:
+    amqp_uri: str
+    management_uri: str
+    postgres_url: str
+    _containers: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def start(cls) -> Infrastructure:
+        amqp_uri = os.environ.get("AMQP_URI")
+        postgres_url = os.environ.get("DATABASE_URL")
+        containers: list[Any] = []
+        if not (amqp_uri and postgres_url) and not docker_available():
+            missing = [n for n, v in (("AMQP_URI", amqp_uri), ("DATABASE_URL", postgres_url)) if not v]
+            raise MissingInfrastructure(
+                f"{' and '.join(missing)} not set and no Docker engine for testcontainers: "
+                "set AMQP_URI=amqp://guest:guest@127.0.0.1:5672/ (RabbitMQ with its "
+                "management plugin) and DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres"
+            )
+        if not amqp_uri:
+            from testcontainers.rabbitmq import RabbitMqContainer
+
+            rabbit = RabbitMqContainer("rabbitmq:3.13-management").with_exposed_ports(5672, 15672)
+            rabbit.start()
+            containers.append(rabbit)
+            host = rabbit.get_container_host_ip()
+            amqp_uri = f"amqp://guest:guest@{host}:{rabbit.get_exposed_port(5672)}/"
+            management_uri = f"http://guest:guest@{host}:{rabbit.get_exposed_port(15672)}"
+        else:
+            management_uri = os.environ.get("RABBIT_API_URI") or management_uri_for(amqp_uri)
+        if not postgres_url:
+            from testcontainers.postgres import PostgresContainer
+
+            postgres = PostgresContainer("postgres:15-alpine", driver="psycopg2")
+            postgres.start()
+            containers.append(postgres)
+            postgres_url = postgres.get_connection_url()
+        return cls(amqp_uri, management_uri, postgres_url, containers)
+
+    def stop(self) -> None:
+        for container in self._containers:
+            with contextlib.suppress(Exception):
+                container.stop()
+
+
+def management_uri_for(amqp_uri: str) -> str:
+    parts = urlsplit(amqp_uri)
+    user = parts.username or "guest"
+    password = parts.password or "guest"
+    return f"http://{user}:{password}@{parts.hostname or 'localhost'}:15672"
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def _normalise(url: str) -> str:
+    # testcontainers and people write postgres:// or postgresql+psycopg2://
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+class Databases:
+    """Creates databases on one PostgreSQL server and drops them at the end."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = _normalise(server_url)
+        self._admin = sa.create_engine(
+            with_database(self.server_url, "postgres"), isolation_level="AUTOCOMMIT", pool_size=1
+        )
+        self._templates: dict[str, str] = {}
+        self._created: list[str] = []
+        self._run = uuid.uuid4().hex[:8]
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self._admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"{clause}'))
+        self._created.append(name)
+        return with_database(self.server_url, name)
+
+    def template_for(self, service: str) -> str:
+        """A database migrated to head for ``service``, made once per session."""
+        if service not in self._templates:
+            from mercato.migrations import upgrade
+
+            name = f"mercato_tpl_{service}_{self._run}"
+            upgrade(BY_NAME[service], self._create(name))
+            self._templates[service] = name
+        return self._templates[service]
+
+    def fresh(self, service: str) -> str:
+        """URL of a new database with ``service``'s schema at head."""
+        template = self.template_for(service)
+        return self._create(f"mercato_t_{service}_{uuid.uuid4().hex[:12]}", template)
+
+    def empty(self, label: str = "empty") -> str:
+        return self._create(f"mercato_t_{label}_{uuid.uuid4().hex[:12]}")
+
+    def drop_all(self) -> None:
+        with self._admin.connect() as connection:
+            for name in reversed(self._created):
+                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+def service_config(
+    service: str, *, amqp_uri: str, database_url: str | None, **overrides: Any
+) -> dict[str, Any]:
+    """The service's own config.yaml, pointed at the test broker and database."""
+    loaded = config.load(BY_NAME[service].config_path)
+    loaded.pop("LOGGING", None)
+    loaded[config.AMQP_URI] = amqp_uri
+    if database_url is not None:
+        loaded[config.DATABASE_URL] = database_url
+    loaded[config.OPS_ADDRESS] = "127.0.0.1:0"  # any free port
+    loaded[config.OUTBOX_SWEEP_SECONDS] = 0.2
+    loaded.update(overrides)
+    return loaded
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[Infrastructure]:
+    infra = Infrastructure.start()
+    try:
+        yield infra
+    finally:
+        infra.stop()

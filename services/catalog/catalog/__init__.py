@@ -1,0 +1,1 @@
+"""catalog: sellers, products, specifications, prices, agreements and saved lists."""

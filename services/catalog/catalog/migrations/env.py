@@ -1,0 +1,4 @@
+from catalog.models import metadata
+from mercato.migrations import run_env
+
+run_env(metadata)

@@ -1,0 +1,1 @@
+"""orders: orders, order lines, subscriptions (purchased apps), renewals, upgrades and unsubscriptions."""

@@ -1,0 +1,1 @@
+"""provisioning: deliveries: license keys, SaaS tenants and cloud deployments."""

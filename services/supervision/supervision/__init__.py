@@ -1,0 +1,1 @@
+"""supervision: service flows, requests, attachments, operation records, appeals and messages."""
