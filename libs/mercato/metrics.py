@@ -15,12 +15,19 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 from nameko.timer import Timer
 from nameko.web.handlers import HttpRequestHandler
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from mercato import config, logs
 from mercato.errors import MercatoError
 from mercato.identity import CORRELATION_ID, ensure_correlation_id
-from mercato.ops import OpsServer
+from mercato.ops import OpsServer, readiness_report
 
 ENTRYPOINT_CALLS = Counter(
     "mercato_entrypoint_calls_total",
@@ -53,8 +60,7 @@ EVENT_PUBLISH_FAILURES = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "mercato_events_consumed_total",
-    "Events a handler finished with: processed, duplicate (already in the inbox) or "
-    "dead_lettered",
+    "Events a handler finished with: processed, duplicate (already in the inbox) or dead_lettered",
     ["service", "handler", "event_type", "outcome"],
 )
 EVENT_RETRIES = Counter(
@@ -118,8 +124,7 @@ def outcome_of(worker_ctx, result, exc_info) -> tuple[str, str | None]:
 class Observability(DependencyProvider):
     """Times and counts every entrypoint, and binds the log context of each worker.
 
-    Declare it once per service (``observability = Observability()``); it injects
-    nothing the service needs to call. Where the config names an ``OPS_ADDRESS`` it
+    Declare it once per service (``observability = Observability()``). Where the config names an ``OPS_ADDRESS`` it
     also serves ``/metrics``, ``/healthz`` and ``/readyz`` there (see ``mercato.ops``).
     """
 
@@ -165,11 +170,23 @@ class Observability(DependencyProvider):
 
     def worker_teardown(self, worker_ctx):
         _started, token = self._started.pop(id(worker_ctx), (0.0, None))
-        ENTRYPOINT_IN_FLIGHT.labels(
-            self.service_name, entrypoint_kind(worker_ctx.entrypoint)
-        ).dec()
+        ENTRYPOINT_IN_FLIGHT.labels(self.service_name, entrypoint_kind(worker_ctx.entrypoint)).dec()
         if token is not None:
             logs.unbind(token)  # type: ignore[arg-type]
 
     def get_dependency(self, worker_ctx):
-        return None
+        return OpsView(self.container)
+
+
+class OpsView:
+    """What a service's own HTTP entrypoints need to serve the operations endpoints
+    (the gateway serves them on its API port instead of a separate one)."""
+
+    def __init__(self, container) -> None:
+        self._container = container
+
+    def readiness(self) -> dict:
+        return readiness_report(self._container)
+
+    def render_metrics(self) -> tuple[bytes, str]:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -7,6 +7,8 @@ Create Date: ${create_date}
 
 import sqlalchemy as sa
 from alembic import op
+
+import mercato.db  # noqa: F401  (autogenerate renders mercato.db.UTCDateTime)
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

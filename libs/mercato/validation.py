@@ -1,0 +1,40 @@
+"""Validation at every boundary: marshmallow errors become one ``ValidationError``.
+
+``load(SignUpSchema, payload)`` returns the loaded data or raises
+``mercato.errors.ValidationError`` whose ``fields`` name each field and the rule it
+broke, e.g. ``{"email": ["Not a valid email address."], "colour": ["Unknown field."]}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema
+from marshmallow import ValidationError as SchemaError
+
+from mercato.errors import ValidationError
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested marshmallow messages as ``{"a.b": [...]}``; list items as ``a.0.b``."""
+    if isinstance(messages, list):
+        return {prefix or "_schema": [str(message) for message in messages]}
+    if not isinstance(messages, dict):
+        return {prefix or "_schema": [str(messages)]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(flatten_messages(value, name))
+    return flat
+
+
+def load(schema: Schema | type[Schema], payload: Any, *, partial: bool = False) -> Any:
+    instance = schema() if isinstance(schema, type) else schema
+    if payload is None:
+        payload = {}
+    try:
+        return instance.load(payload, partial=partial)
+    except SchemaError as exc:
+        fields = flatten_messages(exc.messages)
+        names = ", ".join(sorted(fields))
+        raise ValidationError(f"invalid request: check {names}", fields) from None

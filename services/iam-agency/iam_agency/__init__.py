@@ -1,0 +1,2 @@
+"""iam-agency: accounts, users, roles, API tokens, enterprise projects and (later)
+agencies with their policies."""

@@ -1,0 +1,76 @@
+"""iam-agency's entrypoints: load and check the input, call one use case, dump."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from mercato.clock import ClockProvider
+from mercato.db import Database
+from mercato.errors import EXPECTED
+from mercato.service import MercatoService
+from mercato.validation import load
+
+from iam_agency import schemas, usecases
+from iam_agency.models import metadata
+
+TOKEN_TTL_KEY = "TOKEN_TTL_SECONDS"
+DEFAULT_TOKEN_TTL_SECONDS = 12 * 3600
+
+
+class IamAgencyService(MercatoService):
+    name = "iam_agency"
+
+    db = Database(metadata)
+    clock = ClockProvider()
+    config = Config()
+
+    @property
+    def _token_ttl(self) -> dt.timedelta:
+        seconds = self.config.get(TOKEN_TTL_KEY, DEFAULT_TOKEN_TTL_SECONDS)
+        return dt.timedelta(seconds=int(seconds))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def sign_up(self, payload: dict) -> dict:
+        """Open a buyer, seller or reseller account: ``{name, email, password, type}``."""
+        data = load(schemas.SignUpSchema, payload)
+        account = usecases.open_account(self.db, self.clock, **data)
+        return schemas.AccountSchema().dump(account)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def issue_token(self, payload: dict) -> dict:
+        """Sign in with ``{email, password}``; answers ``{token, expires_at}``."""
+        data = load(schemas.CredentialsSchema, payload)
+        issued = usecases.issue_token(self.db, self.clock, ttl=self._token_ttl, **data)
+        return schemas.TokenSchema().dump(issued)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def authenticate(self, token: str) -> dict:
+        """The identity behind a bearer token (the gateway calls this on every request)."""
+        identity = usecases.authenticate(self.db, self.clock, token if isinstance(token, str) else "")
+        return schemas.IdentitySchema().dump(identity)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def revoke_token(self, token: str) -> None:
+        caller = self.caller.require()
+        usecases.revoke_token(self.db, self.clock, token, user_id=caller.user_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def me(self) -> dict:
+        """The caller's account, user and roles."""
+        caller = self.caller.require()
+        described = usecases.describe_caller(
+            self.db, account_id=caller.account_id, user_id=caller.user_id
+        )
+        return schemas.MeSchema().dump(described)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_enterprise_project(self, project_id: str) -> dict:
+        """One of the caller's enterprise projects (orders check the one an order names)."""
+        caller = self.caller.require()
+        project = usecases.enterprise_project(
+            self.db, account_id=caller.account_id, project_id=str(project_id)
+        )
+        return schemas.EnterpriseProjectSchema().dump(project)
