@@ -82,9 +82,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
-    )
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -115,13 +115,21 @@ def handles_event(
                         delay = backoff_seconds * 2 ** (attempt - 1)
                         _log.warning(
                             "%s failed on %s (attempt %d of %d), retrying in %.1fs: %r",
-                            handler, event.id, attempt, max_attempts, delay, exc,
+                            handler,
+                            event.id,
+                            attempt,
+                            max_attempts,
+                            delay,
+                            exc,
                         )
                         time.sleep(delay)
                         continue
                     _log.exception("%s gave up on event %s", handler, event.id)
                     _dead_letter(
-                        uow, handler, payload, "".join(traceback.format_exception(exc)),
+                        uow,
+                        handler,
+                        payload,
+                        "".join(traceback.format_exception(exc)),
                         attempts=attempt,
                     )
                     metrics.EVENTS_CONSUMED.labels(
@@ -141,7 +149,9 @@ def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
     # event waits on the first one's index entry and fails here once it commits.
     try:
         uow.session.execute(
-            uow.table(INBOX).insert().values(
+            uow.table(INBOX)
+            .insert()
+            .values(
                 handler=handler,
                 event_id=event.id,
                 event_type=event.type,

@@ -56,10 +56,12 @@ class JsonFormatter(_JsonFormatter):
             "%(asctime)s %(levelname)s %(name)s %(service)s %(entrypoint)s "
             "%(correlation_id)s %(message)s",
         )
-        kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"})
+        kwargs.setdefault(
+            "rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"}
+        )
         super().__init__(*args, **kwargs)
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         moment = dt.datetime.fromtimestamp(record.created, dt.UTC)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -63,7 +63,9 @@ def upgrade(process: Process, url: str, revision: str = "head") -> None:
     try:
         with engine.connect() as connection:
             if connection.dialect.name == "postgresql":
-                connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _lock_key(process)})
+                connection.execute(
+                    sa.text("SELECT pg_advisory_lock(:k)"), {"k": _lock_key(process)}
+                )
                 connection.commit()
             try:
                 command.upgrade(alembic_config(process, connection), revision)
@@ -94,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         process = BY_NAME[name]
         url = database_url(process)
-        _log.info("migrating %s (%s)", name, sa.engine.make_url(url).render_as_string(hide_password=True))
+        _log.info(
+            "migrating %s (%s)", name, sa.engine.make_url(url).render_as_string(hide_password=True)
+        )
         upgrade(process, url)
     return 0
 
@@ -127,9 +131,7 @@ def create_messaging_tables_v1() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("published_at", UTCDateTime(), nullable=True),
     )
-    op.create_index(
-        "ix_outbox_messages_published_at_id", "outbox_messages", ["published_at", "id"]
-    )
+    op.create_index("ix_outbox_messages_published_at_id", "outbox_messages", ["published_at", "id"])
     op.create_table(
         "inbox_messages",
         sa.Column("handler", sa.String(200), primary_key=True),

@@ -99,11 +99,10 @@ class OpsServer:
         self._ready_cache: tuple[float, dict[str, Any]] | None = None
 
     def start(self) -> None:
-        self._socket = eventlet.listen((self.host, self.port))
-        self.port = self._socket.getsockname()[1]
-        self._gt = eventlet.spawn(
-            eventlet.wsgi.server, self._socket, self.app, log_output=False, log=_log
-        )
+        sock = eventlet.listen((self.host, self.port))
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        self._gt = eventlet.spawn(eventlet.wsgi.server, sock, self.app, log_output=False, log=_log)
 
     def stop(self) -> None:
         if self._gt is not None:

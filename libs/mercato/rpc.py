@@ -34,8 +34,7 @@ class _TimedServiceProxy:
             except eventlet.Timeout:
                 self._forget(reply)
                 raise ServiceUnavailable(
-                    f"{self._service_name} did not answer {method_name} "
-                    f"within {self._timeout:g}s"
+                    f"{self._service_name} did not answer {method_name} within {self._timeout:g}s"
                 ) from None
 
         call.__name__ = method_name
@@ -59,5 +58,8 @@ class TimedRpcProxy(RpcProxy):
             self.container.config.get(config.RPC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS)
         )
         return _TimedServiceProxy(
-            super().get_dependency(worker_ctx), self.rpc_reply_listener, self.target_service, timeout
+            super().get_dependency(worker_ctx),
+            self.rpc_reply_listener,
+            self.target_service,
+            timeout,
         )

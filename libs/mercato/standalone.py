@@ -38,8 +38,11 @@ def standalone_unit_of_work(
         sessionmaker=sessionmaker(bind=engine, expire_on_commit=False),
         # only its add() is used here: the running service publishes the row
         outbox=OutboxRelay(
-            engine=engine, metadata=metadata, service_name=service_name,
-            amqp_uri="memory://", container_config={},
+            engine=engine,
+            metadata=metadata,
+            service_name=service_name,
+            amqp_uri="memory://",
+            container_config={},
         ),
     )
     unit = UnitOfWork(database, CommandContext(service_name, command))  # type: ignore[arg-type]

@@ -55,7 +55,9 @@ class Infrastructure:
         postgres_url = os.environ.get("DATABASE_URL")
         containers: list[Any] = []
         if not (amqp_uri and postgres_url) and not docker_available():
-            missing = [n for n, v in (("AMQP_URI", amqp_uri), ("DATABASE_URL", postgres_url)) if not v]
+            missing = [
+                n for n, v in (("AMQP_URI", amqp_uri), ("DATABASE_URL", postgres_url)) if not v
+            ]
             raise MissingInfrastructure(
                 f"{' and '.join(missing)} not set and no Docker engine for testcontainers: "
                 "set AMQP_URI=amqp://guest:guest@127.0.0.1:5672/ (RabbitMQ with its "

@@ -42,9 +42,17 @@ class Process:
 SERVICES = (
     Process("catalog", "catalog", ROOT / "services" / "catalog", 9101, "CatalogService"),
     Process("orders", "orders", ROOT / "services" / "orders", 9102, "OrdersService"),
-    Process("supervision", "supervision", ROOT / "services" / "supervision", 9103, "SupervisionService"),
+    Process(
+        "supervision", "supervision", ROOT / "services" / "supervision", 9103, "SupervisionService"
+    ),
     Process("billing", "billing", ROOT / "services" / "billing", 9104, "BillingService"),
-    Process("provisioning", "provisioning", ROOT / "services" / "provisioning", 9105, "ProvisioningService"),
+    Process(
+        "provisioning",
+        "provisioning",
+        ROOT / "services" / "provisioning",
+        9105,
+        "ProvisioningService",
+    ),
     Process("iam_agency", "iam_agency", ROOT / "services" / "iam-agency", 9106, "IamAgencyService"),
 )
 GATEWAY = Process("gateway", "gateway", ROOT / "gateway", 8000, "GatewayService")

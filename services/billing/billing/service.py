@@ -1,9 +1,8 @@
 """The billing service: entrypoints only (see DESIGN.md for what it owns)."""
 
+from billing.models import metadata
 from mercato.db import Database
 from mercato.service import MercatoService
-
-from billing.models import metadata
 
 
 class BillingService(MercatoService):

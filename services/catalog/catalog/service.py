@@ -1,9 +1,8 @@
 """The catalog service: entrypoints only (see DESIGN.md for what it owns)."""
 
+from catalog.models import metadata
 from mercato.db import Database
 from mercato.service import MercatoService
-
-from catalog.models import metadata
 
 
 class CatalogService(MercatoService):

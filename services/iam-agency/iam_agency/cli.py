@@ -19,14 +19,13 @@ import sys
 
 import eventlet
 
+from iam_agency import schemas, usecases
+from iam_agency.models import metadata
 from mercato.clock import SystemClock
 from mercato.errors import MercatoError
 from mercato.standalone import standalone_unit_of_work
 from mercato.topology import BY_NAME
 from mercato.validation import load
-
-from iam_agency import schemas, usecases
-from iam_agency.models import metadata
 
 
 def create_operator(database_url: str, *, name: str, email: str, password: str) -> dict:
@@ -38,8 +37,12 @@ def create_operator(database_url: str, *, name: str, email: str, password: str) 
         database_url, metadata, service_name="iam_agency", command="create_operator"
     ) as uow:
         return usecases.open_account(
-            uow, SystemClock(), name=data["name"], email=data["email"],
-            password=data["password"], type="operator",
+            uow,
+            SystemClock(),
+            name=data["name"],
+            email=data["email"],
+            password=data["password"],
+            type="operator",
         )
 
 
@@ -67,3 +70,7 @@ def create_operator_main(argv: list[str] | None = None) -> int:
         return 1
     print(json.dumps(account))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(create_operator_main())

@@ -20,7 +20,7 @@ from eventlet import tpool
 
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 
-TOKEN_PREFIX = "mkt_"
+TOKEN_PREFIX = "mkt_"  # noqa: S105 - a prefix, not a secret
 DEFAULT_PROJECT_ID = "default"
 
 ROLES_BY_ACCOUNT_TYPE = {
@@ -66,5 +66,7 @@ def looks_like_token(token: str) -> bool:
     return token.startswith(TOKEN_PREFIX) and 20 < len(token) < 100
 
 
-def token_is_live(expires_at: dt.datetime, revoked_at: dt.datetime | None, now: dt.datetime) -> bool:
+def token_is_live(
+    expires_at: dt.datetime, revoked_at: dt.datetime | None, now: dt.datetime
+) -> bool:
     return revoked_at is None and now < expires_at

@@ -7,16 +7,15 @@ import datetime as dt
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
+from iam_agency import schemas, usecases
+from iam_agency.models import metadata
 from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.service import MercatoService
 from mercato.validation import load
 
-from iam_agency import schemas, usecases
-from iam_agency.models import metadata
-
-TOKEN_TTL_KEY = "TOKEN_TTL_SECONDS"
+TOKEN_TTL_KEY = "TOKEN_TTL_SECONDS"  # noqa: S105 - a config key
 DEFAULT_TOKEN_TTL_SECONDS = 12 * 3600
 
 
@@ -49,7 +48,9 @@ class IamAgencyService(MercatoService):
     @rpc(expected_exceptions=EXPECTED)
     def authenticate(self, token: str) -> dict:
         """The identity behind a bearer token (the gateway calls this on every request)."""
-        identity = usecases.authenticate(self.db, self.clock, token if isinstance(token, str) else "")
+        identity = usecases.authenticate(
+            self.db, self.clock, token if isinstance(token, str) else ""
+        )
         return schemas.IdentitySchema().dump(identity)
 
     @rpc(expected_exceptions=EXPECTED)

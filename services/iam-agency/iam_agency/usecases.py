@@ -10,13 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from iam_agency import domain
+from iam_agency.models import Account, ApiToken, EnterpriseProject, User
 from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import Conflict, NotFound, Unauthenticated
 from mercato.identity import ACCOUNT_TYPES
-
-from iam_agency import domain
-from iam_agency.models import Account, ApiToken, EnterpriseProject, User
 
 
 def open_account(
@@ -39,15 +38,25 @@ def open_account(
     password_hash = domain.hash_password(password)
     now = clock.now()
     account = Account(
-        id=new_id("acc"), name=name, type=type, reseller_account_id=reseller_account_id,
+        id=new_id("acc"),
+        name=name,
+        type=type,
+        reseller_account_id=reseller_account_id,
         created_at=now,
     )
     user = User(
-        id=new_id("usr"), account_id=account.id, email=email, password_hash=password_hash,
-        roles=domain.ROLES_BY_ACCOUNT_TYPE[type], created_at=now,
+        id=new_id("usr"),
+        account_id=account.id,
+        email=email,
+        password_hash=password_hash,
+        roles=domain.ROLES_BY_ACCOUNT_TYPE[type],
+        created_at=now,
     )
     project = EnterpriseProject(
-        account_id=account.id, id=domain.DEFAULT_PROJECT_ID, name="default", status="enabled",
+        account_id=account.id,
+        id=domain.DEFAULT_PROJECT_ID,
+        name="default",
+        status="enabled",
         created_at=now,
     )
     session.add_all([account, user, project])
@@ -71,7 +80,9 @@ def open_account(
     return {"id": account.id, "name": account.name, "email": email, "type": account.type}
 
 
-def issue_token(uow, clock: Clock, *, email: str, password: str, ttl: dt.timedelta) -> dict[str, Any]:
+def issue_token(
+    uow, clock: Clock, *, email: str, password: str, ttl: dt.timedelta
+) -> dict[str, Any]:
     session = uow.session
     user = session.scalar(sa.select(User).where(User.email == domain.normalise_email(email)))
     if not domain.verify_password(user.password_hash if user else None, password) or user is None:
@@ -80,8 +91,12 @@ def issue_token(uow, clock: Clock, *, email: str, password: str, ttl: dt.timedel
     now = clock.now()
     session.add(
         ApiToken(
-            id=new_id("tok"), user_id=user.id, digest=digest, created_at=now,
-            expires_at=now + ttl, revoked_at=None,
+            id=new_id("tok"),
+            user_id=user.id,
+            digest=digest,
+            created_at=now,
+            expires_at=now + ttl,
+            revoked_at=None,
         )
     )
     uow.commit()

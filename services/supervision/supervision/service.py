@@ -2,7 +2,6 @@
 
 from mercato.db import Database
 from mercato.service import MercatoService
-
 from supervision.models import metadata
 
 

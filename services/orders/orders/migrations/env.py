@@ -1,4 +1,4 @@
-from orders.models import metadata
 from mercato.migrations import run_env
+from orders.models import metadata
 
 run_env(metadata)

@@ -1,4 +1,4 @@
-from provisioning.models import metadata
 from mercato.migrations import run_env
+from provisioning.models import metadata
 
 run_env(metadata)

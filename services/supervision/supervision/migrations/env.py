@@ -1,4 +1,4 @@
-from supervision.models import metadata
 from mercato.migrations import run_env
+from supervision.models import metadata
 
 run_env(metadata)

@@ -1,0 +1,174 @@
+"""``make run``: the whole system on one machine, with demo data.
+
+1. checks that RabbitMQ answers at ``AMQP_URI`` (starts one with testcontainers when a
+   Docker engine is present; otherwise says in one line how to start one);
+2. migrates every service's database (SQLite files under ``var/`` unless the
+   ``<SERVICE>_DATABASE_URL`` variables say otherwise);
+3. creates the demo operator (the command-line way, as in production);
+4. starts the seven processes under honcho, each line of their logs prefixed by name;
+5. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
+   public API and prints the gateway URL and the demo credentials.
+
+Ctrl-C stops all seven (SIGTERM, then nameko's graceful stop).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from kombu import Connection
+
+from mercato import config
+from mercato.topology import GATEWAY, PROCESSES, Process
+
+READY_TIMEOUT_SECONDS = 90
+
+DEMO_OPERATOR = {
+    "name": "Demo Operator",
+    "email": "operator@demo.mercato",
+    "password": "operator-demo-pass",
+}
+DEMO_ACCOUNTS = [
+    {
+        "name": "Demo Buyer",
+        "email": "buyer@demo.mercato",
+        "password": "buyer-demo-pass",
+        "type": "buyer",
+    },
+    {
+        "name": "Demo Seller",
+        "email": "seller@demo.mercato",
+        "password": "seller-demo-pass",
+        "type": "seller",
+    },
+]
+
+
+def _say(message: str) -> None:
+    print(f"mercato | {message}", flush=True)
+
+
+def ensure_broker() -> str | None:
+    """The AMQP URI to use, or None after saying why there is none."""
+    amqp_uri = os.environ.get("AMQP_URI", config.DEFAULT_AMQP_URI)
+    try:
+        with Connection(amqp_uri, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+        return amqp_uri
+    except Exception as exc:
+        from mercato.testing import docker_available
+
+        if docker_available():
+            from testcontainers.rabbitmq import RabbitMqContainer
+
+            _say(f"RabbitMQ not reachable ({exc}); starting one with testcontainers")
+            rabbit = RabbitMqContainer("rabbitmq:3.13-management")
+            rabbit.start()
+            return f"amqp://guest:guest@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
+        safe = Connection(amqp_uri).as_uri()
+        print(
+            f"RabbitMQ is not reachable at {safe} ({type(exc).__name__}): start one "
+            "(`rabbitmq-server -detached`, or `docker run -d -p 5672:5672 rabbitmq:3-management`) "
+            "or set AMQP_URI.",
+            file=sys.stderr,
+        )
+        return None
+
+
+def http_base(process: Process) -> str:
+    """Where a process serves /readyz, read from its config (so from the environment)."""
+    loaded = config.load(process.config_path)
+    address = loaded.get(config.OPS_ADDRESS) or loaded.get("WEB_SERVER_ADDRESS")
+    host, _, port = str(address).rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
+    return f"http://{host}:{port}"
+
+
+def wait_until_ready(deadline: float) -> list[str]:
+    """Names of the processes not ready by ``deadline`` (empty when all are)."""
+    pending = {process.name: http_base(process) for process in PROCESSES}
+    while pending and time.monotonic() < deadline:
+        for name, base in list(pending.items()):
+            try:
+                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    del pending[name]
+            except requests.RequestException:
+                pass
+        if pending:
+            time.sleep(0.5)
+    return sorted(pending)
+
+
+def seed_demo_accounts(gateway: str) -> None:
+    for account in DEMO_ACCOUNTS:
+        response = requests.post(f"{gateway}/v1/accounts", json=account, timeout=10)
+        if response.status_code not in (201, 409):
+            _say(f"could not create {account['email']}: {response.status_code} {response.text}")
+
+
+def announce_when_ready(started: float) -> None:
+    not_ready = wait_until_ready(started + READY_TIMEOUT_SECONDS)
+    if not_ready:
+        _say(f"not ready after {READY_TIMEOUT_SECONDS}s: {', '.join(not_ready)} (see their logs)")
+        return
+    gateway = http_base(GATEWAY)
+    seed_demo_accounts(gateway)
+    _say(f"all {len(PROCESSES)} processes ready in {time.monotonic() - started:.1f}s")
+    _say(f"gateway: {gateway}  (API docs: {gateway}/docs)")
+    _say("demo accounts (sign in with POST /v1/auth/tokens):")
+    for account in [{**DEMO_OPERATOR, "type": "operator"}, *DEMO_ACCOUNTS]:
+        _say(f"  {account['type']:<9} {account['email']:<24} {account['password']}")
+    _say("Ctrl-C stops everything")
+
+
+def main() -> int:
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    started = time.monotonic()
+    os.chdir(config.ROOT)
+    Path("var").mkdir(exist_ok=True)
+    amqp_uri = ensure_broker()
+    if amqp_uri is None:
+        return 2
+    os.environ["AMQP_URI"] = amqp_uri
+
+    from mercato.migrations import database_url, upgrade
+
+    for process in PROCESSES:
+        upgrade(process, database_url(process))
+    _say(f"migrated {len(PROCESSES)} databases")
+    subprocess.run(  # noqa: S603 - our own command, fixed arguments
+        [
+            str(Path(sys.executable).with_name("mercato-create-operator")),
+            "--if-missing",
+            "--name",
+            DEMO_OPERATOR["name"],
+            "--email",
+            DEMO_OPERATOR["email"],
+        ],
+        env={**os.environ, "MERCATO_OPERATOR_PASSWORD": DEMO_OPERATOR["password"]},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    manager = Manager(Printer(sys.stdout))
+    for process in PROCESSES:
+        command = (
+            f"{sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
+        )
+        manager.add_process(process.name, command, env=env, cwd=str(config.ROOT))
+    threading.Thread(target=announce_when_ready, args=(started,), daemon=True).start()
+    manager.loop()
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""iam-agency in a real container, on PostgreSQL and RabbitMQ."""
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import replace_dependencies
+
+from iam_agency.service import IamAgencyService
+from mercato.clock import ManualClock
+from mercato.errors import Conflict, NotFound, Unauthenticated
+from mercato.identity import Identity
+
+pytestmark = pytest.mark.interface
+
+START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def iam(container_factory, make_service_config):
+    """A running iam-agency whose clock the test moves; yields (config, clock)."""
+    config = make_service_config("iam_agency", TOKEN_TTL_SECONDS=3600)
+    container = container_factory(IamAgencyService, config)
+    clock = ManualClock(START)
+    replace_dependencies(container, clock=clock)
+    container.start()
+    return config, clock
+
+
+def rpc(config, **context):
+    return ServiceRpcProxy("iam_agency", config, timeout=15, context_data=context or None)
+
+
+def sign_up(config, email="ann@example.com", type="buyer"):
+    with rpc(config) as iam:
+        return iam.sign_up(
+            {"name": "Ann", "email": email, "password": "ann's long password", "type": type}
+        )
+
+
+def as_caller(config, identity: dict):
+    return rpc(
+        config,
+        account_id=identity["account_id"],
+        user_id=identity["user_id"],
+        account_type=identity["account_type"],
+        roles=identity["roles"],
+    )
+
+
+def test_sign_up_sign_in_and_describe_the_caller(iam):
+    config, _clock = iam
+    account = sign_up(config, email="Ann@Example.com")
+    assert account["email"] == "ann@example.com" and account["type"] == "buyer"
+
+    with rpc(config) as service:
+        issued = service.issue_token(
+            {"email": "ann@example.com", "password": "ann's long password"}
+        )
+        identity = service.authenticate(issued["token"])
+    assert identity["account_id"] == account["id"]
+    assert identity["roles"] == ["buyer"]
+    assert Identity.from_context(identity) is not None
+
+    with as_caller(config, identity) as service:
+        me = service.me()
+        project = service.get_enterprise_project("default")
+    assert me == {
+        "account": {"id": account["id"], "name": "Ann", "type": "buyer"},
+        "user": {"id": identity["user_id"], "email": "ann@example.com"},
+        "roles": ["buyer"],
+    }
+    assert project["id"] == "default"
+
+
+def test_sign_up_announces_the_new_account(iam):
+    config, _clock = iam
+    exchange = Exchange("iam_agency.events", type="topic", durable=True)
+    queue = Queue("test-account-created", exchange, routing_key="iam_agency.account.created")
+    with Connection(config["AMQP_URI"]) as connection:
+        queue(connection.channel()).declare()
+        account = sign_up(config)
+        deadline = time.monotonic() + 15
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = queue(connection.channel()).get(accept=["json"], no_ack=True)
+            if message is None:
+                time.sleep(0.1)
+    assert message is not None, "no iam_agency.account.created event"
+    envelope = message.payload
+    assert envelope["type"] == "iam_agency.account.created"
+    assert envelope["subject"] == account["id"]
+    assert envelope["data"] == {
+        "account_id": account["id"],
+        "name": "Ann",
+        "type": "buyer",
+        "reseller_account_id": None,
+    }
+
+
+def test_second_sign_up_with_the_same_email_in_any_case_is_refused(iam):
+    config, _clock = iam
+    sign_up(config, email="bob@example.com")
+    with pytest.raises(Conflict) as raised:
+        sign_up(config, email="BOB@example.com")
+    assert raised.value.code == "EMAIL_TAKEN"
+
+
+def test_concurrent_sign_ups_with_one_email_open_one_account(iam):
+    config, _clock = iam
+
+    def attempt(_):
+        try:
+            return sign_up(config, email="race@example.com")["id"]
+        except Conflict:
+            return None
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(pool.map(attempt, range(5)))
+    assert len([r for r in results if r]) == 1
+
+
+def test_wrong_password_and_unknown_email_are_refused_alike(iam):
+    config, _clock = iam
+    sign_up(config)
+    with rpc(config) as service:
+        for email, password in [
+            ("ann@example.com", "wrong password!"),
+            ("nobody@example.com", "x"),
+        ]:
+            with pytest.raises(Unauthenticated) as raised:
+                service.issue_token({"email": email, "password": password})
+            assert raised.value.message == "wrong email or password"
+
+
+def test_token_expires_after_its_lifetime(iam):
+    config, clock = iam
+    sign_up(config)
+    with rpc(config) as service:
+        token = service.issue_token(
+            {"email": "ann@example.com", "password": "ann's long password"}
+        )["token"]
+        service.authenticate(token)
+        clock.advance(seconds=3600)
+        with pytest.raises(Unauthenticated):
+            service.authenticate(token)
+
+
+def test_revoked_token_no_longer_authenticates(iam):
+    config, _clock = iam
+    sign_up(config)
+    with rpc(config) as service:
+        token = service.issue_token(
+            {"email": "ann@example.com", "password": "ann's long password"}
+        )["token"]
+        identity = service.authenticate(token)
+    with as_caller(config, identity) as service:
+        service.revoke_token(token)
+    with rpc(config) as service, pytest.raises(Unauthenticated):
+        service.authenticate(token)
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "mkt_" + "x" * 43, None, 12])
+def test_unknown_or_malformed_tokens_do_not_authenticate(iam, token):
+    config, _clock = iam
+    with rpc(config) as service, pytest.raises(Unauthenticated):
+        service.authenticate(token)
+
+
+def test_me_needs_a_caller_and_projects_belong_to_their_account(iam):
+    config, _clock = iam
+    sign_up(config)
+    with rpc(config) as service:
+        with pytest.raises(Unauthenticated):
+            service.me()
+        token = service.issue_token(
+            {"email": "ann@example.com", "password": "ann's long password"}
+        )["token"]
+        identity = service.authenticate(token)
+    with as_caller(config, identity) as service, pytest.raises(NotFound):
+        service.get_enterprise_project("someone-elses")
+
+
+def test_database_keeps_no_token_or_password_in_plain_text(iam):
+    config, _clock = iam
+    sign_up(config)
+    with rpc(config) as service:
+        token = service.issue_token(
+            {"email": "ann@example.com", "password": "ann's long password"}
+        )["token"]
+    engine = sa.create_engine(config["DATABASE_URL"])
+    with engine.connect() as connection:
+        dump = "\n".join(
+            str(row)
+            for table in ("accounts", "users", "api_tokens", "outbox_messages")
+            for row in connection.execute(sa.text(f"SELECT * FROM {table}"))
+        )
+    engine.dispose()
+    assert token not in dump
+    assert "ann's long password" not in dump
+    assert "$argon2id$" in dump
+
+
+def test_create_operator_command_opens_an_operator_account_once(iam):
+    config, _clock = iam
+    env = {
+        "IAM_AGENCY_DATABASE_URL": config["DATABASE_URL"],
+        "MERCATO_OPERATOR_PASSWORD": "operator long pass",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "iam_agency.cli",
+        "--name",
+        "Ops",
+        "--email",
+        "ops@example.com",
+    ]
+    import os
+
+    first = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    assert again.returncode == 1 and "EMAIL_TAKEN" in again.stderr
+    with rpc(config) as service:
+        token = service.issue_token({"email": "ops@example.com", "password": "operator long pass"})
+        assert service.authenticate(token["token"])["roles"] == ["operator"]
