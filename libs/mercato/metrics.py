@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 
 from mercato import config, logs
-from mercato.errors import MercatoError
+from mercato.errors import MercatoError, ServiceUnavailable
 from mercato.identity import CORRELATION_ID, ensure_correlation_id
 from mercato.ops import OpsServer, readiness_report
 
@@ -110,6 +110,8 @@ def outcome_of(worker_ctx, result, exc_info) -> tuple[str, str | None]:
     if exc_info is not None:
         exc = exc_info[1]
         expected = getattr(worker_ctx.entrypoint, "expected_exceptions", ()) or ()
+        if isinstance(exc, ServiceUnavailable):
+            return "error", type(exc).__name__  # an outage, never the caller's fault
         if isinstance(exc, MercatoError) or (expected and isinstance(exc, expected)):
             return "rejected", type(exc).__name__
         return "error", type(exc).__name__

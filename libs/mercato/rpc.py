@@ -2,12 +2,16 @@
 
 nameko 2's service-side ``RpcProxy`` waits for a reply forever; if the callee is down,
 the caller's worker hangs and its pool drains. ``TimedRpcProxy`` waits at most
-``RPC_TIMEOUT_SECONDS`` (config, default 10) and raises ``ServiceUnavailable``.
+``RPC_TIMEOUT_SECONDS`` (config, default 10) and raises ``ServiceUnavailable``. A
+callee with no queue at all (never started in this vhost) makes nameko raise
+``UnknownService`` at once; that is the same outage to the caller, so it is
+``ServiceUnavailable`` too.
 """
 
 from __future__ import annotations
 
 import eventlet
+from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy
 
 from mercato import config
@@ -27,7 +31,10 @@ class _TimedServiceProxy:
         method = getattr(self._proxy, method_name)
 
         def call(*args, **kwargs):
-            reply = method.call_async(*args, **kwargs)
+            try:
+                reply = method.call_async(*args, **kwargs)
+            except UnknownService:
+                raise ServiceUnavailable(f"{self._service_name} is not running") from None
             try:
                 with eventlet.Timeout(self._timeout):
                     return reply.result()

@@ -1,0 +1,169 @@
+"""Bearer authentication: who is asking, asked of iam-agency, remembered for a moment.
+
+Every authenticated request names a token (``Authorization: Bearer <token>``);
+iam-agency's ``authenticate`` says whose it is. The answer becomes the worker's
+``Identity`` (``caller.act_as``), so every RPC the request makes downstream carries the
+caller in its context data.
+
+Asking iam-agency on every request would double the load on it, so a validated token
+is kept in this process for ``TOKEN_CACHE_SECONDS`` (default 5), keyed by the token's
+SHA-256 (the token itself is never held), never past the token's own expiry, at most
+``MAX_CACHED_TOKENS`` of them. The price: a token revoked through another replica (or
+straight at iam-agency) keeps working here for up to ``TOKEN_CACHE_SECONDS``. Signing
+out through this replica forgets it at once. ``TOKEN_CACHE_SECONDS: 0`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields
+from nameko.extensions import DependencyProvider
+from prometheus_client import Counter
+from werkzeug.wrappers import Request
+
+from gateway.settings import Settings
+from mercato.clock import Clock, SystemClock
+from mercato.errors import Forbidden, Unauthenticated
+from mercato.identity import CallerContext, Identity
+
+MAX_CACHED_TOKENS = 10_000
+
+TOKEN_CACHE = Counter(
+    "mercato_gateway_token_cache_total",
+    "Bearer tokens found in the gateway's cache (hit) or asked of iam-agency (miss)",
+    ["outcome"],
+)
+
+
+class TokenCache:
+    """Validated tokens for a few seconds; bounded, least recently used goes first."""
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        *,
+        max_entries: int = MAX_CACHED_TOKENS,
+        clock: Clock | None = None,
+    ) -> None:
+        self.ttl = dt.timedelta(seconds=max(0.0, ttl_seconds))
+        self.max_entries = max_entries
+        self.clock: Clock = clock or SystemClock()
+        self._entries: OrderedDict[str, tuple[dt.datetime, Identity]] = OrderedDict()
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> Identity | None:
+        key = self._key(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        valid_until, identity = entry
+        if self.clock.now() >= valid_until:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return identity
+
+    def put(self, token: str, identity: Identity, token_expires_at: dt.datetime | None) -> None:
+        now = self.clock.now()
+        valid_until = now + self.ttl
+        if token_expires_at is not None:
+            valid_until = min(valid_until, token_expires_at)
+        if valid_until <= now:
+            return
+        key = self._key(token)
+        self._entries[key] = (valid_until, identity)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(self._key(token), None)
+
+
+class AuthenticatedSchema(Schema):
+    """What iam-agency's ``authenticate`` answers, as far as the gateway needs it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+    account_type = fields.String(required=True)
+    user_id = fields.String(required=True)
+    roles = fields.List(fields.String(), load_default=list)
+    # set for a reseller's customer
+    reseller_account_id = fields.String(allow_none=True, load_default=None)
+    expires_at = fields.AwareDateTime(load_default=None)
+
+
+def identity_from(answer: dict[str, Any]) -> tuple[Identity, dt.datetime | None]:
+    """The caller and its token's expiry. An answer that breaks the schema is
+    iam-agency's bug, not the client's: it fails the request with a 500."""
+    data = AuthenticatedSchema().load(answer)
+    expires_at = data.pop("expires_at")
+    # the answer's keys are the context data keys: Identity takes what it knows of them
+    identity = Identity.from_context({k: v for k, v in data.items() if v is not None})
+    if identity is None:
+        raise ValueError("iam-agency authenticated a token without an account or user")
+    return identity, expires_at
+
+
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>``; Unauthenticated without one."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if not header:
+        raise Unauthenticated("this needs a bearer token: Authorization: Bearer <token>")
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthenticated("the Authorization header must be: Bearer <token>")
+    return token
+
+
+class Authenticator:
+    """What one worker uses to learn and carry who is asking."""
+
+    def __init__(self, cache: TokenCache, caller: CallerContext) -> None:
+        self._cache = cache
+        self._caller = caller
+
+    def authenticate(self, request: Request, iam, *roles: str) -> str:
+        """Make the bearer of the request's token this worker's caller; with ``roles``,
+        require one of them (else Forbidden). Returns the token."""
+        token = bearer_token(request)
+        identity = self._cache.get(token)
+        TOKEN_CACHE.labels("hit" if identity is not None else "miss").inc()
+        if identity is None:
+            identity, expires_at = identity_from(iam.authenticate(token))
+            self._cache.put(token, identity, expires_at)
+        self._caller.act_as(identity)
+        if roles and not identity.has_role(*roles):
+            raise Forbidden(f"this needs the role {' or '.join(roles)}")
+        return token
+
+    def sign_out(self, token: str, iam) -> None:
+        """Revoke the token at iam-agency and forget it here at once."""
+        try:
+            iam.revoke_token(token)
+        finally:
+            self._cache.forget(token)
+
+
+class Authentication(DependencyProvider):
+    """Holds the process's token cache; injects an ``Authenticator`` per worker."""
+
+    def setup(self):
+        settings = Settings.from_config(self.container.config)
+        self.cache = TokenCache(settings.token_cache_seconds)
+
+    def get_dependency(self, worker_ctx):
+        return Authenticator(self.cache, CallerContext(worker_ctx))

@@ -1,0 +1,103 @@
+"""Fixtures of the gateway's tests: a gateway container, with iam-agency beside it when
+the test needs one, each on its own fresh PostgreSQL database and the test's vhost,
+reached over real HTTP on a free local port."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from gateway.service import GatewayService
+from iam_agency.service import IamAgencyService
+
+SECRET = "test-idempotency-secret-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    base_url: str
+    gateway_config: dict[str, Any]
+    iam_config: dict[str, Any] | None
+    gateway: Any
+    iam: Any
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url(path), **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.post(self.url(path), **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.delete(self.url(path), **kwargs)
+
+    def gateway_rows(self, table: str = "idempotency_records") -> int:
+        return _count(self.gateway_config["DATABASE_URL"], table)
+
+    def iam_rows(self, table: str) -> int:
+        assert self.iam_config is not None
+        return _count(self.iam_config["DATABASE_URL"], table)
+
+
+def _count(url: str, table: str) -> int:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def start_stack(container_factory, make_service_config):
+    """``start_stack(with_iam=True, iam_clock=None, service_cls=GatewayService,
+    **gateway_config_overrides)``."""
+
+    def start(
+        with_iam: bool = True, iam_clock=None, service_cls=GatewayService, **overrides
+    ) -> Stack:
+        port = free_port()
+        iam_config = None
+        iam = None
+        if with_iam:
+            iam_config = make_service_config("iam_agency")
+            iam = container_factory(IamAgencyService, iam_config)
+            if iam_clock is not None:
+                from nameko.testing.services import replace_dependencies
+
+                replace_dependencies(iam, clock=iam_clock)
+            iam.start()
+        settings = {
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+            "OPS_ADDRESS": "",
+            "IDEMPOTENCY_SECRET": SECRET,
+            "RPC_TIMEOUT_SECONDS": 10,
+        }
+        settings.update(overrides)
+        gateway_config = make_service_config("gateway", **settings)
+        gateway = container_factory(service_cls, gateway_config)
+        gateway.start()
+        return Stack(f"http://127.0.0.1:{port}", gateway_config, iam_config, gateway, iam)
+
+    return start
+
+
+@pytest.fixture
+def stack(start_stack) -> Stack:
+    return start_stack()

@@ -1,0 +1,291 @@
+"""Sign-up, sign-in and /v1/me through the gateway, with iam-agency beside it, over
+real HTTP, RabbitMQ and PostgreSQL; and every way a request can be refused, each
+leaving nothing behind."""
+
+import datetime as dt
+import uuid
+
+import pytest
+from nameko.testing.services import entrypoint_waiter
+from prometheus_client import REGISTRY
+
+from mercato.clock import ManualClock
+
+pytestmark = pytest.mark.interface
+
+PASSWORD = "correct horse battery"
+
+
+def new_account(**changes) -> dict:
+    return {
+        "name": "Acme",
+        "email": f"{uuid.uuid4().hex[:10]}@acme.test",
+        "password": PASSWORD,
+        "type": "buyer",
+        **changes,
+    }
+
+
+def sign_up_and_in(stack, **changes) -> tuple[dict, str]:
+    account = new_account(**changes)
+    assert stack.post("/v1/accounts", json=account).status_code == 201
+    signed_in = stack.post(
+        "/v1/auth/tokens", json={"email": account["email"], "password": PASSWORD}
+    )
+    assert signed_in.status_code == 201, signed_in.text
+    return account, signed_in.json()["token"]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Request-ID"]
+    body = response.json()
+    assert body["error"] == code
+    assert body["message"]
+    return body
+
+
+def test_sign_up_answers_the_new_account_without_its_password(stack):
+    account = new_account(type="seller")
+    response = stack.post("/v1/accounts", json=account)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "name": "Acme",
+        "email": account["email"],
+        "type": "seller",
+    }
+    assert body["id"].startswith("acc_")
+    assert stack.iam_rows("accounts") == 1
+
+
+def test_signed_in_caller_sees_their_account_user_and_roles(stack):
+    account, token = sign_up_and_in(stack, type="reseller")
+
+    response = stack.get("/v1/me", headers=bearer(token))
+
+    assert response.status_code == 200
+    me = response.json()
+    assert me["account"]["name"] == "Acme"
+    assert me["account"]["type"] == "reseller"
+    assert me["user"]["email"] == account["email"]
+    assert me["roles"] == ["reseller"]
+
+
+def test_sign_in_answers_a_token_and_its_expiry(stack):
+    account = new_account()
+    stack.post("/v1/accounts", json=account)
+    response = stack.post("/v1/auth/tokens", json={"email": account["email"], "password": PASSWORD})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"token", "expires_at"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert dt.datetime.fromisoformat(body["expires_at"]) > dt.datetime.now(dt.UTC)
+
+
+def test_wrong_password_is_401(stack):
+    account = new_account()
+    stack.post("/v1/accounts", json=account)
+    response = stack.post(
+        "/v1/auth/tokens", json={"email": account["email"], "password": "not the password"}
+    )
+    assert_error(response, 401, "UNAUTHENTICATED")
+    assert stack.iam_rows("api_tokens") == 0
+
+
+def test_duplicate_email_is_409_email_taken_and_stores_nothing(stack):
+    account = new_account()
+    stack.post("/v1/accounts", json=account)
+
+    response = stack.post(
+        "/v1/accounts",
+        json={**account, "name": "Impostor"},
+        headers={"Idempotency-Key": "dup-1"},
+    )
+
+    assert_error(response, 409, "EMAIL_TAKEN")
+    assert stack.iam_rows("accounts") == 1
+    assert stack.gateway_rows() == 0
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({**new_account(), "colour": "red"}, "colour"),
+        ({**new_account(), "name": 42}, "name"),
+        ({**new_account(), "type": "operator"}, "type"),
+        ({**new_account(), "password": ["a", "list"]}, "password"),
+        ({"name": "Acme"}, "email"),
+    ],
+    ids=["unknown-field", "wrong-type", "bad-choice", "list-for-string", "missing-fields"],
+)
+def test_invalid_sign_up_is_400_naming_the_field_and_stores_nothing(stack, body, field):
+    response = stack.post("/v1/accounts", json=body, headers={"Idempotency-Key": "bad-1"})
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert field in error["fields"]
+    assert stack.iam_rows("accounts") == 0
+    assert stack.gateway_rows() == 0
+
+
+@pytest.mark.parametrize(
+    "raw, rule",
+    [
+        (b'{"name": "Acme", ', "Not valid JSON"),
+        (b'["a", "list"]', "Must be a JSON object."),
+        (b'"a string"', "Must be a JSON object."),
+        (b'{"name": NaN}', "Not valid JSON"),
+    ],
+    ids=["truncated", "array", "string", "nan"],
+)
+def test_body_that_is_not_a_json_object_is_400_and_stores_nothing(stack, raw, rule):
+    response = stack.post(
+        "/v1/accounts",
+        data=raw,
+        headers={"Content-Type": "application/json", "Idempotency-Key": "bad-2"},
+    )
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert error["fields"]["_body"][0].startswith(rule)
+    assert stack.iam_rows("accounts") == 0
+    assert stack.gateway_rows() == 0
+
+
+def test_body_over_the_limit_is_413_and_stores_nothing(start_stack):
+    stack = start_stack(MAX_BODY_BYTES=1024)
+    body = new_account(name="x" * 2000)
+
+    response = stack.post("/v1/accounts", json=body, headers={"Idempotency-Key": "big-1"})
+
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert stack.iam_rows("accounts") == 0
+    assert stack.gateway_rows() == 0
+
+
+def test_chunked_body_over_the_limit_is_413_by_the_bytes_read(start_stack):
+    stack = start_stack(MAX_BODY_BYTES=1024)
+
+    def chunks():  # requests sends a generator chunked, with no Content-Length
+        yield b'{"name": "'
+        for _ in range(20):
+            yield b"x" * 100
+        yield b'"}'
+
+    response = stack.post(
+        "/v1/accounts", data=chunks(), headers={"Content-Type": "application/json"}
+    )
+
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert stack.iam_rows("accounts") == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer mkt_" + "x" * 43}, {"Authorization": "Basic YTpi"}],
+    ids=["missing", "unknown-token", "not-bearer"],
+)
+def test_request_without_a_valid_token_is_401_with_a_bearer_challenge(stack, headers):
+    response = stack.get("/v1/me", headers=headers)
+
+    assert_error(response, 401, "UNAUTHENTICATED")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_expired_token_is_401(start_stack):
+    iam_clock = ManualClock(dt.datetime.now(dt.UTC))
+    stack = start_stack(iam_clock=iam_clock)
+    _account, token = sign_up_and_in(stack)
+
+    iam_clock.advance(days=1)
+    response = stack.get("/v1/me", headers=bearer(token))
+
+    assert_error(response, 401, "UNAUTHENTICATED")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_signed_out_token_is_refused_at_once_despite_the_cache(start_stack):
+    stack = start_stack(TOKEN_CACHE_SECONDS=3600)
+    _account, token = sign_up_and_in(stack)
+    assert stack.get("/v1/me", headers=bearer(token)).status_code == 200  # now cached
+
+    signed_out = stack.delete("/v1/auth/tokens/current", headers=bearer(token))
+
+    assert signed_out.status_code == 204
+    assert signed_out.content == b""
+    assert_error(stack.get("/v1/me", headers=bearer(token)), 401, "UNAUTHENTICATED")
+
+
+def test_cached_token_does_not_ask_iam_agency_again(start_stack):
+    stack = start_stack(TOKEN_CACHE_SECONDS=3600)
+    _account, token = sign_up_and_in(stack)
+    stack.get("/v1/me", headers=bearer(token))
+
+    authentications = {
+        "service": "iam_agency",
+        "entrypoint": "authenticate",
+        "kind": "rpc",
+        "outcome": "success",
+    }
+    before = REGISTRY.get_sample_value("mercato_entrypoint_calls_total", authentications)
+
+    with entrypoint_waiter(stack.iam, "me"):  # iam answered me: the request is over
+        assert stack.get("/v1/me", headers=bearer(token)).status_code == 200
+
+    assert REGISTRY.get_sample_value("mercato_entrypoint_calls_total", authentications) == before
+
+
+def test_unknown_route_is_a_json_404_with_a_request_id(stack):
+    response = stack.get("/v1/nothing-here", headers={"X-Request-ID": "lost-1"})
+
+    assert_error(response, 404, "NOT_FOUND")
+    assert response.headers["X-Request-ID"] == "lost-1"
+
+
+def test_wrong_method_is_a_json_405_listing_the_allowed_ones(stack):
+    response = stack.delete("/v1/accounts")
+
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["Allow"] == "POST"
+
+
+def test_request_id_is_echoed_and_reaches_iam_agency(stack):
+    _account, token = sign_up_and_in(stack)
+
+    with entrypoint_waiter(stack.iam, "me") as waited:
+        response = stack.get("/v1/me", headers={**bearer(token), "X-Request-ID": "req-42.a:b"})
+
+    assert response.headers["X-Request-ID"] == "req-42.a:b"
+    assert waited.worker_ctx.data["correlation_id"] == "req-42.a:b"
+
+
+@pytest.mark.parametrize("sent", [None, "has spaces in it", "x" * 200, "semi;colon"])
+def test_request_id_is_generated_when_absent_or_not_a_sane_token(stack, sent):
+    headers = {"X-Request-ID": sent} if sent else {}
+    first = stack.get("/healthz", headers=headers).headers["X-Request-ID"]
+    second = stack.get("/healthz", headers=headers).headers["X-Request-ID"]
+
+    assert first != sent
+    assert len(first) == 32 and first != second
+
+
+def test_error_response_carries_the_request_id_sent(stack):
+    response = stack.post("/v1/accounts", json={}, headers={"X-Request-ID": "bad-req-7"})
+    assert_error(response, 400, "VALIDATION_ERROR")
+    assert response.headers["X-Request-ID"] == "bad-req-7"
+
+
+def test_iam_agency_down_is_503(start_stack):
+    stack = start_stack(with_iam=False)
+
+    response = stack.post("/v1/auth/tokens", json={"email": "a@acme.test", "password": PASSWORD})
+
+    body = assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert "iam_agency" in body["message"]

@@ -1,0 +1,182 @@
+"""Bearer tokens: parsed strictly, validated by iam-agency, cached briefly and safely."""
+
+import datetime as dt
+from types import SimpleNamespace
+
+import marshmallow
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from gateway.auth import Authenticator, TokenCache, bearer_token, identity_from
+from mercato.clock import ManualClock
+from mercato.errors import Forbidden, Unauthenticated
+from mercato.identity import CallerContext, Identity
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+ALICE = Identity(account_id="acc_a", user_id="usr_a", account_type="buyer", roles=("buyer",))
+BOB = Identity(account_id="acc_b", user_id="usr_b", account_type="seller", roles=("seller",))
+
+
+def request_with(headers) -> Request:
+    return Request(EnvironBuilder(headers=headers).get_environ())
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(NOW)
+
+
+def test_cached_token_is_returned_until_the_cache_period_ends(clock):
+    cache = TokenCache(5, clock=clock)
+    cache.put("mkt_a", ALICE, NOW + dt.timedelta(hours=1))
+    clock.advance(seconds=4.9)
+    assert cache.get("mkt_a") == ALICE
+    clock.advance(seconds=0.1)
+    assert cache.get("mkt_a") is None
+    assert len(cache) == 0
+
+
+def test_cache_never_outlives_the_tokens_own_expiry(clock):
+    cache = TokenCache(5, clock=clock)
+    cache.put("mkt_a", ALICE, NOW + dt.timedelta(seconds=2))
+    clock.advance(seconds=2)
+    assert cache.get("mkt_a") is None
+
+
+def test_an_already_expired_token_is_not_cached(clock):
+    cache = TokenCache(5, clock=clock)
+    cache.put("mkt_a", ALICE, NOW - dt.timedelta(seconds=1))
+    assert len(cache) == 0
+
+
+def test_cache_period_zero_turns_the_cache_off(clock):
+    cache = TokenCache(0, clock=clock)
+    cache.put("mkt_a", ALICE, NOW + dt.timedelta(hours=1))
+    assert cache.get("mkt_a") is None
+
+
+def test_cache_keeps_digests_not_tokens(clock):
+    cache = TokenCache(5, clock=clock)
+    cache.put("mkt_secret_token_value", ALICE, None)
+    assert "mkt_secret_token_value" not in repr(cache._entries)
+    assert cache.get("mkt_secret_token_value") == ALICE
+
+
+def test_cache_is_bounded_and_drops_the_least_recently_used(clock):
+    cache = TokenCache(5, max_entries=2, clock=clock)
+    cache.put("mkt_1", ALICE, None)
+    cache.put("mkt_2", BOB, None)
+    cache.get("mkt_1")
+    cache.put("mkt_3", BOB, None)
+    assert len(cache) == 2
+    assert cache.get("mkt_2") is None
+    assert cache.get("mkt_1") == ALICE
+
+
+def test_forgotten_token_is_asked_again(clock):
+    cache = TokenCache(5, clock=clock)
+    cache.put("mkt_a", ALICE, None)
+    cache.forget("mkt_a")
+    assert cache.get("mkt_a") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer a b"},
+        {"Authorization": "Token mkt_x"},
+    ],
+    ids=["missing", "basic", "empty", "two-words", "other-scheme"],
+)
+def test_request_without_a_proper_bearer_token_is_unauthenticated(headers):
+    with pytest.raises(Unauthenticated):
+        bearer_token(request_with(headers))
+
+
+def test_bearer_scheme_is_case_insensitive():
+    assert bearer_token(request_with({"Authorization": "bearer mkt_x"})) == "mkt_x"
+
+
+class FakeIam:
+    """iam-agency's authenticate and revoke_token, counting calls."""
+
+    def __init__(self, identity: Identity, expires_at: dt.datetime) -> None:
+        self.identity, self.expires_at = identity, expires_at
+        self.authenticate_calls = 0
+        self.revoked: list[str] = []
+
+    def authenticate(self, token):
+        self.authenticate_calls += 1
+        if token in self.revoked:
+            raise Unauthenticated("token expired or revoked")
+        return {
+            "account_id": self.identity.account_id,
+            "account_type": self.identity.account_type,
+            "account_name": "Acme",
+            "user_id": self.identity.user_id,
+            "email": "a@acme.test",
+            "roles": list(self.identity.roles),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+    def revoke_token(self, token):
+        self.revoked.append(token)
+
+
+def authenticator(cache) -> tuple[Authenticator, dict]:
+    worker = SimpleNamespace(data={"correlation_id": "rid"}, args=())
+    return Authenticator(cache, CallerContext(worker)), worker.data
+
+
+def test_authenticated_caller_is_carried_in_context_data(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    auth, context = authenticator(TokenCache(5, clock=clock))
+    assert auth.authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam) == "mkt_a"
+    assert Identity.from_context(context) == ALICE
+    assert context["correlation_id"] == "rid"
+
+
+def test_second_request_within_the_cache_period_does_not_ask_iam(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    cache = TokenCache(5, clock=clock)
+    for _ in range(3):
+        auth, _context = authenticator(cache)
+        auth.authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam)
+    assert iam.authenticate_calls == 1
+
+
+def test_sign_out_forgets_the_token_at_once(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    cache = TokenCache(5, clock=clock)
+    auth, _context = authenticator(cache)
+    token = auth.authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam)
+    auth.sign_out(token, iam)
+    with pytest.raises(Unauthenticated):
+        authenticator(cache)[0].authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam)
+
+
+def test_caller_without_the_required_role_is_forbidden(clock):
+    iam = FakeIam(BOB, NOW + dt.timedelta(hours=1))
+    auth, _context = authenticator(TokenCache(5, clock=clock))
+    with pytest.raises(Forbidden):
+        auth.authenticate(request_with({"Authorization": "Bearer mkt_b"}), iam, "reseller")
+
+
+def test_iam_answer_becomes_the_identity_and_the_tokens_expiry():
+    expires_at = NOW + dt.timedelta(hours=12)
+    answer = FakeIam(ALICE, expires_at).authenticate("mkt_a")
+
+    identity, expiry = identity_from(answer)
+
+    assert identity == ALICE
+    assert expiry == expires_at
+
+
+def test_iam_answer_without_an_account_is_a_server_error_not_the_clients():
+    # marshmallow's own error: unmapped, so the gateway answers 500, not a 4xx
+    with pytest.raises(marshmallow.ValidationError):
+        identity_from({"account_type": "buyer", "roles": []})

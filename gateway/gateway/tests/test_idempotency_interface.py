@@ -1,0 +1,152 @@
+"""Idempotency-Key through the gateway: replayed, refused for another body, one piece
+of work under concurrency, released after a failure; secrets never stored in the clear."""
+
+import uuid
+
+import eventlet
+import pytest
+import requests
+import sqlalchemy as sa
+from nameko.testing.services import entrypoint_hook
+
+from iam_agency.service import IamAgencyService
+
+pytestmark = pytest.mark.interface
+
+PASSWORD = "correct horse battery"
+
+
+def new_account(**changes) -> dict:
+    return {
+        "name": "Acme",
+        "email": f"{uuid.uuid4().hex[:10]}@acme.test",
+        "password": PASSWORD,
+        "type": "buyer",
+        **changes,
+    }
+
+
+def test_same_idempotency_key_and_body_replays_the_first_response(stack):
+    account = new_account()
+    headers = {"Idempotency-Key": "signup-1"}
+
+    first = stack.post("/v1/accounts", json=account, headers=headers)
+    again = stack.post("/v1/accounts", json=dict(reversed(list(account.items()))), headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert stack.iam_rows("accounts") == 1
+    assert stack.gateway_rows() == 1
+
+
+def test_same_idempotency_key_with_other_body_is_rejected(stack):
+    headers = {"Idempotency-Key": "signup-2"}
+    stack.post("/v1/accounts", json=new_account(), headers=headers)
+
+    response = stack.post("/v1/accounts", json=new_account(), headers=headers)
+
+    assert response.status_code == 422
+    assert response.json()["error"] == "IDEMPOTENCY_KEY_REUSED"
+    assert stack.iam_rows("accounts") == 1
+
+
+def test_concurrent_requests_with_one_key_create_one_account(stack):
+    account = new_account()
+
+    def sign_up(_):
+        return requests.post(
+            stack.url("/v1/accounts"),
+            json=account,
+            headers={"Idempotency-Key": "race-1"},
+            timeout=60,
+        )
+
+    responses = list(eventlet.GreenPool(6).imap(sign_up, range(6)))
+
+    statuses = sorted(r.status_code for r in responses)
+    created = [r.json() for r in responses if r.status_code == 201]
+    assert set(statuses) <= {201, 409}
+    assert created and all(body == created[0] for body in created)
+    for conflict in (r for r in responses if r.status_code == 409):
+        assert conflict.json()["error"] == "CONFLICT"
+        assert conflict.headers["Retry-After"]
+    assert stack.iam_rows("accounts") == 1
+
+
+def test_replayed_sign_in_returns_the_same_token_never_stored_in_the_clear(stack):
+    account = new_account()
+    stack.post("/v1/accounts", json=account)
+    credentials = {"email": account["email"], "password": PASSWORD}
+    headers = {"Idempotency-Key": "signin-1"}
+
+    first = stack.post("/v1/auth/tokens", json=credentials, headers=headers)
+    again = stack.post("/v1/auth/tokens", json=credentials, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["token"] == first.json()["token"]
+    assert stack.iam_rows("api_tokens") == 1
+    engine = sa.create_engine(stack.gateway_config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        (row,) = connection.execute(sa.text("SELECT * FROM idempotency_records")).all()
+    engine.dispose()
+    stored = repr(tuple(row)).encode() + bytes(row.response)
+    for secret in (first.json()["token"].encode(), PASSWORD.encode(), account["email"].encode()):
+        assert secret not in stored
+
+
+def test_other_password_with_the_same_key_cannot_read_the_stored_token(stack):
+    account = new_account()
+    stack.post("/v1/accounts", json=account)
+    headers = {"Idempotency-Key": "signin-2"}
+    stack.post(
+        "/v1/auth/tokens", json={"email": account["email"], "password": PASSWORD}, headers=headers
+    )
+
+    guess = stack.post(
+        "/v1/auth/tokens",
+        json={"email": account["email"], "password": "a wrong guess"},
+        headers=headers,
+    )
+
+    assert guess.status_code == 422
+    assert "token" not in guess.text
+
+
+def test_failed_request_releases_its_key_for_a_retry(
+    start_stack, container_factory, make_service_config
+):
+    stack = start_stack(with_iam=False)
+    account = new_account()
+    headers = {"Idempotency-Key": "retry-1"}
+
+    down = stack.post("/v1/accounts", json=account, headers=headers)
+    assert down.status_code == 503
+    assert stack.gateway_rows() == 0
+
+    iam_config = make_service_config("iam_agency")
+    container_factory(IamAgencyService, iam_config).start()
+    retried = stack.post("/v1/accounts", json=account, headers=headers)
+
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried.headers
+    assert stack.post("/v1/accounts", json=account, headers=headers).json() == retried.json()
+
+
+def test_malformed_idempotency_key_is_400(stack):
+    response = stack.post(
+        "/v1/accounts", json=new_account(), headers={"Idempotency-Key": "x" * 300}
+    )
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["fields"]
+    assert stack.gateway_rows() == 0
+
+
+def test_purge_timer_keeps_records_within_their_ttl(stack):
+    stack.post("/v1/accounts", json=new_account(), headers={"Idempotency-Key": "keep-1"})
+
+    with entrypoint_hook(stack.gateway, "purge_idempotency_records") as purge:
+        purge()
+
+    assert stack.gateway_rows() == 1
