@@ -26,8 +26,16 @@ ACCOUNT_TYPE = "account_type"
 USER_ID = "user_id"
 ROLES = "roles"
 ENTERPRISE_PROJECT_ID = "enterprise_project_id"
+RESELLER_ACCOUNT_ID = "reseller_account_id"
 
-IDENTITY_KEYS = (ACCOUNT_ID, ACCOUNT_TYPE, USER_ID, ROLES, ENTERPRISE_PROJECT_ID)
+IDENTITY_KEYS = (
+    ACCOUNT_ID,
+    ACCOUNT_TYPE,
+    USER_ID,
+    ROLES,
+    ENTERPRISE_PROJECT_ID,
+    RESELLER_ACCOUNT_ID,
+)
 
 BUYER, SELLER, RESELLER, OPERATOR = "buyer", "seller", "reseller", "operator"
 ACCOUNT_TYPES = (BUYER, SELLER, RESELLER, OPERATOR)
@@ -62,6 +70,8 @@ class Identity:
     account_type: str
     roles: tuple[str, ...] = field(default_factory=tuple)
     enterprise_project_id: str | None = None
+    # set for a reseller's customer: the reseller pays for this account's orders
+    reseller_account_id: str | None = None
 
     def to_context(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -72,6 +82,8 @@ class Identity:
         }
         if self.enterprise_project_id:
             data[ENTERPRISE_PROJECT_ID] = self.enterprise_project_id
+        if self.reseller_account_id:
+            data[RESELLER_ACCOUNT_ID] = self.reseller_account_id
         return data
 
     @classmethod
@@ -84,6 +96,7 @@ class Identity:
             account_type=str(data.get(ACCOUNT_TYPE, "")),
             roles=tuple(data.get(ROLES) or ()),
             enterprise_project_id=data.get(ENTERPRISE_PROJECT_ID),
+            reseller_account_id=data.get(RESELLER_ACCOUNT_ID),
         )
 
     def has_role(self, *roles: str) -> bool:

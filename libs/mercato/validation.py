@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema
+from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaError
 
 from mercato.errors import ValidationError
@@ -38,3 +38,14 @@ def load(schema: Schema | type[Schema], payload: Any, *, partial: bool = False) 
         fields = flatten_messages(exc.messages)
         names = ", ".join(sorted(fields))
         raise ValidationError(f"invalid request: check {names}", fields) from None
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``, nothing that merely looks like one ("yes", 1)."""
+
+    default_error_messages = {"invalid": "Not a valid boolean: must be true or false."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value

@@ -20,6 +20,12 @@ class SignUpSchema(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf([BUYER, SELLER, RESELLER]))
 
 
+class ResellerCustomerSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=PASSWORD_RULE)
+
+
 class CredentialsSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=128))
@@ -30,6 +36,7 @@ class AccountSchema(Schema):
     name = fields.String()
     email = fields.String()
     type = fields.String()
+    reseller_account_id = fields.String(allow_none=True)
 
 
 class TokenSchema(Schema):
@@ -46,6 +53,7 @@ class IdentitySchema(Schema):
     user_id = fields.String()
     email = fields.String()
     roles = fields.List(fields.String())
+    reseller_account_id = fields.String(allow_none=True)
     expires_at = fields.AwareDateTime()
 
 

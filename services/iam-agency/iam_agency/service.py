@@ -12,6 +12,7 @@ from iam_agency.models import metadata
 from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED
+from mercato.identity import RESELLER
 from mercato.service import MercatoService
 from mercato.validation import load
 
@@ -37,6 +38,16 @@ class IamAgencyService(MercatoService):
         data = load(schemas.SignUpSchema, payload)
         account = usecases.open_account(self.db, self.clock, **data)
         return schemas.AccountSchema().dump(account)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_reseller_customer(self, payload: dict) -> dict:
+        """A reseller opens a buyer account it pays for: ``{name, email, password}``."""
+        reseller = self.caller.require_role(RESELLER)
+        data = load(schemas.ResellerCustomerSchema, payload)
+        customer = usecases.open_reseller_customer(
+            self.db, self.clock, reseller_account_id=reseller.account_id, **data
+        )
+        return schemas.AccountSchema().dump(customer)
 
     @rpc(expected_exceptions=EXPECTED)
     def issue_token(self, payload: dict) -> dict:

@@ -15,7 +15,7 @@ from iam_agency.models import Account, ApiToken, EnterpriseProject, User
 from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import Conflict, NotFound, Unauthenticated
-from mercato.identity import ACCOUNT_TYPES
+from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER
 
 
 def open_account(
@@ -125,8 +125,28 @@ def authenticate(uow, clock: Clock, token: str) -> dict[str, Any]:
         "user_id": user.id,
         "email": user.email,
         "roles": list(user.roles),
+        "reseller_account_id": account.reseller_account_id,
         "expires_at": api_token.expires_at,
     }
+
+
+def open_reseller_customer(
+    uow, clock: Clock, *, reseller_account_id: str, name: str, email: str, password: str
+) -> dict[str, Any]:
+    """A buyer account associated with a reseller, who pays for its orders."""
+    reseller = uow.session.get(Account, reseller_account_id)
+    if reseller is None or reseller.type != RESELLER:
+        raise NotFound("reseller account not found")
+    customer = open_account(
+        uow,
+        clock,
+        name=name,
+        email=email,
+        password=password,
+        type=BUYER,
+        reseller_account_id=reseller_account_id,
+    )
+    return {**customer, "reseller_account_id": reseller_account_id}
 
 
 def revoke_token(uow, clock: Clock, token: str, *, user_id: str) -> None:

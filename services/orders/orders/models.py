@@ -1,9 +1,14 @@
-"""The orders service's tables. Its business tables arrive with its own issue; today it
-owns the messaging tables every service has."""
+"""The tables orders owns: orders, their lines, and subscriptions (purchased apps)."""
+
+from __future__ import annotations
+
+import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+import mercato.contracts.orders  # noqa: F401  (registers the events this service emits)
+from mercato.db import UTCDateTime
 from mercato.outbox import add_messaging_tables
 
 
@@ -13,3 +18,87 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.Index("ix_orders_account_id_created_at", "account_id", "created_at"),
+        sa.Index("ix_orders_status_payment_deadline", "status", "payment_deadline"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40))  # the buyer
+    # who pays: the buyer, or the reseller of a reseller's customer
+    payer_account_id: Mapped[str] = mapped_column(sa.String(40))
+    enterprise_project_id: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(24))
+    amount_due: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    payment_deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # set while a payment is being attempted, so the expiry sweep leaves the order alone
+    payment_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    payment_id: Mapped[str | None] = mapped_column(sa.String(40))
+    payment_method: Mapped[str | None] = mapped_column(sa.String(16))
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.position", lazy="selectin"
+    )
+
+
+class OrderLine(Base):
+    """One configuration bought, with the price fixed when the order was placed."""
+
+    __tablename__ = "order_lines"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(sa.Integer)
+    product_id: Mapped[str] = mapped_column(sa.String(40))
+    product_name: Mapped[str] = mapped_column(sa.String(200))
+    product_guide_url: Mapped[str | None] = mapped_column(sa.String(500))
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40))
+    seller_company_name: Mapped[str] = mapped_column(sa.String(200))
+    specification_id: Mapped[str] = mapped_column(sa.String(40))
+    specification_name: Mapped[str] = mapped_column(sa.String(200))
+    delivery_method: Mapped[str] = mapped_column(sa.String(24))
+    service_supervision: Mapped[bool] = mapped_column(sa.Boolean)
+    billing_mode: Mapped[str] = mapped_column(sa.String(16))
+    period_unit: Mapped[str | None] = mapped_column(sa.String(8))
+    period_count: Mapped[int | None] = mapped_column(sa.Integer)
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    unit_price: Mapped[int] = mapped_column(sa.BigInteger)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class Subscription(Base):
+    """A purchased app: one per paid order line."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        sa.Index("ix_subscriptions_account_id_created_at", "account_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("orders.id"), index=True)
+    order_line_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("order_lines.id"), unique=True
+    )
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    enterprise_project_id: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    auto_renew: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    activated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    line: Mapped[OrderLine] = relationship(lazy="joined")

@@ -1,11 +1,124 @@
-"""The orders service: entrypoints only (see DESIGN.md for what it owns)."""
+"""orders' entrypoints: load and check the input, call one use case, dump."""
 
+from __future__ import annotations
+
+import datetime as dt
+
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from mercato.clock import ClockProvider
 from mercato.db import Database
+from mercato.errors import EXPECTED
+from mercato.identity import BUYER
+from mercato.inbox import handles_event
+from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
+from mercato.validation import load
+
+from orders import schemas, usecases
 from orders.models import metadata
+
+PAYMENT_WINDOW_KEY = "ORDER_PAYMENT_WINDOW_HOURS"
+DEFAULT_PAYMENT_WINDOW_HOURS = 24
+EXPIRY_SWEEP_SECONDS = 30
 
 
 class OrdersService(MercatoService):
     name = "orders"
 
     db = Database(metadata)
+    clock = ClockProvider()
+    config = Config()
+    catalog = TimedRpcProxy("catalog")
+    iam = TimedRpcProxy("iam_agency")
+    billing = TimedRpcProxy("billing")
+
+    @rpc(expected_exceptions=EXPECTED)
+    def place_order(self, payload: dict) -> dict:
+        """Place an order for one configuration (API.md ``POST /v1/orders``)."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(schemas.PlaceOrderSchema, payload)
+        window = dt.timedelta(
+            hours=float(self.config.get(PAYMENT_WINDOW_KEY, DEFAULT_PAYMENT_WINDOW_HOURS))
+        )
+        order = usecases.place_order(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            request=request,
+            catalog=self.catalog,
+            iam=self.iam,
+            billing=self.billing,
+            payment_window=window,
+        )
+        return schemas.OrderOut().dump(order)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def pay_order(self, order_id: str, payload: dict) -> dict:
+        """Pay an unpaid order: ``{payment_method, card?}``; answers the paid order."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(schemas.PayOrderSchema, payload)
+        order = usecases.pay_order(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            order_id=str(order_id),
+            request=request,
+            billing=self.billing,
+        )
+        return schemas.OrderOut().dump(order)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def cancel_order(self, order_id: str) -> dict:
+        buyer = self.caller.require_role(BUYER)
+        order = usecases.cancel_order(self.db, self.clock, buyer=buyer, order_id=str(order_id))
+        return schemas.OrderOut().dump(order)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_order(self, order_id: str) -> dict:
+        buyer = self.caller.require()
+        return schemas.OrderOut().dump(
+            usecases.get_order(self.db, buyer=buyer, order_id=str(order_id))
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_orders(self, query: dict) -> dict:
+        """ "My Orders": ``{status?, page, page_size}``."""
+        buyer = self.caller.require()
+        params = load(schemas.ListOrdersSchema, query)
+        return schemas.OrderPage().dump(usecases.list_orders(self.db, buyer=buyer, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_purchased_apps(self, query: dict) -> dict:
+        """ "Purchased Apps": one row per subscription."""
+        buyer = self.caller.require()
+        params = load(schemas.PageSchema, query)
+        return schemas.SubscriptionPage().dump(
+            usecases.list_subscriptions(self.db, buyer=buyer, **params)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_purchased_app(self, subscription_id: str) -> dict:
+        buyer = self.caller.require()
+        return schemas.SubscriptionOut().dump(
+            usecases.get_subscription(self.db, buyer=buyer, subscription_id=str(subscription_id))
+        )
+
+    @handles_event("billing.payment.succeeded")
+    def on_payment_succeeded(self, event) -> None:
+        """Complete orders whose pay request did not see the payment finish."""
+        usecases.record_payment(
+            self.db,
+            self.clock,
+            order_id=event.data["order_id"],
+            payment_id=event.data["payment_id"],
+            payment_method=event.data["payment_method"],
+        )
+
+    @timer(interval=EXPIRY_SWEEP_SECONDS)
+    def cancel_expired_orders(self) -> None:
+        """Cancel unpaid orders whose payment window passed (safe with two replicas)."""
+        while usecases.cancel_expired_orders(self.db, self.clock) > 0:
+            pass

@@ -231,3 +231,42 @@ def test_create_operator_command_opens_an_operator_account_once(iam):
     with rpc(config) as service:
         token = service.issue_token({"email": "ops@example.com", "password": "operator long pass"})
         assert service.authenticate(token["token"])["roles"] == ["operator"]
+
+
+def test_reseller_opens_a_customer_account_it_pays_for(iam):
+    config, _clock = iam
+    reseller = sign_up(config, email="reseller@example.com", type="reseller")
+    with rpc(config) as service:
+        token = service.issue_token(
+            {"email": "reseller@example.com", "password": "ann's long password"}
+        )["token"]
+        reseller_identity = service.authenticate(token)
+    with as_caller(config, reseller_identity) as service:
+        customer = service.create_reseller_customer(
+            {"name": "Cust", "email": "cust@example.com", "password": "customer long pw"}
+        )
+    assert customer["type"] == "buyer"
+    assert customer["reseller_account_id"] == reseller["id"]
+    with rpc(config) as service:
+        token = service.issue_token({"email": "cust@example.com", "password": "customer long pw"})[
+            "token"
+        ]
+        identity = service.authenticate(token)
+    assert identity["reseller_account_id"] == reseller["id"]
+    assert Identity.from_context(identity).reseller_account_id == reseller["id"]
+
+
+def test_only_a_reseller_opens_customer_accounts(iam):
+    config, _clock = iam
+    sign_up(config, email="buyer@example.com", type="buyer")
+    with rpc(config) as service:
+        token = service.issue_token(
+            {"email": "buyer@example.com", "password": "ann's long password"}
+        )["token"]
+        identity = service.authenticate(token)
+    from mercato.errors import Forbidden
+
+    with as_caller(config, identity) as service, pytest.raises(Forbidden):
+        service.create_reseller_customer(
+            {"name": "Cust", "email": "cust2@example.com", "password": "customer long pw"}
+        )

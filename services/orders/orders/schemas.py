@@ -1,0 +1,147 @@
+"""What orders' RPCs accept (validated again here: other services may call directly)."""
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from mercato.validation import StrictBoolean
+
+from orders import domain
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PeriodSchema(StrictSchema):
+    unit = fields.String(required=True, validate=validate.OneOf(["month", "year"]))
+    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=60))
+
+
+class PlaceOrderSchema(StrictSchema):
+    product_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    specification_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    billing_mode = fields.String(
+        required=True,
+        validate=validate.OneOf([domain.YEARLY_MONTHLY, domain.PAY_PER_USE, domain.ONE_TIME]),
+    )
+    period = fields.Nested(PeriodSchema, load_default=None, allow_none=True)
+    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    enterprise_project_id = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=64)
+    )
+    accept_terms = StrictBoolean(required=True)
+
+    @validates_schema
+    def period_goes_with_yearly_monthly(self, data, **kwargs):
+        if data["billing_mode"] == domain.YEARLY_MONTHLY and data.get("period") is None:
+            raise ValidationError("required for the yearly_monthly billing mode", "period")
+        if data["billing_mode"] != domain.YEARLY_MONTHLY and data.get("period") is not None:
+            raise ValidationError("only the yearly_monthly billing mode takes a period", "period")
+
+
+class CardSchema(StrictSchema):
+    number = fields.String(required=True, validate=validate.Length(min=12, max=19))
+    expiry = fields.String(required=True, validate=validate.Length(min=4, max=7))
+    cvc = fields.String(required=True, validate=validate.Length(min=3, max=4))
+
+
+class PayOrderSchema(StrictSchema):
+    payment_method = fields.String(required=True, validate=validate.OneOf(domain.PAYMENT_METHODS))
+    card = fields.Nested(CardSchema, load_default=None)
+
+    @validates_schema
+    def card_goes_with_credit_card(self, data, **kwargs):
+        if data["payment_method"] == "credit_card" and data.get("card") is None:
+            raise ValidationError("required to pay by credit_card", "card")
+        if data["payment_method"] != "credit_card" and data.get("card") is not None:
+            raise ValidationError("only the credit_card payment method takes a card", "card")
+
+
+class ListOrdersSchema(StrictSchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(domain.ORDER_STATUSES))
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(
+        strict=True, load_default=20, validate=validate.Range(min=1, max=100)
+    )
+
+
+class PageSchema(StrictSchema):
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(
+        strict=True, load_default=20, validate=validate.Range(min=1, max=100)
+    )
+
+
+class MoneyOut(Schema):
+    amount = fields.Integer()
+    currency = fields.String()
+
+
+class PeriodOut(Schema):
+    unit = fields.String()
+    count = fields.Integer()
+
+
+class OrderLineOut(Schema):
+    id = fields.String()
+    product_id = fields.String()
+    product_name = fields.String()
+    seller_account_id = fields.String()
+    specification_id = fields.String()
+    specification_name = fields.String()
+    delivery_method = fields.String()
+    service_supervision = fields.Boolean()
+    billing_mode = fields.String()
+    period = fields.Nested(PeriodOut, allow_none=True)
+    quantity = fields.Integer()
+    unit_price = fields.Nested(MoneyOut)
+    amount = fields.Nested(MoneyOut)
+
+
+class OrderOut(Schema):
+    id = fields.String()
+    status = fields.String()
+    account_id = fields.String()
+    paid_by_reseller = fields.Boolean()
+    enterprise_project_id = fields.String()
+    amount_due = fields.Nested(MoneyOut)
+    lines = fields.List(fields.Nested(OrderLineOut))
+    payment_deadline = fields.AwareDateTime()
+    payment_method = fields.String(allow_none=True)
+    paid_at = fields.AwareDateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class SubscriptionOut(Schema):
+    id = fields.String()
+    order_id = fields.String()
+    product_id = fields.String()
+    product_name = fields.String()
+    specification_name = fields.String()
+    delivery_method = fields.String()
+    status = fields.String()
+    expires_at = fields.AwareDateTime(allow_none=True)
+    billing_mode = fields.String()
+    auto_renew = fields.Boolean()
+    enterprise_project_id = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+def page_of(item_schema: type[Schema]):
+    return type(
+        f"{item_schema.__name__}Page",
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "total": fields.Integer(),
+            "page": fields.Integer(),
+            "page_size": fields.Integer(),
+        },
+    )
+
+
+OrderPage = page_of(OrderOut)
+SubscriptionPage = page_of(SubscriptionOut)

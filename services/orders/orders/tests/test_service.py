@@ -1,0 +1,366 @@
+"""orders in a real container on PostgreSQL and RabbitMQ, its neighbours (catalog,
+iam-agency, billing) replaced by small nameko services that answer like them."""
+
+import datetime as dt
+import threading
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from kombu import Connection, Exchange, Queue
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_hook, replace_dependencies
+
+from mercato.clock import ManualClock
+from mercato.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    ValidationError,
+)
+
+from orders.service import OrdersService
+
+pytestmark = pytest.mark.interface
+
+START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+PRICE = 2500  # per month
+
+
+class FakeCatalog:
+    name = "catalog"
+
+    @rpc
+    def quote(self, payload):
+        if payload["product_id"] != "prd_known":
+            raise NotFound("product not found")
+        period = payload.get("period")
+        count = period["count"] if period else 1
+        return {
+            "product_id": "prd_known",
+            "product_name": "Known App",
+            "seller_account_id": "acc_seller",
+            "seller_company_name": "Seller Co",
+            "delivery_method": "saas",
+            "service_supervision": False,
+            "product_guide_url": "https://seller.example.com/guide",
+            "specification_id": payload["specification_id"],
+            "specification_name": "Standard",
+            "billing_mode": payload["billing_mode"],
+            "period": period,
+            "quantity": payload.get("quantity", 1),
+            "unit_price": {"amount": PRICE, "currency": "USD"},
+            "amount": {"amount": PRICE * count * payload.get("quantity", 1), "currency": "USD"},
+        }
+
+
+class FakeIam:
+    name = "iam_agency"
+
+    @rpc
+    def get_enterprise_project(self, project_id):
+        if project_id not in ("default", "proj_a"):
+            raise NotFound("no such project")
+        return {"id": project_id, "name": project_id, "status": "enabled"}
+
+
+class FakeBilling:
+    """Charges each order at most once, like billing; a card ending 0002 is declined."""
+
+    name = "billing"
+    charges: dict = {}
+    calls: list = []
+    lock = threading.Lock()
+
+    @rpc
+    def pay_order(self, payload):
+        FakeBilling.calls.append(payload)
+        card = payload.get("card") or {}
+        if card.get("number", "").endswith("0002"):
+            return {
+                "id": f"pay_{uuid.uuid4().hex}",
+                "order_id": payload["order_id"],
+                "status": "failed",
+                "payment_method": payload["payment_method"],
+                "amount": payload["amount"],
+                "failure_reason": "card declined",
+            }
+        if payload["payment_method"] == "credit":
+            raise PaymentRequired("credit limit exceeded")
+        with FakeBilling.lock:
+            payment = FakeBilling.charges.setdefault(
+                payload["order_id"],
+                {
+                    "id": f"pay_{uuid.uuid4().hex}",
+                    "order_id": payload["order_id"],
+                    "status": "succeeded",
+                    "payment_method": payload["payment_method"],
+                    "amount": payload["amount"],
+                    "failure_reason": None,
+                },
+            )
+        return payment
+
+
+BUYER = {
+    "account_id": "acc_buyer",
+    "user_id": "usr_buyer",
+    "account_type": "buyer",
+    "roles": ["buyer"],
+}
+OTHER = {
+    "account_id": "acc_other",
+    "user_id": "usr_other",
+    "account_type": "buyer",
+    "roles": ["buyer"],
+}
+CUSTOMER = {
+    **BUYER,
+    "account_id": "acc_customer",
+    "user_id": "usr_customer",
+    "reseller_account_id": "acc_reseller",
+}
+SELLER = {
+    "account_id": "acc_seller",
+    "user_id": "usr_seller",
+    "account_type": "seller",
+    "roles": ["seller"],
+}
+
+ORDER = {
+    "product_id": "prd_known",
+    "specification_id": "spc_std",
+    "billing_mode": "yearly_monthly",
+    "period": {"unit": "month", "count": 2},
+    "quantity": 3,
+    "accept_terms": True,
+}
+
+
+@pytest.fixture
+def orders(container_factory, make_service_config):
+    FakeBilling.charges, FakeBilling.calls = {}, []
+    config = make_service_config("orders")
+    for fake in (FakeCatalog, FakeIam, FakeBilling):
+        container_factory(fake, config).start()
+    container = container_factory(OrdersService, config)
+    clock = ManualClock(START)
+    replace_dependencies(container, clock=clock)
+    container.start()
+    return config, clock, container
+
+
+def as_caller(config, caller):
+    return ServiceRpcProxy("orders", config, timeout=20, context_data=dict(caller))
+
+
+def count(config, table):
+    engine = sa.create_engine(config["DATABASE_URL"])
+    with engine.connect() as connection:
+        result = connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    engine.dispose()
+    return result
+
+
+def test_placed_order_fixes_the_quoted_price_and_waits_for_payment(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+    assert order["status"] == "unpaid"
+    assert order["amount_due"] == {"amount": PRICE * 2 * 3, "currency": "USD"}
+    assert order["enterprise_project_id"] == "default"
+    assert order["payment_deadline"] == (START + dt.timedelta(hours=24)).isoformat()
+    [line] = order["lines"]
+    assert line["unit_price"] == {"amount": PRICE, "currency": "USD"}
+    assert line["period"] == {"unit": "month", "count": 2}
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "marker"),
+    [
+        ({"accept_terms": False}, BusinessRuleViolation, "TERMS_NOT_ACCEPTED"),
+        ({"product_id": "prd_unknown"}, NotFound, "NOT_FOUND"),
+        ({"billing_mode": "one_time"}, ValidationError, "period"),
+        ({"enterprise_project_id": "proj_missing"}, ValidationError, "enterprise_project_id"),
+        ({"quantity": -1}, ValidationError, "quantity"),
+    ],
+)
+def test_rejected_order_stores_nothing(orders, change, error, marker):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service, pytest.raises(error) as raised:
+        service.place_order({**ORDER, **change})
+    assert marker in (raised.value.code, *raised.value.fields)
+    assert count(config, "orders") == 0
+    assert count(config, "outbox_messages") == 0
+
+
+def test_only_buyers_place_orders(orders):
+    config, _clock, _ = orders
+    with as_caller(config, SELLER) as service, pytest.raises(Forbidden):
+        service.place_order(ORDER)
+
+
+def test_paid_order_gets_one_subscription_expiring_after_the_period(orders):
+    config, clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order({**ORDER, "enterprise_project_id": "proj_a"})
+        clock.advance(hours=1)
+        paid = service.pay_order(order["id"], {"payment_method": "balance"})
+        apps = service.list_purchased_apps({})
+    assert paid["status"] == "paid" and paid["payment_method"] == "balance"
+    assert apps["total"] == 1
+    [app] = apps["items"]
+    assert app["status"] == "enabling"
+    assert app["order_id"] == order["id"]
+    assert app["enterprise_project_id"] == "proj_a"
+    assert (
+        app["expires_at"] == (START + dt.timedelta(hours=1)).replace(month=1, year=2027).isoformat()
+    )
+    [call] = FakeBilling.calls
+    assert call["amount"] == {"amount": PRICE * 6, "currency": "USD"}
+    assert call["payer_account_id"] == BUYER["account_id"]
+
+
+def test_paying_twice_charges_once_and_the_second_is_a_conflict(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        service.pay_order(order["id"], {"payment_method": "balance"})
+        with pytest.raises(Conflict):
+            service.pay_order(order["id"], {"payment_method": "balance"})
+    assert len(FakeBilling.calls) == 1
+    assert count(config, "subscriptions") == 1
+
+
+def test_ten_concurrent_pays_make_one_paid_order_and_one_subscription(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+    outcomes = []
+
+    def pay():
+        with as_caller(config, BUYER) as service:
+            try:
+                outcomes.append(
+                    service.pay_order(order["id"], {"payment_method": "balance"})["status"]
+                )
+            except Conflict:
+                outcomes.append("conflict")
+
+    threads = [threading.Thread(target=pay) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert "paid" in outcomes and set(outcomes) <= {"paid", "conflict"}
+    assert count(config, "subscriptions") == 1
+    assert len(FakeBilling.charges) == 1
+
+
+def test_someone_elses_order_is_not_found(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+    with as_caller(config, OTHER) as service:
+        for call in (
+            lambda: service.get_order(order["id"]),
+            lambda: service.pay_order(order["id"], {"payment_method": "balance"}),
+            lambda: service.cancel_order(order["id"]),
+        ):
+            with pytest.raises(NotFound):
+                call()
+    assert FakeBilling.calls == []
+
+
+def test_declined_card_leaves_the_order_unpaid_to_try_again(orders):
+    config, _clock, _ = orders
+    card = {"number": "4000000000000002", "expiry": "12/30", "cvc": "123"}
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        with pytest.raises(PaymentRequired) as raised:
+            service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
+        assert raised.value.code == "PAYMENT_DECLINED"
+        assert service.get_order(order["id"])["status"] == "unpaid"
+        # short credit also leaves it unpaid, and cancellable at once
+        with pytest.raises(PaymentRequired):
+            service.pay_order(order["id"], {"payment_method": "credit"})
+        assert service.cancel_order(order["id"])["status"] == "cancelled"
+
+
+def test_buyer_cancels_an_unpaid_order_but_not_a_paid_one(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        first = service.place_order(ORDER)
+        cancelled = service.cancel_order(first["id"])
+        assert cancelled["status"] == "cancelled"
+        assert cancelled["cancel_reason"] == "cancelled by the buyer"
+        with pytest.raises(Conflict):
+            service.pay_order(first["id"], {"payment_method": "balance"})
+        second = service.place_order(ORDER)
+        service.pay_order(second["id"], {"payment_method": "balance"})
+        with pytest.raises(Conflict):
+            service.cancel_order(second["id"])
+        listed = service.list_orders({"status": "cancelled"})
+    assert [o["id"] for o in listed["items"]] == [first["id"]]
+
+
+def test_unpaid_order_is_cancelled_when_its_payment_window_passes(orders):
+    config, clock, container = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+    clock.advance(hours=23, minutes=59)
+    with entrypoint_hook(container, "cancel_expired_orders") as sweep:
+        sweep()
+    with as_caller(config, BUYER) as service:
+        assert service.get_order(order["id"])["status"] == "unpaid"
+    clock.advance(minutes=1)
+    with entrypoint_hook(container, "cancel_expired_orders") as sweep:
+        sweep()
+    with as_caller(config, BUYER) as service:
+        expired = service.get_order(order["id"])
+        assert expired["status"] == "cancelled"
+        assert "payment window" in expired["cancel_reason"]
+        with pytest.raises(Conflict):
+            service.pay_order(order["id"], {"payment_method": "balance"})
+
+
+def test_reseller_customer_order_is_paid_by_the_reseller_when_placed(orders):
+    config, _clock, _ = orders
+    with as_caller(config, CUSTOMER) as service:
+        order = service.place_order(ORDER)
+    assert order["status"] == "paid"
+    assert order["paid_by_reseller"] is True
+    assert order["amount_due"] == {"amount": PRICE * 6, "currency": "USD"}
+    [call] = FakeBilling.calls
+    assert call["payment_method"] == "reseller"
+    assert call["payer_account_id"] == "acc_reseller"
+
+
+def test_order_events_carry_the_whole_purchase(orders):
+    config, _clock, _ = orders
+    exchange = Exchange("orders.events", type="topic", durable=True)
+    queue = Queue("test-orders-all", exchange, routing_key="orders.#")
+    with Connection(config["AMQP_URI"]) as connection:
+        queue(connection.channel()).declare()
+        with as_caller(config, BUYER) as service:
+            order = service.place_order(ORDER)
+            service.pay_order(order["id"], {"payment_method": "balance"})
+        received = []
+        deadline = time.monotonic() + 15
+        while len(received) < 3 and time.monotonic() < deadline:
+            message = queue(connection.channel()).get(accept=["json"], no_ack=True)
+            if message is None:
+                time.sleep(0.1)
+                continue
+            received.append(message.payload)
+    assert [event["type"] for event in received] == [
+        "orders.order.created",
+        "orders.order.paid",
+        "orders.subscription.created",
+    ]
+    assert {event["subject"] for event in received[:2]} == {order["id"]}
+    assert all(event["account_id"] == BUYER["account_id"] for event in received)

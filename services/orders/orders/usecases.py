@@ -1,0 +1,454 @@
+"""orders' use cases. Each takes a unit of work and a clock, and the neighbours it asks
+(``catalog``, ``iam``, ``billing``: anything with the same methods as their RPC
+proxies), so it runs the same under nameko and in unit tests with fakes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from mercato.clock import Clock
+from mercato.db import new_id
+from mercato.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    NotFound,
+    PaymentRequired,
+    ServiceUnavailable,
+    ValidationError,
+)
+from mercato.identity import Identity
+
+from orders import domain
+from orders.models import Order, OrderLine, Subscription
+
+_log = logging.getLogger(__name__)
+
+
+def _money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+def _period(line: OrderLine) -> dict[str, Any] | None:
+    if line.period_unit is None:
+        return None
+    return {"unit": line.period_unit, "count": line.period_count}
+
+
+def _line_view(line: OrderLine) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "product_id": line.product_id,
+        "product_name": line.product_name,
+        "seller_account_id": line.seller_account_id,
+        "specification_id": line.specification_id,
+        "specification_name": line.specification_name,
+        "delivery_method": line.delivery_method,
+        "service_supervision": line.service_supervision,
+        "billing_mode": line.billing_mode,
+        "period": _period(line),
+        "quantity": line.quantity,
+        "unit_price": _money(line.unit_price, line.currency),
+        "amount": _money(line.amount, line.currency),
+    }
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "status": order.status,
+        "account_id": order.account_id,
+        "paid_by_reseller": order.payer_account_id != order.account_id,
+        "enterprise_project_id": order.enterprise_project_id,
+        "amount_due": _money(order.amount_due, order.currency),
+        "lines": [_line_view(line) for line in order.lines],
+        "payment_deadline": order.payment_deadline,
+        "payment_method": order.payment_method,
+        "paid_at": order.paid_at,
+        "cancel_reason": order.cancel_reason,
+        "failure_reason": order.failure_reason,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+def subscription_view(subscription: Subscription) -> dict[str, Any]:
+    line = subscription.line
+    return {
+        "id": subscription.id,
+        "order_id": subscription.order_id,
+        "product_id": line.product_id,
+        "product_name": line.product_name,
+        "specification_name": line.specification_name,
+        "delivery_method": line.delivery_method,
+        "status": subscription.status,
+        "expires_at": subscription.expires_at,
+        "billing_mode": line.billing_mode,
+        "auto_renew": subscription.auto_renew,
+        "enterprise_project_id": subscription.enterprise_project_id,
+        "created_at": subscription.created_at,
+    }
+
+
+# -- placing ---------------------------------------------------------------------
+
+
+def place_order(
+    uow,
+    clock: Clock,
+    *,
+    buyer: Identity,
+    request: dict[str, Any],
+    catalog,
+    iam,
+    billing,
+    payment_window: dt.timedelta,
+) -> dict[str, Any]:
+    """Fix the quoted price into a new unpaid order.
+
+    A reseller's customer does not pay: the reseller pays at once, so the answer is
+    already ``paid``. Should billing not answer, the order stays unpaid and the
+    customer's pay request (which always charges the reseller) completes it.
+    """
+    if request["accept_terms"] is not True:
+        raise BusinessRuleViolation(
+            "the product's terms must be accepted to place an order", code="TERMS_NOT_ACCEPTED"
+        )
+    project_id = request.get("enterprise_project_id") or "default"
+    try:
+        iam.get_enterprise_project(project_id)
+    except NotFound:
+        raise ValidationError(
+            f"unknown enterprise project {project_id}",
+            {"enterprise_project_id": ["no such enterprise project in this account"]},
+        ) from None
+    quote = catalog.quote(
+        {
+            key: request[key]
+            for key in ("product_id", "specification_id", "billing_mode", "period", "quantity")
+            if request.get(key) is not None
+        }
+    )
+    now = clock.now()
+    order = Order(
+        id=new_id("ord"),
+        account_id=buyer.account_id,
+        payer_account_id=buyer.reseller_account_id or buyer.account_id,
+        enterprise_project_id=project_id,
+        status=domain.UNPAID,
+        amount_due=quote["amount"]["amount"],
+        currency=quote["amount"]["currency"],
+        payment_deadline=domain.payment_deadline(now, payment_window),
+        created_at=now,
+        updated_at=now,
+    )
+    period = quote.get("period") or {}
+    order.lines = [
+        OrderLine(
+            id=new_id("oln"),
+            position=0,
+            product_id=quote["product_id"],
+            product_name=quote["product_name"],
+            product_guide_url=quote.get("product_guide_url"),
+            seller_account_id=quote["seller_account_id"],
+            seller_company_name=quote["seller_company_name"],
+            specification_id=quote["specification_id"],
+            specification_name=quote["specification_name"],
+            delivery_method=quote["delivery_method"],
+            service_supervision=quote["service_supervision"],
+            billing_mode=quote["billing_mode"],
+            period_unit=period.get("unit"),
+            period_count=period.get("count"),
+            quantity=quote["quantity"],
+            unit_price=quote["unit_price"]["amount"],
+            amount=quote["amount"]["amount"],
+            currency=quote["amount"]["currency"],
+        )
+    ]
+    uow.session.add(order)
+    view = order_view(order)
+    uow.emit(
+        "orders.order.created",
+        subject=order.id,
+        account_id=order.account_id,
+        data={
+            "order_id": order.id,
+            "account_id": order.account_id,
+            "payer_account_id": order.payer_account_id,
+            "enterprise_project_id": order.enterprise_project_id,
+            "amount_due": view["amount_due"],
+            "lines": view["lines"],
+            "payment_deadline": order.payment_deadline,
+        },
+    )
+    uow.commit()
+    if order.payer_account_id != order.account_id:
+        try:
+            return pay_order(
+                uow,
+                clock,
+                buyer=buyer,
+                order_id=order.id,
+                request={"payment_method": domain.RESELLER_PAYMENT},
+                billing=billing,
+            )
+        except ServiceUnavailable:
+            _log.warning("billing did not answer; reseller order %s stays unpaid", order.id)
+    return view
+
+
+# -- paying ----------------------------------------------------------------------
+
+
+def _own_order(uow, order_id: str, buyer: Identity, *, lock: bool = False) -> Order:
+    query = sa.select(Order).where(Order.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    order = uow.session.scalar(query)
+    if order is None or (order.account_id != buyer.account_id and not buyer.has_role("operator")):
+        raise NotFound("order not found")
+    return order
+
+
+def pay_order(
+    uow, clock: Clock, *, buyer: Identity, order_id: str, request: dict[str, Any], billing
+) -> dict[str, Any]:
+    """Charge the order through billing (exactly once per order) and mark it paid."""
+    order = _own_order(uow, order_id, buyer, lock=True)
+    now = clock.now()
+    if domain.is_expired(order.status, order.payment_deadline, now):
+        _cancel(uow, order, domain.PAYMENT_WINDOW_PASSED, now)
+        uow.commit()
+        raise Conflict("the payment window of this order has passed; it is cancelled")
+    if order.status != domain.UNPAID:
+        raise Conflict(f"the order is {order.status}, not unpaid")
+    reseller_pays = order.payer_account_id != order.account_id
+    method = domain.RESELLER_PAYMENT if reseller_pays else request["payment_method"]
+    order.payment_started_at = now
+    uow.commit()  # do not hold the row lock across the call to billing
+
+    try:
+        payment = billing.pay_order(
+            {
+                "order_id": order.id,
+                "account_id": order.account_id,
+                "payer_account_id": order.payer_account_id,
+                "amount": _money(order.amount_due, order.currency),
+                "enterprise_project_id": order.enterprise_project_id,
+                "payment_method": method,
+                **({"card": request["card"]} if method == "credit_card" else {}),
+            }
+        )
+    except ServiceUnavailable:
+        # billing may still complete the payment: keep the attempt mark, so the expiry
+        # sweep leaves the order alone until billing's event arrives
+        raise
+    except Exception:
+        _clear_payment_attempt(uow, order.id)
+        raise
+    if payment["status"] != "succeeded":
+        _clear_payment_attempt(uow, order.id)
+        raise PaymentRequired(
+            f"payment declined: {payment.get('failure_reason') or 'no reason given'}",
+            code="PAYMENT_DECLINED",
+        )
+    return record_payment(
+        uow,
+        clock,
+        order_id=order.id,
+        payment_id=payment["id"],
+        payment_method=payment["payment_method"],
+    )
+
+
+def _clear_payment_attempt(uow, order_id: str) -> None:
+    order = uow.session.get(Order, order_id)
+    if order is not None:
+        order.payment_started_at = None
+        uow.commit()
+
+
+def record_payment(
+    uow, clock: Clock, *, order_id: str, payment_id: str, payment_method: str
+) -> dict[str, Any]:
+    """Mark the order paid and create its subscriptions; a repeat changes nothing.
+
+    Reached both from the pay request (synchronously) and from billing's
+    payment-succeeded event (for payments the request did not see finish).
+    """
+    order = uow.session.scalar(sa.select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    if order.status != domain.UNPAID:
+        if order.payment_id not in (None, payment_id):
+            _log.error(
+                "order %s paid by %s was paid again by %s", order.id, order.payment_id, payment_id
+            )
+        elif order.status == domain.CANCELLED:
+            # billing took the money after the order was cancelled: it is refunded by the
+            # refund flow (issue [3]); the order stays cancelled
+            _log.error("payment %s arrived for cancelled order %s", payment_id, order.id)
+        return order_view(order)
+    now = clock.now()
+    order.status = domain.PAID
+    order.payment_id = payment_id
+    order.payment_method = payment_method
+    order.paid_at = now
+    order.payment_started_at = None
+    order.updated_at = now
+    uow.emit(
+        "orders.order.paid",
+        subject=order.id,
+        account_id=order.account_id,
+        data={
+            "order_id": order.id,
+            "account_id": order.account_id,
+            "payer_account_id": order.payer_account_id,
+            "enterprise_project_id": order.enterprise_project_id,
+            "payment_id": payment_id,
+            "payment_method": payment_method,
+            "amount": _money(order.amount_due, order.currency),
+        },
+    )
+    for line in order.lines:
+        subscription = Subscription(
+            id=new_id("sub"),
+            order_id=order.id,
+            order_line_id=line.id,
+            account_id=order.account_id,
+            enterprise_project_id=order.enterprise_project_id,
+            status=domain.ENABLING,
+            auto_renew=False,
+            activated_at=now,
+            expires_at=domain.subscription_expiry(
+                now, line.billing_mode, line.period_unit, line.period_count
+            ),
+            created_at=now,
+            updated_at=now,
+        )
+        uow.session.add(subscription)
+        uow.emit(
+            "orders.subscription.created",
+            subject=subscription.id,
+            account_id=order.account_id,
+            data={
+                "subscription_id": subscription.id,
+                "order_id": order.id,
+                "order_line_id": line.id,
+                "account_id": order.account_id,
+                "enterprise_project_id": order.enterprise_project_id,
+                "product_id": line.product_id,
+                "specification_id": line.specification_id,
+                "seller_account_id": line.seller_account_id,
+                "delivery_method": line.delivery_method,
+                "service_supervision": line.service_supervision,
+                "billing_mode": line.billing_mode,
+                "quantity": line.quantity,
+                "status": subscription.status,
+                "expires_at": subscription.expires_at,
+            },
+        )
+    view = order_view(order)
+    uow.commit()
+    return view
+
+
+# -- cancelling ------------------------------------------------------------------
+
+
+def _cancel(uow, order: Order, reason: str, now: dt.datetime) -> None:
+    order.status = domain.CANCELLED
+    order.cancel_reason = reason
+    order.updated_at = now
+    uow.emit(
+        "orders.order.cancelled",
+        subject=order.id,
+        account_id=order.account_id,
+        data={"order_id": order.id, "account_id": order.account_id, "reason": reason},
+    )
+
+
+def cancel_order(uow, clock: Clock, *, buyer: Identity, order_id: str) -> dict[str, Any]:
+    order = _own_order(uow, order_id, buyer, lock=True)
+    if order.status != domain.UNPAID:
+        raise Conflict(f"only an unpaid order can be cancelled; this one is {order.status}")
+    if domain.payment_attempt_in_progress(order.payment_started_at, clock.now()):
+        raise Conflict("a payment of this order is in progress")
+    _cancel(uow, order, domain.CANCELLED_BY_BUYER, clock.now())
+    view = order_view(order)
+    uow.commit()
+    return view
+
+
+def cancel_expired_orders(uow, clock: Clock, *, batch_size: int = 100) -> int:
+    """Cancel unpaid orders whose payment window passed. Safe with two replicas:
+    each claims its batch with FOR UPDATE SKIP LOCKED."""
+    now = clock.now()
+    orders = uow.session.scalars(
+        sa.select(Order)
+        .where(Order.status == domain.UNPAID, Order.payment_deadline <= now)
+        .order_by(Order.payment_deadline)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    ).all()
+    cancelled = 0
+    for order in orders:
+        if domain.payment_attempt_in_progress(order.payment_started_at, now):
+            continue
+        _cancel(uow, order, domain.PAYMENT_WINDOW_PASSED, now)
+        cancelled += 1
+    uow.commit()
+    return cancelled
+
+
+# -- reading ---------------------------------------------------------------------
+
+
+def get_order(uow, *, buyer: Identity, order_id: str) -> dict[str, Any]:
+    return order_view(_own_order(uow, order_id, buyer))
+
+
+def _page(uow, query, page: int, page_size: int) -> tuple[list[Any], int]:
+    total = uow.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = uow.session.scalars(query.limit(page_size).offset((page - 1) * page_size)).all()
+    return list(rows), int(total or 0)
+
+
+def list_orders(
+    uow, *, buyer: Identity, status: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    query = sa.select(Order).where(Order.account_id == buyer.account_id)
+    if status:
+        query = query.where(Order.status == status)
+    rows, total = _page(uow, query.order_by(Order.created_at.desc(), Order.id), page, page_size)
+    return {
+        "items": [order_view(order) for order in rows],
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+def list_subscriptions(uow, *, buyer: Identity, page: int, page_size: int) -> dict[str, Any]:
+    query = (
+        sa.select(Subscription)
+        .where(Subscription.account_id == buyer.account_id)
+        .order_by(Subscription.created_at.desc(), Subscription.id)
+    )
+    rows, total = _page(uow, query, page, page_size)
+    return {
+        "items": [subscription_view(row) for row in rows],
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+def get_subscription(uow, *, buyer: Identity, subscription_id: str) -> dict[str, Any]:
+    subscription = uow.session.get(Subscription, subscription_id)
+    if subscription is None or subscription.account_id != buyer.account_id:
+        raise NotFound("purchased app not found")
+    return subscription_view(subscription)
