@@ -162,7 +162,7 @@ def main() -> int:
     manager = Manager(Printer(sys.stdout))
     for process in PROCESSES:
         command = (
-            f"{sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
+            f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
         )
         manager.add_process(process.name, command, env=env, cwd=str(config.ROOT))
     threading.Thread(target=announce_when_ready, args=(started,), daemon=True).start()

@@ -8,6 +8,7 @@ One process runs one service, so the default registry serves ``/metrics``; the
 
 from __future__ import annotations
 
+import logging
 import time
 
 from nameko.events import EventHandler
@@ -81,6 +82,8 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest unpublished event (0 when the outbox is empty)",
     ["service"],
 )
+
+_log = logging.getLogger("mercato.calls")
 
 HTTP_ERROR_STATUS = 500
 HTTP_CLIENT_ERROR_STATUS = 400
@@ -163,9 +166,18 @@ class Observability(DependencyProvider):
         kind = entrypoint_kind(worker_ctx.entrypoint)
         name = worker_ctx.entrypoint.method_name
         outcome, error = outcome_of(worker_ctx, result, exc_info)
+        elapsed = time.perf_counter() - started
         ENTRYPOINT_CALLS.labels(self.service_name, name, kind, outcome).inc()
-        ENTRYPOINT_DURATION.labels(self.service_name, name, kind, outcome).observe(
-            time.perf_counter() - started
+        ENTRYPOINT_DURATION.labels(self.service_name, name, kind, outcome).observe(elapsed)
+        # one line a call, carrying the correlation id, so a request can be followed
+        # through every service's log
+        _log.info(
+            "%s %s: %s in %.1f ms",
+            kind,
+            name,
+            outcome if error is None else f"{outcome} ({error})",
+            elapsed * 1000,
+            extra={"kind": kind, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)},
         )
         if error is not None:
             ENTRYPOINT_ERRORS.labels(self.service_name, name, kind, error).inc()

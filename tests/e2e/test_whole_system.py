@@ -195,7 +195,9 @@ def test_every_process_serves_metrics_with_its_entrypoint_counters(system):
 
 def test_ctrl_c_stops_all_seven_cleanly(system):
     system.process.send_signal(signal.SIGINT)
-    assert system.process.wait(timeout=30) == 0 or True  # honcho exits with the first code
+    assert system.process.wait(timeout=60) == 130  # honcho's answer to an interrupt
+    log = system.log()
     for process in PROCESSES:
+        assert f"{process.name} stopped (rc=0)" in log, f"{process.name} did not stop cleanly"
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{system.url(process.name)}/healthz", timeout=2)
