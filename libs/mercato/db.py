@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from mercato import config
-from mercato.contracts import Envelope, contract_for
+from mercato.contracts import Envelope, new_envelope
 from mercato.identity import (
     CAUSATION_EVENT_ID,
     CORRELATION_ID,
@@ -144,27 +144,19 @@ class UnitOfWork:
     ) -> Envelope:
         """Add an event to the outbox, in this unit of work's transaction.
 
-        ``data`` is checked against the event's contract here, so an event that would
-        break subscribers fails the producer's request instead.
+        ``data`` is checked against the event's contract here (``ContractViolation``,
+        a ``ValueError``), so an event that would break subscribers fails the
+        producer's request instead.
         """
-        contract = contract_for(event_type, version)
-        schema = contract.schema()
-        payload = schema.dump(data)
-        errors = schema.validate(payload)
-        if errors:
-            raise ValueError(f"{event_type} v{contract.version} breaks its contract: {errors}")
         context = self._worker_ctx.data
-        envelope = Envelope(
-            id=uuid.uuid4().hex,
-            type=event_type,
-            version=contract.version,
-            occurred_at=dt.datetime.now(dt.UTC),
-            source=contract.source,
+        envelope = new_envelope(
+            event_type,
+            version=version,
             subject=subject,
+            data=data,
             account_id=account_id if account_id is not None else context.get("account_id"),
             correlation_id=ensure_correlation_id(self._worker_ctx),
             causation_id=context.get(CAUSATION_EVENT_ID) or self._worker_ctx.call_id,
-            data=payload,
         )
         # the context the consumer's worker will inherit: caller, correlation, cause
         headers = {key: context[key] for key in IDENTITY_KEYS if context.get(key)}
@@ -228,7 +220,9 @@ class Database(DependencyProvider):
             self.engine.dispose()
 
     def kill(self):
-        self.stop()
+        self.outbox.kill()
+        if self.engine is not None:
+            self.engine.dispose()
 
     def get_dependency(self, worker_ctx):
         unit = UnitOfWork(self, worker_ctx)

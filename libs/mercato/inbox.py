@@ -90,14 +90,13 @@ def handles_event(
             except (SchemaError, MercatoError, TypeError) as exc:
                 _dead_letter(uow, handler, payload, f"invalid event: {exc}", attempts=1)
                 metrics.EVENTS_CONSUMED.labels(
-                    service_name, handler, str(payload.get("type", "?")), "dead_lettered"
+                    service_name, handler, _field(payload, "type", 128) or "?", "dead_lettered"
                 ).inc()
                 return
 
             for attempt in range(1, max_attempts + 1):
                 try:
                     if not _record_in_inbox(uow, handler, event):
-                        uow.rollback()
                         metrics.EVENTS_CONSUMED.labels(
                             service_name, handler, event.type, "duplicate"
                         ).inc()
@@ -108,7 +107,7 @@ def handles_event(
                         service_name, handler, event.type, "processed"
                     ).inc()
                     return
-                except Exception as exc:
+                except (Exception, eventlet.Timeout) as exc:  # Timeout is a BaseException
                     uow.rollback()
                     if is_transient(exc) and attempt < max_attempts:
                         metrics.EVENT_RETRIES.labels(service_name, handler, event.type).inc()
@@ -143,15 +142,16 @@ def handles_event(
 
 
 def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
-    """Insert (handler, event id); False when it is already there (a repeat)."""
-    # The inbox row is the transaction's first statement, so a unique violation can
-    # roll the whole transaction back. On PostgreSQL a concurrent delivery of the same
-    # event waits on the first one's index entry and fails here once it commits.
+    """Insert (handler, event id); False, rolled back, when it is already there (a repeat).
+
+    The inbox row is the transaction's first statement, so a unique violation can roll
+    the whole transaction back. On PostgreSQL a concurrent delivery of the same event
+    waits on the first one's index entry and fails here once that one commits.
+    """
+    table = uow.table(INBOX)
     try:
         uow.session.execute(
-            uow.table(INBOX)
-            .insert()
-            .values(
+            table.insert().values(
                 handler=handler,
                 event_id=event.id,
                 event_type=event.type,
@@ -160,19 +160,37 @@ def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
         )
         uow.session.flush()
     except IntegrityError:
+        uow.rollback()
+        # only a row that is really there makes this a repeat: any other integrity
+        # error must not pass for one, or the event would be dropped without a trace
+        seen = uow.session.execute(
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.handler == handler, table.c.event_id == event.id)
+        ).scalar_one()
+        uow.rollback()
+        if not seen:
+            raise
         return False
     return True
 
 
-def _dead_letter(uow, handler: str, payload: dict[str, Any], error: str, attempts: int) -> None:
+def _field(payload: Any, key: str, limit: int) -> str | None:
+    """``payload[key]`` as a bounded string, or None (a payload may be anything)."""
+    if not isinstance(payload, dict) or payload.get(key) is None:
+        return None
+    return str(payload[key])[:limit]
+
+
+def _dead_letter(uow, handler: str, payload: Any, error: str, attempts: int) -> None:
     table = uow.table(DEAD_LETTERS)
     uow.rollback()
     uow.session.execute(
         table.insert().values(
             handler=handler,
-            event_id=str(payload.get("id"))[:64] if isinstance(payload, dict) else None,
-            event_type=str(payload.get("type"))[:128] if isinstance(payload, dict) else None,
-            payload=payload if isinstance(payload, dict) else {"raw": repr(payload)},
+            event_id=_field(payload, "id", 64),
+            event_type=_field(payload, "type", 128),
+            payload=payload if isinstance(payload, dict) else {"raw": repr(payload)[:8000]},
             error=error[-8000:],
             attempts=attempts,
             created_at=dt.datetime.now(dt.UTC),

@@ -118,7 +118,7 @@ def outcome_of(worker_ctx, result, exc_info) -> tuple[str, str | None]:
         if isinstance(exc, MercatoError) or (expected and isinstance(exc, expected)):
             return "rejected", type(exc).__name__
         return "error", type(exc).__name__
-    status = _http_status(result)
+    status = _http_status(result) if entrypoint_kind(worker_ctx.entrypoint) == "http" else None
     if status is not None and status >= HTTP_ERROR_STATUS:
         return "error", f"http_{status}"
     if status is not None and status >= HTTP_CLIENT_ERROR_STATUS:

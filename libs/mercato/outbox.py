@@ -44,6 +44,7 @@ DEAD_LETTERS = "dead_letters"
 BATCH_SIZE = 200
 RETENTION = dt.timedelta(days=7)
 PURGE_EVERY_SECONDS = 600.0
+STOP_TIMEOUT_SECONDS = 10.0
 HEADER_PREFIX = "nameko"
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
@@ -116,7 +117,8 @@ class OutboxRelay:
         self._exchanges: dict[str, Any] = {}
         self._wakeups: LightQueue = LightQueue()
         self._gt = None
-        self._last_purge = 0.0
+        self._stopping = False
+        self._last_purge = -PURGE_EVERY_SECONDS  # the first pass purges
 
     # -- writing -----------------------------------------------------------------
 
@@ -134,42 +136,69 @@ class OutboxRelay:
     # -- the loop ----------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         self._gt = eventlet.spawn(self._run)
 
-    def stop(self) -> None:
-        if self._gt is not None:
-            self._gt.kill()
-            self._gt = None
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """End the loop once the batch in progress is published and marked.
+
+        Killing the relay between a publish and its confirm would hand the pooled
+        channel, still owed that confirm, to the next publisher of the process, which
+        would take the stale ack for its own message's.
+        """
+        gt, self._gt = self._gt, None
+        if gt is None:
+            return
+        self._stopping = True
+        self.wake()
+        try:
+            with eventlet.Timeout(timeout):
+                gt.wait()
+        except eventlet.Timeout:
+            _log.warning("outbox relay did not stop within %ss; killing it", timeout)
+            gt.kill()
+
+    def kill(self) -> None:
+        gt, self._gt = self._gt, None
+        if gt is not None:
+            gt.kill()
 
     def wake(self) -> None:
         self._wakeups.put(None)
 
     def _run(self) -> None:
         self.wake()  # first pass at once: publish what a crash left behind
-        while True:
+        while not self._stopping:
             try:
                 self._wakeups.get(timeout=self.sweep_seconds)
             except Empty:
                 pass
             while not self._wakeups.empty():  # one pass serves every wake so far
                 self._wakeups.get_nowait()
+            if self._stopping:
+                return
             try:
                 self.publish_pending()
-                self.observe()
-                self._purge_if_due()
             except Exception:
                 # broker or database away: the rows stay, the next sweep retries them
                 metrics.EVENT_PUBLISH_FAILURES.labels(self.service_name).inc()
                 _log.exception("outbox relay pass failed; retrying in %ss", self.sweep_seconds)
+            try:
+                # after a failed pass too: a growing backlog is what the gauges are for
+                self.observe()
+                self._purge_if_due()
+            except Exception:
+                _log.exception("outbox gauges or purge failed; retrying in %ss", self.sweep_seconds)
 
     def publish_pending(self) -> int:
         """Publish unpublished rows in batches; return how many were published."""
         published = 0
-        while True:
+        while not self._stopping:
             count = self._publish_batch()
             published += count
             if count < BATCH_SIZE:
-                return published
+                break
+        return published
 
     def _publish_batch(self) -> int:
         table = self.table

@@ -4,23 +4,37 @@ Producers validate an event's ``data`` against its schema before it enters the o
 consumers load it with the same schema. ``asyncapi.py`` renders the registry as the
 AsyncAPI document that subscribers read (kept in step by a test).
 
-Importing this package registers every event type (the modules below).
+Importing this package registers every event type: each module beside this one other
+than ``envelope``, ``registry`` and ``asyncapi`` holds one source's contracts.
 """
 
+import importlib
+import pkgutil
+
+from mercato.contracts.envelope import Envelope, EnvelopeSchema, new_envelope
 from mercato.contracts.registry import (
     EVENT_CONTRACTS,
+    ContractViolation,
     EventContract,
     contract_for,
     register,
 )
-from mercato.contracts.envelope import Envelope, EnvelopeSchema
-from mercato.contracts import iam_agency  # noqa: F401  (registers its event types)
+
+# Every other module here is one source's event types: import them all, so the set of
+# registered contracts (and the AsyncAPI document) never depends on what else a process
+# happened to import.
+_NOT_CONTRACTS = {"asyncapi", "envelope", "registry"}
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if _module.name not in _NOT_CONTRACTS:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "EVENT_CONTRACTS",
+    "ContractViolation",
     "Envelope",
     "EnvelopeSchema",
     "EventContract",
     "contract_for",
+    "new_envelope",
     "register",
 ]

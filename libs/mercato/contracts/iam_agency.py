@@ -23,4 +23,11 @@ register(
     summary="A marketplace account was opened (sign-up, a reseller's customer, or an "
     "operator created on the command line).",
     subject="the new account's id",
+    example_subject="acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+    example={
+        "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+        "name": "Northwind Traders",
+        "type": "buyer",
+        "reseller_account_id": None,
+    },
 )

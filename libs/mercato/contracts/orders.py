@@ -1,5 +1,7 @@
 """Events published by orders."""
 
+import datetime as dt
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from mercato.contracts.registry import register
@@ -7,6 +9,14 @@ from mercato.money import MoneySchema
 
 BILLING_MODES = ("yearly_monthly", "pay_per_use", "one_time")
 DELIVERY_METHODS = ("license", "professional_service", "saas", "image")
+
+# Examples (the AsyncAPI document shows them; the contract tests validate them).
+_ORDER = "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5"
+_BUYER = "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6"
+_SELLER = "acc_9a8b7c6d5e4f43a2b1c0d9e8f7a6b5c4"
+_PRODUCT = "prd_1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6"
+_SPECIFICATION = "spc_6c5b4a3f2e1d40c9b8a7f6e5d4c3b2a1"
+_LINE = "oln_2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7"
 
 
 class _Strict(Schema):
@@ -85,6 +95,32 @@ register(
     summary="A buyer placed an order; its price is fixed and it waits for payment "
     "(a reseller's customer's order is paid by the reseller at once).",
     subject="the order id",
+    example_subject=_ORDER,
+    example={
+        "order_id": _ORDER,
+        "account_id": _BUYER,
+        "payer_account_id": _BUYER,
+        "enterprise_project_id": "default",
+        "amount_due": {"amount": 129900, "currency": "USD"},
+        "lines": [
+            {
+                "id": _LINE,
+                "product_id": _PRODUCT,
+                "product_name": "Northwind CRM",
+                "seller_account_id": _SELLER,
+                "specification_id": _SPECIFICATION,
+                "specification_name": "Standard, 10 users",
+                "delivery_method": "saas",
+                "service_supervision": False,
+                "billing_mode": "yearly_monthly",
+                "period": {"unit": "year", "count": 1},
+                "quantity": 1,
+                "unit_price": {"amount": 129900, "currency": "USD"},
+                "amount": {"amount": 129900, "currency": "USD"},
+            }
+        ],
+        "payment_deadline": dt.datetime(2026, 1, 16, 9, 30, tzinfo=dt.UTC),
+    },
 )
 register(
     "orders.order.paid",
@@ -92,6 +128,16 @@ register(
     OrderPaidV1,
     summary="An order was paid; its subscriptions are created next.",
     subject="the order id",
+    example_subject=_ORDER,
+    example={
+        "order_id": _ORDER,
+        "account_id": _BUYER,
+        "payer_account_id": _BUYER,
+        "enterprise_project_id": "default",
+        "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
+        "payment_method": "balance",
+        "amount": {"amount": 129900, "currency": "USD"},
+    },
 )
 register(
     "orders.order.cancelled",
@@ -100,6 +146,12 @@ register(
     summary="An order was cancelled (by the buyer, or because its payment window "
     "passed), with a reason the buyer can read.",
     subject="the order id",
+    example_subject=_ORDER,
+    example={
+        "order_id": _ORDER,
+        "account_id": _BUYER,
+        "reason": "The payment window of 24 hours passed.",
+    },
 )
 register(
     "orders.subscription.created",
@@ -108,4 +160,21 @@ register(
     summary="A paid order line became a subscription (a purchased app), status enabling "
     "until its delivery.",
     subject="the subscription id",
+    example_subject="sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+    example={
+        "subscription_id": "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+        "order_id": _ORDER,
+        "order_line_id": _LINE,
+        "account_id": _BUYER,
+        "enterprise_project_id": "default",
+        "product_id": _PRODUCT,
+        "specification_id": _SPECIFICATION,
+        "seller_account_id": _SELLER,
+        "delivery_method": "saas",
+        "service_supervision": False,
+        "billing_mode": "yearly_monthly",
+        "quantity": 1,
+        "status": "enabling",
+        "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
+    },
 )
