@@ -33,6 +33,7 @@ from typing import Any
 
 import eventlet
 import sqlalchemy as sa
+from marshmallow import EXCLUDE
 from marshmallow import ValidationError as SchemaError
 from nameko.events import event_handler
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -62,10 +63,14 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def load_event(payload: dict[str, Any]) -> Envelope:
-    """The envelope with its ``data`` loaded by the contract of its type and version."""
+    """The envelope with its ``data`` loaded by the contract of its type and version.
+
+    A consumer is a tolerant reader: a top-level field it does not know is ignored, so a
+    producer may add an optional field within a version (docs/asyncapi.yaml says so).
+    """
     envelope = Envelope.load(payload)
     contract = contract_for(envelope.type, envelope.version)
-    data = contract.schema().load(envelope.data)
+    data = contract.schema().load(envelope.data, unknown=EXCLUDE)
     return Envelope(**{**envelope.__dict__, "data": data})
 
 

@@ -136,6 +136,19 @@ def _add_an_undeclared_data_field(envelope, _schema):
     envelope["data"]["not_in_the_contract"] = "x"
 
 
+@pytest.mark.parametrize(
+    "contract",
+    sorted(EVENT_CONTRACTS.values(), key=lambda c: (c.type, c.version)),
+    ids=lambda c: f"{c.type}.v{c.version}",
+)
+def test_an_added_top_level_data_field_is_tolerated_by_schema_and_consumer(contract):
+    """Within a version a producer may add an optional field to data's top level."""
+    envelope = asyncapi.example_payload(contract)
+    _add_an_undeclared_data_field(envelope, None)
+    Draft7Validator(asyncapi.payload_schema(contract)).validate(envelope)
+    assert "not_in_the_contract" not in load_event(envelope).data
+
+
 def _add_an_undeclared_envelope_field(envelope, _schema):
     envelope["priority"] = "high"
 
@@ -162,7 +175,6 @@ def _change_the_type(envelope, _schema):
 
 BREAKAGES = [
     _drop_a_required_data_field,
-    _add_an_undeclared_data_field,
     _add_an_undeclared_envelope_field,
     _change_the_version,
     _drop_the_id,

@@ -95,6 +95,9 @@ def payload_schema(contract: EventContract) -> dict[str, Any]:
         "description": f"{contract.subject[:1].upper()}{contract.subject[1:]}.",
     }
     data = converter.schema2jsonschema(contract.schema)
+    # consumers are tolerant readers of data's top level (mercato.inbox.load_event): a
+    # version may gain optional fields there; anything else takes a new version
+    data["additionalProperties"] = True
     properties["data"] = {"description": properties["data"]["description"], **data}
     return schema
 
@@ -228,8 +231,10 @@ def build_document(contracts: Iterable[EventContract] | None = None) -> dict[str
                 "Every event Mercato's services publish. Each travels in one envelope "
                 "(`id`, `type`, `version`, `occurred_at`, `source`, `subject`, "
                 "`account_id`, `correlation_id`, `causation_id`, `data`); `data` is "
-                "defined per type and version, and a change that would break a "
-                "subscriber is published as a new version.\n\n" + DELIVERY
+                "defined per type and version. Within a version a producer may add an "
+                "optional field at the top level of `data` (so ignore fields you do not "
+                "know there); any other change (removing, renaming or retyping a field, "
+                "or adding a required one) is published as a new version.\n\n" + DELIVERY
             ),
             "x-delivery-guarantee": DELIVERY_GUARANTEE,
         },
