@@ -1,10 +1,21 @@
-"""The billing service's tables. Its business tables arrive with its own issue; today it
-owns the messaging tables every service has."""
+"""The tables billing owns.
+
+Money columns are integer minor units (BIGINT) beside a currency code; never floats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+import mercato.contracts.billing  # noqa: F401  (registers billing's event types)
+from mercato.db import UTCDateTime
 from mercato.outbox import add_messaging_tables
+
+# SQLite autoincrements INTEGER primary keys only
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -13,3 +24,149 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+
+
+class BillingAccount(Base):
+    """One per marketplace account, created on first use. Its figures are kept in step
+    with its ledger postings (see ``billing.domain``), under a row lock."""
+
+    __tablename__ = "billing_accounts"
+    __table_args__ = (
+        sa.CheckConstraint("credit_limit >= 0", name="ck_billing_accounts_credit_limit"),
+        sa.CheckConstraint("credit_used >= 0", name="ck_billing_accounts_credit_used"),
+    )
+
+    account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    # may go negative for a reseller, who settles with the marketplace outside Mercato
+    balance: Mapped[int] = mapped_column(sa.BigInteger)
+    credit_limit: Mapped[int] = mapped_column(sa.BigInteger)
+    credit_used: Mapped[int] = mapped_column(sa.BigInteger)
+    credit_limit_set_by: Mapped[str | None] = mapped_column(sa.String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Payment(Base):
+    """The payment of one order (``order_id`` is unique: an order is charged at most
+    once). A failed attempt (a declined card) may be retried: ``attempt`` counts them
+    and ``charge_key`` is the card gateway's idempotency key of the current one."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="ck_payments_amount"),
+        sa.Index("ix_payments_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    payer_account_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    enterprise_project_id: Mapped[str] = mapped_column(sa.String(64))
+    payment_method: Mapped[str] = mapped_column(sa.String(16))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    charge_key: Mapped[str | None] = mapped_column(sa.String(80))
+    card_brand: Mapped[str | None] = mapped_column(sa.String(16))
+    card_last4: Mapped[str | None] = mapped_column(sa.String(4))
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40))
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class TopUp(Base):
+    """Money added to an account's balance from a card. ``idempotency_key`` (the
+    caller's, optional) makes a retried top-up return the first one."""
+
+    __tablename__ = "top_ups"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "idempotency_key", name="uq_top_ups_account_key"),
+        sa.CheckConstraint("amount > 0", name="ck_top_ups_amount"),
+        sa.Index("ix_top_ups_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    charge_key: Mapped[str] = mapped_column(sa.String(80))
+    card_brand: Mapped[str] = mapped_column(sa.String(16))
+    card_last4: Mapped[str] = mapped_column(sa.String(4))
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40))
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class JournalEntry(Base):
+    """One money movement: its postings sum to zero. It is also a line of the paying
+    (or topped-up) account's statement: ``amount`` signed from that account's side,
+    and its figures after the movement. At most one entry per payment and per top-up
+    (unique), a last guard against charging twice."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (sa.Index("ix_journal_entries_account_id_id", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    payment_id: Mapped[str | None] = mapped_column(
+        sa.String(40), sa.ForeignKey("payments.id"), unique=True
+    )
+    top_up_id: Mapped[str | None] = mapped_column(
+        sa.String(40), sa.ForeignKey("top_ups.id"), unique=True
+    )
+    order_id: Mapped[str | None] = mapped_column(sa.String(64))
+    buyer_account_id: Mapped[str | None] = mapped_column(sa.String(40))
+    payment_method: Mapped[str | None] = mapped_column(sa.String(16))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
+    credit_used_after: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    postings: Mapped[list[LedgerPosting]] = relationship(back_populates="entry")
+
+
+class LedgerPosting(Base):
+    """One side of a journal entry: a signed amount (debit positive) on a ledger
+    account, per marketplace account for the per-account ledgers."""
+
+    __tablename__ = "ledger_postings"
+    __table_args__ = (
+        sa.Index("ix_ledger_postings_ledger_account_account_id", "ledger_account", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("journal_entries.id"), index=True)
+    ledger_account: Mapped[str] = mapped_column(sa.String(32))
+    account_id: Mapped[str | None] = mapped_column(sa.String(40))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+
+    entry: Mapped[JournalEntry] = relationship(back_populates="postings")
+
+
+class CardGatewayCharge(Base):
+    """The simulated card gateway's own record of each charge (``payment_gateway``):
+    what a real processor would hold. Written in its own transaction, so a charge
+    survives a crash of the payment that asked for it and is found by its key."""
+
+    __tablename__ = "card_gateway_charges"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    card_brand: Mapped[str] = mapped_column(sa.String(16))
+    card_last4: Mapped[str] = mapped_column(sa.String(4))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    decline_code: Mapped[str | None] = mapped_column(sa.String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

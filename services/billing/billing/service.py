@@ -1,11 +1,195 @@
-"""The billing service: entrypoints only (see DESIGN.md for what it owns)."""
+"""billing's entrypoints: load and check the input, call one use case, dump.
 
+Money is always ``{"amount": <integer minor units>, "currency": "USD"}``. Every RPC
+reads its caller from the context data (``account_id``, ``user_id``, ``roles``,
+``reseller_account_id``) that the gateway set and the orders service passes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from billing import schemas, usecases
+from billing.dependencies import (
+    CARD_GATEWAY_TIMEOUT_SECONDS,
+    DEFAULT_GATEWAY_TIMEOUT_SECONDS,
+    CardGateway,
+    configured_timer,
+)
 from billing.models import metadata
+from mercato.clock import ClockProvider
 from mercato.db import Database
+from mercato.errors import EXPECTED
+from mercato.identity import OPERATOR
 from mercato.service import MercatoService
+from mercato.validation import load
+
+RECOVERY_INTERVAL_KEY = "PAYMENT_RECOVERY_INTERVAL_SECONDS"
+RECOVERY_GRACE_KEY = "PAYMENT_RECOVERY_GRACE_SECONDS"
+DEFAULT_RECOVERY_INTERVAL_SECONDS = 5.0
+DEFAULT_RECOVERY_GRACE_SECONDS = 60.0
 
 
 class BillingService(MercatoService):
     name = "billing"
 
     db = Database(metadata)
+    clock = ClockProvider()
+    config = Config()
+    card_gateway = CardGateway()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def pay_order(self, payload: dict) -> dict:
+        """Pay an order, exactly once however often it is asked (orders calls this with
+        the buyer as the caller).
+
+        Payload::
+
+            {"order_id": "ord_…", "account_id": "acc_buyer…",
+             "payer_account_id": "acc_buyer…",       # the reseller, for method reseller
+             "amount": {"amount": 129900, "currency": "USD"},
+             "enterprise_project_id": "default",     # optional, default "default"
+             "payment_method": "balance" | "credit_card" | "credit" | "reseller",
+             "card": {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}}
+                                                      # credit_card only
+
+        Answer (the order's payment)::
+
+            {"id": "pay_…", "order_id": "ord_…", "status": "succeeded",
+             "payment_method": "balance", "amount": {"amount": 129900, "currency": "USD"},
+             "failure_code": null, "failure_reason": null, "account_id": "acc_…",
+             "payer_account_id": "acc_…", "enterprise_project_id": "default",
+             "card": null | {"brand": "visa", "last4": "4242"},
+             "created_at": "…", "completed_at": "…"}
+
+        ``status``:
+
+        - ``succeeded``: paid; ``billing.payment.succeeded`` is on its way;
+        - ``failed``: the card was declined (``failure_code`` ``card_declined`` or
+          ``insufficient_funds``, ``failure_reason`` a sentence for the buyer);
+          ``billing.payment.failed`` is emitted; nothing was charged, and paying the
+          order again makes a new attempt;
+        - ``pending``: the card gateway did not answer in time. Do not treat it as
+          failed: billing settles it by itself (it looks the charge up) and announces
+          ``billing.payment.succeeded`` or ``billing.payment.failed``.
+
+        An order that already has a succeeded or pending payment answers that payment
+        again and charges nothing (the orders service decides whether that is a 409).
+        Errors: ``PaymentRequired`` (insufficient balance, credit limit exceeded;
+        nothing changed), ``ValidationError`` (fields such as ``amount.amount``,
+        ``card.number``, ``card.expiry``, ``card.cvc``, ``payer_account_id``),
+        ``Forbidden`` (the caller is not the buyer; for ``reseller``, the payer is not
+        the caller's reseller), ``Conflict`` (the order was paid for another amount or
+        by another account), ``Unauthenticated``.
+        """
+        caller = self.caller.require()
+        data = load(schemas.PayOrderSchema, payload)
+        payment = usecases.pay_order(self.db, self.clock, self.card_gateway, caller=caller, **data)
+        return schemas.PaymentSchema().dump(payment)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_payment(self, order_id: str) -> dict:
+        """The payment of an order (same shape as ``pay_order`` answers), for its buyer,
+        its payer or an operator; ``NotFound`` otherwise or if it has none."""
+        caller = self.caller.require()
+        data = load(schemas.IdSchema, {"id": order_id})
+        payment = usecases.get_payment(self.db, caller=caller, order_id=data["id"])
+        return schemas.PaymentSchema().dump(payment)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_balance(self) -> dict:
+        """The caller's account: ``{account_id, balance, credit_limit, credit_used,
+        available_credit}``, each a money object. An account that never moved money
+        has zeros."""
+        caller = self.caller.require()
+        return schemas.BalanceSchema().dump(
+            usecases.get_balance(self.db, account_id=caller.account_id)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def top_up(self, payload: dict) -> dict:
+        """Add money to the caller's balance from a card, through the card gateway.
+
+        Payload: ``{"amount": {"amount": 50000, "currency": "USD"} (or 50000),
+        "card": {"number", "expiry", "cvc"}, "idempotency_key": "…" (optional: the same
+        key answers the first top-up again, charging nothing)}``.
+
+        Answer: ``{id, account_id, status: succeeded|failed|pending, amount,
+        card: {brand, last4}, failure_code, failure_reason, created_at, completed_at}``.
+        ``pending`` is settled by billing itself (see ``pay_order``); ``get_top_up``
+        shows it later.
+        """
+        caller = self.caller.require()
+        data = load(schemas.TopUpSchema, payload)
+        record = usecases.top_up(
+            self.db, self.clock, self.card_gateway, account_id=caller.account_id, **data
+        )
+        return schemas.TopUpOut().dump(record)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_top_up(self, top_up_id: str) -> dict:
+        """One of the caller's top-ups (as ``top_up`` answers it)."""
+        caller = self.caller.require()
+        data = load(schemas.IdSchema, {"id": top_up_id})
+        record = usecases.get_top_up(self.db, account_id=caller.account_id, top_up_id=data["id"])
+        return schemas.TopUpOut().dump(record)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_transactions(self, page: int = 1, page_size: int = 20) -> dict:
+        """The caller's ledger movements, newest first::
+
+            {"items": [{"id": "txn_12", "kind": "payment" | "top_up",
+                        "payment_method": "balance" | … | null,
+                        "amount": {"amount": -129900, "currency": "USD"},   # signed
+                        "balance_after": {…}, "credit_used_after": {…},
+                        "order_id": "ord_…" | null, "payment_id": … | null,
+                        "top_up_id": … | null, "buyer_account_id": … | null,
+                        "created_at": "…"}],
+             "total": 1, "page": 1, "page_size": 20}
+
+        ``page_size`` is at most 100. A reseller's statement holds its customers'
+        orders (``buyer_account_id`` names the customer).
+        """
+        caller = self.caller.require()
+        data = load(schemas.PageSchema, {"page": page, "page_size": page_size})
+        result = usecases.list_transactions(self.db, account_id=caller.account_id, **data)
+        return schemas.TransactionPageSchema().dump(result)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def set_credit_limit(self, account_id: str, amount) -> dict:
+        """Operators only: grant an account credit up to ``amount`` (a money object or
+        an integer of minor units; 0 withdraws it). Answers the account's balance view
+        (as ``get_balance``)."""
+        operator = self.caller.require_role(OPERATOR)
+        data = load(schemas.SetCreditLimitSchema, {"account_id": account_id, "amount": amount})
+        view = usecases.set_credit_limit(self.db, self.clock, operator=operator, **data)
+        return schemas.BalanceSchema().dump(view)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def audit_ledger(self) -> dict:
+        """Operators only: check the books. ``{"balanced": true, "ledger_total": 0,
+        "unbalanced_entries": [], "accounts_out_of_step": [], "payments_out_of_step":
+        []}`` when every entry sums to zero and every account and payment agrees with
+        its postings."""
+        self.caller.require_role(OPERATOR)
+        return usecases.audit_ledger(self.db)
+
+    @configured_timer(RECOVERY_INTERVAL_KEY, DEFAULT_RECOVERY_INTERVAL_SECONDS)
+    def recover_pending_charges(self) -> None:
+        """Settle card payments and top-ups that a crash or a silent gateway left
+        pending (safe with several replicas)."""
+        usecases.recover_pending_charges(
+            self.db, self.clock, self.card_gateway, grace=self._recovery_grace
+        )
+
+    @property
+    def _recovery_grace(self) -> dt.timedelta:
+        grace = float(self.config.get(RECOVERY_GRACE_KEY, DEFAULT_RECOVERY_GRACE_SECONDS))
+        timeout = float(
+            self.config.get(CARD_GATEWAY_TIMEOUT_SECONDS, DEFAULT_GATEWAY_TIMEOUT_SECONDS)
+        )
+        # a charge still in flight must have timed out before its key is looked up
+        return dt.timedelta(seconds=max(grace, 2 * timeout))

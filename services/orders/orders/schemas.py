@@ -108,6 +108,7 @@ class OrderOut(Schema):
     lines = fields.List(fields.Nested(OrderLineOut))
     payment_deadline = fields.AwareDateTime()
     payment_method = fields.String(allow_none=True)
+    payment_pending = fields.Boolean()
     paid_at = fields.AwareDateTime(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
     failure_reason = fields.String(allow_none=True)

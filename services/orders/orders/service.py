@@ -117,6 +117,11 @@ class OrdersService(MercatoService):
             payment_method=event.data["payment_method"],
         )
 
+    @handles_event("billing.payment.failed")
+    def on_payment_failed(self, event) -> None:
+        """A payment that was pending failed: the order may be paid again."""
+        usecases.record_failed_payment(self.db, order_id=event.data["order_id"])
+
     @timer(interval=EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:
         """Cancel unpaid orders whose payment window passed (safe with two replicas)."""

@@ -67,6 +67,8 @@ def order_view(order: Order) -> dict[str, Any]:
         "lines": [_line_view(line) for line in order.lines],
         "payment_deadline": order.payment_deadline,
         "payment_method": order.payment_method,
+        # a payment was started and its outcome is not known yet (a slow card gateway)
+        "payment_pending": order.status == domain.UNPAID and order.payment_started_at is not None,
         "paid_at": order.paid_at,
         "cancel_reason": order.cancel_reason,
         "failure_reason": order.failure_reason,
@@ -249,6 +251,10 @@ def pay_order(
     except Exception:
         _clear_payment_attempt(uow, order.id)
         raise
+    if payment["status"] == "pending":
+        # the card gateway has not answered yet: billing settles it and announces the
+        # outcome (billing.payment.succeeded or .failed), which completes this order
+        return order_view(uow.session.get(Order, order.id))
     if payment["status"] != "succeeded":
         _clear_payment_attempt(uow, order.id)
         raise PaymentRequired(
@@ -262,6 +268,15 @@ def pay_order(
         payment_id=payment["id"],
         payment_method=payment["payment_method"],
     )
+
+
+def record_failed_payment(uow, *, order_id: str) -> None:
+    """A payment billing could not settle at once has failed: the order may be paid
+    again or cancelled (the attempt mark no longer guards it)."""
+    order = uow.session.scalar(sa.select(Order).where(Order.id == order_id).with_for_update())
+    if order is not None and order.status == domain.UNPAID:
+        order.payment_started_at = None
+    uow.commit()
 
 
 def _clear_payment_attempt(uow, order_id: str) -> None:

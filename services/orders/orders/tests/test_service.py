@@ -80,6 +80,15 @@ class FakeBilling:
     def pay_order(self, payload):
         FakeBilling.calls.append(payload)
         card = payload.get("card") or {}
+        if card.get("number", "").endswith("0119"):  # the gateway has not answered yet
+            return {
+                "id": "pay_pending",
+                "order_id": payload["order_id"],
+                "status": "pending",
+                "payment_method": "credit_card",
+                "amount": payload["amount"],
+                "failure_reason": None,
+            }
         if card.get("number", "").endswith("0002"):
             return {
                 "id": f"pay_{uuid.uuid4().hex}",
@@ -364,3 +373,94 @@ def test_order_events_carry_the_whole_purchase(orders):
     ]
     assert {event["subject"] for event in received[:2]} == {order["id"]}
     assert all(event["account_id"] == BUYER["account_id"] for event in received)
+
+
+def publish_billing_event(config, event_type, data, *, times=1):
+    from mercato.contracts import new_envelope
+
+    envelope = new_envelope(
+        event_type,
+        subject=data["payment_id"],
+        data=data,
+        account_id=data["account_id"],
+        correlation_id="test",
+        causation_id=None,
+    ).dump()
+    exchange = Exchange("billing.events", type="topic", durable=True)
+    with Connection(config["AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        for _ in range(times):
+            producer.publish(
+                envelope,
+                exchange=exchange,
+                routing_key=event_type,
+                declare=[exchange],
+                serializer="json",
+            )
+
+
+def wait_for_status(config, order_id, status):
+    deadline = time.monotonic() + 15
+    with as_caller(config, BUYER) as service:
+        while time.monotonic() < deadline:
+            order = service.get_order(order_id)
+            if order["status"] == status:
+                return order
+            time.sleep(0.1)
+    return order
+
+
+def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
+    config, _clock, _ = orders
+    card = {"number": "4000000000000119", "expiry": "12/30", "cvc": "123"}
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        pending = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
+        assert pending["status"] == "unpaid" and pending["payment_pending"] is True
+        # a payment in progress keeps the buyer from cancelling under it
+        with pytest.raises(Conflict):
+            service.cancel_order(order["id"])
+    publish_billing_event(
+        config,
+        "billing.payment.succeeded",
+        {
+            "payment_id": "pay_pending",
+            "order_id": order["id"],
+            "account_id": BUYER["account_id"],
+            "payer_account_id": BUYER["account_id"],
+            "payment_method": "credit_card",
+            "amount": {"amount": PRICE * 6, "currency": "USD"},
+            "enterprise_project_id": "default",
+        },
+        times=3,  # redelivered: applied once
+    )
+    paid = wait_for_status(config, order["id"], "paid")
+    assert paid["status"] == "paid" and paid["payment_pending"] is False
+    time.sleep(0.5)  # let the redeliveries arrive too
+    assert count(config, "subscriptions") == 1
+    assert count(config, "inbox_messages") == 1
+
+
+def test_pending_card_payment_that_fails_frees_the_order(orders):
+    config, _clock, _ = orders
+    card = {"number": "4000000000000119", "expiry": "12/30", "cvc": "123"}
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
+    publish_billing_event(
+        config,
+        "billing.payment.failed",
+        {
+            "payment_id": "pay_pending",
+            "order_id": order["id"],
+            "account_id": BUYER["account_id"],
+            "payment_method": "credit_card",
+            "reason": "declined",
+            "failure_code": "card_declined",
+        },
+    )
+    deadline = time.monotonic() + 15
+    with as_caller(config, BUYER) as service:
+        while service.get_order(order["id"])["payment_pending"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert service.cancel_order(order["id"])["status"] == "cancelled"

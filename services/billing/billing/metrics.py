@@ -1,0 +1,38 @@
+"""Billing's business counters (labels bounded: method, outcome, currency code).
+
+Incremented after the commit that made the outcome true, once per outcome: a replayed
+request that returns an existing payment counts nothing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+SERVICE = "billing"
+
+PAYMENTS = Counter(
+    "mercato_payments_total",
+    "Payment attempts by method and outcome: succeeded, failed (declined), pending (the "
+    "card gateway did not answer; recovery settles it), refused (insufficient funds or credit)",
+    ["service", "method", "outcome"],
+)
+PAYMENT_AMOUNT = Counter(
+    "mercato_payment_amount_minor_total",
+    "Money taken by succeeded payments, in minor units of the currency",
+    ["service", "method", "currency"],
+)
+TOP_UPS = Counter(
+    "mercato_top_ups_total",
+    "Balance top-ups by outcome: succeeded, failed, pending",
+    ["service", "outcome"],
+)
+
+
+def payment_outcome(method: str, outcome: str, amount: int = 0, currency: str = "") -> None:
+    PAYMENTS.labels(SERVICE, method, outcome).inc()
+    if outcome == "succeeded":
+        PAYMENT_AMOUNT.labels(SERVICE, method, currency).inc(amount)
+
+
+def top_up_outcome(outcome: str) -> None:
+    TOP_UPS.labels(SERVICE, outcome).inc()

@@ -1,0 +1,279 @@
+"""Unit tests of billing's ledger and card rules and of its RPC boundary (no broker,
+no database)."""
+
+import datetime as dt
+import random
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from billing import domain
+from billing.domain import AccountState, Posting
+from billing.service import BillingService
+from mercato.clock import ManualClock
+from mercato.errors import PaymentRequired, ValidationError
+
+NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+BUYER = "acc_buyer"
+RESELLER = "acc_reseller"
+GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
+
+
+# -- the ledger ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", domain.PAYMENT_METHODS)
+def test_every_payment_posts_two_sides_that_sum_to_zero(method):
+    postings = domain.payment_postings(method, BUYER, 12_999)
+
+    assert domain.is_balanced(postings)
+    assert Posting(domain.SALES, None, -12_999) in postings
+
+
+def test_a_top_up_posts_card_clearing_against_the_customer_balance():
+    postings = domain.top_up_postings(BUYER, 5_000)
+
+    assert domain.is_balanced(postings)
+    assert AccountState().apply(BUYER, postings).balance == 5_000
+
+
+def test_a_single_or_lopsided_posting_is_not_balanced():
+    assert not domain.is_balanced([Posting(domain.SALES, None, 0)])
+    assert not domain.is_balanced(
+        [Posting(domain.CARD_CLEARING, None, 10), Posting(domain.SALES, None, -9)]
+    )
+
+
+def test_payments_and_top_ups_refuse_a_zero_amount():
+    with pytest.raises(ValueError):
+        domain.payment_postings(domain.BALANCE, BUYER, 0)
+    with pytest.raises(ValueError):
+        domain.top_up_postings(BUYER, -1)
+
+
+@pytest.mark.parametrize(
+    ("method", "balance", "credit_used"),
+    [
+        (domain.BALANCE, 10_000 - 2_500, 0),
+        (domain.CREDIT, 10_000, 2_500),
+        (domain.CREDIT_CARD, 10_000, 0),
+        (domain.RESELLER, 10_000 - 2_500, 0),
+    ],
+)
+def test_each_method_moves_the_payers_figures_its_own_way(method, balance, credit_used):
+    state = AccountState(balance=10_000, credit_limit=5_000)
+
+    after = state.apply(BUYER, domain.payment_postings(method, BUYER, 2_500))
+
+    assert (after.balance, after.credit_limit, after.credit_used) == (balance, 5_000, credit_used)
+
+
+def test_postings_on_another_account_do_not_move_this_one():
+    state = AccountState(balance=100)
+    assert state.apply(BUYER, domain.payment_postings(domain.BALANCE, "acc_other", 50)) == state
+
+
+def test_short_balance_refuses_and_exact_balance_pays():
+    AccountState(balance=1_000).authorize(domain.BALANCE, 1_000)
+    with pytest.raises(PaymentRequired, match="insufficient balance"):
+        AccountState(balance=999).authorize(domain.BALANCE, 1_000)
+
+
+def test_credit_pays_up_to_the_limit_and_not_a_cent_more():
+    state = AccountState(credit_limit=10_000, credit_used=6_000)
+    state.authorize(domain.CREDIT, 4_000)
+    with pytest.raises(PaymentRequired, match="credit limit exceeded"):
+        state.authorize(domain.CREDIT, 4_001)
+    with pytest.raises(PaymentRequired):
+        AccountState().authorize(domain.CREDIT, 1)  # no credit granted
+
+
+def test_a_reseller_and_a_card_pay_whatever_the_balance():
+    AccountState(balance=-50_000).authorize(domain.RESELLER, 10_000)
+    AccountState().authorize(domain.CREDIT_CARD, 10_000)
+    after = AccountState().apply(RESELLER, domain.payment_postings(domain.RESELLER, RESELLER, 700))
+    assert after.balance == -700
+
+
+def test_figures_kept_in_step_equal_the_figures_derived_from_the_postings():
+    """Whatever sequence of movements: applying them one by one and summing the
+    ledgers give the same account."""
+    rng = random.Random(20261127)
+    state = AccountState(credit_limit=1_000_000)
+    ledger: list[Posting] = []
+    for _ in range(500):
+        amount = rng.randint(1, 20_000)
+        kind = rng.choice([*domain.PAYMENT_METHODS, "top_up"])
+        postings = (
+            domain.top_up_postings(BUYER, amount)
+            if kind == "top_up"
+            else domain.payment_postings(kind, BUYER, amount)
+        )
+        assert domain.is_balanced(postings)
+        state = state.apply(BUYER, postings)
+        ledger.extend(postings)
+
+    sums: dict[str, int] = {}
+    for posting in ledger:
+        if posting.account_id == BUYER:
+            sums[posting.ledger_account] = sums.get(posting.ledger_account, 0) + posting.amount
+    assert sum(posting.amount for posting in ledger) == 0
+    assert domain.derived_state(state.credit_limit, sums) == state
+
+
+# -- cards --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4242424242424242",
+        "4000000000000002",
+        "4000000000009995",
+        "4000000000000119",
+        "5555555555554444",
+        "378282246310005",
+    ],
+)
+def test_documented_test_cards_pass_luhn(number):
+    assert domain.luhn_valid(number)
+
+
+@pytest.mark.parametrize("number", ["4242424242424241", "1234567812345678", "42424242424242x2"])
+def test_mistyped_numbers_fail_luhn(number):
+    assert not domain.luhn_valid(number)
+
+
+def test_a_good_card_is_checked_and_keeps_only_brand_and_last_four_in_view():
+    card = domain.check_card({**GOOD_CARD, "number": "4242 4242 4242 4242"}, NOW)
+
+    assert (card.brand, card.last4, card.exp_month, card.exp_year) == ("visa", "4242", 12, 2030)
+    assert "4242424242424242" not in repr(card) and "123" not in repr(card)
+
+
+def test_a_card_works_through_the_last_day_of_its_expiry_month():
+    domain.check_card({**GOOD_CARD, "expiry": "11/26"}, NOW)
+    with pytest.raises(ValidationError) as raised:
+        domain.check_card({**GOOD_CARD, "expiry": "10/26"}, NOW)
+    assert raised.value.fields == {"card.expiry": ["the card has expired"]}
+
+
+@pytest.mark.parametrize(
+    ("card", "field"),
+    [
+        ({**GOOD_CARD, "number": "4242424242424241"}, "card.number"),
+        ({**GOOD_CARD, "number": "4242"}, "card.number"),
+        ({**GOOD_CARD, "number": "4242-4242-4242-424a"}, "card.number"),
+        ({**GOOD_CARD, "expiry": "13/30"}, "card.expiry"),
+        ({**GOOD_CARD, "expiry": "1230"}, "card.expiry"),
+        ({**GOOD_CARD, "expiry": "12/2030"}, "card.expiry"),
+        ({**GOOD_CARD, "cvc": "12"}, "card.cvc"),
+        ({**GOOD_CARD, "cvc": "12a"}, "card.cvc"),
+        ({**GOOD_CARD, "number": "378282246310005", "cvc": "123"}, "card.cvc"),
+    ],
+)
+def test_a_bad_card_is_refused_naming_the_field(card, field):
+    with pytest.raises(ValidationError) as raised:
+        domain.check_card(card, NOW)
+    assert list(raised.value.fields) == [field]
+
+
+def test_every_broken_card_rule_is_named_at_once():
+    with pytest.raises(ValidationError) as raised:
+        domain.check_card({"number": "1", "expiry": "01/20", "cvc": ""}, NOW)
+    assert set(raised.value.fields) == {"card.number", "card.expiry", "card.cvc"}
+
+
+def test_an_amex_takes_a_four_digit_cvc():
+    card = domain.check_card({"number": "378282246310005", "expiry": "01/27", "cvc": "1234"}, NOW)
+    assert card.brand == "amex"
+
+
+# -- the RPC boundary ---------------------------------------------------------------
+
+
+def _pay(**overrides):
+    payload = {
+        "order_id": "ord_1",
+        "account_id": BUYER,
+        "payer_account_id": BUYER,
+        "amount": {"amount": 12_999, "currency": "USD"},
+        "enterprise_project_id": "default",
+        "payment_method": "balance",
+    }
+    payload.update(overrides)
+    return {key: value for key, value in payload.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (_pay(payment_method="credit_card"), "card"),
+        (_pay(card=GOOD_CARD), "card"),
+        (_pay(payer_account_id=RESELLER), "payer_account_id"),
+        (_pay(payment_method="reseller"), "payer_account_id"),
+        (_pay(payment_method="cash"), "payment_method"),
+        (_pay(amount={"amount": 12.5, "currency": "USD"}), "amount.amount"),
+        (_pay(amount={"amount": "12999", "currency": "USD"}), "amount.amount"),
+        (_pay(amount={"amount": 0, "currency": "USD"}), "amount.amount"),
+        (_pay(amount={"amount": -1, "currency": "USD"}), "amount.amount"),
+        (_pay(amount={"amount": 100, "currency": "usd"}), "amount.currency"),
+        (_pay(amount=12_999), "amount._schema"),
+        (_pay(order_id=""), "order_id"),
+        (_pay(colour="red"), "colour"),
+        (
+            _pay(payment_method="credit_card", card={**GOOD_CARD, "number": "4242424242424241"}),
+            "card.number",
+        ),
+        (_pay(payment_method="credit_card", card={**GOOD_CARD, "expiry": "10/26"}), "card.expiry"),
+        (_pay(payment_method="credit_card", card={**GOOD_CARD, "cvc": "1"}), "card.cvc"),
+        (_pay(payment_method="credit_card", card={"number": "4242424242424242"}), "card.expiry"),
+        (_pay(amount={"amount": 100, "currency": "EUR"}), "amount.currency"),
+    ],
+)
+def test_pay_order_rejects_bad_input_naming_the_field_and_touches_nothing(payload, field):
+    service = worker_factory(BillingService, clock=ManualClock(NOW))
+    service.caller.require.return_value.account_id = BUYER
+
+    with pytest.raises(ValidationError) as raised:
+        service.pay_order(payload)
+
+    assert field in raised.value.fields, raised.value.fields
+    assert not service.db.method_calls and not service.db.session.method_calls
+    assert not service.card_gateway.method_calls
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"amount": 0, "card": GOOD_CARD}, "amount.amount"),
+        ({"amount": True, "card": GOOD_CARD}, "amount"),
+        ({"amount": "500", "card": GOOD_CARD}, "amount"),
+        ({"amount": {"amount": 500}, "card": GOOD_CARD}, "amount.currency"),
+        ({"amount": 500}, "card"),
+        ({"amount": 500, "card": {**GOOD_CARD, "cvc": "x"}}, "card.cvc"),
+    ],
+)
+def test_top_up_rejects_bad_input_naming_the_field(payload, field):
+    service = worker_factory(BillingService, clock=ManualClock(NOW))
+    with pytest.raises(ValidationError) as raised:
+        service.top_up(payload)
+    assert field in raised.value.fields, raised.value.fields
+    assert not service.card_gateway.method_calls
+
+
+def test_list_transactions_caps_the_page_size_at_a_hundred():
+    service = worker_factory(BillingService)
+    with pytest.raises(ValidationError) as raised:
+        service.list_transactions(1, 101)
+    assert "page_size" in raised.value.fields
+    with pytest.raises(ValidationError) as raised:
+        service.list_transactions(0, 10)
+    assert "page" in raised.value.fields
+
+
+def test_a_credit_limit_cannot_be_negative():
+    service = worker_factory(BillingService)
+    with pytest.raises(ValidationError) as raised:
+        service.set_credit_limit("acc_1", -1)
+    assert "amount.amount" in raised.value.fields

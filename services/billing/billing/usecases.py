@@ -1,0 +1,743 @@
+"""Billing's use cases. Each takes a unit of work (``session``, ``emit``, ``commit``,
+``rollback``), a clock and, where cards are charged, a ``PaymentGateway``.
+
+Exactly once, per order:
+
+- ``payments.order_id`` is unique and the payment row is the first thing written, so
+  concurrent pays of one order queue on that index (or on the row's lock) and all but
+  one find the payment already there and answer it without charging;
+- balance, credit and reseller payments write the payment, the ledger postings, the
+  account's figures (its row locked) and the outbox event in one transaction: all or
+  nothing, so a crash in between leaves nothing to repair;
+- card payments commit the attempt as ``pending`` first, charge the gateway with the
+  attempt's key (``<payment id>.<attempt>``; the gateway charges a key once), then
+  record the outcome, postings and event in one transaction that first re-checks,
+  under the row lock, that the attempt is still pending. A crash or a gateway that
+  does not answer leaves it pending; ``recover_pending_charges`` looks the key up and
+  finishes it the same way. Whichever comes second finds it settled and does nothing;
+- at most one journal entry per payment (unique), the last guard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from billing import domain, metrics
+from billing.domain import Money, money
+from billing.models import BillingAccount, JournalEntry, LedgerPosting, Payment, TopUp
+from billing.payment_gateway import ChargeResult, GatewayError, PaymentGateway
+from mercato.clock import Clock
+from mercato.db import new_id
+from mercato.errors import Conflict, Forbidden, NotFound, PaymentRequired, ValidationError
+from mercato.identity import OPERATOR, Identity
+
+_log = logging.getLogger(__name__)
+
+PAYMENT_SUCCEEDED = "billing.payment.succeeded"
+PAYMENT_FAILED = "billing.payment.failed"
+RECOVERY_BATCH = 50
+_CLAIM_TRIES = 5
+
+
+# -- views --------------------------------------------------------------------------
+
+
+def payment_view(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "order_id": payment.order_id,
+        "account_id": payment.account_id,
+        "payer_account_id": payment.payer_account_id,
+        "enterprise_project_id": payment.enterprise_project_id,
+        "status": payment.status,
+        "payment_method": payment.payment_method,
+        "amount": money(payment.amount, payment.currency),
+        "card": (
+            {"brand": payment.card_brand, "last4": payment.card_last4}
+            if payment.card_last4
+            else None
+        ),
+        "failure_code": payment.failure_code,
+        "failure_reason": payment.failure_reason,
+        "created_at": payment.created_at,
+        "completed_at": payment.completed_at,
+    }
+
+
+def top_up_view(top_up: TopUp) -> dict[str, Any]:
+    return {
+        "id": top_up.id,
+        "account_id": top_up.account_id,
+        "status": top_up.status,
+        "amount": money(top_up.amount, top_up.currency),
+        "card": {"brand": top_up.card_brand, "last4": top_up.card_last4},
+        "failure_code": top_up.failure_code,
+        "failure_reason": top_up.failure_reason,
+        "created_at": top_up.created_at,
+        "completed_at": top_up.completed_at,
+    }
+
+
+def balance_view(account_id: str, account: BillingAccount | None) -> dict[str, Any]:
+    currency = account.currency if account else domain.ACCOUNT_CURRENCY
+    state = _state(account) if account else domain.AccountState()
+    return {
+        "account_id": account_id,
+        "balance": money(state.balance, currency),
+        "credit_limit": money(state.credit_limit, currency),
+        "credit_used": money(state.credit_used, currency),
+        "available_credit": money(state.available_credit, currency),
+    }
+
+
+def _transaction_view(entry: JournalEntry) -> dict[str, Any]:
+    return {
+        "id": f"txn_{entry.id}",
+        "kind": entry.kind,
+        "payment_method": entry.payment_method,
+        "amount": money(entry.amount, entry.currency),
+        "balance_after": money(entry.balance_after, entry.currency),
+        "credit_used_after": money(entry.credit_used_after, entry.currency),
+        "order_id": entry.order_id,
+        "payment_id": entry.payment_id,
+        "top_up_id": entry.top_up_id,
+        "buyer_account_id": entry.buyer_account_id,
+        "created_at": entry.created_at,
+    }
+
+
+# -- accounts and the ledger --------------------------------------------------------
+
+
+def _state(account: BillingAccount) -> domain.AccountState:
+    return domain.AccountState(
+        balance=account.balance,
+        credit_limit=account.credit_limit,
+        credit_used=account.credit_used,
+    )
+
+
+def _lock_account(session: Session, account_id: str, now: dt.datetime) -> BillingAccount:
+    """The account's row, created on first use, locked until the transaction ends.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` lets two workers create it at once: the second
+    waits for the first and then does nothing.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(BillingAccount)
+        .values(
+            account_id=account_id,
+            currency=domain.ACCOUNT_CURRENCY,
+            balance=0,
+            credit_limit=0,
+            credit_used=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["account_id"])
+    )
+    return session.scalars(
+        sa.select(BillingAccount)
+        .where(BillingAccount.account_id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _post(
+    session: Session,
+    account: BillingAccount,
+    postings: list[domain.Posting],
+    *,
+    kind: str,
+    statement_amount: int,
+    now: dt.datetime,
+    payment: Payment | None = None,
+    top_up: TopUp | None = None,
+) -> JournalEntry:
+    """Write one balanced journal entry and move ``account``'s figures with it
+    (``account`` must be locked)."""
+    if not domain.is_balanced(postings):
+        raise RuntimeError(f"unbalanced journal entry: {postings}")
+    after = _state(account).apply(account.account_id, postings)
+    account.balance = after.balance
+    account.credit_used = after.credit_used
+    account.updated_at = now
+    entry = JournalEntry(
+        kind=kind,
+        account_id=account.account_id,
+        payment_id=payment.id if payment else None,
+        top_up_id=top_up.id if top_up else None,
+        order_id=payment.order_id if payment else None,
+        buyer_account_id=payment.account_id if payment else None,
+        payment_method=payment.payment_method if payment else None,
+        amount=statement_amount,
+        currency=account.currency,
+        balance_after=after.balance,
+        credit_used_after=after.credit_used,
+        created_at=now,
+        postings=[
+            LedgerPosting(
+                ledger_account=posting.ledger_account,
+                account_id=posting.account_id,
+                amount=posting.amount,
+                currency=account.currency,
+            )
+            for posting in postings
+        ],
+    )
+    session.add(entry)
+    return entry
+
+
+def _require_account_currency(price: Money, field: str = "amount.currency") -> None:
+    if price.currency != domain.ACCOUNT_CURRENCY:
+        raise ValidationError(
+            f"billing accounts are kept in {domain.ACCOUNT_CURRENCY}",
+            {field: [f"must be {domain.ACCOUNT_CURRENCY}, the account currency"]},
+        )
+
+
+# -- paying an order ----------------------------------------------------------------
+
+
+def pay_order(
+    uow,
+    clock: Clock,
+    gateway: PaymentGateway,
+    *,
+    caller: Identity,
+    order_id: str,
+    account_id: str,
+    payer_account_id: str,
+    amount: dict[str, Any],
+    enterprise_project_id: str,
+    payment_method: str,
+    card: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Charge an order once, whatever the retries; answer its payment.
+
+    A payment already succeeded or pending is answered as it is (nothing is charged
+    again); a failed one (a declined card) is tried again as its next attempt. Short
+    funds or credit raise ``PaymentRequired`` and change nothing.
+    """
+    _authorize_payer(caller, account_id, payer_account_id, payment_method)
+    price = Money(amount["amount"], amount["currency"])
+    _require_account_currency(price)
+    now = clock.now()
+    checked_card = (
+        domain.check_card(card or {}, now) if payment_method == domain.CREDIT_CARD else None
+    )
+    session = uow.session
+    for _ in range(_CLAIM_TRIES):
+        payment = session.scalars(
+            sa.select(Payment)
+            .where(Payment.order_id == order_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if payment is None:
+            payment = Payment(
+                id=new_id("pay"),
+                order_id=order_id,
+                account_id=account_id,
+                payer_account_id=payer_account_id,
+                enterprise_project_id=enterprise_project_id,
+                amount=price.amount,
+                currency=price.currency,
+                attempt=1,
+                created_at=now,
+            )
+            _start_attempt(payment, payment_method, checked_card, now)
+            session.add(payment)
+            try:
+                session.flush()
+            except IntegrityError:
+                uow.rollback()  # another pay of this order inserted first: read it
+                continue
+        else:
+            _same_order(payment, account_id=account_id, payer=payer_account_id, price=price)
+            if payment.status != domain.FAILED:
+                view = payment_view(payment)
+                uow.rollback()
+                return view
+            payment.attempt += 1
+            _start_attempt(payment, payment_method, checked_card, now)
+        if checked_card is not None:
+            return _charge_card(uow, clock, gateway, payment, checked_card)
+        return _settle_from_account(uow, payment, now)
+    raise Conflict("the order's payment is changing under this request; try again")
+
+
+def _authorize_payer(caller: Identity, account_id: str, payer: str, method: str) -> None:
+    operator = caller.has_role(OPERATOR)
+    if caller.account_id != account_id and not operator:
+        raise Forbidden("only the buyer pays for its order")
+    if method == domain.RESELLER and not operator and caller.reseller_account_id != payer:
+        raise Forbidden("the payer is not this account's reseller")
+
+
+def _same_order(payment: Payment, *, account_id: str, payer: str, price: Money) -> None:
+    if (payment.account_id, payment.payer_account_id) != (account_id, payer) or (
+        Money(payment.amount, payment.currency) != price
+    ):
+        raise Conflict(
+            f"order {payment.order_id} already has a payment for another amount or account"
+        )
+
+
+def _start_attempt(
+    payment: Payment, method: str, card: domain.Card | None, now: dt.datetime
+) -> None:
+    payment.payment_method = method
+    payment.status = domain.PENDING
+    payment.charge_key = f"{payment.id}.{payment.attempt}" if card else None
+    payment.card_brand = card.brand if card else None
+    payment.card_last4 = card.last4 if card else None
+    payment.failure_code = None
+    payment.failure_reason = None
+    payment.updated_at = now
+    payment.completed_at = None
+
+
+def _settle_from_account(uow, payment: Payment, now: dt.datetime) -> dict[str, Any]:
+    """Balance, credit or reseller: one transaction from the payment row to the event."""
+    method = payment.payment_method
+    account = _lock_account(uow.session, payment.payer_account_id, now)
+    try:
+        _state(account).authorize(method, payment.amount)
+    except PaymentRequired:
+        uow.rollback()  # the payment row too: nothing changed
+        metrics.payment_outcome(method, "refused")
+        raise
+    _succeed(uow, payment, account, now)
+    uow.commit()
+    metrics.payment_outcome(payment.payment_method, "succeeded", payment.amount, payment.currency)
+    return payment_view(payment)
+
+
+def _succeed(uow, payment: Payment, account: BillingAccount, now: dt.datetime) -> None:
+    postings = domain.payment_postings(
+        payment.payment_method, payment.payer_account_id, payment.amount
+    )
+    _post(
+        uow.session,
+        account,
+        postings,
+        kind=domain.PAYMENT_ENTRY,
+        statement_amount=-payment.amount,
+        now=now,
+        payment=payment,
+    )
+    payment.status = domain.SUCCEEDED
+    payment.updated_at = payment.completed_at = now
+    uow.emit(
+        PAYMENT_SUCCEEDED,
+        subject=payment.id,
+        account_id=payment.account_id,
+        data={
+            "payment_id": payment.id,
+            "order_id": payment.order_id,
+            "account_id": payment.account_id,
+            "payer_account_id": payment.payer_account_id,
+            "payment_method": payment.payment_method,
+            "amount": money(payment.amount, payment.currency),
+            "enterprise_project_id": payment.enterprise_project_id,
+        },
+    )
+
+
+def _fail(uow, payment: Payment, code: str, now: dt.datetime) -> None:
+    payment.status = domain.FAILED
+    payment.failure_code = code
+    payment.failure_reason = domain.failure_reason(code)
+    payment.updated_at = payment.completed_at = now
+    uow.emit(
+        PAYMENT_FAILED,
+        subject=payment.id,
+        account_id=payment.account_id,
+        data={
+            "payment_id": payment.id,
+            "order_id": payment.order_id,
+            "account_id": payment.account_id,
+            "payment_method": payment.payment_method,
+            "reason": payment.failure_reason,
+            "failure_code": code,
+        },
+    )
+
+
+def _charge_card(
+    uow, clock: Clock, gateway: PaymentGateway, payment: Payment, card: domain.Card
+) -> dict[str, Any]:
+    key = payment.charge_key
+    assert key is not None
+    uow.commit()  # the attempt is on record before any money moves
+    try:
+        result = gateway.charge(key, card, Money(payment.amount, payment.currency))
+    except GatewayError as exc:
+        _log.warning("payment %s left pending: %s", payment.id, exc)
+        metrics.payment_outcome(payment.payment_method, "pending")
+        return payment_view(payment)
+    return settle_card_payment(uow, clock, payment_id=payment.id, charge_key=key, result=result)
+
+
+def settle_card_payment(
+    uow, clock: Clock, *, payment_id: str, charge_key: str, result: ChargeResult | None
+) -> dict[str, Any]:
+    """Record what the gateway said of a pending card payment's charge (None: it has
+    no such charge) with its postings and event, unless it is settled already."""
+    session = uow.session
+    now = clock.now()
+    payment = session.scalars(
+        sa.select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if payment.status != domain.PENDING or payment.charge_key != charge_key:
+        view = payment_view(payment)
+        uow.rollback()
+        return view
+    if result is not None and result.succeeded:
+        if result.amount != Money(payment.amount, payment.currency):
+            raise RuntimeError(f"charge {result.charge_id} is not for payment {payment.id}")
+        account = _lock_account(session, payment.payer_account_id, now)
+        _succeed(uow, payment, account, now)
+        outcome = "succeeded"
+    else:
+        code = (result.decline_code or domain.CARD_DECLINED) if result else domain.GATEWAY_NO_CHARGE
+        _fail(uow, payment, code, now)
+        outcome = "failed"
+    uow.commit()
+    metrics.payment_outcome(payment.payment_method, outcome, payment.amount, payment.currency)
+    return payment_view(payment)
+
+
+def get_payment(uow, *, caller: Identity, order_id: str) -> dict[str, Any]:
+    payment = uow.session.scalar(sa.select(Payment).where(Payment.order_id == order_id))
+    if payment is None or not (
+        caller.account_id in (payment.account_id, payment.payer_account_id)
+        or caller.has_role(OPERATOR)
+    ):
+        raise NotFound(f"no payment for order {order_id}")
+    return payment_view(payment)
+
+
+# -- top-ups ------------------------------------------------------------------------
+
+
+def top_up(
+    uow,
+    clock: Clock,
+    gateway: PaymentGateway,
+    *,
+    account_id: str,
+    amount: dict[str, Any],
+    card: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Add money to the account's balance from a card, through the card gateway."""
+    price = Money(amount["amount"], amount["currency"])
+    _require_account_currency(price)
+    now = clock.now()
+    checked = domain.check_card(card, now)
+    session = uow.session
+    for _ in range(_CLAIM_TRIES):
+        if idempotency_key is not None:
+            existing = session.scalar(
+                sa.select(TopUp).where(
+                    TopUp.account_id == account_id, TopUp.idempotency_key == idempotency_key
+                )
+            )
+            if existing is not None:
+                if Money(existing.amount, existing.currency) != price:
+                    raise Conflict("this idempotency key was used for another top-up amount")
+                view = top_up_view(existing)
+                uow.rollback()
+                return view
+        top_up_id = new_id("top")
+        record = TopUp(
+            id=top_up_id,
+            account_id=account_id,
+            idempotency_key=idempotency_key,
+            amount=price.amount,
+            currency=price.currency,
+            status=domain.PENDING,
+            charge_key=top_up_id,
+            card_brand=checked.brand,
+            card_last4=checked.last4,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(record)
+        try:
+            uow.commit()  # on record before any money moves
+        except IntegrityError:
+            uow.rollback()  # the same key at the same moment: answer that one
+            continue
+        try:
+            result = gateway.charge(record.charge_key, checked, price)
+        except GatewayError as exc:
+            _log.warning("top-up %s left pending: %s", record.id, exc)
+            metrics.top_up_outcome("pending")
+            return top_up_view(record)
+        return settle_top_up(
+            uow, clock, top_up_id=record.id, charge_key=record.charge_key, result=result
+        )
+    raise Conflict("this top-up is changing under this request; try again")
+
+
+def settle_top_up(
+    uow, clock: Clock, *, top_up_id: str, charge_key: str, result: ChargeResult | None
+) -> dict[str, Any]:
+    session = uow.session
+    now = clock.now()
+    record = session.scalars(
+        sa.select(TopUp)
+        .where(TopUp.id == top_up_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if record.status != domain.PENDING or record.charge_key != charge_key:
+        view = top_up_view(record)
+        uow.rollback()
+        return view
+    if result is not None and result.succeeded:
+        account = _lock_account(session, record.account_id, now)
+        _post(
+            session,
+            account,
+            domain.top_up_postings(record.account_id, record.amount),
+            kind=domain.TOP_UP_ENTRY,
+            statement_amount=record.amount,
+            now=now,
+            top_up=record,
+        )
+        record.status = domain.SUCCEEDED
+    else:
+        code = (result.decline_code or domain.CARD_DECLINED) if result else domain.GATEWAY_NO_CHARGE
+        record.status = domain.FAILED
+        record.failure_code = code
+        record.failure_reason = domain.failure_reason(code)
+    record.updated_at = record.completed_at = now
+    uow.commit()
+    metrics.top_up_outcome(record.status)
+    return top_up_view(record)
+
+
+def get_top_up(uow, *, account_id: str, top_up_id: str) -> dict[str, Any]:
+    record = uow.session.get(TopUp, top_up_id)
+    if record is None or record.account_id != account_id:
+        raise NotFound(f"top-up {top_up_id} not found")
+    return top_up_view(record)
+
+
+# -- recovery -----------------------------------------------------------------------
+
+
+def recover_pending_charges(
+    uow, clock: Clock, gateway: PaymentGateway, *, grace: dt.timedelta
+) -> int:
+    """Settle card payments and top-ups left pending for longer than ``grace`` (a
+    crash, or a gateway that did not answer): look their charge up by its key and
+    record what became of it. A key the gateway does not know was never charged: the
+    attempt fails. ``grace`` must exceed the gateway timeout, so that no request is
+    still waiting for that charge. Safe with any number of replicas: settling locks
+    the row and re-checks that it is still pending. Answers how many it settled.
+    """
+    cutoff = clock.now() - grace
+    session = uow.session
+    payments = session.execute(
+        sa.select(Payment.id, Payment.charge_key)
+        .where(
+            Payment.status == domain.PENDING,
+            Payment.updated_at < cutoff,
+            Payment.charge_key.is_not(None),
+        )
+        .order_by(Payment.updated_at)
+        .limit(RECOVERY_BATCH)
+    ).all()
+    top_ups = session.execute(
+        sa.select(TopUp.id, TopUp.charge_key)
+        .where(TopUp.status == domain.PENDING, TopUp.updated_at < cutoff)
+        .order_by(TopUp.updated_at)
+        .limit(RECOVERY_BATCH)
+    ).all()
+    uow.rollback()  # hold no connection while the gateway is asked
+    settled = 0
+    for payment_id, key in payments:
+        try:
+            result = gateway.lookup(key)
+        except GatewayError as exc:
+            _log.warning("payment %s stays pending: %s", payment_id, exc)
+            continue
+        settle_card_payment(uow, clock, payment_id=payment_id, charge_key=key, result=result)
+        settled += 1
+    for top_up_id, key in top_ups:
+        try:
+            result = gateway.lookup(key)
+        except GatewayError as exc:
+            _log.warning("top-up %s stays pending: %s", top_up_id, exc)
+            continue
+        settle_top_up(uow, clock, top_up_id=top_up_id, charge_key=key, result=result)
+        settled += 1
+    return settled
+
+
+# -- balance, credit limit, statement -----------------------------------------------
+
+
+def get_balance(uow, *, account_id: str) -> dict[str, Any]:
+    return balance_view(account_id, uow.session.get(BillingAccount, account_id))
+
+
+def set_credit_limit(
+    uow, clock: Clock, *, operator: Identity, account_id: str, amount: dict[str, Any]
+) -> dict[str, Any]:
+    """Grant (or lower, or with 0 withdraw) credit. Lowering it below what is used
+    stops further credit payments; nothing already paid changes."""
+    limit = Money(amount["amount"], amount["currency"])
+    _require_account_currency(limit)
+    now = clock.now()
+    account = _lock_account(uow.session, account_id, now)
+    account.credit_limit = limit.amount
+    account.credit_limit_set_by = operator.user_id
+    account.updated_at = now
+    uow.commit()
+    _log.info("credit limit of %s set to %s by %s", account_id, limit.amount, operator.user_id)
+    return balance_view(account_id, account)
+
+
+def list_transactions(uow, *, account_id: str, page: int, page_size: int) -> dict[str, Any]:
+    """The account's statement, newest first: what it paid and topped up."""
+    session = uow.session
+    total = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(JournalEntry)
+        .where(JournalEntry.account_id == account_id)
+    )
+    entries = session.scalars(
+        sa.select(JournalEntry)
+        .where(JournalEntry.account_id == account_id)
+        .order_by(JournalEntry.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return {
+        "items": [_transaction_view(entry) for entry in entries],
+        "total": int(total or 0),
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+# -- audit --------------------------------------------------------------------------
+
+
+def audit_ledger(uow) -> dict[str, Any]:
+    """What the ledger says against what the tables say; every list is empty when
+    the books are right.
+
+    - ``unbalanced_entries``: journal entries whose postings do not sum to zero (or
+      that have fewer than two postings);
+    - ``accounts_out_of_step``: billing accounts whose balance or credit used is not
+      what their postings add up to;
+    - ``payments_out_of_step``: succeeded payments without exactly one journal entry,
+      or entries of payments that did not succeed (likewise top-ups).
+    """
+    session = uow.session
+    posting_sums = (
+        sa.select(
+            LedgerPosting.entry_id,
+            sa.func.coalesce(sa.func.sum(LedgerPosting.amount), 0).label("total"),
+            sa.func.count(LedgerPosting.id).label("postings"),
+        )
+        .group_by(LedgerPosting.entry_id)
+        .subquery()
+    )
+    unbalanced = session.scalars(
+        sa.select(JournalEntry.id)
+        .outerjoin(posting_sums, posting_sums.c.entry_id == JournalEntry.id)
+        .where(
+            sa.or_(
+                posting_sums.c.entry_id.is_(None),
+                posting_sums.c.total != 0,
+                posting_sums.c.postings < 2,
+            )
+        )
+    ).all()
+    grand_total = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(LedgerPosting.amount), 0)))
+
+    sums: dict[str, dict[str, int]] = {}
+    for account_id, ledger_account, total in session.execute(
+        sa.select(
+            LedgerPosting.account_id,
+            LedgerPosting.ledger_account,
+            sa.func.sum(LedgerPosting.amount),
+        )
+        .where(LedgerPosting.account_id.is_not(None))
+        .group_by(LedgerPosting.account_id, LedgerPosting.ledger_account)
+    ):
+        sums.setdefault(account_id, {})[ledger_account] = int(total)
+    accounts_out_of_step = []
+    accounts = {
+        account.account_id: account for account in session.scalars(sa.select(BillingAccount))
+    }
+    for account_id in sorted(set(accounts) | set(sums)):
+        account = accounts.get(account_id)
+        stored = _state(account) if account else None
+        derived = domain.derived_state(
+            account.credit_limit if account else 0, sums.get(account_id, {})
+        )
+        if stored != derived:
+            accounts_out_of_step.append(
+                {
+                    "account_id": account_id,
+                    "stored": asdict(stored) if stored else None,
+                    "derived": asdict(derived),
+                }
+            )
+
+    payments_out_of_step = []
+    entry_counts = dict(
+        session.execute(
+            sa.select(JournalEntry.payment_id, sa.func.count())
+            .where(JournalEntry.payment_id.is_not(None))
+            .group_by(JournalEntry.payment_id)
+        ).all()
+    )
+    for payment_id, status in session.execute(sa.select(Payment.id, Payment.status)):
+        expected = 1 if status == domain.SUCCEEDED else 0
+        if entry_counts.get(payment_id, 0) != expected:
+            payments_out_of_step.append(payment_id)
+    top_up_counts = dict(
+        session.execute(
+            sa.select(JournalEntry.top_up_id, sa.func.count())
+            .where(JournalEntry.top_up_id.is_not(None))
+            .group_by(JournalEntry.top_up_id)
+        ).all()
+    )
+    for top_up_id, status in session.execute(sa.select(TopUp.id, TopUp.status)):
+        expected = 1 if status == domain.SUCCEEDED else 0
+        if top_up_counts.get(top_up_id, 0) != expected:
+            payments_out_of_step.append(top_up_id)
+    uow.rollback()
+    return {
+        "balanced": not (unbalanced or grand_total or accounts_out_of_step or payments_out_of_step),
+        "ledger_total": int(grand_total or 0),
+        "unbalanced_entries": [int(entry_id) for entry_id in unbalanced],
+        "accounts_out_of_step": accounts_out_of_step,
+        "payments_out_of_step": payments_out_of_step,
+    }
