@@ -7,13 +7,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run migrate test test-unit lint format operator lock asyncapi clean
+.PHONY: help install run migrate test lint format operator lock asyncapi bench clean
 
 help:
 	@echo "make run      start all seven processes (SQLite under var/, local RabbitMQ, demo data)"
 	@echo "make test     every test against a real RabbitMQ and PostgreSQL (AMQP_URI, DATABASE_URL)"
 	@echo "make lint     ruff and mypy"
 	@echo "make migrate  upgrade every service's database to head"
+	@echo "make bench    the buyer journey against a baseline measured in the same run"
 	@echo "make operator NAME=… EMAIL=…   create an operator account"
 
 # The virtualenv is rebuilt when the pinned versions or the package layout change.
@@ -58,3 +59,7 @@ lock:
 
 clean:
 	rm -rf var/*.sqlite3* .mypy_cache .ruff_cache
+
+# The buyer's journey against a baseline measured in the same run (see bench/purchase.py).
+bench: install
+	$(PY) bench/purchase.py $(BENCH_ARGS)

@@ -161,9 +161,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     manager = Manager(Printer(sys.stdout))
     for process in PROCESSES:
-        command = (
-            f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
-        )
+        command = f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
         manager.add_process(process.name, command, env=env, cwd=str(config.ROOT))
     threading.Thread(target=announce_when_ready, args=(started,), daemon=True).start()
     manager.loop()

@@ -3,7 +3,6 @@
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from mercato.validation import StrictBoolean
-
 from orders import domain
 
 

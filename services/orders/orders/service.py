@@ -16,7 +16,6 @@ from mercato.inbox import handles_event
 from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
 from mercato.validation import load
-
 from orders import schemas, usecases
 from orders.models import metadata
 

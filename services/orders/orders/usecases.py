@@ -21,7 +21,6 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.identity import Identity
-
 from orders import domain
 from orders.models import Order, OrderLine, Subscription
 

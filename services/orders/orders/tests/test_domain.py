@@ -6,7 +6,6 @@ import pytest
 
 from mercato.errors import ValidationError
 from mercato.validation import load
-
 from orders import domain, schemas
 
 UTC = dt.UTC

@@ -22,7 +22,6 @@ from mercato.errors import (
     PaymentRequired,
     ValidationError,
 )
-
 from orders.service import OrdersService
 
 pytestmark = pytest.mark.interface

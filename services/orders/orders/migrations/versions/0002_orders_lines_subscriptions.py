@@ -8,8 +8,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-import mercato.db  # noqa: F401  (autogenerate renders mercato.db.UTCDateTime)
-
+import mercato.db
 
 revision = "0002"
 down_revision = "0001"
