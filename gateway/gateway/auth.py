@@ -150,6 +150,13 @@ class Authenticator:
             raise Forbidden(f"this needs the role {' or '.join(roles)}")
         return token
 
+    def authenticate_if_present(self, request: Request, iam) -> str | None:
+        """For a route anyone may call: anonymous without an Authorization header;
+        with one, the same as ``authenticate`` (a bad token is still 401, not ignored)."""
+        if "Authorization" not in request.headers:
+            return None
+        return self.authenticate(request, iam)
+
     def sign_out(self, token: str, iam) -> None:
         """Revoke the token at iam-agency and forget it here at once."""
         try:

@@ -322,6 +322,15 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+def downstream_key(request: Request) -> str | None:
+    """The request's Idempotency-Key as a service may keep it (the SHA-256 of the key,
+    64 hex characters, whatever the key's length); None without one. A service that
+    moves money remembers it per account, so that a retry after the gateway forgot the
+    key (past its TTL, or a record lost in a crash) still does the work once."""
+    key = idempotency_key(request)
+    return None if key is None else hashlib.sha256(key.encode()).hexdigest()
+
+
 def scope_of(worker_data: dict[str, Any]) -> str:
     identity = Identity.from_context(worker_data)
     return f"account:{identity.account_id}" if identity else ANONYMOUS_SCOPE

@@ -34,9 +34,27 @@ API_VERSION = "1.0.0"
 TITLE = "Mercato public API"
 
 ACCOUNTS = "Accounts and sign-in"
+CATALOG = "Catalog"
+ORDERS = "Orders and payment"
+PURCHASED_APPS = "Purchased apps"
 OPERATIONS_TAG = "Operations"
 TAGS = [
-    {"name": ACCOUNTS, "description": "Open an account, sign in and out, and see who you are."},
+    {
+        "name": ACCOUNTS,
+        "description": "Open an account, sign in and out, see who you are; resellers open "
+        "their customers' accounts, operators set credit limits.",
+    },
+    {
+        "name": CATALOG,
+        "description": "Sellers list products; anyone searches and reads them; buyers keep "
+        "a saved list.",
+    },
+    {
+        "name": ORDERS,
+        "description": "Buyers order a configuration at a fixed price and pay it from their "
+        "balance, a card or credit; the balance, its top-ups and its movements.",
+    },
+    {"name": PURCHASED_APPS, "description": "What paid orders became: one row per subscription."},
     {
         "name": OPERATIONS_TAG,
         "description": "Probes, metrics and this documentation (no /v1 prefix, no auth).",
@@ -63,8 +81,9 @@ Every response carries `{REQUEST_ID_HEADER}`: the one the client sent (1 to 128 
 STATUS_MEANINGS = {
     400: "VALIDATION_ERROR: malformed JSON, unknown or missing fields, wrong types or values",
     401: "UNAUTHENTICATED: no bearer token, or one that is unknown, expired or revoked",
+    402: "PAYMENT_REQUIRED: the balance or the credit left is short; nothing was charged",
     403: "FORBIDDEN: the caller lacks the role this needs",
-    404: "NOT_FOUND",
+    404: "NOT_FOUND: no such thing, or it is not the caller's",
     409: f"CONFLICT: the first request with this {IDEMPOTENCY_KEY_HEADER} is still running",
     413: "PAYLOAD_TOO_LARGE: the body is larger than the gateway accepts",
     422: f"IDEMPOTENCY_KEY_REUSED: this {IDEMPOTENCY_KEY_HEADER} was used with another request",
@@ -82,7 +101,11 @@ class Operation:
     status: int = 200
     response: type[Schema] | None = None
     request: type[Schema] | None = None
+    query: type[Schema] | None = None  # the query string's parameters
     authenticated: bool = False
+    # anyone may call it; a bearer token, if sent, must be valid (401 otherwise)
+    optional_auth: bool = False
+    role: str | None = None  # the role the service requires (403 otherwise)
     calls_services: bool = True
     media_type: str = "application/json"
     raw_schema: Mapping[str, Any] | None = None  # for a body that is no marshmallow schema
@@ -110,6 +133,180 @@ OPERATIONS: dict[str, Operation] = {
         "Sign out: revoke this bearer token", ACCOUNTS, status=204, authenticated=True
     ),
     "me": Operation("Who am I", ACCOUNTS, response=schemas.MeResponse, authenticated=True),
+    "create_reseller_customer": Operation(
+        "Open a reseller customer's account",
+        ACCOUNTS,
+        status=201,
+        request=schemas.ResellerCustomerRequest,
+        response=schemas.ResellerCustomerResponse,
+        authenticated=True,
+        role="reseller",
+        errors={409: "EMAIL_TAKEN: the email already has an account"},
+    ),
+    "set_credit_limit": Operation(
+        "Set a buyer's credit limit",
+        ACCOUNTS,
+        request=schemas.CreditLimitRequest,
+        response=schemas.BalanceResponse,
+        authenticated=True,
+        role="operator",
+    ),
+    "upsert_seller_profile": Operation(
+        "Set the seller's profile",
+        CATALOG,
+        request=schemas.SellerProfileRequest,
+        response=schemas.SellerProfileResponse,
+        authenticated=True,
+        role="seller",
+    ),
+    "create_product": Operation(
+        "Create a product (draft)",
+        CATALOG,
+        status=201,
+        request=schemas.CreateProductRequest,
+        response=schemas.ProductResponse,
+        authenticated=True,
+        role="seller",
+        errors={422: "SELLER_PROFILE_REQUIRED: the seller has no profile yet"},
+    ),
+    "publish_product": Operation(
+        "Publish a draft product",
+        CATALOG,
+        request=schemas.EmptyRequest,
+        response=schemas.ProductResponse,
+        authenticated=True,
+        role="seller",
+        errors={409: "CONFLICT: only a draft can be published"},
+    ),
+    "list_seller_products": Operation(
+        "The seller's products",
+        CATALOG,
+        query=schemas.PageQuery,
+        response=schemas.SellerProductPage,
+        authenticated=True,
+        role="seller",
+    ),
+    "delist_product": Operation(
+        "Delist a product",
+        CATALOG,
+        request=schemas.DelistRequest,
+        response=schemas.ProductResponse,
+        authenticated=True,
+        role="operator",
+        errors={409: "CONFLICT: only a published product can be delisted"},
+    ),
+    "search_products": Operation(
+        "Search products",
+        CATALOG,
+        query=schemas.ProductSearchQuery,
+        response=schemas.ProductSummaryPage,
+        optional_auth=True,
+    ),
+    "get_product": Operation(
+        "A product's details",
+        CATALOG,
+        response=schemas.ProductResponse,
+        optional_auth=True,
+    ),
+    "save_product": Operation(
+        "Save a product to the list",
+        CATALOG,
+        status=201,
+        request=schemas.SaveProductRequest,
+        response=schemas.SavedResponse,
+        authenticated=True,
+        role="buyer",
+    ),
+    "list_saved_products": Operation(
+        "My Saved List",
+        CATALOG,
+        query=schemas.PageQuery,
+        response=schemas.SavedProductPage,
+        authenticated=True,
+        role="buyer",
+    ),
+    "remove_saved_product": Operation(
+        "Remove a product from the list",
+        CATALOG,
+        status=204,
+        authenticated=True,
+        role="buyer",
+    ),
+    "place_order": Operation(
+        "Place an order",
+        ORDERS,
+        status=201,
+        request=schemas.PlaceOrderRequest,
+        response=schemas.OrderResponse,
+        authenticated=True,
+        role="buyer",
+        errors={
+            404: "NOT_FOUND: no such published product or specification",
+            422: "TERMS_NOT_ACCEPTED: `accept_terms` was not true",
+        },
+    ),
+    "list_orders": Operation(
+        "My Orders",
+        ORDERS,
+        query=schemas.OrdersQuery,
+        response=schemas.OrderPage,
+        authenticated=True,
+    ),
+    "get_order": Operation("An order", ORDERS, response=schemas.OrderResponse, authenticated=True),
+    "pay_order": Operation(
+        "Pay an order",
+        ORDERS,
+        request=schemas.PayOrderRequest,
+        response=schemas.OrderResponse,
+        authenticated=True,
+        role="buyer",
+        errors={
+            402: "PAYMENT_REQUIRED: the balance or the credit left is short, or the card "
+            "was declined (PAYMENT_DECLINED); nothing was charged",
+            409: "CONFLICT: the order is not unpaid (already paid, cancelled, or its "
+            "payment window passed)",
+        },
+    ),
+    "cancel_order": Operation(
+        "Cancel an unpaid order",
+        ORDERS,
+        request=schemas.EmptyRequest,
+        response=schemas.OrderResponse,
+        authenticated=True,
+        role="buyer",
+        errors={409: "CONFLICT: only an unpaid order can be cancelled"},
+    ),
+    "get_balance": Operation(
+        "Balance and credit", ORDERS, response=schemas.BalanceResponse, authenticated=True
+    ),
+    "top_up": Operation(
+        "Top up the balance from a card",
+        ORDERS,
+        status=201,
+        request=schemas.TopUpRequest,
+        response=schemas.TopUpResponse,
+        authenticated=True,
+    ),
+    "list_transactions": Operation(
+        "Balance movements",
+        ORDERS,
+        query=schemas.PageQuery,
+        response=schemas.TransactionPage,
+        authenticated=True,
+    ),
+    "list_purchased_apps": Operation(
+        "Purchased Apps",
+        PURCHASED_APPS,
+        query=schemas.PageQuery,
+        response=schemas.PurchasedAppPage,
+        authenticated=True,
+    ),
+    "get_purchased_app": Operation(
+        "A purchased app",
+        PURCHASED_APPS,
+        response=schemas.PurchasedAppDetailsResponse,
+        authenticated=True,
+    ),
     "healthz": Operation(
         "Liveness probe", OPERATIONS_TAG, response=schemas.HealthResponse, calls_services=False
     ),
@@ -186,20 +383,29 @@ def _error_response(meaning: str) -> dict[str, Any]:
     }
 
 
-def _error_statuses(http_method: str, operation: Operation) -> dict[int, str]:
+def _error_statuses(route: Route, http_method: str, operation: Operation) -> dict[int, str]:
     statuses = {500}
     if http_method == "POST":
         statuses |= {400, 409, 413, 422}
     if operation.request is not None:
         statuses |= {400, 413}
-    if operation.authenticated:
+    if operation.query is not None:
+        statuses.add(400)
+    if operation.authenticated or operation.optional_auth:
         statuses.add(401)
+    if operation.role is not None:
+        statuses.add(403)
+    if _RULE_VARIABLE.search(route.rule):
+        statuses.add(404)
     if operation.calls_services:
         statuses.add(503)
+    errors = dict(operation.errors)
+    if operation.role is not None:
+        errors.setdefault(403, f"FORBIDDEN: only a {operation.role} may do this")
     meanings: dict[int, str] = {}
-    for status in sorted(statuses | set(operation.errors)):
-        parts = [operation.errors[status]] if status in operation.errors else []
-        if status in STATUS_MEANINGS and (status not in operation.errors or status == 409):
+    for status in sorted(statuses | set(errors)):
+        parts = [errors[status]] if status in errors else []
+        if status in STATUS_MEANINGS and (status not in errors or status == 409):
             parts.append(STATUS_MEANINGS[status])
         meanings[status] = "; or ".join(parts)
     return meanings
@@ -213,6 +419,9 @@ def _operation(route: Route, http_method: str, operation: Operation) -> dict[str
         parameters.append(
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         )
+    if operation.query is not None:
+        # apispec's MarshmallowPlugin spreads the schema into one parameter per field
+        parameters.append({"in": "query", "schema": operation.query})
     success: dict[str, Any] = {
         "description": _first_paragraph(route.description) or "OK",
         "headers": {REQUEST_ID_HEADER: REQUEST_ID_HEADER},
@@ -223,12 +432,17 @@ def _operation(route: Route, http_method: str, operation: Operation) -> dict[str
     if body_schema is not None:
         success["content"] = {operation.media_type: {"schema": body_schema}}
     responses: dict[str, Any] = {str(operation.status): success}
-    for status, meaning in _error_statuses(http_method, operation).items():
+    for status, meaning in _error_statuses(route, http_method, operation).items():
         if str(status) in responses:  # /readyz's 503 has the probe's own body
             continue
         responses[str(status)] = _error_response(meaning)
     if "503" in responses and operation.response is schemas.ReadinessResponse:
         responses["503"]["content"] = {"application/json": {"schema": schemas.ReadinessResponse}}
+    security: list[dict[str, list[str]]] = []
+    if operation.authenticated:
+        security = [{"bearerAuth": []}]
+    elif operation.optional_auth:
+        security = [{}, {"bearerAuth": []}]  # either anonymous or a bearer token
     spec: dict[str, Any] = {
         "operationId": route.method_name,
         "summary": operation.summary,
@@ -236,11 +450,12 @@ def _operation(route: Route, http_method: str, operation: Operation) -> dict[str
         "tags": [operation.tag],
         "parameters": parameters,
         "responses": responses,
-        "security": [{"bearerAuth": []}] if operation.authenticated else [],
+        "security": security,
     }
     if operation.request is not None:
         spec["requestBody"] = {
-            "required": True,
+            # a body whose fields are all optional may be left out
+            "required": any(f.required for f in operation.request().fields.values()),
             "content": {"application/json": {"schema": operation.request}},
         }
     return spec
@@ -439,9 +654,11 @@ def _operation_html(
         f'<span class="method {_esc(method)}">{_esc(method.upper())}</span>'
         f'<span class="path">{_esc(path)}</span> — {_esc(op.get("summary", ""))}',
     ]
-    if op.get("security"):
+    security = op.get("security") or []
+    if security:
+        need = "takes, if sent," if {} in security else "needs"
         parts.append(
-            '<div class="lock">needs <code>Authorization: Bearer &lt;token&gt;</code></div>'
+            f'<div class="lock">{need} <code>Authorization: Bearer &lt;token&gt;</code></div>'
         )
     if op.get("description"):
         parts.append(f"<p>{_prose(op['description'])}</p>")

@@ -1,8 +1,10 @@
 """The gateway's entrypoints: the public HTTP API (API.md) and its operations endpoints.
 
-Each one is glue: authenticate if it needs a caller, read and validate the body, call
-one service, dump the answer. Failures are raised, and ``web.GatewayHttp`` answers
-them with the status of ``errors.mapped_errors``.
+Each one is glue: authenticate (every route but sign-up, sign-in and browsing the
+catalog needs a caller), read and validate the body or query, call one service, dump
+the answer. The role a route needs (seller, buyer, reseller, operator) is checked by
+the service it calls, which answers Forbidden. Failures are raised, and
+``web.GatewayHttp`` answers them with the status of ``errors.mapped_errors``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from werkzeug.wrappers import Request, Response
 from gateway import openapi, probes, schemas
 from gateway.auth import Authentication
 from gateway.errors import json_response
-from gateway.idempotency import Idempotency
+from gateway.idempotency import Idempotency, downstream_key
 from gateway.models import metadata
 from gateway.settings import SettingsProvider
-from gateway.web import http, no_content, read_json, respond
+from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.db import Database
 from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
@@ -27,13 +29,17 @@ PURGE_INTERVAL_SECONDS = 600
 
 class GatewayService(MercatoService):
     """The public API. Dependencies: ``iam`` answers who a token belongs to and owns
-    accounts; ``auth`` keeps validated tokens briefly; ``idempotency`` keeps the answers
-    to POSTs that carried an Idempotency-Key, in ``db``."""
+    accounts; ``catalog``, ``orders`` and ``billing`` own what their names say; ``auth``
+    keeps validated tokens briefly; ``idempotency`` keeps the answers to POSTs that
+    carried an Idempotency-Key, in ``db``."""
 
     name = "gateway"
 
     db = Database(metadata)
     iam = TimedRpcProxy("iam_agency")
+    catalog = TimedRpcProxy("catalog")
+    orders = TimedRpcProxy("orders")
+    billing = TimedRpcProxy("billing")
     # /readyz must answer quickly even when iam-agency does not
     iam_probe = TimedRpcProxy("iam_agency", timeout=probes.IAM_PING_TIMEOUT_SECONDS)
     settings = SettingsProvider()
@@ -76,6 +82,264 @@ class GatewayService(MercatoService):
         """The caller's account, user and roles."""
         self.auth.authenticate(request, self.iam)
         return respond(200, schemas.MeResponse, self.iam.me())
+
+    @http("POST", "/v1/reseller/customers")
+    def create_reseller_customer(self, request: Request) -> Response:
+        """A reseller opens a buyer account whose orders it pays for (reseller only)."""
+        self.auth.authenticate(request, self.iam)
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.ResellerCustomerRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(
+                201, schemas.ResellerCustomerResponse, self.iam.create_reseller_customer(payload)
+            ),
+        )
+
+    @http("POST", "/v1/admin/accounts/<account_id>/credit-limit")
+    def set_credit_limit(self, request: Request, account_id: str) -> Response:
+        """Set a buyer's credit limit, which enables paying by `credit` (operator only).
+        Answers the account's balance with the new limit."""
+        self.auth.authenticate(request, self.iam)
+        account_id = path_id(account_id, "account")
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.CreditLimitRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(
+                200,
+                schemas.BalanceResponse,
+                self.billing.set_credit_limit(account_id, payload["amount"]),
+            ),
+        )
+
+    # -- catalog: sellers ------------------------------------------------------------
+
+    @http("PUT", "/v1/seller/profile")
+    def upsert_seller_profile(self, request: Request) -> Response:
+        """Create or replace the seller's public profile (seller only). Its `currency`
+        prices the products created after it."""
+        self.auth.authenticate(request, self.iam)
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.SellerProfileRequest, body)
+        return respond(
+            200, schemas.SellerProfileResponse, self.catalog.upsert_seller_profile(payload)
+        )
+
+    @http("POST", "/v1/seller/products")
+    def create_product(self, request: Request) -> Response:
+        """Create a product as a draft (seller only; without a seller profile, 422
+        SELLER_PROFILE_REQUIRED). Price amounts are minor units of the seller's currency."""
+        self.auth.authenticate(request, self.iam)
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.CreateProductRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(201, schemas.ProductResponse, self.catalog.create_product(payload)),
+        )
+
+    @http("POST", "/v1/seller/products/<product_id>/publish")
+    def publish_product(self, request: Request, product_id: str) -> Response:
+        """Publish a draft: buyers can find and buy it from now on (its seller only)."""
+        self.auth.authenticate(request, self.iam)
+        product_id = path_id(product_id, "product")
+        body = read_json(request, self.settings.max_body_bytes)
+        load(schemas.EmptyRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(200, schemas.ProductResponse, self.catalog.publish_product(product_id)),
+        )
+
+    @http("GET", "/v1/seller/products")
+    def list_seller_products(self, request: Request) -> Response:
+        """The seller's own products, in any status (seller only)."""
+        self.auth.authenticate(request, self.iam)
+        query = load(schemas.PageQuery, read_query(request))
+        return respond(
+            200,
+            schemas.SellerProductPage,
+            self.catalog.list_seller_products(query["page"], query["page_size"]),
+        )
+
+    @http("POST", "/v1/admin/products/<product_id>/delist")
+    def delist_product(self, request: Request, product_id: str) -> Response:
+        """Take a published product off the marketplace, with the reason (operator only)."""
+        self.auth.authenticate(request, self.iam)
+        product_id = path_id(product_id, "product")
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.DelistRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(
+                200,
+                schemas.ProductResponse,
+                self.catalog.delist_product(product_id, payload["reason"]),
+            ),
+        )
+
+    # -- catalog: buyers -------------------------------------------------------------
+
+    @http("GET", "/v1/products")
+    def search_products(self, request: Request) -> Response:
+        """Search the published products. Anyone may; a bearer token, if sent, must be
+        valid."""
+        self.auth.authenticate_if_present(request, self.iam)
+        query = load(schemas.ProductSearchQuery, read_query(request))
+        return respond(200, schemas.ProductSummaryPage, self.catalog.search_products(query))
+
+    @http("GET", "/v1/products/<product_id>")
+    def get_product(self, request: Request, product_id: str) -> Response:
+        """A product's details: specifications with their ids and prices, seller, terms.
+        Anyone may; a bearer token, if sent, must be valid."""
+        self.auth.authenticate_if_present(request, self.iam)
+        product_id = path_id(product_id, "product")
+        return respond(200, schemas.ProductResponse, self.catalog.get_product(product_id))
+
+    @http("POST", "/v1/saved-products")
+    def save_product(self, request: Request) -> Response:
+        """Save a product to "My Saved List" (buyer only); saving it again changes nothing."""
+        self.auth.authenticate(request, self.iam)
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.SaveProductRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(
+                201, schemas.SavedResponse, self.catalog.save_product(payload["product_id"])
+            ),
+        )
+
+    @http("GET", "/v1/saved-products")
+    def list_saved_products(self, request: Request) -> Response:
+        """ "My Saved List", newest first, with what buying each needs (buyer only)."""
+        self.auth.authenticate(request, self.iam)
+        query = load(schemas.PageQuery, read_query(request))
+        return respond(
+            200,
+            schemas.SavedProductPage,
+            self.catalog.list_saved_products(query["page"], query["page_size"]),
+        )
+
+    @http("DELETE", "/v1/saved-products/<product_id>")
+    def remove_saved_product(self, request: Request, product_id: str) -> Response:
+        """Remove a product from "My Saved List" (buyer only)."""
+        self.auth.authenticate(request, self.iam)
+        self.catalog.remove_saved_product(path_id(product_id, "saved product"))
+        return no_content()
+
+    # -- orders and payment ----------------------------------------------------------
+
+    @http("POST", "/v1/orders")
+    def place_order(self, request: Request) -> Response:
+        """Place an order for one configuration of a product, at the price of now
+        (buyer only). A reseller's customer's order is paid by the reseller at once."""
+        self.auth.authenticate(request, self.iam)
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.PlaceOrderRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(201, schemas.OrderResponse, self.orders.place_order(payload)),
+        )
+
+    @http("GET", "/v1/orders")
+    def list_orders(self, request: Request) -> Response:
+        """ "My Orders", newest first; `status=unpaid` gives "Unpaid Orders"."""
+        self.auth.authenticate(request, self.iam)
+        query = load(schemas.OrdersQuery, read_query(request))
+        return respond(200, schemas.OrderPage, self.orders.list_orders(query))
+
+    @http("GET", "/v1/orders/<order_id>")
+    def get_order(self, request: Request, order_id: str) -> Response:
+        """One of the caller's orders."""
+        self.auth.authenticate(request, self.iam)
+        order_id = path_id(order_id, "order")
+        return respond(200, schemas.OrderResponse, self.orders.get_order(order_id))
+
+    @http("POST", "/v1/orders/<order_id>/pay")
+    def pay_order(self, request: Request, order_id: str) -> Response:
+        """Pay an unpaid order by balance, card or credit; answers the order, now paid.
+        It is charged once, however often this is sent."""
+        self.auth.authenticate(request, self.iam)
+        order_id = path_id(order_id, "order")
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.PayOrderRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(200, schemas.OrderResponse, self.orders.pay_order(order_id, payload)),
+        )
+
+    @http("POST", "/v1/orders/<order_id>/cancel")
+    def cancel_order(self, request: Request, order_id: str) -> Response:
+        """Cancel an unpaid order; answers the order, now cancelled."""
+        self.auth.authenticate(request, self.iam)
+        order_id = path_id(order_id, "order")
+        body = read_json(request, self.settings.max_body_bytes)
+        load(schemas.EmptyRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(200, schemas.OrderResponse, self.orders.cancel_order(order_id)),
+        )
+
+    # -- billing ---------------------------------------------------------------------
+
+    @http("GET", "/v1/billing/balance")
+    def get_balance(self, request: Request) -> Response:
+        """The account's prepaid balance, credit limit and credit used."""
+        self.auth.authenticate(request, self.iam)
+        return respond(200, schemas.BalanceResponse, self.billing.get_balance())
+
+    @http("POST", "/v1/billing/top-ups")
+    def top_up(self, request: Request) -> Response:
+        """Add money to the balance from a card. With an Idempotency-Key the card is
+        charged once for it, even past the gateway's own memory of the key."""
+        self.auth.authenticate(request, self.iam)
+        body = read_json(request, self.settings.max_body_bytes)
+        payload = load(schemas.TopUpRequest, body)
+        key = downstream_key(request)
+        if key is not None:
+            payload["idempotency_key"] = key
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(201, schemas.TopUpResponse, self.billing.top_up(payload)),
+        )
+
+    @http("GET", "/v1/billing/transactions")
+    def list_transactions(self, request: Request) -> Response:
+        """The account's ledger movements (payments and top-ups), newest first."""
+        self.auth.authenticate(request, self.iam)
+        query = load(schemas.PageQuery, read_query(request))
+        return respond(
+            200,
+            schemas.TransactionPage,
+            self.billing.list_transactions(query["page"], query["page_size"]),
+        )
+
+    # -- purchased apps --------------------------------------------------------------
+
+    @http("GET", "/v1/purchased-apps")
+    def list_purchased_apps(self, request: Request) -> Response:
+        """ "Purchased Apps": one row per subscription, newest first."""
+        self.auth.authenticate(request, self.iam)
+        query = load(schemas.PageQuery, read_query(request))
+        return respond(200, schemas.PurchasedAppPage, self.orders.list_purchased_apps(query))
+
+    @http("GET", "/v1/purchased-apps/<subscription_id>")
+    def get_purchased_app(self, request: Request, subscription_id: str) -> Response:
+        """One of the caller's purchased apps."""
+        self.auth.authenticate(request, self.iam)
+        subscription_id = path_id(subscription_id, "purchased app")
+        return respond(
+            200, schemas.PurchasedAppDetailsResponse, self.orders.get_purchased_app(subscription_id)
+        )
 
     # -- operations ----------------------------------------------------------------
 

@@ -7,13 +7,16 @@
   before any worker starts.
 - ``GatewayHttp`` (the ``http`` decorator) turns whatever an entrypoint raises into the
   JSON error body through ``errors.mapped_errors``.
-- ``read_json`` reads a body within the limit and parses it, or says why not.
+- ``read_json`` reads a body within the limit and parses it, or says why not;
+  ``read_query`` gives the query string as one value per name; ``path_id`` checks an id
+  taken from the path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -224,6 +227,32 @@ def _short(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return str(exc).splitlines()[0][:200]
+
+
+def read_query(request: Request) -> dict[str, str]:
+    """The query string as ``{name: value}``, every value a string for a query schema to
+    convert. A name given twice (``?page=1&page=2``) is a ValidationError naming it: which
+    one was meant is not for the gateway to guess."""
+    values: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for name, given in request.args.lists():
+        if len(given) > 1:
+            repeated[name] = ["Give this parameter once."]
+        values[name] = given[0]
+    if repeated:
+        raise ValidationError(f"invalid request: check {', '.join(sorted(repeated))}", repeated)
+    return values
+
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def path_id(value: str, what: str) -> str:
+    """An id from the path, as given; NotFound when it cannot be one of ours (ids are
+    1 to 40 of ``A-Z a-z 0-9 _ -``), so no service is asked about it."""
+    if not _ID.match(value):
+        raise NotFound(f"{what} not found")
+    return value
 
 
 def respond(status: int, schema: Schema | type[Schema], data: Any) -> Response:

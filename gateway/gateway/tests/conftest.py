@@ -1,21 +1,32 @@
 """Fixtures of the gateway's tests: a gateway container, with iam-agency beside it when
-the test needs one, each on its own fresh PostgreSQL database and the test's vhost,
-reached over real HTTP on a free local port."""
+the test needs one (and catalog, orders and billing for the marketplace's routes),
+each on its own fresh PostgreSQL database and the test's vhost, reached over real
+HTTP on a free local port."""
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from billing.service import BillingService
+from catalog.service import CatalogService
 from gateway.service import GatewayService
 from iam_agency.service import IamAgencyService
+from orders.service import OrdersService
 
 SECRET = "test-idempotency-secret-0123456789abcdef"
+
+# the services behind the marketplace's routes (iam-agency is started on its own)
+MARKET_SERVICES = {
+    "catalog": CatalogService,
+    "orders": OrdersService,
+    "billing": BillingService,
+}
 
 
 def free_port() -> int:
@@ -31,6 +42,8 @@ class Stack:
     iam_config: dict[str, Any] | None
     gateway: Any
     iam: Any
+    # catalog, orders and billing when the test asked for them: name -> (config, container)
+    market: dict[str, tuple[dict[str, Any], Any]] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -47,12 +60,20 @@ class Stack:
         kwargs.setdefault("timeout", 30)
         return requests.delete(self.url(path), **kwargs)
 
+    def put(self, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.put(self.url(path), **kwargs)
+
     def gateway_rows(self, table: str = "idempotency_records") -> int:
         return _count(self.gateway_config["DATABASE_URL"], table)
 
     def iam_rows(self, table: str) -> int:
         assert self.iam_config is not None
         return _count(self.iam_config["DATABASE_URL"], table)
+
+    def rows(self, service: str, table: str) -> int:
+        """Rows of ``table`` in the database of ``service`` (catalog, orders, billing)."""
+        return _count(self.market[service][0]["DATABASE_URL"], table)
 
 
 def _count(url: str, table: str) -> int:
@@ -67,10 +88,15 @@ def _count(url: str, table: str) -> int:
 @pytest.fixture
 def start_stack(container_factory, make_service_config):
     """``start_stack(with_iam=True, iam_clock=None, service_cls=GatewayService,
-    **gateway_config_overrides)``."""
+    with_market=False, **gateway_config_overrides)``; ``with_market`` starts catalog,
+    orders and billing too, each on its own fresh database."""
 
     def start(
-        with_iam: bool = True, iam_clock=None, service_cls=GatewayService, **overrides
+        with_iam: bool = True,
+        iam_clock=None,
+        service_cls=GatewayService,
+        with_market: bool = False,
+        **overrides,
     ) -> Stack:
         port = free_port()
         iam_config = None
@@ -83,6 +109,13 @@ def start_stack(container_factory, make_service_config):
 
                 replace_dependencies(iam, clock=iam_clock)
             iam.start()
+        market: dict[str, tuple[dict[str, Any], Any]] = {}
+        if with_market:
+            for name, cls in MARKET_SERVICES.items():
+                config = make_service_config(name)
+                container = container_factory(cls, config)
+                container.start()
+                market[name] = (config, container)
         settings = {
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
             "OPS_ADDRESS": "",
@@ -93,7 +126,7 @@ def start_stack(container_factory, make_service_config):
         gateway_config = make_service_config("gateway", **settings)
         gateway = container_factory(service_cls, gateway_config)
         gateway.start()
-        return Stack(f"http://127.0.0.1:{port}", gateway_config, iam_config, gateway, iam)
+        return Stack(f"http://127.0.0.1:{port}", gateway_config, iam_config, gateway, iam, market)
 
     return start
 
@@ -101,3 +134,9 @@ def start_stack(container_factory, make_service_config):
 @pytest.fixture
 def stack(start_stack) -> Stack:
     return start_stack()
+
+
+@pytest.fixture
+def market(start_stack) -> Stack:
+    """The gateway with every service its marketplace routes call."""
+    return start_stack(with_market=True)

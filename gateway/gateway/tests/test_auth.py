@@ -180,3 +180,26 @@ def test_iam_answer_without_an_account_is_a_server_error_not_the_clients():
     # marshmallow's own error: unmapped, so the gateway answers 500, not a 4xx
     with pytest.raises(marshmallow.ValidationError):
         identity_from({"account_type": "buyer", "roles": []})
+
+
+def test_anonymous_caller_of_an_open_route_is_not_asked_about(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    auth, context = authenticator(TokenCache(5, clock=clock))
+    assert auth.authenticate_if_present(request_with({}), iam) is None
+    assert Identity.from_context(context) is None
+    assert iam.authenticate_calls == 0
+
+
+def test_a_token_sent_to_an_open_route_makes_the_caller_known(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    auth, context = authenticator(TokenCache(5, clock=clock))
+    request = request_with({"Authorization": "Bearer mkt_a"})
+    assert auth.authenticate_if_present(request, iam) == "mkt_a"
+    assert Identity.from_context(context) == ALICE
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", ""])
+def test_a_bad_authorization_header_on_an_open_route_is_still_refused(clock, header):
+    auth, _context = authenticator(TokenCache(5, clock=clock))
+    with pytest.raises(Unauthenticated):
+        auth.authenticate_if_present(request_with({"Authorization": header}), FakeIam(ALICE, NOW))

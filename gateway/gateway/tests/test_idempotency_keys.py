@@ -3,8 +3,16 @@ unreadable without the secret and the very same request."""
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
-from gateway.idempotency import ANONYMOUS_SCOPE, Keyring, canonical_request, scope_of
+from gateway.idempotency import (
+    ANONYMOUS_SCOPE,
+    Keyring,
+    canonical_request,
+    downstream_key,
+    scope_of,
+)
 
 SECRET = "unit-test-secret"
 BODY = {"email": "a@acme.test", "password": "correct horse battery"}
@@ -88,3 +96,20 @@ def test_keys_are_scoped_to_the_callers_account_or_to_anonymous_callers():
     caller = {"account_id": "acc_1", "user_id": "usr_1", "account_type": "buyer", "roles": []}
     assert scope_of(caller) == "account:acc_1"
     assert scope_of({"correlation_id": "rid"}) == ANONYMOUS_SCOPE
+
+
+def post_with(headers) -> Request:
+    return Request(EnvironBuilder(method="POST", headers=headers).get_environ())
+
+
+def test_the_key_a_service_keeps_is_a_fixed_length_digest_of_the_clients():
+    short = downstream_key(post_with({"Idempotency-Key": "k1"}))
+    long = downstream_key(post_with({"Idempotency-Key": "k" * 255}))
+    assert short == downstream_key(post_with({"Idempotency-Key": "k1"}))
+    assert short != long
+    assert len(short) == len(long) == 64
+    assert "k1" not in short
+
+
+def test_no_key_none_passed_on():
+    assert downstream_key(post_with({})) is None

@@ -39,7 +39,7 @@ def test_a_route_without_an_operation_entry_fails_the_build(monkeypatch):
 def test_every_post_takes_an_idempotency_key_and_every_operation_a_request_id(document):
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            refs = {p["$ref"].rsplit("/", 1)[-1] for p in operation["parameters"]}
+            refs = {p["$ref"].rsplit("/", 1)[-1] for p in operation["parameters"] if "$ref" in p}
             assert "RequestId" in refs, (path, method)
             assert ("IdempotencyKey" in refs) == (method == "post"), (path, method)
             for status, response in operation["responses"].items():
@@ -73,3 +73,116 @@ def test_docs_page_shows_every_operation_and_runs_no_script(document):
     for path in document["paths"]:
         assert f'<span class="path">{path}</span>' in page
     assert 'id="schema-Error"' in page
+
+
+# what anyone may call without a token (API.md); every other /v1 route needs one
+ANONYMOUS = {("/v1/accounts", "post"), ("/v1/auth/tokens", "post")}
+TOKEN_OPTIONAL = {("/v1/products", "get"), ("/v1/products/{product_id}", "get")}
+
+
+def test_every_v1_route_needs_a_bearer_token_but_sign_up_sign_in_and_browsing(document):
+    for path, operations in document["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            if (path, method) in ANONYMOUS:
+                assert operation["security"] == [], (path, method)
+            elif (path, method) in TOKEN_OPTIONAL:
+                assert operation["security"] == [{}, {"bearerAuth": []}], (path, method)
+                assert "401" in operation["responses"], (path, method)
+            else:
+                assert operation["security"] == [{"bearerAuth": []}], (path, method)
+                assert "401" in operation["responses"], (path, method)
+
+
+def test_path_ids_are_required_parameters_and_may_be_404(document):
+    pay = document["paths"]["/v1/orders/{order_id}/pay"]["post"]
+    assert {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}} in (
+        pay["parameters"]
+    )
+    assert "404" in pay["responses"]
+
+
+def test_query_strings_are_documented_one_parameter_per_field(document):
+    search = document["paths"]["/v1/products"]["get"]
+    query = {p["name"]: p for p in search["parameters"] if p.get("in") == "query"}
+    assert set(query) == {
+        "q",
+        "delivery_method",
+        "category",
+        "billing_mode",
+        "seller_id",
+        "min_price",
+        "max_price",
+        "service_supervision",
+        "sort",
+        "page",
+        "page_size",
+    }
+    assert query["page_size"]["schema"]["maximum"] == 100
+    assert query["page"]["schema"]["type"] == "integer"
+    assert query["service_supervision"]["schema"]["type"] == "boolean"
+    assert query["sort"]["schema"]["enum"] == ["relevance", "price_asc", "price_desc", "newest"]
+    assert "400" in search["responses"]
+    orders = document["paths"]["/v1/orders"]["get"]
+    statuses = [p for p in orders["parameters"] if p.get("name") == "status"]
+    assert statuses[0]["schema"]["enum"][0] == "unpaid"
+
+
+def test_routes_a_role_guards_say_which_role_in_their_403(document):
+    delist = document["paths"]["/v1/admin/products/{product_id}/delist"]["post"]
+    assert "operator" in delist["responses"]["403"]["description"]
+    credit = document["paths"]["/v1/admin/accounts/{account_id}/credit-limit"]["post"]
+    assert "operator" in credit["responses"]["403"]["description"]
+    assert "403" not in document["paths"]["/v1/products"]["get"]["responses"]
+
+
+def test_payment_statuses_are_documented(document):
+    pay = document["paths"]["/v1/orders/{order_id}/pay"]["post"]
+    assert "PAYMENT_REQUIRED" in pay["responses"]["402"]["description"]
+    assert "not unpaid" in pay["responses"]["409"]["description"]
+    place = document["paths"]["/v1/orders"]["post"]
+    assert "TERMS_NOT_ACCEPTED" in place["responses"]["422"]["description"]
+
+
+def test_every_json_answer_has_a_schema_and_every_body_a_request_schema(document):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status == "204":
+                    assert "content" not in response, (path, method)
+                    continue
+                assert response["content"], (path, method, status)
+            if method in ("post", "put") and path.startswith("/v1/"):
+                assert "requestBody" in operation, (path, method)
+
+
+def test_lists_answer_items_total_page_and_page_size(document):
+    schemas = document["components"]["schemas"]
+    for name in (
+        "OrderPage",
+        "PurchasedAppPage",
+        "TransactionPage",
+        "ProductSummaryPage",
+        "SellerProductPage",
+        "SavedProductPage",
+    ):
+        assert set(schemas[name]["properties"]) == {"items", "total", "page", "page_size"}, name
+
+
+def test_a_body_with_no_required_field_may_be_left_out(document):
+    cancel = document["paths"]["/v1/orders/{order_id}/cancel"]["post"]
+    assert cancel["requestBody"]["required"] is False
+    assert document["paths"]["/v1/orders"]["post"]["requestBody"]["required"] is True
+
+
+def test_card_numbers_and_passwords_are_write_only(document):
+    schemas = document["components"]["schemas"]
+    assert schemas["CardRequest"]["properties"]["number"]["writeOnly"] is True
+    assert schemas["CardRequest"]["properties"]["cvc"]["writeOnly"] is True
+    assert schemas["ResellerCustomerRequest"]["properties"]["password"]["writeOnly"] is True
+
+
+def test_docs_page_marks_optional_tokens(document):
+    page = openapi.render_html(document)
+    assert "takes, if sent," in page

@@ -1,0 +1,155 @@
+"""What the marketplace's interface tests do again and again, over real HTTP: sign up
+and in, set up a seller with a published product, top up a buyer, place an order."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+PASSWORD = "correct horse battery"
+CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
+
+# one specification, "Standard": monthly 1500, yearly 15000, one-time 90000, 1-100 servers
+PRODUCT: dict[str, Any] = {
+    "name": "Acme Backup for ECS",
+    "summary": "Incremental backups of cloud servers.",
+    "description": "Backs up every disk of your ECS servers every hour.",
+    "category": "storage",
+    "delivery_method": "saas",
+    "service_supervision": False,
+    "product_guide_url": "https://acme.test/guide",
+    "terms": "Backups are kept 30 days.",
+    "specifications": [
+        {
+            "name": "Standard",
+            "prices": [
+                {"billing_mode": "yearly_monthly", "period_unit": "month", "amount": 1500},
+                {"billing_mode": "yearly_monthly", "period_unit": "year", "amount": 15000},
+                {"billing_mode": "one_time", "amount": 90000},
+            ],
+            "quantity": {"name": "servers", "min": 1, "max": 100},
+        }
+    ],
+}
+
+
+def money(amount: int) -> dict[str, Any]:
+    return {"amount": amount, "currency": "USD"}
+
+
+@dataclass
+class Client:
+    """One signed-in account, talking to the gateway."""
+
+    stack: Any
+    account: dict[str, Any]
+    token: str
+
+    @property
+    def id(self) -> str:
+        return self.account["id"]
+
+    def _headers(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.stack.get(path, headers=self._headers(kwargs), **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs) -> requests.Response:
+        return self.stack.post(path, json=body, headers=self._headers(kwargs), **kwargs)
+
+    def put(self, path: str, body: Any = None, **kwargs) -> requests.Response:
+        return self.stack.put(path, json=body, headers=self._headers(kwargs), **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.stack.delete(path, headers=self._headers(kwargs), **kwargs)
+
+    def ok(self, response: requests.Response, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return response.json() if response.content else None
+
+    def balance(self) -> dict[str, Any]:
+        return self.ok(self.get("/v1/billing/balance"))
+
+    def transactions(self) -> list[dict[str, Any]]:
+        return self.ok(self.get("/v1/billing/transactions"))["items"]
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return self.ok(self.get(f"/v1/orders/{order_id}"))
+
+
+def email() -> str:
+    return f"{uuid.uuid4().hex[:12]}@acme.test"
+
+
+def sign_in(stack, address: str, password: str = PASSWORD) -> str:
+    response = stack.post("/v1/auth/tokens", json={"email": address, "password": password})
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
+def sign_up(stack, type_: str, name: str = "Acme") -> Client:
+    address = email()
+    response = stack.post(
+        "/v1/accounts",
+        json={"name": name, "email": address, "password": PASSWORD, "type": type_},
+    )
+    assert response.status_code == 201, response.text
+    return Client(stack, response.json(), sign_in(stack, address))
+
+
+def seller_with_product(stack, product: dict[str, Any] | None = None) -> tuple[Client, dict]:
+    """A seller with a profile and one published product (``PRODUCT`` by default)."""
+    seller = sign_up(stack, "seller", name="Acme Cloud")
+    seller.ok(
+        seller.put(
+            "/v1/seller/profile",
+            {
+                "company_name": "Acme Cloud Ltd",
+                "email": "help@acme.test",
+                "mobile": "+86 755 2878 0808",
+                "support_range": "24x7, English",
+                "currency": "USD",
+            },
+        )
+    )
+    draft = seller.ok(seller.post("/v1/seller/products", product or PRODUCT), 201)
+    published = seller.ok(seller.post(f"/v1/seller/products/{draft['id']}/publish"))
+    return seller, published
+
+
+def top_up(buyer: Client, amount: int) -> dict[str, Any]:
+    answer = buyer.ok(
+        buyer.post("/v1/billing/top-ups", {"amount": money(amount), "card": CARD}), 201
+    )
+    assert answer["status"] == "succeeded", answer
+    return answer
+
+
+def order_body(product: dict[str, Any], **changes) -> dict[str, Any]:
+    """Three months of 2 servers of the product's first specification (9000 at PRODUCT's
+    prices)."""
+    return {
+        "product_id": product["id"],
+        "specification_id": product["specifications"][0]["id"],
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "month", "count": 3},
+        "quantity": 2,
+        "accept_terms": True,
+        **changes,
+    }
+
+
+def place_order(buyer: Client, product: dict[str, Any], **changes) -> dict[str, Any]:
+    return buyer.ok(buyer.post("/v1/orders", order_body(product, **changes)), 201)
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code, body
+    assert body["message"]
+    return body
