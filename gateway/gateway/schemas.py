@@ -404,8 +404,11 @@ class CardRequest(RequestSchema):
     number = fields.String(
         required=True,
         load_only=True,
-        validate=validate.Length(min=12, max=19),
-        metadata={"example": "4242424242424242"},
+        validate=validate.Length(min=12, max=23),
+        metadata={
+            "example": "4242424242424242",
+            "description": "Up to 19 digits, optionally in groups.",
+        },
     )
     expiry = fields.String(
         required=True,

@@ -93,7 +93,7 @@ class SetCreditLimitSchema(StrictSchema):
 
 
 class PageSchema(StrictSchema):
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(
         strict=True, load_default=20, validate=validate.Range(min=1, max=100)
     )

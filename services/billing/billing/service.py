@@ -22,7 +22,7 @@ from billing.dependencies import (
 from billing.models import metadata
 from mercato.clock import ClockProvider
 from mercato.db import Database
-from mercato.errors import EXPECTED
+from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
 from mercato.service import MercatoService
 from mercato.validation import load
@@ -117,7 +117,10 @@ class BillingService(MercatoService):
         "card": {"number", "expiry", "cvc"}, "idempotency_key": "…" (optional: the same
         key answers the first top-up again, charging nothing)}``.
 
-        Answer: ``{id, account_id, status: succeeded|failed|pending, amount,
+        A declined card raises ``PaymentRequired`` (code ``CARD_DECLINED`` or
+        ``INSUFFICIENT_FUNDS``) after recording the failed top-up.
+
+        Answer: ``{id, account_id, status: succeeded|pending, amount,
         card: {brand, last4}, failure_code, failure_reason, created_at, completed_at}``.
         ``pending`` is settled by billing itself (see ``pay_order``); ``get_top_up``
         shows it later.
@@ -127,6 +130,12 @@ class BillingService(MercatoService):
         record = usecases.top_up(
             self.db, self.clock, self.card_gateway, account_id=caller.account_id, **data
         )
+        if record["status"] == "failed":
+            # recorded (get_top_up shows it), but the caller asked for money it did not get
+            raise PaymentRequired(
+                f"top-up {record['id']} declined: {record['failure_reason']}",
+                code=str(record["failure_code"] or "CARD_DECLINED").upper(),
+            )
         return schemas.TopUpOut().dump(record)
 
     @rpc(expected_exceptions=EXPECTED)

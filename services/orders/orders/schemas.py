@@ -6,6 +6,9 @@ from mercato.validation import StrictBoolean
 from orders import domain
 
 
+MAX_PAGE = 100_000  # beyond it an offset only costs the database
+
+
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -39,7 +42,10 @@ class PlaceOrderSchema(StrictSchema):
 
 
 class CardSchema(StrictSchema):
-    number = fields.String(required=True, validate=validate.Length(min=12, max=19))
+    """Passed on to billing, which checks the number (Luhn), expiry and CVC. A number
+    may be written in groups: up to 19 digits and 4 separators."""
+
+    number = fields.String(required=True, validate=validate.Length(min=12, max=23))
     expiry = fields.String(required=True, validate=validate.Length(min=4, max=7))
     cvc = fields.String(required=True, validate=validate.Length(min=3, max=4))
 
@@ -58,14 +64,14 @@ class PayOrderSchema(StrictSchema):
 
 class ListOrdersSchema(StrictSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(domain.ORDER_STATUSES))
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     page_size = fields.Integer(
         strict=True, load_default=20, validate=validate.Range(min=1, max=100)
     )
 
 
 class PageSchema(StrictSchema):
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     page_size = fields.Integer(
         strict=True, load_default=20, validate=validate.Range(min=1, max=100)
     )

@@ -443,10 +443,15 @@ def test_a_top_up_with_an_idempotency_key_charges_once(billing):
         service.get_top_up(first["id"])
 
 
-def test_a_declined_top_up_adds_nothing(billing):
-    declined = top_up(billing, ANN, 2_000, card=DECLINING_CARD)
+def test_a_declined_top_up_is_refused_recorded_and_adds_nothing(billing):
+    with pytest.raises(PaymentRequired) as raised:
+        top_up(billing, ANN, 2_000, card=DECLINING_CARD)
 
-    assert (declined["status"], declined["failure_code"]) == ("failed", "card_declined")
+    assert raised.value.code == "CARD_DECLINED"
+    top_up_id = raised.value.message.split()[1]
+    with billing.rpc(ANN) as service:
+        recorded = service.get_top_up(top_up_id)
+    assert (recorded["status"], recorded["failure_code"]) == ("failed", "card_declined")
     assert balance(billing, ANN)["balance"] == 0
     assert statement(billing, ANN)["total"] == 0
 
