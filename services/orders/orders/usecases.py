@@ -204,10 +204,17 @@ def place_order(
 # -- paying ----------------------------------------------------------------------
 
 
+def _locked(query):
+    """``query`` taking a row lock, and reading the row afresh: the session keeps
+    objects across commits (``expire_on_commit=False``), and a lock on a stale copy
+    would decide on what another worker has already changed."""
+    return query.with_for_update().execution_options(populate_existing=True)
+
+
 def _own_order(uow, order_id: str, buyer: Identity, *, lock: bool = False) -> Order:
     query = sa.select(Order).where(Order.id == order_id)
     if lock:
-        query = query.with_for_update()
+        query = _locked(query)
     order = uow.session.scalar(query)
     if order is None or (order.account_id != buyer.account_id and not buyer.has_role("operator")):
         raise NotFound("order not found")
@@ -272,7 +279,7 @@ def pay_order(
 def record_failed_payment(uow, *, order_id: str) -> None:
     """A payment billing could not settle at once has failed: the order may be paid
     again or cancelled (the attempt mark no longer guards it)."""
-    order = uow.session.scalar(sa.select(Order).where(Order.id == order_id).with_for_update())
+    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
     if order is not None and order.status == domain.UNPAID:
         order.payment_started_at = None
     uow.commit()
@@ -293,7 +300,7 @@ def record_payment(
     Reached both from the pay request (synchronously) and from billing's
     payment-succeeded event (for payments the request did not see finish).
     """
-    order = uow.session.scalar(sa.select(Order).where(Order.id == order_id).with_for_update())
+    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
     if order is None:
         raise NotFound(f"order {order_id} not found")
     if order.status != domain.UNPAID:
@@ -407,6 +414,7 @@ def cancel_expired_orders(uow, clock: Clock, *, batch_size: int = 100) -> int:
         .order_by(Order.payment_deadline)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     ).all()
     cancelled = 0
     for order in orders:

@@ -99,6 +99,8 @@ class FakeBilling:
             }
         if payload["payment_method"] == "credit":
             raise PaymentRequired("credit limit exceeded")
+        if card.get("number", "").endswith("4444"):
+            return FakeBilling.announce_before_answering(payload)
         with FakeBilling.lock:
             payment = FakeBilling.charges.setdefault(
                 payload["order_id"],
@@ -111,6 +113,36 @@ class FakeBilling:
                     "failure_reason": None,
                 },
             )
+        return payment
+
+    @staticmethod
+    def announce_before_answering(payload):
+        """Billing's event overtakes its RPC answer: orders hears of the payment (and
+        marks the order paid) before pay_order returns to it."""
+        payment = {
+            "id": "pay_fast_event",
+            "order_id": payload["order_id"],
+            "status": "succeeded",
+            "payment_method": "credit_card",
+            "amount": payload["amount"],
+            "failure_reason": None,
+        }
+        publish_billing_event(
+            FakeBilling.config,
+            "billing.payment.succeeded",
+            {
+                "payment_id": payment["id"],
+                "order_id": payload["order_id"],
+                "account_id": payload["account_id"],
+                "payer_account_id": payload["payer_account_id"],
+                "payment_method": "credit_card",
+                "amount": payload["amount"],
+                "enterprise_project_id": payload["enterprise_project_id"],
+            },
+        )
+        deadline = time.monotonic() + 15
+        while count(FakeBilling.config, "subscriptions") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         return payment
 
 
@@ -153,6 +185,7 @@ ORDER = {
 def orders(container_factory, make_service_config):
     FakeBilling.charges, FakeBilling.calls = {}, []
     config = make_service_config("orders")
+    FakeBilling.config = config
     for fake in (FakeCatalog, FakeIam, FakeBilling):
         container_factory(fake, config).start()
     container = container_factory(OrdersService, config)
@@ -463,3 +496,13 @@ def test_pending_card_payment_that_fails_frees_the_order(orders):
         while service.get_order(order["id"])["payment_pending"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert service.cancel_order(order["id"])["status"] == "cancelled"
+
+
+def test_payment_event_overtaking_the_rpc_answer_pays_the_order_once(orders):
+    config, _clock, _ = orders
+    card = {"number": "5555555555554444", "expiry": "12/30", "cvc": "123"}
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        paid = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
+    assert paid["status"] == "paid"
+    assert count(config, "subscriptions") == 1
