@@ -9,6 +9,7 @@ the service it calls, which answers Forbidden. Failures are raised, and
 
 from __future__ import annotations
 
+from nameko.events import BROADCAST, event_handler
 from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
@@ -17,6 +18,7 @@ from gateway.auth import Authentication
 from gateway.errors import json_response
 from gateway.idempotency import Idempotency, downstream_key
 from gateway.models import metadata
+from gateway.product_cache import ProductCacheProvider
 from gateway.settings import SettingsProvider
 from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.db import Database
@@ -45,6 +47,8 @@ class GatewayService(MercatoService):
     settings = SettingsProvider()
     auth = Authentication()
     idempotency = Idempotency()
+    # published products' details, dropped when catalog announces a change
+    products = ProductCacheProvider()
 
     # -- accounts and sign-in ------------------------------------------------------
 
@@ -198,7 +202,24 @@ class GatewayService(MercatoService):
         Anyone may; a bearer token, if sent, must be valid."""
         self.auth.authenticate_if_present(request, self.iam)
         product_id = path_id(product_id, "product")
-        return respond(200, schemas.ProductResponse, self.catalog.get_product(product_id))
+        product = self.products.get(product_id)
+        if product is None:
+            product = self.catalog.get_product(product_id)
+            self.products.put(product_id, product)
+        return respond(200, schemas.ProductResponse, product)
+
+    @event_handler(
+        "catalog", "catalog.product.changed", handler_type=BROADCAST, reliable_delivery=False
+    )
+    def forget_changed_product(self, event: dict) -> None:
+        """Every replica drops its copy of a product that changed (delisted, …)."""
+        self.products.forget(event["subject"])
+
+    @event_handler(
+        "catalog", "catalog.product.published", handler_type=BROADCAST, reliable_delivery=False
+    )
+    def forget_published_product(self, event: dict) -> None:
+        self.products.forget(event["subject"])
 
     @http("POST", "/v1/saved-products")
     def save_product(self, request: Request) -> Response:

@@ -109,6 +109,10 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
+        # WAL with NORMAL sync: a crashed process loses nothing committed; only a power
+        # cut may lose the last commits. The embedded default is for laptops;
+        # production runs PostgreSQL.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")

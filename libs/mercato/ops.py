@@ -36,7 +36,9 @@ def _consumed_queues(container) -> list[str]:
     names = []
     for entrypoint in container.entrypoints:
         queue = getattr(entrypoint, "queue", None)
-        if queue is not None:
+        # an exclusive queue (a broadcast handler's) belongs to its consumer's own
+        # connection: the broker refuses to let another connection even look at it
+        if queue is not None and not queue.exclusive:
             names.append(queue.name)
         rpc_consumer = getattr(entrypoint, "rpc_consumer", None)
         if rpc_consumer is not None and getattr(rpc_consumer, "queue", None) is not None:

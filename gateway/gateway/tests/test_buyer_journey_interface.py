@@ -3,6 +3,8 @@ orders and billing containers (each on its own PostgreSQL database, one vhost): 
 seller lists a product, a buyer finds, saves, orders, tops up and pays it, and the
 purchase shows up among the buyer's apps; credit and reseller payment too."""
 
+import time
+
 import pytest
 
 from gateway.tests.marketplace import (
@@ -257,3 +259,39 @@ def test_operator_delists_a_product_buyers_can_then_not_find_or_order(market):
     assert delisted.json()["delist_reason"] == "Violates the listing rules."
     assert market.get("/v1/products").json()["total"] == 0
     assert_error(buyer.post("/v1/orders", order_body(product)), 404, "NOT_FOUND")
+
+
+def test_gateway_serves_a_published_product_from_its_cache_until_catalog_announces_a_change(
+    market,
+):
+    """The second read of a published product does not ask catalog; once an operator
+    delists it, catalog's event drops every replica's copy and buyers get 404."""
+    from gateway.product_cache import LOOKUPS
+
+    _seller, product = seller_with_product(market)
+    path = f"/v1/products/{product['id']}"
+    hits = LOOKUPS.labels("hit")
+    before = hits._value.get()
+    first, second = market.get(path), market.get(path)
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert hits._value.get() == before + 1
+
+    create_operator(
+        market.iam_config["DATABASE_URL"],
+        name="Ops",
+        email="ops2@m.test",
+        password="ops password 1",
+    )
+    operator = {"Authorization": f"Bearer {sign_in(market, 'ops2@m.test', 'ops password 1')}"}
+    delisted = market.post(
+        f"{path.replace('/v1/products', '/v1/admin/products')}/delist",
+        json={"reason": "Violates the listing rules."},
+        headers=operator,
+    )
+    assert delisted.status_code == 200, delisted.text
+    # well within the cache's 10 s: only the event can have dropped the copy
+    deadline = time.monotonic() + 5
+    while market.get(path).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert market.get(path).status_code == 404
