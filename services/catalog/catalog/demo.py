@@ -1,0 +1,194 @@
+"""Demo products: a seller's catalogue of published products, inserted in bulk.
+
+``seed_demo_products(uow, seller_account_id="acc_…", count=10_000)`` gives a seller
+(created if missing) ``count`` published products across every category, delivery
+method and billing mode, with prices from $1 to $5,000, in a few seconds; the
+benchmark seeds with it and ``make run`` may too. The products are built by the same
+rules as ``create_product`` (``domain.check_specifications``) but written with
+multi-row inserts, and they announce nothing: seeding is not a seller's act.
+The same ``seed`` and ``count`` give the same products (ids aside).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import sqlalchemy as sa
+
+from catalog import domain
+from catalog.models import Seller, metadata
+from mercato.clock import Clock, SystemClock
+from mercato.db import new_id
+
+CATEGORIES = (
+    "security",
+    "storage",
+    "database",
+    "devops",
+    "ai",
+    "networking",
+    "analytics",
+    "collaboration",
+)
+BRANDS = ("Nimbus", "Acme", "Orbit", "Granite", "Helix", "Quartz", "Lumen", "Vertex", "Cobalt")
+QUALITIES = ("Secure", "Rapid", "Managed", "Smart", "Open", "Elastic", "Private", "Unified")
+NOUNS = {
+    "security": ("Firewall", "Vault", "Scanner", "Shield"),
+    "storage": ("Backup", "Archive", "Sync", "Drive"),
+    "database": ("PostgreSQL", "MySQL", "Cache", "Warehouse"),
+    "devops": ("Pipeline", "Registry", "Monitor", "Runner"),
+    "ai": ("Vision", "Assistant", "Translator", "Forecaster"),
+    "networking": ("Gateway", "Balancer", "VPN", "CDN"),
+    "analytics": ("Dashboard", "Insights", "Reports", "Lakehouse"),
+    "collaboration": ("Wiki", "Chat", "Meetings", "Tickets"),
+}
+# what each delivery method sells by: (billing mode, period unit) pairs
+PRICING = {
+    "license": ((domain.YEARLY_MONTHLY, domain.MONTH), (domain.YEARLY_MONTHLY, domain.YEAR)),
+    "saas": (
+        (domain.YEARLY_MONTHLY, domain.MONTH),
+        (domain.YEARLY_MONTHLY, domain.YEAR),
+        (domain.PAY_PER_USE, domain.HOUR),
+    ),
+    "image": ((domain.PAY_PER_USE, domain.HOUR), (domain.ONE_TIME, None)),
+    "professional_service": ((domain.ONE_TIME, None),),
+}
+# a price's amount relative to the month's
+FACTORS = {domain.MONTH: 1.0, domain.YEAR: 10.0, domain.HOUR: 0.005, None: 20.0}
+BATCH = 2000
+
+
+def _specifications(rng: random.Random, delivery_method: str) -> list[domain.Specification]:
+    monthly = rng.randrange(100, 25_000)  # $1 to $250 a month
+    quantity = (
+        domain.Quantity("users", 1, rng.choice((50, 100, 1000)))
+        if delivery_method in ("license", "saas")
+        else None
+    )
+    return [
+        domain.Specification(
+            name=name,
+            prices=tuple(
+                domain.Price(mode, unit, max(1, round(monthly * scale * FACTORS[unit])))
+                for mode, unit in PRICING[delivery_method]
+            ),
+            quantity=quantity,
+        )
+        for name, scale in (("Standard", 1), ("Enterprise", 3))
+    ]
+
+
+def seed_demo_products(
+    uow,
+    *,
+    seller_account_id: str,
+    count: int,
+    company_name: str = "Demo Seller Co",
+    clock: Clock | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """Insert ``count`` published products of the seller and commit; answer their ids.
+
+    Product ``i`` was published ``i`` seconds before ``clock.now()``, so "newest"
+    has no ties.
+    """
+    session = uow.session
+    now = (clock or SystemClock()).now()
+    seller = session.get(Seller, seller_account_id)
+    if seller is None:
+        seller = Seller(
+            account_id=seller_account_id,
+            company_name=company_name,
+            email=None,
+            currency=domain.DEFAULT_CURRENCY,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(seller)
+        session.flush()
+    rng = random.Random(seed)  # noqa: S311 - demo data, not a secret
+    delivery_methods = tuple(PRICING)
+    ids: list[str] = []
+    for start in range(0, count, BATCH):
+        products: list[dict[str, Any]] = []
+        specifications: list[dict[str, Any]] = []
+        prices: list[dict[str, Any]] = []
+        for index in range(start, min(count, start + BATCH)):
+            category = CATEGORIES[index % len(CATEGORIES)]
+            delivery_method = delivery_methods[(index // len(CATEGORIES)) % len(delivery_methods)]
+            name = (
+                f"{rng.choice(BRANDS)} {rng.choice(QUALITIES)} "
+                f"{rng.choice(NOUNS[category])} {index + 1}"
+            )
+            summary = f"{name}: {category} {delivery_method.replace('_', ' ')} for your cloud."
+            description = (
+                f"{name} is a {rng.choice(QUALITIES).lower()} {category} product, "
+                f"delivered as {delivery_method.replace('_', ' ')}. "
+                f"It runs on ECS and scales with your team."
+            )
+            specs = _specifications(rng, delivery_method)
+            domain.check_specifications(specs)
+            published_at = now - dt.timedelta(seconds=index)
+            product_id = new_id("prd")
+            ids.append(product_id)
+            products.append(
+                {
+                    "id": product_id,
+                    "seller_account_id": seller.account_id,
+                    "name": name,
+                    "summary": summary,
+                    "description": description,
+                    "category": category,
+                    "delivery_method": delivery_method,
+                    "service_supervision": delivery_method in ("saas", "professional_service")
+                    and index % 3 == 0,
+                    "product_guide_url": f"https://docs.example.com/demo/{index + 1}",
+                    "terms": "Demo terms: this product is for trying Mercato out.",
+                    "status": domain.PUBLISHED,
+                    "currency": seller.currency,
+                    "lowest_price": domain.lowest_price(specs),
+                    "delist_reason": None,
+                    "created_at": published_at,
+                    "updated_at": published_at,
+                    "published_at": published_at,
+                    "delisted_at": None,
+                    "search_name": domain.normalise_text(name),
+                    "search_seller": domain.normalise_text(seller.company_name),
+                    "search_body": domain.normalise_text(f"{summary}\n{description}"),
+                }
+            )
+            for position, spec in enumerate(specs):
+                spec_id = new_id("spc")
+                specifications.append(
+                    {
+                        "id": spec_id,
+                        "product_id": product_id,
+                        "position": position,
+                        "name": spec.name,
+                        "quantity_name": spec.quantity.name if spec.quantity else None,
+                        "quantity_min": spec.quantity.min if spec.quantity else None,
+                        "quantity_max": spec.quantity.max if spec.quantity else None,
+                    }
+                )
+                prices.extend(
+                    {
+                        "specification_id": spec_id,
+                        "product_id": product_id,
+                        "billing_mode": price.billing_mode,
+                        "period_unit": price.period_unit,
+                        "amount": price.amount,
+                    }
+                    for price in spec.prices
+                )
+        session.execute(metadata.tables["products"].insert(), products)
+        session.execute(metadata.tables["specifications"].insert(), specifications)
+        session.execute(metadata.tables["prices"].insert(), prices)
+    if session.get_bind().dialect.name == "postgresql":
+        # fresh statistics, or the planner takes a bulk-loaded table for a tiny one
+        # and skips the search index until autovacuum comes round
+        for table in ("products", "specifications", "prices"):
+            session.execute(sa.text(f"ANALYZE {table}"))
+    uow.commit()
+    return ids

@@ -1,0 +1,344 @@
+"""The catalog's rules. No nameko, no SQL.
+
+- what a product's specifications and prices may be (``check_specifications``);
+- which status a product may move to (``publish``, ``delist``);
+- what a configuration costs (``price_configuration``): the price that orders fix;
+- how search text is matched (``normalise_text``, ``parse_text_query``): one
+  tokeniser, here, for the stored documents and for the buyer's ``q``, so PostgreSQL
+  and SQLite match the same products and nothing a buyer types is read as syntax.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mercato.errors import Conflict, ValidationError
+
+DRAFT, PUBLISHED, DELISTED = "draft", "published", "delisted"
+STATUSES = (DRAFT, PUBLISHED, DELISTED)
+
+DELIVERY_METHODS = ("license", "professional_service", "saas", "image")
+
+YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME = "yearly_monthly", "pay_per_use", "one_time"
+BILLING_MODES = (YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME)
+
+MONTH, YEAR, HOUR = "month", "year", "hour"
+# the period units a price of each billing mode may have (None: no period)
+PERIOD_UNITS: dict[str, tuple[str | None, ...]] = {
+    YEARLY_MONTHLY: (MONTH, YEAR),
+    PAY_PER_USE: (HOUR,),
+    ONE_TIME: (None,),
+}
+# how many periods a yearly/monthly purchase may run: 1-11 months or 1-5 years
+PERIOD_COUNTS: dict[str, tuple[int, int]] = {MONTH: (1, 11), YEAR: (1, 5)}
+
+DEFAULT_CURRENCY = "USD"
+# bounds that keep every quoted amount (price x 11 periods x quantity) within int64
+MAX_PRICE_AMOUNT = 100_000_000_000
+MAX_QUANTITY = 1_000_000
+
+RELEVANCE, PRICE_ASC, PRICE_DESC, NEWEST = "relevance", "price_asc", "price_desc", "newest"
+SORTS = (RELEVANCE, PRICE_ASC, PRICE_DESC, NEWEST)
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_QUERY_TERMS = 16
+
+
+@dataclass(frozen=True)
+class Money:
+    """An integer count of minor units (cents) and an ISO 4217 currency code."""
+
+    amount: int
+    currency: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amount": self.amount, "currency": self.currency}
+
+
+@dataclass(frozen=True)
+class Price:
+    billing_mode: str
+    period_unit: str | None
+    amount: int
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A specification's quantity dimension, e.g. ``users`` from 1 to 1000."""
+
+    name: str
+    min: int
+    max: int
+
+
+@dataclass(frozen=True)
+class Specification:
+    name: str
+    prices: tuple[Price, ...]
+    quantity: Quantity | None = None
+    id: str | None = None
+
+    def price_for(self, billing_mode: str, period_unit: str | None) -> Price | None:
+        for price in self.prices:
+            if price.billing_mode == billing_mode and price.period_unit == period_unit:
+                return price
+        return None
+
+    def offers(self, billing_mode: str) -> bool:
+        return any(price.billing_mode == billing_mode for price in self.prices)
+
+
+@dataclass(frozen=True)
+class Period:
+    unit: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unit": self.unit, "count": self.count}
+
+
+@dataclass(frozen=True)
+class PricedConfiguration:
+    """What a configuration costs: ``amount`` is what the buyer pays for it (for
+    pay-per-use, the price of one hour)."""
+
+    billing_mode: str
+    period: Period | None
+    quantity: int
+    unit_price: Money
+    amount: Money
+
+
+class _Errors:
+    """Broken rules by field name, raised together as one ValidationError."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.fields.setdefault(name, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.fields:
+            names = ", ".join(sorted(self.fields))
+            raise ValidationError(f"invalid request: check {names}", self.fields)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe_units(billing_mode: str) -> str:
+    units = [unit for unit in PERIOD_UNITS[billing_mode] if unit]
+    if not units:
+        return f"must be empty for {billing_mode}"
+    return f"must be {' or '.join(units)} for {billing_mode}"
+
+
+def check_specifications(specifications: Sequence[Specification]) -> None:
+    """Every rule a product's specifications keep; ValidationError naming each field.
+
+    At least one specification, names unique; each with at least one price, no two
+    prices of one specification with the same (billing_mode, period_unit), the period
+    unit one its billing mode allows, amounts whole numbers from 0 to
+    ``MAX_PRICE_AMOUNT`` minor units; a quantity dimension from at least 1 to a
+    maximum no lower than its minimum.
+    """
+    errors = _Errors()
+    if not specifications:
+        errors.add("specifications", "must have at least one specification")
+    names: set[str] = set()
+    for index, spec in enumerate(specifications):
+        base = f"specifications.{index}"
+        if spec.name.casefold() in names:
+            errors.add(f"{base}.name", "must be unique within the product")
+        names.add(spec.name.casefold())
+        if not spec.prices:
+            errors.add(f"{base}.prices", "must have at least one price")
+        seen: set[tuple[str, str | None]] = set()
+        for position, price in enumerate(spec.prices):
+            where = f"{base}.prices.{position}"
+            if price.billing_mode not in BILLING_MODES:
+                errors.add(f"{where}.billing_mode", f"must be one of {', '.join(BILLING_MODES)}")
+            elif price.period_unit not in PERIOD_UNITS[price.billing_mode]:
+                errors.add(f"{where}.period_unit", _describe_units(price.billing_mode))
+            key = (price.billing_mode, price.period_unit)
+            if key in seen:
+                errors.add(
+                    where,
+                    "another price of this specification has the same billing_mode and period_unit",
+                )
+            seen.add(key)
+            if not _is_int(price.amount):
+                errors.add(f"{where}.amount", "must be a whole number of minor units")
+            elif not 0 <= price.amount <= MAX_PRICE_AMOUNT:
+                errors.add(f"{where}.amount", f"must be between 0 and {MAX_PRICE_AMOUNT}")
+        quantity = spec.quantity
+        if quantity is not None:
+            if not _is_int(quantity.min) or quantity.min < 1:
+                errors.add(f"{base}.quantity.min", "must be at least 1")
+            if not _is_int(quantity.max) or quantity.max > MAX_QUANTITY:
+                errors.add(f"{base}.quantity.max", f"must be at most {MAX_QUANTITY}")
+            elif _is_int(quantity.min) and quantity.max < quantity.min:
+                errors.add(f"{base}.quantity.max", "must not be less than min")
+    errors.raise_if_any()
+
+
+def lowest_price(specifications: Sequence[Specification]) -> int:
+    """The lowest amount of any price of any specification: what search filters and
+    sorts on ("from $15")."""
+    return min(price.amount for spec in specifications for price in spec.prices)
+
+
+def publish(status: str) -> str:
+    if status != DRAFT:
+        raise Conflict(f"only a draft can be published; this product is {status}")
+    return PUBLISHED
+
+
+def delist(status: str) -> str:
+    if status != PUBLISHED:
+        raise Conflict(f"only a published product can be delisted; this product is {status}")
+    return DELISTED
+
+
+def price_configuration(
+    spec: Specification,
+    *,
+    currency: str,
+    billing_mode: str,
+    period: Period | None,
+    quantity: int | None,
+) -> PricedConfiguration:
+    """The price of ``quantity`` of ``spec`` under ``billing_mode``.
+
+    yearly_monthly: unit price of the period's unit x period count x quantity;
+    one_time: unit price x quantity; pay_per_use: hourly rate x quantity, the price of
+    one hour. ``quantity`` defaults to 1. ValidationError naming ``billing_mode``,
+    ``period``, ``period.unit``, ``period.count`` or ``quantity`` otherwise.
+    """
+    errors = _Errors()
+    quantity = 1 if quantity is None else quantity
+    price: Price | None = None
+    if not spec.offers(billing_mode):
+        errors.add("billing_mode", "is not offered by this specification")
+    elif billing_mode == YEARLY_MONTHLY:
+        if period is None:
+            errors.add("period", "is required for yearly_monthly")
+        elif period.unit not in PERIOD_COUNTS:
+            errors.add("period.unit", "must be month or year")
+        else:
+            low, high = PERIOD_COUNTS[period.unit]
+            if not low <= period.count <= high:
+                errors.add("period.count", f"must be between {low} and {high} for {period.unit}")
+            price = spec.price_for(billing_mode, period.unit)
+            if price is None:
+                errors.add("period.unit", f"this specification has no {period.unit} price")
+    elif period is not None:
+        errors.add("period", f"must be empty for {billing_mode}")
+    else:
+        price = spec.price_for(billing_mode, PERIOD_UNITS[billing_mode][0])
+    bounds = spec.quantity
+    if bounds is None:
+        if quantity != 1:
+            errors.add("quantity", "must be 1: this specification has no quantity dimension")
+    elif not bounds.min <= quantity <= bounds.max:
+        errors.add("quantity", f"must be between {bounds.min} and {bounds.max}")
+    errors.raise_if_any()
+    assert price is not None  # every other case raised above
+    periods = period.count if period is not None else 1
+    return PricedConfiguration(
+        billing_mode=billing_mode,
+        period=period,
+        quantity=quantity,
+        unit_price=Money(price.amount, currency),
+        amount=Money(price.amount * periods * quantity, currency),
+    )
+
+
+# -- search text ------------------------------------------------------------------
+
+_TERM = re.compile(r"[^\W_]+")
+
+
+def _terms(text: str | None) -> list[str]:
+    return _TERM.findall(unicodedata.normalize("NFKC", text or "").lower())
+
+
+def normalise_text(text: str | None) -> str:
+    """``text`` as the search index stores it: its words (runs of letters and digits),
+    lower-cased, one space apart. "Acme's DB-Backup (v2)" -> "acme s db backup v2".
+
+    Both backends index this form, so their own tokenisers (PostgreSQL's parser with
+    the ``simple`` configuration, FTS5's ``unicode61``) see only plain words and
+    split them alike; no stemming and no stop words on either side.
+    """
+    return " ".join(_terms(text))
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """A buyer's ``q``: alternatives (``or``) of words that must all match.
+
+    ``"backup ECS or snapshot"`` -> ``(("backup", "ecs"), ("snapshot",))``. Every
+    other character is a separator, so quotes, ``*``, ``NEAR``, ``-`` and parentheses
+    are only ever words or nothing.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+
+    def websearch(self) -> str:
+        """For PostgreSQL's ``websearch_to_tsquery``: every word quoted, so each is a
+        plain lexeme (even "or"); alternatives joined by its ``or``."""
+        return " or ".join(" ".join(f'"{term}"' for term in group) for group in self.groups)
+
+    def fts5(self) -> str:
+        """For SQLite's FTS5 ``MATCH``: every word a quoted string, so ``NEAR``, ``AND``
+        or a column name is never read as syntax."""
+        return " OR ".join(
+            "(" + " AND ".join(f'"{term}"' for term in group) + ")" for group in self.groups
+        )
+
+
+def parse_text_query(q: str | None) -> TextQuery | None:
+    """``q`` as a ``TextQuery``; None when it holds no word (then nothing is filtered).
+
+    A whitespace-separated ``or`` (any case) separates alternatives, as in
+    ``websearch_to_tsquery``; at most ``MAX_QUERY_TERMS`` words are kept.
+    """
+    groups: list[list[str]] = [[]]
+    budget = MAX_QUERY_TERMS
+    for token in (q or "").split():
+        if token.casefold() == "or":
+            if groups[-1]:
+                groups.append([])
+            continue
+        for term in _terms(token):
+            if budget and term not in groups[-1]:
+                groups[-1].append(term)
+                budget -= 1
+    kept = tuple(tuple(group) for group in groups if group)
+    return TextQuery(kept) if kept else None
+
+
+@dataclass(frozen=True)
+class SearchCriteria:
+    text: TextQuery | None = None
+    delivery_method: str | None = None
+    category: str | None = None
+    billing_mode: str | None = None
+    seller_id: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    service_supervision: bool | None = None
+    sort: str = RELEVANCE
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size

@@ -1,0 +1,196 @@
+"""What the catalog's tests share: callers, product payloads, a unit of work outside
+nameko, and starting the service on PostgreSQL or SQLite."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import replace_dependencies
+from sqlalchemy.orm import sessionmaker
+
+from catalog.service import CatalogService
+from mercato.clock import ManualClock
+from mercato.contracts import Envelope, new_envelope
+from mercato.db import create_engine
+from mercato.identity import Identity
+from mercato.migrations import upgrade
+from mercato.topology import BY_NAME
+
+START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+WAIT_SECONDS = 20.0
+
+SELLER = Identity("acc_seller_acme", "usr_acme", "seller", ("seller",))
+OTHER_SELLER = Identity("acc_seller_zeta", "usr_zeta", "seller", ("seller",))
+BUYER = Identity("acc_buyer_ann", "usr_ann", "buyer", ("buyer",))
+OTHER_BUYER = Identity("acc_buyer_bob", "usr_bob", "buyer", ("buyer",))
+OPERATOR = Identity("acc_ops", "usr_ops", "operator", ("operator",))
+
+
+def product_payload(**overrides: Any) -> dict[str, Any]:
+    """A valid ``create_product`` body: one specification with every billing mode and
+    a quantity dimension of 1..1000 users."""
+    payload: dict[str, Any] = {
+        "name": "Acme Backup",
+        "summary": "Scheduled backups for ECS servers",
+        "description": "Incremental, encrypted backups with one-click restore.",
+        "category": "storage",
+        "delivery_method": "saas",
+        "service_supervision": True,
+        "product_guide_url": "https://docs.acme.example.com/backup/guide",
+        "terms": "Acme terms of service.",
+        "specifications": [
+            {
+                "name": "Standard",
+                "prices": [
+                    {"billing_mode": "yearly_monthly", "period_unit": "month", "amount": 1500},
+                    {"billing_mode": "yearly_monthly", "period_unit": "year", "amount": 15000},
+                    {"billing_mode": "pay_per_use", "period_unit": "hour", "amount": 3},
+                    {"billing_mode": "one_time", "amount": 90000},
+                ],
+                "quantity": {"name": "users", "min": 1, "max": 1000},
+            }
+        ],
+    }
+    payload.update(copy.deepcopy(overrides))
+    return payload
+
+
+def rpc(config: dict[str, Any], identity: Identity | None = None) -> ServiceRpcProxy:
+    """A proxy to the catalog that calls as ``identity`` (anonymous when None)."""
+    context = identity.to_context() if identity else None
+    return ServiceRpcProxy("catalog", config, timeout=20, context_data=context)
+
+
+def start_catalog(container_factory, config: dict[str, Any]) -> ManualClock:
+    container = container_factory(CatalogService, config)
+    clock = ManualClock(START)
+    replace_dependencies(container, clock=clock)
+    container.start()
+    return clock
+
+
+def sqlite_url(directory) -> str:
+    """A SQLite catalog database in ``directory``, migrated to head."""
+    url = f"sqlite:///{directory}/catalog.sqlite3"
+    upgrade(BY_NAME["catalog"], url)
+    return url
+
+
+def seller_email(identity: Identity) -> str:
+    return f"sales@{identity.account_id.replace('_', '-')}.example.com"
+
+
+def set_up_seller(config: dict[str, Any], identity: Identity = SELLER, **profile: Any) -> dict:
+    body = {
+        "company_name": f"{identity.account_id} Ltd",
+        "email": seller_email(identity),
+        "mobile": "+86 755 2878 0808",
+        "support_range": "Mon-Fri 09:00-18:00 UTC+8",
+    }
+    body.update(profile)
+    with rpc(config, identity) as catalog:
+        return catalog.upsert_seller_profile(body)
+
+
+def list_product(config, identity: Identity = SELLER, publish: bool = True, **overrides) -> dict:
+    with rpc(config, identity) as catalog:
+        product = catalog.create_product(product_payload(**overrides))
+        if publish:
+            product = catalog.publish_product(product["id"])
+    return product
+
+
+def wait_for(predicate, what: str):
+    """Poll ``predicate`` until it answers something truthy (a deadline, not a
+    timing assertion: it only bounds how long a broken test hangs)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {WAIT_SECONDS}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class EventQueue:
+    """A subscriber's own queue bound to the catalog's event exchange."""
+
+    def __init__(self, amqp_uri: str, routing_key: str, name: str) -> None:
+        self.exchange = Exchange("catalog.events", type="topic", durable=True)
+        self.queue = Queue(name, self.exchange, routing_key=routing_key, auto_delete=True)
+        self.connection = Connection(amqp_uri)
+        self.queue(self.connection.channel()).declare()
+
+    def get(self) -> dict[str, Any]:
+        def fetch():
+            message = self.queue(self.connection.channel()).get(accept=["json"], no_ack=True)
+            return message.payload if message is not None else None
+
+        return wait_for(fetch, f"an event on {self.queue.name}")
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+def account_created(account_id: str, name: str, type: str) -> dict[str, Any]:
+    """The envelope iam-agency publishes when it opens an account."""
+    envelope: Envelope = new_envelope(
+        "iam_agency.account.created",
+        subject=account_id,
+        data={"account_id": account_id, "name": name, "type": type, "reseller_account_id": None},
+        account_id=account_id,
+        correlation_id="test",
+        causation_id=None,
+    )
+    return envelope.dump()
+
+
+class DirectUnitOfWork:
+    """The unit of work use cases take, over a real database but outside nameko;
+    events are checked against their contracts and kept in ``events``."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, pool_size=2)
+        self._sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._session: sa.orm.Session | None = None
+        self.events: list[Envelope] = []
+
+    @property
+    def session(self) -> sa.orm.Session:
+        if self._session is None:
+            self._session = self._sessionmaker()
+        return self._session
+
+    def emit(self, event_type, *, subject, data, account_id=None, version=None) -> Envelope:
+        envelope = new_envelope(
+            event_type,
+            version=version,
+            subject=subject,
+            data=data,
+            account_id=account_id,
+            correlation_id="test",
+            causation_id=None,
+        )
+        self.events.append(envelope)
+        return envelope
+
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.commit()
+
+    def rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self.engine.dispose()

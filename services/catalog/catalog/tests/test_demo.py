@@ -1,0 +1,115 @@
+"""The demo seed (catalog.demo) on both backends, and its products through the service."""
+
+import pytest
+
+from catalog import demo, domain, usecases
+from catalog.tests.support import (
+    BUYER,
+    START,
+    DirectUnitOfWork,
+    rpc,
+    sqlite_url,
+)
+from mercato.clock import ManualClock
+
+pytestmark = pytest.mark.interface
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def uow(request, databases, tmp_path):
+    url = databases.fresh("catalog") if request.param == "postgresql" else sqlite_url(tmp_path)
+    unit = DirectUnitOfWork(url)
+    yield unit
+    unit.close()
+
+
+def search(uow, **criteria):
+    return usecases.search_products(uow, domain.SearchCriteria(page_size=100, **criteria))
+
+
+def test_demo_products_are_published_varied_and_keep_every_rule(uow):
+    ids = demo.seed_demo_products(
+        uow, seller_account_id="acc_demo", count=120, clock=ManualClock(START)
+    )
+
+    assert len(set(ids)) == 120 and all(id.startswith("prd_") for id in ids)
+    assert search(uow)["total"] == 120
+    for category in demo.CATEGORIES:
+        assert search(uow, category=category)["total"] == 15
+    for method in domain.DELIVERY_METHODS:
+        assert search(uow, delivery_method=method)["total"] > 0
+    for mode in domain.BILLING_MODES:
+        assert search(uow, billing_mode=mode)["total"] > 0
+    assert 0 < search(uow, service_supervision=True)["total"] < 120
+    names = set()
+    for product_id in ids:
+        details = usecases.product_details(uow, product_id=product_id, viewer=None)
+        names.add(details["name"])
+        specs = [
+            domain.Specification(
+                name=spec["name"],
+                prices=tuple(
+                    domain.Price(p["billing_mode"], p["period_unit"], p["price"]["amount"])
+                    for p in spec["prices"]
+                ),
+                quantity=domain.Quantity(**spec["quantity"]) if spec["quantity"] else None,
+            )
+            for spec in details["specifications"]
+        ]
+        domain.check_specifications(specs)
+        assert details["lowest_price"]["amount"] == domain.lowest_price(specs)
+        assert details["status"] == "published" and details["published_at"] is not None
+    assert len(names) == 120
+
+
+def test_demo_products_are_found_by_their_words_and_seller(uow):
+    demo.seed_demo_products(
+        uow, seller_account_id="acc_demo", count=40, company_name="Demo Widgets", seed=7
+    )
+    assert search(uow, text=domain.parse_text_query("demo widgets"))["total"] == 40
+    everything = search(uow)["items"]
+    first_word = everything[0]["name"].split()[0]
+    with_word = [item for item in everything if first_word in item["name"].split()]
+    assert search(uow, text=domain.parse_text_query(first_word))["total"] == len(with_word)
+
+
+def test_seeding_again_adds_products_to_the_same_seller(uow):
+    demo.seed_demo_products(uow, seller_account_id="acc_demo", count=10)
+    demo.seed_demo_products(
+        uow, seller_account_id="acc_demo", count=10, company_name="ignored", seed=1
+    )
+    assert search(uow, seller_id="acc_demo")["total"] == 20
+    assert usecases.seller_profile(uow, account_id="acc_demo")["company_name"] == "Demo Seller Co"
+    assert uow.events == [], "seeding announces nothing"
+
+
+def test_the_service_sells_demo_products(catalog):
+    config, _clock = catalog
+    unit = DirectUnitOfWork(config["DATABASE_URL"])
+    try:
+        ids = demo.seed_demo_products(unit, seller_account_id="acc_demo", count=30)
+    finally:
+        unit.close()
+    with rpc(config, BUYER) as buyer:
+        assert buyer.search_products({})["total"] == 30
+        for product_id in ids[:8]:
+            product = buyer.get_product(product_id)
+            spec = product["specifications"][0]
+            price = spec["prices"][0]
+            period = (
+                {"unit": price["period_unit"], "count": 1}
+                if price["billing_mode"] == "yearly_monthly"
+                else None
+            )
+            quote = buyer.quote(
+                {
+                    "product_id": product_id,
+                    "specification_id": spec["id"],
+                    "billing_mode": price["billing_mode"],
+                    "period": period,
+                    "quantity": 1,
+                }
+            )
+            assert quote["amount"] == price["price"]
+        buyer.save_product(ids[0])
+        assert buyer.list_saved_products()["items"][0]["product_id"] == ids[0]

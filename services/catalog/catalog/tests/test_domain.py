@@ -1,0 +1,355 @@
+"""Unit tests of the catalog's rules and input schemas (no broker, no database)."""
+
+import pytest
+
+from catalog import domain, schemas
+from catalog.domain import Money, Period, Price, Quantity, Specification
+from catalog.tests.support import product_payload
+from mercato.errors import Conflict, ValidationError
+from mercato.validation import load
+
+MONTH = Price("yearly_monthly", "month", 1500)
+YEAR = Price("yearly_monthly", "year", 15000)
+HOUR = Price("pay_per_use", "hour", 3)
+ONCE = Price("one_time", None, 90000)
+USERS = Quantity("users", 1, 1000)
+
+
+def spec(*prices, quantity=USERS, name="Standard"):
+    return Specification(name=name, prices=tuple(prices), quantity=quantity)
+
+
+def broken_fields(specifications):
+    with pytest.raises(ValidationError) as raised:
+        domain.check_specifications(specifications)
+    return raised.value.fields
+
+
+# -- specifications and prices ------------------------------------------------------
+
+
+def test_a_specification_with_every_billing_mode_is_valid():
+    domain.check_specifications([spec(MONTH, YEAR, HOUR, ONCE), spec(ONCE, name="Pro")])
+
+
+def test_a_product_needs_at_least_one_specification():
+    assert broken_fields([]) == {"specifications": ["must have at least one specification"]}
+
+
+def test_each_specification_needs_at_least_one_price():
+    assert broken_fields([spec(MONTH), spec(name="Empty")]) == {
+        "specifications.1.prices": ["must have at least one price"]
+    }
+
+
+def test_two_prices_with_the_same_billing_mode_and_period_unit_are_refused():
+    fields = broken_fields([spec(MONTH, YEAR, Price("yearly_monthly", "month", 900))])
+    assert list(fields) == ["specifications.0.prices.2"]
+
+
+def test_one_time_prices_of_one_specification_are_duplicates_too():
+    assert list(broken_fields([spec(ONCE, Price("one_time", None, 1))])) == [
+        "specifications.0.prices.1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("price", "rule"),
+    [
+        (Price("yearly_monthly", "hour", 1), "must be month or year for yearly_monthly"),
+        (Price("yearly_monthly", None, 1), "must be month or year for yearly_monthly"),
+        (Price("pay_per_use", "month", 1), "must be hour for pay_per_use"),
+        (Price("pay_per_use", None, 1), "must be hour for pay_per_use"),
+        (Price("one_time", "year", 1), "must be empty for one_time"),
+    ],
+)
+def test_the_period_unit_must_be_one_its_billing_mode_allows(price, rule):
+    assert broken_fields([spec(price)]) == {"specifications.0.prices.0.period_unit": [rule]}
+
+
+def test_an_unknown_billing_mode_is_refused():
+    assert list(broken_fields([spec(Price("weekly", None, 1))])) == [
+        "specifications.0.prices.0.billing_mode"
+    ]
+
+
+@pytest.mark.parametrize("amount", [-1, 1.5, True, "100", domain.MAX_PRICE_AMOUNT + 1])
+def test_amounts_are_whole_non_negative_minor_units(amount):
+    assert list(broken_fields([spec(Price("one_time", None, amount))])) == [
+        "specifications.0.prices.0.amount"
+    ]
+
+
+def test_a_free_price_is_allowed():
+    domain.check_specifications([spec(Price("one_time", None, 0))])
+
+
+@pytest.mark.parametrize(
+    ("quantity", "field", "rule"),
+    [
+        (Quantity("users", 0, 10), "specifications.0.quantity.min", "must be at least 1"),
+        (Quantity("users", 5, 4), "specifications.0.quantity.max", "must not be less than min"),
+        (
+            Quantity("users", 1, domain.MAX_QUANTITY + 1),
+            "specifications.0.quantity.max",
+            f"must be at most {domain.MAX_QUANTITY}",
+        ),
+    ],
+)
+def test_quantity_bounds_start_at_one_and_max_is_not_below_min(quantity, field, rule):
+    assert broken_fields([spec(ONCE, quantity=quantity)]) == {field: [rule]}
+
+
+def test_a_quantity_of_exactly_one_is_allowed():
+    domain.check_specifications([spec(ONCE, quantity=Quantity("licenses", 1, 1))])
+
+
+def test_specification_names_are_unique_within_a_product():
+    assert list(broken_fields([spec(ONCE), spec(ONCE, name="standard")])) == [
+        "specifications.1.name"
+    ]
+
+
+def test_every_broken_rule_is_reported_at_once():
+    fields = broken_fields(
+        [spec(Price("pay_per_use", "month", -5)), spec(name="Empty", quantity=Quantity("u", 0, 1))]
+    )
+    assert set(fields) == {
+        "specifications.0.prices.0.period_unit",
+        "specifications.0.prices.0.amount",
+        "specifications.1.prices",
+        "specifications.1.quantity.min",
+    }
+
+
+def test_lowest_price_is_the_cheapest_price_of_any_specification():
+    assert domain.lowest_price([spec(MONTH, YEAR), spec(HOUR, name="Hourly")]) == 3
+
+
+# -- status --------------------------------------------------------------------------
+
+
+def test_only_a_draft_can_be_published():
+    assert domain.publish("draft") == "published"
+    for status in ("published", "delisted"):
+        with pytest.raises(Conflict):
+            domain.publish(status)
+
+
+def test_only_a_published_product_can_be_delisted():
+    assert domain.delist("published") == "delisted"
+    for status in ("draft", "delisted"):
+        with pytest.raises(Conflict):
+            domain.delist(status)
+
+
+# -- pricing a configuration ---------------------------------------------------------
+
+
+def price(specification=None, billing_mode="yearly_monthly", period=None, quantity=None):
+    return domain.price_configuration(
+        specification or spec(MONTH, YEAR, HOUR, ONCE),
+        currency="USD",
+        billing_mode=billing_mode,
+        period=period,
+        quantity=quantity,
+    )
+
+
+def test_yearly_monthly_costs_the_unit_price_times_periods_times_quantity():
+    priced = price(period=Period("month", 3), quantity=10)
+    assert priced.unit_price == Money(1500, "USD")
+    assert priced.amount == Money(1500 * 3 * 10, "USD")
+    assert price(period=Period("year", 2), quantity=4).amount == Money(15000 * 2 * 4, "USD")
+
+
+def test_one_time_costs_the_unit_price_times_quantity():
+    priced = price(billing_mode="one_time", quantity=7)
+    assert (priced.period, priced.amount) == (None, Money(90000 * 7, "USD"))
+
+
+def test_pay_per_use_quotes_the_price_of_one_hour():
+    priced = price(billing_mode="pay_per_use", quantity=25)
+    assert (priced.unit_price, priced.amount) == (Money(3, "USD"), Money(75, "USD"))
+
+
+def test_quantity_defaults_to_one():
+    assert price(billing_mode="one_time").quantity == 1
+
+
+def test_the_largest_configuration_stays_exact():
+    big = spec(Price("yearly_monthly", "month", domain.MAX_PRICE_AMOUNT), quantity=None)
+    big = Specification("Big", big.prices, Quantity("units", 1, domain.MAX_QUANTITY))
+    priced = price(big, period=Period("month", 11), quantity=domain.MAX_QUANTITY)
+    assert priced.amount.amount == domain.MAX_PRICE_AMOUNT * 11 * domain.MAX_QUANTITY
+    assert priced.amount.amount < 2**63
+
+
+def refused(**kwargs):
+    with pytest.raises(ValidationError) as raised:
+        price(**kwargs)
+    return raised.value.fields
+
+
+def test_a_billing_mode_the_specification_does_not_offer_is_refused():
+    assert refused(specification=spec(ONCE), billing_mode="pay_per_use") == {
+        "billing_mode": ["is not offered by this specification"]
+    }
+
+
+def test_yearly_monthly_needs_a_period():
+    assert refused(billing_mode="yearly_monthly") == {"period": ["is required for yearly_monthly"]}
+
+
+@pytest.mark.parametrize("billing_mode", ["one_time", "pay_per_use"])
+def test_a_period_is_only_for_yearly_monthly(billing_mode):
+    assert refused(billing_mode=billing_mode, period=Period("month", 1)) == {
+        "period": [f"must be empty for {billing_mode}"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("period", "rule"),
+    [
+        (Period("month", 0), "must be between 1 and 11 for month"),
+        (Period("month", 12), "must be between 1 and 11 for month"),
+        (Period("year", 6), "must be between 1 and 5 for year"),
+    ],
+)
+def test_months_run_1_to_11_and_years_1_to_5(period, rule):
+    assert refused(period=period) == {"period.count": [rule]}
+
+
+def test_the_specification_must_have_a_price_for_the_period_unit():
+    assert refused(specification=spec(MONTH), period=Period("year", 1)) == {
+        "period.unit": ["this specification has no year price"]
+    }
+
+
+@pytest.mark.parametrize("quantity", [0, 1001])
+def test_quantity_must_be_within_the_specification_bounds(quantity):
+    assert refused(period=Period("month", 1), quantity=quantity) == {
+        "quantity": ["must be between 1 and 1000"]
+    }
+
+
+def test_a_specification_without_quantity_dimension_sells_exactly_one():
+    assert refused(
+        specification=spec(ONCE, quantity=None), billing_mode="one_time", quantity=2
+    ) == {"quantity": ["must be 1: this specification has no quantity dimension"]}
+
+
+# -- search text --------------------------------------------------------------------
+
+
+def test_text_is_normalised_to_lower_case_words():
+    fullwidth_ecs = "\uff25\uff23\uff33"
+    assert (
+        domain.normalise_text(f"Acme's DB-Backup (v2), {fullwidth_ecs}!")
+        == "acme s db backup v2 ecs"
+    )
+    assert domain.normalise_text("Café Münster_2") == "café münster 2"
+    assert domain.normalise_text(None) == ""
+
+
+def test_a_query_is_words_that_must_all_match_with_or_between_alternatives():
+    query = domain.parse_text_query("Backup ECS or SNAPSHOT OR")
+    assert query is not None
+    assert query.groups == (("backup", "ecs"), ("snapshot",))
+    assert query.websearch() == '"backup" "ecs" or "snapshot"'
+    assert query.fts5() == '("backup" AND "ecs") OR ("snapshot")'
+
+
+@pytest.mark.parametrize(
+    ("q", "groups"),
+    [
+        ('"unterminated', (("unterminated",),)),
+        ("back* NEAR(a b) AND NOT", (("back", "near", "a", "b", "and", "not"),)),
+        ("name:backup -vault", (("name", "backup", "vault"),)),
+        ("'); DROP TABLE products; --", (("drop", "table", "products"),)),
+        ('^ ( ) * " : + -', None),
+        ("or OR", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_query_syntax_is_never_passed_through(q, groups):
+    query = domain.parse_text_query(q)
+    assert (query.groups if query else None) == groups
+    if query:
+        for term in (term for group in query.groups for term in group):
+            assert term.isalnum()
+
+
+def test_a_query_keeps_at_most_sixteen_words():
+    query = domain.parse_text_query(" ".join(f"w{i}" for i in range(40)))
+    assert query is not None and len(query.groups[0]) == domain.MAX_QUERY_TERMS
+
+
+# -- input schemas ------------------------------------------------------------------
+
+
+def test_the_create_product_body_of_the_api_loads():
+    data = load(schemas.CreateProductSchema, product_payload())
+    assert data["specifications"][0]["prices"][3]["period_unit"] is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"delivery_method": "download"}, "delivery_method"),
+        ({"product_guide_url": "not a url"}, "product_guide_url"),
+        ({"product_guide_url": "ftp://docs.example.com/guide"}, "product_guide_url"),
+        ({"name": ""}, "name"),
+        ({"colour": "red"}, "colour"),
+        ({"specifications": "none"}, "specifications"),
+        (
+            {
+                "specifications": [
+                    {"name": "S", "prices": [{"billing_mode": "one_time", "amount": 1.5}]}
+                ]
+            },
+            "specifications.0.prices.0.amount",
+        ),
+        (
+            {
+                "specifications": [
+                    {"name": "S", "prices": [{"billing_mode": "weekly", "amount": 1}]}
+                ]
+            },
+            "specifications.0.prices.0.billing_mode",
+        ),
+    ],
+)
+def test_a_malformed_product_names_the_field(overrides, field):
+    with pytest.raises(ValidationError) as raised:
+        load(schemas.CreateProductSchema, product_payload(**overrides))
+    assert field in raised.value.fields
+
+
+def test_page_numbers_may_be_digit_strings_but_not_fractions():
+    assert load(schemas.PageSchema, {"page": "2", "page_size": "50"}) == {
+        "page": 2,
+        "page_size": 50,
+    }
+    assert load(schemas.PageSchema, {}) == {"page": 1, "page_size": 20}
+    for bad in ({"page": 0}, {"page": 1.5}, {"page": "1.5"}, {"page": True}, {"page_size": 101}):
+        with pytest.raises(ValidationError):
+            load(schemas.PageSchema, bad)
+
+
+def test_search_ignores_empty_parameters_and_checks_the_price_range():
+    assert load(
+        schemas.SearchSchema, {"q": "", "category": None, "service_supervision": "true"}
+    ) == {
+        "page": 1,
+        "page_size": 20,
+        "sort": "relevance",
+        "service_supervision": True,
+    }
+    with pytest.raises(ValidationError) as raised:
+        load(schemas.SearchSchema, {"min_price": "500", "max_price": "100"})
+    assert raised.value.fields == {"max_price": ["must not be less than min_price"]}
+    with pytest.raises(ValidationError) as raised:
+        load(schemas.SearchSchema, {"sort": "cheapest"})
+    assert list(raised.value.fields) == ["sort"]

@@ -1,0 +1,640 @@
+"""The catalog in a real container, on PostgreSQL and RabbitMQ: every RPC through the
+bus, acting as sellers, buyers and operators (search on both backends is in
+test_search.py)."""
+
+import datetime as dt
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from nameko.standalone.events import event_dispatcher
+
+from catalog.tests.support import (
+    BUYER,
+    OPERATOR,
+    OTHER_BUYER,
+    OTHER_SELLER,
+    SELLER,
+    EventQueue,
+    account_created,
+    list_product,
+    product_payload,
+    rpc,
+    seller_email,
+    set_up_seller,
+    wait_for,
+)
+from mercato import metrics
+from mercato.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationError,
+)
+from mercato.identity import Identity
+
+pytestmark = pytest.mark.interface
+
+
+@pytest.fixture
+def seller(catalog):
+    """The catalog with SELLER's profile set up: ``(config, clock)``."""
+    config, clock = catalog
+    set_up_seller(config, SELLER, company_name="Acme Cloud Ltd")
+    return config, clock
+
+
+def count_rows(config, table):
+    engine = sa.create_engine(config["DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+# -- creating and publishing --------------------------------------------------------
+
+
+def test_seller_creates_a_draft_with_specification_ids_then_publishes_it(seller):
+    config, clock = seller
+    with rpc(config, SELLER) as catalog:
+        draft = catalog.create_product(product_payload())
+        clock.advance(minutes=5)
+        published = catalog.publish_product(draft["id"])
+
+    assert draft["id"].startswith("prd_") and draft["status"] == "draft"
+    assert draft["published_at"] is None
+    [specification] = draft["specifications"]
+    assert specification["id"].startswith("spc_")
+    assert specification["quantity"] == {"name": "users", "min": 1, "max": 1000}
+    assert specification["prices"] == [
+        {
+            "billing_mode": "yearly_monthly",
+            "period_unit": "month",
+            "price": {"amount": 1500, "currency": "USD"},
+        },
+        {
+            "billing_mode": "yearly_monthly",
+            "period_unit": "year",
+            "price": {"amount": 15000, "currency": "USD"},
+        },
+        {
+            "billing_mode": "pay_per_use",
+            "period_unit": "hour",
+            "price": {"amount": 3, "currency": "USD"},
+        },
+        {
+            "billing_mode": "one_time",
+            "period_unit": None,
+            "price": {"amount": 90000, "currency": "USD"},
+        },
+    ]
+    assert draft["lowest_price"] == {"amount": 3, "currency": "USD"}
+    assert draft["billing_modes"] == ["yearly_monthly", "pay_per_use", "one_time"]
+
+    assert published["status"] == "published"
+    assert dt.datetime.fromisoformat(published["published_at"]) == dt.datetime(
+        2026, 11, 27, 9, 5, tzinfo=dt.UTC
+    )
+    with rpc(config) as anyone:
+        details = anyone.get_product(draft["id"])
+    assert details["seller"] == {
+        "id": SELLER.account_id,
+        "company_name": "Acme Cloud Ltd",
+        "email": seller_email(SELLER),
+        "mobile": "+86 755 2878 0808",
+        "support_range": "Mon-Fri 09:00-18:00 UTC+8",
+    }
+    assert details["terms"] == "Acme terms of service."
+    assert details["specifications"] == published["specifications"] == draft["specifications"]
+
+
+def test_publishing_announces_the_product_to_subscribers(seller):
+    config, _clock = seller
+    queue = EventQueue(config["AMQP_URI"], "catalog.product.published", "test-published")
+    try:
+        product = list_product(config, name="Acme Vault", category="security")
+        envelope = queue.get()
+    finally:
+        queue.close()
+    assert envelope["type"] == "catalog.product.published" and envelope["version"] == 1
+    assert envelope["source"] == "catalog"
+    assert envelope["subject"] == product["id"]
+    assert envelope["account_id"] == SELLER.account_id
+    assert envelope["data"] == {
+        "product_id": product["id"],
+        "seller_account_id": SELLER.account_id,
+        "name": "Acme Vault",
+        "delivery_method": "saas",
+        "category": "security",
+        "status": "published",
+        "lowest_price": {"amount": 3, "currency": "USD"},
+    }
+
+
+def test_a_draft_is_seen_only_by_its_seller_and_operators(seller):
+    config, _clock = seller
+    set_up_seller(config, OTHER_SELLER)
+    draft = list_product(config, publish=False)
+    for who in (None, BUYER, OTHER_SELLER):
+        with rpc(config, who) as catalog, pytest.raises(NotFound):
+            catalog.get_product(draft["id"])
+    for who in (SELLER, OPERATOR):
+        with rpc(config, who) as catalog:
+            assert catalog.get_product(draft["id"])["status"] == "draft"
+    with rpc(config) as anyone:
+        assert anyone.search_products({"q": "Acme Backup"})["total"] == 0
+
+
+def test_another_seller_cannot_publish_your_product(seller):
+    config, _clock = seller
+    set_up_seller(config, OTHER_SELLER)
+    draft = list_product(config, publish=False)
+    with rpc(config, OTHER_SELLER) as catalog, pytest.raises(NotFound):
+        catalog.publish_product(draft["id"])
+    with rpc(config, SELLER) as catalog:
+        assert catalog.get_product(draft["id"])["status"] == "draft"
+
+
+def test_only_a_draft_can_be_published(seller):
+    config, _clock = seller
+    product = list_product(config)
+    with rpc(config, SELLER) as catalog, pytest.raises(Conflict) as raised:
+        catalog.publish_product(product["id"])
+    assert raised.value.code == "CONFLICT"
+
+
+@pytest.mark.parametrize(
+    ("who", "error"),
+    [(None, Unauthenticated), (BUYER, Forbidden), (OPERATOR, Forbidden)],
+)
+def test_only_sellers_create_products(seller, who, error):
+    config, _clock = seller
+    with rpc(config, who) as catalog:
+        with pytest.raises(error):
+            catalog.create_product(product_payload())
+        with pytest.raises(error):
+            catalog.list_seller_products()
+    assert count_rows(config, "products") == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fields"),
+    [
+        ({"specifications": []}, {"specifications": ["must have at least one specification"]}),
+        (
+            {"specifications": [{"name": "S", "prices": []}]},
+            {"specifications.0.prices": ["must have at least one price"]},
+        ),
+        (
+            {
+                "specifications": [
+                    {
+                        "name": "S",
+                        "prices": [
+                            {"billing_mode": "pay_per_use", "period_unit": "hour", "amount": 5},
+                            {"billing_mode": "pay_per_use", "period_unit": "hour", "amount": 6},
+                        ],
+                    }
+                ]
+            },
+            {
+                "specifications.0.prices.1": [
+                    "another price of this specification has the same billing_mode and period_unit"
+                ]
+            },
+        ),
+        (
+            {
+                "specifications": [
+                    {
+                        "name": "S",
+                        "prices": [
+                            {"billing_mode": "yearly_monthly", "period_unit": "hour", "amount": 5}
+                        ],
+                    }
+                ]
+            },
+            {"specifications.0.prices.0.period_unit": ["must be month or year for yearly_monthly"]},
+        ),
+        (
+            {
+                "specifications": [
+                    {"name": "S", "prices": [{"billing_mode": "one_time", "amount": -1}]}
+                ]
+            },
+            {"specifications.0.prices.0.amount": ["must be between 0 and 100000000000"]},
+        ),
+        (
+            {
+                "specifications": [
+                    {
+                        "name": "S",
+                        "prices": [{"billing_mode": "one_time", "amount": 1}],
+                        "quantity": {"name": "users", "min": 10, "max": 5},
+                    }
+                ]
+            },
+            {"specifications.0.quantity.max": ["must not be less than min"]},
+        ),
+        ({"product_guide_url": "javascript:alert(1)"}, {"product_guide_url": ["Not a valid URL."]}),
+        ({"service_supervision": None}, {"service_supervision": ["Field may not be null."]}),
+    ],
+)
+def test_a_product_breaking_a_rule_is_refused_naming_the_field_and_nothing_is_saved(
+    seller, overrides, fields
+):
+    config, _clock = seller
+    with rpc(config, SELLER) as catalog:
+        with pytest.raises(ValidationError) as raised:
+            catalog.create_product(product_payload(**overrides))
+        assert raised.value.fields == fields
+        assert raised.value.code == "VALIDATION_ERROR"
+        assert catalog.list_seller_products()["total"] == 0
+    assert count_rows(config, "specifications") == 0
+
+
+def test_a_seller_without_a_profile_is_told_to_set_one_up(catalog):
+    config, _clock = catalog
+    with rpc(config, SELLER) as service, pytest.raises(BusinessRuleViolation) as raised:
+        service.create_product(product_payload())
+    assert raised.value.code == "SELLER_PROFILE_REQUIRED"
+
+
+# -- delisting ----------------------------------------------------------------------
+
+
+def test_an_operator_delists_a_product_and_subscribers_hear_of_it(seller):
+    config, clock = seller
+    product = list_product(config)
+    queue = EventQueue(config["AMQP_URI"], "catalog.product.changed", "test-changed")
+    try:
+        clock.advance(days=1)
+        with rpc(config, OPERATOR) as catalog:
+            delisted = catalog.delist_product(product["id"], "misleading description")
+        envelope = queue.get()
+    finally:
+        queue.close()
+    assert delisted["status"] == "delisted"
+    assert delisted["delist_reason"] == "misleading description"
+    assert envelope["type"] == "catalog.product.changed"
+    assert envelope["data"]["status"] == "delisted"
+    assert envelope["data"]["product_id"] == product["id"]
+
+    with rpc(config, BUYER) as buyer:
+        with pytest.raises(NotFound):
+            buyer.get_product(product["id"])
+        assert buyer.search_products({})["total"] == 0
+        spec_id = product["specifications"][0]["id"]
+        with pytest.raises(NotFound):
+            buyer.quote(
+                {
+                    "product_id": product["id"],
+                    "specification_id": spec_id,
+                    "billing_mode": "one_time",
+                }
+            )
+    with rpc(config, SELLER) as seller_rpc:
+        assert seller_rpc.get_product(product["id"])["delist_reason"] == "misleading description"
+        [row] = seller_rpc.list_seller_products()["items"]
+        assert row["status"] == "delisted"
+    with rpc(config, OPERATOR) as operator, pytest.raises(Conflict):
+        operator.delist_product(product["id"], "again")
+
+
+def test_only_operators_delist(seller):
+    config, _clock = seller
+    product = list_product(config)
+    for who in (SELLER, BUYER):
+        with rpc(config, who) as catalog, pytest.raises(Forbidden):
+            catalog.delist_product(product["id"], "no")
+    with rpc(config, OPERATOR) as catalog:
+        with pytest.raises(NotFound):
+            catalog.delist_product("prd_missing", "gone")
+        with pytest.raises(ValidationError) as raised:
+            catalog.delist_product(product["id"], "")
+    assert list(raised.value.fields) == ["reason"]
+
+
+# -- sellers ------------------------------------------------------------------------
+
+
+def consumed(outcome):
+    """How many account events the catalog's handler finished with ``outcome``."""
+    counter = metrics.EVENTS_CONSUMED.labels(
+        "catalog", "catalog.on_account_created", "iam_agency.account.created", outcome
+    )
+    return counter._value.get()
+
+
+def test_a_new_seller_account_can_list_products_at_once(catalog):
+    config, _clock = catalog
+    processed, duplicates = consumed("processed"), consumed("duplicate")
+    newcomer = Identity("acc_new_seller", "usr_new", "seller", ("seller",))
+    dispatch = event_dispatcher(config)
+    buyer_created = account_created("acc_new_buyer", "Ann", "buyer")
+    dispatch("iam_agency", "iam_agency.account.created", buyer_created)
+    created = account_created(newcomer.account_id, "Newcomer Software", "seller")
+    dispatch("iam_agency", "iam_agency.account.created", created)
+    dispatch("iam_agency", "iam_agency.account.created", created)  # delivered twice
+
+    wait_for(
+        lambda: (consumed("processed"), consumed("duplicate")) == (processed + 2, duplicates + 1),
+        "three deliveries handled",
+    )
+    assert count_rows(config, "sellers") == 1
+    with rpc(config, newcomer) as service:
+        profile = service.get_seller_profile()
+        product = service.publish_product(service.create_product(product_payload())["id"])
+    assert (profile["company_name"], profile["currency"]) == ("Newcomer Software", "USD")
+    with rpc(config) as anyone:
+        assert anyone.get_product(product["id"])["seller"]["company_name"] == "Newcomer Software"
+
+
+def test_a_late_account_event_keeps_the_profile_the_seller_set(catalog):
+    config, _clock = catalog
+    set_up_seller(config, SELLER, company_name="Acme Cloud Ltd")
+    dispatch = event_dispatcher(config)
+    dispatch(
+        "iam_agency",
+        "iam_agency.account.created",
+        account_created(SELLER.account_id, "acme", "seller"),
+    )
+    wait_for(lambda: count_rows(config, "inbox_messages") == 1, "the event handled")
+    with rpc(config, SELLER) as service:
+        assert service.get_seller_profile()["company_name"] == "Acme Cloud Ltd"
+
+
+def test_seller_profile_is_replaced_and_its_currency_prices_new_products(seller):
+    config, _clock = seller
+    old = list_product(config)
+    profile = set_up_seller(
+        config,
+        SELLER,
+        company_name="Acme Europe GmbH",
+        email="Sales@Acme.example.com",
+        mobile=None,
+        support_range=None,
+        currency="EUR",
+    )
+    assert profile["company_name"] == "Acme Europe GmbH"
+    assert profile["email"] == "sales@acme.example.com"
+    assert (profile["mobile"], profile["support_range"], profile["currency"]) == (None, None, "EUR")
+    new = list_product(config)
+    with rpc(config) as anyone:
+        assert anyone.get_product(old["id"])["lowest_price"] == {"amount": 3, "currency": "USD"}
+        assert anyone.get_product(new["id"])["lowest_price"] == {"amount": 3, "currency": "EUR"}
+        renamed = anyone.search_products({"q": "acme europe"})
+        assert renamed["total"] == 2
+        assert {item["seller"]["company_name"] for item in renamed["items"]} == {"Acme Europe GmbH"}
+        assert anyone.search_products({"q": "Acme Cloud"})["total"] == 0
+    set_up_seller(config, SELLER, company_name="Acme Europe GmbH")  # no currency: kept
+    with rpc(config, SELLER) as service:
+        assert service.get_seller_profile()["currency"] == "EUR"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"currency": "usd"}, "currency"),
+        ({"mobile": "call me"}, "mobile"),
+        ({"company_name": ""}, "company_name"),
+        ({"website": "https://acme.example.com"}, "website"),
+    ],
+)
+def test_a_bad_seller_profile_is_refused_naming_the_field(catalog, changes, field):
+    config, _clock = catalog
+    with pytest.raises(ValidationError) as raised:
+        set_up_seller(config, SELLER, **changes)
+    assert list(raised.value.fields) == [field]
+    with rpc(config, BUYER) as service, pytest.raises(Forbidden):
+        service.upsert_seller_profile({"company_name": "x", "email": "x@example.com"})
+    assert count_rows(config, "sellers") == 0
+
+
+def test_a_seller_lists_its_own_products_in_every_status_newest_first(seller):
+    config, clock = seller
+    set_up_seller(config, OTHER_SELLER)
+    ids = []
+    for index in range(5):
+        clock.advance(minutes=1)
+        ids.append(list_product(config, publish=index % 2 == 0, name=f"Acme {index}")["id"])
+    list_product(config, OTHER_SELLER, name="Zeta thing")
+    with rpc(config, SELLER) as service:
+        first = service.list_seller_products(1, 2)
+        rest = service.list_seller_products("2", "2")
+        last = service.list_seller_products(page=3, page_size=2)
+        with pytest.raises(ValidationError) as raised:
+            service.list_seller_products(0, 500)
+    assert set(raised.value.fields) == {"page", "page_size"}
+    assert first["total"] == 5 and (first["page"], first["page_size"]) == (1, 2)
+    assert [row["id"] for row in first["items"] + rest["items"] + last["items"]] == ids[::-1]
+    assert [row["status"] for row in first["items"]] == ["published", "draft"]
+
+
+# -- saved lists --------------------------------------------------------------------
+
+
+def test_a_buyer_saves_a_product_once_and_sees_what_buying_it_needs(seller):
+    config, clock = seller
+    product = list_product(config)
+    other = list_product(
+        config,
+        name="Acme Vault",
+        specifications=[
+            {"name": "Single", "prices": [{"billing_mode": "one_time", "amount": 4900}]}
+        ],
+    )
+    with rpc(config, BUYER) as buyer:
+        first = buyer.save_product(product["id"])
+        clock.advance(minutes=1)
+        again = buyer.save_product(product["id"])
+        buyer.save_product(other["id"])
+        saved = buyer.list_saved_products()
+    assert again == first == {"product_id": product["id"], "saved_at": "2026-11-27T09:00:00+00:00"}
+    assert saved["total"] == 2
+    latest, earliest = saved["items"]
+    assert latest["product_id"] == other["id"]
+    assert earliest == {
+        "product_id": product["id"],
+        "name": "Acme Backup",
+        "status": "published",
+        "seller": {"id": SELLER.account_id, "company_name": "Acme Cloud Ltd"},
+        "delivery_method": "saas",
+        "service_supervision": True,
+        "specifications": product["specifications"],
+        "lowest_price": {"amount": 3, "currency": "USD"},
+        "saved_at": "2026-11-27T09:00:00+00:00",
+    }
+    assert latest["specifications"][0]["quantity"] is None
+    with rpc(config, OTHER_BUYER) as someone_else:
+        assert someone_else.list_saved_products()["total"] == 0
+
+
+def test_a_delisted_product_stays_in_the_saved_list_marked_delisted(seller):
+    config, _clock = seller
+    product = list_product(config)
+    with rpc(config, BUYER) as buyer:
+        buyer.save_product(product["id"])
+    with rpc(config, OPERATOR) as operator:
+        operator.delist_product(product["id"], "retired")
+    with rpc(config, BUYER) as buyer:
+        [row] = buyer.list_saved_products()["items"]
+        assert row["status"] == "delisted"
+        buyer.remove_saved_product(product["id"])
+        assert buyer.list_saved_products()["total"] == 0
+        with pytest.raises(NotFound):
+            buyer.remove_saved_product(product["id"])
+
+
+def test_only_buyers_save_and_only_products_buyers_can_see(seller):
+    config, _clock = seller
+    draft = list_product(config, publish=False)
+    with rpc(config, BUYER) as buyer:
+        for missing in (draft["id"], "prd_nope"):
+            with pytest.raises(NotFound):
+                buyer.save_product(missing)
+        with pytest.raises(ValidationError):
+            buyer.list_saved_products(1, 0)
+    for who, error in ((SELLER, Forbidden), (None, Unauthenticated)):
+        with rpc(config, who) as service:
+            with pytest.raises(error):
+                service.save_product(draft["id"])
+            with pytest.raises(error):
+                service.list_saved_products()
+            with pytest.raises(error):
+                service.remove_saved_product(draft["id"])
+    assert count_rows(config, "saved_products") == 0
+
+
+# -- quotes -------------------------------------------------------------------------
+
+
+def quote_of(product, **changes):
+    payload = {
+        "product_id": product["id"],
+        "specification_id": product["specifications"][0]["id"],
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "month", "count": 3},
+        "quantity": 10,
+    }
+    payload.update(changes)
+    return {key: value for key, value in payload.items() if value is not ...}
+
+
+def test_a_quote_fixes_everything_an_order_needs(seller):
+    config, _clock = seller
+    product = list_product(config)
+    spec_id = product["specifications"][0]["id"]
+    with rpc(config, BUYER) as buyer:
+        monthly = buyer.quote(quote_of(product))
+        yearly = buyer.quote(quote_of(product, period={"unit": "year", "count": 2}, quantity=4))
+        hourly = buyer.quote(quote_of(product, billing_mode="pay_per_use", period=..., quantity=25))
+        once = buyer.quote(quote_of(product, billing_mode="one_time", period=None, quantity=...))
+    assert monthly == {
+        "product_id": product["id"],
+        "product_name": "Acme Backup",
+        "seller_account_id": SELLER.account_id,
+        "seller_company_name": "Acme Cloud Ltd",
+        "delivery_method": "saas",
+        "service_supervision": True,
+        "product_guide_url": "https://docs.acme.example.com/backup/guide",
+        "specification_id": spec_id,
+        "specification_name": "Standard",
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "month", "count": 3},
+        "quantity": 10,
+        "unit_price": {"amount": 1500, "currency": "USD"},
+        "amount": {"amount": 45000, "currency": "USD"},
+    }
+    assert (yearly["unit_price"]["amount"], yearly["amount"]["amount"]) == (15000, 120000)
+    assert (hourly["period"], hourly["amount"]["amount"]) == (None, 75)
+    assert (once["quantity"], once["amount"]["amount"]) == (1, 90000)
+
+
+def test_quotes_of_what_is_not_for_sale_are_not_found(seller):
+    config, _clock = seller
+    product = list_product(config)
+    other = list_product(config, name="Other")
+    draft = list_product(config, publish=False)
+    with rpc(config) as anyone:
+        for payload in (
+            quote_of(product, product_id="prd_missing"),
+            quote_of(product, specification_id="spc_missing"),
+            quote_of(product, specification_id=other["specifications"][0]["id"]),
+            quote_of(draft),
+        ):
+            with pytest.raises(NotFound):
+                anyone.quote(payload)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fields"),
+    [
+        ({"quantity": 1001}, {"quantity": ["must be between 1 and 1000"]}),
+        ({"quantity": 0}, {"quantity": ["must be between 1 and 1000"]}),
+        ({"period": None}, {"period": ["is required for yearly_monthly"]}),
+        (
+            {"period": {"unit": "month", "count": 12}},
+            {"period.count": ["must be between 1 and 11 for month"]},
+        ),
+        (
+            {"period": {"unit": "year", "count": 6}},
+            {"period.count": ["must be between 1 and 5 for year"]},
+        ),
+        (
+            {"period": {"unit": "week", "count": 1}},
+            {"period.unit": ["Must be one of: month, year."]},
+        ),
+        ({"billing_mode": "one_time"}, {"period": ["must be empty for one_time"]}),
+        ({"quantity": 2.5}, {"quantity": ["Not a valid integer."]}),
+        ({"coupon": "FREE"}, {"coupon": ["Unknown field."]}),
+    ],
+)
+def test_a_configuration_not_offered_is_refused_naming_the_field(seller, changes, fields):
+    config, _clock = seller
+    product = list_product(config)
+    with rpc(config) as anyone, pytest.raises(ValidationError) as raised:
+        anyone.quote(quote_of(product, **changes))
+    assert raised.value.fields == fields
+
+
+def test_a_billing_mode_or_period_unit_without_a_price_is_refused(seller):
+    config, _clock = seller
+    product = list_product(
+        config,
+        specifications=[
+            {
+                "name": "Monthly only",
+                "prices": [
+                    {"billing_mode": "yearly_monthly", "period_unit": "month", "amount": 500}
+                ],
+            }
+        ],
+    )
+    with rpc(config) as anyone:
+        with pytest.raises(ValidationError) as raised:
+            anyone.quote(quote_of(product, period={"unit": "year", "count": 1}, quantity=...))
+        assert raised.value.fields == {"period.unit": ["this specification has no year price"]}
+        with pytest.raises(ValidationError) as raised:
+            anyone.quote(quote_of(product, billing_mode="pay_per_use", period=None, quantity=...))
+        assert raised.value.fields == {"billing_mode": ["is not offered by this specification"]}
+        with pytest.raises(ValidationError) as raised:
+            anyone.quote(quote_of(product, quantity=2))
+        assert raised.value.fields == {
+            "quantity": ["must be 1: this specification has no quantity dimension"]
+        }
+
+
+def test_ids_are_checked_before_they_reach_the_database(seller):
+    config, _clock = seller
+    with rpc(config) as anyone:
+        for bad in ("", "x" * 41, None):
+            with pytest.raises(ValidationError):
+                anyone.get_product(bad)
+        with pytest.raises(NotFound):
+            anyone.get_product(f"prd_{uuid.uuid4().hex}")
