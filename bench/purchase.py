@@ -85,9 +85,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(c) for c in path.read_text().split()] if path.exists() else []
+def nameko_processes(pid: int) -> list[int]:
+    """The ``nameko run`` processes below ``pid`` (honcho forks a helper for each)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        path = Path(f"/proc/{current}/task/{current}/children")
+        kids = [int(c) for c in path.read_text().split()] if path.exists() else []
+        pending.extend(kids)
+        if b"nameko" in Path(f"/proc/{current}/cmdline").read_bytes():
+            found.append(current)
+    return found
 
 
 def process_name(pid: int) -> str:
@@ -384,7 +392,7 @@ def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
         )
     print()
     print("resident memory after the run:")
-    for pid in sorted(children(system.pid), key=process_name):
+    for pid in sorted(nameko_processes(system.pid), key=process_name):
         print(f"  {process_name(pid):<14} {rss_mb(pid):7.1f} MB")
     print(f"  {'bench_echo':<14} {rss_mb(echo.pid):7.1f} MB")
     return 0

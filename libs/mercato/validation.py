@@ -7,6 +7,7 @@ broke, e.g. ``{"email": ["Not a valid email address."], "colour": ["Unknown fiel
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from marshmallow import Schema, fields
@@ -28,8 +29,20 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+@functools.cache
+def _instance(schema_class: type[Schema]) -> Schema:
+    # building a schema (its nested schemas included) costs more than using it, and a
+    # marshmallow schema keeps no state between loads and dumps: one instance a class
+    return schema_class()
+
+
+def dump(schema: Schema | type[Schema], data: Any) -> Any:
+    """``data`` through the schema's dump (the shape an answer or event takes)."""
+    return (_instance(schema) if isinstance(schema, type) else schema).dump(data)
+
+
 def load(schema: Schema | type[Schema], payload: Any, *, partial: bool = False) -> Any:
-    instance = schema() if isinstance(schema, type) else schema
+    instance = _instance(schema) if isinstance(schema, type) else schema
     if payload is None:
         payload = {}
     try:

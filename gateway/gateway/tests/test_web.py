@@ -71,3 +71,44 @@ def test_chunked_body_over_the_limit_is_refused_by_what_was_read():
 
 def test_chunked_body_within_the_limit_is_read():
     assert read_json(chunked_request(b'{"a": 1}'), LIMIT) == {"a": 1}
+
+
+def test_answers_keep_only_documented_fields_at_every_depth():
+    from gateway import schemas
+    from gateway.web import project, response_plan
+
+    answer = {
+        "id": "prd_1",
+        "name": "Backup",
+        "internal_score": 0.93,  # not documented: dropped
+        "seller": {"id": "acc_s", "company_name": "Acme", "email": None, "secret_note": "x"},
+        "specifications": [
+            {
+                "id": "spc_1",
+                "name": "Standard",
+                "quantity": None,
+                "prices": [
+                    {
+                        "billing_mode": "one_time",
+                        "period_unit": None,
+                        "price": {"amount": 900, "currency": "USD", "fx": 1.0},
+                    },
+                ],
+                "cost_to_seller": 1,
+            }
+        ],
+    }
+    projected = project(response_plan(schemas.ProductResponse), answer)
+    assert "internal_score" not in projected
+    assert projected["seller"] == {"id": "acc_s", "company_name": "Acme", "email": None}
+    [spec] = projected["specifications"]
+    assert "cost_to_seller" not in spec and spec["quantity"] is None
+    assert spec["prices"][0]["price"] == {"amount": 900, "currency": "USD"}
+
+
+def test_request_only_fields_never_appear_in_an_answer():
+    from gateway import schemas
+    from gateway.web import response_plan
+
+    card_fields = response_plan(schemas.CardRequest)
+    assert "number" not in card_fields and "cvc" not in card_fields

@@ -25,7 +25,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
 from mercato.service import MercatoService
-from mercato.validation import load
+from mercato.validation import dump, load
 
 RECOVERY_INTERVAL_KEY = "PAYMENT_RECOVERY_INTERVAL_SECONDS"
 RECOVERY_GRACE_KEY = "PAYMENT_RECOVERY_GRACE_SECONDS"
@@ -88,7 +88,7 @@ class BillingService(MercatoService):
         caller = self.caller.require()
         data = load(schemas.PayOrderSchema, payload)
         payment = usecases.pay_order(self.db, self.clock, self.card_gateway, caller=caller, **data)
-        return schemas.PaymentSchema().dump(payment)
+        return dump(schemas.PaymentSchema, payment)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id: str) -> dict:
@@ -97,7 +97,7 @@ class BillingService(MercatoService):
         caller = self.caller.require()
         data = load(schemas.IdSchema, {"id": order_id})
         payment = usecases.get_payment(self.db, caller=caller, order_id=data["id"])
-        return schemas.PaymentSchema().dump(payment)
+        return dump(schemas.PaymentSchema, payment)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_balance(self) -> dict:
@@ -105,8 +105,8 @@ class BillingService(MercatoService):
         available_credit}``, each a money object. An account that never moved money
         has zeros."""
         caller = self.caller.require()
-        return schemas.BalanceSchema().dump(
-            usecases.get_balance(self.db, account_id=caller.account_id)
+        return dump(
+            schemas.BalanceSchema, usecases.get_balance(self.db, account_id=caller.account_id)
         )
 
     @rpc(expected_exceptions=EXPECTED)
@@ -136,7 +136,7 @@ class BillingService(MercatoService):
                 f"top-up {record['id']} declined: {record['failure_reason']}",
                 code=str(record["failure_code"] or "CARD_DECLINED").upper(),
             )
-        return schemas.TopUpOut().dump(record)
+        return dump(schemas.TopUpOut, record)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_top_up(self, top_up_id: str) -> dict:
@@ -144,7 +144,7 @@ class BillingService(MercatoService):
         caller = self.caller.require()
         data = load(schemas.IdSchema, {"id": top_up_id})
         record = usecases.get_top_up(self.db, account_id=caller.account_id, top_up_id=data["id"])
-        return schemas.TopUpOut().dump(record)
+        return dump(schemas.TopUpOut, record)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_transactions(self, page: int = 1, page_size: int = 20) -> dict:
@@ -165,7 +165,7 @@ class BillingService(MercatoService):
         caller = self.caller.require()
         data = load(schemas.PageSchema, {"page": page, "page_size": page_size})
         result = usecases.list_transactions(self.db, account_id=caller.account_id, **data)
-        return schemas.TransactionPageSchema().dump(result)
+        return dump(schemas.TransactionPageSchema, result)
 
     @rpc(expected_exceptions=EXPECTED)
     def set_credit_limit(self, account_id: str, amount) -> dict:
@@ -175,7 +175,7 @@ class BillingService(MercatoService):
         operator = self.caller.require_role(OPERATOR)
         data = load(schemas.SetCreditLimitSchema, {"account_id": account_id, "amount": amount})
         view = usecases.set_credit_limit(self.db, self.clock, operator=operator, **data)
-        return schemas.BalanceSchema().dump(view)
+        return dump(schemas.BalanceSchema, view)
 
     @rpc(expected_exceptions=EXPECTED)
     def audit_ledger(self) -> dict:

@@ -23,7 +23,7 @@ from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
-from mercato.validation import load
+from mercato.validation import dump, load
 
 
 class CatalogService(MercatoService):
@@ -50,7 +50,7 @@ class CatalogService(MercatoService):
         profile = usecases.upsert_seller_profile(
             self.db, self.clock, account_id=caller.account_id, **data
         )
-        return schemas.SellerProfileOutSchema().dump(profile)
+        return dump(schemas.SellerProfileOutSchema, profile)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_seller_profile(self) -> dict:
@@ -58,7 +58,7 @@ class CatalogService(MercatoService):
         answers it; NotFound before it has one."""
         caller = self.caller.require_role(SELLER)
         profile = usecases.seller_profile(self.db, account_id=caller.account_id)
-        return schemas.SellerProfileOutSchema().dump(profile)
+        return dump(schemas.SellerProfileOutSchema, profile)
 
     @handles_event("iam_agency.account.created")
     def on_account_created(self, event: Envelope) -> None:
@@ -104,7 +104,7 @@ class CatalogService(MercatoService):
         product = usecases.create_product(
             self.db, self.clock, seller_account_id=caller.account_id, product=data
         )
-        return schemas.ProductSchema().dump(product)
+        return dump(schemas.ProductSchema, product)
 
     @rpc(expected_exceptions=EXPECTED)
     def publish_product(self, product_id: str) -> dict:
@@ -116,7 +116,7 @@ class CatalogService(MercatoService):
         product = usecases.publish_product(
             self.db, self.clock, seller_account_id=caller.account_id, **data
         )
-        return schemas.ProductSchema().dump(product)
+        return dump(schemas.ProductSchema, product)
 
     @rpc(expected_exceptions=EXPECTED)
     def delist_product(self, product_id: str, reason: str) -> dict:
@@ -126,7 +126,7 @@ class CatalogService(MercatoService):
         self.caller.require_role(OPERATOR)
         data = load(schemas.DelistSchema, {"product_id": product_id, "reason": reason})
         product = usecases.delist_product(self.db, self.clock, **data)
-        return schemas.ProductSchema().dump(product)
+        return dump(schemas.ProductSchema, product)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_seller_products(self, page: Any = 1, page_size: Any = 20) -> dict:
@@ -178,7 +178,7 @@ class CatalogService(MercatoService):
         to its seller and operators."""
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         product = usecases.product_details(self.db, viewer=self.caller.identity, **data)
-        return schemas.ProductSchema().dump(product)
+        return dump(schemas.ProductSchema, product)
 
     # -- a buyer's saved list --------------------------------------------------------
 
@@ -192,7 +192,7 @@ class CatalogService(MercatoService):
         saved = usecases.save_product(
             self.db, self.clock, buyer_account_id=caller.account_id, **data
         )
-        return schemas.SavedSchema().dump(saved)
+        return dump(schemas.SavedSchema, saved)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_saved_products(self, page: Any = 1, page_size: Any = 20) -> dict:
@@ -238,4 +238,4 @@ class CatalogService(MercatoService):
         ``period``, ``period.unit``, ``period.count`` or ``quantity`` otherwise.
         """
         data = load(schemas.QuoteSchema, payload)
-        return schemas.QuoteOutSchema().dump(usecases.quote(self.db, **data))
+        return dump(schemas.QuoteOutSchema, usecases.quote(self.db, **data))

@@ -14,7 +14,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import RESELLER
 from mercato.service import MercatoService
-from mercato.validation import load
+from mercato.validation import dump, load
 
 TOKEN_TTL_KEY = "TOKEN_TTL_SECONDS"  # noqa: S105 - a config key
 DEFAULT_TOKEN_TTL_SECONDS = 12 * 3600
@@ -37,7 +37,7 @@ class IamAgencyService(MercatoService):
         """Open a buyer, seller or reseller account: ``{name, email, password, type}``."""
         data = load(schemas.SignUpSchema, payload)
         account = usecases.open_account(self.db, self.clock, **data)
-        return schemas.AccountSchema().dump(account)
+        return dump(schemas.AccountSchema, account)
 
     @rpc(expected_exceptions=EXPECTED)
     def create_reseller_customer(self, payload: dict) -> dict:
@@ -47,14 +47,14 @@ class IamAgencyService(MercatoService):
         customer = usecases.open_reseller_customer(
             self.db, self.clock, reseller_account_id=reseller.account_id, **data
         )
-        return schemas.AccountSchema().dump(customer)
+        return dump(schemas.AccountSchema, customer)
 
     @rpc(expected_exceptions=EXPECTED)
     def issue_token(self, payload: dict) -> dict:
         """Sign in with ``{email, password}``; answers ``{token, expires_at}``."""
         data = load(schemas.CredentialsSchema, payload)
         issued = usecases.issue_token(self.db, self.clock, ttl=self._token_ttl, **data)
-        return schemas.TokenSchema().dump(issued)
+        return dump(schemas.TokenSchema, issued)
 
     @rpc(expected_exceptions=EXPECTED)
     def authenticate(self, token: str) -> dict:
@@ -62,7 +62,7 @@ class IamAgencyService(MercatoService):
         identity = usecases.authenticate(
             self.db, self.clock, token if isinstance(token, str) else ""
         )
-        return schemas.IdentitySchema().dump(identity)
+        return dump(schemas.IdentitySchema, identity)
 
     @rpc(expected_exceptions=EXPECTED)
     def revoke_token(self, token: str) -> None:
@@ -76,7 +76,7 @@ class IamAgencyService(MercatoService):
         described = usecases.describe_caller(
             self.db, account_id=caller.account_id, user_id=caller.user_id
         )
-        return schemas.MeSchema().dump(described)
+        return dump(schemas.MeSchema, described)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_enterprise_project(self, project_id: str) -> dict:
@@ -85,4 +85,4 @@ class IamAgencyService(MercatoService):
         project = usecases.enterprise_project(
             self.db, account_id=caller.account_id, project_id=str(project_id)
         )
-        return schemas.EnterpriseProjectSchema().dump(project)
+        return dump(schemas.EnterpriseProjectSchema, project)

@@ -5,7 +5,6 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from mercato.validation import StrictBoolean
 from orders import domain
 
-
 MAX_PAGE = 100_000  # beyond it an offset only costs the database
 
 

@@ -15,7 +15,7 @@ from mercato.identity import BUYER
 from mercato.inbox import handles_event
 from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
-from mercato.validation import load
+from mercato.validation import dump, load
 from orders import schemas, usecases
 from orders.models import metadata
 
@@ -52,7 +52,7 @@ class OrdersService(MercatoService):
             billing=self.billing,
             payment_window=window,
         )
-        return schemas.OrderOut().dump(order)
+        return dump(schemas.OrderOut, order)
 
     @rpc(expected_exceptions=EXPECTED)
     def pay_order(self, order_id: str, payload: dict) -> dict:
@@ -67,19 +67,19 @@ class OrdersService(MercatoService):
             request=request,
             billing=self.billing,
         )
-        return schemas.OrderOut().dump(order)
+        return dump(schemas.OrderOut, order)
 
     @rpc(expected_exceptions=EXPECTED)
     def cancel_order(self, order_id: str) -> dict:
         buyer = self.caller.require_role(BUYER)
         order = usecases.cancel_order(self.db, self.clock, buyer=buyer, order_id=str(order_id))
-        return schemas.OrderOut().dump(order)
+        return dump(schemas.OrderOut, order)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_order(self, order_id: str) -> dict:
         buyer = self.caller.require()
-        return schemas.OrderOut().dump(
-            usecases.get_order(self.db, buyer=buyer, order_id=str(order_id))
+        return dump(
+            schemas.OrderOut, usecases.get_order(self.db, buyer=buyer, order_id=str(order_id))
         )
 
     @rpc(expected_exceptions=EXPECTED)
@@ -87,22 +87,23 @@ class OrdersService(MercatoService):
         """ "My Orders": ``{status?, page, page_size}``."""
         buyer = self.caller.require()
         params = load(schemas.ListOrdersSchema, query)
-        return schemas.OrderPage().dump(usecases.list_orders(self.db, buyer=buyer, **params))
+        return dump(schemas.OrderPage, usecases.list_orders(self.db, buyer=buyer, **params))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_purchased_apps(self, query: dict) -> dict:
         """ "Purchased Apps": one row per subscription."""
         buyer = self.caller.require()
         params = load(schemas.PageSchema, query)
-        return schemas.SubscriptionPage().dump(
-            usecases.list_subscriptions(self.db, buyer=buyer, **params)
+        return dump(
+            schemas.SubscriptionPage, usecases.list_subscriptions(self.db, buyer=buyer, **params)
         )
 
     @rpc(expected_exceptions=EXPECTED)
     def get_purchased_app(self, subscription_id: str) -> dict:
         buyer = self.caller.require()
-        return schemas.SubscriptionOut().dump(
-            usecases.get_subscription(self.db, buyer=buyer, subscription_id=str(subscription_id))
+        return dump(
+            schemas.SubscriptionOut,
+            usecases.get_subscription(self.db, buyer=buyer, subscription_id=str(subscription_id)),
         )
 
     @handles_event("billing.payment.succeeded")
