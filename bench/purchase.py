@@ -78,6 +78,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"beam.smp" in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -269,6 +286,53 @@ def wait_ready(ports: dict[str, int], deadline: float) -> None:
         time.sleep(0.3)
 
 
+def new_buyer(gateway: str) -> Client:
+    """A signed-up buyer with a balance large enough for the whole run."""
+    anonymous = Client(gateway)
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    password = "bench password!"
+    status, body = anonymous.call(
+        "POST",
+        "/v1/accounts",
+        {"name": "Bench Buyer", "email": email, "password": password, "type": "buyer"},
+    )
+    assert status == 201, body
+    status, body = anonymous.call("POST", "/v1/auth/tokens", {"email": email, "password": password})
+    assert status == 201, body
+    buyer = Client(gateway, body["token"])
+    status, body = buyer.call(
+        "POST",
+        "/v1/billing/top-ups",
+        {
+            "amount": {"amount": 10**11, "currency": "USD"},
+            "card": {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"},
+        },
+    )
+    assert status == 201, body
+    return buyer
+
+
+def one_time_configurations(client: Client, product_ids: list[str]) -> list[dict]:
+    """Order bodies for products sold once (no period), at their lowest quantity."""
+    configurations = []
+    for product_id in product_ids:
+        _status, product = client.call("GET", f"/v1/products/{product_id}")
+        for spec in product["specifications"]:
+            if any(price["billing_mode"] == "one_time" for price in spec["prices"]):
+                configurations.append(
+                    {
+                        "product_id": product_id,
+                        "specification_id": spec["id"],
+                        "billing_mode": "one_time",
+                        "quantity": (spec.get("quantity") or {}).get("min", 1),
+                        "accept_terms": True,
+                    }
+                )
+                break
+    assert configurations, "no one-time product to buy"
+    return configurations
+
+
 def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
     from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -329,46 +393,11 @@ def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
     results.append(timed(f"search over {len(product_ids):,} products", [search] * args.searches))
 
     # -- place an order, then pay it -------------------------------------------------------
-    buyer = Client(gateway)
-    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    status, body = buyer.call(
-        "POST",
-        "/v1/accounts",
-        {"name": "Bench Buyer", "email": email, "password": "bench password!", "type": "buyer"},
-    )
-    assert status == 201, body
-    status, body = buyer.call(
-        "POST", "/v1/auth/tokens", {"email": email, "password": "bench password!"}
-    )
-    assert status == 201, body
-    buyer = Client(gateway, body["token"])
-    status, body = buyer.call(
-        "POST",
-        "/v1/billing/top-ups",
-        {
-            "amount": {"amount": 10**11, "currency": "USD"},
-            "card": {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"},
-        },
-    )
-    assert status == 201, body
-    configurations = []
-    for product_id in product_ids[:200]:
-        status, product = buyer.call("GET", f"/v1/products/{product_id}")
-        for spec in product["specifications"]:
-            if any(price["billing_mode"] == "one_time" for price in spec["prices"]):
-                configurations.append(
-                    {
-                        "product_id": product_id,
-                        "specification_id": spec["id"],
-                        "billing_mode": "one_time",
-                        "quantity": (spec.get("quantity") or {}).get("min", 1),
-                        "accept_terms": True,
-                    }
-                )
-                break
-    assert configurations, "no one-time product to buy"
+    buyers = [new_buyer(gateway) for _ in range(8)]
+    configurations = one_time_configurations(buyers[0], product_ids[:300])
 
-    def place_and_pay(_index: int) -> None:
+    def place_and_pay(index: int) -> None:
+        buyer = buyers[index]
         status, order = buyer.call("POST", "/v1/orders", rng.choice(configurations))
         assert status == 201, order
         status, paid = buyer.call(
@@ -376,8 +405,25 @@ def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
         )
         assert status == 200 and paid["status"] == "paid", paid
 
-    place_and_pay(0)
-    results.append(timed("place an order, then pay it", [place_and_pay] * args.purchases))
+    for index in range(len(buyers)):  # warm up each buyer's connection
+        place_and_pay(index)
+    watched = {process_name(pid): pid for pid in nameko_processes(system.pid)}
+    if (broker := broker_pid()) is not None:
+        watched["rabbitmq"] = broker
+    watched["bench client"] = os.getpid()
+    cpu_per_purchase: dict[str, float] = {}
+    for concurrency in (1, 8):
+        before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        figures = timed(
+            f"place an order, then pay it, concurrency {concurrency}",
+            [place_and_pay] * args.purchases,
+            concurrency,
+        )
+        results.append(figures)
+        cpu_per_purchase = {
+            name: (cpu_seconds(pid) - before[name]) / len(figures.latencies) * 1000
+            for name, pid in watched.items()
+        }
 
     # -- report ---------------------------------------------------------------------------
     print()
@@ -390,6 +436,11 @@ def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
             f"{figures.percentile(50):>8.2f} {figures.percentile(95):>8.2f} "
             f"{figures.percentile(99):>8.2f}"
         )
+    print()
+    print("CPU per purchase at concurrency 8 (ms), by process:")
+    for name, ms in sorted(cpu_per_purchase.items(), key=lambda item: -item[1]):
+        print(f"  {name:<14} {ms:7.2f}")
+    print(f"  {'total':<14} {sum(cpu_per_purchase.values()):7.2f}")
     print()
     print("resident memory after the run:")
     for pid in sorted(nameko_processes(system.pid), key=process_name):

@@ -44,6 +44,7 @@ DEAD_LETTERS = "dead_letters"
 BATCH_SIZE = 200
 RETENTION = dt.timedelta(days=7)
 PURGE_EVERY_SECONDS = 600.0
+OBSERVE_EVERY_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
 HEADER_PREFIX = "nameko"
 
@@ -119,6 +120,7 @@ class OutboxRelay:
         self._gt = None
         self._stopping = False
         self._last_purge = -PURGE_EVERY_SECONDS  # the first pass purges
+        self._last_observed = -OBSERVE_EVERY_SECONDS  # the first pass observes
 
     # -- writing -----------------------------------------------------------------
 
@@ -185,7 +187,7 @@ class OutboxRelay:
                 _log.exception("outbox relay pass failed; retrying in %ss", self.sweep_seconds)
             try:
                 # after a failed pass too: a growing backlog is what the gauges are for
-                self.observe()
+                self._observe_if_due()
                 self._purge_if_due()
             except Exception:
                 _log.exception("outbox gauges or purge failed; retrying in %ss", self.sweep_seconds)
@@ -201,7 +203,12 @@ class OutboxRelay:
         return published
 
     def _publish_batch(self) -> int:
+        """Publish one batch. On PostgreSQL the rows stay locked while they are
+        published, so another replica's relay skips them. A SQLite file has one
+        process, so nothing competes for its rows, and the process's one connection is
+        handed back to the workers while the broker confirms."""
         table = self.table
+        hold_lock = self.engine.dialect.name != "sqlite"
         with self.engine.begin() as connection:
             rows = connection.execute(
                 sa.select(table.c.id, table.c.event_type, table.c.payload, table.c.headers)
@@ -210,17 +217,28 @@ class OutboxRelay:
                 .limit(BATCH_SIZE)
                 .with_for_update(skip_locked=True)
             ).all()
-            for row in rows:
-                self._publish(row.event_type, row.payload, row.headers)
-            if rows:
-                connection.execute(
-                    table.update()
-                    .where(table.c.id.in_([row.id for row in rows]))
-                    .values(published_at=_now())
-                )
+            if hold_lock:
+                self._publish_rows(rows)
+                self._mark_published(connection, rows)
+        if rows and not hold_lock:
+            self._publish_rows(rows)
+            with self.engine.begin() as connection:
+                self._mark_published(connection, rows)
         for row in rows:
             metrics.EVENTS_PUBLISHED.labels(self.service_name, row.event_type).inc()
         return len(rows)
+
+    def _publish_rows(self, rows) -> None:
+        for row in rows:
+            self._publish(row.event_type, row.payload, row.headers)
+
+    def _mark_published(self, connection, rows) -> None:
+        if rows:
+            connection.execute(
+                self.table.update()
+                .where(self.table.c.id.in_([row.id for row in rows]))
+                .values(published_at=_now())
+            )
 
     def _publish(self, event_type: str, payload: dict[str, Any], headers: dict[str, Any]) -> None:
         source = payload["source"]
@@ -238,6 +256,13 @@ class OutboxRelay:
             type=event_type,
             retry=False,
         )
+
+    def _observe_if_due(self) -> None:
+        # every commit wakes the relay: counting the backlog each time would double
+        # the database work of a busy service for gauges scraped every few seconds
+        if time.monotonic() - self._last_observed >= OBSERVE_EVERY_SECONDS:
+            self._last_observed = time.monotonic()
+            self.observe()
 
     def observe(self) -> None:
         """Refresh the backlog, oldest-age and dead-letter gauges."""

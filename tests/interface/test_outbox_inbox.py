@@ -731,3 +731,27 @@ def test_failure_is_kept_in_the_queue_while_its_dead_letter_cannot_be_written(co
 
     (letter,) = wait_for(lambda: dead_letters_of(engine, envelope.id), "the dead letter")
     assert "ValueError: the handler has a bug" in letter.error
+
+
+def test_relay_publishes_from_the_embedded_sqlite_database_too(
+    tmp_path, service_database, container_factory, consumer
+):
+    """``make run``'s SQLite relay hands the one connection back while the broker
+    confirms: what it publishes must still be published, and marked, exactly once."""
+    from mercato.migrations import upgrade
+    from mercato.topology import BY_NAME
+
+    _consumer_config, consumer_engine = consumer
+    url = f"sqlite:///{tmp_path}/producer.sqlite3"
+    upgrade(BY_NAME["catalog"], url)
+    config, engine = service_database(database_url=url, OUTBOX_SWEEP_SECONDS=3600)
+    (left_behind,) = leave_in_outbox(engine, [envelope_for("Left Behind On SQLite")])
+
+    container_factory(Producer, config).start()
+    with ServiceRpcProxy("outbox_producer", config) as proxy:
+        event_id = proxy.open_account("Opened On SQLite")
+
+    for expected in (left_behind, event_id):
+        (copy,) = wait_for(lambda e=expected: copies_of(consumer_engine, e), "the consumer's copy")
+        wait_for(lambda e=expected: published_at(engine, e), "the row marked published")
+    assert len(select(engine, OUTBOX.select())) == 2
