@@ -752,6 +752,6 @@ def test_relay_publishes_from_the_embedded_sqlite_database_too(
         event_id = proxy.open_account("Opened On SQLite")
 
     for expected in (left_behind, event_id):
-        (copy,) = wait_for(lambda e=expected: copies_of(consumer_engine, e), "the consumer's copy")
+        (_copy,) = wait_for(lambda e=expected: copies_of(consumer_engine, e), "the consumer's copy")
         wait_for(lambda e=expected: published_at(engine, e), "the row marked published")
     assert len(select(engine, OUTBOX.select())) == 2
