@@ -5,9 +5,12 @@ here in a temporary folder, and the local RabbitMQ in a throw-away vhost), seeds
 published products, and measures:
 
 - baseline: a trivial nameko echo RPC, called sequentially by one caller;
-- ``GET /v1/products/{id}`` through the gateway at concurrency 1 and 8;
+- ``GET /v1/products/{id}`` through the gateway at concurrency 1 and 8, each product
+  as likely as any other (the gateway's product cache rarely helps), and at
+  concurrency 8 with a few products read far more than the rest (Zipf, s=1);
 - a full-text search (``GET /v1/products?q=…``, with and without filters);
-- place an order then pay it by balance (two POSTs), sequentially;
+- place an order then pay it by balance (two POSTs), at concurrency 1 and 8 (eight
+  buyers);
 
 and prints each rate, p50, p95 and p99, the ratio of each rate to the baseline, and
 the resident memory of every process. The machine is shared and noisy: compare the
@@ -24,6 +27,7 @@ eventlet.monkey_patch()
 
 import argparse  # noqa: E402
 import http.client  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -351,18 +355,27 @@ def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
     results.append(baseline)
 
     # -- product reads ---------------------------------------------------------------
-    for concurrency in (1, 8):
+    # Uniform: every read picks any of the 10,000 products alike, so the gateway's
+    # product cache rarely helps. Popular: product pages are read the way shoppers
+    # read them, a few products far more than the rest (Zipf, s=1, over all 10,000).
+    popularity = list(itertools.accumulate(1 / rank for rank in range(1, len(product_ids) + 1)))
+    pickers = {
+        "uniform": lambda: rng.choice(product_ids),
+        "popular": lambda: rng.choices(product_ids, cum_weights=popularity)[0],
+    }
+    for pattern, concurrency in (("uniform", 1), ("uniform", 8), ("popular", 8)):
         clients = [Client(gateway) for _ in range(concurrency)]
+        pick = pickers[pattern]
 
-        def read(index: int, clients=clients) -> None:
-            status, _ = clients[index].call("GET", f"/v1/products/{rng.choice(product_ids)}")
+        def read(index: int, clients=clients, pick=pick) -> None:
+            status, _ = clients[index].call("GET", f"/v1/products/{pick()}")
             assert status == 200, status
 
         for index in range(concurrency):  # warm up each connection
             read(index)
         results.append(
             timed(
-                f"GET /v1/products/{{id}}, concurrency {concurrency}",
+                f"GET /v1/products/{{id}}, {pattern}, concurrency {concurrency}",
                 [read] * args.reads,
                 concurrency,
             )
@@ -428,11 +441,11 @@ def run(args, env, gateway, ports, product_ids, system, echo, amqp_uri) -> int:
     # -- report ---------------------------------------------------------------------------
     print()
     print(
-        f"{'measurement':<42} {'rate/s':>9} {'x base':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f"{'measurement':<50} {'rate/s':>9} {'x base':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
     )
     for figures in results:
         print(
-            f"{figures.name:<42} {figures.rate:>9.1f} {figures.rate / baseline.rate:>7.2f} "
+            f"{figures.name:<50} {figures.rate:>9.1f} {figures.rate / baseline.rate:>7.2f} "
             f"{figures.percentile(50):>8.2f} {figures.percentile(95):>8.2f} "
             f"{figures.percentile(99):>8.2f}"
         )
