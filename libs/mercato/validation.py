@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 
 from mercato.errors import ValidationError
@@ -27,6 +27,43 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
         name = f"{prefix}.{key}" if prefix else str(key)
         flat.update(flatten_messages(value, name))
     return flat
+
+
+MAX_PAGE = 100_000  # beyond it an offset only costs the database
+MAX_PAGE_SIZE = 100  # API.md: page_size at most 100
+DEFAULT_PAGE_SIZE = 20
+
+
+class StrictSchema(Schema):
+    """What an RPC accepts: a field it does not know is an error that names it."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class PageSchema(StrictSchema):
+    """``{page, page_size}`` of a list (API.md's lists)."""
+
+    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page_size = fields.Integer(
+        strict=True,
+        load_default=DEFAULT_PAGE_SIZE,
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+    )
+
+
+def page_of(item_schema: type[Schema]) -> type[Schema]:
+    """The answer schema of a list: ``{items, total, page, page_size}``."""
+    return type(
+        f"{item_schema.__name__}Page",
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "total": fields.Integer(),
+            "page": fields.Integer(),
+            "page_size": fields.Integer(),
+        },
+    )
 
 
 @functools.cache

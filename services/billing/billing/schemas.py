@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing import domain
 from mercato.money import MAX_AMOUNT, MoneySchema
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
+from mercato.validation import StrictSchema, page_of
 
 
 class PositiveMoneySchema(MoneySchema):
@@ -92,13 +88,6 @@ class SetCreditLimitSchema(StrictSchema):
     amount = MoneyOrMinorUnits(required=True, positive=False)
 
 
-class PageSchema(StrictSchema):
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(
-        strict=True, load_default=20, validate=validate.Range(min=1, max=100)
-    )
-
-
 class IdSchema(StrictSchema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
@@ -161,8 +150,4 @@ class TransactionSchema(Schema):
     created_at = fields.AwareDateTime()
 
 
-class TransactionPageSchema(Schema):
-    items = fields.List(fields.Nested(TransactionSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    page_size = fields.Integer()
+TransactionPageSchema = page_of(TransactionSchema)

@@ -25,7 +25,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
 from mercato.service import MercatoService
-from mercato.validation import dump, load
+from mercato.validation import PageSchema, dump, load
 
 RECOVERY_INTERVAL_KEY = "PAYMENT_RECOVERY_INTERVAL_SECONDS"
 RECOVERY_GRACE_KEY = "PAYMENT_RECOVERY_GRACE_SECONDS"
@@ -163,7 +163,7 @@ class BillingService(MercatoService):
         orders (``buyer_account_id`` names the customer).
         """
         caller = self.caller.require()
-        data = load(schemas.PageSchema, {"page": page, "page_size": page_size})
+        data = load(PageSchema, {"page": page, "page_size": page_size})
         result = usecases.list_transactions(self.db, account_id=caller.account_id, **data)
         return dump(schemas.TransactionPageSchema, result)
 

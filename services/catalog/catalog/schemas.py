@@ -11,20 +11,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from catalog import domain
+from mercato.validation import StrictSchema
 
 ID_RULE = validate.Length(min=1, max=40)
 CURRENCY_RULE = validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code such as USD")
 MOBILE_RULE = validate.Regexp(
     r"^\+?[0-9][0-9 ()-]{4,30}$", error="must be a phone number such as +86 755 2878 0808"
 )
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class WholeNumber(fields.Integer):

@@ -1,16 +1,12 @@
 """What iam-agency's RPCs accept and answer (validated again here, not only at the
 gateway: another service may call these RPCs directly)."""
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from mercato.identity import BUYER, RESELLER, SELLER
+from mercato.validation import StrictSchema
 
 PASSWORD_RULE = validate.Length(min=10, max=128, error="must be 10 to 128 characters")
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class SignUpSchema(StrictSchema):

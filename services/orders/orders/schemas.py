@@ -1,16 +1,9 @@
 """What orders' RPCs accept (validated again here: other services may call directly)."""
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from mercato.validation import StrictBoolean
+from mercato.validation import PageSchema, StrictBoolean, StrictSchema, page_of
 from orders import domain
-
-MAX_PAGE = 100_000  # beyond it an offset only costs the database
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class PeriodSchema(StrictSchema):
@@ -61,19 +54,8 @@ class PayOrderSchema(StrictSchema):
             raise ValidationError("only the credit_card payment method takes a card", "card")
 
 
-class ListOrdersSchema(StrictSchema):
+class ListOrdersSchema(PageSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(domain.ORDER_STATUSES))
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    page_size = fields.Integer(
-        strict=True, load_default=20, validate=validate.Range(min=1, max=100)
-    )
-
-
-class PageSchema(StrictSchema):
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    page_size = fields.Integer(
-        strict=True, load_default=20, validate=validate.Range(min=1, max=100)
-    )
 
 
 class MoneyOut(Schema):
@@ -133,19 +115,6 @@ class SubscriptionOut(Schema):
     auto_renew = fields.Boolean()
     enterprise_project_id = fields.String()
     created_at = fields.AwareDateTime()
-
-
-def page_of(item_schema: type[Schema]):
-    return type(
-        f"{item_schema.__name__}Page",
-        (Schema,),
-        {
-            "items": fields.List(fields.Nested(item_schema)),
-            "total": fields.Integer(),
-            "page": fields.Integer(),
-            "page_size": fields.Integer(),
-        },
-    )
 
 
 OrderPage = page_of(OrderOut)
