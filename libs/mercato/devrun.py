@@ -7,7 +7,8 @@
 3. creates the demo operator (the command-line way, as in production);
 4. starts the seven processes under honcho, each line of their logs prefixed by name;
 5. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
-   public API and prints the gateway URL and the demo credentials.
+   public API, has the seller list and publish a few products, and prints the gateway
+   URL and the demo credentials.
 
 Ctrl-C stops all seven (SIGTERM, then nameko's graceful stop).
 """
@@ -105,11 +106,98 @@ def wait_until_ready(deadline: float) -> list[str]:
     return sorted(pending)
 
 
+DEMO_PROFILE = {
+    "company_name": "Demo Seller Co",
+    "email": "support@demo.mercato",
+    "mobile": "+1 555 0100",
+    "support_range": "Weekdays 09:00-18:00 UTC, email and phone",
+}
+DEMO_PRODUCTS = [
+    {
+        "name": "Nimbus Backup for ECS",
+        "summary": "Incremental, encrypted backups of your cloud servers.",
+        "description": "Backs up every disk of your ECS servers hourly and keeps 30 days.",
+        "category": "storage",
+        "delivery_method": "saas",
+        "service_supervision": False,
+        "product_guide_url": "https://demo.mercato/guides/backup",
+        "terms": "Backups are kept 30 days. Cancel any time.",
+        "specifications": [
+            {
+                "name": "Standard",
+                "prices": [
+                    {"billing_mode": "yearly_monthly", "period_unit": "month", "amount": 1500},
+                    {"billing_mode": "yearly_monthly", "period_unit": "year", "amount": 15000},
+                ],
+                "quantity": {"name": "servers", "min": 1, "max": 100},
+            }
+        ],
+    },
+    {
+        "name": "Granite Firewall License",
+        "summary": "A next-generation firewall you run on your own servers.",
+        "description": "Layer-7 rules, intrusion prevention and a web console.",
+        "category": "security",
+        "delivery_method": "license",
+        "service_supervision": False,
+        "product_guide_url": "https://demo.mercato/guides/firewall",
+        "terms": "One license per protected server.",
+        "specifications": [
+            {
+                "name": "Per server",
+                "prices": [{"billing_mode": "one_time", "amount": 49900}],
+                "quantity": {"name": "licenses", "min": 1, "max": 1000},
+            }
+        ],
+    },
+    {
+        "name": "Helix Database Migration Service",
+        "summary": "Engineers move your database to the cloud with no downtime.",
+        "description": "Assessment, migration plan, rehearsal and cut-over by our team.",
+        "category": "database",
+        "delivery_method": "professional_service",
+        "service_supervision": True,
+        "product_guide_url": "https://demo.mercato/guides/migration",
+        "terms": "Delivered within 10 working days of the kick-off call.",
+        "specifications": [
+            {"name": "Up to 1 TB", "prices": [{"billing_mode": "one_time", "amount": 250000}]}
+        ],
+    },
+]
+
+
 def seed_demo_accounts(gateway: str) -> None:
     for account in DEMO_ACCOUNTS:
         response = requests.post(f"{gateway}/v1/accounts", json=account, timeout=10)
         if response.status_code not in (201, 409):
             _say(f"could not create {account['email']}: {response.status_code} {response.text}")
+
+
+def seed_demo_products(gateway: str) -> None:
+    """The demo seller lists and publishes a few products, through the public API like
+    any seller, once (a later run finds them and adds nothing)."""
+    seller = next(account for account in DEMO_ACCOUNTS if account["type"] == "seller")
+    token = requests.post(
+        f"{gateway}/v1/auth/tokens",
+        json={"email": seller["email"], "password": seller["password"]},
+        timeout=10,
+    ).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    if requests.get(f"{gateway}/v1/seller/products", headers=headers, timeout=10).json()["total"]:
+        return
+    requests.put(f"{gateway}/v1/seller/profile", json=DEMO_PROFILE, headers=headers, timeout=10)
+    for product in DEMO_PRODUCTS:
+        created = requests.post(
+            f"{gateway}/v1/seller/products", json=product, headers=headers, timeout=10
+        )
+        if created.status_code != 201:
+            _say(f"could not list {product['name']}: {created.status_code} {created.text}")
+            continue
+        requests.post(
+            f"{gateway}/v1/seller/products/{created.json()['id']}/publish",
+            headers=headers,
+            timeout=10,
+        )
 
 
 def announce_when_ready(started: float) -> None:
@@ -119,6 +207,7 @@ def announce_when_ready(started: float) -> None:
         return
     gateway = http_base(GATEWAY)
     seed_demo_accounts(gateway)
+    seed_demo_products(gateway)
     _say(f"all {len(PROCESSES)} processes ready in {time.monotonic() - started:.1f}s")
     _say(f"gateway: {gateway}  (API docs: {gateway}/docs)")
     _say("demo accounts (sign in with POST /v1/auth/tokens):")

@@ -181,6 +181,16 @@ def test_demo_accounts_were_seeded_and_sign_in(system):
         assert issued.status_code == 201, (email, issued.text)
 
 
+def test_demo_seller_products_are_published_for_buyers_to_find(system):
+    deadline = time.monotonic() + 30
+    while "demo accounts" not in system.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    found = requests.get(f"{system.gateway}/v1/products", params={"q": "backup"}, timeout=15)
+    assert found.status_code == 200, found.text
+    assert [item["name"] for item in found.json()["items"]] == ["Nimbus Backup for ECS"]
+    assert requests.get(f"{system.gateway}/v1/products", timeout=15).json()["total"] == 3
+
+
 def test_every_process_serves_metrics_with_its_entrypoint_counters(system):
     requests.get(f"{system.gateway}/healthz", timeout=5)
     for process in PROCESSES:
@@ -191,6 +201,133 @@ def test_every_process_serves_metrics_with_its_entrypoint_counters(system):
     assert 'kind="http"' in gateway_metrics
     iam_metrics = requests.get(f"{system.url('iam_agency')}/metrics", timeout=5).text
     assert 'entrypoint="authenticate",kind="rpc",outcome="success"' in iam_metrics
+
+
+# -- the buyer's journey, every way to pay ------------------------------------------------
+
+CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
+
+
+def _signed_in(system, email: str, password: str) -> dict[str, str]:
+    issued = requests.post(
+        f"{system.gateway}/v1/auth/tokens", json={"email": email, "password": password}, timeout=15
+    )
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"Bearer {issued.json()['token']}"}
+
+
+def _new_account(system, type_: str, headers: dict | None = None, path: str = "/v1/accounts"):
+    email = f"{type_}-{uuid.uuid4().hex[:8]}@example.com"
+    body = {"name": f"E2E {type_}", "email": email, "password": "a long e2e password"}
+    if path == "/v1/accounts":
+        body["type"] = type_
+    created = requests.post(f"{system.gateway}{path}", json=body, headers=headers, timeout=15)
+    assert created.status_code == 201, created.text
+    return created.json(), _signed_in(system, email, "a long e2e password")
+
+
+def _buy_backup(system, headers: dict) -> dict:
+    """Find the demo backup product, save it, configure it and place the order."""
+    found = requests.get(
+        f"{system.gateway}/v1/products", params={"q": "backup"}, headers=headers, timeout=15
+    ).json()["items"]
+    product = requests.get(
+        f"{system.gateway}/v1/products/{found[0]['id']}", headers=headers, timeout=15
+    ).json()
+    saved = requests.post(
+        f"{system.gateway}/v1/saved-products",
+        json={"product_id": product["id"]},
+        headers=headers,
+        timeout=15,
+    )
+    assert saved.status_code == 201, saved.text
+    placed = requests.post(
+        f"{system.gateway}/v1/orders",
+        json={
+            "product_id": product["id"],
+            "specification_id": product["specifications"][0]["id"],
+            "billing_mode": "yearly_monthly",
+            "period": {"unit": "month", "count": 3},
+            "quantity": 2,
+            "accept_terms": True,
+        },
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        timeout=15,
+    )
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["amount_due"] == {"amount": 1500 * 3 * 2, "currency": "USD"}
+    return placed.json()
+
+
+def _pay(system, headers: dict, order: dict, body: dict) -> requests.Response:
+    return requests.post(
+        f"{system.gateway}/v1/orders/{order['id']}/pay",
+        json=body,
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        timeout=15,
+    )
+
+
+def _assert_purchased(system, headers: dict, order: dict) -> None:
+    apps = requests.get(f"{system.gateway}/v1/purchased-apps", headers=headers, timeout=15).json()
+    assert [(app["order_id"], app["status"]) for app in apps["items"]] == [
+        (order["id"], "enabling")
+    ]
+
+
+@pytest.mark.parametrize("method", ["balance", "credit_card", "credit"])
+def test_buyer_finds_buys_and_pays_with_each_method(system, method):
+    test_demo_seller_products_are_published_for_buyers_to_find(system)
+    account, buyer = _new_account(system, "buyer")
+    if method == "balance":
+        topped = requests.post(
+            f"{system.gateway}/v1/billing/top-ups",
+            json={"amount": {"amount": 50_000, "currency": "USD"}, "card": CARD},
+            headers=buyer,
+            timeout=15,
+        )
+        assert topped.status_code == 201, topped.text
+    if method == "credit":
+        operator = _signed_in(system, "operator@demo.mercato", "operator-demo-pass")
+        granted = requests.post(
+            f"{system.gateway}/v1/admin/accounts/{account['id']}/credit-limit",
+            json={"amount": {"amount": 20_000, "currency": "USD"}},
+            headers=operator,
+            timeout=15,
+        )
+        assert granted.status_code == 200, granted.text
+    order = _buy_backup(system, buyer)
+    body = {"payment_method": method, **({"card": CARD} if method == "credit_card" else {})}
+
+    paid = _pay(system, buyer, order, body)
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["status"] == "paid"
+    _assert_purchased(system, buyer, order)
+    again = _pay(system, buyer, order, body)
+    assert again.status_code == 409, again.text
+    balance = requests.get(f"{system.gateway}/v1/billing/balance", headers=buyer, timeout=15).json()
+    expected = {
+        "balance": (50_000 - 9_000, 0),
+        "credit_card": (0, 0),
+        "credit": (0, 9_000),
+    }[method]
+    assert (balance["balance"]["amount"], balance["credit_used"]["amount"]) == expected
+
+
+def test_reseller_customer_order_is_paid_by_the_reseller_when_placed(system):
+    test_demo_seller_products_are_published_for_buyers_to_find(system)
+    _reseller, reseller = _new_account(system, "reseller")
+    _customer, customer = _new_account(
+        system, "buyer", headers=reseller, path="/v1/reseller/customers"
+    )
+    order = _buy_backup(system, customer)
+    assert order["status"] == "paid"
+    _assert_purchased(system, customer, order)
+    owed = requests.get(f"{system.gateway}/v1/billing/balance", headers=reseller, timeout=15).json()
+    assert owed["balance"]["amount"] == -9_000
+
+
+# -- last, since it stops the system every test above uses ---------------------------
 
 
 def test_ctrl_c_stops_all_seven_cleanly(system):
