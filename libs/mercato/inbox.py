@@ -70,7 +70,7 @@ def load_event(payload: dict[str, Any]) -> Envelope:
     """
     envelope = Envelope.load(payload)
     contract = contract_for(envelope.type, envelope.version)
-    data = contract.schema().load(envelope.data, unknown=EXCLUDE)
+    data = contract.instance.load(envelope.data, unknown=EXCLUDE)
     return Envelope(**{**envelope.__dict__, "data": data})
 
 
@@ -155,13 +155,15 @@ def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
     """
     table = uow.table(INBOX)
     try:
+        # values as parameters, not ``.values()``: one cached statement for every event
         uow.session.execute(
-            table.insert().values(
-                handler=handler,
-                event_id=event.id,
-                event_type=event.type,
-                processed_at=dt.datetime.now(dt.UTC),
-            )
+            table.insert(),
+            {
+                "handler": handler,
+                "event_id": event.id,
+                "event_type": event.type,
+                "processed_at": dt.datetime.now(dt.UTC),
+            },
         )
         uow.session.flush()
     except IntegrityError:

@@ -108,6 +108,7 @@ class OutboxRelay:
     ) -> None:
         self.engine = engine
         self.table = metadata.tables[OUTBOX]
+        self._insert = self.table.insert()
         self.dead_letters = metadata.tables[DEAD_LETTERS]
         self.service_name = service_name
         self.sweep_seconds = sweep_seconds
@@ -125,14 +126,18 @@ class OutboxRelay:
     # -- writing -----------------------------------------------------------------
 
     def add(self, session, envelope: Envelope, headers: dict[str, Any]) -> None:
+        # one INSERT statement for every event, its values passed as parameters:
+        # ``insert().values(...)`` built a new statement per event, whose cache key
+        # SQLAlchemy then had to compute from the values each time
         session.execute(
-            self.table.insert().values(
-                event_id=envelope.id,
-                event_type=envelope.type,
-                payload=envelope.dump(),
-                headers=headers,
-                created_at=envelope.occurred_at,
-            )
+            self._insert,
+            {
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "payload": envelope.dump(),
+                "headers": headers,
+                "created_at": envelope.occurred_at,
+            },
         )
 
     # -- the loop ----------------------------------------------------------------

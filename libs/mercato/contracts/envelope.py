@@ -77,6 +77,11 @@ class EnvelopeSchema(Schema):
     )
 
 
+# one instance for every envelope dumped or loaded: building a schema costs more than
+# using it, and a marshmallow 3 schema keeps no state between calls
+_ENVELOPE_SCHEMA = EnvelopeSchema()
+
+
 @dataclass(frozen=True)
 class Envelope:
     id: str
@@ -91,11 +96,11 @@ class Envelope:
     data: dict[str, Any] = field(default_factory=dict)
 
     def dump(self) -> dict[str, Any]:
-        return EnvelopeSchema().dump(self)
+        return _ENVELOPE_SCHEMA.dump(self)
 
     @classmethod
     def load(cls, payload: dict[str, Any]) -> Envelope:
-        return cls(**EnvelopeSchema().load(payload))
+        return cls(**_ENVELOPE_SCHEMA.load(payload))
 
 
 def new_envelope(

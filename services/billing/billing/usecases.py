@@ -130,8 +130,20 @@ def _lock_account(session: Session, account_id: str, now: dt.datetime) -> Billin
     """The account's row, created on first use, locked until the transaction ends.
 
     ``INSERT … ON CONFLICT DO NOTHING`` lets two workers create it at once: the second
-    waits for the first and then does nothing.
+    waits for the first and then does nothing. It runs only when the locking read
+    finds no row: an account that pays exists already (its top-up created it), and the
+    dialect's upsert is a statement SQLAlchemy cannot cache, so running it on every
+    payment compiled it afresh each time for nothing.
     """
+    locking_read = (
+        sa.select(BillingAccount)
+        .where(BillingAccount.account_id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    account = session.scalars(locking_read).one_or_none()
+    if account is not None:
+        return account
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
@@ -147,12 +159,7 @@ def _lock_account(session: Session, account_id: str, now: dt.datetime) -> Billin
         )
         .on_conflict_do_nothing(index_elements=["account_id"])
     )
-    return session.scalars(
-        sa.select(BillingAccount)
-        .where(BillingAccount.account_id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    return session.scalars(locking_read).one()
 
 
 def _post(

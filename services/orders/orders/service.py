@@ -18,6 +18,7 @@ from mercato.service import MercatoService
 from mercato.validation import dump, load
 from orders import schemas, usecases
 from orders.models import metadata
+from orders.projects import EnterpriseProjects
 
 PAYMENT_WINDOW_KEY = "ORDER_PAYMENT_WINDOW_HOURS"
 DEFAULT_PAYMENT_WINDOW_HOURS = 24
@@ -33,6 +34,7 @@ class OrdersService(MercatoService):
     catalog = TimedRpcProxy("catalog")
     iam = TimedRpcProxy("iam_agency")
     billing = TimedRpcProxy("billing")
+    projects = EnterpriseProjects()  # iam-agency's recent yes per (account, project)
 
     @rpc(expected_exceptions=EXPECTED)
     def place_order(self, payload: dict) -> dict:
@@ -48,7 +50,7 @@ class OrdersService(MercatoService):
             buyer=buyer,
             request=request,
             catalog=self.catalog,
-            iam=self.iam,
+            iam=self.projects.asking(self.iam, buyer.account_id),
             billing=self.billing,
             payment_window=window,
         )
@@ -109,7 +111,7 @@ class OrdersService(MercatoService):
     @handles_event("billing.payment.succeeded")
     def on_payment_succeeded(self, event) -> None:
         """Complete orders whose pay request did not see the payment finish."""
-        usecases.record_payment(
+        usecases.apply_payment(
             self.db,
             self.clock,
             order_id=event.data["order_id"],

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import lazyload
 
 from mercato.clock import Clock
 from mercato.db import new_id
@@ -207,8 +208,18 @@ def place_order(
 def _locked(query):
     """``query`` taking a row lock, and reading the row afresh: the session keeps
     objects across commits (``expire_on_commit=False``), and a lock on a stale copy
-    would decide on what another worker has already changed."""
-    return query.with_for_update().execution_options(populate_existing=True)
+    would decide on what another worker has already changed.
+
+    The order's lines are loaded only when used (``lazyload``), not with every locked
+    read: paying an order reads it locked twice (before and after billing) and the
+    payment event once more, and the eager ``selectin`` load ran a second SELECT each
+    time, although lines never change after the order is placed and a repeated
+    payment event does not look at them at all."""
+    return (
+        query.options(lazyload(Order.lines))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def _own_order(uow, order_id: str, buyer: Identity, *, lock: bool = False) -> Order:
@@ -296,10 +307,24 @@ def record_payment(
     uow, clock: Clock, *, order_id: str, payment_id: str, payment_method: str
 ) -> dict[str, Any]:
     """Mark the order paid and create its subscriptions; a repeat changes nothing.
+    Answers the order.
 
-    Reached both from the pay request (synchronously) and from billing's
-    payment-succeeded event (for payments the request did not see finish).
+    Reached both from the pay request (synchronously) and, through
+    ``apply_payment``, from billing's payment-succeeded event (for payments the
+    request did not see finish).
     """
+    order = apply_payment(
+        uow, clock, order_id=order_id, payment_id=payment_id, payment_method=payment_method
+    )
+    return order_view(order)
+
+
+def apply_payment(
+    uow, clock: Clock, *, order_id: str, payment_id: str, payment_method: str
+) -> Order:
+    """``record_payment`` without building the answer: the payment event's handler has
+    no one to answer, and for the usual repeat (the pay request already recorded the
+    payment) building it was the only reason to load the order's lines."""
     order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
     if order is None:
         raise NotFound(f"order {order_id} not found")
@@ -312,7 +337,7 @@ def record_payment(
             # billing took the money after the order was cancelled: it is refunded by the
             # refund flow (issue [3]); the order stays cancelled
             _log.error("payment %s arrived for cancelled order %s", payment_id, order.id)
-        return order_view(order)
+        return order
     now = clock.now()
     order.status = domain.PAID
     order.payment_id = payment_id
@@ -372,9 +397,8 @@ def record_payment(
                 "expires_at": subscription.expires_at,
             },
         )
-    view = order_view(order)
     uow.commit()
-    return view
+    return order
 
 
 # -- cancelling ------------------------------------------------------------------
