@@ -168,8 +168,8 @@ def page_of(item: type[Schema], name: str) -> type[ResponseSchema]:
     return type(name, (ResponseSchema,), attrs)
 
 
-class SignUpRequest(RequestSchema):
-    """Open an account and its first user."""
+class NewUserRequest(RequestSchema):
+    """An account's name and the email and password of its first user."""
 
     name = fields.String(
         required=True,
@@ -187,6 +187,11 @@ class SignUpRequest(RequestSchema):
         validate=PASSWORD_RULE,
         metadata={"description": "10 to 128 characters.", "example": "correct horse battery"},
     )
+
+
+class SignUpRequest(NewUserRequest):
+    """Open an account and its first user."""
+
     type = fields.String(
         required=True,
         validate=validate.OneOf(SIGN_UP_TYPES),
@@ -246,25 +251,8 @@ class MeResponse(ResponseSchema):
     roles = fields.List(fields.String(), metadata={"example": [BUYER]})
 
 
-class ResellerCustomerRequest(RequestSchema):
+class ResellerCustomerRequest(NewUserRequest):
     """A reseller opens a buyer account whose orders it pays for."""
-
-    name = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=100),
-        metadata={"description": "The customer's display name.", "example": "Globex"},
-    )
-    email = fields.Email(
-        required=True,
-        validate=validate.Length(max=254),
-        metadata={"description": "Sign-in email of its first user.", "example": "it@globex.test"},
-    )
-    password = fields.String(
-        required=True,
-        load_only=True,
-        validate=PASSWORD_RULE,
-        metadata={"description": "10 to 128 characters.", "example": "correct horse battery"},
-    )
 
 
 class ResellerCustomerResponse(AccountResponse):
