@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mercato.money import MoneySchema
 from mercato.validation import PageSchema, StrictBoolean, StrictSchema, page_of
 from orders import domain
 
@@ -58,11 +59,6 @@ class ListOrdersSchema(PageSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(domain.ORDER_STATUSES))
 
 
-class MoneyOut(Schema):
-    amount = fields.Integer()
-    currency = fields.String()
-
-
 class PeriodOut(Schema):
     unit = fields.String()
     count = fields.Integer()
@@ -80,8 +76,8 @@ class OrderLineOut(Schema):
     billing_mode = fields.String()
     period = fields.Nested(PeriodOut, allow_none=True)
     quantity = fields.Integer()
-    unit_price = fields.Nested(MoneyOut)
-    amount = fields.Nested(MoneyOut)
+    unit_price = fields.Nested(MoneySchema)
+    amount = fields.Nested(MoneySchema)
 
 
 class OrderOut(Schema):
@@ -90,7 +86,7 @@ class OrderOut(Schema):
     account_id = fields.String()
     paid_by_reseller = fields.Boolean()
     enterprise_project_id = fields.String()
-    amount_due = fields.Nested(MoneyOut)
+    amount_due = fields.Nested(MoneySchema)
     lines = fields.List(fields.Nested(OrderLineOut))
     payment_deadline = fields.AwareDateTime()
     payment_method = fields.String(allow_none=True)

@@ -22,14 +22,11 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.identity import Identity
+from mercato.money import money
 from orders import domain
 from orders.models import Order, OrderLine, Subscription
 
 _log = logging.getLogger(__name__)
-
-
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
 
 
 def _period(line: OrderLine) -> dict[str, Any] | None:
@@ -51,8 +48,8 @@ def _line_view(line: OrderLine) -> dict[str, Any]:
         "billing_mode": line.billing_mode,
         "period": _period(line),
         "quantity": line.quantity,
-        "unit_price": _money(line.unit_price, line.currency),
-        "amount": _money(line.amount, line.currency),
+        "unit_price": money(line.unit_price, line.currency),
+        "amount": money(line.amount, line.currency),
     }
 
 
@@ -63,7 +60,7 @@ def order_view(order: Order) -> dict[str, Any]:
         "account_id": order.account_id,
         "paid_by_reseller": order.payer_account_id != order.account_id,
         "enterprise_project_id": order.enterprise_project_id,
-        "amount_due": _money(order.amount_due, order.currency),
+        "amount_due": money(order.amount_due, order.currency),
         "lines": [_line_view(line) for line in order.lines],
         "payment_deadline": order.payment_deadline,
         "payment_method": order.payment_method,
@@ -255,7 +252,7 @@ def pay_order(
                 "order_id": order.id,
                 "account_id": order.account_id,
                 "payer_account_id": order.payer_account_id,
-                "amount": _money(order.amount_due, order.currency),
+                "amount": money(order.amount_due, order.currency),
                 "enterprise_project_id": order.enterprise_project_id,
                 "payment_method": method,
                 **({"card": request["card"]} if method == "credit_card" else {}),
@@ -356,7 +353,7 @@ def apply_payment(
             "enterprise_project_id": order.enterprise_project_id,
             "payment_id": payment_id,
             "payment_method": payment_method,
-            "amount": _money(order.amount_due, order.currency),
+            "amount": money(order.amount_due, order.currency),
         },
     )
     for line in order.lines:

@@ -431,6 +431,21 @@ def publish_billing_event(config, event_type, data, *, times=1):
             )
 
 
+def duplicates() -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "mercato_events_consumed_total",
+        {
+            "service": "orders",
+            "handler": "orders.on_payment_succeeded",
+            "event_type": "billing.payment.succeeded",
+            "outcome": "duplicate",
+        },
+    )
+    return value or 0.0
+
+
 def wait_for_status(config, order_id, status):
     deadline = time.monotonic() + 15
     with as_caller(config, BUYER) as service:
@@ -445,6 +460,7 @@ def wait_for_status(config, order_id, status):
 def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
     config, _clock, _ = orders
     card = {"number": "4000000000000119", "expiry": "12/30", "cvc": "123"}
+    duplicates_before = duplicates()
     with as_caller(config, BUYER) as service:
         order = service.place_order(ORDER)
         pending = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
@@ -468,7 +484,11 @@ def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
     )
     paid = wait_for_status(config, order["id"], "paid")
     assert paid["status"] == "paid" and paid["payment_pending"] is False
-    time.sleep(0.5)  # let the redeliveries arrive too
+    # the two redeliveries are counted as duplicates once they have been handled
+    deadline = time.monotonic() + 15
+    while duplicates() < duplicates_before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert duplicates() == duplicates_before + 2
     assert count(config, "subscriptions") == 1
     assert count(config, "inbox_messages") == 1
 
