@@ -522,6 +522,12 @@ class PurchasedAppResponse(ResponseSchema):
 class ApplicationResponse(ResponseSchema):
     """How to reach what was delivered (what its delivery method has)."""
 
+    delivery_status = fields.String(
+        metadata={
+            "description": "`pending` (being delivered), `succeeded`, `failed`, or "
+            "`waiting` (delivered by another flow: images, professional services)"
+        }
+    )
     username = fields.String(allow_none=True)
     password = fields.String(
         allow_none=True,
@@ -557,6 +563,35 @@ class PurchasedAppDetailsResponse(PurchasedAppResponse):
 
 
 PurchasedAppPage = page_of(PurchasedAppResponse, "PurchasedAppPage")
+
+
+class CredentialsResponse(ResponseSchema):
+    """A delivered application's sign-in, in the clear: this reveal is recorded."""
+
+    username = fields.String()
+    password = fields.String()
+
+
+class InterfaceCredentialsResponse(ResponseSchema):
+    """The key pair with which Mercato signs its calls to the seller's SaaS endpoints
+    (docs/seller-saas-interface.md). The secret is shown this once; asking again
+    replaces the pair."""
+
+    seller_account_id = fields.String()
+    access_key = fields.String(metadata={"example": "ak_3f9c…"})
+    secret = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class LicensePublicKeyResponse(ResponseSchema):
+    """The key that verifies a seller's license keys offline."""
+
+    seller_account_id = fields.String()
+    algorithm = fields.String(metadata={"example": "Ed25519"})
+    key_id = fields.String()
+    public_key = fields.String(metadata={"description": "The raw 32-byte key, base64url."})
+    public_key_pem = fields.String()
+    license_format = fields.String()
 
 
 # -- billing -----------------------------------------------------------------------
@@ -608,7 +643,9 @@ class TransactionResponse(ResponseSchema):
     """One movement of the account's money, with the figures after it."""
 
     id = fields.String()
-    kind = fields.String(metadata={"description": "`payment` or `top_up`.", "example": "top_up"})
+    kind = fields.String(
+        metadata={"description": "`payment`, `top_up` or `refund`.", "example": "top_up"}
+    )
     payment_method = fields.String(allow_none=True)
     amount = fields.Nested(MoneyResponse)
     balance_after = fields.Nested(MoneyResponse, allow_none=True)
@@ -616,6 +653,9 @@ class TransactionResponse(ResponseSchema):
     order_id = fields.String(allow_none=True)
     payment_id = fields.String(allow_none=True)
     top_up_id = fields.String(allow_none=True)
+    refund_id = fields.String(
+        allow_none=True, metadata={"description": "A refund: `payment_id` names what it refunds."}
+    )
     buyer_account_id = fields.String(
         allow_none=True,
         metadata={"description": "A reseller's movement: the customer whose order it paid."},
@@ -787,6 +827,17 @@ class CreateProductRequest(RequestSchema):
         required=True,
         validate=validate.Length(min=1, max=20, error="must have 1 to 20 specifications"),
     )
+    saas_endpoint_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=2048),
+        metadata={
+            "description": "A `saas` product's endpoint of the seller interface (required "
+            "to publish it): https, or plain http to a loopback host in development. "
+            "Only its seller sees it.",
+            "example": "https://crm.acme.test/mercato/saas",
+        },
+    )
 
 
 class DelistRequest(RequestSchema):
@@ -914,9 +965,16 @@ class ProductSummaryResponse(ResponseSchema):
     published_at = fields.AwareDateTime()
 
 
+class SellerProductDetailsResponse(ProductResponse):
+    """A product as its seller sees it: with its SaaS endpoint."""
+
+    saas_endpoint_url = fields.String(allow_none=True)
+
+
 class SellerProductResponse(ResponseSchema):
     """One of the seller's own products, in any status."""
 
+    saas_endpoint_url = fields.String(allow_none=True)
     id = fields.String()
     name = fields.String()
     status = fields.String(validate=validate.OneOf(PRODUCT_STATUSES))

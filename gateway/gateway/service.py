@@ -22,6 +22,7 @@ from gateway.product_cache import ProductCacheProvider
 from gateway.settings import SettingsProvider
 from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.db import Database
+from mercato.errors import NotFound
 from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
 from mercato.validation import load
@@ -42,6 +43,7 @@ class GatewayService(MercatoService):
     catalog = TimedRpcProxy("catalog")
     orders = TimedRpcProxy("orders")
     billing = TimedRpcProxy("billing")
+    provisioning = TimedRpcProxy("provisioning")
     # /readyz must answer quickly even when iam-agency does not
     iam_probe = TimedRpcProxy("iam_agency", timeout=probes.IAM_PING_TIMEOUT_SECONDS)
     settings = SettingsProvider()
@@ -142,7 +144,9 @@ class GatewayService(MercatoService):
         return self.idempotency.once(
             request,
             body,
-            lambda: respond(201, schemas.ProductResponse, self.catalog.create_product(payload)),
+            lambda: respond(
+                201, schemas.SellerProductDetailsResponse, self.catalog.create_product(payload)
+            ),
         )
 
     @http("POST", "/v1/seller/products/<product_id>/publish")
@@ -155,7 +159,9 @@ class GatewayService(MercatoService):
         return self.idempotency.once(
             request,
             body,
-            lambda: respond(200, schemas.ProductResponse, self.catalog.publish_product(product_id)),
+            lambda: respond(
+                200, schemas.SellerProductDetailsResponse, self.catalog.publish_product(product_id)
+            ),
         )
 
     @http("GET", "/v1/seller/products")
@@ -355,11 +361,74 @@ class GatewayService(MercatoService):
 
     @http("GET", "/v1/purchased-apps/<subscription_id>")
     def get_purchased_app(self, request: Request, subscription_id: str) -> Response:
-        """One of the caller's purchased apps."""
+        """One of the caller's purchased apps: application information (the password
+        masked), basic information and the seller's contact."""
         self.auth.authenticate(request, self.iam)
         subscription_id = path_id(subscription_id, "purchased app")
+        subscription = self.orders.get_purchased_app(subscription_id)  # 404 if not the caller's
+        try:
+            delivered = self.provisioning.get_application(subscription_id)
+        except NotFound:  # paid a moment ago: provisioning has not heard of it yet
+            delivered = {}
+        settings = self.catalog.delivery_settings(subscription["product_id"])
         return respond(
-            200, schemas.PurchasedAppDetailsResponse, self.orders.get_purchased_app(subscription_id)
+            200,
+            schemas.PurchasedAppDetailsResponse,
+            {
+                **subscription,
+                "application": {
+                    **delivered,
+                    "delivery_status": delivered.get("delivery_status", "pending"),
+                    "product_guide_url": subscription.get("product_guide_url"),
+                },
+                "basic": {
+                    "specification_name": subscription["specification_name"],
+                    "delivery_method": subscription["delivery_method"],
+                    "resource_status": subscription["status"],
+                    "billing_mode": subscription["billing_mode"],
+                    "auto_renew": subscription["auto_renew"],
+                },
+                "seller": settings["seller"],
+            },
+        )
+
+    @http("POST", "/v1/purchased-apps/<subscription_id>/credentials/reveal")
+    def reveal_credentials(self, request: Request, subscription_id: str) -> Response:
+        """The eye icon: the delivered username and password in the clear. Every reveal
+        is recorded (who, when, which request) and limited to a few a minute."""
+        self.auth.authenticate(request, self.iam)
+        subscription_id = path_id(subscription_id, "purchased app")
+        load(schemas.EmptyRequest, read_json(request, self.settings.max_body_bytes))
+        return respond(
+            200,
+            schemas.CredentialsResponse,
+            self.provisioning.reveal_credentials(subscription_id),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    # -- sellers' keys ---------------------------------------------------------------
+
+    @http("POST", "/v1/seller/interface-credentials")
+    def issue_interface_credentials(self, request: Request) -> Response:
+        """A new access key and secret for the seller's SaaS endpoints (seller only);
+        the secret is in this answer only, and a new pair replaces the old one."""
+        self.auth.authenticate(request, self.iam)
+        load(schemas.EmptyRequest, read_json(request, self.settings.max_body_bytes))
+        return respond(
+            201,
+            schemas.InterfaceCredentialsResponse,
+            self.provisioning.issue_interface_credentials(),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @http("GET", "/v1/sellers/<seller_id>/license-public-key")
+    def license_public_key(self, request: Request, seller_id: str) -> Response:
+        """The Ed25519 public key that verifies this seller's license keys offline
+        (anyone may read it; the seller's own first request creates it)."""
+        self.auth.authenticate_if_present(request, self.iam)
+        seller_id = path_id(seller_id, "seller")
+        return respond(
+            200, schemas.LicensePublicKeyResponse, self.provisioning.license_public_key(seller_id)
         )
 
     # -- operations ----------------------------------------------------------------

@@ -256,13 +256,18 @@ def path_id(value: str, what: str) -> str:
     return value
 
 
-def respond(status: int, schema: Schema | type[Schema], data: Any) -> Response:
+def respond(
+    status: int,
+    schema: Schema | type[Schema],
+    data: Any,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """A service's answer as JSON, keeping only the fields the public response schema
     documents. The service already dumped it through its own schema (dates as RFC 3339
     strings, money as integers), so the gateway only projects it: no second load and
     dump on the hottest path."""
     schema_class = schema if isinstance(schema, type) else type(schema)
-    return json_response(status, project(response_plan(schema_class), data))
+    return json_response(status, project(response_plan(schema_class), data), headers)
 
 
 # A plan maps each documented key to the plan of its nested object (None: a plain value).

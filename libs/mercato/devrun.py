@@ -5,12 +5,16 @@
 2. migrates every service's database (SQLite files under ``var/`` unless the
    ``<SERVICE>_DATABASE_URL`` variables say otherwise);
 3. creates the demo operator (the command-line way, as in production);
-4. starts the seven processes under honcho, each line of their logs prefixed by name;
-5. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
-   public API, has the seller list and publish a few products, and prints the gateway
-   URL and the demo credentials.
+4. gives provisioning a credential encryption key (made once into ``var/``, unless
+   ``PROVISIONING_CREDENTIAL_KEYS`` is set);
+5. starts the seven processes under honcho, each line of their logs prefixed by name;
+6. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
+   public API, has the seller list and publish a few products, issues the seller's SaaS
+   interface credentials and starts the reference seller application
+   (``examples/seller-saas``) with them, so the demo SaaS product can be bought and
+   opened at once; then prints the gateway URL and the demo credentials.
 
-Ctrl-C stops all seven (SIGTERM, then nameko's graceful stop).
+Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop).
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ from mercato import config
 from mercato.topology import GATEWAY, PROCESSES, Process
 
 READY_TIMEOUT_SECONDS = 90
+CREDENTIAL_KEYS_FILE = Path("var") / "provisioning-credential-keys"
+SELLER_APP = Path("examples") / "seller-saas" / "seller_saas.py"
+
+
+def seller_app_address() -> str:
+    """Where the demo seller's SaaS application listens (``DEMO_SELLER_SAAS_ADDRESS``)."""
+    return os.environ.get("DEMO_SELLER_SAAS_ADDRESS", "127.0.0.1:8300")
+
 
 DEMO_OPERATOR = {
     "name": "Demo Operator",
@@ -122,6 +134,8 @@ DEMO_PRODUCTS = [
         "service_supervision": False,
         "product_guide_url": "https://demo.mercato/guides/backup",
         "terms": "Backups are kept 30 days. Cancel any time.",
+        # the reference seller application started beside the services
+        "saas_endpoint_url": "http://{seller_app}/saas",
         "specifications": [
             {
                 "name": "Standard",
@@ -173,20 +187,27 @@ def seed_demo_accounts(gateway: str) -> None:
             _say(f"could not create {account['email']}: {response.status_code} {response.text}")
 
 
-def seed_demo_products(gateway: str) -> None:
-    """The demo seller lists and publishes a few products, through the public API like
-    any seller, once (a later run finds them and adds nothing)."""
+def demo_seller_headers(gateway: str) -> dict[str, str]:
     seller = next(account for account in DEMO_ACCOUNTS if account["type"] == "seller")
     token = requests.post(
         f"{gateway}/v1/auth/tokens",
         json={"email": seller["email"], "password": seller["password"]},
         timeout=10,
     ).json()["token"]
-    headers = {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {token}"}
+
+
+def seed_demo_products(gateway: str) -> None:
+    """The demo seller lists and publishes a few products, through the public API like
+    any seller, once (a later run finds them and adds nothing)."""
+    headers = demo_seller_headers(gateway)
     if requests.get(f"{gateway}/v1/seller/products", headers=headers, timeout=10).json()["total"]:
         return
     requests.put(f"{gateway}/v1/seller/profile", json=DEMO_PROFILE, headers=headers, timeout=10)
     for product in DEMO_PRODUCTS:
+        if "saas_endpoint_url" in product:
+            endpoint = str(product["saas_endpoint_url"]).format(seller_app=seller_app_address())
+            product = {**product, "saas_endpoint_url": endpoint}
         created = requests.post(
             f"{gateway}/v1/seller/products", json=product, headers=headers, timeout=10
         )
@@ -200,7 +221,73 @@ def seed_demo_products(gateway: str) -> None:
         )
 
 
-def announce_when_ready(started: float) -> None:
+class SellerApp:
+    """The demo seller's SaaS application (the reference app), run beside the
+    services with interface credentials the demo seller issues through the API at
+    each start (a new pair replaces the last)."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def start(self, gateway: str) -> None:
+        issued = requests.post(
+            f"{gateway}/v1/seller/interface-credentials",
+            json={},
+            headers=demo_seller_headers(gateway),
+            timeout=10,
+        )
+        if issued.status_code != 201:
+            _say(f"no SaaS interface credentials: {issued.status_code} {issued.text}")
+            return
+        host, _, port = seller_app_address().rpartition(":")
+        database = os.environ.get("DEMO_SELLER_SAAS_DB", str(Path("var") / "seller-saas.sqlite3"))
+        self.process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+            [
+                sys.executable,
+                str(SELLER_APP),
+                f"--host={host}",
+                f"--port={port}",
+                f"--db={database}",
+            ],
+            env={
+                **os.environ,
+                "SELLER_ACCESS_KEY": issued.json()["access_key"],
+                "SELLER_SECRET": issued.json()["secret"],
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._relay_output, daemon=True).start()
+
+    def _relay_output(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            print(f"{time.strftime('%H:%M:%S')} seller-saas  | {line.rstrip()}", flush=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def ensure_credential_keys() -> None:
+    """provisioning seals delivered passwords under ``PROVISIONING_CREDENTIAL_KEYS``;
+    on a laptop the key is made once and kept in ``var/`` (never for production)."""
+    if os.environ.get("PROVISIONING_CREDENTIAL_KEYS"):
+        return
+    if not CREDENTIAL_KEYS_FILE.exists():
+        from provisioning.keyring import generate_key_spec
+
+        CREDENTIAL_KEYS_FILE.touch(mode=0o600)
+        CREDENTIAL_KEYS_FILE.write_text(generate_key_spec("dev-1") + "\n")
+    os.environ["PROVISIONING_CREDENTIAL_KEYS"] = CREDENTIAL_KEYS_FILE.read_text().strip()
+
+
+def announce_when_ready(started: float, seller_app: SellerApp) -> None:
     not_ready = wait_until_ready(started + READY_TIMEOUT_SECONDS)
     if not_ready:
         _say(f"not ready after {READY_TIMEOUT_SECONDS}s: {', '.join(not_ready)} (see their logs)")
@@ -208,11 +295,13 @@ def announce_when_ready(started: float) -> None:
     gateway = http_base(GATEWAY)
     seed_demo_accounts(gateway)
     seed_demo_products(gateway)
+    seller_app.start(gateway)
     _say(f"all {len(PROCESSES)} processes ready in {time.monotonic() - started:.1f}s")
     _say(f"gateway: {gateway}  (API docs: {gateway}/docs)")
     _say("demo accounts (sign in with POST /v1/auth/tokens):")
     for account in [{**DEMO_OPERATOR, "type": "operator"}, *DEMO_ACCOUNTS]:
         _say(f"  {account['type']:<9} {account['email']:<24} {account['password']}")
+    _say(f"demo seller's SaaS application: http://{seller_app_address()}/saas")
     _say("Ctrl-C stops everything")
 
 
@@ -247,13 +336,18 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
     )
 
+    ensure_credential_keys()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     manager = Manager(Printer(sys.stdout))
     for process in PROCESSES:
         command = f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
         manager.add_process(process.name, command, env=env, cwd=str(config.ROOT))
-    threading.Thread(target=announce_when_ready, args=(started,), daemon=True).start()
-    manager.loop()
+    seller_app = SellerApp()
+    threading.Thread(target=announce_when_ready, args=(started, seller_app), daemon=True).start()
+    try:
+        manager.loop()
+    finally:
+        seller_app.stop()
     return manager.returncode or 0
 
 

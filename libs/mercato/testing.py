@@ -14,6 +14,7 @@ that asks for a service database gets a fresh copy (``CREATE DATABASE … TEMPLA
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import uuid
@@ -152,6 +153,10 @@ class Databases:
         self._admin.dispose()
 
 
+# provisioning's credential keyring in tests: one throw-away AES-256 key
+TEST_CREDENTIAL_KEYS = "test:" + base64.b64encode(os.urandom(32)).decode()
+
+
 def service_config(
     service: str, *, amqp_uri: str, database_url: str | None, **overrides: Any
 ) -> dict[str, Any]:
@@ -163,6 +168,8 @@ def service_config(
         loaded[config.DATABASE_URL] = database_url
     loaded[config.OPS_ADDRESS] = "127.0.0.1:0"  # any free port
     loaded[config.OUTBOX_SWEEP_SECONDS] = 0.2
+    if service == "provisioning" and not loaded.get("CREDENTIAL_KEYS"):
+        loaded["CREDENTIAL_KEYS"] = TEST_CREDENTIAL_KEYS
     loaded.update(overrides)
     return loaded
 

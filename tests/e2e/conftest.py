@@ -91,8 +91,16 @@ def system(tmp_path_factory, infra, databases):
         env[f"{prefix}_OPS_ADDRESS"] = f"127.0.0.1:{ports[process.name]}"
     env["GATEWAY_DATABASE_URL"] = databases.empty("gateway")
     env["GATEWAY_ADDRESS"] = f"127.0.0.1:{ports[GATEWAY.name]}"
+    workdir = tmp_path_factory.mktemp("e2e")
+    # the demo seller's SaaS application (the reference app) on a port of its own
+    env["DEMO_SELLER_SAAS_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    env["DEMO_SELLER_SAAS_DB"] = str(workdir / "seller-saas.sqlite3")
+    env["PROVISIONING_DELIVERY_SWEEP_SECONDS"] = "0.3"
+    # a seller that never delivers fails its orders in seconds rather than hours
+    env["PROVISIONING_DELIVERY_WINDOW_SECONDS"] = "15"
+    env["PROVISIONING_DELIVERY_RETRY_MAX_SECONDS"] = "2"
 
-    log_path = tmp_path_factory.mktemp("e2e") / "make-run.log"
+    log_path = workdir / "make-run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mercato.devrun"],
@@ -103,6 +111,8 @@ def system(tmp_path_factory, infra, databases):
             start_new_session=True,
         )
     running = System(process, log_path, ports)
+    running.env = env
+    running.amqp_uri = env["AMQP_URI"]
     running.ready_seconds = running.wait_ready()
     yield running
     if process.poll() is None:

@@ -2,7 +2,10 @@
 (``python -m mercato.devrun``), on PostgreSQL and RabbitMQ, driven over real HTTP.
 The ``system`` fixture is in conftest.py."""
 
+import base64
+import json
 import signal
+import subprocess
 import time
 import uuid
 
@@ -166,11 +169,29 @@ def _pay(system, headers: dict, order: dict, body: dict) -> requests.Response:
     )
 
 
-def _assert_purchased(system, headers: dict, order: dict) -> None:
+def _assert_purchased(system, headers: dict, order: dict) -> dict:
+    """The order's app is under Purchased Apps, and the seller's application (the
+    reference app running beside the services) delivers it: enabled, order completed."""
     apps = requests.get(f"{system.gateway}/v1/purchased-apps", headers=headers, timeout=15).json()
-    assert [(app["order_id"], app["status"]) for app in apps["items"]] == [
-        (order["id"], "enabling")
-    ]
+    assert [app["order_id"] for app in apps["items"]] == [order["id"]]
+    app = _wait_until_enabled(system, headers, apps["items"][0]["id"])
+    completed = requests.get(
+        f"{system.gateway}/v1/orders/{order['id']}", headers=headers, timeout=15
+    ).json()
+    assert completed["status"] == "completed", completed
+    return app
+
+
+def _wait_until_enabled(system, headers: dict, subscription_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        app = requests.get(
+            f"{system.gateway}/v1/purchased-apps/{subscription_id}", headers=headers, timeout=15
+        ).json()
+        if app["status"] == "enabled" or time.monotonic() > deadline:
+            assert app["status"] == "enabled", app
+            return app
+        time.sleep(0.3)
 
 
 @pytest.mark.parametrize("method", ["balance", "credit_card", "credit"])
@@ -223,6 +244,230 @@ def test_reseller_customer_order_is_paid_by_the_reseller_when_placed(system):
     _assert_purchased(system, customer, order)
     owed = requests.get(f"{system.gateway}/v1/billing/balance", headers=reseller, timeout=15).json()
     assert owed["balance"]["amount"] == -9_000
+
+
+# -- delivery ------------------------------------------------------------------------
+
+REVEALED_PASSWORDS: list[str] = []
+
+
+def test_saas_is_delivered_by_the_sellers_app_and_its_password_revealed(system):
+    test_demo_seller_products_are_published_for_buyers_to_find(system)
+    _account, buyer = _new_account(system, "buyer")
+    topped = requests.post(
+        f"{system.gateway}/v1/billing/top-ups",
+        json={"amount": {"amount": 20_000, "currency": "USD"}, "card": CARD},
+        headers=buyer,
+        timeout=15,
+    )
+    assert topped.status_code == 201, topped.text
+    order = _buy_backup(system, buyer)
+    assert _pay(system, buyer, order, {"payment_method": "balance"}).status_code == 200
+
+    app = _assert_purchased(system, buyer, order)
+    application = app["application"]
+    assert application["delivery_status"] == "succeeded"
+    assert application["password"] == "******"
+    assert application["username"]
+    assert app["basic"]["resource_status"] == "enabled"
+    assert app["seller"] == {
+        "company_name": "Demo Seller Co",
+        "mobile": "+1 555 0100",
+        "email": "support@demo.mercato",
+    }
+    # the front-end URL opens the buyer's working tenant on the seller's side
+    opened = requests.get(application["frontend_url"], timeout=15)
+    assert opened.status_code == 200 and "text/html" in opened.headers["Content-Type"]
+
+    revealed = requests.post(
+        f"{system.gateway}/v1/purchased-apps/{app['id']}/credentials/reveal",
+        json={},
+        headers=buyer,
+        timeout=15,
+    )
+    assert revealed.status_code == 200, revealed.text
+    assert revealed.headers["Cache-Control"] == "no-store"
+    credentials = revealed.json()
+    assert credentials["username"] == application["username"] and credentials["password"]
+    REVEALED_PASSWORDS.append(credentials["password"])
+
+    _other, stranger = _new_account(system, "buyer")
+    for method, path in (
+        ("GET", f"/v1/purchased-apps/{app['id']}"),
+        ("POST", f"/v1/purchased-apps/{app['id']}/credentials/reveal"),
+    ):
+        response = requests.request(
+            method,
+            f"{system.gateway}{path}",
+            json={} if method == "POST" else None,
+            headers=stranger,
+            timeout=15,
+        )
+        assert response.status_code == 404, (path, response.text)
+
+
+def test_a_license_key_verifies_offline_with_the_sellers_published_key(system):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    test_demo_seller_products_are_published_for_buyers_to_find(system)
+    _account, buyer = _new_account(system, "buyer")
+    found = requests.get(
+        f"{system.gateway}/v1/products", params={"q": "firewall"}, timeout=15
+    ).json()["items"]
+    product = requests.get(f"{system.gateway}/v1/products/{found[0]['id']}", timeout=15).json()
+    placed = requests.post(
+        f"{system.gateway}/v1/orders",
+        json={
+            "product_id": product["id"],
+            "specification_id": product["specifications"][0]["id"],
+            "billing_mode": "one_time",
+            "quantity": 3,
+            "accept_terms": True,
+        },
+        headers=buyer,
+        timeout=15,
+    )
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    paid = _pay(system, buyer, order, {"payment_method": "credit_card", "card": CARD})
+    assert paid.status_code == 200, paid.text
+    app = _assert_purchased(system, buyer, order)
+    license_key = app["application"]["license_key"]
+    assert license_key and app["application"]["password"] is None
+
+    published = requests.get(
+        f"{system.gateway}/v1/sellers/{product['seller']['id']}/license-public-key", timeout=15
+    )
+    assert published.status_code == 200, published.text
+    key = published.json()
+    # verified the way a seller's software would, with nothing but the published key
+    prefix, payload, signature = license_key.split(".")
+
+    def unb64(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    public_key = Ed25519PublicKey.from_public_bytes(unb64(key["public_key"]))
+    public_key.verify(unb64(signature), f"{prefix}.{payload}".encode())  # raises if forged
+    claims = json.loads(unb64(payload))
+    assert claims["quantity"] == 3
+    assert claims["product_id"] == product["id"]
+    assert claims["subscription_id"] == app["id"]
+
+
+def test_a_seller_that_never_delivers_gets_the_order_cancelled_and_refunded_once(system):
+    from tests.e2e.conftest import free_port
+
+    _seller_account, seller = _new_account(system, "seller")
+    profile = requests.put(
+        f"{system.gateway}/v1/seller/profile",
+        json={
+            "company_name": "Silent Seller",
+            "email": "silent@example.com",
+            "mobile": "+1 555 0199",
+            "support_range": "never",
+        },
+        headers=seller,
+        timeout=15,
+    )
+    assert profile.status_code == 200, profile.text
+    issued = requests.post(
+        f"{system.gateway}/v1/seller/interface-credentials", json={}, headers=seller, timeout=15
+    )
+    assert issued.status_code == 201, issued.text
+    created = requests.post(
+        f"{system.gateway}/v1/seller/products",
+        json={
+            "name": "Silent CRM",
+            "summary": "Never delivered.",
+            "description": "Its seller's endpoint does not answer.",
+            "category": "crm",
+            "delivery_method": "saas",
+            "service_supervision": False,
+            "terms": "None.",
+            # nothing listens there
+            "saas_endpoint_url": f"http://127.0.0.1:{free_port()}/saas",
+            "specifications": [
+                {"name": "Basic", "prices": [{"billing_mode": "one_time", "amount": 4000}]}
+            ],
+        },
+        headers=seller,
+        timeout=15,
+    )
+    assert created.status_code == 201, created.text
+    product = requests.post(
+        f"{system.gateway}/v1/seller/products/{created.json()['id']}/publish",
+        json={},
+        headers=seller,
+        timeout=15,
+    ).json()
+    assert product["saas_endpoint_url"].startswith("http://127.0.0.1:")
+
+    _buyer_account, buyer = _new_account(system, "buyer")
+    requests.post(
+        f"{system.gateway}/v1/billing/top-ups",
+        json={"amount": {"amount": 10_000, "currency": "USD"}, "card": CARD},
+        headers=buyer,
+        timeout=15,
+    ).raise_for_status()
+    order = requests.post(
+        f"{system.gateway}/v1/orders",
+        json={
+            "product_id": product["id"],
+            "specification_id": product["specifications"][0]["id"],
+            "billing_mode": "one_time",
+            "quantity": 1,
+            "accept_terms": True,
+        },
+        headers=buyer,
+        timeout=15,
+    ).json()
+    assert _pay(system, buyer, order, {"payment_method": "balance"}).status_code == 200
+
+    deadline = time.monotonic() + 60
+    while True:
+        current = requests.get(
+            f"{system.gateway}/v1/orders/{order['id']}", headers=buyer, timeout=15
+        ).json()
+        if current["status"] == "cancelled" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert current["status"] == "cancelled", current
+    assert current["cancel_reason"].startswith("Delivery failed: "), current
+    assert "Silent CRM" in current["cancel_reason"]
+    (app,) = requests.get(f"{system.gateway}/v1/purchased-apps", headers=buyer, timeout=15).json()[
+        "items"
+    ]
+    assert app["status"] == "released"
+
+    # billing refunds the payment, once
+    deadline = time.monotonic() + 30
+    while True:
+        movements = requests.get(
+            f"{system.gateway}/v1/billing/transactions", headers=buyer, timeout=15
+        ).json()["items"]
+        refunds = [m for m in movements if m["kind"] == "refund"]
+        if refunds or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert [(m["amount"]["amount"], m["order_id"]) for m in refunds] == [(4000, order["id"])]
+    balance = requests.get(f"{system.gateway}/v1/billing/balance", headers=buyer, timeout=15)
+    assert balance.json()["balance"]["amount"] == 10_000
+
+
+def test_no_database_holds_a_delivered_password_in_plaintext(system):
+    assert REVEALED_PASSWORDS, "the SaaS delivery test runs first"
+    for name, url in system.env.items():
+        if not name.endswith("_DATABASE_URL"):
+            continue
+        dump = subprocess.run(
+            ["pg_dump", "--data-only", url.replace("postgresql+psycopg2", "postgresql")],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+        assert dump.strip(), name
+        for password in REVEALED_PASSWORDS:
+            assert password not in dump, name
 
 
 # -- last, since it stops the system every test above uses ---------------------------

@@ -18,6 +18,7 @@ from catalog.service import CatalogService
 from gateway.service import GatewayService
 from iam_agency.service import IamAgencyService
 from orders.service import OrdersService
+from provisioning.service import ProvisioningService
 
 SECRET = "test-idempotency-secret-0123456789abcdef"
 
@@ -26,6 +27,7 @@ MARKET_SERVICES = {
     "catalog": CatalogService,
     "orders": OrdersService,
     "billing": BillingService,
+    "provisioning": ProvisioningService,
 }
 
 

@@ -22,6 +22,7 @@ PRODUCT: dict[str, Any] = {
     "service_supervision": False,
     "product_guide_url": "https://acme.test/guide",
     "terms": "Backups are kept 30 days.",
+    "saas_endpoint_url": "https://backup.acme.test/mercato/saas",
     "specifications": [
         {
             "name": "Standard",

@@ -115,7 +115,20 @@ def test_buyer_finds_saves_orders_tops_up_pays_and_sees_the_purchased_app(market
     assert app["specification_name"] == "Standard"
     assert app["billing_mode"] == "yearly_monthly"
     assert app["expires_at"] is not None
-    assert buyer.ok(buyer.get(f"/v1/purchased-apps/{app['id']}"))["id"] == app["id"]
+    details = buyer.ok(buyer.get(f"/v1/purchased-apps/{app['id']}"))
+    assert details["id"] == app["id"]
+    # the seller's endpoint does not answer here: the delivery is still being tried
+    assert details["application"]["delivery_status"] == "pending"
+    assert details["application"]["password"] is None
+    assert details["application"]["product_guide_url"] == PRODUCT["product_guide_url"]
+    assert details["basic"] == {
+        "specification_name": "Standard",
+        "delivery_method": "saas",
+        "resource_status": "enabling",
+        "billing_mode": "yearly_monthly",
+        "auto_renew": False,
+    }
+    assert details["seller"]["company_name"]
 
     # and off the saved list
     assert buyer.delete(f"/v1/saved-products/{product['id']}").status_code == 204

@@ -19,7 +19,11 @@ from gateway.tests.marketplace import (
 pytestmark = pytest.mark.interface
 
 OPEN = {("POST", "/v1/accounts"), ("POST", "/v1/auth/tokens")}
-TOKEN_OPTIONAL = {("GET", "/v1/products"), ("GET", "/v1/products/<product_id>")}
+TOKEN_OPTIONAL = {
+    ("GET", "/v1/products"),
+    ("GET", "/v1/products/<product_id>"),
+    ("GET", "/v1/sellers/<seller_id>/license-public-key"),
+}
 
 
 def v1_routes_that_need_a_token():

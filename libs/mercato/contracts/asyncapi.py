@@ -50,8 +50,17 @@ DELIVERY = (
     "Delivery is at least once: an event is written to its producer's outbox in the "
     "transaction that made it true and published with publisher confirms, so after a "
     "failure the same event can arrive again. Deduplicate by the envelope `id`, "
-    "recording it in the transaction of your effect. Order is not guaranteed across "
-    "events."
+    "recording it in the transaction of your effect. Order is not guaranteed, not even "
+    "between the events of one subject: a retried publish, a redelivery or two replicas "
+    "publishing at once can reorder them. An event published while no queue is bound "
+    "to its routing key is dropped by the broker: declare your queue before it matters "
+    "(docs/events.md, Late subscribers)."
+)
+VERSIONING = (
+    "Each version of the event is its own message on this routing key (the envelope's "
+    "`version` tells them apart). A producer may add an optional field at the top level "
+    "of `data` within a version; any other change is published as a new version "
+    "alongside the old one, so handle the versions you know and ignore the others."
 )
 HEADER_PREFIX = "nameko"
 
@@ -173,7 +182,8 @@ def _channel(type_: str, contracts: list[EventContract]) -> dict[str, Any]:
     return {
         "description": (
             f"`{type_}` events: the topic exchange `{latest.exchange}`, routing key "
-            f"`{type_}`. Bind a queue of your own to it."
+            f"`{type_}`. Bind a durable queue of your own to it. {VERSIONING} "
+            f"Delivery: {DELIVERY_GUARANTEE}."
         ),
         "bindings": {
             "amqp": {
@@ -195,6 +205,7 @@ def _channel(type_: str, contracts: list[EventContract]) -> dict[str, Any]:
             "tags": [{"name": latest.source}],
             "bindings": {
                 "amqp": {
+                    "cc": [type_],  # the routing key it is published with
                     "deliveryMode": 2,
                     "mandatory": False,
                     "timestamp": True,

@@ -55,6 +55,24 @@ class OrderCreatedV1(_Strict):
     payment_deadline = fields.AwareDateTime(required=True)
 
 
+class PaidSubscriptionV1(_Strict):
+    """What is to be delivered for one order line: provisioning works from this."""
+
+    subscription_id = fields.String(required=True)
+    order_line_id = fields.String(required=True)
+    product_id = fields.String(required=True)
+    product_name = fields.String(required=True)
+    seller_account_id = fields.String(required=True)
+    specification_id = fields.String(required=True)
+    specification_name = fields.String(required=True)
+    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+    service_supervision = fields.Boolean(required=True)
+    billing_mode = fields.String(required=True, validate=validate.OneOf(BILLING_MODES))
+    period = fields.Nested(PeriodV1, required=True, allow_none=True)
+    quantity = fields.Integer(required=True, strict=True)
+    expires_at = fields.AwareDateTime(required=True, allow_none=True)
+
+
 class OrderPaidV1(_Strict):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
@@ -63,12 +81,34 @@ class OrderPaidV1(_Strict):
     payment_id = fields.String(required=True)
     payment_method = fields.String(required=True)
     amount = fields.Nested(MoneySchema, required=True)
+    # added in place (optional for readers of older events): one per order line
+    subscriptions = fields.List(fields.Nested(PaidSubscriptionV1), load_default=list)
 
 
 class OrderCancelledV1(_Strict):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
     reason = fields.String(required=True)
+    # set when the order had been paid (its delivery failed): billing refunds it
+    payment_id = fields.String(load_default=None, allow_none=True)
+    refund = fields.Nested(MoneySchema, load_default=None, allow_none=True)
+
+
+class OrderCompletedV1(_Strict):
+    order_id = fields.String(required=True)
+    account_id = fields.String(required=True)
+    completed_at = fields.AwareDateTime(required=True)
+
+
+class SubscriptionActivatedV1(_Strict):
+    subscription_id = fields.String(required=True)
+    order_id = fields.String(required=True)
+    account_id = fields.String(required=True)
+    product_id = fields.String(required=True)
+    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+    status = fields.String(required=True)
+    activated_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True, allow_none=True)
 
 
 class SubscriptionCreatedV1(_Strict):
@@ -126,7 +166,8 @@ register(
     "orders.order.paid",
     1,
     OrderPaidV1,
-    summary="An order was paid; its subscriptions are created next.",
+    summary="An order was paid; ``subscriptions`` lists what provisioning delivers, one "
+    "per order line.",
     subject="the order id",
     example_subject=_ORDER,
     example={
@@ -137,20 +178,41 @@ register(
         "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
         "payment_method": "balance",
         "amount": {"amount": 129900, "currency": "USD"},
+        "subscriptions": [
+            {
+                "subscription_id": "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+                "order_line_id": _LINE,
+                "product_id": _PRODUCT,
+                "product_name": "Northwind CRM",
+                "seller_account_id": _SELLER,
+                "specification_id": _SPECIFICATION,
+                "specification_name": "Standard, 10 users",
+                "delivery_method": "saas",
+                "service_supervision": False,
+                "billing_mode": "yearly_monthly",
+                "period": {"unit": "year", "count": 1},
+                "quantity": 1,
+                "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
+            }
+        ],
     },
 )
 register(
     "orders.order.cancelled",
     1,
     OrderCancelledV1,
-    summary="An order was cancelled (by the buyer, or because its payment window "
-    "passed), with a reason the buyer can read.",
+    summary="An order was cancelled (by the buyer, because its payment window passed, or "
+    "because its delivery failed), with a reason the buyer can read. When it had been "
+    "paid, ``payment_id`` and ``refund`` say what billing refunds.",
     subject="the order id",
     example_subject=_ORDER,
     example={
         "order_id": _ORDER,
         "account_id": _BUYER,
-        "reason": "The payment window of 24 hours passed.",
+        "reason": "Delivery failed: the seller's system did not deliver Northwind CRM "
+        "within 3 hours, so the order is cancelled and the payment refunded.",
+        "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
+        "refund": {"amount": 129900, "currency": "USD"},
     },
 )
 register(
@@ -175,6 +237,38 @@ register(
         "billing_mode": "yearly_monthly",
         "quantity": 1,
         "status": "enabling",
+        "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.order.completed",
+    1,
+    OrderCompletedV1,
+    summary="Everything in an order was delivered (and accepted, where the product has "
+    "service supervision).",
+    subject="the order id",
+    example_subject=_ORDER,
+    example={
+        "order_id": _ORDER,
+        "account_id": _BUYER,
+        "completed_at": dt.datetime(2026, 1, 15, 9, 31, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.activated",
+    1,
+    SubscriptionActivatedV1,
+    summary="A purchased app was delivered and is enabled: the buyer can use it.",
+    subject="the subscription id",
+    example_subject="sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+    example={
+        "subscription_id": "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
+        "order_id": _ORDER,
+        "account_id": _BUYER,
+        "product_id": _PRODUCT,
+        "delivery_method": "saas",
+        "status": "enabled",
+        "activated_at": dt.datetime(2026, 1, 15, 9, 31, tzinfo=dt.UTC),
         "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
     },
 )

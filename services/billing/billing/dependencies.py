@@ -1,10 +1,8 @@
-"""Billing's nameko dependencies: the card gateway and a timer whose interval comes
-from the config."""
+"""Billing's nameko dependencies: the card gateway."""
 
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from billing.payment_gateway import PaymentGateway, SimulatedCardGateway, TimedGateway
 
@@ -44,20 +42,3 @@ class CardGateway(DependencyProvider):
             simulated = SimulatedCardGateway(database.engine, hang_seconds=self.timeout * 3 + 1)
             self.gateway = TimedGateway(simulated, self.timeout)
         return self.gateway
-
-
-class ConfiguredTimer(Timer):
-    """``@configured_timer("SWEEP_SECONDS", 5)``: a timer firing every
-    ``config[SWEEP_SECONDS]`` seconds (``default`` when unset)."""
-
-    interval: float
-
-    def __init__(self, interval_key: str, default: float, **kwargs) -> None:
-        super().__init__(interval=default, **kwargs)
-        self.interval_key = interval_key
-
-    def setup(self):
-        self.interval = float(self.container.config.get(self.interval_key, self.interval))
-
-
-configured_timer = ConfiguredTimer.decorator

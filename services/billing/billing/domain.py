@@ -1,5 +1,6 @@
-"""Billing's rules: the chart of ledger accounts, what each payment posts, when an
-account may pay, and what a card must look like. No nameko, no SQL.
+"""Billing's rules: the chart of ledger accounts, what each payment and refund posts,
+when an account may pay or be refunded, and what a card must look like. No nameko, no
+SQL.
 
 The ledger is double entry. Every journal entry is a set of postings whose signed
 amounts (minor units, debit positive, credit negative) sum to zero. The ledger
@@ -21,6 +22,13 @@ A billing account's figures are kept in step with its postings:
 - ``balance = -(customer_balance) - (reseller_receivable)``: prepaid money less what a
   reseller owes, so a reseller's balance goes negative as it pays for its customers;
 - ``credit_used = credit_receivable``.
+
+A refund is the mirror of the payment it returns: the same two ledger accounts, the
+signs swapped (``refund_postings``). So a balance refund credits the buyer's
+``customer_balance`` again, a credit refund lowers ``credit_receivable`` (credit used),
+a reseller refund lowers the reseller's ``reseller_receivable`` (its balance comes back
+up, exactly as its payment took it down) and a card refund moves money from ``sales``
+back to ``card_clearing``, out of which the card processor pays the card back.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mercato.errors import PaymentRequired, ValidationError
+from mercato.errors import BusinessRuleViolation, PaymentRequired, ValidationError
 
 ACCOUNT_CURRENCY = "USD"
 
@@ -52,7 +60,12 @@ PER_ACCOUNT_LEDGERS = (CUSTOMER_BALANCE, CREDIT_RECEIVABLE, RESELLER_RECEIVABLE)
 LEDGER_ACCOUNTS = (*PER_ACCOUNT_LEDGERS, CARD_CLEARING, SALES)
 
 # journal entry kinds (the "kind" of a transaction in the statement)
-PAYMENT_ENTRY, TOP_UP_ENTRY = "payment", "top_up"
+PAYMENT_ENTRY, TOP_UP_ENTRY, REFUND_ENTRY = "payment", "top_up", "refund"
+
+# business rules a refund can break (BusinessRuleViolation codes)
+REFUND_EXCEEDS_PAYMENT = "REFUND_EXCEEDS_PAYMENT"
+REFUND_CURRENCY_MISMATCH = "REFUND_CURRENCY_MISMATCH"
+PAYMENT_NOT_REFUNDABLE = "PAYMENT_NOT_REFUNDABLE"
 
 # why a card charge failed: code -> what the buyer reads
 CARD_DECLINED = "card_declined"
@@ -65,8 +78,21 @@ FAILURE_REASONS = {
 }
 
 
+# why the card processor refused a refund: code -> what the buyer and operators read
+REFUND_DECLINED = "refund_declined"
+CHARGE_NOT_REFUNDABLE = "charge_not_refundable"
+REFUND_FAILURE_REASONS = {
+    REFUND_DECLINED: "The card issuer refused the refund (the card account may be closed).",
+    CHARGE_NOT_REFUNDABLE: "The card processor has no refundable charge for this payment.",
+}
+
+
 def failure_reason(code: str) -> str:
     return FAILURE_REASONS.get(code, f"The payment failed ({code}).")
+
+
+def refund_failure_reason(code: str) -> str:
+    return REFUND_FAILURE_REASONS.get(code, f"The refund failed ({code}).")
 
 
 @dataclass(frozen=True)
@@ -109,6 +135,47 @@ def payment_postings(method: str, payer_account_id: str, amount: int) -> list[Po
         CREDIT_CARD: Posting(CARD_CLEARING, None, amount),
     }[method]
     return [debit, Posting(SALES, None, -amount)]
+
+
+def refund_postings(method: str, payer_account_id: str, amount: int) -> list[Posting]:
+    """The two sides of returning ``amount`` of a payment made with ``method``: the
+    payment's postings with their signs swapped (``sales`` debited, the payer's side
+    credited), so a payment and its full refund sum to nothing on every ledger."""
+    if amount <= 0:
+        raise ValueError("a refund moves a positive amount")
+    return [
+        Posting(posting.ledger_account, posting.account_id, -posting.amount)
+        for posting in payment_postings(method, payer_account_id, amount)
+    ]
+
+
+def check_refund(
+    *, paid: Money, payment_status: str, refund: Money, payment_id: str = "the payment"
+) -> None:
+    """Refuse (BusinessRuleViolation, nothing changes) a refund the payment cannot
+    give: of a payment that did not succeed, in another currency, or of more than was
+    paid."""
+    if payment_status != SUCCEEDED:
+        raise BusinessRuleViolation(
+            f"{payment_id} is {payment_status}, not succeeded: there is nothing to refund",
+            code=PAYMENT_NOT_REFUNDABLE,
+        )
+    if refund.currency != paid.currency:
+        raise BusinessRuleViolation(
+            f"a refund of {payment_id} must be in {paid.currency}, not {refund.currency}",
+            {"refund.currency": [f"must be {paid.currency}, the payment's currency"]},
+            code=REFUND_CURRENCY_MISMATCH,
+        )
+    if refund.amount <= 0:
+        raise ValidationError(
+            "a refund moves a positive amount", {"refund.amount": ["must be at least 1"]}
+        )
+    if refund.amount > paid.amount:
+        raise BusinessRuleViolation(
+            f"a refund of {refund.amount} exceeds the {paid.amount} paid by {payment_id}",
+            {"refund.amount": [f"must be at most {paid.amount}, the amount paid"]},
+            code=REFUND_EXCEEDS_PAYMENT,
+        )
 
 
 def top_up_postings(account_id: str, amount: int) -> list[Posting]:

@@ -21,6 +21,18 @@ PAYMENT_AMOUNT = Counter(
     "Money taken by succeeded payments, in minor units of the currency",
     ["service", "method", "currency"],
 )
+REFUNDS = Counter(
+    "mercato_refunds_total",
+    "Refunds by the refunded payment's method and outcome: succeeded, pending (the card "
+    "processor did not answer; recovery asks again), failed (the processor refused a card "
+    "refund), rejected (more than was paid, or of a payment that did not succeed)",
+    ["service", "method", "outcome"],
+)
+REFUND_AMOUNT = Counter(
+    "mercato_refund_amount_minor_total",
+    "Money returned by succeeded refunds, in minor units of the currency",
+    ["service", "currency"],
+)
 TOP_UPS = Counter(
     "mercato_top_ups_total",
     "Balance top-ups by outcome: succeeded, failed, pending",
@@ -36,3 +48,9 @@ def payment_outcome(method: str, outcome: str, amount: int = 0, currency: str = 
 
 def top_up_outcome(outcome: str) -> None:
     TOP_UPS.labels(SERVICE, outcome).inc()
+
+
+def refund_outcome(method: str, outcome: str, amount: int = 0, currency: str = "") -> None:
+    REFUNDS.labels(SERVICE, method, outcome).inc()
+    if outcome == "succeeded":
+        REFUND_AMOUNT.labels(SERVICE, currency).inc(amount)

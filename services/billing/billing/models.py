@@ -105,11 +105,50 @@ class TopUp(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class Refund(Base):
+    """The return of (part of) one payment, the compensation of an order cancelled
+    after it was paid. ``payment_id`` is unique: a payment is refunded at most once,
+    however often the cancellation is delivered.
+
+    ``status``: ``succeeded`` (the ledger moved; ``completed_at`` set), ``pending`` (a
+    card refund the card processor has not confirmed yet: billing asks again until it
+    answers) or ``failed`` (the processor refused a card refund; ``failure_code``
+    says why and nothing moved). A card refund's key at the processor is its ``id``.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="ck_refunds_amount"),
+        sa.Index("ix_refunds_status_updated_at", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("payments.id"), unique=True
+    )
+    order_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    payer_account_id: Mapped[str] = mapped_column(sa.String(40))
+    payment_method: Mapped[str] = mapped_column(sa.String(16))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    # the order's cancel reason, as the buyer reads it
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40))
+    failure_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
 class JournalEntry(Base):
     """One money movement: its postings sum to zero. It is also a line of the paying
-    (or topped-up) account's statement: ``amount`` signed from that account's side,
-    and its figures after the movement. At most one entry per payment and per top-up
-    (unique), a last guard against charging twice."""
+    (or topped-up, or refunded) account's statement: ``amount`` signed from that
+    account's side, and its figures after the movement. At most one entry per payment,
+    per top-up and per refund (unique), a last guard against moving money twice. A
+    refund's entry names its refund, not its payment (``payment_id`` stays the
+    payment's own entry)."""
 
     __tablename__ = "journal_entries"
     __table_args__ = (sa.Index("ix_journal_entries_account_id_id", "account_id", "id"),)
@@ -123,6 +162,9 @@ class JournalEntry(Base):
     top_up_id: Mapped[str | None] = mapped_column(
         sa.String(40), sa.ForeignKey("top_ups.id"), unique=True
     )
+    refund_id: Mapped[str | None] = mapped_column(
+        sa.String(40), sa.ForeignKey("refunds.id"), unique=True
+    )
     order_id: Mapped[str | None] = mapped_column(sa.String(64))
     buyer_account_id: Mapped[str | None] = mapped_column(sa.String(40))
     payment_method: Mapped[str | None] = mapped_column(sa.String(16))
@@ -133,6 +175,7 @@ class JournalEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     postings: Mapped[list[LedgerPosting]] = relationship(back_populates="entry")
+    refund: Mapped[Refund | None] = relationship(lazy="joined")
 
 
 class LedgerPosting(Base):
@@ -169,4 +212,20 @@ class CardGatewayCharge(Base):
     card_last4: Mapped[str] = mapped_column(sa.String(4))
     status: Mapped[str] = mapped_column(sa.String(16))
     decline_code: Mapped[str | None] = mapped_column(sa.String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CardGatewayRefund(Base):
+    """The simulated card gateway's record of each refund of a charge, kept like its
+    charges (``payment_gateway``): found by its idempotency key after a lost answer."""
+
+    __tablename__ = "card_gateway_refunds"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    charge_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

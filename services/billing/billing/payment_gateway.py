@@ -2,8 +2,10 @@
 
 ``PaymentGateway`` is the whole interface: ``charge`` a card once per idempotency key
 (a repeat with the same key answers the first charge's result and charges nothing),
-and ``lookup`` a key to learn what became of a charge whose answer was lost. A real
-processor (Stripe, Adyen, ...) plugs in behind the same two methods.
+``lookup`` a key to learn what became of a charge whose answer was lost, and
+``refund`` (part of) a charge, again once per idempotency key, so a refund whose answer
+was lost is simply asked for again. A real processor (Stripe, Adyen, ...) plugs in
+behind the same three methods.
 
 ``SimulatedCardGateway`` is the default. Its test cards, any expiry in the future and
 any CVC of the right length:
@@ -18,10 +20,21 @@ card number         what the simulated processor does
 4000000000000119    the charge succeeds at the processor but its answer does not
                     arrive within the gateway timeout (``GatewayTimeout``); a
                     ``lookup`` finds it
+4000000000000077    the charge succeeds; a refund of it succeeds at the processor
+                    but its answer does not arrive in time (``GatewayTimeout``);
+                    asking again with the same key answers it
+4000000000005126    the charge succeeds; a refund of it is refused
+                    (``refund_declined``, as when the card account was closed)
 ==================  ===========================================================
 
-It records every charge in ``card_gateway_charges`` in its own transaction, as a real
-processor would keep it on its side, so a lookup after a crash finds it.
+A refund of any other card's charge succeeds, up to what is left of the charge (more
+is refused: ``charge_not_refundable``, as is a refund of a declined or unknown charge).
+The processor keeps only a card's brand and last four digits, so it recognises the
+refund test cards by their last four digits.
+
+It records every charge in ``card_gateway_charges`` and every refund in
+``card_gateway_refunds``, each in its own transaction, as a real processor would keep
+them on its side, so a lookup or a repeated refund after a crash finds them.
 """
 
 from __future__ import annotations
@@ -36,14 +49,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from billing.domain import CARD_DECLINED, INSUFFICIENT_FUNDS, Card, Money
+from billing.domain import (
+    CARD_DECLINED,
+    CHARGE_NOT_REFUNDABLE,
+    INSUFFICIENT_FUNDS,
+    REFUND_DECLINED,
+    Card,
+    Money,
+)
 from billing.models import metadata
 
 CHARGE_SUCCEEDED, CHARGE_DECLINED = "succeeded", "declined"
+REFUND_SUCCEEDED, REFUND_FAILED = "succeeded", "failed"
 
 DECLINING_CARD = "4000000000000002"
 INSUFFICIENT_FUNDS_CARD = "4000000000009995"
 TIMEOUT_CARD = "4000000000000119"
+REFUND_TIMEOUT_CARD = "4000000000000077"
+REFUND_DECLINING_CARD = "4000000000005126"
 TEST_DECLINES = {DECLINING_CARD: CARD_DECLINED, INSUFFICIENT_FUNDS_CARD: INSUFFICIENT_FUNDS}
 
 
@@ -68,6 +91,20 @@ class ChargeResult:
         return self.status == CHARGE_SUCCEEDED
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    idempotency_key: str
+    refund_id: str
+    charge_id: str
+    status: str  # succeeded or failed
+    amount: Money
+    failure_code: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == REFUND_SUCCEEDED
+
+
 class PaymentGateway(abc.ABC):
     @abc.abstractmethod
     def charge(self, idempotency_key: str, card: Card, amount: Money) -> ChargeResult:
@@ -77,6 +114,13 @@ class PaymentGateway(abc.ABC):
     @abc.abstractmethod
     def lookup(self, idempotency_key: str) -> ChargeResult | None:
         """The charge made for ``idempotency_key``, or None if there is none."""
+
+    @abc.abstractmethod
+    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+        """Pay ``amount`` of the charge ``charge_reference`` (its ``charge_id``) back to
+        its card, once for ``idempotency_key``: a repeat answers the first refund's
+        result and refunds nothing. A refused refund answers ``status="failed"`` with a
+        ``failure_code``; no answer raises ``GatewayError`` (ask again, same key)."""
 
 
 class SimulatedCardGateway(PaymentGateway):
@@ -88,6 +132,7 @@ class SimulatedCardGateway(PaymentGateway):
         self.engine = engine
         self.hang_seconds = hang_seconds
         self.table = metadata.tables["card_gateway_charges"]
+        self.refunds_table = metadata.tables["card_gateway_refunds"]
 
     def charge(self, idempotency_key: str, card: Card, amount: Money) -> ChargeResult:
         found = self.lookup(idempotency_key)
@@ -133,6 +178,72 @@ class SimulatedCardGateway(PaymentGateway):
             decline_code=row.decline_code,
         )
 
+    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+        found = self._find_refund(idempotency_key)
+        if found is not None:
+            return found
+        refunds = self.refunds_table
+        with self.engine.begin() as connection:
+            charge = connection.execute(
+                sa.select(self.table).where(self.table.c.id == charge_reference).with_for_update()
+            ).first()
+            already = 0
+            if charge is not None:
+                already = connection.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount), 0)).where(
+                        refunds.c.charge_id == charge.id, refunds.c.status == REFUND_SUCCEEDED
+                    )
+                ).scalar_one()
+            failure_code = None
+            if (
+                charge is None
+                or charge.status != CHARGE_SUCCEEDED
+                or charge.currency != amount.currency
+                or already + amount.amount > charge.amount
+            ):
+                failure_code = CHARGE_NOT_REFUNDABLE
+            elif charge.card_last4 == REFUND_DECLINING_CARD[-4:]:
+                failure_code = REFUND_DECLINED
+            try:
+                with connection.begin_nested():
+                    connection.execute(
+                        sa.insert(refunds).values(
+                            id=f"re_{uuid.uuid4().hex}",
+                            idempotency_key=idempotency_key,
+                            charge_id=charge_reference,
+                            amount=amount.amount,
+                            currency=amount.currency,
+                            status=REFUND_FAILED if failure_code else REFUND_SUCCEEDED,
+                            failure_code=failure_code,
+                            created_at=dt.datetime.now(dt.UTC),
+                        )
+                    )
+            except IntegrityError:
+                pass  # the same key refunded at the same moment: that refund is the answer
+        result = self._find_refund(idempotency_key)
+        if result is None:
+            raise GatewayError(f"the refund {idempotency_key} was not recorded")
+        if charge is not None and charge.card_last4 == REFUND_TIMEOUT_CARD[-4:]:
+            eventlet.sleep(self.hang_seconds)  # the answer is lost on the way back
+        return result
+
+    def _find_refund(self, idempotency_key: str) -> RefundResult | None:
+        refunds = self.refunds_table
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(refunds).where(refunds.c.idempotency_key == idempotency_key)
+            ).first()
+        if row is None:
+            return None
+        return RefundResult(
+            idempotency_key=row.idempotency_key,
+            refund_id=row.id,
+            charge_id=row.charge_id,
+            status=row.status,
+            amount=Money(row.amount, row.currency),
+            failure_code=row.failure_code,
+        )
+
 
 class TimedGateway(PaymentGateway):
     """Bounds every call to the gateway: no answer within ``timeout`` seconds raises
@@ -147,6 +258,11 @@ class TimedGateway(PaymentGateway):
 
     def lookup(self, idempotency_key: str) -> ChargeResult | None:
         return self._bounded("lookup", self.gateway.lookup, idempotency_key)
+
+    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+        return self._bounded(
+            "refund", self.gateway.refund, charge_reference, amount, idempotency_key
+        )
 
     def _bounded(self, what: str, call, *args):
         timeout = eventlet.Timeout(self.timeout)

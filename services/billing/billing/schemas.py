@@ -116,6 +116,22 @@ class PaymentSchema(Schema):
     completed_at = fields.AwareDateTime(allow_none=True)
 
 
+class RefundOut(Schema):
+    id = fields.String()
+    payment_id = fields.String()
+    order_id = fields.String()
+    account_id = fields.String()
+    payer_account_id = fields.String()
+    payment_method = fields.String()
+    status = fields.String()
+    amount = fields.Nested(MoneySchema)
+    reason = fields.String()
+    failure_code = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    completed_at = fields.AwareDateTime(allow_none=True)
+
+
 class TopUpOut(Schema):
     id = fields.String()
     account_id = fields.String()
@@ -146,6 +162,7 @@ class TransactionSchema(Schema):
     order_id = fields.String(allow_none=True)
     payment_id = fields.String(allow_none=True)
     top_up_id = fields.String(allow_none=True)
+    refund_id = fields.String(allow_none=True)
     buyer_account_id = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
 

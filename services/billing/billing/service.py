@@ -17,14 +17,15 @@ from billing.dependencies import (
     CARD_GATEWAY_TIMEOUT_SECONDS,
     DEFAULT_GATEWAY_TIMEOUT_SECONDS,
     CardGateway,
-    configured_timer,
 )
 from billing.models import metadata
 from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
+from mercato.inbox import handles_event
 from mercato.service import MercatoService
+from mercato.timers import configured_timer
 from mercato.validation import PageSchema, dump, load
 
 RECOVERY_INTERVAL_KEY = "PAYMENT_RECOVERY_INTERVAL_SECONDS"
@@ -100,6 +101,30 @@ class BillingService(MercatoService):
         return dump(schemas.PaymentSchema, payment)
 
     @rpc(expected_exceptions=EXPECTED)
+    def get_refund(self, order_id: str) -> dict:
+        """The refund of an order's payment, for its buyer, its payer (a reseller) or an
+        operator; ``NotFound`` otherwise or if it has none::
+
+            {"id": "rfd_…", "payment_id": "pay_…", "order_id": "ord_…",
+             "account_id": "acc_buyer…", "payer_account_id": "acc_…",
+             "payment_method": "credit_card", "status": "succeeded",
+             "amount": {"amount": 129900, "currency": "USD"},
+             "reason": "Delivery failed: …",          # the order's cancel reason
+             "failure_code": null, "failure_reason": null,
+             "created_at": "…", "completed_at": "…"}
+
+        ``status``: ``succeeded`` (the money is back; ``billing.refund.completed`` is on
+        its way), ``pending`` (a card refund the card processor has not confirmed yet;
+        billing asks again by itself) or ``failed`` (the processor refused a card
+        refund, ``failure_code`` ``refund_declined`` or ``charge_not_refundable``;
+        ``billing.refund.failed`` tells operators to pay the buyer back another way).
+        """
+        caller = self.caller.require()
+        data = load(schemas.IdSchema, {"id": order_id})
+        refund = usecases.get_refund(self.db, caller=caller, order_id=data["id"])
+        return dump(schemas.RefundOut, refund)
+
+    @rpc(expected_exceptions=EXPECTED)
     def get_balance(self) -> dict:
         """The caller's account: ``{account_id, balance, credit_limit, credit_used,
         available_credit}``, each a money object. An account that never moved money
@@ -150,17 +175,19 @@ class BillingService(MercatoService):
     def list_transactions(self, page: int = 1, page_size: int = 20) -> dict:
         """The caller's ledger movements, newest first::
 
-            {"items": [{"id": "txn_12", "kind": "payment" | "top_up",
+            {"items": [{"id": "txn_12", "kind": "payment" | "top_up" | "refund",
                         "payment_method": "balance" | … | null,
                         "amount": {"amount": -129900, "currency": "USD"},   # signed
                         "balance_after": {…}, "credit_used_after": {…},
                         "order_id": "ord_…" | null, "payment_id": … | null,
-                        "top_up_id": … | null, "buyer_account_id": … | null,
-                        "created_at": "…"}],
+                        "top_up_id": … | null, "refund_id": … | null,
+                        "buyer_account_id": … | null, "created_at": "…"}],
              "total": 1, "page": 1, "page_size": 20}
 
         ``page_size`` is at most 100. A reseller's statement holds its customers'
-        orders (``buyer_account_id`` names the customer).
+        orders (``buyer_account_id`` names the customer). A refund is a positive
+        movement naming the refunded payment (``payment_id``) and its ``refund_id``; a
+        card refund shows once the card processor confirmed it.
         """
         caller = self.caller.require()
         data = load(PageSchema, {"page": page, "page_size": page_size})
@@ -181,15 +208,40 @@ class BillingService(MercatoService):
     def audit_ledger(self) -> dict:
         """Operators only: check the books. ``{"balanced": true, "ledger_total": 0,
         "unbalanced_entries": [], "accounts_out_of_step": [], "payments_out_of_step":
-        []}`` when every entry sums to zero and every account and payment agrees with
-        its postings."""
+        [], "refunds_out_of_step": []}`` when every entry sums to zero and every account,
+        payment and refund agrees with its postings."""
         self.caller.require_role(OPERATOR)
         return usecases.audit_ledger(self.db)
 
+    @handles_event("orders.order.cancelled")
+    def on_order_cancelled(self, event) -> None:
+        """Refund the payment of an order cancelled after it was paid (its delivery
+        failed): the compensation step of the purchase saga, exactly once per payment.
+
+        Acts only when the event carries ``payment_id`` and ``refund`` (money); the
+        cancellation of an unpaid order concerns billing not. A refund billing must
+        refuse (more than the payment took, another currency, a payment that did not
+        succeed, or a payment that is not this order's) is dead-lettered for an
+        operator, not guessed at: it means orders and billing disagree about money.
+        """
+        data = event.data
+        if not (data.get("payment_id") and data.get("refund")):
+            return
+        usecases.refund_payment(
+            self.db,
+            self.clock,
+            self.card_gateway,
+            payment_id=data["payment_id"],
+            order_id=data["order_id"],
+            account_id=data["account_id"],
+            amount=data["refund"],
+            reason=data["reason"],
+        )
+
     @configured_timer(RECOVERY_INTERVAL_KEY, DEFAULT_RECOVERY_INTERVAL_SECONDS)
     def recover_pending_charges(self) -> None:
-        """Settle card payments and top-ups that a crash or a silent gateway left
-        pending (safe with several replicas)."""
+        """Settle card payments, top-ups and card refunds that a crash or a silent
+        gateway left pending (safe with several replicas)."""
         usecases.recover_pending_charges(
             self.db, self.clock, self.card_gateway, grace=self._recovery_grace
         )

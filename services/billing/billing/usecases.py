@@ -16,6 +16,23 @@ Exactly once, per order:
   does not answer leaves it pending; ``recover_pending_charges`` looks the key up and
   finishes it the same way. Whichever comes second finds it settled and does nothing;
 - at most one journal entry per payment (unique), the last guard.
+
+Refunds, exactly once per payment (the compensation of an order cancelled after it
+was paid; see ``refund_payment``):
+
+- ``refunds.payment_id`` is unique and the payment's row is locked before the refund
+  is looked for, so concurrent cancellations of one order (a redelivered event, or
+  distinct events) queue on that lock and all but the first find the refund there;
+- balance, credit and reseller refunds write the refund, the reversing postings, the
+  account's figures and ``billing.refund.completed`` in the transaction of the event's
+  inbox row: all or nothing;
+- card refunds commit the refund as ``pending`` with the inbox row, then ask the card
+  processor to refund the charge under the refund's id (the processor refunds a key
+  once), then record the outcome, postings and event in one transaction that first
+  re-checks, under the row lock, that the refund is still pending. A gateway that does
+  not answer (or a crash) leaves it pending and ``recover_pending_charges`` asks again
+  with the same key until the processor answers;
+- at most one journal entry per refund (unique), the last guard.
 """
 
 from __future__ import annotations
@@ -33,17 +50,34 @@ from sqlalchemy.orm import Session
 
 from billing import domain, metrics
 from billing.domain import Money, money
-from billing.models import BillingAccount, JournalEntry, LedgerPosting, Payment, TopUp
-from billing.payment_gateway import ChargeResult, GatewayError, PaymentGateway
+from billing.models import (
+    BillingAccount,
+    JournalEntry,
+    LedgerPosting,
+    Payment,
+    Refund,
+    TopUp,
+)
+from billing.payment_gateway import ChargeResult, GatewayError, PaymentGateway, RefundResult
 from mercato.clock import Clock
 from mercato.db import new_id
-from mercato.errors import Conflict, Forbidden, NotFound, PaymentRequired, ValidationError
+from mercato.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    ValidationError,
+)
 from mercato.identity import OPERATOR, Identity
 
 _log = logging.getLogger(__name__)
 
 PAYMENT_SUCCEEDED = "billing.payment.succeeded"
 PAYMENT_FAILED = "billing.payment.failed"
+REFUND_COMPLETED = "billing.refund.completed"
+REFUND_FAILED = "billing.refund.failed"
+REASON_LENGTH = 500
 RECOVERY_BATCH = 50
 _CLAIM_TRIES = 5
 
@@ -87,6 +121,24 @@ def top_up_view(top_up: TopUp) -> dict[str, Any]:
     }
 
 
+def refund_view(refund: Refund) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "payment_id": refund.payment_id,
+        "order_id": refund.order_id,
+        "account_id": refund.account_id,
+        "payer_account_id": refund.payer_account_id,
+        "payment_method": refund.payment_method,
+        "status": refund.status,
+        "amount": money(refund.amount, refund.currency),
+        "reason": refund.reason,
+        "failure_code": refund.failure_code,
+        "failure_reason": refund.failure_reason,
+        "created_at": refund.created_at,
+        "completed_at": refund.completed_at,
+    }
+
+
 def balance_view(account_id: str, account: BillingAccount | None) -> dict[str, Any]:
     currency = account.currency if account else domain.ACCOUNT_CURRENCY
     state = _state(account) if account else domain.AccountState()
@@ -108,8 +160,9 @@ def _transaction_view(entry: JournalEntry) -> dict[str, Any]:
         "balance_after": money(entry.balance_after, entry.currency),
         "credit_used_after": money(entry.credit_used_after, entry.currency),
         "order_id": entry.order_id,
-        "payment_id": entry.payment_id,
+        "payment_id": entry.payment_id or (entry.refund.payment_id if entry.refund else None),
         "top_up_id": entry.top_up_id,
+        "refund_id": entry.refund_id,
         "buyer_account_id": entry.buyer_account_id,
         "created_at": entry.created_at,
     }
@@ -172,9 +225,11 @@ def _post(
     now: dt.datetime,
     payment: Payment | None = None,
     top_up: TopUp | None = None,
+    refund: Refund | None = None,
 ) -> JournalEntry:
     """Write one balanced journal entry and move ``account``'s figures with it
     (``account`` must be locked)."""
+    about: Payment | Refund | None = payment or refund
     if not domain.is_balanced(postings):
         raise RuntimeError(f"unbalanced journal entry: {postings}")
     after = _state(account).apply(account.account_id, postings)
@@ -186,9 +241,10 @@ def _post(
         account_id=account.account_id,
         payment_id=payment.id if payment else None,
         top_up_id=top_up.id if top_up else None,
-        order_id=payment.order_id if payment else None,
-        buyer_account_id=payment.account_id if payment else None,
-        payment_method=payment.payment_method if payment else None,
+        refund_id=refund.id if refund else None,
+        order_id=about.order_id if about else None,
+        buyer_account_id=about.account_id if about else None,
+        payment_method=about.payment_method if about else None,
         amount=statement_amount,
         currency=account.currency,
         balance_after=after.balance,
@@ -551,18 +607,242 @@ def get_top_up(uow, *, account_id: str, top_up_id: str) -> dict[str, Any]:
     return top_up_view(record)
 
 
+# -- refunds ------------------------------------------------------------------------
+
+
+def refund_payment(
+    uow,
+    clock: Clock,
+    gateway: PaymentGateway,
+    *,
+    payment_id: str,
+    order_id: str,
+    account_id: str,
+    amount: dict[str, Any],
+    reason: str,
+) -> dict[str, Any]:
+    """Refund (up to all of) a succeeded payment once, however often it is asked; answer
+    the refund. The compensation of an order cancelled after it was paid.
+
+    It runs in the unit of work's open transaction (an event handler's, holding its
+    inbox row) and commits it. A payment refunded already answers its refund and moves
+    nothing. ``NotFound`` when the payment is not this order's and this buyer's;
+    ``BusinessRuleViolation`` (nothing changes) when the refund cannot be given:
+    ``REFUND_EXCEEDS_PAYMENT`` (more than was paid), ``REFUND_CURRENCY_MISMATCH``,
+    ``PAYMENT_NOT_REFUNDABLE`` (the payment did not succeed).
+    """
+    session = uow.session
+    now = clock.now()
+    payment = session.scalars(
+        sa.select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if payment is None or (payment.order_id, payment.account_id) != (order_id, account_id):
+        raise NotFound(f"no payment {payment_id} of order {order_id} by {account_id}")
+    existing = _refund_of(session, payment.id)
+    if existing is not None:
+        view = refund_view(existing)
+        uow.commit()  # the caller's inbox row: this request is answered
+        return view
+    requested = Money(amount["amount"], amount["currency"])
+    try:
+        domain.check_refund(
+            paid=Money(payment.amount, payment.currency),
+            payment_status=payment.status,
+            refund=requested,
+            payment_id=payment.id,
+        )
+    except BusinessRuleViolation:
+        metrics.refund_outcome(payment.payment_method, "rejected")
+        raise
+    refund = Refund(
+        id=new_id("rfd"),
+        payment_id=payment.id,
+        order_id=payment.order_id,
+        account_id=payment.account_id,
+        payer_account_id=payment.payer_account_id,
+        payment_method=payment.payment_method,
+        amount=requested.amount,
+        currency=requested.currency,
+        status=domain.PENDING,
+        reason=reason[:REASON_LENGTH],
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():  # the unique payment_id, should the lock be bypassed
+            session.add(refund)
+    except IntegrityError:
+        existing = _refund_of(session, payment.id)
+        if existing is None:
+            raise
+        view = refund_view(existing)
+        uow.commit()
+        return view
+    if payment.payment_method == domain.CREDIT_CARD:
+        charge_key = payment.charge_key
+        uow.commit()  # the refund is on record (with the inbox row) before any money moves
+        pending = refund_view(refund)
+        settled = _refund_card(
+            uow,
+            clock,
+            gateway,
+            refund_id=refund.id,
+            amount=requested,
+            method=refund.payment_method,
+            charge_key=charge_key,
+        )
+        return settled or pending
+    account = _lock_account(session, refund.payer_account_id, now)
+    _complete_refund(uow, refund, account, now)
+    uow.commit()
+    metrics.refund_outcome(refund.payment_method, "succeeded", refund.amount, refund.currency)
+    return refund_view(refund)
+
+
+def _refund_of(session: Session, payment_id: str) -> Refund | None:
+    return session.scalars(
+        sa.select(Refund)
+        .where(Refund.payment_id == payment_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _refund_card(
+    uow,
+    clock: Clock,
+    gateway: PaymentGateway,
+    *,
+    refund_id: str,
+    amount: Money,
+    method: str,
+    charge_key: str | None,
+) -> dict[str, Any] | None:
+    """Ask the card processor to refund the payment's charge under the refund's id
+    (call it with no transaction open), then record its answer. None when it did not
+    answer: the refund stays pending and recovery asks again."""
+    try:
+        charge = gateway.lookup(charge_key) if charge_key else None
+        result = gateway.refund(charge.charge_id, amount, refund_id) if charge else None
+    except GatewayError as exc:
+        _log.warning("refund %s left pending: %s", refund_id, exc)
+        metrics.refund_outcome(method, "pending")
+        return None
+    return settle_card_refund(uow, clock, refund_id=refund_id, result=result)
+
+
+def settle_card_refund(
+    uow, clock: Clock, *, refund_id: str, result: RefundResult | None
+) -> dict[str, Any]:
+    """Record what the card processor said of a pending card refund (None: it has no
+    charge for the payment) with its postings and event, unless it is settled already."""
+    session = uow.session
+    now = clock.now()
+    refund = session.scalars(
+        sa.select(Refund)
+        .where(Refund.id == refund_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if refund.status != domain.PENDING:
+        view = refund_view(refund)
+        uow.rollback()
+        return view
+    if result is not None and result.succeeded:
+        if result.amount != Money(refund.amount, refund.currency):
+            raise RuntimeError(f"card refund {result.refund_id} is not for refund {refund.id}")
+        account = _lock_account(session, refund.payer_account_id, now)
+        _complete_refund(uow, refund, account, now)
+    else:
+        code = (result.failure_code if result else None) or domain.CHARGE_NOT_REFUNDABLE
+        _fail_refund(uow, refund, code, now)
+    uow.commit()
+    metrics.refund_outcome(refund.payment_method, refund.status, refund.amount, refund.currency)
+    return refund_view(refund)
+
+
+def _complete_refund(uow, refund: Refund, account: BillingAccount, now: dt.datetime) -> None:
+    """Post the reversal of the payment (``account``, the payer's, locked) and announce it."""
+    _post(
+        uow.session,
+        account,
+        domain.refund_postings(refund.payment_method, refund.payer_account_id, refund.amount),
+        kind=domain.REFUND_ENTRY,
+        statement_amount=refund.amount,
+        now=now,
+        refund=refund,
+    )
+    refund.status = domain.SUCCEEDED
+    refund.updated_at = refund.completed_at = now
+    uow.emit(
+        REFUND_COMPLETED,
+        subject=refund.id,
+        account_id=refund.account_id,
+        data={**_refund_event(refund), "completed_at": now},
+    )
+
+
+def _fail_refund(uow, refund: Refund, code: str, now: dt.datetime) -> None:
+    """The card processor refused: nothing moved; operators must pay the buyer back
+    another way (``billing.refund.failed`` tells them, and the buyer, why)."""
+    refund.status = domain.FAILED
+    refund.failure_code = code
+    refund.failure_reason = domain.refund_failure_reason(code)
+    refund.updated_at = refund.completed_at = now
+    _log.error("refund %s of payment %s failed: %s", refund.id, refund.payment_id, code)
+    uow.emit(
+        REFUND_FAILED,
+        subject=refund.id,
+        account_id=refund.account_id,
+        data={
+            **_refund_event(refund),
+            "failure_code": code,
+            "failure_reason": refund.failure_reason,
+            "failed_at": now,
+        },
+    )
+
+
+def _refund_event(refund: Refund) -> dict[str, Any]:
+    return {
+        "refund_id": refund.id,
+        "payment_id": refund.payment_id,
+        "order_id": refund.order_id,
+        "account_id": refund.account_id,
+        "payer_account_id": refund.payer_account_id,
+        "payment_method": refund.payment_method,
+        "amount": money(refund.amount, refund.currency),
+        "reason": refund.reason,
+    }
+
+
+def get_refund(uow, *, caller: Identity, order_id: str) -> dict[str, Any]:
+    """The refund of an order, for its buyer, its payer (a reseller) or an operator."""
+    refund = uow.session.scalar(sa.select(Refund).where(Refund.order_id == order_id))
+    if refund is None or not (
+        caller.account_id in (refund.account_id, refund.payer_account_id)
+        or caller.has_role(OPERATOR)
+    ):
+        raise NotFound(f"no refund for order {order_id}")
+    return refund_view(refund)
+
+
 # -- recovery -----------------------------------------------------------------------
 
 
 def recover_pending_charges(
     uow, clock: Clock, gateway: PaymentGateway, *, grace: dt.timedelta
 ) -> int:
-    """Settle card payments and top-ups left pending for longer than ``grace`` (a
-    crash, or a gateway that did not answer): look their charge up by its key and
-    record what became of it. A key the gateway does not know was never charged: the
-    attempt fails. ``grace`` must exceed the gateway timeout, so that no request is
-    still waiting for that charge. Safe with any number of replicas: settling locks
-    the row and re-checks that it is still pending. Answers how many it settled.
+    """Settle card payments, top-ups and card refunds left pending for longer than
+    ``grace`` (a crash, or a gateway that did not answer): look a charge up by its key
+    and record what became of it (a key the gateway does not know was never charged:
+    the attempt fails); ask for a refund again under its key (the processor answers the
+    refund it made, or makes it now). ``grace`` must exceed the gateway timeout, so
+    that no request is still waiting for that answer. Safe with any number of
+    replicas: settling locks the row and re-checks that it is still pending. Answers
+    how many it settled.
     """
     cutoff = clock.now() - grace
     session = uow.session
@@ -580,6 +860,15 @@ def recover_pending_charges(
         sa.select(TopUp.id, TopUp.charge_key)
         .where(TopUp.status == domain.PENDING, TopUp.updated_at < cutoff)
         .order_by(TopUp.updated_at)
+        .limit(RECOVERY_BATCH)
+    ).all()
+    refunds = session.execute(
+        sa.select(
+            Refund.id, Refund.amount, Refund.currency, Refund.payment_method, Payment.charge_key
+        )
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(Refund.status == domain.PENDING, Refund.updated_at < cutoff)
+        .order_by(Refund.updated_at)
         .limit(RECOVERY_BATCH)
     ).all()
     uow.rollback()  # hold no connection while the gateway is asked
@@ -600,6 +889,17 @@ def recover_pending_charges(
             continue
         settle_top_up(uow, clock, top_up_id=top_up_id, charge_key=key, result=result)
         settled += 1
+    for refund_id, amount, currency, method, charge_key in refunds:
+        if _refund_card(
+            uow,
+            clock,
+            gateway,
+            refund_id=refund_id,
+            amount=Money(amount, currency),
+            method=method,
+            charge_key=charge_key,
+        ):
+            settled += 1
     return settled
 
 
@@ -628,7 +928,7 @@ def set_credit_limit(
 
 
 def list_transactions(uow, *, account_id: str, page: int, page_size: int) -> dict[str, Any]:
-    """The account's statement, newest first: what it paid and topped up."""
+    """The account's statement, newest first: what it paid, topped up and was refunded."""
     session = uow.session
     total = session.scalar(
         sa.select(sa.func.count())
@@ -662,7 +962,10 @@ def audit_ledger(uow) -> dict[str, Any]:
     - ``accounts_out_of_step``: billing accounts whose balance or credit used is not
       what their postings add up to;
     - ``payments_out_of_step``: succeeded payments without exactly one journal entry,
-      or entries of payments that did not succeed (likewise top-ups).
+      or entries of payments that did not succeed (likewise top-ups);
+    - ``refunds_out_of_step``: succeeded refunds without exactly one journal entry,
+      entries of refunds that did not succeed, and refunds of more than their payment
+      took or of a payment that did not succeed.
     """
     session = uow.session
     posting_sums = (
@@ -740,11 +1043,51 @@ def audit_ledger(uow) -> dict[str, Any]:
         expected = 1 if status == domain.SUCCEEDED else 0
         if top_up_counts.get(top_up_id, 0) != expected:
             payments_out_of_step.append(top_up_id)
+    refunds_out_of_step = _refunds_out_of_step(session)
     uow.rollback()
     return {
-        "balanced": not (unbalanced or grand_total or accounts_out_of_step or payments_out_of_step),
+        "balanced": not (
+            unbalanced
+            or grand_total
+            or accounts_out_of_step
+            or payments_out_of_step
+            or refunds_out_of_step
+        ),
         "ledger_total": int(grand_total or 0),
         "unbalanced_entries": [int(entry_id) for entry_id in unbalanced],
         "accounts_out_of_step": accounts_out_of_step,
         "payments_out_of_step": payments_out_of_step,
+        "refunds_out_of_step": refunds_out_of_step,
     }
+
+
+def _refunds_out_of_step(session: Session) -> list[str]:
+    entry_counts: dict[str | None, int] = {
+        refund_id: count
+        for refund_id, count in session.execute(
+            sa.select(JournalEntry.refund_id, sa.func.count())
+            .where(JournalEntry.refund_id.is_not(None))
+            .group_by(JournalEntry.refund_id)
+        )
+    }
+    out_of_step = []
+    for refund_id, status, amount, currency, paid, paid_currency, payment_status in session.execute(
+        sa.select(
+            Refund.id,
+            Refund.status,
+            Refund.amount,
+            Refund.currency,
+            Payment.amount,
+            Payment.currency,
+            Payment.status,
+        ).join(Payment, Payment.id == Refund.payment_id)
+    ):
+        expected = 1 if status == domain.SUCCEEDED else 0
+        if (
+            entry_counts.get(refund_id, 0) != expected
+            or amount > paid
+            or currency != paid_currency
+            or payment_status != domain.SUCCEEDED
+        ):
+            out_of_step.append(refund_id)
+    return out_of_step

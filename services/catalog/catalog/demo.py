@@ -4,14 +4,19 @@
 (created if missing) ``count`` published products across every category, delivery
 method and billing mode, with prices from $1 to $5,000, in a few seconds; the
 benchmark seeds with it and ``make run`` may too. The products are built by the same
-rules as ``create_product`` (``domain.check_specifications``) but written with
+rules as ``create_product`` (``domain.check_product``) but written with
 multi-row inserts, and they announce nothing: seeding is not a seller's act.
 The same ``seed`` and ``count`` give the same products (ids aside).
+
+Every saas product is delivered by one seller endpoint: ``saas_endpoint_url``, else
+``$DEMO_SELLER_SAAS_URL``, else ``http://127.0.0.1:8300/saas`` (where the reference
+seller app listens in ``make run``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 from typing import Any
 
@@ -58,6 +63,8 @@ PRICING = {
 # a price's amount relative to the month's
 FACTORS = {domain.MONTH: 1.0, domain.YEAR: 10.0, domain.HOUR: 0.005, None: 20.0}
 BATCH = 2000
+SAAS_URL_ENV = "DEMO_SELLER_SAAS_URL"
+DEFAULT_SAAS_URL = "http://127.0.0.1:8300/saas"
 
 
 def _specifications(rng: random.Random, delivery_method: str) -> list[domain.Specification]:
@@ -88,12 +95,16 @@ def seed_demo_products(
     company_name: str = "Demo Seller Co",
     clock: Clock | None = None,
     seed: int = 0,
+    saas_endpoint_url: str | None = None,
 ) -> list[str]:
     """Insert ``count`` published products of the seller and commit; answer their ids.
 
     Product ``i`` was published ``i`` seconds before ``clock.now()``, so "newest"
-    has no ties.
+    has no ties. The saas ones are delivered by ``saas_endpoint_url`` (default
+    ``$DEMO_SELLER_SAAS_URL`` or ``DEFAULT_SAAS_URL``).
     """
+    endpoint = saas_endpoint_url or os.environ.get(SAAS_URL_ENV) or DEFAULT_SAAS_URL
+    domain.check_saas_endpoint(domain.SAAS, endpoint)
     session = uow.session
     now = (clock or SystemClock()).now()
     seller = session.get(Seller, seller_account_id)
@@ -129,7 +140,12 @@ def seed_demo_products(
                 f"It runs on ECS and scales with your team."
             )
             specs = _specifications(rng, delivery_method)
-            domain.check_specifications(specs)
+            saas_endpoint_url = endpoint if delivery_method == domain.SAAS else None
+            domain.check_product(
+                delivery_method=delivery_method,
+                saas_endpoint_url=saas_endpoint_url,
+                specifications=specs,
+            )
             published_at = now - dt.timedelta(seconds=index)
             product_id = new_id("prd")
             ids.append(product_id)
@@ -145,6 +161,7 @@ def seed_demo_products(
                     "service_supervision": delivery_method in ("saas", "professional_service")
                     and index % 3 == 0,
                     "product_guide_url": f"https://docs.example.com/demo/{index + 1}",
+                    "saas_endpoint_url": saas_endpoint_url,
                     "terms": "Demo terms: this product is for trying Mercato out.",
                     "status": domain.PUBLISHED,
                     "currency": seller.currency,

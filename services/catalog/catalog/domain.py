@@ -1,6 +1,9 @@
 """The catalog's rules. No nameko, no SQL.
 
 - what a product's specifications and prices may be (``check_specifications``);
+- what a product's delivery needs: a saas product, and only it, has the endpoint
+  Mercato calls to deliver it (``check_product``), and cannot be published without
+  one (``publish``);
 - which status a product may move to (``publish``, ``delist``);
 - what a configuration costs (``price_configuration``): the price that orders fix;
 - how search text is matched (``normalise_text``, ``parse_text_query``): one
@@ -16,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mercato.errors import Conflict, ValidationError
+from mercato.errors import BusinessRuleViolation, Conflict, ValidationError
+from mercato.saas_interface import validate_endpoint_url
 
 DRAFT, PUBLISHED, DELISTED = "draft", "published", "delisted"
 STATUSES = (DRAFT, PUBLISHED, DELISTED)
 
-DELIVERY_METHODS = ("license", "professional_service", "saas", "image")
+LICENSE, PROFESSIONAL_SERVICE, SAAS, IMAGE = "license", "professional_service", "saas", "image"
+DELIVERY_METHODS = (LICENSE, PROFESSIONAL_SERVICE, SAAS, IMAGE)
 
 YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME = "yearly_monthly", "pay_per_use", "one_time"
 BILLING_MODES = (YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME)
@@ -139,6 +144,45 @@ def _describe_units(billing_mode: str) -> str:
     return f"must be {' or '.join(units)} for {billing_mode}"
 
 
+def check_product(
+    *,
+    delivery_method: str,
+    saas_endpoint_url: str | None,
+    specifications: Sequence[Specification],
+) -> None:
+    """Every rule a new product keeps (``check_specifications`` and
+    ``check_saas_endpoint``), broken ones raised together as one ValidationError."""
+    errors = _Errors()
+    _check_saas_endpoint(errors, delivery_method, saas_endpoint_url)
+    _check_specifications(errors, specifications)
+    errors.raise_if_any()
+
+
+def check_saas_endpoint(delivery_method: str, saas_endpoint_url: str | None) -> None:
+    """A saas product's endpoint, the one HTTPS JSON POST URL Mercato calls to deliver
+    it (``mercato.saas_interface``); ValidationError naming ``saas_endpoint_url``.
+
+    Only a saas product has one; it may be left out of a draft (``publish`` asks for
+    it). It must be a URL Mercato will call: https, or plain http to a loopback host
+    (127.0.0.1, ::1, localhost) for a seller's own tests; no credentials, no fragment.
+    """
+    errors = _Errors()
+    _check_saas_endpoint(errors, delivery_method, saas_endpoint_url)
+    errors.raise_if_any()
+
+
+def _check_saas_endpoint(errors: _Errors, delivery_method: str, url: str | None) -> None:
+    if url is None:
+        return
+    if delivery_method != SAAS:
+        errors.add("saas_endpoint_url", "only a saas product has an endpoint")
+        return
+    try:
+        validate_endpoint_url(url)
+    except ValueError as exc:
+        errors.add("saas_endpoint_url", str(exc))
+
+
 def check_specifications(specifications: Sequence[Specification]) -> None:
     """Every rule a product's specifications keep; ValidationError naming each field.
 
@@ -149,6 +193,11 @@ def check_specifications(specifications: Sequence[Specification]) -> None:
     maximum no lower than its minimum.
     """
     errors = _Errors()
+    _check_specifications(errors, specifications)
+    errors.raise_if_any()
+
+
+def _check_specifications(errors: _Errors, specifications: Sequence[Specification]) -> None:
     if not specifications:
         errors.add("specifications", "must have at least one specification")
     names: set[str] = set()
@@ -185,7 +234,6 @@ def check_specifications(specifications: Sequence[Specification]) -> None:
                 errors.add(f"{base}.quantity.max", f"must be at most {MAX_QUANTITY}")
             elif _is_int(quantity.min) and quantity.max < quantity.min:
                 errors.add(f"{base}.quantity.max", "must not be less than min")
-    errors.raise_if_any()
 
 
 def lowest_price(specifications: Sequence[Specification]) -> int:
@@ -194,9 +242,18 @@ def lowest_price(specifications: Sequence[Specification]) -> int:
     return min(price.amount for spec in specifications for price in spec.prices)
 
 
-def publish(status: str) -> str:
+def publish(status: str, *, delivery_method: str, saas_endpoint_url: str | None) -> str:
+    """The status a draft moves to when its seller publishes it. Conflict unless it is
+    a draft; 422 SAAS_ENDPOINT_REQUIRED for a saas product without its endpoint, which
+    buyers could order but Mercato could not deliver."""
     if status != DRAFT:
         raise Conflict(f"only a draft can be published; this product is {status}")
+    if delivery_method == SAAS and not saas_endpoint_url:
+        raise BusinessRuleViolation(
+            "a saas product needs its saas_endpoint_url (the endpoint Mercato calls to "
+            "deliver it) before it can be published",
+            code="SAAS_ENDPOINT_REQUIRED",
+        )
     return PUBLISHED
 
 

@@ -81,6 +81,9 @@ class Product(Base):
     delivery_method: Mapped[str] = mapped_column(sa.String(32))
     service_supervision: Mapped[bool] = mapped_column(sa.Boolean())
     product_guide_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    # saas only: the seller's endpoint Mercato calls to deliver (mercato.saas_interface);
+    # the seller's and provisioning's to read, never in what buyers or events see
+    saas_endpoint_url: Mapped[str | None] = mapped_column(sa.String(2048))
     terms: Mapped[str] = mapped_column(sa.Text())
     status: Mapped[str] = mapped_column(sa.String(16))
     # every price of the product is in this currency (the seller's when it was created)

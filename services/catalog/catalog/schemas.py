@@ -118,6 +118,10 @@ class CreateProductSchema(StrictSchema):
     specifications = fields.List(
         fields.Nested(SpecificationSchema), required=True, validate=validate.Length(max=20)
     )
+    # saas only; what Mercato may call is domain.check_saas_endpoint's rule
+    saas_endpoint_url = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=2048)
+    )
 
 
 class ProductIdSchema(StrictSchema):
@@ -240,6 +244,32 @@ class ProductSchema(Schema):
     delisted_at = fields.AwareDateTime(allow_none=True)
 
 
+class SellerProductDetailsSchema(ProductSchema):
+    """A product's details as its own seller sees them (what creating and publishing
+    answer): the public details and the saas product's endpoint. Never the answer of
+    ``get_product``, which the gateway caches for every caller."""
+
+    saas_endpoint_url = fields.String(allow_none=True)
+
+
+class SellerContactSchema(Schema):
+    company_name = fields.String()
+    email = fields.String(allow_none=True)
+    mobile = fields.String(allow_none=True)
+
+
+class DeliverySettingsSchema(Schema):
+    """What delivering a product needs (``delivery_settings``, for provisioning)."""
+
+    product_id = fields.String()
+    seller_account_id = fields.String()
+    delivery_method = fields.String()
+    service_supervision = fields.Boolean()
+    saas_endpoint_url = fields.String(allow_none=True)
+    product_guide_url = fields.String(allow_none=True)
+    seller = fields.Nested(SellerContactSchema)
+
+
 class ProductSummarySchema(Schema):
     """One search result."""
 
@@ -264,6 +294,7 @@ class SellerProductSchema(Schema):
     category = fields.String()
     delivery_method = fields.String()
     service_supervision = fields.Boolean()
+    saas_endpoint_url = fields.String(allow_none=True)
     billing_modes = fields.List(fields.String())
     lowest_price = fields.Nested(MoneySchema)
     delist_reason = fields.String(allow_none=True)

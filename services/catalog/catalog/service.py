@@ -1,7 +1,8 @@
 """The catalog's entrypoints: check the caller, load the input, call one use case, dump.
 
 Each RPC matches one route of API.md's Catalog table (the gateway maps them one to
-one) or serves another service (``quote`` for orders). Money is always
+one) or serves another service (``quote`` for orders, ``delivery_settings`` for
+provisioning). Money is always
 ``{"amount": <minor units>, "currency": "USD"}``; times are RFC 3339 in UTC; lists
 are ``{"items": [...], "total": N, "page": 1, "page_size": 20}``. Errors are
 ``mercato.errors``: ValidationError names each field (``fields``), Forbidden for a
@@ -95,28 +96,34 @@ class CatalogService(MercatoService):
 
         ``amount`` is in minor units of the seller's currency; ``period_unit`` is
         month or year for yearly_monthly, hour for pay_per_use, absent for one_time;
-        ``quantity`` is optional. Answers the product as ``get_product`` does, with
-        ``status: "draft"`` and each specification's ``id``. 422
-        SELLER_PROFILE_REQUIRED if the seller has no profile yet.
+        ``quantity`` is optional. A saas product may carry ``"saas_endpoint_url":
+        "https://acme.example/saas"`` (and must, to be published): the endpoint Mercato
+        calls to deliver it, https or plain http to a loopback host; any other
+        product must not. Answers the product as ``get_product`` does plus its
+        ``saas_endpoint_url`` (the seller's own view), with ``status: "draft"`` and
+        each specification's ``id``. 422 SELLER_PROFILE_REQUIRED if the seller has
+        no profile yet.
         """
         caller = self.caller.require_role(SELLER)
         data = load(schemas.CreateProductSchema, payload)
         product = usecases.create_product(
             self.db, self.clock, seller_account_id=caller.account_id, product=data
         )
-        return dump(schemas.ProductSchema, product)
+        return dump(schemas.SellerProductDetailsSchema, product)
 
     @rpc(expected_exceptions=EXPECTED)
     def publish_product(self, product_id: str) -> dict:
         """``POST /v1/seller/products/{id}/publish`` (the product's seller): draft ->
-        published, announced as catalog.product.published. Answers the product.
-        NotFound for another seller's product; Conflict unless it is a draft."""
+        published, announced as catalog.product.published. Answers the product as
+        ``create_product`` does. NotFound for another seller's product; Conflict
+        unless it is a draft; 422 SAAS_ENDPOINT_REQUIRED for a saas product without
+        its ``saas_endpoint_url``."""
         caller = self.caller.require_role(SELLER)
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         product = usecases.publish_product(
             self.db, self.clock, seller_account_id=caller.account_id, **data
         )
-        return dump(schemas.ProductSchema, product)
+        return dump(schemas.SellerProductDetailsSchema, product)
 
     @rpc(expected_exceptions=EXPECTED)
     def delist_product(self, product_id: str, reason: str) -> dict:
@@ -134,8 +141,8 @@ class CatalogService(MercatoService):
         status, newest first. ``page`` >= 1, ``page_size`` 1..100 (digits as strings
         are accepted). Answers ``{items, total, page, page_size}``; an item is
         ``{id, name, status, category, delivery_method, service_supervision,
-        billing_modes, lowest_price, delist_reason, created_at, updated_at,
-        published_at, delisted_at}``."""
+        saas_endpoint_url, billing_modes, lowest_price, delist_reason, created_at,
+        updated_at, published_at, delisted_at}``."""
         caller = self.caller.require_role(SELLER)
         paging = load(schemas.PageSchema, {"page": page, "page_size": page_size})
         page_ = usecases.list_seller_products(
@@ -175,7 +182,8 @@ class CatalogService(MercatoService):
         period_unit, price: {amount, currency}}], quantity: {name, min, max} or
         null}], billing_modes, lowest_price, delist_reason, created_at, updated_at,
         published_at, delisted_at}``. A draft or delisted product is NotFound except
-        to its seller and operators."""
+        to its seller and operators. Never the saas endpoint, even to its seller: the
+        gateway keeps this answer for every caller."""
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         product = usecases.product_details(self.db, viewer=self.caller.identity, **data)
         return dump(schemas.ProductSchema, product)
@@ -239,3 +247,20 @@ class CatalogService(MercatoService):
         """
         data = load(schemas.QuoteSchema, payload)
         return dump(schemas.QuoteOutSchema, usecases.quote(self.db, **data))
+
+    # -- delivery ------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def delivery_settings(self, product_id: str) -> dict:
+        """What delivering a published or delisted product needs (provisioning calls
+        this from its event handlers, whose context carries the buyer's identity or
+        none, so no caller is required; no gateway route leads here).
+
+        Answers ``{product_id, seller_account_id, delivery_method,
+        service_supervision, saas_endpoint_url, product_guide_url, seller:
+        {company_name, email, mobile}}``; ``saas_endpoint_url`` is null unless the
+        product is saas. A delisted product still answers: a paid order of it must
+        still be delivered. NotFound for an unknown product or a draft.
+        """
+        data = load(schemas.ProductIdSchema, {"product_id": product_id})
+        return dump(schemas.DeliverySettingsSchema, usecases.delivery_settings(self.db, **data))

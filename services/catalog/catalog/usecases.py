@@ -169,6 +169,8 @@ def _offered_modes(specs: list[domain.Specification]) -> list[str]:
 
 
 def _details(product: Product) -> dict[str, Any]:
+    """A product as buyers see it (``get_product``). Never the saas endpoint: that is
+    for its seller (``_seller_details``) and provisioning (``delivery_settings``)."""
     specs = _specifications(product)
     seller = product.seller
     return {
@@ -198,6 +200,11 @@ def _details(product: Product) -> dict[str, Any]:
         "published_at": product.published_at,
         "delisted_at": product.delisted_at,
     }
+
+
+def _seller_details(product: Product) -> dict[str, Any]:
+    """A product as its own seller sees it: its details and its saas endpoint."""
+    return {**_details(product), "saas_endpoint_url": product.saas_endpoint_url}
 
 
 def _snapshot(product: Product) -> dict[str, Any]:
@@ -263,7 +270,7 @@ def create_product(
 
     ``product`` is the loaded body of ``POST /v1/seller/products``. The seller needs a
     profile (made when its account is opened, or by ``upsert_seller_profile``); else
-    422 SELLER_PROFILE_REQUIRED.
+    422 SELLER_PROFILE_REQUIRED. Answers the seller's view (with ``saas_endpoint_url``).
     """
     session = uow.session
     seller = session.get(Seller, seller_account_id)
@@ -272,7 +279,12 @@ def create_product(
             "set up your seller profile before listing products", code="SELLER_PROFILE_REQUIRED"
         )
     specs = _specification_drafts(product["specifications"])
-    domain.check_specifications(specs)
+    saas_endpoint_url = product.get("saas_endpoint_url")
+    domain.check_product(
+        delivery_method=product["delivery_method"],
+        saas_endpoint_url=saas_endpoint_url,
+        specifications=specs,
+    )
     now = clock.now()
     row = Product(
         id=new_id("prd"),
@@ -284,6 +296,7 @@ def create_product(
         delivery_method=product["delivery_method"],
         service_supervision=product["service_supervision"],
         product_guide_url=product.get("product_guide_url"),
+        saas_endpoint_url=saas_endpoint_url,
         terms=product["terms"],
         status=domain.DRAFT,
         currency=seller.currency,
@@ -315,18 +328,23 @@ def create_product(
         row.specifications.append(spec_row)
     session.add(row)
     uow.commit()
-    return _details(row)
+    return _seller_details(row)
 
 
 def publish_product(
     uow, clock: Clock, *, seller_account_id: str, product_id: str
 ) -> dict[str, Any]:
-    """Draft -> published, by the product's own seller (another seller: NotFound).
-    Announces catalog.product.published in the same transaction."""
+    """Draft -> published, by the product's own seller (another seller: NotFound); a
+    saas product needs its endpoint first (422 SAAS_ENDPOINT_REQUIRED). Announces
+    catalog.product.published in the same transaction. Answers the seller's view."""
     product = _lock_product(uow, product_id)
     if product is None or product.seller_account_id != seller_account_id:
         raise NotFound("product not found")
-    product.status = domain.publish(product.status)
+    product.status = domain.publish(
+        product.status,
+        delivery_method=product.delivery_method,
+        saas_endpoint_url=product.saas_endpoint_url,
+    )
     product.published_at = product.updated_at = clock.now()
     uow.emit(
         PRODUCT_PUBLISHED,
@@ -335,7 +353,7 @@ def publish_product(
         data=_snapshot(product),
     )
     uow.commit()
-    return _details(product)
+    return _seller_details(product)
 
 
 def delist_product(uow, clock: Clock, *, product_id: str, reason: str) -> dict[str, Any]:
@@ -374,6 +392,36 @@ def product_details(uow, *, product_id: str, viewer: Identity | None) -> dict[st
     return _details(product)
 
 
+def delivery_settings(uow, *, product_id: str) -> dict[str, Any]:
+    """What delivering a product needs, for provisioning: how it is delivered, the
+    saas endpoint, the guide, and whom to contact at the seller. A delisted product
+    still answers (a paid order of it must still be delivered); a draft, never
+    orderable, is NotFound like an unknown product.
+
+    ``{"product_id": "prd_…", "seller_account_id": "acc_…", "delivery_method": "saas",
+    "service_supervision": false, "saas_endpoint_url": "https://seller.example.com/saas",
+    "product_guide_url": "https://…", "seller": {"company_name": "Acme Cloud Ltd",
+    "email": "sales@acme.example", "mobile": "+86 755 2878 0808"}}``
+    """
+    product = uow.session.get(Product, product_id)
+    if product is None or product.status == domain.DRAFT:
+        raise NotFound("product not found")
+    seller = product.seller
+    return {
+        "product_id": product.id,
+        "seller_account_id": product.seller_account_id,
+        "delivery_method": product.delivery_method,
+        "service_supervision": product.service_supervision,
+        "saas_endpoint_url": product.saas_endpoint_url,
+        "product_guide_url": product.product_guide_url,
+        "seller": {
+            "company_name": seller.company_name,
+            "email": seller.email,
+            "mobile": seller.mobile,
+        },
+    }
+
+
 def _page(items: list[dict[str, Any]], total: int, page: int, page_size: int) -> dict[str, Any]:
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
@@ -404,6 +452,7 @@ def list_seller_products(
             "category": product.category,
             "delivery_method": product.delivery_method,
             "service_supervision": product.service_supervision,
+            "saas_endpoint_url": product.saas_endpoint_url,
             "billing_modes": modes[product.id],
             "lowest_price": _money(product.lowest_price, product.currency),
             "delist_reason": product.delist_reason,

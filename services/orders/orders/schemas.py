@@ -111,6 +111,11 @@ class SubscriptionOut(Schema):
     auto_renew = fields.Boolean()
     enterprise_project_id = fields.String()
     created_at = fields.AwareDateTime()
+    activated_at = fields.AwareDateTime()
+    service_supervision = fields.Boolean()
+    product_guide_url = fields.String(allow_none=True)
+    seller_account_id = fields.String()
+    seller_company_name = fields.String()
 
 
 OrderPage = page_of(OrderOut)

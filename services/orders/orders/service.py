@@ -124,6 +124,21 @@ class OrdersService(MercatoService):
         """A payment that was pending failed: the order may be paid again."""
         usecases.record_failed_payment(self.db, order_id=event.data["order_id"])
 
+    @handles_event("provisioning.delivery.succeeded")
+    def on_delivery_succeeded(self, event) -> None:
+        """A purchased app was delivered: enable it (or await acceptance)."""
+        usecases.apply_delivery(self.db, self.clock, subscription_id=event.data["subscription_id"])
+
+    @handles_event("provisioning.delivery.failed")
+    def on_delivery_failed(self, event) -> None:
+        """A purchased app could not be delivered: cancel the order (billing refunds)."""
+        usecases.fail_delivery(
+            self.db,
+            self.clock,
+            subscription_id=event.data["subscription_id"],
+            reason=event.data["reason"],
+        )
+
     @timer(interval=EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:
         """Cancel unpaid orders whose payment window passed (safe with two replicas)."""

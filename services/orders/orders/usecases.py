@@ -23,7 +23,7 @@ from mercato.errors import (
 )
 from mercato.identity import Identity
 from mercato.money import money
-from orders import domain
+from orders import domain, metrics
 from orders.models import Order, OrderLine, Subscription
 
 _log = logging.getLogger(__name__)
@@ -89,6 +89,11 @@ def subscription_view(subscription: Subscription) -> dict[str, Any]:
         "auto_renew": subscription.auto_renew,
         "enterprise_project_id": subscription.enterprise_project_id,
         "created_at": subscription.created_at,
+        "activated_at": subscription.activated_at,
+        "service_supervision": line.service_supervision,
+        "product_guide_url": line.product_guide_url,
+        "seller_account_id": line.seller_account_id,
+        "seller_company_name": line.seller_company_name,
     }
 
 
@@ -184,6 +189,7 @@ def place_order(
         },
     )
     uow.commit()
+    metrics.ORDERS.labels(domain.UNPAID).inc()
     if order.payer_account_id != order.account_id:
         try:
             return pay_order(
@@ -342,20 +348,8 @@ def apply_payment(
     order.paid_at = now
     order.payment_started_at = None
     order.updated_at = now
-    uow.emit(
-        "orders.order.paid",
-        subject=order.id,
-        account_id=order.account_id,
-        data={
-            "order_id": order.id,
-            "account_id": order.account_id,
-            "payer_account_id": order.payer_account_id,
-            "enterprise_project_id": order.enterprise_project_id,
-            "payment_id": payment_id,
-            "payment_method": payment_method,
-            "amount": money(order.amount_due, order.currency),
-        },
-    )
+    paid_subscriptions = []
+    subscriptions: list[tuple[Subscription, OrderLine]] = []
     for line in order.lines:
         subscription = Subscription(
             id=new_id("sub"),
@@ -373,6 +367,40 @@ def apply_payment(
             updated_at=now,
         )
         uow.session.add(subscription)
+        subscriptions.append((subscription, line))
+        paid_subscriptions.append(
+            {
+                "subscription_id": subscription.id,
+                "order_line_id": line.id,
+                "product_id": line.product_id,
+                "product_name": line.product_name,
+                "seller_account_id": line.seller_account_id,
+                "specification_id": line.specification_id,
+                "specification_name": line.specification_name,
+                "delivery_method": line.delivery_method,
+                "service_supervision": line.service_supervision,
+                "billing_mode": line.billing_mode,
+                "period": _period(line),
+                "quantity": line.quantity,
+                "expires_at": subscription.expires_at,
+            }
+        )
+    uow.emit(
+        "orders.order.paid",
+        subject=order.id,
+        account_id=order.account_id,
+        data={
+            "order_id": order.id,
+            "account_id": order.account_id,
+            "payer_account_id": order.payer_account_id,
+            "enterprise_project_id": order.enterprise_project_id,
+            "payment_id": payment_id,
+            "payment_method": payment_method,
+            "amount": money(order.amount_due, order.currency),
+            "subscriptions": paid_subscriptions,
+        },
+    )
+    for subscription, line in subscriptions:
         uow.emit(
             "orders.subscription.created",
             subject=subscription.id,
@@ -395,13 +423,132 @@ def apply_payment(
             },
         )
     uow.commit()
+    metrics.ORDERS.labels(domain.PAID).inc()
     return order
+
+
+# -- delivering ------------------------------------------------------------------
+
+
+def _locked_subscription(uow, subscription_id: str) -> Subscription | None:
+    # the line is joined eagerly by default; PostgreSQL locks no outer join's nullable side
+    return uow.session.scalar(
+        sa.select(Subscription)
+        .where(Subscription.id == subscription_id)
+        .options(lazyload(Subscription.line))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def apply_delivery(uow, clock: Clock, *, subscription_id: str) -> None:
+    """provisioning delivered a subscription. Without service supervision it is enabled
+    at once, and its period runs from now; with supervision it waits for the buyer's
+    acceptance (the supervision flow) and its order shows ``awaiting_acceptance``. The
+    order completes when every one of its subscriptions is enabled. A repeat changes
+    nothing."""
+    order_id = uow.session.scalar(
+        sa.select(Subscription.order_id).where(Subscription.id == subscription_id)
+    )
+    if order_id is None:
+        raise NotFound(f"subscription {subscription_id} not found")
+    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
+    subscription = _locked_subscription(uow, subscription_id)
+    assert order is not None and subscription is not None
+    if order.status not in (domain.PAID, domain.DELIVERING, domain.AWAITING_ACCEPTANCE):
+        _log.warning(
+            "delivery of %s arrived for %s order %s", subscription_id, order.status, order_id
+        )
+        return
+    if subscription.status != domain.ENABLING:
+        return
+    now = clock.now()
+    line = subscription.line
+    if line.service_supervision:
+        if order.status != domain.AWAITING_ACCEPTANCE:
+            order.status = domain.AWAITING_ACCEPTANCE
+            order.updated_at = now
+            metrics.ORDERS.labels(domain.AWAITING_ACCEPTANCE).inc()
+        uow.commit()
+        return
+    subscription.status = domain.ENABLED
+    subscription.activated_at = now
+    subscription.expires_at = domain.subscription_expiry(
+        now, line.billing_mode, line.period_unit, line.period_count
+    )
+    subscription.updated_at = now
+    uow.emit(
+        "orders.subscription.activated",
+        subject=subscription.id,
+        account_id=subscription.account_id,
+        data={
+            "subscription_id": subscription.id,
+            "order_id": order.id,
+            "account_id": subscription.account_id,
+            "product_id": line.product_id,
+            "delivery_method": line.delivery_method,
+            "status": subscription.status,
+            "activated_at": now,
+            "expires_at": subscription.expires_at,
+        },
+    )
+    uow.session.flush()
+    undelivered = uow.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Subscription)
+        .where(Subscription.order_id == order.id, Subscription.status != domain.ENABLED)
+    )
+    if not undelivered:
+        order.status = domain.COMPLETED
+        order.updated_at = now
+        uow.emit(
+            "orders.order.completed",
+            subject=order.id,
+            account_id=order.account_id,
+            data={"order_id": order.id, "account_id": order.account_id, "completed_at": now},
+        )
+        metrics.ORDERS.labels(domain.COMPLETED).inc()
+    uow.commit()
+
+
+def fail_delivery(uow, clock: Clock, *, subscription_id: str, reason: str) -> None:
+    """provisioning could not deliver: the order is cancelled with the reason the buyer
+    reads, its subscriptions released, and the cancellation tells billing what to
+    refund (a compensation, exactly once: a cancelled order is not cancelled again)."""
+    order_id = uow.session.scalar(
+        sa.select(Subscription.order_id).where(Subscription.id == subscription_id)
+    )
+    if order_id is None:
+        raise NotFound(f"subscription {subscription_id} not found")
+    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
+    assert order is not None
+    if order.status not in (domain.PAID, domain.DELIVERING, domain.AWAITING_ACCEPTANCE):
+        return
+    now = clock.now()
+    for subscription in uow.session.scalars(
+        sa.select(Subscription)
+        .where(Subscription.order_id == order.id)
+        .options(lazyload(Subscription.line))
+        .with_for_update()
+    ):
+        subscription.status = domain.RELEASED
+        subscription.updated_at = now
+    _cancel(
+        uow,
+        order,
+        f"Delivery failed: {reason}",
+        now,
+        refund=money(order.amount_due, order.currency),
+    )
+    uow.commit()
 
 
 # -- cancelling ------------------------------------------------------------------
 
 
-def _cancel(uow, order: Order, reason: str, now: dt.datetime) -> None:
+def _cancel(
+    uow, order: Order, reason: str, now: dt.datetime, *, refund: dict[str, Any] | None = None
+) -> None:
     order.status = domain.CANCELLED
     order.cancel_reason = reason
     order.updated_at = now
@@ -409,8 +556,15 @@ def _cancel(uow, order: Order, reason: str, now: dt.datetime) -> None:
         "orders.order.cancelled",
         subject=order.id,
         account_id=order.account_id,
-        data={"order_id": order.id, "account_id": order.account_id, "reason": reason},
+        data={
+            "order_id": order.id,
+            "account_id": order.account_id,
+            "reason": reason,
+            "payment_id": order.payment_id if refund else None,
+            "refund": refund,
+        },
     )
+    metrics.ORDERS.labels(domain.CANCELLED).inc()
 
 
 def cancel_order(uow, clock: Clock, *, buyer: Identity, order_id: str) -> dict[str, Any]:

@@ -1,10 +1,23 @@
-"""The provisioning service's tables. Its business tables arrive with its own issue; today it
-owns the messaging tables every service has."""
+"""The tables provisioning owns.
+
+Nothing secret is stored in the clear: a delivered password, a seller's interface
+secret and a seller's license signing key are each sealed with AES-GCM
+(``provisioning.keyring``), with the id of the key that sealed them beside.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+import mercato.contracts.provisioning  # noqa: F401  (registers provisioning's event types)
+from mercato.db import UTCDateTime
 from mercato.outbox import add_messaging_tables
+
+# SQLite autoincrements INTEGER primary keys only
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -13,3 +26,97 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+
+
+class Delivery(Base):
+    """The delivery of one subscription (one paid order line), from the order-paid event
+    until it succeeds or its window passes. ``subscription_id`` is unique: a repeated
+    event never starts a second delivery."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    order_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    order_line_id: Mapped[str] = mapped_column(sa.String(40))
+    account_id: Mapped[str] = mapped_column(sa.String(40), index=True)  # the buyer
+    product_id: Mapped[str] = mapped_column(sa.String(40))
+    product_name: Mapped[str] = mapped_column(sa.String(200))
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40))
+    specification_id: Mapped[str] = mapped_column(sa.String(40))
+    specification_name: Mapped[str] = mapped_column(sa.String(200))
+    delivery_method: Mapped[str] = mapped_column(sa.String(32))
+    service_supervision: Mapped[bool] = mapped_column(sa.Boolean)
+    billing_mode: Mapped[str] = mapped_column(sa.String(32))
+    period_unit: Mapped[str | None] = mapped_column(sa.String(8))
+    period_count: Mapped[int | None] = mapped_column(sa.Integer)
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # waiting (another flow delivers it), pending, succeeded, failed
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # a replica working on the delivery holds it until then (its HTTP calls run outside
+    # any transaction); a crashed replica's lease simply runs out
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # what was delivered
+    instance_id: Mapped[str | None] = mapped_column(sa.String(64))
+    license_key: Mapped[str | None] = mapped_column(sa.Text)
+    username: Mapped[str | None] = mapped_column(sa.String(200))
+    management_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    frontend_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    password_key_id: Mapped[str | None] = mapped_column(sa.String(32))
+    password_sealed: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CredentialReveal(Base):
+    """Each time a buyer opened the eye icon: who, when, through which request."""
+
+    __tablename__ = "credential_reveals"
+    __table_args__ = (
+        sa.Index("ix_credential_reveals_account_revealed_at", "account_id", "revealed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    user_id: Mapped[str | None] = mapped_column(sa.String(40))
+    correlation_id: Mapped[str | None] = mapped_column(sa.String(128))
+    revealed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class SellerInterfaceKey(Base):
+    """The access key and secret with which Mercato signs its calls to a seller's SaaS
+    endpoint (and checks the seller's answers). One pair per seller; issuing a new one
+    replaces the old."""
+
+    __tablename__ = "seller_interface_keys"
+
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    access_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    secret_key_id: Mapped[str] = mapped_column(sa.String(32))
+    secret_sealed: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class SellerSigningKey(Base):
+    """A seller's Ed25519 key for license keys: the public half is published, the
+    private half sealed."""
+
+    __tablename__ = "seller_signing_keys"
+
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    private_key_id: Mapped[str] = mapped_column(sa.String(32))
+    private_sealed: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

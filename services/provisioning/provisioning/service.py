@@ -1,11 +1,181 @@
-"""The provisioning service: entrypoints only (see DESIGN.md for what it owns)."""
+"""The provisioning service: delivers what was paid for (license keys, SaaS tenants),
+keeps delivered credentials sealed, and holds the sellers' interface and signing keys.
 
+Entrypoints only; the saga is in ``provisioning.usecases``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from mercato import saas_interface
+from mercato.clock import ClockProvider
 from mercato.db import Database
+from mercato.errors import EXPECTED, ValidationError
+from mercato.identity import BUYER, OPERATOR, SELLER
+from mercato.inbox import handles_event
+from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
+from mercato.timers import configured_timer
+from mercato.validation import dump
+from provisioning import schemas, usecases
+from provisioning.keyring import KEYS_CONFIG, Keyring
 from provisioning.models import metadata
+
+_log = logging.getLogger(__name__)
+
+WINDOW_KEY = "DELIVERY_WINDOW_SECONDS"
+SWEEP_KEY = "DELIVERY_SWEEP_SECONDS"
+RETRY_MAX_KEY = "DELIVERY_RETRY_MAX_SECONDS"
+SELLER_TIMEOUT_KEY = "SELLER_TIMEOUT_SECONDS"
+
+
+class KeyringProvider(DependencyProvider):
+    """The credential keyring, read from the config once; a service without a usable
+    key refuses to start rather than deliver passwords it could not protect."""
+
+    def setup(self):
+        self.keyring = Keyring.from_spec(self.container.config.get(KEYS_CONFIG))
+
+    def get_dependency(self, worker_ctx):
+        return self.keyring
+
+
+class DeliveryPolicyProvider(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        default = usecases.DeliveryPolicy()
+        self.policy = usecases.DeliveryPolicy(
+            window=dt.timedelta(
+                seconds=float(config.get(WINDOW_KEY) or default.window.total_seconds())
+            ),
+            max_retry=dt.timedelta(
+                seconds=float(config.get(RETRY_MAX_KEY) or default.max_retry.total_seconds())
+            ),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.policy
+
+
+class SellerClients(DependencyProvider):
+    """Makes the signed HTTP client for a seller's SaaS endpoint."""
+
+    def setup(self):
+        self.timeout = float(
+            self.container.config.get(SELLER_TIMEOUT_KEY) or saas_interface.DEFAULT_TIMEOUT_SECONDS
+        )
+
+    def get_dependency(self, worker_ctx):
+        def client(endpoint: str, access_key: str, secret: str) -> saas_interface.SellerClient:
+            return saas_interface.SellerClient(endpoint, access_key, secret, timeout=self.timeout)
+
+        return client
 
 
 class ProvisioningService(MercatoService):
     name = "provisioning"
 
     db = Database(metadata)
+    clock = ClockProvider()
+    config = Config()
+    catalog = TimedRpcProxy("catalog")
+    keyring = KeyringProvider()
+    policy = DeliveryPolicyProvider()
+    seller_client = SellerClients()
+
+    @handles_event("orders.order.paid")
+    def on_order_paid(self, event) -> None:
+        """Start delivering each subscription of a paid order, at once."""
+        due = usecases.accept_paid_order(self.db, self.clock, order=event.data, policy=self.policy)
+        self.db.commit()
+        for delivery_id in due:
+            self._run(delivery_id)
+
+    @configured_timer(SWEEP_KEY, 1.0)
+    def run_due_deliveries(self) -> None:
+        """Retries, and deliveries a crash left behind (safe with several replicas)."""
+        while claimed := usecases.claim_due(self.db, self.clock, self.policy):
+            for delivery in claimed:
+                self._step(delivery)
+
+    def _run(self, delivery_id: str) -> None:
+        for delivery in usecases.claim_due(
+            self.db, self.clock, self.policy, delivery_id=delivery_id
+        ):
+            self._step(delivery)
+
+    def _step(self, delivery) -> None:
+        try:
+            usecases.run_delivery(
+                self.db,
+                self.clock,
+                delivery,
+                keyring=self.keyring,
+                catalog=self.catalog,
+                seller_client=self.seller_client,
+                policy=self.policy,
+            )
+        except Exception:
+            # the lease runs out and the sweep tries again; never lose the delivery
+            self.db.rollback()
+            _log.exception("delivery %s stopped by an unexpected error", delivery.id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_application(self, subscription_id: str) -> dict:
+        """A purchased app's application information (the password masked)."""
+        buyer = self.caller.require_role(BUYER, OPERATOR)
+        return dump(
+            schemas.ApplicationOut,
+            usecases.application(self.db, buyer=buyer, subscription_id=str(subscription_id)),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def reveal_credentials(self, subscription_id: str) -> dict:
+        """The eye icon: the delivered username and password; every reveal recorded."""
+        buyer = self.caller.require_role(BUYER)
+        revealed = usecases.reveal_credentials(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            subscription_id=str(subscription_id),
+            correlation_id=self.caller.correlation_id,
+            keyring=self.keyring,
+            policy=self.policy,
+        )
+        return dump(schemas.CredentialsOut, revealed)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def issue_interface_credentials(self) -> dict:
+        """A seller's new access key and secret for its SaaS endpoint (shown once)."""
+        seller = self.caller.require_role(SELLER)
+        return dump(
+            schemas.InterfaceCredentialsOut,
+            usecases.issue_interface_credentials(
+                self.db, self.clock, seller=seller, keyring=self.keyring
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def license_public_key(self, seller_account_id: str) -> dict:
+        """The public key that verifies a seller's license keys (anyone may read it)."""
+        if not isinstance(seller_account_id, str) or not 0 < len(seller_account_id) <= 40:
+            raise ValidationError(
+                "seller id is not valid", {"seller_account_id": ["1 to 40 characters"]}
+            )
+        identity = self.caller.identity
+        return dump(
+            schemas.LicensePublicKeyOut,
+            usecases.license_public_key(
+                self.db,
+                self.clock,
+                seller_account_id=seller_account_id,
+                keyring=self.keyring,
+                create=identity is not None and identity.account_id == seller_account_id,
+            ),
+        )

@@ -11,7 +11,7 @@ from billing import domain
 from billing.domain import AccountState, Posting
 from billing.service import BillingService
 from mercato.clock import ManualClock
-from mercato.errors import PaymentRequired, ValidationError
+from mercato.errors import BusinessRuleViolation, PaymentRequired, ValidationError
 
 NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 BUYER = "acc_buyer"
@@ -277,3 +277,62 @@ def test_a_credit_limit_cannot_be_negative():
     with pytest.raises(ValidationError) as raised:
         service.set_credit_limit("acc_1", -1)
     assert "amount.amount" in raised.value.fields
+
+
+# -- refunds ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", domain.PAYMENT_METHODS)
+def test_a_refund_posts_the_payment_with_its_signs_swapped(method):
+    paid = domain.payment_postings(method, BUYER, 12_999)
+    refunded = domain.refund_postings(method, BUYER, 12_999)
+
+    assert domain.is_balanced(refunded)
+    assert Posting(domain.SALES, None, 12_999) in refunded
+    net: dict[tuple[str, str | None], int] = {}
+    for posting in paid + refunded:
+        key = (posting.ledger_account, posting.account_id)
+        net[key] = net.get(key, 0) + posting.amount
+    assert set(net.values()) == {0}
+
+
+@pytest.mark.parametrize("method", domain.PAYMENT_METHODS)
+def test_a_full_refund_puts_the_payers_figures_back(method):
+    before = AccountState(balance=10_000, credit_limit=5_000, credit_used=1_000)
+
+    paid = before.apply(BUYER, domain.payment_postings(method, BUYER, 2_500))
+    refunded = paid.apply(BUYER, domain.refund_postings(method, BUYER, 2_500))
+
+    assert refunded == before
+
+
+def test_a_refund_refuses_a_zero_amount():
+    with pytest.raises(ValueError):
+        domain.refund_postings(domain.BALANCE, BUYER, 0)
+
+
+def test_a_refund_may_be_up_to_what_was_paid_and_not_a_cent_more():
+    paid = domain.Money(5_000, "USD")
+    domain.check_refund(paid=paid, payment_status=domain.SUCCEEDED, refund=paid)
+    domain.check_refund(paid=paid, payment_status=domain.SUCCEEDED, refund=domain.Money(1, "USD"))
+
+    with pytest.raises(BusinessRuleViolation) as raised:
+        domain.check_refund(
+            paid=paid, payment_status=domain.SUCCEEDED, refund=domain.Money(5_001, "USD")
+        )
+    assert raised.value.code == "REFUND_EXCEEDS_PAYMENT"
+    assert "refund.amount" in raised.value.fields
+
+
+@pytest.mark.parametrize(
+    ("status", "refund", "code"),
+    [
+        (domain.FAILED, domain.Money(100, "USD"), "PAYMENT_NOT_REFUNDABLE"),
+        (domain.PENDING, domain.Money(100, "USD"), "PAYMENT_NOT_REFUNDABLE"),
+        (domain.SUCCEEDED, domain.Money(100, "EUR"), "REFUND_CURRENCY_MISMATCH"),
+    ],
+)
+def test_a_refund_of_an_unpaid_payment_or_in_another_currency_is_refused(status, refund, code):
+    with pytest.raises(BusinessRuleViolation) as raised:
+        domain.check_refund(paid=domain.Money(5_000, "USD"), payment_status=status, refund=refund)
+    assert raised.value.code == code

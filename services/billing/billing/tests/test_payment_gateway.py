@@ -75,3 +75,68 @@ def test_the_timeout_card_charges_but_does_not_answer_in_time(engine):
     found = gateway.lookup("pay_3.1")
     assert found is not None and found.succeeded
     assert charges(engine) == 1
+
+
+def refunds(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.text("SELECT count(*) FROM card_gateway_refunds")).scalar_one()
+
+
+def test_a_refund_key_refunds_once_however_often_it_is_sent(engine):
+    gateway = SimulatedCardGateway(engine)
+    charge = gateway.charge("pay_4.1", card("4242424242424242"), USD_10)
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(
+            pool.map(lambda _: gateway.refund(charge.charge_id, USD_10, "rfd_4"), range(5))
+        )
+
+    assert {result.refund_id for result in results} == {results[0].refund_id}
+    assert results[0].succeeded and results[0].charge_id == charge.charge_id
+    assert results[0].amount == USD_10
+    assert refunds(engine) == 1
+
+
+def test_a_charge_is_never_refunded_beyond_what_it_took(engine):
+    gateway = SimulatedCardGateway(engine)
+    charge = gateway.charge("pay_5.1", card("4242424242424242"), USD_10)
+
+    first = gateway.refund(charge.charge_id, Money(600, "USD"), "rfd_5a")
+    too_much = gateway.refund(charge.charge_id, Money(401, "USD"), "rfd_5b")
+    rest = gateway.refund(charge.charge_id, Money(400, "USD"), "rfd_5c")
+
+    assert first.succeeded and rest.succeeded
+    assert (too_much.status, too_much.failure_code) == ("failed", "charge_not_refundable")
+
+
+@pytest.mark.parametrize("number", ["4000000000000002", None])
+def test_a_declined_or_unknown_charge_cannot_be_refunded(engine, number):
+    gateway = SimulatedCardGateway(engine)
+    charge_id = gateway.charge("pay_6.1", card(number), USD_10).charge_id if number else "ch_none"
+
+    result = gateway.refund(charge_id, USD_10, "rfd_6")
+
+    assert (result.status, result.failure_code) == ("failed", "charge_not_refundable")
+
+
+def test_the_refund_declining_card_refuses_refunds(engine):
+    gateway = SimulatedCardGateway(engine)
+    charge = gateway.charge("pay_7.1", card("4000000000005126"), USD_10)
+
+    result = gateway.refund(charge.charge_id, USD_10, "rfd_7")
+
+    assert charge.succeeded
+    assert (result.status, result.failure_code) == ("failed", "refund_declined")
+
+
+def test_the_refund_timeout_card_refunds_but_does_not_answer_in_time(engine):
+    gateway = TimedGateway(SimulatedCardGateway(engine, hang_seconds=30), timeout=0.2)
+    charge = gateway.charge("pay_8.1", card("4000000000000077"), USD_10)
+    assert charge.succeeded  # its charges answer at once
+
+    with pytest.raises(GatewayTimeout):
+        gateway.refund(charge.charge_id, USD_10, "rfd_8")
+
+    again = gateway.refund(charge.charge_id, USD_10, "rfd_8")  # answers at once
+    assert again.succeeded
+    assert refunds(engine) == 1

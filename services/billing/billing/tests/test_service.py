@@ -642,3 +642,272 @@ def test_a_refused_retry_after_a_decline_leaves_the_failed_payment_as_it_was(bil
     )
     assert paid["card"] is None
     assert balance(billing, ANN)["balance"] == 0
+
+
+# -- refunds: the compensation of an order cancelled after it was paid ----------------
+
+REFUND_TIMEOUT_CARD = {**GOOD_CARD, "number": "4000000000000077"}
+DELIVERY_FAILED = "Delivery failed: the SaaS tenant could not be created."
+HANDLER = "billing.on_order_cancelled"
+
+
+@pytest.fixture
+def refund_events(billing):
+    """Every billing.refund.* event published during the test (as ``events``)."""
+    exchange = Exchange("billing.events", type="topic", durable=True)
+    queue = Queue("test-billing-refunds", exchange, routing_key="billing.refund.*")
+    connection = Connection(billing.config["AMQP_URI"])
+    queue(connection.channel()).declare()
+    received: list[dict] = []
+
+    def read() -> list[dict]:
+        wait_for(
+            lambda: (
+                billing.scalar("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
+                == 0
+            ),
+            "the outbox to be published",
+        )
+        bound = queue(connection.channel())
+        while (message := bound.get(accept=["json"], no_ack=True)) is not None:
+            received.append(message.payload)
+        return list(received)
+
+    yield read
+    connection.release()
+
+
+def cancelled(payment: dict | None, *, order_id: str | None = None, refund: int | None = None):
+    """``orders.order.cancelled`` data: of a paid order (refund its payment) or, with
+    ``payment`` None, of an unpaid one."""
+    if payment is None:
+        return {"order_id": order_id, "account_id": "acc_ann", "reason": "Cancelled by buyer."}
+    return {
+        "order_id": payment["order_id"],
+        "account_id": payment["account_id"],
+        "reason": DELIVERY_FAILED,
+        "payment_id": payment["id"],
+        "refund": usd(payment["amount"]["amount"] if refund is None else refund),
+    }
+
+
+def publish_cancelled(billing: Billing, data: dict, *, times: int = 1, event_id=None) -> str:
+    from mercato.contracts import new_envelope
+
+    envelope = new_envelope(
+        "orders.order.cancelled",
+        subject=data["order_id"],
+        data=data,
+        account_id=data["account_id"],
+        correlation_id="test",
+        causation_id=None,
+        id=event_id,
+    ).dump()
+    exchange = Exchange("orders.events", type="topic", durable=True)
+    with Connection(billing.config["AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        for _ in range(times):
+            producer.publish(
+                envelope,
+                exchange=exchange,
+                routing_key="orders.order.cancelled",
+                declare=[exchange],
+                serializer="json",
+            )
+    return envelope["id"]
+
+
+def consumed(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "mercato_events_consumed_total",
+        {
+            "service": "billing",
+            "handler": HANDLER,
+            "event_type": "orders.order.cancelled",
+            "outcome": outcome,
+        },
+    )
+    return value or 0.0
+
+
+def handled(billing: Billing) -> int:
+    return billing.scalar("SELECT count(*) FROM inbox_messages WHERE handler = :h", h=HANDLER)
+
+
+def refund_of(billing: Billing, who: dict, order_id: str) -> dict:
+    with billing.rpc(who) as service:
+        return service.get_refund(order_id)
+
+
+def refund_entries(billing: Billing, order_id: str) -> int:
+    return billing.scalar(
+        "SELECT count(*) FROM journal_entries WHERE kind = 'refund' AND order_id = :o", o=order_id
+    )
+
+
+def test_a_paid_order_cancelled_after_its_delivery_failed_is_refunded(billing, refund_events):
+    top_up(billing, ANN, 50_000)
+    payment = pay(billing, ANN, "ord_refund", 12_999, "balance")
+
+    publish_cancelled(billing, cancelled(payment))
+    wait_for(lambda: handled(billing) == 1, "the cancellation to be handled")
+
+    refund = refund_of(billing, ANN, "ord_refund")
+    assert (refund["status"], refund["payment_id"], refund["amount"]) == (
+        "succeeded",
+        payment["id"],
+        usd(12_999),
+    )
+    assert refund["reason"] == DELIVERY_FAILED and refund["id"].startswith("rfd_")
+    assert balance(billing, ANN)["balance"] == 50_000
+    items = statement(billing, ANN)["items"]
+    assert [(i["kind"], i["amount"]["amount"], i["balance_after"]["amount"]) for i in items] == [
+        ("refund", 12_999, 50_000),
+        ("payment", -12_999, 37_001),
+        ("top_up", 50_000, 50_000),
+    ]
+    assert (items[0]["refund_id"], items[0]["payment_id"]) == (refund["id"], payment["id"])
+    (event,) = refund_events()
+    assert (event["type"], event["version"], event["subject"]) == (
+        "billing.refund.completed",
+        1,
+        refund["id"],
+    )
+    assert event["account_id"] == "acc_ann"
+    assert event["data"] == {
+        "refund_id": refund["id"],
+        "payment_id": payment["id"],
+        "order_id": "ord_refund",
+        "account_id": "acc_ann",
+        "payer_account_id": "acc_ann",
+        "payment_method": "balance",
+        "amount": usd(12_999),
+        "reason": DELIVERY_FAILED,
+        "completed_at": "2026-11-27T09:00:00+00:00",
+    }
+    with billing.rpc(OPERATOR) as service:
+        assert service.get_refund("ord_refund") == refund
+    with billing.rpc(BOB) as service, pytest.raises(NotFound):
+        service.get_refund("ord_refund")
+
+
+def test_the_same_cancellation_delivered_twice_refunds_once(billing, refund_events):
+    payment = pay(billing, ANN, "ord_twice", 7_500, "credit_card", card=GOOD_CARD)
+    duplicates_before = consumed("duplicate")
+
+    publish_cancelled(billing, cancelled(payment), times=2)
+    # the repeat is skipped once the first has committed its inbox row and the pending
+    # refund, which may be before the card processor's answer is recorded
+    wait_for(lambda: consumed("duplicate") == duplicates_before + 1, "the repeat to be skipped")
+    wait_for(
+        lambda: refund_of(billing, ANN, "ord_twice")["status"] == "succeeded",
+        "the card refund to be recorded",
+    )
+
+    assert billing.scalar("SELECT count(*) FROM refunds") == 1
+    assert billing.scalar("SELECT count(*) FROM card_gateway_refunds") == 1
+    assert refund_entries(billing, "ord_twice") == 1
+    assert len(of_type(refund_events(), "billing.refund.completed", "ord_twice")) == 1
+
+
+def test_ten_concurrent_cancellations_of_one_paid_order_refund_once(billing, refund_events):
+    with billing.rpc(OPERATOR) as service:
+        service.set_credit_limit("acc_ann", usd(100_000))
+    payment = pay(billing, ANN, "ord_race_refund", 60_000, "credit")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda _: publish_cancelled(billing, cancelled(payment)), range(10)))
+    wait_for(lambda: handled(billing) == 10, "all ten cancellations to be handled")
+
+    assert billing.scalar("SELECT count(*) FROM refunds") == 1
+    assert refund_entries(billing, "ord_race_refund") == 1
+    assert balance(billing, ANN)["credit_used"] == 0
+    assert len(of_type(refund_events(), "billing.refund.completed", "ord_race_refund")) == 1
+    assert billing.scalar("SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_card_refund_the_gateway_does_not_answer_completes_later_once(billing, refund_events):
+    payment = pay(billing, ANN, "ord_slow_refund", 9_900, "credit_card", card=REFUND_TIMEOUT_CARD)
+    assert payment["status"] == "succeeded"
+
+    publish_cancelled(billing, cancelled(payment))
+    wait_for(lambda: handled(billing) == 1, "the cancellation to be handled")
+
+    pending = refund_of(billing, ANN, "ord_slow_refund")
+    assert (pending["status"], pending["completed_at"]) == ("pending", None)
+    assert refund_entries(billing, "ord_slow_refund") == 0
+    assert of_type(refund_events(), "billing.refund.completed", "ord_slow_refund") == []
+
+    billing.clock.advance(GRACE * 2)
+    wait_for(
+        lambda: refund_of(billing, ANN, "ord_slow_refund")["status"] != "pending",
+        "recovery to complete the refund",
+    )
+
+    done = refund_of(billing, ANN, "ord_slow_refund")
+    assert (done["id"], done["status"]) == (pending["id"], "succeeded")
+    assert billing.scalar("SELECT count(*) FROM card_gateway_refunds") == 1
+    assert refund_entries(billing, "ord_slow_refund") == 1
+    assert len(of_type(refund_events(), "billing.refund.completed", "ord_slow_refund")) == 1
+    item = statement(billing, ANN)["items"][0]
+    assert (item["kind"], item["amount"], item["balance_after"]) == ("refund", usd(9_900), usd(0))
+
+
+def test_a_reseller_is_refunded_for_its_customers_cancelled_order(billing, refund_events):
+    payment = pay(
+        billing,
+        CUSTOMER,
+        "ord_reseller_refund",
+        25_000,
+        "reseller",
+        payer_account_id="acc_reseller",
+    )
+
+    publish_cancelled(billing, cancelled(payment))
+    wait_for(lambda: handled(billing) == 1, "the cancellation to be handled")
+
+    assert balance(billing, RESELLER)["balance"] == 0
+    assert refund_of(billing, RESELLER, "ord_reseller_refund")["status"] == "succeeded"
+    assert refund_of(billing, CUSTOMER, "ord_reseller_refund")["payer_account_id"] == (
+        "acc_reseller"
+    )
+    (item, _payment) = statement(billing, RESELLER)["items"]
+    assert (item["kind"], item["buyer_account_id"], item["amount"]) == (
+        "refund",
+        "acc_customer",
+        usd(25_000),
+    )
+    assert statement(billing, CUSTOMER)["total"] == 0
+
+
+def test_cancelling_an_unpaid_order_changes_nothing_in_billing(billing, refund_events):
+    top_up(billing, ANN, 5_000)
+    pay(billing, ANN, "ord_paid_other", 1_000, "balance")
+    entries_before = billing.scalar("SELECT count(*) FROM journal_entries")
+
+    publish_cancelled(billing, cancelled(None, order_id="ord_unpaid"))
+    wait_for(lambda: handled(billing) == 1, "the cancellation to be handled")
+
+    assert billing.scalar("SELECT count(*) FROM refunds") == 0
+    assert billing.scalar("SELECT count(*) FROM journal_entries") == entries_before
+    assert balance(billing, ANN)["balance"] == 4_000
+    assert refund_events() == []
+    assert billing.scalar("SELECT count(*) FROM dead_letters") == 0
+    with billing.rpc(ANN) as service, pytest.raises(NotFound):
+        service.get_refund("ord_unpaid")
+
+
+def test_a_cancellation_asking_more_back_than_was_paid_is_dead_lettered(billing, refund_events):
+    top_up(billing, ANN, 5_000)
+    payment = pay(billing, ANN, "ord_greedy", 1_000, "balance")
+    dead_before = consumed("dead_lettered")
+
+    event_id = publish_cancelled(billing, cancelled(payment, refund=1_001))
+    wait_for(lambda: consumed("dead_lettered") == dead_before + 1, "the dead letter")
+
+    assert billing.scalar("SELECT count(*) FROM refunds") == 0
+    assert balance(billing, ANN)["balance"] == 4_000
+    assert refund_events() == []
+    error = billing.scalar("SELECT error FROM dead_letters WHERE event_id = :e", e=event_id)
+    assert "REFUND_EXCEEDS_PAYMENT" in error or "exceeds the 1000 paid" in error
+    assert handled(billing) == 0  # the inbox row went with the refused effect

@@ -32,9 +32,13 @@ OTHER_BUYER = Identity("acc_buyer_bob", "usr_bob", "buyer", ("buyer",))
 OPERATOR = Identity("acc_ops", "usr_ops", "operator", ("operator",))
 
 
+SAAS_ENDPOINT = "https://saas.acme.example.com/mercato"
+
+
 def product_payload(**overrides: Any) -> dict[str, Any]:
     """A valid ``create_product`` body: one specification with every billing mode and
-    a quantity dimension of 1..1000 users."""
+    a quantity dimension of 1..1000 users. A saas product gets ``SAAS_ENDPOINT``
+    unless ``saas_endpoint_url`` is given (None for none)."""
     payload: dict[str, Any] = {
         "name": "Acme Backup",
         "summary": "Scheduled backups for ECS servers",
@@ -58,6 +62,8 @@ def product_payload(**overrides: Any) -> dict[str, Any]:
         ],
     }
     payload.update(copy.deepcopy(overrides))
+    if payload["delivery_method"] == "saas" and "saas_endpoint_url" not in overrides:
+        payload["saas_endpoint_url"] = SAAS_ENDPOINT
     return payload
 
 

@@ -11,6 +11,7 @@ from catalog.tests.support import (
     sqlite_url,
 )
 from mercato.clock import ManualClock
+from mercato.errors import ValidationError
 
 pytestmark = pytest.mark.interface
 
@@ -81,6 +82,49 @@ def test_seeding_again_adds_products_to_the_same_seller(uow):
     assert search(uow, seller_id="acc_demo")["total"] == 20
     assert usecases.seller_profile(uow, account_id="acc_demo")["company_name"] == "Demo Seller Co"
     assert uow.events == [], "seeding announces nothing"
+
+
+def _endpoints(uow, ids):
+    settings = [usecases.delivery_settings(uow, product_id=product_id) for product_id in ids]
+    return {
+        method: {
+            item["saas_endpoint_url"] for item in settings if item["delivery_method"] == method
+        }
+        for method in domain.DELIVERY_METHODS
+    }
+
+
+def test_demo_saas_products_are_delivered_by_the_given_seller_endpoint(uow):
+    ids = demo.seed_demo_products(
+        uow,
+        seller_account_id="acc_demo",
+        count=40,
+        saas_endpoint_url="https://seller.example.com/saas",
+    )
+    endpoints = _endpoints(uow, ids)
+    assert endpoints.pop("saas") == {"https://seller.example.com/saas"}
+    assert all(found == {None} for found in endpoints.values())
+
+
+def test_demo_saas_products_default_to_the_reference_seller_app(uow, monkeypatch):
+    monkeypatch.delenv(demo.SAAS_URL_ENV, raising=False)
+    ids = demo.seed_demo_products(uow, seller_account_id="acc_demo", count=40)
+    assert _endpoints(uow, ids)["saas"] == {"http://127.0.0.1:8300/saas"}
+    monkeypatch.setenv(demo.SAAS_URL_ENV, "http://localhost:9000/saas")
+    ids = demo.seed_demo_products(uow, seller_account_id="acc_demo", count=40, seed=1)
+    assert _endpoints(uow, ids)["saas"] == {"http://localhost:9000/saas"}
+
+
+def test_demo_seeding_refuses_an_endpoint_mercato_must_not_call(uow):
+    with pytest.raises(ValidationError) as raised:
+        demo.seed_demo_products(
+            uow,
+            seller_account_id="acc_demo",
+            count=10,
+            saas_endpoint_url="http://seller.example.com/saas",
+        )
+    assert list(raised.value.fields) == ["saas_endpoint_url"]
+    assert search(uow)["total"] == 0
 
 
 def test_the_service_sells_demo_products(catalog):

@@ -5,7 +5,7 @@ import pytest
 from catalog import domain, schemas
 from catalog.domain import Money, Period, Price, Quantity, Specification
 from catalog.tests.support import product_payload
-from mercato.errors import Conflict, ValidationError
+from mercato.errors import BusinessRuleViolation, Conflict, ValidationError
 from mercato.validation import load
 
 MONTH = Price("yearly_monthly", "month", 1500)
@@ -129,11 +129,89 @@ def test_lowest_price_is_the_cheapest_price_of_any_specification():
 # -- status --------------------------------------------------------------------------
 
 
+def publish(status, delivery_method="image", saas_endpoint_url=None):
+    return domain.publish(
+        status, delivery_method=delivery_method, saas_endpoint_url=saas_endpoint_url
+    )
+
+
 def test_only_a_draft_can_be_published():
-    assert domain.publish("draft") == "published"
+    assert publish("draft") == "published"
     for status in ("published", "delisted"):
         with pytest.raises(Conflict):
-            domain.publish(status)
+            publish(status)
+
+
+def test_a_saas_product_is_published_only_with_its_endpoint():
+    assert publish("draft", "saas", "https://saas.example.com/mercato") == "published"
+    with pytest.raises(BusinessRuleViolation) as raised:
+        publish("draft", "saas", None)
+    assert raised.value.code == "SAAS_ENDPOINT_REQUIRED"
+    assert "saas_endpoint_url" in raised.value.message
+    with pytest.raises(Conflict):
+        publish("published", "saas", None)
+
+
+# -- a saas product's endpoint ---------------------------------------------------------
+
+
+def endpoint_errors(url, delivery_method="saas"):
+    with pytest.raises(ValidationError) as raised:
+        domain.check_saas_endpoint(delivery_method, url)
+    assert list(raised.value.fields) == ["saas_endpoint_url"]
+    [message] = raised.value.fields["saas_endpoint_url"]
+    return message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://saas.example.com/mercato",
+        "https://saas.example.com:8443/mercato?tenant=eu",
+        "http://127.0.0.1:8300/saas",
+        "http://[::1]:8300/saas",
+        "http://localhost:8300/saas",
+        "http://LOCALHOST/saas",
+        None,
+    ],
+)
+def test_an_endpoint_is_https_or_plain_http_to_a_loopback_host(url):
+    domain.check_saas_endpoint("saas", url)
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://saas.example.com/mercato", "loopback"),
+        ("http://10.0.0.5/saas", "loopback"),
+        ("ftp://saas.example.com/mercato", "https"),
+        ("/saas", "https"),
+        ("saas.example.com/mercato", "https"),
+        ("https:///saas", "host"),
+        ("https://user:secret@saas.example.com/", "credentials"),
+        ("https://saas.example.com/ mercato", "whitespace"),
+    ],
+)
+def test_any_other_endpoint_is_refused_naming_the_field_and_the_rule(url, rule):
+    assert rule in endpoint_errors(url)
+
+
+def test_only_a_saas_product_has_an_endpoint():
+    for method in ("license", "image", "professional_service"):
+        assert endpoint_errors("https://x.example.com/", method) == (
+            "only a saas product has an endpoint"
+        )
+        domain.check_saas_endpoint(method, None)
+
+
+def test_a_new_product_reports_its_endpoint_and_specifications_together():
+    with pytest.raises(ValidationError) as raised:
+        domain.check_product(
+            delivery_method="image",
+            saas_endpoint_url="https://x.example.com/",
+            specifications=[],
+        )
+    assert set(raised.value.fields) == {"saas_endpoint_url", "specifications"}
 
 
 def test_only_a_published_product_can_be_delisted():
@@ -300,6 +378,9 @@ def test_the_create_product_body_of_the_api_loads():
         ({"delivery_method": "download"}, "delivery_method"),
         ({"product_guide_url": "not a url"}, "product_guide_url"),
         ({"product_guide_url": "ftp://docs.example.com/guide"}, "product_guide_url"),
+        ({"saas_endpoint_url": ""}, "saas_endpoint_url"),
+        ({"saas_endpoint_url": "https://x.example.com/" + "a" * 2048}, "saas_endpoint_url"),
+        ({"saas_endpoint_url": 42}, "saas_endpoint_url"),
         ({"name": ""}, "name"),
         ({"colour": "red"}, "colour"),
         ({"specifications": "none"}, "specifications"),

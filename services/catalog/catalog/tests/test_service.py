@@ -14,6 +14,7 @@ from catalog.tests.support import (
     OPERATOR,
     OTHER_BUYER,
     OTHER_SELLER,
+    SAAS_ENDPOINT,
     SELLER,
     EventQueue,
     account_created,
@@ -110,6 +111,8 @@ def test_seller_creates_a_draft_with_specification_ids_then_publishes_it(seller)
     }
     assert details["terms"] == "Acme terms of service."
     assert details["specifications"] == published["specifications"] == draft["specifications"]
+    assert draft["saas_endpoint_url"] == published["saas_endpoint_url"] == SAAS_ENDPOINT
+    assert "saas_endpoint_url" not in details
 
 
 def test_publishing_announces_the_product_to_subscribers(seller):
@@ -262,6 +265,145 @@ def test_a_seller_without_a_profile_is_told_to_set_one_up(catalog):
     with rpc(config, SELLER) as service, pytest.raises(BusinessRuleViolation) as raised:
         service.create_product(product_payload())
     assert raised.value.code == "SELLER_PROFILE_REQUIRED"
+
+
+# -- a saas product's endpoint ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://saas.acme.example.com/mercato?region=eu",
+        "http://127.0.0.1:8300/saas",
+        "http://[::1]:8300/saas",
+        "http://localhost:8300/saas",
+    ],
+)
+def test_a_saas_product_keeps_an_https_or_loopback_endpoint_for_its_seller(seller, url):
+    config, _clock = seller
+    with rpc(config, SELLER) as catalog:
+        draft = catalog.create_product(product_payload(saas_endpoint_url=url))
+        published = catalog.publish_product(draft["id"])
+        [row] = catalog.list_seller_products()["items"]
+    assert draft["saas_endpoint_url"] == published["saas_endpoint_url"] == url
+    assert row["saas_endpoint_url"] == url
+    with rpc(config) as provisioning:
+        assert provisioning.delivery_settings(draft["id"])["saas_endpoint_url"] == url
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rule"),
+    [
+        ({"saas_endpoint_url": "http://saas.acme.example.com/mercato"}, "loopback"),
+        ({"saas_endpoint_url": "http://192.168.1.20:8300/saas"}, "loopback"),
+        ({"saas_endpoint_url": "ftp://saas.acme.example.com/"}, "https"),
+        ({"saas_endpoint_url": "/saas"}, "https"),
+        ({"saas_endpoint_url": "https://ak:secret@saas.acme.example.com/"}, "credentials"),
+        (
+            {"delivery_method": "license", "saas_endpoint_url": SAAS_ENDPOINT},
+            "only a saas product has an endpoint",
+        ),
+        (
+            {"delivery_method": "image", "saas_endpoint_url": "http://127.0.0.1:8300/saas"},
+            "only a saas product has an endpoint",
+        ),
+    ],
+)
+def test_an_endpoint_mercato_must_not_call_is_refused_naming_the_field(seller, overrides, rule):
+    config, _clock = seller
+    with rpc(config, SELLER) as catalog, pytest.raises(ValidationError) as raised:
+        catalog.create_product(product_payload(**overrides))
+    assert list(raised.value.fields) == ["saas_endpoint_url"]
+    [message] = raised.value.fields["saas_endpoint_url"]
+    assert rule in message
+    assert count_rows(config, "products") == 0
+
+
+def test_a_product_of_another_delivery_method_has_no_endpoint(seller):
+    config, _clock = seller
+    product = list_product(config, delivery_method="license")
+    assert product["saas_endpoint_url"] is None
+    with rpc(config) as provisioning:
+        settings = provisioning.delivery_settings(product["id"])
+    assert (settings["delivery_method"], settings["saas_endpoint_url"]) == ("license", None)
+
+
+def test_a_saas_product_without_an_endpoint_stays_a_draft(seller):
+    config, _clock = seller
+    draft = list_product(config, publish=False, saas_endpoint_url=None)
+    assert draft["saas_endpoint_url"] is None
+    with rpc(config, SELLER) as catalog:
+        with pytest.raises(BusinessRuleViolation) as raised:
+            catalog.publish_product(draft["id"])
+        after = catalog.get_product(draft["id"])
+    assert raised.value.code == "SAAS_ENDPOINT_REQUIRED"
+    assert "saas_endpoint_url" in raised.value.message
+    assert (after["status"], after["published_at"]) == ("draft", None)
+    assert after["updated_at"] == draft["updated_at"]
+    assert count_rows(config, "outbox_messages") == 0
+    with rpc(config) as anyone:
+        assert anyone.search_products({})["total"] == 0
+
+
+def test_no_buyer_facing_view_shows_the_endpoint(seller):
+    config, _clock = seller
+    product = list_product(config)
+    with rpc(config, BUYER) as buyer:
+        views = [
+            buyer.get_product(product["id"]),
+            buyer.search_products({})["items"][0],
+            buyer.quote(quote_of(product)),
+        ]
+        buyer.save_product(product["id"])
+        views.append(buyer.list_saved_products()["items"][0])
+    # its seller and operators read the product page too: the gateway caches that answer
+    for who in (SELLER, OPERATOR, None):
+        with rpc(config, who) as catalog:
+            views.append(catalog.get_product(product["id"]))
+    with rpc(config, OPERATOR) as operator:
+        views.append(operator.delist_product(product["id"], "retired"))
+    for view in views:
+        assert SAAS_ENDPOINT not in repr(view), view
+
+
+# -- delivery settings ---------------------------------------------------------------
+
+
+def test_delivery_settings_answer_what_provisioning_needs_even_once_delisted(seller):
+    config, _clock = seller
+    product = list_product(config, service_supervision=False)
+    expected = {
+        "product_id": product["id"],
+        "seller_account_id": SELLER.account_id,
+        "delivery_method": "saas",
+        "service_supervision": False,
+        "saas_endpoint_url": SAAS_ENDPOINT,
+        "product_guide_url": "https://docs.acme.example.com/backup/guide",
+        "seller": {
+            "company_name": "Acme Cloud Ltd",
+            "email": seller_email(SELLER),
+            "mobile": "+86 755 2878 0808",
+        },
+    }
+    # provisioning's event handlers carry the buyer's identity, or none
+    for who in (None, BUYER):
+        with rpc(config, who) as provisioning:
+            assert provisioning.delivery_settings(product["id"]) == expected
+    with rpc(config, OPERATOR) as operator:
+        operator.delist_product(product["id"], "retired")
+    with rpc(config) as provisioning:
+        assert provisioning.delivery_settings(product["id"]) == expected
+
+
+def test_delivery_settings_of_an_unknown_product_or_a_draft_are_not_found(seller):
+    config, _clock = seller
+    draft = list_product(config, publish=False)
+    with rpc(config) as provisioning:
+        for missing in ("prd_missing", draft["id"]):
+            with pytest.raises(NotFound):
+                provisioning.delivery_settings(missing)
+        with pytest.raises(ValidationError):
+            provisioning.delivery_settings("")
 
 
 # -- delisting ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from mercato.errors import (
     PaymentRequired,
     ValidationError,
 )
+from orders.domain import add_months
 from orders.service import OrdersService
 
 pytestmark = pytest.mark.interface
@@ -35,17 +36,17 @@ class FakeCatalog:
 
     @rpc
     def quote(self, payload):
-        if payload["product_id"] != "prd_known":
+        if payload["product_id"] not in ("prd_known", "prd_supervised"):
             raise NotFound("product not found")
         period = payload.get("period")
         count = period["count"] if period else 1
         return {
-            "product_id": "prd_known",
+            "product_id": payload["product_id"],
             "product_name": "Known App",
             "seller_account_id": "acc_seller",
             "seller_company_name": "Seller Co",
             "delivery_method": "saas",
-            "service_supervision": False,
+            "service_supervision": payload["product_id"] == "prd_supervised",
             "product_guide_url": "https://seller.example.com/guide",
             "specification_id": payload["specification_id"],
             "specification_name": "Standard",
@@ -526,3 +527,169 @@ def test_payment_event_overtaking_the_rpc_answer_pays_the_order_once(orders):
         paid = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
     assert paid["status"] == "paid"
     assert count(config, "subscriptions") == 1
+
+
+# -- delivery ------------------------------------------------------------------------
+
+
+def publish_event(config, event_type, data, *, subject, times=1):
+    from mercato.contracts import new_envelope
+
+    envelope = new_envelope(
+        event_type,
+        subject=subject,
+        data=data,
+        account_id=data["account_id"],
+        correlation_id="test",
+        causation_id=None,
+    ).dump()
+    exchange = Exchange(f"{event_type.split('.')[0]}.events", type="topic", durable=True)
+    with Connection(config["AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        for _ in range(times):
+            producer.publish(
+                envelope,
+                exchange=exchange,
+                routing_key=event_type,
+                declare=[exchange],
+                serializer="json",
+            )
+
+
+def events_of(config, queue):
+    received = []
+    with Connection(config["AMQP_URI"]) as connection:
+        while (
+            message := queue(connection.channel()).get(accept=["json"], no_ack=True)
+        ) is not None:
+            received.append(message.payload)
+    return received
+
+
+def paid_with_subscription(config, product_id="prd_known"):
+    with as_caller(config, BUYER) as service:
+        order = service.place_order({**ORDER, "product_id": product_id})
+        service.pay_order(order["id"], {"payment_method": "balance"})
+        (app,) = service.list_purchased_apps({})["items"]
+    return order, app
+
+
+def delivered(order, app, **overrides):
+    return {
+        "delivery_id": "dlv_1",
+        "subscription_id": app["id"],
+        "order_id": order["id"],
+        "order_line_id": order["lines"][0]["id"],
+        "account_id": BUYER["account_id"],
+        "delivery_method": "saas",
+        "service_supervision": False,
+        "application": {
+            "instance_id": "inst_1",
+            "username": "admin",
+            "management_url": "https://app.example.com/admin/",
+            "frontend_url": "https://app.example.com/",
+            "license_key": None,
+            "has_password": True,
+        },
+        "delivered_at": START,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def order_events(orders):
+    config, _clock, _ = orders
+    queue = Queue(
+        f"test-orders-{uuid.uuid4().hex[:8]}",
+        Exchange("orders.events", type="topic", durable=True),
+        routing_key="orders.#",
+    )
+    with Connection(config["AMQP_URI"]) as connection:
+        queue(connection.channel()).declare()
+    return queue
+
+
+def test_order_paid_lists_what_provisioning_delivers(orders, order_events):
+    config, _clock, _ = orders
+    order, app = paid_with_subscription(config)
+    time.sleep(0.5)
+    (paid,) = [e for e in events_of(config, order_events) if e["type"] == "orders.order.paid"]
+    (item,) = paid["data"]["subscriptions"]
+    assert item["subscription_id"] == app["id"]
+    assert item["order_line_id"] == order["lines"][0]["id"]
+    assert (item["delivery_method"], item["quantity"], item["period"]) == (
+        "saas",
+        3,
+        {"unit": "month", "count": 2},
+    )
+
+
+def test_a_delivered_app_is_enabled_and_its_order_completed_once(orders, order_events):
+    config, clock, _ = orders
+    order, app = paid_with_subscription(config)
+    clock.advance(dt.timedelta(hours=1))  # delivered an hour after payment
+    publish_event(
+        config,
+        "provisioning.delivery.succeeded",
+        delivered(order, app),
+        subject=app["id"],
+        times=2,
+    )
+    completed = wait_for_status(config, order["id"], "completed")
+    assert completed["status"] == "completed"
+    with as_caller(config, BUYER) as service:
+        enabled = service.get_purchased_app(app["id"])
+    assert enabled["status"] == "enabled"
+    # the period bought runs from activation (delivery), not from payment
+    activated = START + dt.timedelta(hours=1)
+    assert enabled["expires_at"] == add_months(activated, 2).isoformat()
+    time.sleep(0.5)
+    types = [e["type"] for e in events_of(config, order_events)]
+    assert types.count("orders.subscription.activated") == 1
+    assert types.count("orders.order.completed") == 1
+
+
+def test_a_supervised_app_awaits_the_buyers_acceptance(orders):
+    config, _clock, _ = orders
+    order, app = paid_with_subscription(config, "prd_supervised")
+    publish_event(
+        config,
+        "provisioning.delivery.succeeded",
+        delivered(order, app, service_supervision=True),
+        subject=app["id"],
+    )
+    assert wait_for_status(config, order["id"], "awaiting_acceptance")["status"] == (
+        "awaiting_acceptance"
+    )
+    with as_caller(config, BUYER) as service:
+        assert service.get_purchased_app(app["id"])["status"] == "enabling"
+
+
+def test_a_failed_delivery_cancels_the_order_once_and_asks_for_the_refund(orders, order_events):
+    config, _clock, _ = orders
+    order, app = paid_with_subscription(config)
+    failure = {
+        "delivery_id": "dlv_1",
+        "subscription_id": app["id"],
+        "order_id": order["id"],
+        "order_line_id": order["lines"][0]["id"],
+        "account_id": BUYER["account_id"],
+        "delivery_method": "saas",
+        "reason": "The seller's system did not deliver Known App within 3 hours.",
+        "failed_at": START,
+    }
+    publish_event(config, "provisioning.delivery.failed", failure, subject=app["id"], times=2)
+    cancelled = wait_for_status(config, order["id"], "cancelled")
+    assert cancelled["cancel_reason"] == f"Delivery failed: {failure['reason']}"
+    with as_caller(config, BUYER) as service:
+        assert service.get_purchased_app(app["id"])["status"] == "released"
+    time.sleep(0.5)
+    (event,) = [e for e in events_of(config, order_events) if e["type"] == "orders.order.cancelled"]
+    assert event["data"]["payment_id"].startswith("pay_")
+    assert event["data"]["refund"] == order["amount_due"]
+    # a late success for a cancelled order changes nothing
+    publish_event(
+        config, "provisioning.delivery.succeeded", delivered(order, app), subject=app["id"]
+    )
+    time.sleep(0.5)
+    assert wait_for_status(config, order["id"], "cancelled")["status"] == "cancelled"

@@ -1,0 +1,395 @@
+"""The refund use case, one method at a time, on a real PostgreSQL database (billing's
+migrated schema) with a plain unit of work and an in-memory card processor: no broker,
+no container. After every test the books are audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client import REGISTRY
+from sqlalchemy.orm import Session, sessionmaker
+
+from billing import domain, usecases
+from billing.domain import Card, Money
+from billing.payment_gateway import (
+    CHARGE_SUCCEEDED,
+    REFUND_FAILED,
+    REFUND_SUCCEEDED,
+    ChargeResult,
+    GatewayTimeout,
+    PaymentGateway,
+    RefundResult,
+)
+from mercato.clock import ManualClock
+from mercato.contracts import contract_for
+from mercato.db import create_engine
+from mercato.errors import BusinessRuleViolation, NotFound
+from mercato.identity import Identity
+
+START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+GRACE = dt.timedelta(seconds=60)
+BUYER = "acc_buyer"
+RESELLER = "acc_reseller"
+GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
+REASON = "Delivery failed: the SaaS tenant could not be created."
+
+
+class UnitOfWork:
+    """What ``mercato.db.UnitOfWork`` gives a use case, with the outbox replaced by a
+    list of the events committed (each checked against its contract when emitted)."""
+
+    def __init__(self, engine: sa.engine.Engine) -> None:
+        self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+        self._session: Session | None = None
+        self._pending: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._sessionmaker()
+        return self._session
+
+    def emit(self, event_type, *, subject, data, account_id=None, version=None):
+        payload = contract_for(event_type, version).dump_data(data)
+        self._pending.append({"type": event_type, "subject": subject, "data": payload})
+
+    def commit(self) -> None:
+        self.session.commit()
+        self.events.extend(self._pending)
+        self._pending.clear()
+
+    def rollback(self) -> None:
+        self._pending.clear()
+        self.session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+@dataclass
+class FakeProcessor(PaymentGateway):
+    """A card processor in memory: charges and refunds once per key; ``silent_refunds``
+    refunds that it makes but whose answer it loses (as a timeout would); ``refusing``
+    makes it refuse every refund."""
+
+    charges: dict[str, ChargeResult] = field(default_factory=dict)
+    refunds: dict[str, RefundResult] = field(default_factory=dict)
+    silent_refunds: int = 0
+    refusing: bool = False
+
+    def charge(self, idempotency_key: str, card: Card, amount: Money) -> ChargeResult:
+        return self.charges.setdefault(
+            idempotency_key,
+            ChargeResult(idempotency_key, f"ch_{len(self.charges)}", CHARGE_SUCCEEDED, amount),
+        )
+
+    def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        return self.charges.get(idempotency_key)
+
+    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
+        if idempotency_key not in self.refunds:
+            failed = (REFUND_FAILED, "refund_declined")
+            status, code = failed if self.refusing else (REFUND_SUCCEEDED, None)
+            self.refunds[idempotency_key] = RefundResult(
+                idempotency_key, f"re_{len(self.refunds)}", charge_reference, status, amount, code
+            )
+        if self.silent_refunds:
+            self.silent_refunds -= 1
+            raise GatewayTimeout("the card gateway did not answer refund")
+        return self.refunds[idempotency_key]
+
+
+@dataclass
+class Books:
+    uow: UnitOfWork
+    clock: ManualClock
+    gateway: FakeProcessor
+
+    def scalar(self, sql: str, **params):
+        value = self.uow.session.execute(sa.text(sql), params).scalar_one()
+        self.uow.rollback()
+        return value
+
+    def figures(self, account_id: str) -> dict[str, int]:
+        view = usecases.get_balance(self.uow, account_id=account_id)
+        self.uow.rollback()
+        return {key: value["amount"] for key, value in view.items() if isinstance(value, dict)}
+
+    def pay(self, order_id: str, amount: int, method: str, payer: str = BUYER) -> dict:
+        caller = who(BUYER, "buyer", reseller=RESELLER if payer == RESELLER else None)
+        payment = usecases.pay_order(
+            self.uow,
+            self.clock,
+            self.gateway,
+            caller=caller,
+            order_id=order_id,
+            account_id=BUYER,
+            payer_account_id=payer,
+            amount={"amount": amount, "currency": "USD"},
+            enterprise_project_id="default",
+            payment_method=method,
+            card=GOOD_CARD if method == domain.CREDIT_CARD else None,
+        )
+        assert payment["status"] == "succeeded"
+        return payment
+
+    def refund(self, payment: dict, amount: int | None = None, currency: str = "USD") -> dict:
+        return usecases.refund_payment(
+            self.uow,
+            self.clock,
+            self.gateway,
+            payment_id=payment["id"],
+            order_id=payment["order_id"],
+            account_id=payment["account_id"],
+            amount={
+                "amount": payment["amount"]["amount"] if amount is None else amount,
+                "currency": currency,
+            },
+            reason=REASON,
+        )
+
+    def of_type(self, event_type: str) -> list[dict]:
+        return [event for event in self.uow.events if event["type"] == event_type]
+
+
+@pytest.fixture
+def books(databases):
+    engine = create_engine(databases.fresh("billing"), pool_size=2)
+    uow = UnitOfWork(engine)
+    clock = ManualClock(START)
+    books = Books(uow, clock, FakeProcessor())
+    # a buyer with money on its balance and credit granted
+    books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
+    usecases.top_up(
+        uow, clock, books.gateway, account_id=BUYER, amount=usd(100_000), card=GOOD_CARD
+    )
+    operator = who("acc_ops", "operator")
+    usecases.set_credit_limit(uow, clock, operator=operator, account_id=BUYER, amount=usd(50_000))
+    yield books
+    try:
+        audit = usecases.audit_ledger(uow)
+        assert audit["balanced"], audit
+    finally:
+        uow.close()
+        engine.dispose()
+
+
+def who(account_id: str, role: str, reseller: str | None = None) -> Identity:
+    return Identity(
+        account_id=account_id,
+        user_id=f"usr_{account_id}",
+        account_type=role,
+        roles=(role,),
+        reseller_account_id=reseller,
+    )
+
+
+def usd(amount: int) -> dict:
+    return {"amount": amount, "currency": "USD"}
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, {"service": "billing", **labels}) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("method", "payer"),
+    [
+        (domain.BALANCE, BUYER),
+        (domain.CREDIT, BUYER),
+        (domain.RESELLER, RESELLER),
+        (domain.CREDIT_CARD, BUYER),
+    ],
+)
+def test_a_full_refund_puts_the_money_back_the_way_it_came(books, method, payer):
+    before = books.figures(payer)
+    refunded_before = sample("mercato_refund_amount_minor_total", currency="USD")
+    payment = books.pay("ord_1", 12_999, method, payer=payer)
+    assert books.figures(payer) != before or method == domain.CREDIT_CARD
+
+    refund = books.refund(payment)
+
+    assert refund["status"] == "succeeded" and refund["id"].startswith("rfd_")
+    assert (refund["payment_id"], refund["order_id"], refund["amount"]) == (
+        payment["id"],
+        "ord_1",
+        usd(12_999),
+    )
+    assert (refund["account_id"], refund["payer_account_id"]) == (BUYER, payer)
+    assert (refund["payment_method"], refund["reason"]) == (method, REASON)
+    assert refund["completed_at"] == START
+    assert books.figures(payer) == before
+    # the payment's and the refund's postings cancel out on every ledger account
+    assert (
+        books.scalar(
+            "SELECT count(*) FROM (SELECT p.ledger_account, p.account_id FROM ledger_postings p "
+            "JOIN journal_entries e ON e.id = p.entry_id WHERE e.order_id = 'ord_1' "
+            "GROUP BY p.ledger_account, p.account_id HAVING sum(p.amount) <> 0) AS open"
+        )
+        == 0
+    )
+    (event,) = books.of_type("billing.refund.completed")
+    assert event["subject"] == refund["id"]
+    assert event["data"] == {
+        "refund_id": refund["id"],
+        "payment_id": payment["id"],
+        "order_id": "ord_1",
+        "account_id": BUYER,
+        "payer_account_id": payer,
+        "payment_method": method,
+        "amount": usd(12_999),
+        "reason": REASON,
+        "completed_at": "2026-11-27T09:00:00+00:00",
+    }
+    statement = usecases.list_transactions(books.uow, account_id=payer, page=1, page_size=5)
+    latest = statement["items"][0]
+    assert (latest["kind"], latest["amount"], latest["refund_id"], latest["payment_id"]) == (
+        "refund",
+        usd(12_999),
+        refund["id"],
+        payment["id"],
+    )
+    assert (latest["order_id"], latest["buyer_account_id"]) == ("ord_1", BUYER)
+    assert sample("mercato_refund_amount_minor_total", currency="USD") == (refunded_before + 12_999)
+
+
+def test_a_partial_refund_returns_only_that_much(books):
+    payment = books.pay("ord_part", 10_000, domain.BALANCE)
+
+    refund = books.refund(payment, amount=4_000)
+
+    assert refund["amount"] == usd(4_000)
+    assert books.figures(BUYER)["balance"] == 100_000 - 10_000 + 4_000
+
+
+def test_a_payment_is_refunded_once_however_often_it_is_asked(books):
+    payment = books.pay("ord_twice", 10_000, domain.BALANCE)
+
+    first = books.refund(payment)
+    again = books.refund(payment)
+    other_amount = books.refund(payment, amount=1)
+
+    assert again == first and other_amount == first
+    assert books.figures(BUYER)["balance"] == 100_000
+    assert books.scalar("SELECT count(*) FROM refunds") == 1
+    assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 1
+    assert len(books.of_type("billing.refund.completed")) == 1
+
+
+def test_a_refund_of_more_than_was_paid_is_refused_and_changes_nothing(books):
+    payment = books.pay("ord_more", 10_000, domain.BALANCE)
+    rejected = sample("mercato_refunds_total", method="balance", outcome="rejected")
+
+    with pytest.raises(BusinessRuleViolation) as raised:
+        books.refund(payment, amount=10_001)
+    books.uow.rollback()
+
+    assert raised.value.code == "REFUND_EXCEEDS_PAYMENT"
+    assert raised.value.fields == {"refund.amount": ["must be at most 10000, the amount paid"]}
+    assert books.scalar("SELECT count(*) FROM refunds") == 0
+    assert books.figures(BUYER)["balance"] == 90_000
+    assert books.of_type("billing.refund.completed") == []
+    assert sample("mercato_refunds_total", method="balance", outcome="rejected") == rejected + 1
+
+
+def test_a_refund_in_another_currency_is_refused(books):
+    payment = books.pay("ord_eur", 10_000, domain.BALANCE)
+
+    with pytest.raises(BusinessRuleViolation) as raised:
+        books.refund(payment, currency="EUR")
+    books.uow.rollback()
+
+    assert raised.value.code == "REFUND_CURRENCY_MISMATCH"
+    assert books.scalar("SELECT count(*) FROM refunds") == 0
+
+
+@pytest.mark.parametrize(
+    "mismatch", [{"order_id": "ord_other"}, {"account_id": "acc_other"}, {"id": "pay_none"}]
+)
+def test_a_payment_that_is_not_the_orders_is_not_refunded(books, mismatch):
+    payment = books.pay("ord_mine", 10_000, domain.BALANCE)
+
+    with pytest.raises(NotFound):
+        books.refund({**payment, **mismatch})
+    books.uow.rollback()
+
+    assert books.scalar("SELECT count(*) FROM refunds") == 0
+
+
+def test_a_card_refund_the_processor_does_not_answer_completes_later_once(books):
+    payment = books.pay("ord_card", 7_500, domain.CREDIT_CARD)
+    books.gateway.silent_refunds = 2  # the first refund and the first retry go unanswered
+
+    pending = books.refund(payment)
+
+    assert (pending["status"], pending["completed_at"]) == ("pending", None)
+    assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 0
+    assert books.refund(payment) == pending  # asked again: still the same refund
+    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 0
+
+    books.clock.advance(GRACE * 2)
+    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 0
+    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 1
+    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 0
+
+    caller = who(BUYER, "buyer")
+    done = usecases.get_refund(books.uow, caller=caller, order_id="ord_card")
+    assert (done["id"], done["status"]) == (pending["id"], "succeeded")
+    assert done["completed_at"] == START + GRACE * 2
+    assert len(books.gateway.refunds) == 1
+    assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 1
+    assert len(books.of_type("billing.refund.completed")) == 1
+
+
+def test_a_card_refund_the_processor_refuses_fails_and_moves_nothing(books):
+    payment = books.pay("ord_refused", 7_500, domain.CREDIT_CARD)
+    books.gateway.refusing = True
+
+    failed = books.refund(payment)
+
+    assert (failed["status"], failed["failure_code"]) == ("failed", "refund_declined")
+    assert failed["failure_reason"] and failed["completed_at"] == START
+    assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 0
+    assert books.of_type("billing.refund.completed") == []
+    (event,) = books.of_type("billing.refund.failed")
+    assert event["data"]["failure_code"] == "refund_declined"
+    assert books.refund(payment) == failed  # not tried again
+
+
+def test_a_failed_payment_is_not_refunded(books):
+    books.gateway.charges["pay_x.1"] = ChargeResult("pay_x.1", "ch_x", "declined", Money(1, "USD"))
+    with books.uow.session.begin():
+        books.uow.session.execute(
+            sa.text(
+                "INSERT INTO payments (id, order_id, account_id, payer_account_id, "
+                "enterprise_project_id, payment_method, amount, currency, status, attempt, "
+                "created_at, updated_at) VALUES ('pay_x', 'ord_x', :buyer, :buyer, 'default', "
+                "'credit_card', 500, 'USD', 'failed', 1, :now, :now)"
+            ),
+            {"buyer": BUYER, "now": START},
+        )
+
+    with pytest.raises(BusinessRuleViolation) as raised:
+        books.refund({"id": "pay_x", "order_id": "ord_x", "account_id": BUYER, "amount": usd(500)})
+    books.uow.rollback()
+
+    assert raised.value.code == "PAYMENT_NOT_REFUNDABLE"
+
+
+def test_only_the_buyer_the_payer_or_an_operator_sees_a_refund(books):
+    payment = books.pay("ord_seen", 2_000, domain.RESELLER, payer=RESELLER)
+    refund = books.refund(payment)
+
+    for caller in (who(BUYER, "buyer"), who(RESELLER, "reseller"), who("acc_ops", "operator")):
+        assert usecases.get_refund(books.uow, caller=caller, order_id="ord_seen") == refund
+    stranger = who("acc_stranger", "buyer")
+    with pytest.raises(NotFound):
+        usecases.get_refund(books.uow, caller=stranger, order_id="ord_seen")
+    with pytest.raises(NotFound):
+        usecases.get_refund(books.uow, caller=stranger, order_id="ord_none")

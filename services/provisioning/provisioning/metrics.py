@@ -1,0 +1,29 @@
+"""provisioning's business metrics (the entrypoint and messaging metrics are common to
+every service, see ``mercato.metrics``). No label carries an id."""
+
+from prometheus_client import Counter, Histogram
+
+DELIVERIES = Counter(
+    "mercato_deliveries_total",
+    "Delivery attempts by delivery method and outcome: succeeded, retried (a step failed "
+    "or the seller is still creating the instance; tried again later) or failed (the "
+    "delivery window passed; the order is cancelled and refunded)",
+    ["method", "outcome"],
+)
+SELLER_CALLS = Counter(
+    "mercato_seller_calls_total",
+    "Calls to sellers' SaaS endpoints by activity and result: the seller's result code "
+    "(000000 success ... 000005 internal error) or unreachable, bad_signature, bad_answer",
+    ["activity", "result"],
+)
+SELLER_CALL_DURATION = Histogram(
+    "mercato_seller_call_duration_seconds",
+    "Time a seller's SaaS endpoint took to answer (calls that got an answer)",
+    ["activity"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+CREDENTIAL_REVEALS = Counter(
+    "mercato_credential_reveals_total",
+    "Requests to reveal a delivered password, by outcome: revealed or rate_limited",
+    ["outcome"],
+)

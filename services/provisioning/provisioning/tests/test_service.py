@@ -1,0 +1,446 @@
+"""provisioning in a real container on PostgreSQL and RabbitMQ, delivering to the
+reference seller application running as a real HTTP server; catalog is replaced by a
+small nameko service that answers ``delivery_settings`` like it."""
+
+import datetime as dt
+import json
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from kombu import Connection, Exchange, Queue
+from nameko.rpc import rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from mercato.contracts import new_envelope
+from mercato.errors import NotFound, RateLimited
+from mercato.testing_seller import reference_seller
+from provisioning import licenses
+from provisioning.models import metadata
+from provisioning.service import ProvisioningService
+
+pytestmark = pytest.mark.interface
+
+BUYER = {
+    "account_id": "acc_buyer",
+    "user_id": "usr_buyer",
+    "account_type": "buyer",
+    "roles": ["buyer"],
+}
+OTHER = {
+    "account_id": "acc_other",
+    "user_id": "usr_other",
+    "account_type": "buyer",
+    "roles": ["buyer"],
+}
+SELLER = {
+    "account_id": "acc_seller",
+    "user_id": "usr_seller",
+    "account_type": "seller",
+    "roles": ["seller"],
+}
+
+
+class FakeCatalog:
+    name = "catalog"
+    endpoint = "http://127.0.0.1:9/saas"
+
+    @rpc
+    def delivery_settings(self, product_id):
+        return {
+            "product_id": product_id,
+            "seller_account_id": SELLER["account_id"],
+            "delivery_method": "saas",
+            "service_supervision": False,
+            "saas_endpoint_url": FakeCatalog.endpoint,
+            "product_guide_url": None,
+            "seller": {"company_name": "Seller Co", "email": "s@example.com", "mobile": "1"},
+        }
+
+
+def settings(**overrides):
+    return {
+        "DELIVERY_SWEEP_SECONDS": 0.2,
+        "DELIVERY_RETRY_MAX_SECONDS": 0.5,
+        "SELLER_TIMEOUT_SECONDS": 1,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def config(make_service_config):
+    return make_service_config("provisioning", **settings())
+
+
+@pytest.fixture
+def events(config):
+    """Everything provisioning publishes, in order (a queue bound before it starts)."""
+    exchange = Exchange("provisioning.events", type="topic", durable=True)
+    queue = Queue(f"test-provisioning-{uuid.uuid4().hex[:8]}", exchange, routing_key="#")
+    connection = Connection(config["AMQP_URI"])
+    queue(connection.channel()).declare()
+    received: list[dict] = []
+
+    def drain(count: int = 0, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = queue(connection.channel()).get(accept=["json"], no_ack=True)
+            if message is not None:
+                received.append(message.payload)
+                continue
+            if len(received) >= count:
+                break
+            time.sleep(0.05)
+        return received
+
+    yield drain
+    connection.release()
+
+
+@pytest.fixture
+def start_provisioning(container_factory, config):
+    def start(**overrides):
+        container_factory(FakeCatalog, config).start()
+        container = container_factory(ProvisioningService, {**config, **overrides})
+        container.start()
+        return container
+
+    return start
+
+
+@pytest.fixture
+def seller(config, tmp_path):
+    """The reference seller app, with credentials the seller issued through provisioning
+    (started once provisioning runs)."""
+    holder = {}
+
+    def start(fault="none", provision_delay=0.2):
+        if "credentials" not in holder:
+            with as_caller(config, SELLER) as service:
+                holder["credentials"] = service.issue_interface_credentials()
+        credentials = holder["credentials"]
+        app = reference_seller(
+            tmp_path,
+            credentials["access_key"],
+            credentials["secret"],
+            fault=fault,
+            provision_delay=provision_delay,
+        ).start()
+        FakeCatalog.endpoint = app.url
+        holder.setdefault("apps", []).append(app)
+        return app
+
+    yield start
+    for app in holder.get("apps", []):
+        app.stop()
+
+
+def as_caller(config, caller):
+    return ServiceRpcProxy("provisioning", config, timeout=20, context_data=dict(caller))
+
+
+def paid_order(method: str = "saas", *, supervision: bool = False) -> dict:
+    order_id = f"ord_{uuid.uuid4().hex}"
+    return {
+        "order_id": order_id,
+        "account_id": BUYER["account_id"],
+        "payer_account_id": BUYER["account_id"],
+        "enterprise_project_id": "default",
+        "payment_id": f"pay_{uuid.uuid4().hex}",
+        "payment_method": "balance",
+        "amount": {"amount": 5000, "currency": "USD"},
+        "subscriptions": [
+            {
+                "subscription_id": f"sub_{uuid.uuid4().hex}",
+                "order_line_id": f"oln_{uuid.uuid4().hex}",
+                "product_id": "prd_app",
+                "product_name": "Team Chat",
+                "seller_account_id": SELLER["account_id"],
+                "specification_id": "spc_std",
+                "specification_name": "Standard",
+                "delivery_method": method,
+                "service_supervision": supervision,
+                "billing_mode": "yearly_monthly",
+                "period": {"unit": "month", "count": 1},
+                "quantity": 10,
+                "expires_at": dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+            }
+        ],
+    }
+
+
+def publish_paid(config, data, *, times=1):
+    envelope = new_envelope(
+        "orders.order.paid",
+        subject=data["order_id"],
+        data=data,
+        account_id=data["account_id"],
+        correlation_id="test",
+        causation_id=None,
+    ).dump()
+    exchange = Exchange("orders.events", type="topic", durable=True)
+    with Connection(config["AMQP_URI"]) as connection:
+        producer = connection.Producer()
+        for _ in range(times):
+            producer.publish(
+                envelope,
+                exchange=exchange,
+                routing_key="orders.order.paid",
+                declare=[exchange],
+                serializer="json",
+            )
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def delivery_row(config, subscription_id):
+    engine = sa.create_engine(config["DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            return (
+                connection.execute(
+                    sa.text("SELECT * FROM deliveries WHERE subscription_id = :s"),
+                    {"s": subscription_id},
+                )
+                .mappings()
+                .first()
+            )
+    finally:
+        engine.dispose()
+
+
+def of_type(received, event_type, subscription_id):
+    return [e for e in received if e["type"] == event_type and e["subject"] == subscription_id]
+
+
+def instances_of(app) -> set[str]:
+    """The instance ids the seller handed out for newInstance (one tenant each), as its
+    log tells them."""
+    return {
+        record["instance_id"]
+        for record in app.records()
+        if record.get("event") == "request"
+        and record.get("activity") == "newInstance"
+        and record.get("result_code") == "000000"
+    }
+
+
+# -- SaaS --------------------------------------------------------------------------------
+
+
+def test_saas_is_delivered_once_and_its_password_is_sealed_masked_and_revealed(
+    start_provisioning, seller, config, events
+):
+    start_provisioning()
+    app = seller()
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order, times=2)  # a redelivered event starts nothing twice
+
+    received = events(count=1)
+    delivered = wait_for(
+        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
+        what="delivery.succeeded",
+    )
+    time.sleep(1)  # anything more would be a second delivery
+    assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
+    application = delivered[0]["data"]["application"]
+    assert application["has_password"] is True
+    assert application["frontend_url"].startswith(app.base_url)
+    assert "password" not in json.dumps(delivered[0]["data"]).replace("has_password", "")
+    assert received  # the drain saw traffic
+
+    with as_caller(config, BUYER) as service:
+        shown = service.get_application(subscription_id)
+        assert shown["password"] == "******"
+        assert shown["username"] == application["username"]
+        revealed = service.reveal_credentials(subscription_id)
+    assert instances_of(app) == {shown["instance_id"]}
+    row = delivery_row(config, subscription_id)
+    assert row["password_sealed"] is not None
+    assert revealed["password"].encode() not in bytes(row["password_sealed"])
+    assert revealed["username"] == shown["username"] and revealed["password"]
+
+    with as_caller(config, OTHER) as service:
+        with pytest.raises(NotFound):
+            service.get_application(subscription_id)
+        with pytest.raises(NotFound):
+            service.reveal_credentials(subscription_id)
+
+    engine = sa.create_engine(config["DATABASE_URL"])
+    with engine.connect() as connection:
+        reveals = connection.execute(
+            sa.text(
+                "SELECT account_id, user_id FROM credential_reveals WHERE subscription_id = :s"
+            ),
+            {"s": subscription_id},
+        ).all()
+        # nothing in any table holds the password in the clear
+        for table in metadata.sorted_tables:
+            rows = [dict(r) for r in connection.execute(sa.select(table)).mappings()]
+            assert revealed["password"] not in json.dumps(rows, default=str), table.name
+    engine.dispose()
+    assert reveals == [("acc_buyer", "usr_buyer")]
+
+
+def test_reveals_are_rate_limited(start_provisioning, seller, config, events):
+    start_provisioning()
+    seller()
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
+        what="delivery",
+    )
+    with as_caller(config, BUYER) as service:
+        for _ in range(5):
+            service.reveal_credentials(subscription_id)
+        with pytest.raises(RateLimited):
+            service.reveal_credentials(subscription_id)
+
+
+def test_a_seller_down_for_a_while_gets_the_delivery_once_when_back(
+    start_provisioning, seller, config, events
+):
+    start_provisioning()
+    with as_caller(config, SELLER) as service:
+        service.issue_interface_credentials()  # credentials exist; the app is not running
+    FakeCatalog.endpoint = "http://127.0.0.1:9/saas"  # nothing listens there yet
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: (delivery_row(config, subscription_id) or {}).get("attempts", 0) >= 2,
+        what="two failed attempts",
+    )
+    assert delivery_row(config, subscription_id)["status"] == "pending"
+    app = seller()  # back: re-issues no credentials (the holder keeps the first pair)
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
+        what="delivery after the seller came back",
+    )
+    time.sleep(1)
+    assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
+    assert len(instances_of(app)) == 1
+
+
+def test_a_seller_that_never_answers_fails_the_delivery_once_when_the_window_passes(
+    start_provisioning, seller, config, events
+):
+    start_provisioning(DELIVERY_WINDOW_SECONDS=4)
+    seller(fault="hang")
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    failed = wait_for(
+        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
+        timeout=30,
+        what="delivery.failed",
+    )
+    time.sleep(1.5)
+    assert len(of_type(events(), "provisioning.delivery.failed", subscription_id)) == 1
+    assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
+    assert "Team Chat" in failed[0]["data"]["reason"]
+    row = delivery_row(config, subscription_id)
+    assert row["status"] == "failed" and "no answer" in (row["last_error"] or "")
+
+
+def test_a_bad_signature_is_refused_retried_and_reported_then_delivered_once_fixed(
+    start_provisioning, seller, config, events
+):
+    start_provisioning()
+    app = seller(fault="bad-signature")
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: (delivery_row(config, subscription_id) or {}).get("attempts", 0) >= 2,
+        what="refused answers",
+    )
+    row = delivery_row(config, subscription_id)
+    assert row["status"] == "pending" and "Body-Sign does not verify" in row["last_error"]
+    assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
+    app.set_fault("none")
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
+        what="delivery once the signature is right",
+    )
+    # newInstance was answered (with a bad signature) and asked again: still one tenant
+    assert len(instances_of(app)) == 1
+
+
+def test_provisioning_killed_mid_delivery_delivers_exactly_once_after_restart(
+    start_provisioning, seller, config, events
+):
+    container = start_provisioning()
+    app = seller(provision_delay=3)  # the tenant takes a while: queryInstance says 000004
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: (delivery_row(config, subscription_id) or {}).get("instance_id"),
+        what="the instance id to be recorded",
+    )
+    container.kill()
+    assert delivery_row(config, subscription_id)["status"] == "pending"
+    start_provisioning()
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
+        timeout=30,
+        what="delivery after the restart",
+    )
+    time.sleep(1)
+    assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
+    assert len(instances_of(app)) == 1
+
+
+# -- licenses ------------------------------------------------------------------------------
+
+
+def test_a_license_key_is_delivered_and_verifies_with_the_sellers_published_key(
+    start_provisioning, config, events
+):
+    start_provisioning()
+    order = paid_order("license")
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    with as_caller(config, OTHER) as service:  # nobody creates a key for a seller
+        with pytest.raises(NotFound):
+            service.license_public_key(SELLER["account_id"])
+    publish_paid(config, order)
+    delivered = wait_for(
+        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
+        what="license delivery",
+    )
+    license_key = delivered[0]["data"]["application"]["license_key"]
+    with as_caller(config, OTHER) as service:
+        published = service.license_public_key(SELLER["account_id"])
+    public = licenses._unb64(published["public_key"])
+    claims = licenses.verify(license_key, public)
+    assert claims["subscription_id"] == subscription_id
+    assert claims["account_id"] == BUYER["account_id"]
+    assert claims["quantity"] == 10
+    assert claims["product_id"] == "prd_app"
+    assert claims["key_id"] == published["key_id"]
+
+
+def test_images_and_professional_services_wait_for_their_own_flows(
+    start_provisioning, config, events
+):
+    start_provisioning()
+    order = paid_order("image")
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    row = wait_for(lambda: delivery_row(config, subscription_id), what="the delivery row")
+    time.sleep(0.5)
+    assert row["status"] == "waiting"
+    assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
