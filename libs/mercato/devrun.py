@@ -1,7 +1,8 @@
 """``make run``: the whole system on one machine, with demo data.
 
 1. checks that RabbitMQ answers at ``AMQP_URI`` (starts one with testcontainers when a
-   Docker engine is present; otherwise says in one line how to start one);
+   Docker engine is present; otherwise says in one line how to start one), and declares
+   the subscriber queues of ``EVENT_SUBSCRIBER_QUEUES`` (docs/events.md);
 2. migrates every service's database (SQLite files under ``var/`` unless the
    ``<SERVICE>_DATABASE_URL`` variables say otherwise);
 3. creates the demo operator (the command-line way, as in production);
@@ -316,6 +317,17 @@ def main() -> int:
     if amqp_uri is None:
         return 2
     os.environ["AMQP_URI"] = amqp_uri
+
+    # subscribers' queues (EVENT_SUBSCRIBER_QUEUES) exist before anything publishes
+    from mercato.subscribers import InvalidSubscriberQueues, QueueConflict, declare_from_environment
+
+    try:
+        declared = declare_from_environment(amqp_uri)
+    except (InvalidSubscriberQueues, QueueConflict) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if declared:
+        _say(f"declared subscriber queues: {', '.join(queue.queue for queue in declared)}")
 
     from mercato.migrations import database_url, upgrade
 

@@ -20,9 +20,21 @@ import eventlet
 import eventlet.wsgi
 from kombu import Connection
 from nameko.messaging import QueueConsumer
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
 _log = logging.getLogger(__name__)
+
+QUEUE_CONSUMERS = Gauge(
+    "mercato_queue_consumers",
+    "Consumers the broker counts on each queue this service consumes (all replicas), "
+    "read at each readiness probe",
+    ["service", "queue"],
+)
+QUEUE_MESSAGES = Gauge(
+    "mercato_queue_messages",
+    "Messages ready on each queue this service consumes, read at each readiness probe",
+    ["service", "queue"],
+)
 
 READINESS_CACHE_SECONDS = 2.0
 BROKER_CHECK_TIMEOUT = 3.0
@@ -57,17 +69,21 @@ def check_consumers(container) -> str | None:
     if not queues:
         return None
     amqp_uri = container.config["AMQP_URI"]
+    problem = None
     try:
         with Connection(amqp_uri, connect_timeout=BROKER_CHECK_TIMEOUT) as conn:
             conn.ensure_connection(max_retries=1)
             channel = conn.channel()
             for name in queues:
-                _name, _messages, consumers = channel.queue_declare(queue=name, passive=True)
-                if consumers < 1:
-                    return f"queue {name} has no consumer"
+                _name, messages, consumers = channel.queue_declare(queue=name, passive=True)
+                # every replica reports the broker's count: alerts take the max
+                QUEUE_CONSUMERS.labels(container.service_name, name).set(consumers)
+                QUEUE_MESSAGES.labels(container.service_name, name).set(messages)
+                if consumers < 1 and problem is None:
+                    problem = f"queue {name} has no consumer"
     except Exception as exc:
         return f"broker unreachable: {type(exc).__name__}: {exc}"
-    return None
+    return problem
 
 
 def check_dependencies(container) -> dict[str, str]:

@@ -1,0 +1,562 @@
+"""The Helm chart, rendered offline: valid Kubernetes objects, every process run the way
+the image and topology.py expect, safe defaults, and values checked before anything is
+applied."""
+
+import base64
+import json
+import re
+
+import helm_python as helm
+import pytest
+import yaml
+from kubernetes_validate import utils as kubernetes_validate
+
+from mercato import config as mercato_config
+from mercato.topology import GATEWAY, PROCESSES, SERVICES
+from tests.deploy import chart
+
+KUBERNETES_VERSION = "1.30.0"  # the oldest minor still supported upstream when written
+DEPLOYMENT_NAME = {p.name: f"{chart.RELEASE}-{p.name.replace('_', '-')}" for p in PROCESSES}
+
+
+def containers_of(obj):
+    return obj["spec"]["template"]["spec"]["containers"]
+
+
+def env_names(container):
+    return {entry["name"] for entry in container.get("env", [])}
+
+
+# --- lint and Kubernetes validity ---------------------------------------------------
+
+
+@pytest.mark.parametrize("values", ["default", "production"])
+def test_chart_lints_without_warnings(values):
+    given = chart.REQUIRED_VALUES if values == "default" else chart.production_values()
+    report = helm.lint(
+        chart.CHART_DIR,
+        given,
+        strict=True,
+        namespace=chart.NAMESPACE,
+        kube_version=f"v{KUBERNETES_VERSION}",
+    )
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["total_charts_linted"] == 1
+    assert not problems and not report["errors"], problems or report["errors"]
+
+
+def assert_valid(objects):
+    """Every object valid for Kubernetes, or of a custom kind checked elsewhere."""
+    unchecked = set()
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            unchecked.add(obj["kind"])
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
+    assert unchecked <= chart.CUSTOM_KINDS, unchecked - chart.CUSTOM_KINDS
+
+
+def test_every_object_is_valid_for_kubernetes_or_a_known_custom_kind(objects):
+    assert_valid(objects)
+
+
+def test_the_validator_catches_a_broken_deployment(default_objects):
+    deployment = json.loads(
+        json.dumps(chart.of_kind(default_objects, "Deployment")["mercato-orders"])
+    )
+    containers_of(deployment)[0]["ports"][0]["containerPort"] = "9102"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_object_names_are_unique_per_kind(objects):
+    seen = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(seen) == len(set(seen))
+
+
+# --- processes as topology.py and the image know them -------------------------------
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.name)
+def test_each_process_runs_its_own_command_on_its_own_port(default_objects, process):
+    deployment = chart.of_kind(default_objects, "Deployment")[DEPLOYMENT_NAME[process.name]]
+    (container,) = containers_of(deployment)
+    assert container["args"] == [process.name]  # deploy/entrypoint.py maps it via topology
+    (port,) = container["ports"]
+    assert port["containerPort"] == process.ops_port
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": port["name"]}
+    service = chart.of_kind(default_objects, "Service")[DEPLOYMENT_NAME[process.name]]
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert service["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.name)
+def test_every_variable_the_chart_sets_is_one_the_process_reads(default_objects, process):
+    """A renamed variable in a config.yaml must not leave the chart setting a dead one."""
+    deployment = chart.of_kind(default_objects, "Deployment")[DEPLOYMENT_NAME[process.name]]
+    (container,) = containers_of(deployment)
+    config_map = chart.of_kind(default_objects, "ConfigMap")[chart.RELEASE]["data"]
+    prefixes = tuple(f"{p.env_prefix}_" for p in PROCESSES)
+    own = {
+        name
+        for name in config_map
+        if name.startswith(f"{process.env_prefix}_") or not name.startswith(prefixes)
+    }
+    config_text = process.config_path.read_text()
+    source_text = "\n".join(
+        path.read_text() for path in (process.directory / process.package).rglob("*.py")
+    )
+    read = set(re.findall(r"\$\{([A-Z0-9_]+):", config_text))
+    for name in own | env_names(container):
+        assert name in read or re.search(rf"\b{name}\b", source_text), (
+            f"{process.name}: the chart sets {name}, which neither {process.config_path.name} "
+            f"nor the {process.package} package reads"
+        )
+    database_url = f"{process.env_prefix}_DATABASE_URL"
+    assert f"${{{database_url}:" in config_text and database_url in env_names(container)
+
+
+def test_the_ops_addresses_bind_every_interface_on_the_process_ports(default_objects):
+    data = chart.of_kind(default_objects, "ConfigMap")[chart.RELEASE]["data"]
+    for process in SERVICES:
+        assert data[f"{process.env_prefix}_OPS_ADDRESS"] == f"0.0.0.0:{process.ops_port}"
+    assert data["GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY.ops_port}"
+
+
+# --- what every Deployment must have -----------------------------------------------
+
+
+def test_every_deployment_has_probes_resources_and_a_locked_down_security_context(objects):
+    deployments = chart.of_kind(objects, "Deployment")
+    assert len(deployments) == len(PROCESSES)
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] == 10001, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        tmp_volumes = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        for container in pod["containers"]:
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert container[probe]["httpGet"]["path"], (name, probe)
+            assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), name
+            assert {"cpu", "memory"} <= container["resources"]["limits"].keys(), name
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["runAsNonRoot"] is True, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+            assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts.get("/tmp") in tmp_volumes, name
+
+
+def test_a_stopping_replica_outlives_its_longest_worker(objects):
+    rpc_timeout = float(
+        chart.of_kind(objects, "ConfigMap")[chart.RELEASE]["data"]["RPC_TIMEOUT_SECONDS"]
+    )
+    for name, deployment in chart.of_kind(objects, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        sleep = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert pod["terminationGracePeriodSeconds"] > sleep + rpc_timeout, name
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+
+
+def test_every_process_has_a_pdb_an_hpa_and_a_service_monitor(production_objects):
+    deployments = set(chart.of_kind(production_objects, "Deployment"))
+    for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor", "Service"):
+        assert set(chart.of_kind(production_objects, kind)) == deployments, kind
+    for name, hpa in chart.of_kind(production_objects, "HorizontalPodAutoscaler").items():
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_the_defaults_also_give_every_process_a_pdb_and_an_hpa(default_objects):
+    deployments = set(chart.of_kind(default_objects, "Deployment"))
+    assert set(chart.of_kind(default_objects, "PodDisruptionBudget")) == deployments
+    assert set(chart.of_kind(default_objects, "HorizontalPodAutoscaler")) == deployments
+    assert not chart.of_kind(default_objects, "ServiceMonitor")  # needs the CRD: opt in
+
+
+def test_production_runs_three_replicas_of_everything_on_a_database_each(production_objects):
+    for name, hpa in chart.of_kind(production_objects, "HorizontalPodAutoscaler").items():
+        assert hpa["spec"]["minReplicas"] >= 3, name
+    for name, pdb in chart.of_kind(production_objects, "PodDisruptionBudget").items():
+        assert pdb["spec"]["minAvailable"] < 3, name
+    databases = {}
+    for process in PROCESSES:
+        deployment = chart.of_kind(production_objects, "Deployment")[DEPLOYMENT_NAME[process.name]]
+        (container,) = containers_of(deployment)
+        (ref,) = [
+            e["valueFrom"]["secretKeyRef"]
+            for e in container["env"]
+            if e["name"] == f"{process.env_prefix}_DATABASE_URL"
+        ]
+        databases[process.name] = ref["name"]
+    assert len(set(databases.values())) == len(PROCESSES), databases
+    assert not chart.of_kind(production_objects, "Secret")  # every secret made beforehand
+
+
+def test_a_config_change_rolls_the_pods(default_objects):
+    changed = chart.manifests(
+        chart.merged(chart.REQUIRED_VALUES, {"settings": {"logLevel": "DEBUG"}})
+    )
+    before = chart.of_kind(default_objects, "Deployment")["mercato-orders"]
+    after = chart.of_kind(changed, "Deployment")["mercato-orders"]
+    key = "checksum/config"
+    assert (
+        before["spec"]["template"]["metadata"]["annotations"][key]
+        != after["spec"]["template"]["metadata"]["annotations"][key]
+    )
+
+
+# --- secrets and hooks ----------------------------------------------------------------
+
+
+def secret_keys(objects):
+    return {
+        name: set(secret.get("data") or {})
+        for name, secret in chart.of_kind(objects, "Secret").items()
+    }
+
+
+def test_every_secret_reference_resolves_to_a_key_the_chart_writes(default_objects):
+    keys = secret_keys(default_objects)
+    for kind in ("Deployment", "Job"):
+        for name, obj in chart.of_kind(default_objects, kind).items():
+            for container in containers_of(obj):
+                for entry in container.get("env", []):
+                    ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                    if ref:
+                        assert ref["key"] in keys.get(ref["name"], set()), (kind, name, ref)
+
+
+def test_the_processes_read_secrets_that_are_not_hooks_and_the_hooks_read_a_copy_made_first(
+    default_objects,
+):
+    secrets = chart.of_kind(default_objects, "Secret")
+    regular = [s for s in secrets.values() if not chart.hook_of(s)]
+    hooks = [s for s in secrets.values() if chart.hook_of(s)]
+    assert len(regular) == 1 and len(hooks) == 1
+    (hook_secret,) = hooks
+    assert chart.hook_of(hook_secret) == {"pre-install", "pre-upgrade"}
+    secret_weight = int(hook_secret["metadata"]["annotations"]["helm.sh/hook-weight"])
+    jobs = chart.of_kind(default_objects, "Job")
+    for process in PROCESSES:
+        (job,) = [
+            j
+            for j in jobs.values()
+            if containers_of(j)[0]["args"] == ["mercato-migrate", process.name]
+        ]
+        assert chart.hook_of(job) == {"pre-install", "pre-upgrade"}
+        assert int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) > secret_weight
+        refs = [
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in containers_of(job)[0]["env"]
+            if "valueFrom" in e
+        ]
+        assert refs == [hook_secret["metadata"]["name"]]
+    decoded = {k: base64.b64decode(v).decode() for k, v in regular[0]["data"].items()}
+    assert (
+        decoded["ORDERS_DATABASE_URL"]
+        == chart.REQUIRED_VALUES["processes"]["orders"]["database"]["url"]
+    )
+
+
+def test_an_existing_secret_replaces_the_chart_s_own_for_that_value():
+    values = chart.merged(
+        chart.REQUIRED_VALUES,
+        {
+            "processes": {
+                "orders": {
+                    "database": {
+                        "url": "",
+                        "existingSecret": "orders-pg-app",
+                        "existingSecretKey": "uri",
+                    }
+                }
+            }
+        },
+    )
+    objects = chart.manifests(values)
+    for kind, name in (("Deployment", "mercato-orders"), ("Job", "mercato-orders-migrate")):
+        (container,) = containers_of(chart.of_kind(objects, kind)[name])
+        (ref,) = [
+            e["valueFrom"]["secretKeyRef"]
+            for e in container["env"]
+            if e["name"] == "ORDERS_DATABASE_URL"
+        ]
+        assert ref == {"name": "orders-pg-app", "key": "uri"}
+    assert all("ORDERS_DATABASE_URL" not in keys for keys in secret_keys(objects).values())
+
+
+def test_subscriber_queues_are_declared_after_the_migrations_and_before_the_services():
+    queues = [
+        {
+            "queue": "reports.orders",
+            "bindings": [{"exchange": "orders.events", "routing_key": "orders.order.*"}],
+        },
+        {
+            "queue": "audit.all",
+            "bindings": [{"exchange": "billing.events", "routing_key": "#"}],
+            "quorum": False,
+        },
+    ]
+    objects = chart.manifests(
+        chart.merged(
+            chart.REQUIRED_VALUES, {"eventSubscribers": {"queues": queues, "quorumByDefault": True}}
+        )
+    )
+    jobs = chart.of_kind(objects, "Job")
+    (declare,) = [
+        j
+        for j in jobs.values()
+        if containers_of(j)[0]["args"] == ["mercato-declare-subscriber-queues"]
+    ]
+    migrate_weights = {
+        int(j["metadata"]["annotations"]["helm.sh/hook-weight"])
+        for j in jobs.values()
+        if j is not declare
+    }
+    assert chart.hook_of(declare) == {"pre-install", "pre-upgrade"}
+    assert int(declare["metadata"]["annotations"]["helm.sh/hook-weight"]) > max(migrate_weights)
+    env = {e["name"]: e for e in containers_of(declare)[0]["env"]}
+    declared = json.loads(env["EVENT_SUBSCRIBER_QUEUES"]["value"])
+    assert [q["quorum"] for q in declared] == [True, False]
+    assert [q["queue"] for q in declared] == ["reports.orders", "audit.all"]
+    ref = env["AMQP_URI"]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] in secret_keys(objects)[ref["name"]]
+    assert_valid([declare])
+    assert not [
+        j
+        for j in chart.manifests(chart.REQUIRED_VALUES)
+        if j["kind"] == "Job" and "subscriber" in j["metadata"]["name"]
+    ]
+
+
+# --- scaling ------------------------------------------------------------------------
+
+
+def test_keda_scales_a_service_on_its_rpc_queue_instead_of_the_hpa():
+    values = chart.merged(
+        chart.REQUIRED_VALUES,
+        {
+            "processes": {
+                "iam_agency": {
+                    "autoscaling": {"enabled": False},
+                    "keda": {"enabled": True, "extraQueues": ["evt-x"]},
+                }
+            }
+        },
+    )
+    objects = chart.manifests(values)
+    (scaled,) = chart.of_kind(objects, "ScaledObject").values()
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "mercato-iam-agency"
+    assert scaled["spec"]["scaleTargetRef"]["name"] in chart.of_kind(objects, "Deployment")
+    assert [t["metadata"]["queueName"] for t in scaled["spec"]["triggers"]] == [
+        "rpc-iam_agency",
+        "evt-x",
+    ]
+    authentications = chart.of_kind(objects, "TriggerAuthentication")
+    for trigger in scaled["spec"]["triggers"]:
+        assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
+        assert trigger["authenticationRef"]["name"] in authentications
+    (target,) = authentications["mercato-iam-agency"]["spec"]["secretTargetRef"]
+    assert target["parameter"] == "host" and target["key"] in secret_keys(objects)[target["name"]]
+    assert "mercato-iam-agency" not in chart.of_kind(objects, "HorizontalPodAutoscaler")
+    assert "replicas" not in chart.of_kind(objects, "Deployment")["mercato-iam-agency"]["spec"]
+    assert_valid(objects)
+
+
+# --- network policy -----------------------------------------------------------------
+
+
+def test_services_take_traffic_only_from_the_gateway_and_monitoring_on_their_metrics_port(
+    default_objects,
+):
+    policies = chart.of_kind(default_objects, "NetworkPolicy")
+    baseline = policies["mercato-default"]["spec"]
+    assert baseline["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "mercato",
+        "app.kubernetes.io/instance": chart.RELEASE,
+    }  # every pod of the release, the hook Jobs too
+    assert baseline["policyTypes"] == ["Ingress", "Egress"] and baseline["ingress"] == []
+    egress_ports = {port["port"] for rule in baseline["egress"] for port in rule["ports"]}
+    assert egress_ports == {53, 5671, 5672, 5432}
+    services = policies["mercato-services"]["spec"]
+    components = set(services["podSelector"]["matchExpressions"][0]["values"])
+    assert components == {p.name.replace("_", "-") for p in SERVICES}
+    (rule,) = services["ingress"]
+    assert rule["ports"] == [{"port": "ops", "protocol": "TCP"}]
+    sources = rule["from"]
+    assert sources[0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    assert sources[1] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+
+
+# --- values checks ------------------------------------------------------------------
+
+
+def without(values, *path):
+    values = chart.merged(values)
+    *parents, last = path
+    node = values
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return values
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {
+                "processes": {
+                    "orders": {"autoscaling": {"enabled": True}, "keda": {"enabled": True}}
+                }
+            },
+            "processes.orders: keda.enabled and autoscaling.enabled both set",
+        ),
+        ({"ingress": {"enabled": True, "hosts": []}}, "ingress.enabled: name at least one host"),
+        (
+            {"processes": {"billing": {"database": {"url": ""}}}},
+            "processes.billing.database: set url (postgresql://",
+        ),
+        (
+            {"processes": {"billing": {"database": {"url": "sqlite:///var/billing.sqlite3"}}}},
+            "processes.billing.database.url: SQLite is a file inside one pod",
+        ),
+        ({"amqp": {"uri": ""}}, "amqp: set amqp.uri"),
+        (
+            {"processes": {"catalog": {"replicas": 1, "autoscaling": {"enabled": False}}}},
+            "processes.catalog.pdb.minAvailable 1 needs at least 2 replicas (it has 1)",
+        ),
+        (
+            {"defaults": {"autoscaling": {"minReplicas": 1}}},
+            "processes.gateway.pdb.minAvailable 1 needs at least 2 replicas (it has 1)",
+        ),
+        (
+            {"processes": {"provisioning": {"credentialKeys": {"value": "k1:not-32-bytes"}}}},
+            "processes.provisioning.credentialKeys.value: must be comma-separated key_id:base64-of-32-bytes",
+        ),
+        (
+            {"processes": {"gateway": {"idempotencySecret": {"value": "short"}}}},
+            "processes.gateway.idempotencySecret.value: use at least 32 random characters",
+        ),
+        (
+            {"defaults": {"terminationGracePeriodSeconds": 12}},
+            "terminationGracePeriodSeconds 12 must exceed preStopSleepSeconds plus settings.rpcTimeoutSeconds (15)",
+        ),
+        (
+            {
+                "processes": {
+                    "gateway": {"autoscaling": {"enabled": False}, "keda": {"enabled": True}}
+                }
+            },
+            "processes.gateway.keda.enabled: the gateway consumes no queue",
+        ),
+        (
+            {"eventSubscribers": {"queues": [{"queue": "q", "bindings": []}]}},
+            "eventSubscribers.queues: q has no bindings",
+        ),
+    ],
+)
+def test_bad_combinations_fail_rendering_with_a_clear_message(change, message):
+    with pytest.raises(helm.HelmRenderError) as failure:
+        chart.render(chart.merged(chart.REQUIRED_VALUES, change))
+    assert message in str(failure.value)
+
+
+def test_a_rotated_keyring_of_several_keys_is_accepted():
+    keys = "k2027:" + "B" * 43 + "=,k2026:" + "A" * 43 + "="
+    values = chart.merged(
+        chart.REQUIRED_VALUES, {"processes": {"provisioning": {"credentialKeys": {"value": keys}}}}
+    )
+    secret = chart.of_kind(chart.manifests(values), "Secret")[chart.RELEASE]
+    assert base64.b64decode(secret["data"]["PROVISIONING_CREDENTIAL_KEYS"]).decode() == keys
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(helm.HelmRenderError) as failure:
+        chart.render({})
+    text = str(failure.value)
+    for expected in (
+        "amqp:",
+        "processes.gateway.idempotencySecret",
+        "processes.provisioning.credentialKeys",
+    ):
+        assert expected in text
+    assert text.count(".database: set url") == len(PROCESSES)
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"defaults": {"replicas": "three"}}, "/defaults/replicas"),
+        ({"replicaCount": 3}, "additional properties 'replicaCount'"),
+        ({"processes": {"order": {}}}, "additional properties 'order'"),
+        ({"settings": {"logLevel": "LOUD"}}, "/settings/logLevel"),
+        ({"amqp": {"uri": "http://rabbitmq"}}, "/amqp/uri"),
+        ({"processes": {"orders": {"database": {"url": 5432}}}}, "/processes/orders/database/url"),
+        (
+            {
+                "eventSubscribers": {
+                    "queues": [
+                        {
+                            "queue": "rpc-orders",
+                            "bindings": [{"exchange": "orders.events", "routing_key": "#"}],
+                        }
+                    ]
+                }
+            },
+            "/eventSubscribers/queues/0/queue",
+        ),
+        (
+            {
+                "eventSubscribers": {
+                    "queues": [
+                        {"queue": "q", "bindings": [{"exchange": "orders", "routing_key": "#"}]}
+                    ]
+                }
+            },
+            "/eventSubscribers/queues/0/bindings/0/exchange",
+        ),
+    ],
+)
+def test_the_schema_rejects_bad_types_and_unknown_keys(change, where):
+    values = chart.merged(chart.REQUIRED_VALUES, change)
+    with pytest.raises(helm.HelmValuesError) as failure:
+        chart.render(values)
+    assert where in str(failure.value)
+    with helm.Chart.load(chart.CHART_DIR) as loaded, pytest.raises(helm.HelmValuesError):
+        loaded.validate_schema(values)
+
+
+def test_the_schema_accepts_both_shipped_value_files():
+    with helm.Chart.load(chart.CHART_DIR) as loaded:
+        assert loaded.schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+        loaded.validate_schema(chart.REQUIRED_VALUES)
+        loaded.validate_schema(chart.production_values())
+        loaded.validate_schema(yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text()))
+
+
+def test_config_paths_come_from_the_topology_the_image_lays_out():
+    """The image copies each process's config.yaml: they must be where topology says."""
+    for process in PROCESSES:
+        loaded = mercato_config.load(process.config_path)
+        assert mercato_config.AMQP_URI in loaded and mercato_config.DATABASE_URL in loaded
