@@ -175,10 +175,17 @@ def run_delivery(
         return SUCCEEDED
     except RetryLater as exc:
         return _retry_or_fail(uow, clock, delivery, exc, keyring, catalog, seller_client, policy)
-    except ServiceUnavailable as exc:
+    except ServiceUnavailable as exc:  # catalog did not answer
         return _retry_or_fail(
             uow, clock, delivery, RetryLater(str(exc)), keyring, catalog, seller_client, policy
         )
+    except Exception as exc:
+        # anything else (the product gone from catalog, a key missing from the keyring,
+        # a bug) is a failed attempt too, so the delivery window still ends every saga
+        _log.exception("delivery %s: unexpected failure", delivery.id)
+        uow.rollback()
+        reason = RetryLater(f"unexpected {type(exc).__name__}: {exc}")
+        return _retry_or_fail(uow, clock, delivery, reason, keyring, catalog, seller_client, policy)
 
 
 def _locked(uow, delivery_id: str) -> Delivery:

@@ -48,6 +48,8 @@ class FakeCatalog:
 
     @rpc
     def delivery_settings(self, product_id):
+        if product_id == "prd_gone":
+            raise NotFound("product not found")
         return {
             "product_id": product_id,
             "seller_account_id": SELLER["account_id"],
@@ -402,6 +404,24 @@ def test_provisioning_killed_mid_delivery_delivers_exactly_once_after_restart(
     time.sleep(1)
     assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
     assert len(instances_of(app)) == 1
+
+
+def test_an_unexpected_failure_is_retried_and_still_ends_when_the_window_passes(
+    start_provisioning, seller, config, events
+):
+    start_provisioning(DELIVERY_WINDOW_SECONDS=3)
+    seller()
+    order = paid_order()
+    order["subscriptions"][0]["product_id"] = "prd_gone"  # catalog answers NotFound
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
+        timeout=30,
+        what="delivery.failed",
+    )
+    row = delivery_row(config, subscription_id)
+    assert row["attempts"] >= 2 and "NotFound" in row["last_error"]
 
 
 # -- licenses ------------------------------------------------------------------------------
