@@ -8,8 +8,8 @@ interface secret or a signing key).
 The keys come from the environment (``PROVISIONING_CREDENTIAL_KEYS``, a Kubernetes
 Secret in production) as a comma-separated list ``key_id:base64(32 bytes)``. The first
 key encrypts; every key listed decrypts, and each row records the id of its key. To
-rotate: put a new key first and keep the old ones until no row uses them (rows are
-re-encrypted under the first key whenever they are written again).
+rotate: put a new key first, keep the old ones, re-seal the old rows under the new key
+with ``mercato-reseal-credentials`` (``provisioning.cli``), then drop the old key.
 """
 
 from __future__ import annotations

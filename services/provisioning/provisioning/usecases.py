@@ -560,6 +560,10 @@ def issue_interface_credentials(
     }
 
 
+def _signing_binding(seller_account_id: str) -> str:
+    return f"signing-key|{seller_account_id}"
+
+
 def _signing_key(uow, keyring: Keyring, seller_account_id: str, now: dt.datetime):
     """The seller's license signing key, made on first use (a concurrent first use by
     another worker wins quietly: ``ON CONFLICT DO NOTHING``)."""
@@ -567,7 +571,7 @@ def _signing_key(uow, keyring: Keyring, seller_account_id: str, now: dt.datetime
     if row is None:
         private, public = licenses.new_signing_key()
         sealed = keyring.seal(
-            base64.b64encode(private).decode(), bound_to=f"signing-key|{seller_account_id}"
+            base64.b64encode(private).decode(), bound_to=_signing_binding(seller_account_id)
         )
         dialect = uow.session.get_bind().dialect.name
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SellerSigningKey)
@@ -586,7 +590,7 @@ def _signing_key(uow, keyring: Keyring, seller_account_id: str, now: dt.datetime
     private = base64.b64decode(
         keyring.open(
             Sealed(row.private_key_id, row.private_sealed),
-            bound_to=f"signing-key|{seller_account_id}",
+            bound_to=_signing_binding(seller_account_id),
         )
     )
     return row.key_id, private

@@ -464,3 +464,60 @@ def test_images_and_professional_services_wait_for_their_own_flows(
     time.sleep(0.5)
     assert row["status"] == "waiting"
     assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
+
+
+# -- key rotation --------------------------------------------------------------------------
+
+
+def test_resealing_moves_every_secret_to_the_new_key_so_the_old_one_can_go(
+    start_provisioning, seller, config, events
+):
+    from mercato.standalone import standalone_unit_of_work
+    from provisioning.cli import census, reseal
+    from provisioning.keyring import Keyring, generate_key_spec
+
+    container = start_provisioning()
+    seller()
+    saas, license_order = paid_order(), paid_order("license")
+    for order in (saas, license_order):
+        publish_paid(config, order)
+    subscription_id = saas["subscriptions"][0]["subscription_id"]
+    for order in (saas, license_order):
+        wait_for(
+            lambda order=order: of_type(
+                events(),
+                "provisioning.delivery.succeeded",
+                order["subscriptions"][0]["subscription_id"],
+            ),
+            what="deliveries",
+        )
+    with as_caller(config, BUYER) as service:
+        before = service.reveal_credentials(subscription_id)
+    container.kill()
+
+    new = generate_key_spec("new")
+    keyring = Keyring.from_spec(f"{new},{config['CREDENTIAL_KEYS']}")
+    with standalone_unit_of_work(
+        config["DATABASE_URL"], metadata, service_name="provisioning", command="test"
+    ) as uow:
+        assert reseal(uow, keyring) == 3  # a password, an interface secret, a signing key
+        assert reseal(uow, keyring) == 0  # nothing left to do
+        assert census(uow) == {
+            "delivered passwords": {"new": 1},
+            "seller interface secrets": {"new": 1},
+            "license signing keys": {"new": 1},
+        }
+
+    start_provisioning(CREDENTIAL_KEYS=new)  # the old key is gone
+    with as_caller(config, BUYER) as service:
+        assert service.reveal_credentials(subscription_id) == before
+    another = paid_order("license")
+    publish_paid(config, another)
+    wait_for(
+        lambda: of_type(
+            events(),
+            "provisioning.delivery.succeeded",
+            another["subscriptions"][0]["subscription_id"],
+        ),
+        what="a license signed with the resealed key",
+    )
