@@ -524,8 +524,9 @@ class ApplicationResponse(ResponseSchema):
 
     delivery_status = fields.String(
         metadata={
-            "description": "`pending` (being delivered), `succeeded`, `failed`, or "
-            "`waiting` (delivered by another flow: images, professional services)"
+            "description": "`pending` (being delivered), `succeeded`, `failed`, "
+            "`waiting` (delivered by another flow: images, professional services), or "
+            "`unknown` (provisioning did not answer just now)"
         }
     )
     username = fields.String(allow_none=True)

@@ -22,7 +22,7 @@ from gateway.product_cache import ProductCacheProvider
 from gateway.settings import SettingsProvider
 from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.db import Database
-from mercato.errors import NotFound
+from mercato.errors import NotFound, ServiceUnavailable
 from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
 from mercato.validation import load
@@ -366,11 +366,17 @@ class GatewayService(MercatoService):
         self.auth.authenticate(request, self.iam)
         subscription_id = path_id(subscription_id, "purchased app")
         subscription = self.orders.get_purchased_app(subscription_id)  # 404 if not the caller's
+        # the page shows what it can: the subscription is orders', the rest is extra
         try:
             delivered = self.provisioning.get_application(subscription_id)
         except NotFound:  # paid a moment ago: provisioning has not heard of it yet
-            delivered = {}
-        settings = self.catalog.delivery_settings(subscription["product_id"])
+            delivered = {"delivery_status": "pending"}
+        except ServiceUnavailable:
+            delivered = {"delivery_status": "unknown"}
+        try:
+            seller = self.catalog.delivery_settings(subscription["product_id"])["seller"]
+        except (NotFound, ServiceUnavailable):
+            seller = {"company_name": subscription.get("seller_company_name")}
         return respond(
             200,
             schemas.PurchasedAppDetailsResponse,
@@ -378,7 +384,6 @@ class GatewayService(MercatoService):
                 **subscription,
                 "application": {
                     **delivered,
-                    "delivery_status": delivered.get("delivery_status", "pending"),
                     "product_guide_url": subscription.get("product_guide_url"),
                 },
                 "basic": {
@@ -388,8 +393,9 @@ class GatewayService(MercatoService):
                     "billing_mode": subscription["billing_mode"],
                     "auto_renew": subscription["auto_renew"],
                 },
-                "seller": settings["seller"],
+                "seller": seller,
             },
+            headers={"Cache-Control": "no-store"},  # it carries the license key
         )
 
     @http("POST", "/v1/purchased-apps/<subscription_id>/credentials/reveal")

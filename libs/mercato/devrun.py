@@ -349,6 +349,8 @@ def main() -> int:
     )
 
     ensure_credential_keys()
+    # the demo seller's application listens on 127.0.0.1: allowed on a laptop only
+    os.environ.setdefault("PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS", "true")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     manager = Manager(Printer(sys.stdout))
     for process in PROCESSES:

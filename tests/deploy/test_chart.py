@@ -3,6 +3,7 @@ the image and topology.py expect, safe defaults, and values checked before anyth
 applied."""
 
 import base64
+import ipaddress
 import json
 import re
 
@@ -408,6 +409,102 @@ def test_services_take_traffic_only_from_the_gateway_and_monitoring_on_their_met
     }
 
 
+PUBLIC_ADDRESSES = ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
+INTERNAL_ADDRESSES = [
+    "10.96.0.1",  # a Service ClusterIP
+    "172.20.3.4",
+    "192.168.1.10",
+    "127.0.0.1",
+    "169.254.169.254",  # the cloud's metadata service
+    "100.64.0.7",
+    "fd12:3456::1",
+    "fe80::1",
+    "::1",
+]
+
+
+def selects(selector, labels):
+    """Whether a LabelSelector selects a pod with these labels (In and NotIn only)."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        present = labels.get(expression["key"]) in expression["values"]
+        if present != (expression["operator"] == "In"):
+            return False
+    return True
+
+
+def reaches(policies, labels, address, port):
+    """Whether the NetworkPolicies let a pod with these labels open a TCP connection to
+    an address outside the cluster's pods (a selector peer matches pods, never it)."""
+    ip = ipaddress.ip_address(address)
+    for policy in policies:
+        spec = policy["spec"]
+        if "Egress" not in spec["policyTypes"] or not selects(spec["podSelector"], labels):
+            continue
+        for rule in spec.get("egress", []):
+            ports = rule.get("ports")
+            if ports is not None and not any(
+                p.get("protocol", "TCP") == "TCP" and p.get("port") in (None, port) for p in ports
+            ):
+                continue
+            peers = rule.get("to")
+            if peers is None:
+                return True
+            for peer in peers:
+                block = peer.get("ipBlock")
+                if not block:
+                    continue
+                cidr = ipaddress.ip_network(block["cidr"])
+                excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+                if ip.version == cidr.version and ip in cidr and not any(ip in e for e in excepted):
+                    return True
+    return False
+
+
+def pod_labels(objects):
+    """Component -> the labels of its pods, for every Deployment and hook Job."""
+    return {
+        obj["metadata"]["name"]: obj["spec"]["template"]["metadata"]["labels"]
+        for obj in objects
+        if obj["kind"] in ("Deployment", "Job")
+    }
+
+
+def test_only_provisioning_reaches_sellers_on_443_and_never_inside_the_cluster(objects):
+    policies = list(chart.of_kind(objects, "NetworkPolicy").values())
+    pods = pod_labels(objects)
+    provisioning = pods.pop(DEPLOYMENT_NAME["provisioning"])
+    assert pods, "the other Deployments and the hook Jobs"
+
+    for address in PUBLIC_ADDRESSES:
+        assert reaches(policies, provisioning, address, 443), address
+        assert not reaches(policies, provisioning, address, 80), address
+        for name, labels in pods.items():
+            assert not reaches(policies, labels, address, 443), (name, address)
+    for address in INTERNAL_ADDRESSES:
+        assert not reaches(policies, provisioning, address, 443), address
+
+
+def test_seller_egress_can_be_turned_off_or_given_other_ports():
+    off = chart.merged(
+        chart.REQUIRED_VALUES, {"processes": {"provisioning": {"sellerEgress": {"enabled": False}}}}
+    )
+    policies = list(chart.of_kind(chart.manifests(off), "NetworkPolicy").values())
+    labels = pod_labels(chart.manifests(off))[DEPLOYMENT_NAME["provisioning"]]
+    assert not reaches(policies, labels, PUBLIC_ADDRESSES[0], 443)
+
+    other = chart.merged(
+        chart.REQUIRED_VALUES, {"processes": {"provisioning": {"sellerEgress": {"ports": [8443]}}}}
+    )
+    objects = chart.manifests(other)
+    policies = list(chart.of_kind(objects, "NetworkPolicy").values())
+    labels = pod_labels(objects)[DEPLOYMENT_NAME["provisioning"]]
+    assert reaches(policies, labels, PUBLIC_ADDRESSES[0], 8443)
+    assert not reaches(policies, labels, PUBLIC_ADDRESSES[0], 443)
+    assert not reaches(policies, labels, "10.0.0.1", 8443)
+
+
 # --- values checks ------------------------------------------------------------------
 
 
@@ -513,6 +610,16 @@ def test_all_problems_are_reported_at_once():
         ({"settings": {"logLevel": "LOUD"}}, "/settings/logLevel"),
         ({"amqp": {"uri": "http://rabbitmq"}}, "/amqp/uri"),
         ({"processes": {"orders": {"database": {"url": 5432}}}}, "/processes/orders/database/url"),
+        ({"processes": {"billing": {"sellerEgress": {}}}}, "additional properties 'sellerEgress'"),
+        ({"defaults": {"sellerEgress": {}}}, "additional properties 'sellerEgress'"),
+        (
+            {"processes": {"provisioning": {"sellerEgress": {"ports": []}}}},
+            "/processes/provisioning/sellerEgress/ports",
+        ),
+        (
+            {"processes": {"provisioning": {"sellerEgress": {"exceptCidrs": ["10.0.0.0"]}}}},
+            "/processes/provisioning/sellerEgress/exceptCidrs/0",
+        ),
         (
             {
                 "eventSubscribers": {

@@ -130,7 +130,9 @@ register(
     1,
     RefundFailedV1,
     summary="The card processor refused to refund a card payment (the card account may "
-    "be closed); nothing was refunded and billing will not retry. An operator must pay "
+    "be closed; ``failure_code`` says why), or refunded another amount than asked "
+    "(``processor_amount_mismatch``: nothing is entered in the ledger); nothing was "
+    "refunded by Mercato and billing will not retry. An operator must pay "
     "the buyer back another way. Refunds to a balance, credit or reseller account never "
     "fail, and a card processor that does not answer is asked again, not given up on.",
     subject="the refund id",

@@ -81,8 +81,10 @@ class OrderPaidV1(_Strict):
     payment_id = fields.String(required=True)
     payment_method = fields.String(required=True)
     amount = fields.Nested(MoneySchema, required=True)
-    # added in place (optional for readers of older events): one per order line
-    subscriptions = fields.List(fields.Nested(PaidSubscriptionV1), load_default=list)
+    # one per order line: what provisioning delivers
+    subscriptions = fields.List(
+        fields.Nested(PaidSubscriptionV1), required=True, validate=validate.Length(min=1)
+    )
 
 
 class OrderCancelledV1(_Strict):

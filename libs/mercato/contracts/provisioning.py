@@ -45,6 +45,10 @@ class DeliverySucceededV1(_Strict):
     delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
     service_supervision = fields.Boolean(required=True)
     application = fields.Nested(DeliveredApplicationV1, required=True)
+    # the subscription's period: from the first delivery attempt to the expiry the seller
+    # was told and the license key carries (null: it does not expire by time)
+    starts_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True, allow_none=True)
     delivered_at = fields.AwareDateTime(required=True)
 
 
@@ -83,6 +87,8 @@ register(
             "license_key": None,
             "has_password": True,
         },
+        "starts_at": dt.datetime(2026, 1, 15, 9, 30, 5, tzinfo=dt.UTC),
+        "expires_at": dt.datetime(2027, 1, 15, 9, 30, 5, tzinfo=dt.UTC),
         "delivered_at": dt.datetime(2026, 1, 15, 9, 31, tzinfo=dt.UTC),
     },
 )

@@ -39,6 +39,13 @@ TOP_UPS = Counter(
     ["service", "outcome"],
 )
 
+RECOVERY_ERRORS = Counter(
+    "mercato_recovery_errors_total",
+    "Pending card payments, top-ups and card refunds whose recovery raised (item: payment, "
+    "top_up, refund); rolled back, the item stays pending and is tried again next run",
+    ["service", "item"],
+)
+
 
 def payment_outcome(method: str, outcome: str, amount: int = 0, currency: str = "") -> None:
     PAYMENTS.labels(SERVICE, method, outcome).inc()
@@ -54,3 +61,7 @@ def refund_outcome(method: str, outcome: str, amount: int = 0, currency: str = "
     REFUNDS.labels(SERVICE, method, outcome).inc()
     if outcome == "succeeded":
         REFUND_AMOUNT.labels(SERVICE, currency).inc(amount)
+
+
+def recovery_error(item: str) -> None:
+    RECOVERY_ERRORS.labels(SERVICE, item).inc()

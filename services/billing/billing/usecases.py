@@ -31,7 +31,8 @@ was paid; see ``refund_payment``):
   once), then record the outcome, postings and event in one transaction that first
   re-checks, under the row lock, that the refund is still pending. A gateway that does
   not answer (or a crash) leaves it pending and ``recover_pending_charges`` asks again
-  with the same key until the processor answers;
+  with the same key until the processor answers; an answer for another amount never
+  changes, so that refund fails (``processor_amount_mismatch``) for an operator;
 - at most one journal entry per refund (unique), the last guard.
 """
 
@@ -39,6 +40,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -77,6 +80,8 @@ PAYMENT_SUCCEEDED = "billing.payment.succeeded"
 PAYMENT_FAILED = "billing.payment.failed"
 REFUND_COMPLETED = "billing.refund.completed"
 REFUND_FAILED = "billing.refund.failed"
+# a card refund's failure code: the processor refunded another amount under the key
+PROCESSOR_AMOUNT_MISMATCH = "processor_amount_mismatch"
 REASON_LENGTH = 500
 RECOVERY_BATCH = 50
 _CLAIM_TRIES = 5
@@ -737,7 +742,12 @@ def settle_card_refund(
     uow, clock: Clock, *, refund_id: str, result: RefundResult | None
 ) -> dict[str, Any]:
     """Record what the card processor said of a pending card refund (None: it has no
-    charge for the payment) with its postings and event, unless it is settled already."""
+    charge for the payment) with its postings and event, unless it is settled already.
+
+    A refund the processor made for another amount fails (``processor_amount_mismatch``)
+    and moves nothing in the books: the processor answers the same for its key every
+    time, so only an operator can reconcile it (``billing.refund.failed`` tells them).
+    """
     session = uow.session
     now = clock.now()
     refund = session.scalars(
@@ -752,9 +762,19 @@ def settle_card_refund(
         return view
     if result is not None and result.succeeded:
         if result.amount != Money(refund.amount, refund.currency):
-            raise RuntimeError(f"card refund {result.refund_id} is not for refund {refund.id}")
-        account = _lock_account(session, refund.payer_account_id, now)
-        _complete_refund(uow, refund, account, now)
+            # the processor keeps its answer for this key: asking again cannot fix it
+            _log.error(
+                "card refund %s for refund %s is of %s, not %s %s",
+                result.refund_id,
+                refund.id,
+                result.amount,
+                refund.amount,
+                refund.currency,
+            )
+            _fail_refund(uow, refund, PROCESSOR_AMOUNT_MISMATCH, now)
+        else:
+            account = _lock_account(session, refund.payer_account_id, now)
+            _complete_refund(uow, refund, account, now)
     else:
         code = (result.failure_code if result else None) or domain.CHARGE_NOT_REFUNDABLE
         _fail_refund(uow, refund, code, now)
@@ -841,8 +861,10 @@ def recover_pending_charges(
     the attempt fails); ask for a refund again under its key (the processor answers the
     refund it made, or makes it now). ``grace`` must exceed the gateway timeout, so
     that no request is still waiting for that answer. Safe with any number of
-    replicas: settling locks the row and re-checks that it is still pending. Answers
-    how many it settled.
+    replicas: settling locks the row and re-checks that it is still pending. Each item
+    is recovered on its own (``_on_its_own``): one that raises is rolled back, logged
+    and counted (``mercato_recovery_errors_total``) and does not hold up the others.
+    Answers how many it settled.
     """
     cutoff = clock.now() - grace
     session = uow.session
@@ -874,33 +896,59 @@ def recover_pending_charges(
     uow.rollback()  # hold no connection while the gateway is asked
     settled = 0
     for payment_id, key in payments:
-        try:
-            result = gateway.lookup(key)
-        except GatewayError as exc:
-            _log.warning("payment %s stays pending: %s", payment_id, exc)
-            continue
-        settle_card_payment(uow, clock, payment_id=payment_id, charge_key=key, result=result)
-        settled += 1
+        with _on_its_own(uow, "payment", payment_id):
+            settled += _recover_payment(uow, clock, gateway, payment_id, key)
     for top_up_id, key in top_ups:
-        try:
-            result = gateway.lookup(key)
-        except GatewayError as exc:
-            _log.warning("top-up %s stays pending: %s", top_up_id, exc)
-            continue
-        settle_top_up(uow, clock, top_up_id=top_up_id, charge_key=key, result=result)
-        settled += 1
+        with _on_its_own(uow, "top_up", top_up_id):
+            settled += _recover_top_up(uow, clock, gateway, top_up_id, key)
     for refund_id, amount, currency, method, charge_key in refunds:
-        if _refund_card(
-            uow,
-            clock,
-            gateway,
-            refund_id=refund_id,
-            amount=Money(amount, currency),
-            method=method,
-            charge_key=charge_key,
-        ):
-            settled += 1
+        with _on_its_own(uow, "refund", refund_id):
+            view = _refund_card(
+                uow,
+                clock,
+                gateway,
+                refund_id=refund_id,
+                amount=Money(amount, currency),
+                method=method,
+                charge_key=charge_key,
+            )
+            if view is not None:
+                settled += 1
     return settled
+
+
+@contextmanager
+def _on_its_own(uow, item: str, item_id: str) -> Iterator[None]:
+    """Recover one item in isolation: an error rolls back what it wrote, is logged and
+    counted, and does not stop the items after it. The item stays pending and is tried
+    again next run (a refund the processor made for another amount, which no retry can
+    fix, fails in ``settle_card_refund`` instead of raising)."""
+    try:
+        yield
+    except Exception:
+        uow.rollback()
+        _log.exception("recovery of %s %s failed; it stays pending", item, item_id)
+        metrics.recovery_error(item)
+
+
+def _recover_payment(uow, clock: Clock, gateway: PaymentGateway, payment_id: str, key: str) -> int:
+    try:
+        result = gateway.lookup(key)
+    except GatewayError as exc:
+        _log.warning("payment %s stays pending: %s", payment_id, exc)
+        return 0
+    settle_card_payment(uow, clock, payment_id=payment_id, charge_key=key, result=result)
+    return 1
+
+
+def _recover_top_up(uow, clock: Clock, gateway: PaymentGateway, top_up_id: str, key: str) -> int:
+    try:
+        result = gateway.lookup(key)
+    except GatewayError as exc:
+        _log.warning("top-up %s stays pending: %s", top_up_id, exc)
+        return 0
+    settle_top_up(uow, clock, top_up_id=top_up_id, charge_key=key, result=result)
+    return 1
 
 
 # -- balance, credit limit, statement -----------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
+
+# when a subscription ends: shared with provisioning, so both always agree
+from mercato.periods import add_months, subscription_expiry  # noqa: F401
 
 # order statuses (API.md)
 UNPAID, PAID, DELIVERING, AWAITING_ACCEPTANCE, COMPLETED, CANCELLED, FAILED = (
@@ -35,25 +37,6 @@ PAYMENT_WINDOW_PASSED = "the payment window passed before the order was paid"
 
 # how long an attempted payment keeps the expiry sweep away from its order
 PAYMENT_ATTEMPT_GRACE = dt.timedelta(minutes=10)
-
-
-def add_months(moment: dt.datetime, months: int) -> dt.datetime:
-    """Calendar months later, clamped to the month's last day (Jan 31 + 1 month = Feb 28)."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
-def subscription_expiry(
-    activated_at: dt.datetime, billing_mode: str, period_unit: str | None, period_count: int | None
-) -> dt.datetime | None:
-    """When a yearly/monthly subscription ends: the period bought, from activation.
-    Pay-per-use and one-time purchases do not expire by time."""
-    if billing_mode != YEARLY_MONTHLY or not period_unit or not period_count:
-        return None
-    months = period_count * (12 if period_unit == "year" else 1)
-    return add_months(activated_at, months)
 
 
 def payment_deadline(created_at: dt.datetime, window: dt.timedelta) -> dt.datetime:

@@ -127,7 +127,13 @@ class OrdersService(MercatoService):
     @handles_event("provisioning.delivery.succeeded")
     def on_delivery_succeeded(self, event) -> None:
         """A purchased app was delivered: enable it (or await acceptance)."""
-        usecases.apply_delivery(self.db, self.clock, subscription_id=event.data["subscription_id"])
+        usecases.apply_delivery(
+            self.db,
+            self.clock,
+            subscription_id=event.data["subscription_id"],
+            starts_at=event.data.get("starts_at"),
+            expires_at=event.data.get("expires_at"),
+        )
 
     @handles_event("provisioning.delivery.failed")
     def on_delivery_failed(self, event) -> None:

@@ -441,9 +441,18 @@ def _locked_subscription(uow, subscription_id: str) -> Subscription | None:
     )
 
 
-def apply_delivery(uow, clock: Clock, *, subscription_id: str) -> None:
+def apply_delivery(
+    uow,
+    clock: Clock,
+    *,
+    subscription_id: str,
+    starts_at: dt.datetime | None = None,
+    expires_at: dt.datetime | None = None,
+) -> None:
     """provisioning delivered a subscription. Without service supervision it is enabled
-    at once, and its period runs from now; with supervision it waits for the buyer's
+    at once; its period is the one provisioning told the seller and signed into a
+    license (``starts_at`` to ``expires_at``: from the first delivery attempt), or runs
+    from now when the event does not say. With supervision it waits for the buyer's
     acceptance (the supervision flow) and its order shows ``awaiting_acceptance``. The
     order completes when every one of its subscriptions is enabled. A repeat changes
     nothing."""
@@ -472,10 +481,13 @@ def apply_delivery(uow, clock: Clock, *, subscription_id: str) -> None:
         uow.commit()
         return
     subscription.status = domain.ENABLED
-    subscription.activated_at = now
-    subscription.expires_at = domain.subscription_expiry(
-        now, line.billing_mode, line.period_unit, line.period_count
-    )
+    if starts_at is not None:
+        subscription.activated_at, subscription.expires_at = starts_at, expires_at
+    else:
+        subscription.activated_at = now
+        subscription.expires_at = domain.subscription_expiry(
+            now, line.billing_mode, line.period_unit, line.period_count
+        )
     subscription.updated_at = now
     uow.emit(
         "orders.subscription.activated",
@@ -488,7 +500,7 @@ def apply_delivery(uow, clock: Clock, *, subscription_id: str) -> None:
             "product_id": line.product_id,
             "delivery_method": line.delivery_method,
             "status": subscription.status,
-            "activated_at": now,
+            "activated_at": subscription.activated_at,
             "expires_at": subscription.expires_at,
         },
     )

@@ -54,6 +54,8 @@ class Delivery(Base):
     period_unit: Mapped[str | None] = mapped_column(sa.String(8))
     period_count: Mapped[int | None] = mapped_column(sa.Integer)
     quantity: Mapped[int] = mapped_column(sa.Integer)
+    # set at the first delivery attempt: the period bought runs from then
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # waiting (another flow delivers it), pending, succeeded, failed
     status: Mapped[str] = mapped_column(sa.String(16))
@@ -74,6 +76,10 @@ class Delivery(Base):
     password_key_id: Mapped[str | None] = mapped_column(sa.String(32))
     password_sealed: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # a failed delivery whose seller instance must be released: when to ask next
+    release_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    release_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 

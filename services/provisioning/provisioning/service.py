@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
@@ -33,6 +34,9 @@ WINDOW_KEY = "DELIVERY_WINDOW_SECONDS"
 SWEEP_KEY = "DELIVERY_SWEEP_SECONDS"
 RETRY_MAX_KEY = "DELIVERY_RETRY_MAX_SECONDS"
 SELLER_TIMEOUT_KEY = "SELLER_TIMEOUT_SECONDS"
+ALLOW_PRIVATE_KEY = "ALLOW_PRIVATE_SELLER_ENDPOINTS"
+# a sweep hands its timer back after this long, so a stop never waits for a long queue
+SWEEP_BUDGET_SECONDS = 20.0
 
 
 class KeyringProvider(DependencyProvider):
@@ -57,6 +61,9 @@ class DeliveryPolicyProvider(DependencyProvider):
             max_retry=dt.timedelta(
                 seconds=float(config.get(RETRY_MAX_KEY) or default.max_retry.total_seconds())
             ),
+            call_budget=dt.timedelta(seconds=float(config.get(SELLER_TIMEOUT_KEY) or 5.0) + 1.0),
+            allow_private_endpoints=str(config.get(ALLOW_PRIVATE_KEY, "")).lower()
+            in ("1", "true", "yes"),
         )
 
     def get_dependency(self, worker_ctx):
@@ -100,9 +107,24 @@ class ProvisioningService(MercatoService):
     @configured_timer(SWEEP_KEY, 1.0)
     def run_due_deliveries(self) -> None:
         """Retries, and deliveries a crash left behind (safe with several replicas)."""
-        while claimed := usecases.claim_due(self.db, self.clock, self.policy):
+        started = time.monotonic()
+        while time.monotonic() - started < SWEEP_BUDGET_SECONDS:
+            claimed = usecases.claim_due(self.db, self.clock, self.policy)
             for delivery in claimed:
                 self._step(delivery)
+            failed = usecases.claim_due_release(self.db, self.clock, self.policy)
+            if failed is not None:
+                usecases.release_instance(
+                    self.db,
+                    self.clock,
+                    failed,
+                    keyring=self.keyring,
+                    catalog=self.catalog,
+                    seller_client=self.seller_client,
+                    policy=self.policy,
+                )
+            if not claimed and failed is None:
+                return
 
     def _run(self, delivery_id: str) -> None:
         for delivery in usecases.claim_due(
@@ -176,6 +198,9 @@ class ProvisioningService(MercatoService):
                 self.clock,
                 seller_account_id=seller_account_id,
                 keyring=self.keyring,
-                create=identity is not None and identity.account_id == seller_account_id,
+                # only the seller itself makes its key before its first sale
+                create=identity is not None
+                and identity.has_role(SELLER)
+                and identity.account_id == seller_account_id,
             ),
         )

@@ -9,9 +9,9 @@ A delivery is a small saga driven from the database:
    transaction: sign a license key, or ask the seller's SaaS endpoint for an instance
    and its credentials. The step's outcome is written under the row lock.
 3. A failed step is retried with exponential backoff until the delivery window passes
-   (3 hours by default); then the delivery fails, the seller is asked to release any
-   instance it created, and ``provisioning.delivery.failed`` lets orders cancel the
-   order and billing refund it.
+   (3 hours by default); then the delivery fails, ``provisioning.delivery.failed`` lets
+   orders cancel the order and billing refund it, and the seller is asked to release
+   any instance it created (recorded with the failure, asked again until it answers).
 
 Exactly once: the seller's ``newInstance`` is idempotent on (order, order line), the
 instance id is saved as soon as it is known, and a delivery completes at most once
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import eventlet
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -36,8 +37,9 @@ from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
-from mercato.saas_interface import Activity, ResultCode, SellerCallError
-from provisioning import licenses, metrics
+from mercato.periods import subscription_expiry
+from mercato.saas_interface import Activity, ResultCode, SellerCallError, SellerUnreachable
+from provisioning import endpoints, licenses, metrics
 from provisioning.keyring import Keyring, Sealed
 from provisioning.models import CredentialReveal, Delivery, SellerInterfaceKey, SellerSigningKey
 
@@ -59,6 +61,11 @@ class DeliveryPolicy:
     max_retry: dt.timedelta = dt.timedelta(minutes=5)
     processing_poll: dt.timedelta = dt.timedelta(seconds=1)  # seller answered 000004
     reveals_per_minute: int = 5
+    # a whole seller call, connection and slow answer included (the client's own timeout
+    # bounds each socket read only)
+    call_budget: dt.timedelta = dt.timedelta(seconds=6)
+    # a seller endpoint on loopback or a private network: only for `make run` and tests
+    allow_private_endpoints: bool = False
 
 
 class RetryLater(Exception):
@@ -110,6 +117,7 @@ def accept_paid_order(
             expires_at=_aware(item.get("expires_at")),
             status=PENDING if delivered_here else WAITING,
             attempts=0,
+            release_attempts=0,
             next_attempt_at=now if delivered_here else None,
             deadline_at=now + policy.window,
             created_at=now,
@@ -131,9 +139,11 @@ def _aware(value: Any) -> dt.datetime | None:
 
 
 def claim_due(
-    uow, clock: Clock, policy: DeliveryPolicy, *, delivery_id: str | None = None, limit: int = 10
+    uow, clock: Clock, policy: DeliveryPolicy, *, delivery_id: str | None = None, limit: int = 1
 ) -> list[Delivery]:
-    """Lease up to ``limit`` due deliveries (or the one named) to this worker."""
+    """Lease up to ``limit`` due deliveries (or the one named) to this worker. One at a
+    time by default: a lease covers one step (at most a catalog call and two seller
+    calls), never a queue of them that could outlast it."""
     now = clock.now()
     query = (
         sa.select(Delivery)
@@ -152,6 +162,13 @@ def claim_due(
     claimed = list(uow.session.scalars(query))
     for delivery in claimed:
         delivery.lease_until = now + policy.lease
+        if delivery.starts_at is None:
+            # the subscription's period runs from its first delivery attempt: the expiry
+            # the seller is told and the license carries, and the one orders keeps
+            delivery.starts_at = now
+            delivery.expires_at = subscription_expiry(
+                now, delivery.billing_mode, delivery.period_unit, delivery.period_count
+            )
     uow.commit()
     return claimed
 
@@ -171,7 +188,7 @@ def run_delivery(
         if delivery.delivery_method == LICENSE:
             _deliver_license(uow, clock, delivery, keyring)
         else:
-            _deliver_saas(uow, clock, delivery, keyring, catalog, seller_client)
+            _deliver_saas(uow, clock, delivery, keyring, catalog, seller_client, policy)
         return SUCCEEDED
     except RetryLater as exc:
         return _retry_or_fail(uow, clock, delivery, exc, keyring, catalog, seller_client, policy)
@@ -219,33 +236,36 @@ def _deliver_license(uow, clock: Clock, claimed: Delivery, keyring: Keyring) -> 
 
 
 def _deliver_saas(
-    uow, clock: Clock, claimed: Delivery, keyring: Keyring, catalog, seller_client
+    uow,
+    clock: Clock,
+    claimed: Delivery,
+    keyring: Keyring,
+    catalog,
+    seller_client,
+    policy: DeliveryPolicy,
 ) -> None:
-    settings = catalog.delivery_settings(claimed.product_id)
-    endpoint = settings.get("saas_endpoint_url")
-    if not endpoint:
-        raise RetryLater("the product has no SaaS endpoint")
-    key = uow.session.get(SellerInterfaceKey, claimed.seller_account_id)
-    if key is None:
-        raise RetryLater("the seller has not issued its SaaS interface credentials")
-    secret = keyring.open(
-        Sealed(key.secret_key_id, key.secret_sealed), bound_to=_interface_binding(key)
-    )
-    client = seller_client(endpoint, key.access_key, secret)
+    client = _seller_client(uow, claimed, keyring, catalog, seller_client, policy)
     try:
         instance_id = claimed.instance_id
         if instance_id is None:
-            answer = _call(client, Activity.NEW_INSTANCE, _new_instance_fields(claimed))
+            answer = _call(
+                client, Activity.NEW_INSTANCE, _new_instance_fields(claimed), policy.call_budget
+            )
             instance_id = answer.data.get("instanceId")
             if not isinstance(instance_id, str) or not 0 < len(instance_id) <= 64:
                 raise RetryLater("newInstance answered no usable instanceId")
             # saved at once: the next attempt queries it instead of asking again
-            _locked(uow, claimed.id).instance_id = instance_id
+            current = _locked(uow, claimed.id)
+            if current.status != PENDING:  # ended meanwhile (the window passed)
+                uow.commit()
+                return
+            current.instance_id = instance_id
             uow.commit()
         answer = _call(
             client,
             Activity.QUERY_INSTANCE,
             {"instanceId": instance_id, "testFlag": "0"},
+            policy.call_budget,
         )
     finally:
         client.close()
@@ -268,6 +288,33 @@ def _deliver_saas(
     )
 
 
+def _seller_client(
+    uow, delivery: Delivery, keyring: Keyring, catalog, seller_client, policy: DeliveryPolicy
+) -> saas_interface.SellerClient:
+    """The signed client for the product's endpoint. The reads end their transaction
+    before returning: no database transaction stays open while a seller answers."""
+    settings = catalog.delivery_settings(delivery.product_id)
+    endpoint = settings.get("saas_endpoint_url")
+    if not endpoint:
+        raise RetryLater("the product has no SaaS endpoint")
+    if not policy.allow_private_endpoints and endpoints.is_private(endpoint):
+        raise RetryLater(
+            "the SaaS endpoint is on loopback or a private network, refused outside "
+            "development (PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS)"
+        )
+    key = uow.session.get(SellerInterfaceKey, delivery.seller_account_id)
+    try:
+        if key is None:
+            raise RetryLater("the seller has not issued its SaaS interface credentials")
+        secret = keyring.open(
+            Sealed(key.secret_key_id, key.secret_sealed), bound_to=_interface_binding(key)
+        )
+        access_key = key.access_key
+    finally:
+        uow.commit()  # nothing written: ends the read transaction
+    return seller_client(endpoint, access_key, secret)
+
+
 def _new_instance_fields(delivery: Delivery) -> dict[str, Any]:
     return {
         "businessId": new_id("biz"),
@@ -287,9 +334,15 @@ def _new_instance_fields(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def _call(client, activity: Activity, fields: dict[str, Any]):
+def _call(client, activity: Activity, fields: dict[str, Any], budget: dt.timedelta):
     try:
-        answer = client.call(activity.value, fields)
+        with eventlet.Timeout(
+            budget.total_seconds(),
+            SellerUnreachable(
+                f"no whole answer within {budget.total_seconds():g} s", activity.value
+            ),
+        ):
+            answer = client.call(activity.value, fields)
     except SellerCallError as exc:
         result = {
             "SellerUnreachable": "unreachable",
@@ -357,6 +410,8 @@ def _complete(
                 "license_key": delivery.license_key,
                 "has_password": delivery.password_sealed is not None,
             },
+            "starts_at": delivery.starts_at,
+            "expires_at": delivery.expires_at,
             "delivered_at": now,
         },
     )
@@ -401,11 +456,23 @@ def _retry_or_fail(
                 "failed_at": now,
             },
         )
+        if instance_id is not None:
+            # the compensation on the seller's side, recorded with the failure so that a
+            # crash cannot lose it: the sweep asks until the seller releases it
+            delivery.release_due_at = now
         uow.commit()
         metrics.DELIVERIES.labels(delivery.delivery_method, "failed").inc()
         _log.warning("delivery %s failed: %s", delivery.id, exc.reason)
         if instance_id is not None:
-            _release_quietly(uow, delivery, instance_id, keyring, catalog, seller_client)
+            release_instance(
+                uow,
+                clock,
+                delivery,
+                keyring=keyring,
+                catalog=catalog,
+                seller_client=seller_client,
+                policy=policy,
+            )
         return FAILED
     if exc.processing:
         delay = policy.processing_poll
@@ -419,38 +486,101 @@ def _retry_or_fail(
     return PENDING
 
 
-def _release_quietly(uow, delivery, instance_id, keyring, catalog, seller_client) -> None:
-    """Compensation: ask the seller to release an instance it created for an order
-    that is now cancelled. Best effort; the seller's own expiry handles a miss."""
-    try:
-        endpoint = catalog.delivery_settings(delivery.product_id).get("saas_endpoint_url")
-        key = uow.session.get(SellerInterfaceKey, delivery.seller_account_id)
-        if not endpoint or key is None:
-            return
-        secret = keyring.open(
-            Sealed(key.secret_key_id, key.secret_sealed), bound_to=_interface_binding(key)
+def claim_due_release(uow, clock: Clock, policy: DeliveryPolicy) -> Delivery | None:
+    """Lease one failed delivery whose seller instance is still to be released."""
+    now = clock.now()
+    delivery = uow.session.scalar(
+        sa.select(Delivery)
+        .where(
+            Delivery.status == FAILED,
+            Delivery.release_due_at <= now,
+            sa.or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
         )
-        with seller_client(endpoint, key.access_key, secret) as client:
-            _call(
-                client,
-                Activity.RELEASE_INSTANCE,
-                {
-                    "instanceId": instance_id,
-                    "orderId": delivery.order_id,
-                    "testFlag": "0",
-                },
-            )
-    except Exception as exc:  # the delivery has failed either way
-        _log.warning("could not release instance %s: %s", instance_id, exc)
+        .order_by(Delivery.release_due_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if delivery is not None:
+        delivery.lease_until = now + policy.lease
+    uow.commit()
+    return delivery
+
+
+def release_instance(
+    uow,
+    clock: Clock,
+    claimed: Delivery,
+    *,
+    keyring: Keyring,
+    catalog,
+    seller_client,
+    policy: DeliveryPolicy,
+) -> bool:
+    """Compensation: ask the seller to release the instance it created for an order that
+    is now cancelled (``releaseInstance``; "no such instance" counts as released). A
+    failure is asked again with backoff for as long as the delivery window was, then
+    left to an operator (logged)."""
+    try:
+        with _seller_client(uow, claimed, keyring, catalog, seller_client, policy) as client:
+            try:
+                _call(
+                    client,
+                    Activity.RELEASE_INSTANCE,
+                    {
+                        "instanceId": claimed.instance_id,
+                        "orderId": claimed.order_id,
+                        "testFlag": "0",
+                    },
+                    policy.call_budget,
+                )
+            except RetryLater as exc:
+                if ResultCode.NO_SUCH_INSTANCE.value not in exc.reason:
+                    raise
+        released, error = True, None
+    except Exception as exc:
+        released, error = False, str(exc)
+    delivery = _locked(uow, claimed.id)
+    now = clock.now()
+    delivery.lease_until = None
+    delivery.release_attempts += 1
+    if released:
+        delivery.release_due_at = None
+        delivery.released_at = now
+        _log.info("released instance %s of failed delivery %s", delivery.instance_id, delivery.id)
+    elif now - delivery.deadline_at >= delivery.deadline_at - delivery.created_at:
+        delivery.release_due_at = None
+        _log.error(
+            "gave up releasing instance %s of failed delivery %s: %s",
+            delivery.instance_id,
+            delivery.id,
+            error,
+        )
+    else:
+        delay = min(
+            policy.first_retry * 2 ** min(delivery.release_attempts - 1, 20), policy.max_retry
+        )
+        delivery.release_due_at = now + delay
+        _log.warning(
+            "releasing instance %s failed, again at %s: %s",
+            delivery.instance_id,
+            delivery.release_due_at,
+            error,
+        )
+    uow.commit()
+    return released
 
 
 # -- what the buyer sees ------------------------------------------------------------
 
 
-def _own_delivery(uow, buyer: Identity, subscription_id: str) -> Delivery:
-    delivery = uow.session.scalar(
-        sa.select(Delivery).where(Delivery.subscription_id == subscription_id)
-    )
+def _own_delivery(uow, buyer: Identity, subscription_id: str, *, lock: bool = False) -> Delivery:
+    """The caller's delivery; ``lock`` holds its row until commit, so concurrent reveals
+    of one app are counted one after the other against the rate limit."""
+    query = sa.select(Delivery).where(Delivery.subscription_id == subscription_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    delivery = uow.session.scalar(query)
     if delivery is None or (
         delivery.account_id != buyer.account_id and not buyer.has_role("operator")
     ):
@@ -487,7 +617,7 @@ def reveal_credentials(
     policy: DeliveryPolicy,
 ) -> dict[str, str]:
     """The eye icon: the delivered password, recorded (who, when) and rate limited."""
-    delivery = _own_delivery(uow, buyer, subscription_id)
+    delivery = _own_delivery(uow, buyer, subscription_id, lock=True)
     if delivery.password_sealed is None or delivery.password_key_id is None:
         raise NotFound("this purchased app has no password to reveal")
     now = clock.now()
@@ -542,15 +672,23 @@ def issue_interface_credentials(
     now = clock.now()
     access_key = saas_interface.new_access_key()
     secret = saas_interface.new_secret()
-    key = uow.session.get(SellerInterfaceKey, seller.account_id, with_for_update=True)
-    if key is None:
-        key = SellerInterfaceKey(seller_account_id=seller.account_id)
-        uow.session.add(key)
-    key.access_key = access_key
-    sealed = keyring.seal(secret, bound_to=_interface_binding(key))
-    key.secret_key_id = sealed.key_id
-    key.secret_sealed = sealed.ciphertext
-    key.created_at = now
+    row = SellerInterfaceKey(seller_account_id=seller.account_id, access_key=access_key)
+    sealed = keyring.seal(secret, bound_to=_interface_binding(row))
+    values = {
+        "seller_account_id": seller.account_id,
+        "access_key": access_key,
+        "secret_key_id": sealed.key_id,
+        "secret_sealed": sealed.ciphertext,
+        "created_at": now,
+    }
+    # one statement, so two concurrent first issues cannot collide: the last pair wins
+    insert = _dialect_insert(uow, SellerInterfaceKey).values(**values)
+    uow.session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[SellerInterfaceKey.seller_account_id],
+            set_={name: insert.excluded[name] for name in values if name != "seller_account_id"},
+        )
+    )
     uow.commit()
     return {
         "seller_account_id": seller.account_id,
@@ -558,6 +696,12 @@ def issue_interface_credentials(
         "secret": secret,
         "created_at": now,
     }
+
+
+def _dialect_insert(uow, model):
+    """INSERT with ON CONFLICT, which PostgreSQL and SQLite both have."""
+    dialect = uow.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 def _signing_binding(seller_account_id: str) -> str:
@@ -573,17 +717,17 @@ def _signing_key(uow, keyring: Keyring, seller_account_id: str, now: dt.datetime
         sealed = keyring.seal(
             base64.b64encode(private).decode(), bound_to=_signing_binding(seller_account_id)
         )
-        dialect = uow.session.get_bind().dialect.name
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SellerSigningKey)
         uow.session.execute(
-            insert.values(
+            _dialect_insert(uow, SellerSigningKey)
+            .values(
                 seller_account_id=seller_account_id,
                 key_id=new_id("lk"),
                 public_key=public,
                 private_key_id=sealed.key_id,
                 private_sealed=sealed.ciphertext,
                 created_at=now,
-            ).on_conflict_do_nothing()
+            )
+            .on_conflict_do_nothing()
         )
         row = uow.session.get(SellerSigningKey, seller_account_id, populate_existing=True)
         assert row is not None

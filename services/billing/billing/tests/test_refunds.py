@@ -5,7 +5,7 @@ no container. After every test the books are audited."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -360,6 +360,83 @@ def test_a_card_refund_the_processor_refuses_fails_and_moves_nothing(books):
     (event,) = books.of_type("billing.refund.failed")
     assert event["data"]["failure_code"] == "refund_declined"
     assert books.refund(payment) == failed  # not tried again
+
+
+def pending_card_refunds(books, *order_ids: str) -> list[dict]:
+    """Card refunds of fresh card payments, oldest first, whose processor answers were
+    lost: all pending, due for recovery."""
+    payments = [books.pay(order_id, 7_500, domain.CREDIT_CARD) for order_id in order_ids]
+    books.gateway.silent_refunds = len(payments)
+    refunds = []
+    for payment in payments:
+        refunds.append(books.refund(payment))
+        books.clock.advance(seconds=1)
+    assert [refund["status"] for refund in refunds] == ["pending"] * len(refunds)
+    books.clock.advance(GRACE * 2)
+    return refunds
+
+
+def recover(books) -> int:
+    return usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE)
+
+
+def refund_status(books, refund: dict) -> tuple[str, str | None]:
+    view = usecases.get_refund(
+        books.uow, caller=who("acc_ops", "operator"), order_id=refund["order_id"]
+    )
+    books.uow.rollback()
+    return view["status"], view["failure_code"]
+
+
+def test_a_card_refund_of_another_amount_fails_once_and_does_not_block_recovery(books):
+    bad, good = pending_card_refunds(books, "ord_bad", "ord_good")
+    # the processor's record of the older refund is for another amount, for good
+    answer = books.gateway.refunds[bad["id"]]
+    books.gateway.refunds[bad["id"]] = replace(answer, amount=Money(1, "USD"))
+
+    assert recover(books) == 2
+    assert recover(books) == 0
+
+    assert refund_status(books, bad) == ("failed", "processor_amount_mismatch")
+    assert refund_status(books, good) == ("succeeded", None)
+    (failed,) = books.of_type("billing.refund.failed")
+    assert failed["subject"] == bad["id"]
+    assert failed["data"]["failure_code"] == "processor_amount_mismatch"
+    (completed,) = books.of_type("billing.refund.completed")
+    assert completed["subject"] == good["id"]
+    assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 1
+    assert (
+        books.scalar("SELECT count(*) FROM journal_entries WHERE refund_id = :id", id=bad["id"])
+        == 0
+    )
+
+
+def test_a_refund_whose_recovery_raises_is_rolled_back_and_the_next_is_recovered(
+    books, monkeypatch
+):
+    bad, good = pending_card_refunds(books, "ord_bad", "ord_good")
+    complete = usecases._complete_refund
+
+    def breaks_after_writing(uow, refund, account, now):
+        complete(uow, refund, account, now)  # postings, status, event: all to roll back
+        if refund.id == bad["id"]:
+            raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(usecases, "_complete_refund", breaks_after_writing)
+    errors = sample("mercato_recovery_errors_total", item="refund")
+
+    assert recover(books) == 1
+
+    assert refund_status(books, bad) == ("pending", None)
+    assert refund_status(books, good) == ("succeeded", None)
+    assert [event["subject"] for event in books.of_type("billing.refund.completed")] == [good["id"]]
+    assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 1
+    assert sample("mercato_recovery_errors_total", item="refund") == errors + 1
+
+    monkeypatch.undo()  # the fault is gone: the next run completes it
+    assert recover(books) == 1
+    assert refund_status(books, bad) == ("succeeded", None)
+    assert len(books.of_type("billing.refund.completed")) == 2
 
 
 def test_a_failed_payment_is_not_refunded(books):

@@ -591,6 +591,9 @@ def delivered(order, app, **overrides):
             "license_key": None,
             "has_password": True,
         },
+        # provisioning's period: from its first attempt, half an hour after payment
+        "starts_at": START + dt.timedelta(minutes=30),
+        "expires_at": add_months(START + dt.timedelta(minutes=30), 2),
         "delivered_at": START,
         **overrides,
     }
@@ -640,9 +643,9 @@ def test_a_delivered_app_is_enabled_and_its_order_completed_once(orders, order_e
     with as_caller(config, BUYER) as service:
         enabled = service.get_purchased_app(app["id"])
     assert enabled["status"] == "enabled"
-    # the period bought runs from activation (delivery), not from payment
-    activated = START + dt.timedelta(hours=1)
-    assert enabled["expires_at"] == add_months(activated, 2).isoformat()
+    # the period is the one provisioning told the seller, not one counted from payment
+    assert enabled["activated_at"] == (START + dt.timedelta(minutes=30)).isoformat()
+    assert enabled["expires_at"] == add_months(START + dt.timedelta(minutes=30), 2).isoformat()
     time.sleep(0.5)
     types = [e["type"] for e in events_of(config, order_events)]
     assert types.count("orders.subscription.activated") == 1

@@ -15,6 +15,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from mercato.contracts import new_envelope
 from mercato.errors import NotFound, RateLimited
+from mercato.periods import add_months
 from mercato.testing_seller import reference_seller
 from provisioning import licenses
 from provisioning.models import metadata
@@ -63,6 +64,7 @@ class FakeCatalog:
 
 def settings(**overrides):
     return {
+        "ALLOW_PRIVATE_SELLER_ENDPOINTS": "true",  # the reference app runs on 127.0.0.1
         "DELIVERY_SWEEP_SECONDS": 0.2,
         "DELIVERY_RETRY_MAX_SECONDS": 0.5,
         "SELLER_TIMEOUT_SECONDS": 1,
@@ -357,6 +359,33 @@ def test_a_seller_that_never_answers_fails_the_delivery_once_when_the_window_pas
     assert row["status"] == "failed" and "no answer" in (row["last_error"] or "")
 
 
+def test_an_instance_the_seller_never_finished_is_released_when_the_window_passes(
+    start_provisioning, seller, config, events
+):
+    start_provisioning(DELIVERY_WINDOW_SECONDS=3)
+    app = seller(provision_delay=600)  # newInstance answers; the tenant is never ready
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
+        timeout=30,
+        what="delivery.failed",
+    )
+    row = wait_for(
+        lambda: (r := delivery_row(config, subscription_id))["released_at"] and r,
+        what="the release",
+    )
+    assert row["release_due_at"] is None
+    (instance_id,) = instances_of(app)
+    released = [
+        r
+        for r in app.records()
+        if r.get("activity") == "releaseInstance" and r.get("instance_id") == instance_id
+    ]
+    assert [r["result_code"] for r in released] == ["000000"]
+
+
 def test_a_bad_signature_is_refused_retried_and_reported_then_delivered_once_fixed(
     start_provisioning, seller, config, events
 ):
@@ -424,6 +453,23 @@ def test_an_unexpected_failure_is_retried_and_still_ends_when_the_window_passes(
     assert row["attempts"] >= 2 and "NotFound" in row["last_error"]
 
 
+def test_a_private_endpoint_is_refused_outside_development(
+    start_provisioning, seller, config, events
+):
+    start_provisioning(ALLOW_PRIVATE_SELLER_ENDPOINTS="false", DELIVERY_WINDOW_SECONDS=3)
+    app = seller()  # listening on 127.0.0.1
+    order = paid_order()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    publish_paid(config, order)
+    wait_for(
+        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
+        timeout=30,
+        what="delivery.failed",
+    )
+    assert "private network" in delivery_row(config, subscription_id)["last_error"]
+    assert instances_of(app) == set()  # never called
+
+
 # -- licenses ------------------------------------------------------------------------------
 
 
@@ -451,6 +497,11 @@ def test_a_license_key_is_delivered_and_verifies_with_the_sellers_published_key(
     assert claims["quantity"] == 10
     assert claims["product_id"] == "prd_app"
     assert claims["key_id"] == published["key_id"]
+    # one month from the first delivery attempt, the same in the key and the event
+    data = delivered[0]["data"]
+    assert claims["expires_at"] == data["expires_at"]
+    starts = dt.datetime.fromisoformat(data["starts_at"])
+    assert dt.datetime.fromisoformat(data["expires_at"]) == add_months(starts, 1)
 
 
 def test_images_and_professional_services_wait_for_their_own_flows(

@@ -80,3 +80,23 @@ def test_the_published_document_carries_a_key_any_ed25519_library_reads():
         base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
         f"MLK1.{payload}".encode(),
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "private"),
+    [
+        ("http://127.0.0.1:8300/saas", True),
+        ("http://localhost/saas", True),
+        ("https://10.1.2.3/saas", True),
+        ("https://169.254.169.254/latest/meta-data", True),
+        ("https://[::1]/saas", True),
+        ("https://[fd00::1]/saas", True),
+        ("https://no-such-host.invalid/saas", True),  # cannot be checked: refused
+        ("https://8.8.8.8/saas", False),
+        ("https://[2001:4860:4860::8888]/saas", False),
+    ],
+)
+def test_endpoints_on_our_own_networks_are_told_apart(url, private):
+    from provisioning.endpoints import is_private
+
+    assert is_private(url) is private
