@@ -46,6 +46,7 @@ class GatewayService(MercatoService):
     provisioning = TimedRpcProxy("provisioning")
     # /readyz must answer quickly even when iam-agency does not
     iam_probe = TimedRpcProxy("iam_agency", timeout=probes.IAM_PING_TIMEOUT_SECONDS)
+    last_readiness = probes.LastReport()
     settings = SettingsProvider()
     auth = Authentication()
     idempotency = Idempotency()
@@ -448,7 +449,7 @@ class GatewayService(MercatoService):
     def readyz(self, request: Request) -> Response:
         """The gateway can serve: its database answers, its consumers are attached and
         iam-agency answers a ping; 503 with the problems otherwise."""
-        report = probes.readiness(self.observability, self.iam_probe)
+        report = probes.readiness(self.observability, self.iam_probe, self.last_readiness)
         return json_response(200 if report["status"] == probes.READY else 503, report)
 
     @http("GET", "/metrics")

@@ -28,7 +28,7 @@ from prometheus_client import (
 from mercato import config, logs
 from mercato.errors import MercatoError, ServiceUnavailable
 from mercato.identity import CORRELATION_ID, ensure_correlation_id
-from mercato.ops import OpsServer, readiness_report
+from mercato.ops import CachedReadiness, OpsServer
 
 ENTRYPOINT_CALLS = Counter(
     "mercato_entrypoint_calls_total",
@@ -138,7 +138,11 @@ class Observability(DependencyProvider):
         logs.set_process_service(self.service_name)
         self._started: dict[int, tuple[float, object]] = {}
         address = self.container.config.get(config.OPS_ADDRESS)
-        self.ops_server = OpsServer(self.container, str(address)) if address else None
+        # one cache for the ops server and the entrypoints that serve /readyz themselves
+        self.cached_readiness = CachedReadiness(self.container)
+        self.ops_server = (
+            OpsServer(self.container, str(address), self.cached_readiness) if address else None
+        )
 
     def start(self):
         if self.ops_server is not None:
@@ -189,18 +193,18 @@ class Observability(DependencyProvider):
             logs.unbind(token)  # type: ignore[arg-type]
 
     def get_dependency(self, worker_ctx):
-        return OpsView(self.container)
+        return OpsView(self.cached_readiness)
 
 
 class OpsView:
     """What a service's own HTTP entrypoints need to serve the operations endpoints
-    (the gateway serves them on its API port instead of a separate one)."""
+    (the gateway serves them on its API port too)."""
 
-    def __init__(self, container) -> None:
-        self._container = container
+    def __init__(self, cached_readiness: CachedReadiness) -> None:
+        self._cached_readiness = cached_readiness
 
     def readiness(self) -> dict:
-        return readiness_report(self._container)
+        return self._cached_readiness()
 
     def render_metrics(self) -> tuple[bytes, str]:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

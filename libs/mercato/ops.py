@@ -97,6 +97,25 @@ def check_dependencies(container) -> dict[str, str]:
     return problems
 
 
+class CachedReadiness:
+    """``readiness_report`` at most every ``READINESS_CACHE_SECONDS``: each report opens a
+    broker connection and queries the database, and probes, scrapers or (through the
+    gateway's public ``/readyz``) anyone may ask as often as they like."""
+
+    def __init__(self, container, seconds: float = READINESS_CACHE_SECONDS) -> None:
+        self.container = container
+        self.seconds = seconds
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._cached is not None and now - self._cached[0] < self.seconds:
+            return self._cached[1]
+        report = readiness_report(self.container)
+        self._cached = (time.monotonic(), report)
+        return report
+
+
 def readiness_report(container) -> dict[str, Any]:
     problems = check_dependencies(container)
     consumer_problem = check_consumers(container)
@@ -108,13 +127,15 @@ def readiness_report(container) -> dict[str, Any]:
 class OpsServer:
     """Serves the operations endpoints of one container at ``address`` (host:port)."""
 
-    def __init__(self, container, address: str) -> None:
+    def __init__(
+        self, container, address: str, cached_readiness: CachedReadiness | None = None
+    ) -> None:
         self.container = container
         host, _, port = address.rpartition(":")
         self.host, self.port = host or "0.0.0.0", int(port)  # noqa: S104 (probes come from outside)
         self._gt = None
         self._socket = None
-        self._ready_cache: tuple[float, dict[str, Any]] | None = None
+        self.cached_readiness = cached_readiness or CachedReadiness(container)
 
     def start(self) -> None:
         sock = eventlet.listen((self.host, self.port))
@@ -129,12 +150,7 @@ class OpsServer:
             self._socket.close()
 
     def readiness(self) -> dict[str, Any]:
-        now = time.monotonic()
-        if self._ready_cache and now - self._ready_cache[0] < READINESS_CACHE_SECONDS:
-            return self._ready_cache[1]
-        report = readiness_report(self.container)
-        self._ready_cache = (now, report)
-        return report
+        return self.cached_readiness()
 
     def app(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
