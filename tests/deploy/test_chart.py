@@ -6,6 +6,7 @@ import base64
 import ipaddress
 import json
 import re
+import shutil
 
 import helm_python as helm
 import pytest
@@ -18,6 +19,15 @@ from tests.deploy import chart
 
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor still supported upstream when written
 DEPLOYMENT_NAME = {p.name: f"{chart.RELEASE}-{p.name.replace('_', '-')}" for p in PROCESSES}
+# topology's port of the gateway is its public API (where `make run` also serves the
+# probes); in the chart the gateway serves them on an ops port of its own, apart from
+# its worker pool, like every service
+GATEWAY_API_PORT = GATEWAY.ops_port
+GATEWAY_OPS_PORT = 9100
+
+
+def ops_port(process):
+    return GATEWAY_OPS_PORT if process is GATEWAY else process.ops_port
 
 
 def containers_of(obj):
@@ -86,15 +96,40 @@ def test_each_process_runs_its_own_command_on_its_own_port(default_objects, proc
     deployment = chart.of_kind(default_objects, "Deployment")[DEPLOYMENT_NAME[process.name]]
     (container,) = containers_of(deployment)
     assert container["args"] == [process.name]  # deploy/entrypoint.py maps it via topology
-    (port,) = container["ports"]
-    assert port["containerPort"] == process.ops_port
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        assert container[probe]["httpGet"] == {"path": path, "port": port["name"]}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    expected = {"ops": ops_port(process)}
+    if process is GATEWAY:
+        expected["http"] = GATEWAY_API_PORT
+    assert ports == expected
+    # the probes go to the ops server, which answers while every worker is busy
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "ops"}
     service = chart.of_kind(default_objects, "Service")[DEPLOYMENT_NAME[process.name]]
-    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    service_ports = {port["name"]: port for port in service["spec"]["ports"]}
+    assert set(service_ports) == set(expected)
+    for name, port in service_ports.items():
+        assert port["targetPort"] == name
+    assert service_ports["ops"]["port"] == ops_port(process)
     assert service["spec"]["selector"].items() <= (
         deployment["spec"]["template"]["metadata"]["labels"].items()
     )
+
+
+def test_the_ingress_sends_the_public_api_to_the_gateway_s_http_port_not_its_ops_port(
+    production_objects,
+):
+    service = chart.of_kind(production_objects, "Service")[DEPLOYMENT_NAME["gateway"]]
+    http = {p["name"]: p for p in service["spec"]["ports"]}["http"]
+    assert http["port"] == GATEWAY_API_PORT
+    (ingress,) = chart.of_kind(production_objects, "Ingress").values()
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend == {"name": service["metadata"]["name"], "port": {"name": "http"}}
 
 
 @pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.name)
@@ -125,9 +160,42 @@ def test_every_variable_the_chart_sets_is_one_the_process_reads(default_objects,
 
 def test_the_ops_addresses_bind_every_interface_on_the_process_ports(default_objects):
     data = chart.of_kind(default_objects, "ConfigMap")[chart.RELEASE]["data"]
-    for process in SERVICES:
-        assert data[f"{process.env_prefix}_OPS_ADDRESS"] == f"0.0.0.0:{process.ops_port}"
-    assert data["GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY.ops_port}"
+    for process in PROCESSES:
+        variable = f"{process.env_prefix}_OPS_ADDRESS"
+        assert data[variable] == f"0.0.0.0:{ops_port(process)}"
+        # read into the key mercato.metrics.Observability starts its ops server from
+        assert f"{mercato_config.OPS_ADDRESS}: ${{{variable}:" in process.config_path.read_text()
+    assert data["GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY_API_PORT}"
+    assert "WEB_SERVER_ADDRESS: ${GATEWAY_ADDRESS:" in GATEWAY.config_path.read_text()
+    ports = [ops_port(p) for p in PROCESSES] + [GATEWAY_API_PORT]
+    assert len(ports) == len(set(ports))
+
+
+def test_whole_numbers_in_the_environment_are_written_as_integers():
+    values = chart.merged(
+        chart.REQUIRED_VALUES,
+        {
+            "settings": {"rpcTimeoutSeconds": 20.0, "env": {"GATEWAY_MAX_BODY_BYTES": 1000000}},
+            "processes": {
+                "gateway": {
+                    "env": {
+                        "GATEWAY_IDEMPOTENCY_TTL_HOURS": 1000000,
+                        "GATEWAY_TOKEN_CACHE_SECONDS": 2.5,
+                        "GATEWAY_PRODUCT_CACHE_SECONDS": "1e3",
+                    }
+                }
+            },
+        },
+    )
+    objects = chart.manifests(values)
+    data = chart.of_kind(objects, "ConfigMap")[chart.RELEASE]["data"]
+    assert data["GATEWAY_MAX_BODY_BYTES"] == "1000000"
+    assert data["RPC_TIMEOUT_SECONDS"] == "20"
+    (container,) = containers_of(chart.of_kind(objects, "Deployment")[DEPLOYMENT_NAME["gateway"]])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GATEWAY_IDEMPOTENCY_TTL_HOURS"] == "1000000"
+    assert env["GATEWAY_TOKEN_CACHE_SECONDS"] == "2.5"
+    assert env["GATEWAY_PRODUCT_CACHE_SECONDS"] == "1e3"  # a string stays as written
 
 
 # --- what every Deployment must have -----------------------------------------------
@@ -409,6 +477,40 @@ def test_services_take_traffic_only_from_the_gateway_and_monitoring_on_their_met
     }
 
 
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def gateway_ingress_by_port(objects):
+    """Port name -> the `from` of each ingress rule of the gateway's policy opening it."""
+    policy = chart.of_kind(objects, "NetworkPolicy")[DEPLOYMENT_NAME["gateway"]]["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    assert policy["policyTypes"] == ["Ingress"]
+    by_port = {}
+    for rule in policy["ingress"]:
+        for port in rule["ports"]:
+            assert port["protocol"] == "TCP"
+            by_port.setdefault(port["port"], []).append(rule.get("from"))
+    return by_port
+
+
+def test_the_gateway_takes_its_api_port_from_anyone_and_its_ops_port_from_monitoring_only(
+    default_objects,
+):
+    # Prometheus scrapes the gateway's ops port (its ServiceMonitor's endpoint)
+    assert gateway_ingress_by_port(default_objects) == {"http": [None], "ops": [[MONITORING]]}
+
+
+def test_gateway_from_narrows_the_api_port_and_leaves_the_ops_port_to_monitoring(
+    production_objects,
+):
+    gateway_from = chart.production_values()["networkPolicy"]["gatewayFrom"]
+    assert gateway_from
+    assert gateway_ingress_by_port(production_objects) == {
+        "http": [[*gateway_from, MONITORING]],
+        "ops": [[MONITORING]],
+    }
+
+
 PUBLIC_ADDRESSES = ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
 INTERNAL_ADDRESSES = [
     "10.96.0.1",  # a Service ClusterIP
@@ -548,6 +650,25 @@ def without(values, *path):
             "processes.gateway.pdb.minAvailable 1 needs at least 2 replicas (it has 1)",
         ),
         (
+            {"defaults": {"pdb": {"minAvailable": "100%"}}},
+            "processes.catalog.pdb.minAvailable 100% of 2 replicas keeps all of them (2)",
+        ),
+        (
+            {"processes": {"orders": {"pdb": {"minAvailable": "67%"}}}},
+            "processes.orders.pdb.minAvailable 67% of 2 replicas keeps all of them (2)",
+        ),
+        (
+            {
+                "processes": {
+                    "billing": {
+                        "autoscaling": {"enabled": False},
+                        "keda": {"enabled": True, "minReplicas": 1},
+                    }
+                }
+            },
+            "processes.billing.pdb.minAvailable 1 needs at least 2 replicas (it has 1)",
+        ),
+        (
             {"processes": {"provisioning": {"credentialKeys": {"value": "k1:not-32-bytes"}}}},
             "processes.provisioning.credentialKeys.value: must be comma-separated key_id:base64-of-32-bytes",
         ),
@@ -577,6 +698,48 @@ def test_bad_combinations_fail_rendering_with_a_clear_message(change, message):
     with pytest.raises(helm.HelmRenderError) as failure:
         chart.render(chart.merged(chart.REQUIRED_VALUES, change))
     assert message in str(failure.value)
+
+
+@pytest.mark.parametrize("min_available", [0, "0%", "50%", 1])
+def test_a_pdb_that_leaves_a_replica_to_evict_is_accepted(min_available):
+    values = chart.merged(
+        chart.REQUIRED_VALUES, {"defaults": {"pdb": {"minAvailable": min_available}}}
+    )
+    pdbs = chart.of_kind(chart.manifests(values), "PodDisruptionBudget")
+    assert {pdb["spec"]["minAvailable"] for pdb in pdbs.values()} == {min_available}
+
+
+def test_the_pdb_check_also_reads_integers_as_set_gives_them(tmp_path):
+    """A values file gives float64 and `--set defaults.pdb.minAvailable=2` gives int64;
+    this renderer passes values as JSON (float64), so a template of a copy of the chart
+    runs the check on values holding an int64. (Each process's settings pass through
+    toJson/fromJson in "mercato.process", which makes an int64 a float64 again; the
+    check no longer depends on that.)"""
+    copy = tmp_path / "mercato"
+    shutil.copytree(chart.CHART_DIR, copy)
+    (copy / "templates" / "zz-int64-values.yaml").write_text(
+        "{{- $values := deepCopy .Values }}\n"
+        '{{- $_ := set $values.defaults.pdb "minAvailable" (int64 2) }}\n'
+        '{{- include "mercato.validateValues" (dict "Values" $values "Release" .Release'
+        ' "Chart" .Chart) }}\n'
+    )
+    with helm.Chart.load(copy) as loaded, pytest.raises(helm.HelmRenderError) as failure:
+        loaded.render(chart.REQUIRED_VALUES, name=chart.RELEASE, namespace=chart.NAMESPACE)
+    assert "processes.catalog.pdb.minAvailable 2 needs at least 3 replicas (it has 2)" in str(
+        failure.value
+    )
+
+
+def test_production_values_allow_keda_for_a_service():
+    """KEDA's floor in production matches the HPA's: minAvailable 2 needs 3 replicas."""
+    values = chart.merged(
+        chart.production_values(),
+        {"processes": {"orders": {"autoscaling": {"enabled": False}, "keda": {"enabled": True}}}},
+    )
+    objects = chart.manifests(values)
+    (scaled,) = chart.of_kind(objects, "ScaledObject").values()
+    pdb = chart.of_kind(objects, "PodDisruptionBudget")[DEPLOYMENT_NAME["orders"]]
+    assert scaled["spec"]["minReplicaCount"] == 3 > pdb["spec"]["minAvailable"]
 
 
 def test_a_rotated_keyring_of_several_keys_is_accepted():

@@ -66,7 +66,16 @@ def test_each_service_monitor_scrapes_its_process_and_keeps_the_metric_service_l
     assert [s["metadata"]["name"] for s in services] == [name]
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [chart.NAMESPACE]}
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] in {p["name"] for p in services[0]["spec"]["ports"]}
+    # the ops port, served apart from the worker pool (<PREFIX>_OPS_ADDRESS), never the
+    # gateway's public API
+    assert endpoint["port"] == "ops"
+    (service_port,) = [p for p in services[0]["spec"]["ports"] if p["name"] == endpoint["port"]]
+    deployment = chart.of_kind(production_objects, "Deployment")[name]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (container_port,) = [p for p in container["ports"] if p["name"] == service_port["targetPort"]]
+    data = chart.of_kind(production_objects, "ConfigMap")[chart.RELEASE]["data"]
+    ops_address = data[f"{process.env_prefix}_OPS_ADDRESS"]
+    assert ops_address == f"0.0.0.0:{container_port['containerPort']}"
     assert endpoint["path"] == "/metrics"
     assert DURATION.match(endpoint["interval"]) and DURATION.match(endpoint["scrapeTimeout"])
     # mercato_* series carry service=<nameko service name>; the target label must agree
@@ -113,6 +122,26 @@ def test_the_alerts_watch_errors_latency_outbox_dead_letters_and_consumers(produ
         assert service.name in broker_rules[0]["expr"]
 
 
+def test_process_down_also_fires_when_a_process_has_no_scrape_target(production_objects):
+    """sum(up) == 0 is empty, not 0, with no pod (or no target) at all."""
+    (rule,) = [
+        r for r in chart.alert_rules(production_objects) if r["alert"] == "MercatoProcessDown"
+    ]
+    for process in PROCESSES:
+        matchers = f'namespace="{chart.NAMESPACE}", service="{process.name}"'
+        assert f"or absent(up{{{matchers}}})" in rule["expr"], process.name
+    assert chart.metric_names(rule["expr"]) == {"up"}
+
+
+def test_production_labels_the_monitoring_objects_for_kube_prometheus_stack(production_objects):
+    """A stock kube-prometheus-stack selects ServiceMonitors and rules by release label."""
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        objects = chart.of_kind(production_objects, kind)
+        assert objects, kind
+        for name, obj in objects.items():
+            assert obj["metadata"]["labels"]["release"] == "kube-prometheus-stack", (kind, name)
+
+
 def test_the_rabbitmq_plugin_alert_is_left_out_unless_asked_for():
     values = chart.merged(chart.REQUIRED_VALUES, {"metrics": {"prometheusRule": {"enabled": True}}})
     rules = chart.alert_rules(chart.manifests(values))
@@ -135,6 +164,11 @@ def test_the_dashboard_is_loaded_by_the_grafana_sidecar_and_charts_what_sres_nee
     assert any("histogram_quantile(0.5," in e for e in exprs)
     assert any("histogram_quantile(0.99," in e for e in exprs)
     assert any('outcome="dead_lettered"' in e for e in exprs)
+    # $__interval may be shorter than the scrape interval: rate() and increase() over it
+    # return nothing when zoomed in
+    for expr in exprs:
+        for window in re.findall(r"\b(?:rate|increase|irate)\([^\[]*\[([^\]]+)\]", expr):
+            assert window == "$__rate_interval", expr
 
     ids = []
 

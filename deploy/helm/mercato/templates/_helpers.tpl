@@ -52,8 +52,9 @@ app.kubernetes.io/component: {{ .process.component }}
 {{- end }}
 
 {{/*
-The processes: nameko service name, its port (/healthz, /readyz, /metrics; the
-gateway's is its HTTP API), the prefix of its own variables, and whether it is the gateway.
+The processes: nameko service name, its ops port (/healthz, /readyz, /metrics, served
+apart from the worker pool: <PREFIX>_OPS_ADDRESS), the prefix of its own variables, and
+whether it is the gateway, which also has its public HTTP API on httpPort.
 */}}
 {{- define "mercato.processTable" -}}
 catalog: {port: 9101, prefix: CATALOG}
@@ -62,7 +63,7 @@ supervision: {port: 9103, prefix: SUPERVISION}
 billing: {port: 9104, prefix: BILLING}
 provisioning: {port: 9105, prefix: PROVISIONING}
 iam_agency: {port: 9106, prefix: IAM_AGENCY}
-gateway: {port: 8000, prefix: GATEWAY, gateway: true}
+gateway: {port: 9100, httpPort: 8000, prefix: GATEWAY, gateway: true}
 {{- end }}
 
 {{/* The process names in a fixed order, as a JSON list. */}}
@@ -83,7 +84,7 @@ Everything about one process, as JSON: its table entry, `defaults` merged with
 {{- $_ := set $p "name" .name }}
 {{- $_ := set $p "component" $component }}
 {{- $_ := set $p "fullname" (printf "%s-%s" (include "mercato.fullname" $root) $component | trunc 63 | trimSuffix "-") }}
-{{- $_ := set $p "portName" (ternary "http" "ops" (default false $p.gateway)) }}
+{{- $_ := set $p "portName" "ops" }}
 {{- $_ := set $p "queue" (printf "rpc-%s" .name) }}
 {{- toJson $p }}
 {{- end }}
@@ -176,6 +177,18 @@ The secret variables one process reads, as a JSON list of {env, name, key, value
 {{- end }}
 {{- end }}
 
+{{/*
+A value as an environment variable's text: a whole number as an integer (values
+arrive as float64, and toString writes 1000000 as "1e+06"), anything else as toString.
+*/}}
+{{- define "mercato.envValue" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}
+{{- int64 . | toString }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}
+
 {{/* The writable /tmp every container gets (the root filesystem is read-only). */}}
 {{- define "mercato.tmpVolume" -}}
 - name: tmp
@@ -236,9 +249,18 @@ Checks that values.schema.json cannot express; rendering fails with every proble
 {{- $errors = append $errors (printf "%s.keda: minReplicas %d is above maxReplicas %d" $at (int .keda.minReplicas) (int .keda.maxReplicas)) }}
 {{- end }}
 {{- end }}
-{{- if and .pdb .pdb.enabled (kindIs "float64" .pdb.minAvailable) }}
-{{- if ge (int .pdb.minAvailable) $minReplicas }}
-{{- $errors = append $errors (printf "%s.pdb.minAvailable %d needs at least %d replicas (it has %d), or no node running it could ever be drained" $at (int .pdb.minAvailable) (add1 (int .pdb.minAvailable)) $minReplicas) }}
+{{- if and .pdb .pdb.enabled }}
+{{- /* a number (float64 from a values file, int64 from --set) or a percentage, which
+Kubernetes rounds up: the budget must leave at least one replica free to evict */}}
+{{- $min := .pdb.minAvailable }}
+{{- if kindIs "string" $min }}
+{{- $percent := trimSuffix "%" $min | atoi }}
+{{- $needed := div (add (mul $percent $minReplicas) 99) 100 }}
+{{- if and (gt $needed 0) (ge $needed $minReplicas) }}
+{{- $errors = append $errors (printf "%s.pdb.minAvailable %s of %d replicas keeps all of them (%d), so no node running it could ever be drained; lower it or add replicas" $at $min $minReplicas $needed) }}
+{{- end }}
+{{- else if and (not (kindIs "invalid" $min)) (gt (int $min) 0) (ge (int $min) $minReplicas) }}
+{{- $errors = append $errors (printf "%s.pdb.minAvailable %d needs at least %d replicas (it has %d), or no node running it could ever be drained" $at (int $min) (add1 (int $min)) $minReplicas) }}
 {{- end }}
 {{- end }}
 {{- $needed := add (int .preStopSleepSeconds) (int $v.settings.rpcTimeoutSeconds) }}
