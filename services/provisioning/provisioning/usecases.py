@@ -395,12 +395,7 @@ def _complete(
         subject=delivery.subscription_id,
         account_id=delivery.account_id,
         data={
-            "delivery_id": delivery.id,
-            "subscription_id": delivery.subscription_id,
-            "order_id": delivery.order_id,
-            "order_line_id": delivery.order_line_id,
-            "account_id": delivery.account_id,
-            "delivery_method": delivery.delivery_method,
+            **_identifying(delivery),
             "service_supervision": delivery.service_supervision,
             "application": {
                 "instance_id": delivery.instance_id,
@@ -418,6 +413,18 @@ def _complete(
     uow.commit()
     metrics.DELIVERIES.labels(delivery.delivery_method, "succeeded").inc()
     _log.info("delivered %s (%s)", delivery.subscription_id, delivery.delivery_method)
+
+
+def _identifying(delivery: Delivery) -> dict[str, Any]:
+    """What every delivery event says about which delivery it is."""
+    return {
+        "delivery_id": delivery.id,
+        "subscription_id": delivery.subscription_id,
+        "order_id": delivery.order_id,
+        "order_line_id": delivery.order_line_id,
+        "account_id": delivery.account_id,
+        "delivery_method": delivery.delivery_method,
+    }
 
 
 def _retry_or_fail(
@@ -446,12 +453,7 @@ def _retry_or_fail(
             subject=delivery.subscription_id,
             account_id=delivery.account_id,
             data={
-                "delivery_id": delivery.id,
-                "subscription_id": delivery.subscription_id,
-                "order_id": delivery.order_id,
-                "order_line_id": delivery.order_line_id,
-                "account_id": delivery.account_id,
-                "delivery_method": delivery.delivery_method,
+                **_identifying(delivery),
                 "reason": delivery.failure_reason,
                 "failed_at": now,
             },
