@@ -78,7 +78,7 @@ class Delivery(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # a failed delivery whose seller instance must be released: when to ask next
     release_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    release_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    release_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
