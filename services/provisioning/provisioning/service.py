@@ -33,6 +33,7 @@ _log = logging.getLogger(__name__)
 WINDOW_KEY = "DELIVERY_WINDOW_SECONDS"
 SWEEP_KEY = "DELIVERY_SWEEP_SECONDS"
 RETRY_MAX_KEY = "DELIVERY_RETRY_MAX_SECONDS"
+LEASE_KEY = "DELIVERY_LEASE_SECONDS"
 SELLER_TIMEOUT_KEY = "SELLER_TIMEOUT_SECONDS"
 ALLOW_PRIVATE_KEY = "ALLOW_PRIVATE_SELLER_ENDPOINTS"
 # a sweep hands its timer back after this long, so a stop never waits for a long queue
@@ -60,6 +61,9 @@ class DeliveryPolicyProvider(DependencyProvider):
             ),
             max_retry=dt.timedelta(
                 seconds=float(config.get(RETRY_MAX_KEY) or default.max_retry.total_seconds())
+            ),
+            lease=dt.timedelta(
+                seconds=float(config.get(LEASE_KEY) or default.lease.total_seconds())
             ),
             call_budget=dt.timedelta(seconds=float(config.get(SELLER_TIMEOUT_KEY) or 5.0) + 1.0),
             allow_private_endpoints=str(config.get(ALLOW_PRIVATE_KEY, "")).lower()
@@ -98,11 +102,10 @@ class ProvisioningService(MercatoService):
 
     @handles_event("orders.order.paid")
     def on_order_paid(self, event) -> None:
-        """Start delivering each subscription of a paid order, at once."""
-        due = usecases.accept_paid_order(self.db, self.clock, order=event.data, policy=self.policy)
-        self.db.commit()
-        for delivery_id in due:
-            self._run(delivery_id)
+        """Record a delivery per subscription of a paid order, due at once. The sweep
+        delivers it within ``DELIVERY_SWEEP_SECONDS``: the event is acknowledged as soon
+        as the deliveries are recorded, never held while a seller answers."""
+        usecases.accept_paid_order(self.db, self.clock, order=event.data, policy=self.policy)
 
     @configured_timer(SWEEP_KEY, 1.0)
     def run_due_deliveries(self) -> None:
@@ -125,12 +128,6 @@ class ProvisioningService(MercatoService):
                 )
             if not claimed and failed is None:
                 return
-
-    def _run(self, delivery_id: str) -> None:
-        for delivery in usecases.claim_due(
-            self.db, self.clock, self.policy, delivery_id=delivery_id
-        ):
-            self._step(delivery)
 
     def _step(self, delivery) -> None:
         try:

@@ -86,7 +86,8 @@ SellerClientFactory = Callable[[str, str, str], saas_interface.SellerClient]
 def accept_paid_order(
     uow, clock: Clock, *, order: dict[str, Any], policy: DeliveryPolicy
 ) -> list[str]:
-    """Record a delivery per subscription of a paid order; answers the ids to run now."""
+    """Record a delivery per subscription of a paid order (the caller's transaction
+    commits them with the event's inbox row); answers the ids of those due now."""
     now = clock.now()
     due = []
     for item in order.get("subscriptions") or []:
@@ -138,10 +139,8 @@ def _aware(value: Any) -> dt.datetime | None:
 # -- running deliveries ---------------------------------------------------------------
 
 
-def claim_due(
-    uow, clock: Clock, policy: DeliveryPolicy, *, delivery_id: str | None = None, limit: int = 1
-) -> list[Delivery]:
-    """Lease up to ``limit`` due deliveries (or the one named) to this worker. One at a
+def claim_due(uow, clock: Clock, policy: DeliveryPolicy, *, limit: int = 1) -> list[Delivery]:
+    """Lease up to ``limit`` due deliveries to this worker. One at a
     time by default: a lease covers one step (at most a catalog call and two seller
     calls), never a queue of them that could outlast it."""
     now = clock.now()
@@ -157,8 +156,6 @@ def claim_due(
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
-    if delivery_id is not None:
-        query = query.where(Delivery.id == delivery_id)
     claimed = list(uow.session.scalars(query))
     for delivery in claimed:
         delivery.lease_until = now + policy.lease

@@ -66,6 +66,7 @@ def settings(**overrides):
     return {
         "ALLOW_PRIVATE_SELLER_ENDPOINTS": "true",  # the reference app runs on 127.0.0.1
         "DELIVERY_SWEEP_SECONDS": 0.2,
+        "DELIVERY_LEASE_SECONDS": 5,  # a killed provisioning's hold runs out quickly
         "DELIVERY_RETRY_MAX_SECONDS": 0.5,
         "SELLER_TIMEOUT_SECONDS": 1,
         **overrides,
