@@ -402,7 +402,11 @@ class GatewayService(MercatoService):
     @http("POST", "/v1/purchased-apps/<subscription_id>/credentials/reveal")
     def reveal_credentials(self, request: Request, subscription_id: str) -> Response:
         """The eye icon: the delivered username and password in the clear. Every reveal
-        is recorded (who, when, which request) and limited to a few a minute."""
+        is recorded (who, when, which request) and limited to a few a minute.
+
+        The one POST that an ``Idempotency-Key`` does not replay: a replayed answer
+        would show the password without a recorded reveal, and would keep a copy of it
+        in the gateway's store. Revealing again changes nothing but the record."""
         self.auth.authenticate(request, self.iam)
         subscription_id = path_id(subscription_id, "purchased app")
         load(schemas.EmptyRequest, read_json(request, self.settings.max_body_bytes))
@@ -418,14 +422,21 @@ class GatewayService(MercatoService):
     @http("POST", "/v1/seller/interface-credentials")
     def issue_interface_credentials(self, request: Request) -> Response:
         """A new access key and secret for the seller's SaaS endpoints (seller only);
-        the secret is in this answer only, and a new pair replaces the old one."""
+        the secret is in this answer only, and a new pair replaces the old one. With an
+        ``Idempotency-Key`` a retried request gets the same pair again (kept encrypted
+        by the idempotency store) instead of replacing it once more."""
         self.auth.authenticate(request, self.iam)
-        load(schemas.EmptyRequest, read_json(request, self.settings.max_body_bytes))
-        return respond(
-            201,
-            schemas.InterfaceCredentialsResponse,
-            self.provisioning.issue_interface_credentials(),
-            headers={"Cache-Control": "no-store"},
+        body = read_json(request, self.settings.max_body_bytes)
+        load(schemas.EmptyRequest, body)
+        return self.idempotency.once(
+            request,
+            body,
+            lambda: respond(
+                201,
+                schemas.InterfaceCredentialsResponse,
+                self.provisioning.issue_interface_credentials(),
+                headers={"Cache-Control": "no-store"},
+            ),
         )
 
     @http("GET", "/v1/sellers/<seller_id>/license-public-key")

@@ -29,8 +29,10 @@ class PeriodV1(_Strict):
     count = fields.Integer(required=True, strict=True)
 
 
-class OrderLineV1(_Strict):
-    id = fields.String(required=True)
+class _ConfigurationV1(_Strict):
+    """What was bought on one order line (shared by the order's lines and, once paid,
+    by what provisioning delivers)."""
+
     product_id = fields.String(required=True)
     product_name = fields.String(required=True)
     seller_account_id = fields.String(required=True)
@@ -41,6 +43,10 @@ class OrderLineV1(_Strict):
     billing_mode = fields.String(required=True, validate=validate.OneOf(BILLING_MODES))
     period = fields.Nested(PeriodV1, required=True, allow_none=True)
     quantity = fields.Integer(required=True, strict=True)
+
+
+class OrderLineV1(_ConfigurationV1):
+    id = fields.String(required=True)
     unit_price = fields.Nested(MoneySchema, required=True)
     amount = fields.Nested(MoneySchema, required=True)
 
@@ -55,21 +61,11 @@ class OrderCreatedV1(_Strict):
     payment_deadline = fields.AwareDateTime(required=True)
 
 
-class PaidSubscriptionV1(_Strict):
+class PaidSubscriptionV1(_ConfigurationV1):
     """What is to be delivered for one order line: provisioning works from this."""
 
     subscription_id = fields.String(required=True)
     order_line_id = fields.String(required=True)
-    product_id = fields.String(required=True)
-    product_name = fields.String(required=True)
-    seller_account_id = fields.String(required=True)
-    specification_id = fields.String(required=True)
-    specification_name = fields.String(required=True)
-    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
-    service_supervision = fields.Boolean(required=True)
-    billing_mode = fields.String(required=True, validate=validate.OneOf(BILLING_MODES))
-    period = fields.Nested(PeriodV1, required=True, allow_none=True)
-    quantity = fields.Integer(required=True, strict=True)
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
 
 

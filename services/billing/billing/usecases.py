@@ -493,12 +493,14 @@ def settle_card_payment(
     return payment_view(payment)
 
 
+def _may_see(caller: Identity, row: Payment | Refund) -> bool:
+    """A payment or refund is its buyer's, its payer's (a reseller) and operators'."""
+    return caller.account_id in (row.account_id, row.payer_account_id) or caller.has_role(OPERATOR)
+
+
 def get_payment(uow, *, caller: Identity, order_id: str) -> dict[str, Any]:
     payment = uow.session.scalar(sa.select(Payment).where(Payment.order_id == order_id))
-    if payment is None or not (
-        caller.account_id in (payment.account_id, payment.payer_account_id)
-        or caller.has_role(OPERATOR)
-    ):
+    if payment is None or not _may_see(caller, payment):
         raise NotFound(f"no payment for order {order_id}")
     return payment_view(payment)
 
@@ -841,10 +843,7 @@ def _refund_event(refund: Refund) -> dict[str, Any]:
 def get_refund(uow, *, caller: Identity, order_id: str) -> dict[str, Any]:
     """The refund of an order, for its buyer, its payer (a reseller) or an operator."""
     refund = uow.session.scalar(sa.select(Refund).where(Refund.order_id == order_id))
-    if refund is None or not (
-        caller.account_id in (refund.account_id, refund.payer_account_id)
-        or caller.has_role(OPERATOR)
-    ):
+    if refund is None or not _may_see(caller, refund):
         raise NotFound(f"no refund for order {order_id}")
     return refund_view(refund)
 

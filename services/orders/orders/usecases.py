@@ -35,9 +35,9 @@ def _period(line: OrderLine) -> dict[str, Any] | None:
     return {"unit": line.period_unit, "count": line.period_count}
 
 
-def _line_view(line: OrderLine) -> dict[str, Any]:
+def _configuration(line: OrderLine) -> dict[str, Any]:
+    """What was bought on the line: in the order's view and in what is delivered."""
     return {
-        "id": line.id,
         "product_id": line.product_id,
         "product_name": line.product_name,
         "seller_account_id": line.seller_account_id,
@@ -48,6 +48,13 @@ def _line_view(line: OrderLine) -> dict[str, Any]:
         "billing_mode": line.billing_mode,
         "period": _period(line),
         "quantity": line.quantity,
+    }
+
+
+def _line_view(line: OrderLine) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        **_configuration(line),
         "unit_price": money(line.unit_price, line.currency),
         "amount": money(line.amount, line.currency),
     }
@@ -372,16 +379,7 @@ def apply_payment(
             {
                 "subscription_id": subscription.id,
                 "order_line_id": line.id,
-                "product_id": line.product_id,
-                "product_name": line.product_name,
-                "seller_account_id": line.seller_account_id,
-                "specification_id": line.specification_id,
-                "specification_name": line.specification_name,
-                "delivery_method": line.delivery_method,
-                "service_supervision": line.service_supervision,
-                "billing_mode": line.billing_mode,
-                "period": _period(line),
-                "quantity": line.quantity,
+                **_configuration(line),
                 "expires_at": subscription.expires_at,
             }
         )
