@@ -80,8 +80,16 @@ def handles_event(
     max_attempts: int = 5,
     backoff_seconds: float = 0.5,
     db_attr: str = "db",
+    already_applied: Callable[[Any, Envelope], bool] | None = None,
 ) -> Callable:
-    """Subscribe a service method to ``event_type`` (``<source>.<entity>.<fact>``)."""
+    """Subscribe a service method to ``event_type`` (``<source>.<entity>.<fact>``).
+
+    ``already_applied(service, event)``, when given, is asked first: True means the
+    service's own state already shows the event's effect (another path applied it), so
+    the event is acknowledged as a repeat without an inbox row or a write transaction.
+    It must read only, and answer True only for an effect that cannot be undone
+    before the event arrives again.
+    """
     source = event_type.split(".", 1)[0]
 
     def decorator(method: Callable) -> Callable:
@@ -101,6 +109,12 @@ def handles_event(
 
             for attempt in range(1, max_attempts + 1):
                 try:
+                    if already_applied is not None and already_applied(service, event):
+                        uow.rollback()  # ends the read
+                        metrics.EVENTS_CONSUMED.labels(
+                            service_name, handler, event.type, "duplicate"
+                        ).inc()
+                        return
                     if not _record_in_inbox(uow, handler, event):
                         metrics.EVENTS_CONSUMED.labels(
                             service_name, handler, event.type, "duplicate"

@@ -23,11 +23,13 @@ import logging
 import time
 from typing import Any
 
+import amqp
 import eventlet
+import kombu
 import sqlalchemy as sa
 from eventlet.queue import Empty, LightQueue
-from nameko.amqp.publish import Publisher
-from nameko.constants import PERSISTENT
+from kombu.utils.json import dumps as json_dumps
+from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY, PERSISTENT
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -46,6 +48,7 @@ RETENTION = dt.timedelta(days=7)
 PURGE_EVERY_SECONDS = 600.0
 OBSERVE_EVERY_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
+CONFIRM_TIMEOUT_SECONDS = 10.0
 HEADER_PREFIX = "nameko"
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
@@ -113,10 +116,12 @@ class OutboxRelay:
         self.service_name = service_name
         self.sweep_seconds = sweep_seconds
         self._config = container_config
-        self._publisher = Publisher(
-            amqp_uri, use_confirms=True, serializer="json", delivery_mode=PERSISTENT
+        self._broker = ConfirmedPublisher(
+            amqp_uri,
+            ssl=container_config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=container_config.get(LOGIN_METHOD_CONFIG_KEY),
         )
-        self._exchanges: dict[str, Any] = {}
+        self._exchanges: dict[str, kombu.Exchange] = {}
         self._wakeups: LightQueue = LightQueue()
         self._gt = None
         self._stopping = False
@@ -147,14 +152,11 @@ class OutboxRelay:
         self._gt = eventlet.spawn(self._run)
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """End the loop once the batch in progress is published and marked.
-
-        Killing the relay between a publish and its confirm would hand the pooled
-        channel, still owed that confirm, to the next publisher of the process, which
-        would take the stale ack for its own message's.
-        """
+        """End the loop once the batch in progress is published and marked (a batch
+        cut short is published again by the next relay: at least once)."""
         gt, self._gt = self._gt, None
         if gt is None:
+            self._broker.close()
             return
         self._stopping = True
         self.wake()
@@ -164,11 +166,13 @@ class OutboxRelay:
         except eventlet.Timeout:
             _log.warning("outbox relay did not stop within %ss; killing it", timeout)
             gt.kill()
+        self._broker.close()
 
     def kill(self) -> None:
         gt, self._gt = self._gt, None
         if gt is not None:
             gt.kill()
+        self._broker.close()
 
     def wake(self) -> None:
         self._wakeups.put(None)
@@ -234,8 +238,7 @@ class OutboxRelay:
         return len(rows)
 
     def _publish_rows(self, rows) -> None:
-        for row in rows:
-            self._publish(row.event_type, row.payload, row.headers)
+        self._broker.publish_confirmed([self._message(row) for row in rows])
 
     def _mark_published(self, connection, rows) -> None:
         if rows:
@@ -245,21 +248,29 @@ class OutboxRelay:
                 .values(published_at=_now())
             )
 
-    def _publish(self, event_type: str, payload: dict[str, Any], headers: dict[str, Any]) -> None:
-        source = payload["source"]
-        exchange = self._exchanges.get(source)
+    def _message(self, row) -> OutgoingMessage:
+        """The AMQP message nameko's event dispatcher would send for ``row``: a JSON
+        body, the context in ``nameko.*`` headers, persistent."""
+        payload = row.payload
+        exchange = self._exchanges.get(payload["source"])
         if exchange is None:
-            exchange = self._exchanges[source] = get_event_exchange(source, self._config)
-        self._publisher.publish(
-            payload,
+            exchange = get_event_exchange(payload["source"], self._config)
+            self._exchanges[payload["source"]] = exchange
+        return OutgoingMessage(
             exchange=exchange,
-            routing_key=event_type,
-            declare=[exchange],
-            headers={f"{HEADER_PREFIX}.{key}": value for key, value in headers.items()},
-            message_id=payload["id"],
-            timestamp=int(time.time()),
-            type=event_type,
-            retry=False,
+            routing_key=row.event_type,
+            message=amqp.Message(
+                json_dumps(payload).encode(),
+                content_type="application/json",
+                content_encoding="utf-8",
+                application_headers={
+                    f"{HEADER_PREFIX}.{key}": value for key, value in row.headers.items()
+                },
+                delivery_mode=PERSISTENT,
+                message_id=payload["id"],
+                timestamp=int(time.time()),
+                type=row.event_type,
+            ),
         )
 
     def _observe_if_due(self) -> None:
@@ -298,3 +309,100 @@ class OutboxRelay:
             connection.execute(
                 self.table.delete().where(self.table.c.published_at < _now() - RETENTION)
             )
+
+
+class OutgoingMessage:
+    __slots__ = ("exchange", "message", "routing_key")
+
+    def __init__(self, *, exchange: kombu.Exchange, routing_key: str, message: amqp.Message):
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.message = message
+
+
+class ConfirmedPublisher:
+    """The relay's own broker channel, in confirm mode: a batch is published at once,
+    then the broker's confirms for all of it are awaited together.
+
+    nameko's ``Publisher`` waits for each message's confirm before sending the next,
+    a round trip per event, and goes through kombu's producer pool and retry wrapper
+    on every message. The relay is one green thread per process, so a connection it
+    alone uses needs neither. A failure of any kind drops the connection; the rows
+    stay unpublished and the next pass, on a fresh connection, publishes them again.
+    """
+
+    def __init__(self, amqp_uri: str, *, ssl: Any = None, login_method: str | None = None):
+        self._amqp_uri = amqp_uri
+        self._ssl = ssl
+        self._login_method = login_method
+        self._connection: kombu.Connection | None = None
+        self._channel: Any = None
+        self._declared: set[str] = set()
+        self._next_tag = 1  # the broker numbers a confirm-mode channel's messages from 1
+        self._unconfirmed: set[int] = set()
+        self._refused: list[int] = []
+
+    def publish_confirmed(self, messages: list[OutgoingMessage]) -> None:
+        """Return once the broker has confirmed every message; raise otherwise."""
+        if not messages:
+            return
+        try:
+            channel = self._open_channel()
+            for outgoing in messages:
+                if outgoing.exchange.name not in self._declared:
+                    outgoing.exchange.declare(channel=channel)
+                    self._declared.add(outgoing.exchange.name)
+                self._unconfirmed.add(self._next_tag)
+                self._next_tag += 1
+                channel.basic_publish(
+                    outgoing.message,
+                    exchange=outgoing.exchange.name,
+                    routing_key=outgoing.routing_key,
+                )
+            while self._unconfirmed and not self._refused:
+                channel.connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
+            if self._refused:
+                raise amqp.exceptions.MessageNacked(
+                    f"the broker refused {len(self._refused)} of {len(messages)} messages"
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    # The channel's confirm listeners see every ack and nack, including one that
+    # arrives while the channel waits for something else (an exchange being declared).
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._unconfirmed.difference_update(
+                [tag for tag in self._unconfirmed if tag <= delivery_tag]
+            )
+        else:
+            self._unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._refused.append(delivery_tag)
+
+    def _open_channel(self):
+        if self._channel is None:
+            connection = kombu.Connection(
+                self._amqp_uri, ssl=self._ssl, login_method=self._login_method
+            )
+            connection.connect()
+            channel = connection.channel()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.confirm_select()
+            self._connection, self._channel = connection, channel
+            self._declared.clear()
+            self._unconfirmed.clear()
+            self._refused.clear()
+            self._next_tag = 1
+        return self._channel
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # already broken: nothing to release
+                _log.debug("closing the outbox relay's broker connection failed", exc_info=True)

@@ -1,4 +1,5 @@
-"""An RPC proxy with a timeout, for calls from one service to another.
+"""nameko RPC as Mercato uses it: a proxy with a timeout, and an entrypoint that
+answers without waiting for broker confirms (``rpc``, see ``Rpc``).
 
 nameko 2's service-side ``RpcProxy`` waits for a reply forever; if the callee is down,
 the caller's worker hangs and its pool drains. ``TimedRpcProxy`` waits at most
@@ -10,9 +11,15 @@ callee with no queue at all (never started in this vhost) makes nameko raise
 
 from __future__ import annotations
 
+import sys
+
 import eventlet
-from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
+import kombu.serialization
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
+from nameko.exceptions import UnknownService, UnserializableValueError, serialize
+from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcProxy, get_rpc_exchange
 
 from mercato import config
 from mercato.errors import ServiceUnavailable
@@ -70,3 +77,65 @@ class TimedRpcProxy(RpcProxy):
             self.target_service,
             timeout,
         )
+
+
+class Rpc(NamekoRpc):
+    """nameko's ``@rpc`` entrypoint, answering through one publisher per service
+    without publisher confirms and serializing each answer once.
+
+    nameko 2.14 builds a ``Responder`` for every answer, serializes the answer twice
+    (once to check that it can, once to send it) and waits for the broker to confirm
+    it. A confirm guards nothing here: the answer is transient, goes to a reply queue
+    that exists only while its caller does, and a caller that never receives it times
+    out (``TimedRpcProxy``) exactly as it would if the broker had lost it after
+    confirming. Requests keep their confirms: they are how a caller learns at once
+    that no service is listening (``UnknownService``).
+
+    It shares nameko's ``RpcConsumer``, so it may sit beside ``nameko.rpc.rpc``.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        config = self.container.config
+        self._reply_exchange = get_rpc_exchange(config)
+        self._reply_publisher = Publisher(
+            config[AMQP_URI_CONFIG_KEY],
+            use_confirms=False,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        result, exc_info = self._reply(message, result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)
+        return result, exc_info
+
+    def _reply(self, message, result, exc_info):
+        error = serialize(exc_info[1]) if exc_info is not None else None
+        # answer in the encoding of the request, as nameko's Responder does
+        serializer = kombu.serialization.registry.type_to_name[message.properties["content_type"]]
+        try:
+            content_type, encoding, body = kombu.serialization.dumps(
+                {"result": result, "error": error}, serializer
+            )
+        except Exception:
+            # what nameko does with an answer it cannot serialize: the caller gets an
+            # error that always serializes, and the worker's result says why
+            exc_info = sys.exc_info()
+            error = serialize(UnserializableValueError(result))
+            result = None
+            content_type, encoding, body = kombu.serialization.dumps(
+                {"result": None, "error": error}, serializer
+            )
+        self._reply_publisher.publish(
+            body,
+            content_type=content_type,
+            content_encoding=encoding,
+            exchange=self._reply_exchange,
+            routing_key=message.properties["reply_to"],
+            correlation_id=message.properties.get("correlation_id"),
+        )
+        return result, exc_info
+
+
+rpc = Rpc.decorator

@@ -11,10 +11,9 @@ identity (``caller``) and a ``ping`` RPC that other services and probes use to s
 that it answers on the bus.
 """
 
-from nameko.rpc import rpc
-
 from mercato.identity import Caller
 from mercato.metrics import Observability
+from mercato.rpc import rpc
 
 
 class MercatoService:

@@ -29,7 +29,6 @@ from kombu import Connection, Exchange, Queue
 from nameko.events import event_handler
 from nameko.exceptions import RemoteError
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 from prometheus_client import REGISTRY
@@ -40,6 +39,7 @@ from mercato.contracts import new_envelope
 from mercato.db import Database, create_engine, new_id
 from mercato.identity import Identity
 from mercato.inbox import handles_event
+from mercato.rpc import rpc
 from mercato.service import MercatoService
 
 pytestmark = pytest.mark.interface

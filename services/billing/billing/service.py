@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from billing import schemas, usecases
 from billing.dependencies import (
@@ -24,6 +23,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
 from mercato.inbox import handles_event
+from mercato.rpc import rpc
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
 from mercato.validation import PageSchema, dump, load

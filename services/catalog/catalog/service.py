@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from catalog import domain, schemas, usecases
 from catalog.models import metadata
 from mercato.clock import ClockProvider
@@ -23,6 +21,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
+from mercato.rpc import rpc
 from mercato.service import MercatoService
 from mercato.validation import dump, load
 

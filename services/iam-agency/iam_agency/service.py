@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from iam_agency import schemas, usecases
 from iam_agency.models import metadata
@@ -13,6 +12,7 @@ from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import RESELLER
+from mercato.rpc import rpc
 from mercato.service import MercatoService
 from mercato.validation import dump, load
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from mercato.clock import ClockProvider
@@ -13,7 +12,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER
 from mercato.inbox import handles_event
-from mercato.rpc import TimedRpcProxy
+from mercato.rpc import TimedRpcProxy, rpc
 from mercato.service import MercatoService
 from mercato.validation import dump, load
 from orders import schemas, usecases
@@ -108,7 +107,13 @@ class OrdersService(MercatoService):
             usecases.get_subscription(self.db, buyer=buyer, subscription_id=str(subscription_id)),
         )
 
-    @handles_event("billing.payment.succeeded")
+    @handles_event(
+        "billing.payment.succeeded",
+        # the usual case: the pay request recorded this payment already
+        already_applied=lambda service, event: usecases.payment_recorded(
+            service.db, order_id=event.data["order_id"], payment_id=event.data["payment_id"]
+        ),
+    )
     def on_payment_succeeded(self, event) -> None:
         """Complete orders whose pay request did not see the payment finish."""
         usecases.apply_payment(

@@ -297,6 +297,14 @@ def pay_order(
     )
 
 
+def payment_recorded(uow, *, order_id: str, payment_id: str) -> bool:
+    """Whether the order is already paid by this payment. Once set, an order's
+    payment id never changes (a refund cancels the order but keeps it), so a True
+    answer holds for every later delivery of the payment's event."""
+    recorded = uow.session.scalar(sa.select(Order.payment_id).where(Order.id == order_id))
+    return recorded is not None and recorded == payment_id
+
+
 def record_failed_payment(uow, *, order_id: str) -> None:
     """A payment billing could not settle at once has failed: the order may be paid
     again or cancelled (the attempt mark no longer guards it)."""

@@ -12,7 +12,6 @@ import time
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from mercato import saas_interface
 from mercato.clock import ClockProvider
@@ -20,7 +19,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED, ValidationError
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
-from mercato.rpc import TimedRpcProxy
+from mercato.rpc import TimedRpcProxy, rpc
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
 from mercato.validation import dump

@@ -9,7 +9,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
-from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 
@@ -22,6 +21,7 @@ from mercato.errors import (
     PaymentRequired,
     ValidationError,
 )
+from mercato.rpc import rpc
 from orders.domain import add_months
 from orders.service import OrdersService
 
@@ -527,6 +527,37 @@ def test_payment_event_overtaking_the_rpc_answer_pays_the_order_once(orders):
         paid = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
     assert paid["status"] == "paid"
     assert count(config, "subscriptions") == 1
+
+
+def test_the_event_of_a_payment_the_pay_request_recorded_writes_nothing(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        paid = service.pay_order(order["id"], {"payment_method": "balance"})
+    assert paid["status"] == "paid"
+    payment = FakeBilling.charges[order["id"]]
+    duplicates_before = duplicates()
+    publish_billing_event(
+        config,
+        "billing.payment.succeeded",
+        {
+            "payment_id": payment["id"],
+            "order_id": order["id"],
+            "account_id": BUYER["account_id"],
+            "payer_account_id": BUYER["account_id"],
+            "payment_method": "balance",
+            "amount": {"amount": PRICE * 6, "currency": "USD"},
+            "enterprise_project_id": "default",
+        },
+    )
+    deadline = time.monotonic() + 15
+    while duplicates() < duplicates_before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # counted as the repeat it is, with no inbox row and nothing else changed
+    assert duplicates() == duplicates_before + 1
+    assert count(config, "inbox_messages") == 0
+    assert count(config, "subscriptions") == 1
+    assert wait_for_status(config, order["id"], "paid")["status"] == "paid"
 
 
 # -- delivery ------------------------------------------------------------------------

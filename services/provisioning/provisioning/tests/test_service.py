@@ -10,12 +10,12 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from kombu import Connection, Exchange, Queue
-from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from mercato.contracts import new_envelope
 from mercato.errors import NotFound, RateLimited
 from mercato.periods import add_months
+from mercato.rpc import rpc
 from mercato.testing_seller import reference_seller
 from provisioning import licenses
 from provisioning.models import metadata
