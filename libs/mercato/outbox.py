@@ -343,9 +343,28 @@ class ConfirmedPublisher:
         self._refused: list[int] = []
 
     def publish_confirmed(self, messages: list[OutgoingMessage]) -> None:
-        """Return once the broker has confirmed every message; raise otherwise."""
+        """Return once the broker has confirmed every message; raise otherwise.
+
+        A connection kept since the last batch may have been cut meanwhile (a broker
+        restart, a proxy's idle timeout) without a word; that shows only when it is
+        used, so a batch that fails on a kept connection is sent once more on a fresh
+        one rather than left for the next sweep. (Messages the broken connection did
+        deliver go out twice: delivery is at least once.) A refusal is not retried.
+        """
         if not messages:
             return
+        kept = self._channel is not None
+        try:
+            self._publish_all(messages)
+        except amqp.exceptions.MessageNacked:
+            raise
+        except Exception:
+            if not kept:
+                raise
+            _log.info("outbox relay's broker connection was broken; publishing on a new one")
+            self._publish_all(messages)
+
+    def _publish_all(self, messages: list[OutgoingMessage]) -> None:
         try:
             channel = self._open_channel()
             for outgoing in messages:
