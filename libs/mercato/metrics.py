@@ -61,7 +61,7 @@ EVENT_PUBLISH_FAILURES = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "mercato_events_consumed_total",
-    "Events a handler finished with: processed, duplicate (already in the inbox) or dead_lettered",
+    "Events a handler finished with: processed, duplicate (seen before, or its effect already applied) or dead_lettered",
     ["service", "handler", "event_type", "outcome"],
 )
 EVENT_RETRIES = Counter(
