@@ -327,8 +327,9 @@ class ConfirmedPublisher:
     nameko's ``Publisher`` waits for each message's confirm before sending the next,
     a round trip per event, and goes through kombu's producer pool and retry wrapper
     on every message. The relay is one green thread per process, so a connection it
-    alone uses needs neither. A failure of any kind drops the connection; the rows
-    stay unpublished and the next pass, on a fresh connection, publishes them again.
+    alone uses needs neither. A failure drops the connection; when a fresh one does
+    not cure it (``publish_confirmed``), the rows stay unpublished and a later pass
+    publishes them again.
     """
 
     def __init__(self, amqp_uri: str, *, ssl: Any = None, login_method: str | None = None):

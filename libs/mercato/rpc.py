@@ -80,8 +80,8 @@ class TimedRpcProxy(RpcProxy):
 
 
 class Rpc(NamekoRpc):
-    """nameko's ``@rpc`` entrypoint, answering through one publisher per service
-    without publisher confirms and serializing each answer once.
+    """nameko's ``@rpc`` entrypoint, answering through a publisher made once (not one
+    per answer), without publisher confirms, serializing each answer once.
 
     nameko 2.14 builds a ``Responder`` for every answer, serializes the answer twice
     (once to check that it can, once to send it) and waits for the broker to confirm

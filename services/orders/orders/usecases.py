@@ -60,6 +60,17 @@ def _line_view(line: OrderLine) -> dict[str, Any]:
     }
 
 
+def _parties(order: Order) -> dict[str, Any]:
+    """Which order, whose, who pays and which enterprise project it is accounted to:
+    the fields the order's events and its payment request all begin with."""
+    return {
+        "order_id": order.id,
+        "account_id": order.account_id,
+        "payer_account_id": order.payer_account_id,
+        "enterprise_project_id": order.enterprise_project_id,
+    }
+
+
 def order_view(order: Order) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -186,10 +197,7 @@ def place_order(
         subject=order.id,
         account_id=order.account_id,
         data={
-            "order_id": order.id,
-            "account_id": order.account_id,
-            "payer_account_id": order.payer_account_id,
-            "enterprise_project_id": order.enterprise_project_id,
+            **_parties(order),
             "amount_due": view["amount_due"],
             "lines": view["lines"],
             "payment_deadline": order.payment_deadline,
@@ -262,11 +270,8 @@ def pay_order(
     try:
         payment = billing.pay_order(
             {
-                "order_id": order.id,
-                "account_id": order.account_id,
-                "payer_account_id": order.payer_account_id,
+                **_parties(order),
                 "amount": money(order.amount_due, order.currency),
-                "enterprise_project_id": order.enterprise_project_id,
                 "payment_method": method,
                 **({"card": request["card"]} if method == "credit_card" else {}),
             }
@@ -396,10 +401,7 @@ def apply_payment(
         subject=order.id,
         account_id=order.account_id,
         data={
-            "order_id": order.id,
-            "account_id": order.account_id,
-            "payer_account_id": order.payer_account_id,
-            "enterprise_project_id": order.enterprise_project_id,
+            **_parties(order),
             "payment_id": payment_id,
             "payment_method": payment_method,
             "amount": money(order.amount_due, order.currency),
