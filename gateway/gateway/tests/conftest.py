@@ -5,6 +5,7 @@ HTTP on a free local port."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ MARKET_SERVICES = {
     "billing": BillingService,
     "provisioning": ProvisioningService,
 }
+
+
+BIND_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -100,7 +104,6 @@ def start_stack(container_factory, make_service_config):
         with_market: bool = False,
         **overrides,
     ) -> Stack:
-        port = free_port()
         iam_config = None
         iam = None
         if with_iam:
@@ -118,16 +121,27 @@ def start_stack(container_factory, make_service_config):
                 container = container_factory(cls, config)
                 container.start()
                 market[name] = (config, container)
-        settings = {
-            "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-            "OPS_ADDRESS": "",
-            "IDEMPOTENCY_SECRET": SECRET,
-            "RPC_TIMEOUT_SECONDS": 10,
-        }
-        settings.update(overrides)
-        gateway_config = make_service_config("gateway", **settings)
-        gateway = container_factory(service_cls, gateway_config)
-        gateway.start()
+        # A port found free can be taken before the gateway binds it (by any
+        # connection's ephemeral port, e.g. the containers' own to the broker): try
+        # another rather than fail the test.
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            port = free_port()
+            settings = {
+                "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+                "OPS_ADDRESS": "",
+                "IDEMPOTENCY_SECRET": SECRET,
+                "RPC_TIMEOUT_SECONDS": 10,
+            }
+            settings.update(overrides)
+            gateway_config = make_service_config("gateway", **settings)
+            gateway = container_factory(service_cls, gateway_config)
+            try:
+                gateway.start()
+                break
+            except OSError as exc:
+                gateway.kill()
+                if exc.errno != errno.EADDRINUSE or attempt == BIND_ATTEMPTS:
+                    raise
         return Stack(f"http://127.0.0.1:{port}", gateway_config, iam_config, gateway, iam, market)
 
     return start
