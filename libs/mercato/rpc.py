@@ -1,109 +1,160 @@
 """nameko RPC as Mercato uses it: a proxy with a timeout, and an entrypoint that
-answers without waiting for broker confirms (``rpc``, see ``Rpc``).
+answers without waiting for broker confirms (``rpc``, see ``Rpc``); both send through
+the container's own broker channels (``mercato.channels``) as transient messages.
 
 nameko 2's service-side ``RpcProxy`` waits for a reply forever; if the callee is down,
 the caller's worker hangs and its pool drains. ``TimedRpcProxy`` waits at most
 ``RPC_TIMEOUT_SECONDS`` (config, default 10) and raises ``ServiceUnavailable``. A
-callee with no queue at all (never started in this vhost) makes nameko raise
-``UnknownService`` at once; that is the same outage to the caller, so it is
-``ServiceUnavailable`` too.
+callee with no queue at all (never started in this vhost) is known at once, as nameko
+knows it (the request comes back unroutable); that is the same outage to the caller,
+so it is ``ServiceUnavailable`` too.
+
+The messages are nameko's own (body, ``nameko.*`` context headers, ``reply_to`` and
+``correlation_id``), so a Mercato service and a plain nameko one call each other.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
 
+import amqp
 import eventlet
 import kombu.serialization
-from nameko.amqp.publish import Publisher
-from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
-from nameko.exceptions import UnknownService, UnserializableValueError, serialize
+from nameko.constants import DEFAULT_SERIALIZER, NON_PERSISTENT, SERIALIZER_CONFIG_KEY
+from nameko.exceptions import UnserializableValueError, serialize
+from nameko.extensions import DependencyProvider
+from nameko.messaging import HeaderEncoder
+from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
-from nameko.rpc import RpcProxy, get_rpc_exchange
 
 from mercato import config
+from mercato.channels import BrokerChannels, Unroutable
 from mercato.errors import ServiceUnavailable
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
+def _message(body, content_type: str, encoding: str, **properties) -> amqp.Message:
+    return amqp.Message(
+        body,
+        content_type=content_type,
+        content_encoding=encoding,
+        delivery_mode=NON_PERSISTENT,
+        **properties,
+    )
+
+
 class _TimedServiceProxy:
-    def __init__(self, service_proxy, reply_listener, service_name: str, timeout: float) -> None:
-        self._proxy = service_proxy
-        self._reply_listener = reply_listener
-        self._service_name = service_name
+    """``self.<dependency>.<method>(...)``: one call, its answer awaited at most
+    ``timeout`` seconds."""
+
+    def __init__(self, provider: TimedRpcProxy, worker_ctx, timeout: float) -> None:
+        self._provider = provider
+        self._worker_ctx = worker_ctx
         self._timeout = timeout
 
     def __getattr__(self, method_name: str):
-        method = getattr(self._proxy, method_name)
+        service_name = self._provider.target_service
 
         def call(*args, **kwargs):
+            reply_listener = self._provider.rpc_reply_listener
+            correlation_id = str(uuid.uuid4())
+            reply = RpcReply(reply_listener.get_reply_event(correlation_id))
             try:
-                reply = method.call_async(*args, **kwargs)
-            except UnknownService:
-                raise ServiceUnavailable(f"{self._service_name} is not running") from None
+                self._provider.send(
+                    self._worker_ctx,
+                    f"{service_name}.{method_name}",
+                    args,
+                    kwargs,
+                    reply_to=reply_listener.routing_key,
+                    correlation_id=correlation_id,
+                )
+            except Unroutable:
+                reply_listener._reply_events.pop(correlation_id, None)
+                raise ServiceUnavailable(f"{service_name} is not running") from None
+            except BaseException:
+                reply_listener._reply_events.pop(correlation_id, None)
+                raise
             try:
                 with eventlet.Timeout(self._timeout):
                     return reply.result()
             except eventlet.Timeout:
-                self._forget(reply)
+                # the answer may never come: do not keep waiting for it
+                reply_listener._reply_events.pop(correlation_id, None)
                 raise ServiceUnavailable(
-                    f"{self._service_name} did not answer {method_name} within {self._timeout:g}s"
+                    f"{service_name} did not answer {method_name} within {self._timeout:g}s"
                 ) from None
 
         call.__name__ = method_name
         return call
 
-    def _forget(self, reply) -> None:
-        # the reply may never come: do not keep waiting for it
-        events = self._reply_listener._reply_events
-        for key, value in list(events.items()):
-            if value is reply.reply_event:
-                events.pop(key, None)
 
+class TimedRpcProxy(DependencyProvider, HeaderEncoder):
+    """nameko's ``RpcProxy`` with a timeout, sending its requests as transient messages
+    on the container's own channels.
 
-class TimedRpcProxy(RpcProxy):
-    def __init__(self, target_service: str, timeout: float | None = None, **options) -> None:
-        super().__init__(target_service, **options)
+    nameko sends requests persistent, so the broker writes each to disk before it
+    confirms it. A request outlives nothing that would need it: its caller waits at
+    most the timeout, and after a broker restart the caller's reply queue is gone.
+    The confirm stays (it is how an unserved method is detected); for a transient
+    message the broker sends it as soon as the request is routed.
+    """
+
+    rpc_reply_listener = ReplyListener()
+    channels = BrokerChannels()
+
+    def __init__(self, target_service: str, timeout: float | None = None) -> None:
+        self.target_service = target_service
         self._timeout = timeout
+
+    def setup(self) -> None:
+        self._exchange = get_rpc_exchange(self.container.config)
+        self._serializer = self.container.config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
 
     def get_dependency(self, worker_ctx):
         timeout = self._timeout or float(
             self.container.config.get(config.RPC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS)
         )
-        return _TimedServiceProxy(
-            super().get_dependency(worker_ctx),
-            self.rpc_reply_listener,
-            self.target_service,
-            timeout,
+        return _TimedServiceProxy(self, worker_ctx, timeout)
+
+    def send(self, worker_ctx, routing_key: str, args, kwargs, **properties) -> None:
+        """Publish one request (raises ``Unroutable`` when no service takes it)."""
+        content_type, encoding, body = kombu.serialization.dumps(
+            {"args": args, "kwargs": kwargs}, self._serializer
         )
+        message = _message(
+            body,
+            content_type,
+            encoding,
+            application_headers=self.get_message_headers(worker_ctx),
+            **properties,
+        )
+        self.channels.confirming.publish(message, exchange=self._exchange, routing_key=routing_key)
 
 
 class Rpc(NamekoRpc):
     """nameko's ``@rpc`` entrypoint, answering through a publisher made once (not one
-    per answer), without publisher confirms, serializing each answer once.
+    per answer), as a transient message without publisher confirms, serializing each
+    answer once.
 
     nameko 2.14 builds a ``Responder`` for every answer, serializes the answer twice
-    (once to check that it can, once to send it) and waits for the broker to confirm
-    it. A confirm guards nothing here: the answer is transient, goes to a reply queue
-    that exists only while its caller does, and a caller that never receives it times
-    out (``TimedRpcProxy``) exactly as it would if the broker had lost it after
-    confirming. Requests keep their confirms: they are how a caller learns at once
-    that no service is listening (``UnknownService``).
+    (once to check that it can, once to send it), sends it persistent and waits for
+    the broker to confirm it. Neither guards anything here: the answer goes to a
+    reply queue that exists only while its caller does, and a caller that never
+    receives it times out (``TimedRpcProxy``) exactly as it would if the broker had
+    lost it after writing it to disk and confirming. Requests keep their confirms:
+    they are how a caller learns at once that no service is listening
+    (``UnknownService``).
 
     It shares nameko's ``RpcConsumer``, so it may sit beside ``nameko.rpc.rpc``.
     """
 
+    channels = BrokerChannels()
+
     def setup(self) -> None:
         super().setup()
-        config = self.container.config
-        self._reply_exchange = get_rpc_exchange(config)
-        self._reply_publisher = Publisher(
-            config[AMQP_URI_CONFIG_KEY],
-            use_confirms=False,
-            ssl=config.get(AMQP_SSL_CONFIG_KEY),
-            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
-        )
+        self._reply_exchange = get_rpc_exchange(self.container.config)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         result, exc_info = self._reply(message, result, exc_info)
@@ -127,13 +178,15 @@ class Rpc(NamekoRpc):
             content_type, encoding, body = kombu.serialization.dumps(
                 {"result": None, "error": error}, serializer
             )
-        self._reply_publisher.publish(
-            body,
-            content_type=content_type,
-            content_encoding=encoding,
+        self.channels.plain.publish(
+            _message(
+                body,
+                content_type,
+                encoding,
+                correlation_id=message.properties.get("correlation_id"),
+            ),
             exchange=self._reply_exchange,
             routing_key=message.properties["reply_to"],
-            correlation_id=message.properties.get("correlation_id"),
         )
         return result, exc_info
 

@@ -1,0 +1,209 @@
+"""Mercato's RPC (``TimedRpcProxy`` and ``rpc``, sending through ``BrokerChannels``)
+against the real RabbitMQ, each test on a throw-away vhost (nameko's ``rabbit_config``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import eventlet
+import pytest
+from kombu import Connection, Queue
+from nameko.rpc import get_rpc_exchange
+from nameko.rpc import rpc as nameko_rpc
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from mercato.channels import BrokerChannels
+from mercato.errors import NotFound, ServiceUnavailable
+from mercato.rpc import TimedRpcProxy, rpc
+
+pytestmark = pytest.mark.interface
+
+
+class Callee:
+    name = "callee"
+
+    @rpc(expected_exceptions=NotFound)
+    def echo(self, value, *, suffix=""):
+        return f"{value}{suffix}"
+
+    @rpc
+    def missing(self, key):
+        raise NotFound(f"no {key}")
+
+    @rpc
+    def slow(self, seconds):
+        eventlet.sleep(seconds)
+        return "late"
+
+
+class PlainNamekoCallee:
+    """A service on nameko's own entrypoint: Mercato's proxy calls it the same way."""
+
+    name = "plain"
+
+    @nameko_rpc
+    def echo(self, value):
+        return value
+
+
+class Caller:
+    name = "caller"
+
+    callee = TimedRpcProxy("callee", timeout=1)
+    plain = TimedRpcProxy("plain", timeout=1)
+    nobody = TimedRpcProxy("nobody", timeout=1)
+
+    @rpc
+    def relay(self, value):
+        return self.callee.echo(value, suffix="!")
+
+    @rpc
+    def relay_missing(self, key):
+        return self.callee.missing(key)
+
+    @rpc
+    def relay_slow(self, seconds):
+        return self.callee.slow(seconds)
+
+    @rpc
+    def relay_plain(self, value):
+        return self.plain.echo(value)
+
+    @rpc
+    def relay_nobody(self):
+        return self.nobody.echo("x")
+
+    @rpc
+    def relay_many(self, count):
+        pool = eventlet.GreenPool(count)
+        return sorted(pool.imap(lambda i: self.callee.echo(str(i)), range(count)))
+
+
+@pytest.fixture
+def system(container_factory, rabbit_config):
+    containers = [
+        container_factory(cls, rabbit_config) for cls in (Callee, PlainNamekoCallee, Caller)
+    ]
+    for container in containers:
+        container.start()
+    return {container.service_name: container for container in containers}
+
+
+def call(rabbit_config, method, *args, timeout=5):
+    with ServiceRpcProxy("caller", rabbit_config, timeout=timeout) as caller:
+        return getattr(caller, method)(*args)
+
+
+def channels_of(container) -> BrokerChannels:
+    (shared,) = [ext for ext in container.extensions if isinstance(ext, BrokerChannels)]
+    return shared
+
+
+def test_a_call_and_its_answer_go_through_the_containers_channels(system, rabbit_config):
+    assert call(rabbit_config, "relay", "hi") == "hi!"
+    assert call(rabbit_config, "relay_plain", "hey") == "hey"
+
+
+def test_the_callees_error_reaches_the_caller(system, rabbit_config):
+    # the caller's own caller sees the callee's error as the callee raised it
+    with pytest.raises(NotFound, match="no thing"):
+        call(rabbit_config, "relay_missing", "thing")
+
+
+def test_a_service_nobody_runs_is_unavailable_at_once(system, rabbit_config):
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="nobody is not running"):
+        call(rabbit_config, "relay_nobody")
+    assert time.monotonic() - started < 1  # not the proxy's 1 s timeout
+    # the unroutable request left its channel sound: the next call goes through
+    assert call(rabbit_config, "relay", "again") == "again!"
+
+
+def test_a_callee_that_does_not_answer_in_time_is_unavailable(system, rabbit_config):
+    with pytest.raises(ServiceUnavailable, match="did not answer slow within 1s"):
+        call(rabbit_config, "relay_slow", 3)
+    listener = next(
+        ext.rpc_reply_listener for ext in system["caller"].dependencies if hasattr(ext, "channels")
+    )
+    assert listener._reply_events == {}  # the late answer is not waited for
+
+
+def test_concurrent_calls_each_get_their_own_answer(system, rabbit_config):
+    assert call(rabbit_config, "relay_many", 30) == sorted(str(i) for i in range(30))
+    # the channels opened for the burst are kept for the next one, not one per call
+    confirming = channels_of(system["caller"]).confirming
+    assert 1 <= confirming._free.qsize() <= 30
+
+
+def test_requests_and_answers_are_transient(system, rabbit_config):
+    """Watch the RPC exchange with a queue of our own: neither the request nor the
+    answer asks the broker to write it to disk."""
+    uri = rabbit_config["AMQP_URI"]
+    tap = f"tap-{uuid.uuid4().hex[:8]}"
+    with Connection(uri) as connection:
+        channel = connection.channel()
+        Queue(tap, exchange=get_rpc_exchange(rabbit_config), routing_key="#")(channel).declare()
+        assert call(rabbit_config, "relay", "disk?") == "disk?!"
+        seen = []
+        deadline = time.monotonic() + 5
+        while len(seen) < 4 and time.monotonic() < deadline:
+            message = channel.basic_get(tap, no_ack=True)
+            if message is None:
+                time.sleep(0.05)
+                continue
+            seen.append(message)
+    # the standalone proxy's request and the answer to it, the caller's request to
+    # the callee and its answer
+    keys = [message.delivery_info["routing_key"] for message in seen]
+    assert "callee.echo" in keys and "caller.relay" in keys
+    mercato_sent = [m for m in seen if m.delivery_info["routing_key"] != "caller.relay"]
+    assert len(mercato_sent) == 3
+    assert {m.properties["delivery_mode"] for m in mercato_sent} == {1}
+
+
+def test_channels_the_broker_closed_while_kept_are_replaced(system, rabbit_config):
+    """A broker restart or an operator's forced close ends every kept connection;
+    the next request and its answer are sent again on fresh ones, and the call
+    succeeds (an answer has no confirm: were the close not seen, it would be lost)."""
+    import requests
+
+    from mercato.testing import management_uri_for
+
+    assert call(rabbit_config, "relay", "warm") == "warm!"
+    kept = [
+        channel
+        for container in (system["caller"], system["callee"])
+        for pool in (channels_of(container).confirming, channels_of(container).plain)
+        for channel in pool._free.queue
+    ]
+    ports = {channel.connection.connection.transport.sock.getsockname()[1] for channel in kept}
+    api = management_uri_for(rabbit_config["AMQP_URI"])
+    # the management API lists a connection once its statistics were first collected
+    deadline = time.monotonic() + 15
+    while True:
+        listed = {
+            connection.get("peer_port"): connection["name"]
+            for connection in requests.get(f"{api}/api/connections", timeout=5).json()
+        }
+        if ports <= listed.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert ports <= listed.keys()
+    assert len(ports) >= 3  # the caller's request and answer channels, the callee's answer
+    for port in ports:
+        requests.delete(
+            f"{api}/api/connections/{listed[port]}", headers={"X-Reason": "test"}, timeout=5
+        ).raise_for_status()
+    time.sleep(0.2)  # the broker's close frames reach the sockets
+    assert call(rabbit_config, "relay", "after", timeout=2) == "after!"
+
+
+def test_stopping_the_container_closes_its_channels(system, rabbit_config):
+    assert call(rabbit_config, "relay", "x") == "x!"
+    channels = channels_of(system["caller"])
+    kept = list(channels.confirming._free.queue)
+    assert kept
+    system["caller"].stop()
+    assert all(not channel.connection.connected for channel in kept)
+    assert channels.confirming._free.qsize() == 0
