@@ -111,7 +111,24 @@ class OutboxRelay:
     ) -> None:
         self.engine = engine
         self.table = metadata.tables[OUTBOX]
+        # Statements built once: a statement built anew for every pass costs more than
+        # running it (SQLAlchemy computes its cache key, then matches the cached
+        # compiled form's result columns to the new object's).
         self._insert = self.table.insert()
+        self._select_pending = (
+            sa.select(
+                self.table.c.id, self.table.c.event_type, self.table.c.payload, self.table.c.headers
+            )
+            .where(self.table.c.published_at.is_(None))
+            .order_by(self.table.c.id)
+            .limit(BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        )
+        self._mark = (
+            self.table.update()
+            .where(self.table.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .values(published_at=sa.bindparam("published_at"))
+        )
         self.dead_letters = metadata.tables[DEAD_LETTERS]
         self.service_name = service_name
         self.sweep_seconds = sweep_seconds
@@ -216,16 +233,9 @@ class OutboxRelay:
         published, so another replica's relay skips them. A SQLite file has one
         process, so nothing competes for its rows, and the process's one connection is
         handed back to the workers while the broker confirms."""
-        table = self.table
         hold_lock = self.engine.dialect.name != "sqlite"
         with self.engine.begin() as connection:
-            rows = connection.execute(
-                sa.select(table.c.id, table.c.event_type, table.c.payload, table.c.headers)
-                .where(table.c.published_at.is_(None))
-                .order_by(table.c.id)
-                .limit(BATCH_SIZE)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = connection.execute(self._select_pending).all()
             if hold_lock:
                 self._publish_rows(rows)
                 self._mark_published(connection, rows)
@@ -243,9 +253,7 @@ class OutboxRelay:
     def _mark_published(self, connection, rows) -> None:
         if rows:
             connection.execute(
-                self.table.update()
-                .where(self.table.c.id.in_([row.id for row in rows]))
-                .values(published_at=_now())
+                self._mark, {"ids": [row.id for row in rows], "published_at": _now()}
             )
 
     def _message(self, row) -> OutgoingMessage:
