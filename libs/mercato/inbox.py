@@ -160,6 +160,13 @@ def handles_event(
     return decorator
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_into(table: sa.Table) -> sa.Insert:
+    """One INSERT statement per inbox table, its values passed as parameters: built anew
+    for every event, SQLAlchemy derived its cache key each time."""
+    return table.insert()
+
+
 def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
     """Insert (handler, event id); False, rolled back, when it is already there (a repeat).
 
@@ -169,9 +176,8 @@ def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
     """
     table = uow.table(INBOX)
     try:
-        # values as parameters, not ``.values()``: one cached statement for every event
         uow.session.execute(
-            table.insert(),
+            _insert_into(table),
             {
                 "handler": handler,
                 "event_id": event.id,

@@ -184,6 +184,23 @@ def _state(account: BillingAccount) -> domain.AccountState:
     )
 
 
+# The statements every payment runs, built once and given their values per call:
+# building a statement anew costs more than running it (SQLAlchemy derives a cache key
+# from every new statement object, then fits the cached form to it).
+_LOCKED_ACCOUNT = (
+    sa.select(BillingAccount)
+    .where(BillingAccount.account_id == sa.bindparam("account_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCKED_PAYMENT_OF_ORDER = (
+    sa.select(Payment)
+    .where(Payment.order_id == sa.bindparam("order_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_account(session: Session, account_id: str, now: dt.datetime) -> BillingAccount:
     """The account's row, created on first use, locked until the transaction ends.
 
@@ -193,13 +210,7 @@ def _lock_account(session: Session, account_id: str, now: dt.datetime) -> Billin
     dialect's upsert is a statement SQLAlchemy cannot cache, so running it on every
     payment compiled it afresh each time for nothing.
     """
-    locking_read = (
-        sa.select(BillingAccount)
-        .where(BillingAccount.account_id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    account = session.scalars(locking_read).one_or_none()
+    account = session.scalars(_LOCKED_ACCOUNT, {"account_id": account_id}).one_or_none()
     if account is not None:
         return account
     dialect = session.get_bind().dialect.name
@@ -217,7 +228,7 @@ def _lock_account(session: Session, account_id: str, now: dt.datetime) -> Billin
         )
         .on_conflict_do_nothing(index_elements=["account_id"])
     )
-    return session.scalars(locking_read).one()
+    return session.scalars(_LOCKED_ACCOUNT, {"account_id": account_id}).one()
 
 
 def _post(
@@ -309,12 +320,7 @@ def pay_order(
     )
     session = uow.session
     for _ in range(_CLAIM_TRIES):
-        payment = session.scalars(
-            sa.select(Payment)
-            .where(Payment.order_id == order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        payment = session.scalars(_LOCKED_PAYMENT_OF_ORDER, {"order_id": order_id}).one_or_none()
         if payment is None:
             payment = Payment(
                 id=new_id("pay"),

@@ -224,18 +224,20 @@ def _with_specifications() -> Any:
     return selectinload(Product.specifications).selectinload(Specification.prices)
 
 
+# Built once and given the product's id per call: a statement with its loader options
+# built anew cost more than running it (SQLAlchemy derives a cache key from every new
+# statement object, then fits the cached form to it).
+_PRODUCT_PAGE = (
+    sa.select(Product)
+    .where(Product.id == sa.bindparam("product_id"))
+    .options(joinedload(Product.specifications).joinedload(Specification.prices))
+)
+
+
 def _load_product(uow, product_id: str) -> Product | None:
     """One product with its seller, specifications and prices, in one query: this is
     the product page, the marketplace's hottest read."""
-    return (
-        uow.session.scalars(
-            sa.select(Product)
-            .where(Product.id == product_id)
-            .options(joinedload(Product.specifications).joinedload(Specification.prices))
-        )
-        .unique()
-        .first()
-    )
+    return uow.session.scalars(_PRODUCT_PAGE, {"product_id": product_id}).unique().first()
 
 
 def _lock_product(uow, product_id: str) -> Product | None:

@@ -240,11 +240,23 @@ def _locked(query):
     )
 
 
+# The statements of the paths every purchase takes, built once and given their values
+# per call: building a statement anew costs more than running it (SQLAlchemy derives
+# a cache key from every new statement object, then fits the cached form to it).
+_ORDER = sa.select(Order).where(Order.id == sa.bindparam("order_id"))
+_LOCKED_ORDER = _locked(_ORDER)
+_PAYMENT_OF_ORDER = sa.select(Order.payment_id).where(Order.id == sa.bindparam("order_id"))
+_ORDER_OF_SUBSCRIPTION = sa.select(Subscription.order_id).where(
+    Subscription.id == sa.bindparam("subscription_id")
+)
+
+
+def _locked_order(uow, order_id: str) -> Order | None:
+    return uow.session.scalar(_LOCKED_ORDER, {"order_id": order_id})
+
+
 def _own_order(uow, order_id: str, buyer: Identity, *, lock: bool = False) -> Order:
-    query = sa.select(Order).where(Order.id == order_id)
-    if lock:
-        query = _locked(query)
-    order = uow.session.scalar(query)
+    order = uow.session.scalar(_LOCKED_ORDER if lock else _ORDER, {"order_id": order_id})
     if order is None or (order.account_id != buyer.account_id and not buyer.has_role("operator")):
         raise NotFound("order not found")
     return order
@@ -306,14 +318,14 @@ def payment_recorded(uow, *, order_id: str, payment_id: str) -> bool:
     """Whether the order is already paid by this payment. Once set, an order's
     payment id never changes (a refund cancels the order but keeps it), so a True
     answer holds for every later delivery of the payment's event."""
-    recorded = uow.session.scalar(sa.select(Order.payment_id).where(Order.id == order_id))
+    recorded = uow.session.scalar(_PAYMENT_OF_ORDER, {"order_id": order_id})
     return recorded is not None and recorded == payment_id
 
 
 def record_failed_payment(uow, *, order_id: str) -> None:
     """A payment billing could not settle at once has failed: the order may be paid
     again or cancelled (the attempt mark no longer guards it)."""
-    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
+    order = _locked_order(uow, order_id)
     if order is not None and order.status == domain.UNPAID:
         order.payment_started_at = None
     uow.commit()
@@ -348,7 +360,7 @@ def apply_payment(
     """``record_payment`` without building the answer: the payment event's handler has
     no one to answer, and for the usual repeat (the pay request already recorded the
     payment) building it was the only reason to load the order's lines."""
-    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
+    order = _locked_order(uow, order_id)
     if order is None:
         raise NotFound(f"order {order_id} not found")
     if order.status != domain.UNPAID:
@@ -438,15 +450,18 @@ def apply_payment(
 # -- delivering ------------------------------------------------------------------
 
 
+# the line is joined eagerly by default; PostgreSQL locks no outer join's nullable side
+_LOCKED_SUBSCRIPTION = (
+    sa.select(Subscription)
+    .where(Subscription.id == sa.bindparam("subscription_id"))
+    .options(lazyload(Subscription.line))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def _locked_subscription(uow, subscription_id: str) -> Subscription | None:
-    # the line is joined eagerly by default; PostgreSQL locks no outer join's nullable side
-    return uow.session.scalar(
-        sa.select(Subscription)
-        .where(Subscription.id == subscription_id)
-        .options(lazyload(Subscription.line))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return uow.session.scalar(_LOCKED_SUBSCRIPTION, {"subscription_id": subscription_id})
 
 
 def apply_delivery(
@@ -464,12 +479,10 @@ def apply_delivery(
     acceptance (the supervision flow) and its order shows ``awaiting_acceptance``. The
     order completes when every one of its subscriptions is enabled. A repeat changes
     nothing."""
-    order_id = uow.session.scalar(
-        sa.select(Subscription.order_id).where(Subscription.id == subscription_id)
-    )
+    order_id = uow.session.scalar(_ORDER_OF_SUBSCRIPTION, {"subscription_id": subscription_id})
     if order_id is None:
         raise NotFound(f"subscription {subscription_id} not found")
-    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
+    order = _locked_order(uow, order_id)
     subscription = _locked_subscription(uow, subscription_id)
     assert order is not None and subscription is not None
     if order.status not in (domain.PAID, domain.DELIVERING, domain.AWAITING_ACCEPTANCE):
@@ -535,12 +548,10 @@ def fail_delivery(uow, clock: Clock, *, subscription_id: str, reason: str) -> No
     """provisioning could not deliver: the order is cancelled with the reason the buyer
     reads, its subscriptions released, and the cancellation tells billing what to
     refund (a compensation, exactly once: a cancelled order is not cancelled again)."""
-    order_id = uow.session.scalar(
-        sa.select(Subscription.order_id).where(Subscription.id == subscription_id)
-    )
+    order_id = uow.session.scalar(_ORDER_OF_SUBSCRIPTION, {"subscription_id": subscription_id})
     if order_id is None:
         raise NotFound(f"subscription {subscription_id} not found")
-    order = uow.session.scalar(_locked(sa.select(Order).where(Order.id == order_id)))
+    order = _locked_order(uow, order_id)
     assert order is not None
     if order.status not in (domain.PAID, domain.DELIVERING, domain.AWAITING_ACCEPTANCE):
         return

@@ -83,6 +83,13 @@ SellerClientFactory = Callable[[str, str, str], saas_interface.SellerClient]
 # -- accepting paid orders ---------------------------------------------------------
 
 
+# built once, given its value per call: a statement built anew costs more than
+# running it (SQLAlchemy derives a cache key from every new statement object)
+_DELIVERY_OF_SUBSCRIPTION = sa.select(Delivery.id).where(
+    Delivery.subscription_id == sa.bindparam("subscription_id")
+)
+
+
 def accept_paid_order(
     uow, clock: Clock, *, order: dict[str, Any], policy: DeliveryPolicy
 ) -> list[str]:
@@ -92,7 +99,7 @@ def accept_paid_order(
     due = []
     for item in order.get("subscriptions") or []:
         known = uow.session.scalar(
-            sa.select(Delivery.id).where(Delivery.subscription_id == item["subscription_id"])
+            _DELIVERY_OF_SUBSCRIPTION, {"subscription_id": item["subscription_id"]}
         )
         if known is not None:
             continue
