@@ -373,6 +373,9 @@ def apply_payment(
             # refund flow (issue [3]); the order stays cancelled
             _log.error("payment %s arrived for cancelled order %s", payment_id, order.id)
         return order
+    # the lines before the order changes: read after, they would first flush the
+    # change on its own, then again with the subscriptions at commit
+    lines = list(order.lines)
     now = clock.now()
     order.status = domain.PAID
     order.payment_id = payment_id
@@ -382,7 +385,7 @@ def apply_payment(
     order.updated_at = now
     paid_subscriptions = []
     subscriptions: list[tuple[Subscription, OrderLine]] = []
-    for line in order.lines:
+    for line in lines:
         subscription = Subscription(
             id=new_id("sub"),
             order_id=order.id,
