@@ -30,6 +30,7 @@ from typing import Any
 
 import amqp
 import kombu
+import kombu.exceptions
 from eventlet.queue import Empty, LightQueue
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.extensions import SharedExtension
@@ -37,6 +38,15 @@ from nameko.extensions import SharedExtension
 _log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
+
+
+# what a send raises when the broker is away or refuses the message
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timed out
+    amqp.exceptions.AMQPError,  # e.g. the broker closed the connection
+    amqp.exceptions.MessageNacked,
+    kombu.exceptions.KombuError,
+)
 
 
 class Unroutable(Exception):

@@ -29,7 +29,7 @@ from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
 
 from mercato import config
-from mercato.channels import BrokerChannels, Unroutable
+from mercato.channels import BROKER_ERRORS, BrokerChannels, Unroutable
 from mercato.errors import ServiceUnavailable
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -119,7 +119,8 @@ class TimedRpcProxy(DependencyProvider, HeaderEncoder):
         return _TimedServiceProxy(self, worker_ctx, timeout)
 
     def send(self, worker_ctx, routing_key: str, args, kwargs, **properties) -> None:
-        """Publish one request (raises ``Unroutable`` when no service takes it)."""
+        """Publish one request: ``Unroutable`` when no service takes it,
+        ``ServiceUnavailable`` when the broker does not."""
         content_type, encoding, body = kombu.serialization.dumps(
             {"args": args, "kwargs": kwargs}, self._serializer
         )
@@ -130,13 +131,20 @@ class TimedRpcProxy(DependencyProvider, HeaderEncoder):
             application_headers=self.get_message_headers(worker_ctx),
             **properties,
         )
-        self.channels.confirming.publish(message, exchange=self._exchange, routing_key=routing_key)
+        try:
+            self.channels.confirming.publish(
+                message, exchange=self._exchange, routing_key=routing_key
+            )
+        except BROKER_ERRORS as exc:
+            raise ServiceUnavailable(
+                f"the message broker did not take the call {routing_key}: {exc!r}"
+            ) from exc
 
 
 class Rpc(NamekoRpc):
-    """nameko's ``@rpc`` entrypoint, answering through a publisher made once (not one
-    per answer), as a transient message without publisher confirms, serializing each
-    answer once.
+    """nameko's ``@rpc`` entrypoint, answering on the container's own channels
+    (``mercato.channels``), as a transient message without publisher confirms,
+    serializing each answer once.
 
     nameko 2.14 builds a ``Responder`` for every answer, serializes the answer twice
     (once to check that it can, once to send it), sends it persistent and waits for
@@ -144,8 +152,7 @@ class Rpc(NamekoRpc):
     reply queue that exists only while its caller does, and a caller that never
     receives it times out (``TimedRpcProxy``) exactly as it would if the broker had
     lost it after writing it to disk and confirming. Requests keep their confirms:
-    they are how a caller learns at once that no service is listening
-    (``UnknownService``).
+    they are how a caller learns at once that no service is listening.
 
     It shares nameko's ``RpcConsumer``, so it may sit beside ``nameko.rpc.rpc``.
     """

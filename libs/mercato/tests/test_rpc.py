@@ -199,6 +199,17 @@ def test_channels_the_broker_closed_while_kept_are_replaced(system, rabbit_confi
     assert call(rabbit_config, "relay", "after", timeout=2) == "after!"
 
 
+def test_a_broker_that_cannot_be_reached_makes_the_callee_unavailable(system, rabbit_config):
+    """No channel kept and none can be opened (the broker is away): the caller gets
+    ``ServiceUnavailable``, which event handlers retry as a transient failure."""
+    confirming = channels_of(system["caller"]).confirming
+    confirming.close()
+    confirming._closed = False
+    confirming._amqp_uri = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens there
+    with pytest.raises(ServiceUnavailable, match=r"broker did not take the call callee\.echo"):
+        call(rabbit_config, "relay", "lost")
+
+
 def test_stopping_the_container_closes_its_channels(system, rabbit_config):
     assert call(rabbit_config, "relay", "x") == "x!"
     channels = channels_of(system["caller"])
