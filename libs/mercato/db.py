@@ -11,6 +11,11 @@ Nothing is committed unless the worker calls ``commit()``; whatever is left open
 rolled back when the worker ends. ``Database`` also runs the outbox relay of its
 service (``mercato.outbox``), woken by every commit that emitted an event.
 
+The statements a hot path runs are built once, at import, their values bound per call
+(``sa.bindparam``): building a statement anew costs more than running it, because
+SQLAlchemy derives a cache key from every new statement object and then fits the
+cached compiled form to it.
+
 PostgreSQL runs through psycopg2 made cooperative by psycogreen; SQLite (the embedded
 default) through one shared connection per process, because a SQLite writer blocking
 in C would stall every green thread of the process (see ``_sqlite_engine``).

@@ -162,8 +162,8 @@ def handles_event(
 
 @functools.lru_cache(maxsize=64)
 def _insert_into(table: sa.Table) -> sa.Insert:
-    """One INSERT statement per inbox table, its values passed as parameters: built anew
-    for every event, SQLAlchemy derived its cache key each time."""
+    """One INSERT statement per inbox table, built once (see mercato.db), its values
+    passed as parameters."""
     return table.insert()
 
 

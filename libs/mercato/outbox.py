@@ -111,9 +111,7 @@ class OutboxRelay:
     ) -> None:
         self.engine = engine
         self.table = metadata.tables[OUTBOX]
-        # Statements built once: a statement built anew for every pass costs more than
-        # running it (SQLAlchemy computes its cache key, then matches the cached
-        # compiled form's result columns to the new object's).
+        # the relay's statements, built once (see mercato.db)
         self._insert = self.table.insert()
         self._select_pending = (
             sa.select(

@@ -184,9 +184,7 @@ def _state(account: BillingAccount) -> domain.AccountState:
     )
 
 
-# The statements every payment runs, built once and given their values per call:
-# building a statement anew costs more than running it (SQLAlchemy derives a cache key
-# from every new statement object, then fits the cached form to it).
+# the statements every payment runs, built once (see mercato.db)
 _LOCKED_ACCOUNT = (
     sa.select(BillingAccount)
     .where(BillingAccount.account_id == sa.bindparam("account_id"))

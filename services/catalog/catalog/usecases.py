@@ -224,9 +224,7 @@ def _with_specifications() -> Any:
     return selectinload(Product.specifications).selectinload(Specification.prices)
 
 
-# Built once and given the product's id per call: a statement with its loader options
-# built anew cost more than running it (SQLAlchemy derives a cache key from every new
-# statement object, then fits the cached form to it).
+# the product page's statement, built once (see mercato.db)
 _PRODUCT_PAGE = (
     sa.select(Product)
     .where(Product.id == sa.bindparam("product_id"))

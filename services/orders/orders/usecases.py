@@ -240,9 +240,7 @@ def _locked(query):
     )
 
 
-# The statements of the paths every purchase takes, built once and given their values
-# per call: building a statement anew costs more than running it (SQLAlchemy derives
-# a cache key from every new statement object, then fits the cached form to it).
+# the statements every purchase runs, built once (see mercato.db)
 _ORDER = sa.select(Order).where(Order.id == sa.bindparam("order_id"))
 _LOCKED_ORDER = _locked(_ORDER)
 _PAYMENT_OF_ORDER = sa.select(Order.payment_id).where(Order.id == sa.bindparam("order_id"))

@@ -83,8 +83,7 @@ SellerClientFactory = Callable[[str, str, str], saas_interface.SellerClient]
 # -- accepting paid orders ---------------------------------------------------------
 
 
-# built once, given its value per call: a statement built anew costs more than
-# running it (SQLAlchemy derives a cache key from every new statement object)
+# built once (see mercato.db)
 _DELIVERY_OF_SUBSCRIPTION = sa.select(Delivery.id).where(
     Delivery.subscription_id == sa.bindparam("subscription_id")
 )
