@@ -24,10 +24,11 @@ in C would stall every green thread of the process (see ``_sqlite_engine``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import eventlet
 import sqlalchemy as sa
@@ -69,6 +70,51 @@ class UTCDateTime(sa.TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def insert_now(session: Session, *rows: Any) -> None:
+    """Write ``rows`` (new ORM instances, not added to the session) at once, one cached
+    Core INSERT each: for a row written once and not changed in the same transaction,
+    the unit of work's flush cost about three times the statement it ran. Only the
+    attributes that were set are written, so column defaults apply to the rest; an
+    autoincremented key is set on the instance from the insert. Objects the session
+    holds pending are flushed first, so that a row may refer to them.
+    """
+    if session.new:
+        session.flush()
+    for row in rows:
+        mapper = sa.inspect(type(row))
+        state = sa.inspect(row)
+        values = {
+            column.key: state.dict[attribute]
+            for attribute, column in _column_attributes(mapper)
+            if attribute in state.dict
+        }
+        result = session.execute(cached_insert(mapper.local_table), values)
+        keys = _primary_key_attributes(mapper)
+        if any(attribute not in state.dict for attribute in keys):  # autoincremented
+            inserted = cast(sa.CursorResult, result).inserted_primary_key
+            assert inserted is not None
+            for attribute, value in zip(keys, inserted, strict=True):
+                setattr(row, attribute, value)
+
+
+@functools.cache
+def _column_attributes(mapper) -> tuple[tuple[str, sa.Column], ...]:
+    return tuple((prop.key, prop.columns[0]) for prop in mapper.column_attrs)
+
+
+@functools.cache
+def _primary_key_attributes(mapper) -> tuple[str, ...]:
+    return tuple(
+        mapper.get_property_by_column(column).key for column in mapper.local_table.primary_key
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def cached_insert(table: sa.Table) -> sa.Insert:
+    """One INSERT statement per table, built once, its values passed per call."""
+    return table.insert()
 
 
 def new_id(prefix: str) -> str:

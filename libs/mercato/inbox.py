@@ -41,6 +41,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mercato import metrics
 from mercato.contracts import Envelope, contract_for
+from mercato.db import cached_insert
 from mercato.errors import MercatoError, ServiceUnavailable
 from mercato.outbox import DEAD_LETTERS, INBOX
 
@@ -160,13 +161,6 @@ def handles_event(
     return decorator
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_into(table: sa.Table) -> sa.Insert:
-    """One INSERT statement per inbox table, built once (see mercato.db), its values
-    passed as parameters."""
-    return table.insert()
-
-
 def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
     """Insert (handler, event id); False, rolled back, when it is already there (a repeat).
 
@@ -177,7 +171,7 @@ def _record_in_inbox(uow, handler: str, event: Envelope) -> bool:
     table = uow.table(INBOX)
     try:
         uow.session.execute(
-            _insert_into(table),
+            cached_insert(table),
             {
                 "handler": handler,
                 "event_id": event.id,

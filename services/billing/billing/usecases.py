@@ -63,7 +63,7 @@ from billing.models import (
 )
 from billing.payment_gateway import ChargeResult, GatewayError, PaymentGateway, RefundResult
 from mercato.clock import Clock
-from mercato.db import new_id
+from mercato.db import insert_now, new_id
 from mercato.errors import (
     BusinessRuleViolation,
     Conflict,
@@ -264,17 +264,21 @@ def _post(
         balance_after=after.balance,
         credit_used_after=after.credit_used,
         created_at=now,
-        postings=[
+    )
+    insert_now(session, entry)  # its id, for the postings
+    insert_now(
+        session,
+        *(
             LedgerPosting(
+                entry_id=entry.id,
                 ledger_account=posting.ledger_account,
                 account_id=posting.account_id,
                 amount=posting.amount,
                 currency=account.currency,
             )
             for posting in postings
-        ],
+        ),
     )
-    session.add(entry)
     return entry
 
 

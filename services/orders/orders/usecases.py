@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import lazyload
 
 from mercato.clock import Clock
-from mercato.db import new_id
+from mercato.db import insert_now, new_id
 from mercato.errors import (
     BusinessRuleViolation,
     Conflict,
@@ -171,6 +171,7 @@ def place_order(
     order.lines = [
         OrderLine(
             id=new_id("oln"),
+            order_id=order.id,
             position=0,
             product_id=quote["product_id"],
             product_name=quote["product_name"],
@@ -190,7 +191,7 @@ def place_order(
             currency=quote["amount"]["currency"],
         )
     ]
-    uow.session.add(order)
+    insert_now(uow.session, order, *order.lines)
     view = order_view(order)
     uow.emit(
         "orders.order.created",
@@ -399,7 +400,6 @@ def apply_payment(
             created_at=now,
             updated_at=now,
         )
-        uow.session.add(subscription)
         subscriptions.append((subscription, line))
         paid_subscriptions.append(
             {
@@ -409,6 +409,7 @@ def apply_payment(
                 "expires_at": subscription.expires_at,
             }
         )
+    insert_now(uow.session, *(subscription for subscription, _line in subscriptions))
     uow.emit(
         "orders.order.paid",
         subject=order.id,

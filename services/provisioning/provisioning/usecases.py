@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mercato import saas_interface
 from mercato.clock import Clock
-from mercato.db import new_id
+from mercato.db import insert_now, new_id
 from mercato.errors import NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
 from mercato.periods import subscription_expiry
@@ -130,7 +130,7 @@ def accept_paid_order(
             created_at=now,
             updated_at=now,
         )
-        uow.session.add(delivery)
+        insert_now(uow.session, delivery)
         if delivered_here:
             due.append(delivery.id)
     return due
