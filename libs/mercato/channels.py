@@ -53,18 +53,27 @@ class Unroutable(Exception):
     """No queue took a ``mandatory`` message: nobody consumes its routing key."""
 
 
-class _Channel:
-    """One connection with one channel on it, used by one green thread at a time."""
+class BrokerChannel:
+    """One connection with one channel on it, used by one green thread at a time
+    (here, and by the outbox relay's ``ConfirmedPublisher``)."""
 
-    def __init__(self, amqp_uri: str, *, confirms: bool, ssl: Any, login_method: str | None):
+    def __init__(
+        self, amqp_uri: str, *, confirms: bool, ssl: Any = None, login_method: str | None = None
+    ):
         self.connection = kombu.Connection(amqp_uri, ssl=ssl, login_method=login_method)
         self.connection.connect()
         self.channel = self.connection.channel()
-        self.declared: set[str] = set()
+        self._declared: set[str] = set()
         self.returned = False
         if confirms:
             self.channel.events["basic_return"].add(self._on_return)
             self.channel.confirm_select()
+
+    def declare(self, exchange: kombu.Exchange) -> None:
+        """Declare ``exchange`` on this channel's first message to it."""
+        if exchange.name not in self._declared:
+            exchange.declare(channel=self.channel)
+            self._declared.add(exchange.name)
 
     def _on_return(self, exc, exchange, routing_key, message) -> None:
         # the broker sends a mandatory message's return before its confirm, and a
@@ -102,7 +111,7 @@ class _ChannelPool:
             _log.info("a kept broker channel was broken; sending on a new one")
             self._send_on(self._open(), message, exchange, routing_key)
 
-    def _send_on(self, channel: _Channel, message, exchange: kombu.Exchange, routing_key: str):
+    def _send_on(self, channel: BrokerChannel, message, exchange: kombu.Exchange, routing_key: str):
         """Send on ``channel``, then free it for the next message; a channel that
         failed (or whose green thread was killed mid-send) is closed instead."""
         try:
@@ -115,15 +124,13 @@ class _ChannelPool:
             raise
         self._release(channel)
 
-    def _open(self) -> _Channel:
-        return _Channel(
+    def _open(self) -> BrokerChannel:
+        return BrokerChannel(
             self._amqp_uri, confirms=self._confirms, ssl=self._ssl, login_method=self._login_method
         )
 
-    def _send(self, channel: _Channel, message, exchange: kombu.Exchange, routing_key: str):
-        if exchange.name not in channel.declared:
-            exchange.declare(channel=channel.channel)
-            channel.declared.add(exchange.name)
+    def _send(self, channel: BrokerChannel, message, exchange: kombu.Exchange, routing_key: str):
+        channel.declare(exchange)
         if not self._confirms:
             channel.channel.basic_publish(message, exchange=exchange.name, routing_key=routing_key)
             return
@@ -138,7 +145,7 @@ class _ChannelPool:
         if channel.returned:
             raise Unroutable(routing_key)
 
-    def _release(self, channel: _Channel) -> None:
+    def _release(self, channel: BrokerChannel) -> None:
         if self._closed:
             channel.close()
         else:

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from mercato import metrics
+from mercato.channels import BrokerChannel
 from mercato.contracts import Envelope
 
 _log = logging.getLogger(__name__)
@@ -342,9 +343,7 @@ class ConfirmedPublisher:
         self._amqp_uri = amqp_uri
         self._ssl = ssl
         self._login_method = login_method
-        self._connection: kombu.Connection | None = None
-        self._channel: Any = None
-        self._declared: set[str] = set()
+        self._channel: BrokerChannel | None = None
         self._next_tag = 1  # the broker numbers a confirm-mode channel's messages from 1
         self._unconfirmed: set[int] = set()
         self._refused: list[int] = []
@@ -373,20 +372,18 @@ class ConfirmedPublisher:
 
     def _publish_all(self, messages: list[OutgoingMessage]) -> None:
         try:
-            channel = self._open_channel()
+            broker = self._open_channel()
             for outgoing in messages:
-                if outgoing.exchange.name not in self._declared:
-                    outgoing.exchange.declare(channel=channel)
-                    self._declared.add(outgoing.exchange.name)
+                broker.declare(outgoing.exchange)
                 self._unconfirmed.add(self._next_tag)
                 self._next_tag += 1
-                channel.basic_publish(
+                broker.channel.basic_publish(
                     outgoing.message,
                     exchange=outgoing.exchange.name,
                     routing_key=outgoing.routing_key,
                 )
             while self._unconfirmed and not self._refused:
-                channel.connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
+                broker.connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
             if self._refused:
                 raise amqp.exceptions.MessageNacked(
                     f"the broker refused {len(self._refused)} of {len(messages)} messages"
@@ -408,27 +405,20 @@ class ConfirmedPublisher:
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._refused.append(delivery_tag)
 
-    def _open_channel(self):
+    def _open_channel(self) -> BrokerChannel:
         if self._channel is None:
-            connection = kombu.Connection(
-                self._amqp_uri, ssl=self._ssl, login_method=self._login_method
+            broker = BrokerChannel(
+                self._amqp_uri, confirms=True, ssl=self._ssl, login_method=self._login_method
             )
-            connection.connect()
-            channel = connection.channel()
-            channel.events["basic_ack"].add(self._on_ack)
-            channel.events["basic_nack"].add(self._on_nack)
-            channel.confirm_select()
-            self._connection, self._channel = connection, channel
-            self._declared.clear()
+            broker.channel.events["basic_ack"].add(self._on_ack)
+            broker.channel.events["basic_nack"].add(self._on_nack)
+            self._channel = broker
             self._unconfirmed.clear()
             self._refused.clear()
             self._next_tag = 1
         return self._channel
 
     def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None:
-            try:
-                connection.release()
-            except Exception:  # already broken: nothing to release
-                _log.debug("closing the outbox relay's broker connection failed", exc_info=True)
+        broker, self._channel = self._channel, None
+        if broker is not None:
+            broker.close()

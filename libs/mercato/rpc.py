@@ -62,29 +62,26 @@ class _TimedServiceProxy:
             correlation_id = str(uuid.uuid4())
             reply = RpcReply(reply_listener.get_reply_event(correlation_id))
             try:
-                self._provider.send(
-                    self._worker_ctx,
-                    f"{service_name}.{method_name}",
-                    args,
-                    kwargs,
-                    reply_to=reply_listener.routing_key,
-                    correlation_id=correlation_id,
-                )
-            except Unroutable:
-                reply_listener._reply_events.pop(correlation_id, None)
-                raise ServiceUnavailable(f"{service_name} is not running") from None
-            except BaseException:
-                reply_listener._reply_events.pop(correlation_id, None)
-                raise
-            try:
-                with eventlet.Timeout(self._timeout):
+                try:
+                    self._provider.send(
+                        self._worker_ctx,
+                        f"{service_name}.{method_name}",
+                        args,
+                        kwargs,
+                        reply_to=reply_listener.routing_key,
+                        correlation_id=correlation_id,
+                    )
+                except Unroutable:
+                    raise ServiceUnavailable(f"{service_name} is not running") from None
+                with eventlet.Timeout(self._timeout, False):  # False: leave the block quietly
                     return reply.result()
-            except eventlet.Timeout:
-                # the answer may never come: do not keep waiting for it
-                reply_listener._reply_events.pop(correlation_id, None)
                 raise ServiceUnavailable(
                     f"{service_name} did not answer {method_name} within {self._timeout:g}s"
-                ) from None
+                )
+            finally:
+                # an answer that came was taken off already; one that never came (not
+                # sent, unserved, late) is not waited for any longer
+                reply_listener._reply_events.pop(correlation_id, None)
 
         call.__name__ = method_name
         return call

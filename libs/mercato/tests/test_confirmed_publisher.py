@@ -119,7 +119,7 @@ def test_a_message_the_broker_refuses_raises_and_the_next_batch_goes_out_on_a_ne
 
     with pytest.raises(amqp.exceptions.MessageNacked):
         publisher.publish_confirmed([message(relay, "alpha.refused")])
-    assert publisher._connection is None  # dropped on failure
+    assert publisher._channel is None  # dropped on failure
 
     accepted = message(relay, "alpha.accepted")
     publisher.publish_confirmed([accepted])
@@ -130,7 +130,7 @@ def test_a_message_the_broker_refuses_raises_and_the_next_batch_goes_out_on_a_ne
 def closed_by_the_broker(publisher, rabbit_manager, vhost: str) -> None:
     """Force-close the connection through the management API (an operator, a broker
     shutting down) and wait until the broker's ``connection.close`` reached the socket."""
-    sock = publisher._connection.connection.sock
+    sock = publisher._channel.connection.connection.sock
     port = sock.getsockname()[1]
     deadline = time.monotonic() + 10
     while not (
@@ -148,7 +148,7 @@ def closed_by_the_broker(publisher, rabbit_manager, vhost: str) -> None:
 
 def cut_off(publisher, rabbit_manager, vhost: str) -> None:
     """The network goes: the socket can neither send nor receive any more."""
-    publisher._connection.connection.sock.shutdown(socket.SHUT_RDWR)
+    publisher._channel.connection.connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.mark.parametrize("break_connection", [closed_by_the_broker, cut_off])
@@ -158,14 +158,14 @@ def test_a_connection_broken_between_batches_is_replaced_and_the_batch_goes_out_
     declare(amqp_uri, "alpha-all", "alpha")
     first = message(relay, "alpha.thing.made")
     publisher.publish_confirmed([first])
-    broken = publisher._connection
+    broken = publisher._channel
     break_connection(publisher, rabbit_manager, rabbit_config["vhost"])
 
     batch = [message(relay, "alpha.thing.changed"), message(relay, "alpha.thing.gone")]
     # the broken connection shows only when used: the batch goes out on a new one
     publisher.publish_confirmed(batch)
 
-    assert publisher._connection is not None and publisher._connection is not broken
+    assert publisher._channel is not None and publisher._channel is not broken
     assert ids(drain(amqp_uri, "alpha-all")) == ids([first, *batch])
 
 
@@ -174,11 +174,10 @@ def test_a_new_connection_that_fails_raises_and_keeps_nothing(amqp_uri, relay):
 
     with pytest.raises((amqp.exceptions.AMQPError, OSError)):
         publisher.publish_confirmed([message(relay, "alpha.thing.made")])
-    assert publisher._connection is None and publisher._channel is None
+    assert publisher._channel is None
 
 
 def test_an_empty_batch_publishes_nothing_and_opens_no_connection(publisher):
     publisher.publish_confirmed([])
 
-    assert publisher._connection is None
     assert publisher._channel is None
