@@ -50,6 +50,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from billing import domain, metrics
 from billing.domain import Money, money
@@ -197,6 +198,18 @@ _LOCKED_PAYMENT_OF_ORDER = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+# an account's figures move as one Core UPDATE of its locked row: setting them on the
+# object and flushing it through the unit of work cost about three times the statement
+_ACCOUNTS = BillingAccount.__table__
+_MOVE_ACCOUNT = (
+    _ACCOUNTS.update()
+    .where(_ACCOUNTS.c.account_id == sa.bindparam("account"))
+    .values(
+        balance=sa.bindparam("new_balance"),
+        credit_used=sa.bindparam("new_credit_used"),
+        updated_at=sa.bindparam("now"),
+    )
+)
 
 
 def _lock_account(session: Session, account_id: str, now: dt.datetime) -> BillingAccount:
@@ -247,9 +260,19 @@ def _post(
     if not domain.is_balanced(postings):
         raise RuntimeError(f"unbalanced journal entry: {postings}")
     after = _state(account).apply(account.account_id, postings)
-    account.balance = after.balance
-    account.credit_used = after.credit_used
-    account.updated_at = now
+    session.execute(
+        _MOVE_ACCOUNT,
+        {
+            "account": account.account_id,
+            "new_balance": after.balance,
+            "new_credit_used": after.credit_used,
+            "now": now,
+        },
+    )
+    # the object, in step with its row
+    set_committed_value(account, "balance", after.balance)
+    set_committed_value(account, "credit_used", after.credit_used)
+    set_committed_value(account, "updated_at", now)
     entry = JournalEntry(
         kind=kind,
         account_id=account.account_id,
@@ -291,6 +314,10 @@ def _require_account_currency(price: Money, field: str = "amount.currency") -> N
 
 
 # -- paying an order ----------------------------------------------------------------
+
+
+class _PaymentClaimedMeanwhile(Exception):
+    """A concurrent pay of the same order wrote its payment first."""
 
 
 def pay_order(
@@ -336,12 +363,15 @@ def pay_order(
                 created_at=now,
             )
             _start_attempt(payment, payment_method, checked_card, now)
-            session.add(payment)
-            try:
-                session.flush()
-            except IntegrityError:
-                uow.rollback()  # another pay of this order inserted first: read it
-                continue
+            if checked_card is not None:
+                # a card's attempt is on record before the gateway is asked; a payment
+                # from an account is written once, settled (``_succeed``)
+                session.add(payment)
+                try:
+                    session.flush()
+                except IntegrityError:
+                    uow.rollback()  # another pay of this order inserted first: read it
+                    continue
         else:
             _same_order(payment, account_id=account_id, payer=payer_account_id, price=price)
             if payment.status != domain.FAILED:
@@ -352,7 +382,10 @@ def pay_order(
             _start_attempt(payment, payment_method, checked_card, now)
         if checked_card is not None:
             return _charge_card(uow, clock, gateway, payment, checked_card)
-        return _settle_from_account(uow, payment, now)
+        try:
+            return _settle_from_account(uow, payment, now)
+        except _PaymentClaimedMeanwhile:
+            uow.rollback()  # another pay of this order inserted first: read it
     raise Conflict("the order's payment is changing under this request; try again")
 
 
@@ -404,6 +437,13 @@ def _settle_from_account(uow, payment: Payment, now: dt.datetime) -> dict[str, A
 
 
 def _succeed(uow, payment: Payment, account: BillingAccount, now: dt.datetime) -> None:
+    payment.status = domain.SUCCEEDED
+    payment.updated_at = payment.completed_at = now
+    if sa.inspect(payment).transient:  # settled as it is made: written once, here
+        try:
+            insert_now(uow.session, payment)
+        except IntegrityError:  # order_id is unique
+            raise _PaymentClaimedMeanwhile(payment.order_id) from None
     postings = domain.payment_postings(
         payment.payment_method, payment.payer_account_id, payment.amount
     )
@@ -416,8 +456,6 @@ def _succeed(uow, payment: Payment, account: BillingAccount, now: dt.datetime) -
         now=now,
         payment=payment,
     )
-    payment.status = domain.SUCCEEDED
-    payment.updated_at = payment.completed_at = now
     uow.emit(
         PAYMENT_SUCCEEDED,
         subject=payment.id,
