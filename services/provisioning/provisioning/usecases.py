@@ -83,9 +83,11 @@ SellerClientFactory = Callable[[str, str, str], saas_interface.SellerClient]
 # -- accepting paid orders ---------------------------------------------------------
 
 
-# built once (see mercato.db)
-_DELIVERY_OF_SUBSCRIPTION = sa.select(Delivery.id).where(
-    Delivery.subscription_id == sa.bindparam("subscription_id")
+# built once (see mercato.db), on the table's columns: a plain Core read, without the
+# ORM's compile and result stages
+_DELIVERIES = Delivery.__table__
+_DELIVERY_OF_SUBSCRIPTION = sa.select(_DELIVERIES.c.id).where(
+    _DELIVERIES.c.subscription_id == sa.bindparam("subscription_id")
 )
 
 
