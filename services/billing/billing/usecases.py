@@ -3,12 +3,14 @@
 
 Exactly once, per order:
 
-- ``payments.order_id`` is unique and the payment row is the first thing written, so
-  concurrent pays of one order queue on that index (or on the row's lock) and all but
-  one find the payment already there and answer it without charging;
-- balance, credit and reseller payments write the payment, the ledger postings, the
-  account's figures (its row locked) and the outbox event in one transaction: all or
-  nothing, so a crash in between leaves nothing to repair;
+- ``payments.order_id`` is unique, so of concurrent pays of one order only one writes
+  the payment: the others queue on that index (or on the row's lock, or on the payer
+  account's lock), fail to insert, roll back whatever they did, and find the payment
+  there and answer it without charging;
+- balance, credit and reseller payments lock the payer's account, then write the
+  payment (already settled), the ledger postings, the account's figures and the
+  outbox event in one transaction: all or nothing, so a crash in between leaves
+  nothing to repair;
 - card payments commit the attempt as ``pending`` first, charge the gateway with the
   attempt's key (``<payment id>.<attempt>``; the gateway charges a key once), then
   record the outcome, postings and event in one transaction that first re-checks,
@@ -43,7 +45,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -200,7 +202,7 @@ _LOCKED_PAYMENT_OF_ORDER = (
 )
 # an account's figures move as one Core UPDATE of its locked row: setting them on the
 # object and flushing it through the unit of work cost about three times the statement
-_ACCOUNTS = BillingAccount.__table__
+_ACCOUNTS = cast(sa.Table, BillingAccount.__table__)
 _MOVE_ACCOUNT = (
     _ACCOUNTS.update()
     .where(_ACCOUNTS.c.account_id == sa.bindparam("account"))

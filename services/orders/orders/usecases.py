@@ -244,7 +244,7 @@ def _locked(query):
 
 
 # the statements every purchase runs, built once (see mercato.db)
-_ORDERS = Order.__table__
+_ORDERS = cast(sa.Table, Order.__table__)
 _ORDER = sa.select(Order).where(Order.id == sa.bindparam("order_id"))
 _LOCKED_ORDER = _locked(_ORDER)
 _ORDER_AFRESH = _afresh(_ORDER)
