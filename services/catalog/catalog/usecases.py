@@ -573,6 +573,7 @@ def remove_saved_product(uow, *, buyer_account_id: str, product_id: str) -> None
 # -- quotes ------------------------------------------------------------------------
 
 _PRODUCTS = Product.__table__
+_SELLERS = Seller.__table__
 _SPECIFICATIONS = Specification.__table__
 _PRICES = SpecificationPrice.__table__
 # A quote reads one specification of a product with its prices, and the few product and
@@ -586,7 +587,7 @@ _QUOTED_SPECIFICATION = (
         _PRODUCTS.c.status,
         _PRODUCTS.c.currency,
         _PRODUCTS.c.seller_account_id,
-        Seller.__table__.c.company_name.label("seller_company_name"),
+        _SELLERS.c.company_name.label("seller_company_name"),
         _PRODUCTS.c.delivery_method,
         _PRODUCTS.c.service_supervision,
         _PRODUCTS.c.product_guide_url,
@@ -600,9 +601,7 @@ _QUOTED_SPECIFICATION = (
         _PRICES.c.amount,
     )
     .select_from(
-        _PRODUCTS.join(
-            Seller.__table__, Seller.__table__.c.account_id == _PRODUCTS.c.seller_account_id
-        )
+        _PRODUCTS.join(_SELLERS, _SELLERS.c.account_id == _PRODUCTS.c.seller_account_id)
         .outerjoin(
             _SPECIFICATIONS,
             sa.and_(
