@@ -200,8 +200,7 @@ _LOCKED_PAYMENT_OF_ORDER = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-# an account's figures move as one Core UPDATE of its locked row: setting them on the
-# object and flushing it through the unit of work cost about three times the statement
+# an account's figures move as one Core UPDATE of its locked row (see mercato.db)
 _ACCOUNTS = cast(sa.Table, BillingAccount.__table__)
 _MOVE_ACCOUNT = (
     _ACCOUNTS.update()

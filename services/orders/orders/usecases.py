@@ -253,8 +253,7 @@ _LINES_OF_ORDER = (
     .where(OrderLine.order_id == sa.bindparam("order_id"))
     .order_by(OrderLine.position)
 )
-# The two writes of a purchase go to the table as Core UPDATEs: through the unit of
-# work, setting an attribute and flushing it cost about three times the statement.
+# the purchase's two writes of the order, as Core UPDATEs (see mercato.db)
 _START_PAYMENT = (
     _ORDERS.update()
     .where(_ORDERS.c.id == sa.bindparam("order_id"))
@@ -275,8 +274,6 @@ _MARK_PAID = (
         updated_at=sa.bindparam("now"),
     )
 )
-# a plain column of the table, not of the mapped class: SQLAlchemy then runs the read
-# as Core, without the ORM's compile and result stages
 _PAYMENT_OF_ORDER = sa.select(_ORDERS.c.payment_id).where(_ORDERS.c.id == sa.bindparam("order_id"))
 _SUBSCRIPTIONS = Subscription.__table__
 _ORDER_OF_SUBSCRIPTION = sa.select(_SUBSCRIPTIONS.c.order_id).where(

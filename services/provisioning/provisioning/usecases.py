@@ -83,8 +83,7 @@ SellerClientFactory = Callable[[str, str, str], saas_interface.SellerClient]
 # -- accepting paid orders ---------------------------------------------------------
 
 
-# built once (see mercato.db), on the table's columns: a plain Core read, without the
-# ORM's compile and result stages
+# built once, on the table's columns (see mercato.db)
 _DELIVERIES = Delivery.__table__
 _DELIVERY_OF_SUBSCRIPTION = sa.select(_DELIVERIES.c.id).where(
     _DELIVERIES.c.subscription_id == sa.bindparam("subscription_id")
