@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(PY) -m mercato.devrun
+	$(PY) -m mercato_devrun
 
 migrate: install
 	$(VENV)/bin/mercato-migrate
@@ -41,7 +41,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/mercato services/catalog/catalog services/orders/orders \
+	$(VENV)/bin/mypy libs/mercato libs/mercato_testing libs/mercato_devrun libs/mercato_subscribers libs/seller_interface services/catalog/catalog services/orders/orders \
 	    services/supervision/supervision services/billing/billing \
 	    services/provisioning/provisioning services/iam-agency/iam_agency gateway/gateway
 

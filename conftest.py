@@ -1,4 +1,4 @@
-"""Fixtures for every test tier (see mercato.testing for where the broker and the
+"""Fixtures for every test tier (see mercato_testing for where the broker and the
 database come from). nameko's pytest plugin gives ``container_factory`` and a
 throw-away RabbitMQ vhost per test (``rabbit_config``)."""
 
@@ -8,7 +8,7 @@ eventlet.monkey_patch()  # before anything imports socket or threading
 
 import pytest  # noqa: E402
 
-from mercato.testing import (  # noqa: E402
+from mercato_testing import (  # noqa: E402
     Databases,
     Infrastructure,
     MissingInfrastructure,

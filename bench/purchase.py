@@ -169,7 +169,7 @@ def create_vhost(amqp_uri: str) -> tuple[str, str | None]:
     """A throw-away vhost when the management API answers, else the given URI."""
     import requests
 
-    from mercato.testing import management_uri_for
+    from mercato_testing import management_uri_for
 
     vhost = f"mercato_bench_{uuid.uuid4().hex[:8]}"
     api = management_uri_for(amqp_uri)
@@ -199,7 +199,7 @@ def delete_vhost(amqp_uri: str, vhost: str | None) -> None:
     if vhost:
         import requests
 
-        from mercato.testing import management_uri_for
+        from mercato_testing import management_uri_for
 
         requests.delete(f"{management_uri_for(amqp_uri)}/api/vhosts/{vhost}", timeout=10)
 
@@ -242,7 +242,7 @@ def main() -> int:
 
     log = open(workdir / "system.log", "wb")
     system = subprocess.Popen(
-        [sys.executable, "-m", "mercato.devrun"],
+        [sys.executable, "-m", "mercato_devrun"],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -8,8 +8,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from mercato.db import UTCDateTime
-from mercato.outbox import add_messaging_tables
+from mercato.tables import UTCDateTime, add_messaging_tables
 
 IN_FLIGHT = "in_flight"
 COMPLETED = "completed"

@@ -23,8 +23,8 @@ from gateway.settings import SettingsProvider
 from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.db import Database
 from mercato.errors import NotFound, ServiceUnavailable
-from mercato.rpc import TimedRpcProxy
 from mercato.service import MercatoService
+from mercato.transport import TimedRpcProxy
 from mercato.validation import load
 
 PURGE_INTERVAL_SECONDS = 600

@@ -43,7 +43,7 @@ from mercato import metrics
 from mercato.contracts import Envelope, contract_for
 from mercato.db import cached_insert
 from mercato.errors import MercatoError, ServiceUnavailable
-from mercato.outbox import DEAD_LETTERS, INBOX
+from mercato.tables import DEAD_LETTERS, INBOX
 
 _log = logging.getLogger(__name__)
 

@@ -117,7 +117,7 @@ def create_messaging_tables_v1() -> None:
     from alembic import op
     from sqlalchemy.dialects.postgresql import JSONB
 
-    from mercato.db import UTCDateTime
+    from mercato.tables import UTCDateTime
 
     big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     json = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -23,76 +23,27 @@ import logging
 import time
 from typing import Any
 
-import amqp
 import eventlet
 import kombu
 import sqlalchemy as sa
 from eventlet.queue import Empty, LightQueue
-from kombu.utils.json import dumps as json_dumps
-from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY, PERSISTENT
+from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from mercato import metrics
-from mercato.channels import BrokerChannel
+from mercato.clock import utc
 from mercato.contracts import Envelope
+from mercato.tables import DEAD_LETTERS, OUTBOX
+from mercato.transport import ConfirmedPublisher, OutgoingMessage, event_message
 
 _log = logging.getLogger(__name__)
-
-OUTBOX = "outbox_messages"
-INBOX = "inbox_messages"
-DEAD_LETTERS = "dead_letters"
 
 BATCH_SIZE = 200
 RETENTION = dt.timedelta(days=7)
 PURGE_EVERY_SECONDS = 600.0
 OBSERVE_EVERY_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 10.0
-CONFIRM_TIMEOUT_SECONDS = 10.0
-HEADER_PREFIX = "nameko"
-
-_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
-_Json = sa.JSON().with_variant(JSONB(), "postgresql")
-
-
-def add_messaging_tables(metadata: sa.MetaData) -> None:
-    """Declare the outbox, inbox and dead-letter tables in a service's metadata."""
-    from mercato.db import UTCDateTime
-
-    sa.Table(
-        OUTBOX,
-        metadata,
-        sa.Column("id", _BigId, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(64), nullable=False, unique=True),
-        sa.Column("event_type", sa.String(128), nullable=False),
-        sa.Column("payload", _Json, nullable=False),
-        sa.Column("headers", _Json, nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("published_at", UTCDateTime(), nullable=True),
-        sa.Index("ix_outbox_messages_published_at_id", "published_at", "id"),
-    )
-    sa.Table(
-        INBOX,
-        metadata,
-        sa.Column("handler", sa.String(200), primary_key=True),
-        sa.Column("event_id", sa.String(64), primary_key=True),
-        sa.Column("event_type", sa.String(128), nullable=False),
-        sa.Column("processed_at", UTCDateTime(), nullable=False),
-    )
-    sa.Table(
-        DEAD_LETTERS,
-        metadata,
-        sa.Column("id", _BigId, primary_key=True, autoincrement=True),
-        sa.Column("handler", sa.String(200), nullable=False),
-        sa.Column("event_id", sa.String(64), nullable=True),
-        sa.Column("event_type", sa.String(128), nullable=True),
-        sa.Column("payload", _Json, nullable=False),
-        sa.Column("error", sa.Text(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Index("ix_dead_letters_handler_event_id", "handler", "event_id"),
-    )
 
 
 def _now() -> dt.datetime:
@@ -256,29 +207,12 @@ class OutboxRelay:
             )
 
     def _message(self, row) -> OutgoingMessage:
-        """The AMQP message nameko's event dispatcher would send for ``row``: a JSON
-        body, the context in ``nameko.*`` headers, persistent."""
-        payload = row.payload
-        exchange = self._exchanges.get(payload["source"])
+        source = row.payload["source"]
+        exchange = self._exchanges.get(source)
         if exchange is None:
-            exchange = get_event_exchange(payload["source"], self._config)
-            self._exchanges[payload["source"]] = exchange
-        return OutgoingMessage(
-            exchange=exchange,
-            routing_key=row.event_type,
-            message=amqp.Message(
-                json_dumps(payload).encode(),
-                content_type="application/json",
-                content_encoding="utf-8",
-                application_headers={
-                    f"{HEADER_PREFIX}.{key}": value for key, value in row.headers.items()
-                },
-                delivery_mode=PERSISTENT,
-                message_id=payload["id"],
-                timestamp=int(time.time()),
-                type=row.event_type,
-            ),
-        )
+            exchange = get_event_exchange(source, self._config)
+            self._exchanges[source] = exchange
+        return event_message(exchange, row.event_type, row.payload, row.headers)
 
     def _observe_if_due(self) -> None:
         # every commit wakes the relay: counting the backlog each time would double
@@ -302,8 +236,6 @@ class OutboxRelay:
         metrics.OUTBOX_BACKLOG.labels(self.service_name).set(backlog)
         age = 0.0
         if oldest is not None:
-            from mercato.clock import utc
-
             age = max(0.0, (_now() - utc(oldest)).total_seconds())
         metrics.OUTBOX_OLDEST_AGE.labels(self.service_name).set(age)
         metrics.DEAD_LETTERS.labels(self.service_name).set(dead)
@@ -316,109 +248,3 @@ class OutboxRelay:
             connection.execute(
                 self.table.delete().where(self.table.c.published_at < _now() - RETENTION)
             )
-
-
-class OutgoingMessage:
-    __slots__ = ("exchange", "message", "routing_key")
-
-    def __init__(self, *, exchange: kombu.Exchange, routing_key: str, message: amqp.Message):
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.message = message
-
-
-class ConfirmedPublisher:
-    """The relay's own broker channel, in confirm mode: a batch is published at once,
-    then the broker's confirms for all of it are awaited together.
-
-    nameko's ``Publisher`` waits for each message's confirm before sending the next,
-    a round trip per event, and goes through kombu's producer pool and retry wrapper
-    on every message. The relay is one green thread per process, so a connection it
-    alone uses needs neither. A failure drops the connection; when a fresh one does
-    not cure it (``publish_confirmed``), the rows stay unpublished and a later pass
-    publishes them again.
-    """
-
-    def __init__(self, amqp_uri: str, *, ssl: Any = None, login_method: str | None = None):
-        self._amqp_uri = amqp_uri
-        self._ssl = ssl
-        self._login_method = login_method
-        self._channel: BrokerChannel | None = None
-        self._next_tag = 1  # the broker numbers a confirm-mode channel's messages from 1
-        self._unconfirmed: set[int] = set()
-        self._refused: list[int] = []
-
-    def publish_confirmed(self, messages: list[OutgoingMessage]) -> None:
-        """Return once the broker has confirmed every message; raise otherwise.
-
-        A connection kept since the last batch may have been cut meanwhile (a broker
-        restart, a proxy's idle timeout) without a word; that shows only when it is
-        used, so a batch that fails on a kept connection is sent once more on a fresh
-        one rather than left for the next sweep. (Messages the broken connection did
-        deliver go out twice: delivery is at least once.) A refusal is not retried.
-        """
-        if not messages:
-            return
-        kept = self._channel is not None
-        try:
-            self._publish_all(messages)
-        except amqp.exceptions.MessageNacked:
-            raise
-        except Exception:
-            if not kept:
-                raise
-            _log.info("outbox relay's broker connection was broken; publishing on a new one")
-            self._publish_all(messages)
-
-    def _publish_all(self, messages: list[OutgoingMessage]) -> None:
-        try:
-            broker = self._open_channel()
-            for outgoing in messages:
-                broker.declare(outgoing.exchange)
-                self._unconfirmed.add(self._next_tag)
-                self._next_tag += 1
-                broker.channel.basic_publish(
-                    outgoing.message,
-                    exchange=outgoing.exchange.name,
-                    routing_key=outgoing.routing_key,
-                )
-            while self._unconfirmed and not self._refused:
-                broker.connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
-            if self._refused:
-                raise amqp.exceptions.MessageNacked(
-                    f"the broker refused {len(self._refused)} of {len(messages)} messages"
-                )
-        except BaseException:
-            self.close()
-            raise
-
-    # The channel's confirm listeners see every ack and nack, including one that
-    # arrives while the channel waits for something else (an exchange being declared).
-    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        if multiple:
-            self._unconfirmed.difference_update(
-                [tag for tag in self._unconfirmed if tag <= delivery_tag]
-            )
-        else:
-            self._unconfirmed.discard(delivery_tag)
-
-    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        self._refused.append(delivery_tag)
-
-    def _open_channel(self) -> BrokerChannel:
-        if self._channel is None:
-            broker = BrokerChannel(
-                self._amqp_uri, confirms=True, ssl=self._ssl, login_method=self._login_method
-            )
-            broker.channel.events["basic_ack"].add(self._on_ack)
-            broker.channel.events["basic_nack"].add(self._on_nack)
-            self._channel = broker
-            self._unconfirmed.clear()
-            self._refused.clear()
-            self._next_tag = 1
-        return self._channel
-
-    def close(self) -> None:
-        broker, self._channel = self._channel, None
-        if broker is not None:
-            broker.close()

@@ -13,7 +13,7 @@ that it answers on the bus.
 
 from mercato.identity import Caller
 from mercato.metrics import Observability
-from mercato.rpc import rpc
+from mercato.transport import rpc
 
 
 class MercatoService:

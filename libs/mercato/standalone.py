@@ -8,11 +8,12 @@ publishes it on its next sweep.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from mercato.db import UnitOfWork, create_engine
 from mercato.identity import new_correlation_id
@@ -30,11 +31,17 @@ class CommandContext:
 
 @contextlib.contextmanager
 def standalone_unit_of_work(
-    database_url: str, metadata: sa.MetaData, *, service_name: str, command: str
+    database_url: str,
+    metadata: sa.MetaData,
+    *,
+    service_name: str,
+    command: str,
+    repositories: Mapping[str, Callable[[Session], Any]] | None = None,
 ) -> Iterator[UnitOfWork]:
     engine = create_engine(database_url)
     database = SimpleNamespace(
         metadata=metadata,
+        repositories=dict(repositories or {}),
         sessionmaker=sessionmaker(bind=engine, expire_on_commit=False),
         # only its add() is used here: the running service publishes the row
         outbox=OutboxRelay(

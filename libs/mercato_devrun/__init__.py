@@ -20,6 +20,7 @@ Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop).
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def ensure_broker() -> str | None:
             connection.ensure_connection(max_retries=1)
         return amqp_uri
     except Exception as exc:
-        from mercato.testing import docker_available
+        from mercato_testing import docker_available
 
         if docker_available():
             from testcontainers.rabbitmq import RabbitMqContainer
@@ -281,10 +282,10 @@ def ensure_credential_keys() -> None:
     if os.environ.get("PROVISIONING_CREDENTIAL_KEYS"):
         return
     if not CREDENTIAL_KEYS_FILE.exists():
-        from provisioning.keyring import generate_key_spec
-
+        # the setting's documented form, key_id:base64(32 random bytes)
         CREDENTIAL_KEYS_FILE.touch(mode=0o600)
-        CREDENTIAL_KEYS_FILE.write_text(generate_key_spec("dev-1") + "\n")
+        key = base64.b64encode(os.urandom(32)).decode()
+        CREDENTIAL_KEYS_FILE.write_text(f"dev-1:{key}\n")
     os.environ["PROVISIONING_CREDENTIAL_KEYS"] = CREDENTIAL_KEYS_FILE.read_text().strip()
 
 
@@ -319,7 +320,7 @@ def main() -> int:
     os.environ["AMQP_URI"] = amqp_uri
 
     # subscribers' queues (EVENT_SUBSCRIBER_QUEUES) exist before anything publishes
-    from mercato.subscribers import InvalidSubscriberQueues, QueueConflict, declare_from_environment
+    from mercato_subscribers import InvalidSubscriberQueues, QueueConflict, declare_from_environment
 
     try:
         declared = declare_from_environment(amqp_uri)
@@ -352,6 +353,8 @@ def main() -> int:
     # the demo seller's application listens on 127.0.0.1: allowed on a laptop only
     os.environ.setdefault("PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS", "true")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the processes write into honcho's pipes, not the terminal: say what it is
+    env.setdefault("LOG_FORMAT", "text" if sys.stdout.isatty() else "json")
     manager = Manager(Printer(sys.stdout))
     for process in PROCESSES:
         command = f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
@@ -363,7 +366,3 @@ def main() -> int:
     finally:
         seller_app.stop()
     return manager.returncode or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -410,7 +410,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _log.info("%s: %d subscriber queue(s) declared on %s", COMMAND, len(queues), _safe(amqp_uri))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

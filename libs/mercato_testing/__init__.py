@@ -1,10 +1,13 @@
 """Test harness: a real RabbitMQ and a real PostgreSQL for every test tier.
 
-Where they come from, in order:
+Where each comes from, in order:
 
-1. ``AMQP_URI`` and ``DATABASE_URL`` when set (CI and this machine set them);
-2. containers started with testcontainers when a Docker engine answers;
-3. otherwise the session stops with a message saying what to set. No test is ever
+1. ``AMQP_URI`` and ``DATABASE_URL`` when set;
+2. the local default when it answers: RabbitMQ at ``amqp://guest:guest@127.0.0.1:5672/``
+   with its management plugin on 15672, PostgreSQL at
+   ``postgresql://postgres@127.0.0.1:5432/postgres``;
+3. a container started with testcontainers when a Docker engine answers;
+4. otherwise the session stops with a message saying what to set. No test is ever
    skipped for want of a broker or a database.
 
 ``DATABASE_URL`` names a server (any database on it; the harness creates its own).
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import kombu
+import requests
 import sqlalchemy as sa
 
 from mercato import config
@@ -31,6 +36,35 @@ from mercato.topology import BY_NAME
 
 class MissingInfrastructure(RuntimeError):
     pass
+
+
+LOCAL_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _answering_broker(amqp_uri: str) -> str | None:
+    """``amqp_uri`` if a RabbitMQ answers there and its management API (which nameko's
+    test fixtures use) answers too; else None."""
+    try:
+        with kombu.Connection(amqp_uri, connect_timeout=2) as connection:
+            connection.connect()
+        requests.get(f"{management_uri_for(amqp_uri)}/api/overview", timeout=2).raise_for_status()
+    except Exception:
+        return None
+    return amqp_uri
+
+
+def _answering_postgres(url: str) -> str | None:
+    """``url`` if a PostgreSQL answers there; else None."""
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 2}, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+    return url
 
 
 def docker_available() -> bool:
@@ -52,17 +86,19 @@ class Infrastructure:
 
     @classmethod
     def start(cls) -> Infrastructure:
-        amqp_uri = os.environ.get("AMQP_URI")
-        postgres_url = os.environ.get("DATABASE_URL")
+        amqp_uri = os.environ.get("AMQP_URI") or _answering_broker(LOCAL_AMQP_URI)
+        postgres_url = os.environ.get("DATABASE_URL") or _answering_postgres(LOCAL_DATABASE_URL)
         containers: list[Any] = []
         if not (amqp_uri and postgres_url) and not docker_available():
             missing = [
                 n for n, v in (("AMQP_URI", amqp_uri), ("DATABASE_URL", postgres_url)) if not v
             ]
             raise MissingInfrastructure(
-                f"{' and '.join(missing)} not set and no Docker engine for testcontainers: "
-                "set AMQP_URI=amqp://guest:guest@127.0.0.1:5672/ (RabbitMQ with its "
-                "management plugin) and DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres"
+                f"{' and '.join(missing)} not set, nothing answers at the local default, and "
+                "no Docker engine for testcontainers: start RabbitMQ (with "
+                "`rabbitmq-plugins enable rabbitmq_management`) and PostgreSQL, or set "
+                f"AMQP_URI={LOCAL_AMQP_URI} and DATABASE_URL={LOCAL_DATABASE_URL} to where "
+                "they run"
             )
         if not amqp_uri:
             from testcontainers.rabbitmq import RabbitMqContainer

@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 from mercato.config import ROOT
-from mercato.saas_interface import SellerClient
+from seller_interface import SellerClient
 
 REFERENCE_APP = Path(ROOT) / "examples" / "seller-saas" / "seller_saas.py"
 START_TIMEOUT = 10.0

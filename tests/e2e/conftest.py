@@ -1,5 +1,5 @@
 """The whole system for end-to-end tests: all seven processes started the way `make run`
-starts them (``python -m mercato.devrun``), on PostgreSQL and RabbitMQ, each module on its
+starts them (``python -m mercato_devrun``), on PostgreSQL and RabbitMQ, each module on its
 own vhost, databases and ports."""
 
 import json
@@ -103,7 +103,7 @@ def system(tmp_path_factory, infra, databases):
     log_path = workdir / "make-run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mercato.devrun"],
+            [sys.executable, "-m", "mercato_devrun"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -2,7 +2,7 @@
 examples/order-events-subscriber, receives the order events of real purchases made
 through the gateway, each exactly once in effect, including the events published before
 it first ran or while it was stopped, because its queue was declared ahead of time
-(mercato.subscribers, docs/events.md "Late subscribers").
+(mercato_subscribers, docs/events.md "Late subscribers").
 
 The events a purchase must produce are derived from the purchase (its order and the
 purchased apps the API lists), not from what the subscriber received. The ``system``
@@ -28,7 +28,7 @@ from kombu import Connection, Producer
 
 from mercato.config import ROOT
 from mercato.contracts import asyncapi, contract_for
-from mercato.subscribers import declare_queues, parse_queues
+from mercato_subscribers import declare_queues, parse_queues
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,5 @@
 """End to end: all seven processes started the way `make run` starts them
-(``python -m mercato.devrun``), on PostgreSQL and RabbitMQ, driven over real HTTP.
+(``python -m mercato_devrun``), on PostgreSQL and RabbitMQ, driven over real HTTP.
 The ``system`` fixture is in conftest.py."""
 
 import base64

@@ -34,13 +34,13 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from prometheus_client import REGISTRY
 
 from catalog.models import metadata as catalog_metadata
-from mercato import metrics, outbox
+from mercato import metrics, outbox, tables
 from mercato.contracts import new_envelope
 from mercato.db import Database, create_engine, new_id
 from mercato.identity import Identity
 from mercato.inbox import handles_event
-from mercato.rpc import rpc
 from mercato.service import MercatoService
+from mercato.transport import rpc
 
 pytestmark = pytest.mark.interface
 
@@ -68,9 +68,9 @@ account_copies = sa.Table(
     sa.Column("caller_account_id", sa.String(64)),
     sa.Column("caller_roles", sa.String(200)),
 )
-OUTBOX = metadata.tables[outbox.OUTBOX]
-INBOX = metadata.tables[outbox.INBOX]
-DEAD_LETTERS = metadata.tables[outbox.DEAD_LETTERS]
+OUTBOX = metadata.tables[tables.OUTBOX]
+INBOX = metadata.tables[tables.INBOX]
+DEAD_LETTERS = metadata.tables[tables.DEAD_LETTERS]
 
 BUYER = Identity("acc_buyer", "usr_alice", "buyer", ("buyer_admin", "purchaser"), "ep_finance")
 

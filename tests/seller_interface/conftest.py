@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mercato.saas_interface import SellerClient, new_access_key, new_secret
-from mercato.testing_seller import Seller, reference_seller
+from mercato_testing.seller import Seller, reference_seller
+from seller_interface import SellerClient, new_access_key, new_secret
 
 LAX_SELLER = Path(__file__).with_name("lax_seller.py")
 

@@ -23,7 +23,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from mercato.saas_interface import body_sign_header, encode_body
+from seller_interface import body_sign_header, encode_body
 
 MODES = ("lax", "not-json", "no-result-code", "http-500", "unsigned", "trickle")
 

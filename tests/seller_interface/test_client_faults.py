@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mercato.saas_interface import (
+from seller_interface import (
     SellerBadAnswer,
     SellerBadSignature,
     SellerCallError,

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from mercato.saas_interface import SellerBadSignature, SellerClient, new_nonce, rfc3339
+from seller_interface import SellerBadSignature, SellerClient, new_nonce, rfc3339
 
 READY_WITHIN = 5.0
 

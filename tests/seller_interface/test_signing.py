@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mercato.config import ROOT
-from mercato.saas_interface import (
+from seller_interface import (
     ACTIVITIES,
     REQUIRED_FIELDS,
     RESULT_CODES,

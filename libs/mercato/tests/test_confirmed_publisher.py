@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 
-from mercato.outbox import ConfirmedPublisher, OutboxRelay, add_messaging_tables
+from mercato.outbox import OutboxRelay
+from mercato.tables import add_messaging_tables
+from mercato.transport import ConfirmedPublisher
 
 pytestmark = pytest.mark.interface
 

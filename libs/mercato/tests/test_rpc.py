@@ -13,9 +13,9 @@ from nameko.rpc import get_rpc_exchange
 from nameko.rpc import rpc as nameko_rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from mercato.channels import BrokerChannels
 from mercato.errors import NotFound, ServiceUnavailable
-from mercato.rpc import TimedRpcProxy, rpc
+from mercato.transport import TimedRpcProxy, rpc
+from mercato.transport.channels import BrokerChannels
 
 pytestmark = pytest.mark.interface
 
@@ -168,7 +168,7 @@ def test_channels_the_broker_closed_while_kept_are_replaced(system, rabbit_confi
     succeeds (an answer has no confirm: were the close not seen, it would be lost)."""
     import requests
 
-    from mercato.testing import management_uri_for
+    from mercato_testing import management_uri_for
 
     assert call(rabbit_config, "relay", "warm") == "warm!"
     kept = [

@@ -12,7 +12,7 @@ is owed read before its next message is written:
 - ``confirming``: requests. The broker confirms each one; published ``mandatory``, a
   request no queue takes comes back (``basic.return``) before its confirm, which is
   how a caller learns at once that nobody serves the method (``Unroutable``).
-- ``plain``: answers, which need no confirm (see ``mercato.rpc.Rpc``).
+- ``plain``: answers, which need no confirm (see ``mercato.transport.Rpc``).
 
 A kept channel may have been closed meanwhile (a broker restart, an operator's forced
 close). py-amqp reads what waits on the connection before it publishes, so the

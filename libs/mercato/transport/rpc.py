@@ -1,6 +1,6 @@
 """nameko RPC as Mercato uses it: a proxy with a timeout, and an entrypoint that
 answers without waiting for broker confirms (``rpc``, see ``Rpc``); both send through
-the container's own broker channels (``mercato.channels``) as transient messages.
+the container's own broker channels (``mercato.transport.channels``) as transient messages.
 
 nameko 2's service-side ``RpcProxy`` waits for a reply forever; if the callee is down,
 the caller's worker hangs and its pool drains. ``TimedRpcProxy`` waits at most
@@ -29,8 +29,8 @@ from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
 
 from mercato import config
-from mercato.channels import BROKER_ERRORS, BrokerChannels, Unroutable
 from mercato.errors import ServiceUnavailable
+from mercato.transport.channels import BROKER_ERRORS, BrokerChannels, Unroutable
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
@@ -140,7 +140,7 @@ class TimedRpcProxy(DependencyProvider, HeaderEncoder):
 
 class Rpc(NamekoRpc):
     """nameko's ``@rpc`` entrypoint, answering on the container's own channels
-    (``mercato.channels``), as a transient message without publisher confirms,
+    (``mercato.transport.channels``), as a transient message without publisher confirms,
     serializing each answer once.
 
     nameko 2.14 builds a ``Responder`` for every answer, serializes the answer twice

@@ -25,10 +25,10 @@ from nameko.amqp.publish import Publisher
 from nameko.constants import PERSISTENT
 from nameko.standalone.events import get_event_exchange
 
-from mercato import subscribers
+import mercato_subscribers as subscribers
 from mercato.config import ROOT
 from mercato.contracts import EVENT_CONTRACTS, asyncapi
-from mercato.subscribers import (
+from mercato_subscribers import (
     ENV,
     Binding,
     InvalidSubscriberQueues,
@@ -298,7 +298,7 @@ def test_concurrent_runs_of_the_command_all_succeed(rabbit_config, rabbit_manage
     configured = json.dumps([_config(), _config("audit.all", keys=["#"], quorum=True)])
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "mercato.subscribers", "--queues", configured],
+            [sys.executable, "-m", "mercato_subscribers", "--queues", configured],
             cwd=ROOT,
             env={"PATH": "/usr/bin:/bin", "AMQP_URI": rabbit_config["AMQP_URI"]},
             stdout=subprocess.PIPE,

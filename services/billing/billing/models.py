@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.billing  # noqa: F401  (registers billing's event types)
-from mercato.db import UTCDateTime
-from mercato.outbox import add_messaging_tables
+from mercato.tables import UTCDateTime, add_messaging_tables
 
 # SQLite autoincrements INTEGER primary keys only
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

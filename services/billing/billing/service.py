@@ -23,9 +23,9 @@ from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
 from mercato.inbox import handles_event
-from mercato.rpc import rpc
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
+from mercato.transport import rpc
 from mercato.validation import PageSchema, dump, load
 
 RECOVERY_INTERVAL_KEY = "PAYMENT_RECOVERY_INTERVAL_SECONDS"

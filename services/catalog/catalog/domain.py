@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mercato.errors import BusinessRuleViolation, Conflict, ValidationError
-from mercato.saas_interface import validate_endpoint_url
+from seller_interface import validate_endpoint_url
 
 DRAFT, PUBLISHED, DELISTED = "draft", "published", "delisted"
 STATUSES = (DRAFT, PUBLISHED, DELISTED)
@@ -160,7 +160,7 @@ def check_product(
 
 def check_saas_endpoint(delivery_method: str, saas_endpoint_url: str | None) -> None:
     """A saas product's endpoint, the one HTTPS JSON POST URL Mercato calls to deliver
-    it (``mercato.saas_interface``); ValidationError naming ``saas_endpoint_url``.
+    it (``seller_interface``); ValidationError naming ``saas_endpoint_url``.
 
     Only a saas product has one; it may be left out of a draft (``publish`` asks for
     it). It must be a URL Mercato will call: https, or plain http to a loopback host

@@ -22,8 +22,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.catalog  # noqa: F401  (registers the catalog's events)
-from mercato.db import UTCDateTime
-from mercato.outbox import add_messaging_tables
+from mercato.tables import UTCDateTime, add_messaging_tables
 
 
 class Base(DeclarativeBase):
@@ -81,7 +80,7 @@ class Product(Base):
     delivery_method: Mapped[str] = mapped_column(sa.String(32))
     service_supervision: Mapped[bool] = mapped_column(sa.Boolean())
     product_guide_url: Mapped[str | None] = mapped_column(sa.String(2048))
-    # saas only: the seller's endpoint Mercato calls to deliver (mercato.saas_interface);
+    # saas only: the seller's endpoint Mercato calls to deliver (seller_interface);
     # the seller's and provisioning's to read, never in what buyers or events see
     saas_endpoint_url: Mapped[str | None] = mapped_column(sa.String(2048))
     terms: Mapped[str] = mapped_column(sa.Text())

@@ -183,7 +183,7 @@ class QuoteSchema(StrictSchema):
 # -- answers -----------------------------------------------------------------------
 
 
-class MoneySchema(Schema):
+class Money(Schema):
     amount = fields.Integer()
     currency = fields.String()
 
@@ -191,7 +191,7 @@ class MoneySchema(Schema):
 class PriceOutSchema(Schema):
     billing_mode = fields.String()
     period_unit = fields.String(allow_none=True)
-    price = fields.Nested(MoneySchema)
+    price = fields.Nested(Money)
 
 
 class QuantityOutSchema(Schema):
@@ -236,7 +236,7 @@ class ProductSchema(Schema):
     seller = fields.Nested(SellerOutSchema)
     specifications = fields.List(fields.Nested(SpecificationOutSchema))
     billing_modes = fields.List(fields.String())
-    lowest_price = fields.Nested(MoneySchema)
+    lowest_price = fields.Nested(Money)
     delist_reason = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
@@ -281,7 +281,7 @@ class ProductSummarySchema(Schema):
     service_supervision = fields.Boolean()
     seller = fields.Nested(SellerNameSchema)
     billing_modes = fields.List(fields.String())
-    lowest_price = fields.Nested(MoneySchema)
+    lowest_price = fields.Nested(Money)
     published_at = fields.AwareDateTime()
 
 
@@ -296,7 +296,7 @@ class SellerProductSchema(Schema):
     service_supervision = fields.Boolean()
     saas_endpoint_url = fields.String(allow_none=True)
     billing_modes = fields.List(fields.String())
-    lowest_price = fields.Nested(MoneySchema)
+    lowest_price = fields.Nested(Money)
     delist_reason = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
@@ -314,7 +314,7 @@ class SavedProductSchema(Schema):
     delivery_method = fields.String()
     service_supervision = fields.Boolean()
     specifications = fields.List(fields.Nested(SpecificationOutSchema))
-    lowest_price = fields.Nested(MoneySchema)
+    lowest_price = fields.Nested(Money)
     saved_at = fields.AwareDateTime()
 
 
@@ -336,8 +336,8 @@ class QuoteOutSchema(Schema):
     billing_mode = fields.String()
     period = fields.Dict(allow_none=True)
     quantity = fields.Integer()
-    unit_price = fields.Nested(MoneySchema)
-    amount = fields.Nested(MoneySchema)
+    unit_price = fields.Nested(Money)
+    amount = fields.Nested(Money)
 
 
 def page_of(item_schema: type[Schema], page: dict[str, Any]) -> dict[str, Any]:

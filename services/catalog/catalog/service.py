@@ -21,8 +21,8 @@ from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
-from mercato.rpc import rpc
 from mercato.service import MercatoService
+from mercato.transport import rpc
 from mercato.validation import dump, load
 
 

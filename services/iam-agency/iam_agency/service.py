@@ -12,8 +12,8 @@ from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import RESELLER
-from mercato.rpc import rpc
 from mercato.service import MercatoService
+from mercato.transport import rpc
 from mercato.validation import dump, load
 
 TOKEN_TTL_KEY = "TOKEN_TTL_SECONDS"  # noqa: S105 - a config key

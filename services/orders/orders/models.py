@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.orders  # noqa: F401  (registers the events this service emits)
-from mercato.db import UTCDateTime
-from mercato.outbox import add_messaging_tables
+from mercato.tables import UTCDateTime, add_messaging_tables
 
 
 class Base(DeclarativeBase):

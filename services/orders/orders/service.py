@@ -12,8 +12,8 @@ from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER
 from mercato.inbox import handles_event
-from mercato.rpc import TimedRpcProxy, rpc
 from mercato.service import MercatoService
+from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import dump, load
 from orders import schemas, usecases
 from orders.models import metadata

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
-from mercato.saas_interface import (
+from seller_interface import (
     APP_INFO_FIELDS,
     DEFAULT_TIMEOUT_SECONDS,
     Activity,
@@ -464,7 +464,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    client_log = logging.getLogger("mercato.saas_interface")
+    client_log = logging.getLogger("seller_interface")
     if args.verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     elif not any(isinstance(h, logging.NullHandler) for h in client_log.handlers):

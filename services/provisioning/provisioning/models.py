@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import mercato.contracts.provisioning  # noqa: F401  (registers provisioning's event types)
-from mercato.db import UTCDateTime
-from mercato.outbox import add_messaging_tables
+from mercato.tables import UTCDateTime, add_messaging_tables
 
 # SQLite autoincrements INTEGER primary keys only
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

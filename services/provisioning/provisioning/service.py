@@ -13,15 +13,15 @@ import time
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 
-from mercato import saas_interface
+import seller_interface
 from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED, ValidationError
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
-from mercato.rpc import TimedRpcProxy, rpc
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
+from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import dump
 from provisioning import schemas, usecases
 from provisioning.keyring import KEYS_CONFIG, Keyring
@@ -78,12 +78,13 @@ class SellerClients(DependencyProvider):
 
     def setup(self):
         self.timeout = float(
-            self.container.config.get(SELLER_TIMEOUT_KEY) or saas_interface.DEFAULT_TIMEOUT_SECONDS
+            self.container.config.get(SELLER_TIMEOUT_KEY)
+            or seller_interface.DEFAULT_TIMEOUT_SECONDS
         )
 
     def get_dependency(self, worker_ctx):
-        def client(endpoint: str, access_key: str, secret: str) -> saas_interface.SellerClient:
-            return saas_interface.SellerClient(endpoint, access_key, secret, timeout=self.timeout)
+        def client(endpoint: str, access_key: str, secret: str) -> seller_interface.SellerClient:
+            return seller_interface.SellerClient(endpoint, access_key, secret, timeout=self.timeout)
 
         return client
 

@@ -32,16 +32,16 @@ import eventlet
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mercato import saas_interface
+import seller_interface
 from mercato.clock import Clock
 from mercato.db import insert_now, new_id
 from mercato.errors import NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
 from mercato.periods import subscription_expiry
-from mercato.saas_interface import Activity, ResultCode, SellerCallError, SellerUnreachable
 from provisioning import endpoints, licenses, metrics
 from provisioning.keyring import Keyring, Sealed
 from provisioning.models import CredentialReveal, Delivery, SellerInterfaceKey, SellerSigningKey
+from seller_interface import Activity, ResultCode, SellerCallError, SellerUnreachable
 
 _log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RetryLater(Exception):
         self.processing = processing
 
 
-SellerClientFactory = Callable[[str, str, str], saas_interface.SellerClient]
+SellerClientFactory = Callable[[str, str, str], seller_interface.SellerClient]
 
 
 # -- accepting paid orders ---------------------------------------------------------
@@ -276,7 +276,7 @@ def _deliver_saas(
     app = answer.data.get("appInfo")
     if not isinstance(app, dict) or not all(
         isinstance(app.get(field), str) and app.get(field)
-        for field in saas_interface.APP_INFO_FIELDS
+        for field in seller_interface.APP_INFO_FIELDS
     ):
         raise RetryLater("queryInstance answered without frontEndUrl, adminUrl, userName, password")
     sealed = keyring.seal(app["password"], bound_to=_password_binding(claimed))
@@ -294,7 +294,7 @@ def _deliver_saas(
 
 def _seller_client(
     uow, delivery: Delivery, keyring: Keyring, catalog, seller_client, policy: DeliveryPolicy
-) -> saas_interface.SellerClient:
+) -> seller_interface.SellerClient:
     """The signed client for the product's endpoint. The reads end their transaction
     before returning: no database transaction stays open while a seller answers."""
     settings = catalog.delivery_settings(delivery.product_id)
@@ -333,7 +333,9 @@ def _new_instance_fields(delivery: Delivery) -> dict[str, Any]:
         "periodUnit": delivery.period_unit,
         "periodCount": delivery.period_count,
         "quantity": delivery.quantity,
-        "expireTime": saas_interface.rfc3339(delivery.expires_at) if delivery.expires_at else None,
+        "expireTime": seller_interface.rfc3339(delivery.expires_at)
+        if delivery.expires_at
+        else None,
         "testFlag": "0",
     }
 
@@ -676,8 +678,8 @@ def issue_interface_credentials(
     """A new access key and secret for the seller's SaaS endpoint; the secret is shown
     this once. A second call replaces the pair (rotation)."""
     now = clock.now()
-    access_key = saas_interface.new_access_key()
-    secret = saas_interface.new_secret()
+    access_key = seller_interface.new_access_key()
+    secret = seller_interface.new_secret()
     row = SellerInterfaceKey(seller_account_id=seller.account_id, access_key=access_key)
     sealed = keyring.seal(secret, bound_to=_interface_binding(row))
     values = {

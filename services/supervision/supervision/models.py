@@ -4,7 +4,7 @@ owns the messaging tables every service has."""
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
 
-from mercato.outbox import add_messaging_tables
+from mercato.tables import add_messaging_tables
 
 
 class Base(DeclarativeBase):

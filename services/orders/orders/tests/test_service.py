@@ -21,7 +21,7 @@ from mercato.errors import (
     PaymentRequired,
     ValidationError,
 )
-from mercato.rpc import rpc
+from mercato.transport import rpc
 from orders.domain import add_months
 from orders.service import OrdersService
 

@@ -15,8 +15,8 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from mercato.contracts import new_envelope
 from mercato.errors import NotFound, RateLimited
 from mercato.periods import add_months
-from mercato.rpc import rpc
-from mercato.testing_seller import reference_seller
+from mercato.transport import rpc
+from mercato_testing.seller import reference_seller
 from provisioning import licenses
 from provisioning.models import metadata
 from provisioning.service import ProvisioningService
