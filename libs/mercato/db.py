@@ -1,25 +1,26 @@
 """SQLAlchemy 2 for nameko: one engine per container, one unit of work per worker.
 
-A service declares ``db = Database(Base.metadata)`` and in an entrypoint::
+A service declares its database with the repositories its use cases read and write
+through, and a use case works through the unit of work it is given::
 
-    account = Account(...)
-    self.db.session.add(account)
-    self.db.emit("iam_agency.account.created", subject=account.id, data={...})
-    self.db.commit()          # the row and its event commit together (outbox)
+    class OrdersService(MercatoService):
+        db = Database(metadata, repositories={"orders": OrderRepository})
 
-Nothing is committed unless the worker calls ``commit()``; whatever is left open is
+    def cancel_order(uow, clock, *, order_id):
+        order = uow.orders.lock(order_id)        # SQL lives in the repository
+        order.cancel(CANCELLED_BY_BUYER, clock.now())  # the rule lives in the domain
+        uow.orders.save_status(order)
+        uow.emit_recorded(order)                 # its events go to the outbox ...
+        uow.commit()                             # ... in the same transaction
+
+Nothing is committed unless the use case calls ``commit()``; whatever is left open is
 rolled back when the worker ends. ``Database`` also runs the outbox relay of its
 service (``mercato.outbox``), woken by every commit that emitted an event.
 
-The statements a hot path runs are built once, at import, their values bound per call
-(``sa.bindparam``): building a statement anew costs more than running it, because
-SQLAlchemy derives a cache key from every new statement object and then fits the
-cached compiled form to it. There, too, rows are written and changed with Core
-statements on the table (``insert_now``; prebuilt UPDATEs, the loaded object kept in
-step with ``set_committed_value``), and a single value is read from the table's
-column rather than the mapped class's: through the unit of work, a flushed change
-cost about three times its statement, and an ORM read of one column ran the ORM's
-compile and result stages for nothing.
+Repositories build the statements a hot path runs once, at import, their values bound
+per call (``sa.bindparam``), and write rows that are written once with ``insert_now``
+(docs/performance.md says what each saves). ``insert_or_ignore`` and ``fetch_page`` are
+the two statements every repository needs in the same form.
 
 PostgreSQL runs through psycopg2 made cooperative by psycogreen; SQLite (the embedded
 default) through one shared connection per process, because a SQLite writer blocking
@@ -28,62 +29,47 @@ in C would stall every green thread of the process (see ``_sqlite_engine``).
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import eventlet
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from mercato import config
 from mercato.contracts import Envelope, new_envelope
+from mercato.domain import RecordsEvents
 from mercato.identity import (
     CAUSATION_EVENT_ID,
     CORRELATION_ID,
     IDENTITY_KEYS,
     ensure_correlation_id,
 )
+from mercato.outbox import OutboxRelay
+from mercato.tables import UTCDateTime as UTCDateTime  # the migrations name it here
 
 _log = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 3.0
 
 
-class UTCDateTime(sa.TypeDecorator):
-    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: Mercato stores UTC-aware times only")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
 def insert_now(session: Session, *rows: Any) -> None:
     """Write ``rows`` (new ORM instances, not added to the session) at once, one cached
-    Core INSERT each: for a row written once and not changed in the same transaction,
-    the unit of work's flush cost about three times the statement it ran. Only the
-    attributes that were set are written, so column defaults apply to the rest; an
-    autoincremented key is set on the instance from the insert. Objects the session
-    holds pending are flushed first, so that a row may refer to them.
+    Core INSERT each, for rows written once and not changed in the same transaction:
+    the unit of work's flush costs several times the statement it runs
+    (docs/performance.md). Only the attributes that were set are written, so column
+    defaults apply to the rest; an autoincremented key is set on the instance from the
+    insert. Objects the session holds pending are flushed first, so that a row may
+    refer to them.
     """
     if session.new:
         session.flush()
@@ -120,6 +106,53 @@ def _primary_key_attributes(mapper) -> tuple[str, ...]:
 def cached_insert(table: sa.Table) -> sa.Insert:
     """One INSERT statement per table, built once, its values passed per call."""
     return table.insert()
+
+
+def insert_or_ignore(
+    session: Session, table: Any, values: Mapping[str, Any], *, unique: Sequence[str] | None = None
+) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it): two
+    workers may insert the same row at once, the second waits for the first and then
+    does nothing. ``table`` is a Table or a mapped class; ``unique`` names the columns
+    of the constraint that may conflict (any, when omitted). True when a row was
+    written. The statement differs per dialect and per set of values, so SQLAlchemy
+    cannot cache it: a repository reads first and inserts only what is missing."""
+    target = getattr(table, "__table__", table)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(target).values(**values).on_conflict_do_nothing(index_elements=unique)
+    )
+    return cast(sa.CursorResult, session.execute(statement)).rowcount == 1
+
+
+class Page(NamedTuple):
+    """One page of a list (the API's ``{items, total, page, page_size}``)."""
+
+    items: list[Any]
+    total: int
+    page: int
+    page_size: int
+
+    def view(self, item_view: Callable[[Any], Any]) -> dict[str, Any]:
+        """The page as the API shows it, each item through ``item_view``."""
+        return {
+            "items": [item_view(item) for item in self.items],
+            "total": self.total,
+            "page": self.page,
+            "page_size": self.page_size,
+        }
+
+
+def fetch_page(
+    session: Session, query: sa.Select, page: int, page_size: int, *, scalars: bool = True
+) -> Page:
+    """Page ``page`` (from 1) of ``query``'s rows, in its order, and how many rows it
+    has in all. ``scalars``: the rows' first column (mapped objects), else whole rows."""
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    bounded = query.limit(page_size).offset((page - 1) * page_size)
+    result = session.execute(bounded)
+    rows = list(result.scalars() if scalars else result)
+    return Page(rows, int(total or 0), page, page_size)
 
 
 def new_id(prefix: str) -> str:
@@ -181,13 +214,27 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 class UnitOfWork:
-    """One worker's session, its pending events and its commit."""
+    """One worker's session, its repositories, its pending events and its commit.
+
+    ``uow.<name>`` is the repository the service declared under ``name``, made on first
+    use around this unit of work's session.
+    """
 
     def __init__(self, database: Database, worker_ctx) -> None:
         self._database = database
         self._worker_ctx = worker_ctx
         self._session: Session | None = None
         self._emitted = False
+        self._repositories: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        factory = None if name.startswith("_") else self._database.repositories.get(name)
+        if factory is None:
+            raise AttributeError(f"{type(self).__name__} has no repository {name!r}")
+        repository = self._repositories.get(name)
+        if repository is None:
+            repository = self._repositories[name] = factory(self.session)
+        return repository
 
     @property
     def session(self) -> Session:
@@ -228,6 +275,16 @@ class UnitOfWork:
         self._emitted = True
         return envelope
 
+    def emit_recorded(self, entity: RecordsEvents) -> None:
+        """Emit, in this transaction, every event ``entity`` recorded since last asked."""
+        for recorded in entity.take_events():
+            self.emit(
+                recorded.type,
+                subject=recorded.subject,
+                data=recorded.data,
+                account_id=recorded.account_id,
+            )
+
     def table(self, name: str) -> sa.Table:
         return self._database.metadata.tables[name]
 
@@ -253,13 +310,17 @@ class UnitOfWork:
 class Database(DependencyProvider):
     """SQLAlchemy engine of one service, its units of work and its outbox relay."""
 
-    def __init__(self, metadata: sa.MetaData) -> None:
+    def __init__(
+        self,
+        metadata: sa.MetaData,
+        *,
+        repositories: Mapping[str, Callable[[Session], Any]] | None = None,
+    ) -> None:
         self.metadata = metadata
+        self.repositories = dict(repositories or {})
         self.engine: Engine | None = None
 
     def setup(self):
-        from mercato.outbox import OutboxRelay
-
         url = self.container.config[config.DATABASE_URL]
         self.engine = create_engine(url)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
