@@ -1,8 +1,15 @@
-"""Structured logs: one JSON object a line, with service, entrypoint and correlation id.
+"""Logs with service, entrypoint and correlation id on every line.
 
 ``Observability`` puts the running worker's service, entrypoint and correlation id into a
 context variable (each eventlet greenlet has its own context); ``ContextFilter`` copies
 them onto every record. Each service's config.yaml points its LOGGING at this module.
+
+Two formats, chosen by ``LOG_FORMAT`` (``formatter``): ``json``, one JSON object a line
+for a log collector, and ``text``, a short line a person reads in a terminal
+(``INFO  orders [req-42] rpc pay_order: success in 3.1 ms``; ``make run`` puts the time
+and the process's name in front of each line).
+``auto``, the default, is text when the output is a terminal and JSON otherwise, so a
+container's logs are JSON; ``make run`` asks for text when it runs in a terminal.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import sys
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -66,18 +74,47 @@ class JsonFormatter(_JsonFormatter):
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class TextFormatter(logging.Formatter):
+    """One short line a record: level, service, the request's id, the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        correlation = getattr(record, "correlation_id", "-")
+        request = f" [{correlation}]" if correlation not in (None, "-") else ""
+        line = (
+            f"{record.levelname:<5} {getattr(record, 'service', '-')}{request} "
+            f"{record.getMessage()}"
+        )
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+FORMATS = ("auto", "json", "text")
+
+
+def formatter(format: str = "auto") -> logging.Formatter:
+    """The formatter ``LOG_FORMAT`` names: ``json``, ``text``, or ``auto`` (text when
+    standard output is a terminal)."""
+    chosen = (format or "auto").strip().lower()
+    if chosen not in FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {format!r}")
+    if chosen == "auto":
+        chosen = "text" if sys.stdout.isatty() else "json"
+    return TextFormatter() if chosen == "text" else JsonFormatter()
+
+
 # The LOGGING section every config.yaml uses (dictConfig schema).
-def logging_config(level: str = "INFO") -> dict[str, Any]:
+def logging_config(level: str = "INFO", format: str = "auto") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"context": {"()": "mercato.logs.ContextFilter"}},
-        "formatters": {"json": {"()": "mercato.logs.JsonFormatter"}},
+        "formatters": {"line": {"()": "mercato.logs.formatter", "format": format}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
-                "formatter": "json",
+                "formatter": "line",
                 "filters": ["context"],
             }
         },

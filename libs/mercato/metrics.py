@@ -174,8 +174,9 @@ class Observability(DependencyProvider):
         ENTRYPOINT_CALLS.labels(self.service_name, name, kind, outcome).inc()
         ENTRYPOINT_DURATION.labels(self.service_name, name, kind, outcome).observe(elapsed)
         # one line a call, carrying the correlation id, so a request can be followed
-        # through every service's log
-        _log.info(
+        # through every service's log; a timer's routine pass is only worth a debug line
+        _log.log(
+            logging.DEBUG if kind == "timer" and error is None else logging.INFO,
             "%s %s: %s in %.1f ms",
             kind,
             name,
