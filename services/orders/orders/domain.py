@@ -1,36 +1,65 @@
-"""Rules of orders and subscriptions. No nameko, no SQL."""
+"""Rules of orders and subscriptions: their state machines, what each move records, and
+what an order looks like to its buyer. No nameko, no SQL.
+
+An order's moves::
+
+    unpaid --pay--> paid --await_acceptance--> awaiting_acceptance --complete--> completed
+      |               |                                 |
+      |               +--------------complete-----------+--> completed
+      +--cancel--> cancelled          (paid, delivering or awaiting acceptance)
+                       ^--------cancel_undelivered----------+   (refunded)
+
+``OrderRules`` and ``SubscriptionRules`` are mixed into the mapped classes of
+``orders.models``: the columns live there, the moves here. A move that the entity's
+status does not allow is refused with ``Conflict``; a move records the events it causes,
+which the use case emits in the same transaction (``uow.emit_recorded``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-# when a subscription ends: shared with provisioning, so both always agree
-from mercato.periods import add_months, subscription_expiry  # noqa: F401
-
-# order statuses (API.md)
-UNPAID, PAID, DELIVERING, AWAITING_ACCEPTANCE, COMPLETED, CANCELLED, FAILED = (
-    "unpaid",
-    "paid",
-    "delivering",
-    "awaiting_acceptance",
-    "completed",
-    "cancelled",
-    "failed",
-)
-ORDER_STATUSES = (UNPAID, PAID, DELIVERING, AWAITING_ACCEPTANCE, COMPLETED, CANCELLED, FAILED)
-
-# subscription statuses (API.md)
-ENABLING, ENABLED, FROZEN, EXPIRED, RELEASED = (
-    "enabling",
-    "enabled",
-    "frozen",
-    "expired",
-    "released",
+from mercato.domain import RecordsEvents, StateMachine
+from mercato.money import money
+from mercato.periods import add_months, subscription_expiry
+from mercato.terms import (
+    AWAITING_ACCEPTANCE,
+    CANCELLED,
+    COMPLETED,
+    DELIVERING,
+    ENABLED,
+    ENABLING,
+    EXPIRED,
+    FROZEN,
+    PAID,
+    RELEASED,
+    UNPAID,
 )
 
-YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME = "yearly_monthly", "pay_per_use", "one_time"
-PAYMENT_METHODS = ("balance", "credit_card", "credit")
-RESELLER_PAYMENT = "reseller"
+__all__ = ["add_months", "subscription_expiry"]  # the period rules, shared with provisioning
+
+ORDER = StateMachine(
+    "order",
+    {
+        "pay": ((UNPAID,), PAID),
+        "await_acceptance": ((PAID, DELIVERING), AWAITING_ACCEPTANCE),
+        "complete": ((PAID, DELIVERING, AWAITING_ACCEPTANCE), COMPLETED),
+        "cancel": ((UNPAID,), CANCELLED),
+        # paid but not delivered: cancelled with a refund of what was paid
+        "cancel_undelivered": ((PAID, DELIVERING, AWAITING_ACCEPTANCE), CANCELLED),
+    },
+)
+
+SUBSCRIPTION = StateMachine(
+    "subscription",
+    {
+        "enable": ((ENABLING,), ENABLED),
+        "release": ((ENABLING, ENABLED, EXPIRED, FROZEN), RELEASED),
+    },
+)
 
 CANCELLED_BY_BUYER = "cancelled by the buyer"
 PAYMENT_WINDOW_PASSED = "the payment window passed before the order was paid"
@@ -49,3 +78,341 @@ def is_expired(status: str, deadline: dt.datetime, now: dt.datetime) -> bool:
 
 def payment_attempt_in_progress(started_at: dt.datetime | None, now: dt.datetime) -> bool:
     return started_at is not None and now - started_at < PAYMENT_ATTEMPT_GRACE
+
+
+# -- what was bought -------------------------------------------------------------------
+
+
+class LineRules:
+    """An order line: one configuration bought, at the price fixed when it was placed."""
+
+    id: str
+    product_id: str
+    product_name: str
+    product_guide_url: str | None
+    seller_account_id: str
+    seller_company_name: str
+    specification_id: str
+    specification_name: str
+    delivery_method: str
+    service_supervision: bool
+    billing_mode: str
+    period_unit: str | None
+    period_count: int | None
+    quantity: int
+    unit_price: int
+    amount: int
+    currency: str
+
+    def period(self) -> dict[str, Any] | None:
+        if self.period_unit is None:
+            return None
+        return {"unit": self.period_unit, "count": self.period_count}
+
+    def configuration(self) -> dict[str, Any]:
+        """What was bought, as the order shows it and as it is delivered."""
+        return {
+            "product_id": self.product_id,
+            "product_name": self.product_name,
+            "seller_account_id": self.seller_account_id,
+            "specification_id": self.specification_id,
+            "specification_name": self.specification_name,
+            "delivery_method": self.delivery_method,
+            "service_supervision": self.service_supervision,
+            "billing_mode": self.billing_mode,
+            "period": self.period(),
+            "quantity": self.quantity,
+        }
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **self.configuration(),
+            "unit_price": money(self.unit_price, self.currency),
+            "amount": money(self.amount, self.currency),
+        }
+
+    def expiry_from(self, start: dt.datetime) -> dt.datetime | None:
+        return subscription_expiry(start, self.billing_mode, self.period_unit, self.period_count)
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    """A subscription a payment creates: one per order line, enabling until delivered."""
+
+    id: str
+    line: LineRules
+    status: str
+    activated_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
+# -- the order -------------------------------------------------------------------------
+
+
+class OrderRules(RecordsEvents):
+    """An order's moves and its view. ``lines`` must be loaded for ``place``, ``pay``
+    and ``view``."""
+
+    id: str
+    account_id: str
+    payer_account_id: str
+    enterprise_project_id: str
+    status: str
+    amount_due: int
+    currency: str
+    payment_deadline: dt.datetime
+    payment_started_at: dt.datetime | None
+    payment_id: str | None
+    payment_method: str | None
+    paid_at: dt.datetime | None
+    cancel_reason: str | None
+    failure_reason: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    lines: Sequence[LineRules]
+
+    @property
+    def paid_by_reseller(self) -> bool:
+        return self.payer_account_id != self.account_id
+
+    def parties(self) -> dict[str, Any]:
+        """Which order, whose, who pays and which enterprise project it is accounted to:
+        the fields the order's events and its payment request all begin with."""
+        return {
+            "order_id": self.id,
+            "account_id": self.account_id,
+            "payer_account_id": self.payer_account_id,
+            "enterprise_project_id": self.enterprise_project_id,
+        }
+
+    def amount(self) -> dict[str, Any]:
+        return money(self.amount_due, self.currency)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "account_id": self.account_id,
+            "paid_by_reseller": self.paid_by_reseller,
+            "enterprise_project_id": self.enterprise_project_id,
+            "amount_due": self.amount(),
+            "lines": [line.view() for line in self.lines],
+            "payment_deadline": self.payment_deadline,
+            "payment_method": self.payment_method,
+            # a payment was started and its outcome is not known yet (a slow card gateway)
+            "payment_pending": self.status == UNPAID and self.payment_started_at is not None,
+            "paid_at": self.paid_at,
+            "cancel_reason": self.cancel_reason,
+            "failure_reason": self.failure_reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    # -- moves --
+
+    def place(self) -> None:
+        """The order exists, unpaid: record that it was created."""
+        self.record(
+            "orders.order.created",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self.parties(),
+                "amount_due": self.amount(),
+                "lines": [line.view() for line in self.lines],
+                "payment_deadline": self.payment_deadline,
+            },
+        )
+
+    def is_paid_by(self, payment_id: str) -> bool:
+        return self.payment_id is not None and self.payment_id == payment_id
+
+    def may_pay(self) -> bool:
+        return ORDER.allows("pay", self.status)
+
+    def pay(
+        self,
+        payment_id: str,
+        payment_method: str,
+        now: dt.datetime,
+        subscription_ids: Sequence[str],
+    ) -> list[NewSubscription]:
+        """Paid by ``payment_id``: one subscription per line (``subscription_ids`` in line
+        order), enabling until delivered, its period running from now."""
+        self.status = ORDER.move("pay", self.status)
+        self.payment_id, self.payment_method = payment_id, payment_method
+        self.paid_at = self.updated_at = now
+        self.payment_started_at = None
+        subscriptions = [
+            NewSubscription(id, line, ENABLING, now, line.expiry_from(now))
+            for id, line in zip(subscription_ids, self.lines, strict=True)
+        ]
+        self.record(
+            "orders.order.paid",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self.parties(),
+                "payment_id": payment_id,
+                "payment_method": payment_method,
+                "amount": self.amount(),
+                "subscriptions": [
+                    {
+                        "subscription_id": subscription.id,
+                        "order_line_id": subscription.line.id,
+                        **subscription.line.configuration(),
+                        "expires_at": subscription.expires_at,
+                    }
+                    for subscription in subscriptions
+                ],
+            },
+        )
+        for subscription in subscriptions:
+            line = subscription.line
+            self.record(
+                "orders.subscription.created",
+                subject=subscription.id,
+                account_id=self.account_id,
+                data={
+                    "subscription_id": subscription.id,
+                    "order_id": self.id,
+                    "order_line_id": line.id,
+                    "account_id": self.account_id,
+                    "enterprise_project_id": self.enterprise_project_id,
+                    "product_id": line.product_id,
+                    "specification_id": line.specification_id,
+                    "seller_account_id": line.seller_account_id,
+                    "delivery_method": line.delivery_method,
+                    "service_supervision": line.service_supervision,
+                    "billing_mode": line.billing_mode,
+                    "quantity": line.quantity,
+                    "status": subscription.status,
+                    "expires_at": subscription.expires_at,
+                },
+            )
+        return subscriptions
+
+    def accepts_delivery(self) -> bool:
+        """Whether a delivery may still change the order (not cancelled, not done)."""
+        return ORDER.allows("complete", self.status)
+
+    def await_acceptance(self, now: dt.datetime) -> None:
+        """Delivered, now the buyer's acceptance is awaited (service supervision)."""
+        if self.status == AWAITING_ACCEPTANCE:
+            return
+        self.status = ORDER.move("await_acceptance", self.status)
+        self.updated_at = now
+
+    def complete(self, now: dt.datetime) -> None:
+        self.status = ORDER.move("complete", self.status)
+        self.updated_at = now
+        self.record(
+            "orders.order.completed",
+            subject=self.id,
+            account_id=self.account_id,
+            data={"order_id": self.id, "account_id": self.account_id, "completed_at": now},
+        )
+
+    def cancel(self, reason: str, now: dt.datetime) -> None:
+        """An unpaid order cancelled (by its buyer, or as its payment window passed)."""
+        self.status = ORDER.move("cancel", self.status)
+        self._cancelled(reason, now, refund=None)
+
+    def cancel_undelivered(self, reason: str, now: dt.datetime) -> None:
+        """A paid order that cannot be delivered: cancelled, and what was paid is to be
+        refunded (billing acts on the event, once)."""
+        self.status = ORDER.move("cancel_undelivered", self.status)
+        self._cancelled(reason, now, refund=self.amount())
+
+    def _cancelled(self, reason: str, now: dt.datetime, refund: dict[str, Any] | None) -> None:
+        self.cancel_reason = reason
+        self.updated_at = now
+        self.record(
+            "orders.order.cancelled",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                "order_id": self.id,
+                "account_id": self.account_id,
+                "reason": reason,
+                "payment_id": self.payment_id if refund else None,
+                "refund": refund,
+            },
+        )
+
+
+# -- the subscription ------------------------------------------------------------------
+
+
+class SubscriptionRules(RecordsEvents):
+    """A purchased app's moves and view. ``line`` is the order line it was bought on."""
+
+    id: str
+    order_id: str
+    account_id: str
+    enterprise_project_id: str
+    status: str
+    auto_renew: bool
+    activated_at: dt.datetime
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    line: LineRules
+
+    def enable(
+        self,
+        now: dt.datetime,
+        starts_at: dt.datetime | None = None,
+        expires_at: dt.datetime | None = None,
+    ) -> None:
+        """Delivered and in use. Its period is the one provisioning told the seller and
+        signed into a license (``starts_at`` to ``expires_at``), or runs from now when
+        the delivery does not say."""
+        self.status = SUBSCRIPTION.move("enable", self.status)
+        if starts_at is not None:
+            self.activated_at, self.expires_at = starts_at, expires_at
+        else:
+            self.activated_at, self.expires_at = now, self.line.expiry_from(now)
+        self.updated_at = now
+        self.record(
+            "orders.subscription.activated",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                "subscription_id": self.id,
+                "order_id": self.order_id,
+                "account_id": self.account_id,
+                "product_id": self.line.product_id,
+                "delivery_method": self.line.delivery_method,
+                "status": self.status,
+                "activated_at": self.activated_at,
+                "expires_at": self.expires_at,
+            },
+        )
+
+    def release(self, now: dt.datetime) -> None:
+        self.status = SUBSCRIPTION.move("release", self.status)
+        self.updated_at = now
+
+    def view(self) -> dict[str, Any]:
+        line = self.line
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "product_id": line.product_id,
+            "product_name": line.product_name,
+            "specification_name": line.specification_name,
+            "delivery_method": line.delivery_method,
+            "status": self.status,
+            "expires_at": self.expires_at,
+            "billing_mode": line.billing_mode,
+            "auto_renew": self.auto_renew,
+            "enterprise_project_id": self.enterprise_project_id,
+            "created_at": self.created_at,
+            "activated_at": self.activated_at,
+            "service_supervision": line.service_supervision,
+            "product_guide_url": line.product_guide_url,
+            "seller_account_id": line.seller_account_id,
+            "seller_company_name": line.seller_company_name,
+        }

@@ -1,4 +1,7 @@
-"""The tables orders owns: orders, their lines, and subscriptions (purchased apps)."""
+"""The tables orders owns: orders, their lines, and subscriptions (purchased apps).
+
+Each mapped class takes its moves and views from ``orders.domain``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.orders  # noqa: F401  (registers the events this service emits)
 from mercato.tables import UTCDateTime, add_messaging_tables
+from orders.domain import LineRules, OrderRules, SubscriptionRules
 
 
 class Base(DeclarativeBase):
@@ -19,7 +23,7 @@ metadata = Base.metadata
 add_messaging_tables(metadata)
 
 
-class Order(Base):
+class Order(Base, OrderRules):
     __tablename__ = "orders"
     __table_args__ = (
         sa.Index("ix_orders_account_id_created_at", "account_id", "created_at"),
@@ -50,7 +54,7 @@ class Order(Base):
     )
 
 
-class OrderLine(Base):
+class OrderLine(Base, LineRules):
     """One configuration bought, with the price fixed when the order was placed."""
 
     __tablename__ = "order_lines"
@@ -78,7 +82,7 @@ class OrderLine(Base):
     order: Mapped[Order] = relationship(back_populates="lines")
 
 
-class Subscription(Base):
+class Subscription(Base, SubscriptionRules):
     """A purchased app: one per paid order line."""
 
     __tablename__ = "subscriptions"

@@ -2,9 +2,9 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from mercato import terms
 from mercato.money import MoneySchema
 from mercato.validation import PageSchema, StrictBoolean, StrictSchema, page_of
-from orders import domain
 
 
 class PeriodSchema(StrictSchema):
@@ -17,7 +17,7 @@ class PlaceOrderSchema(StrictSchema):
     specification_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     billing_mode = fields.String(
         required=True,
-        validate=validate.OneOf([domain.YEARLY_MONTHLY, domain.PAY_PER_USE, domain.ONE_TIME]),
+        validate=validate.OneOf([terms.YEARLY_MONTHLY, terms.PAY_PER_USE, terms.ONE_TIME]),
     )
     period = fields.Nested(PeriodSchema, load_default=None, allow_none=True)
     quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1))
@@ -28,9 +28,9 @@ class PlaceOrderSchema(StrictSchema):
 
     @validates_schema
     def period_goes_with_yearly_monthly(self, data, **kwargs):
-        if data["billing_mode"] == domain.YEARLY_MONTHLY and data.get("period") is None:
+        if data["billing_mode"] == terms.YEARLY_MONTHLY and data.get("period") is None:
             raise ValidationError("required for the yearly_monthly billing mode", "period")
-        if data["billing_mode"] != domain.YEARLY_MONTHLY and data.get("period") is not None:
+        if data["billing_mode"] != terms.YEARLY_MONTHLY and data.get("period") is not None:
             raise ValidationError("only the yearly_monthly billing mode takes a period", "period")
 
 
@@ -44,7 +44,7 @@ class CardSchema(StrictSchema):
 
 
 class PayOrderSchema(StrictSchema):
-    payment_method = fields.String(required=True, validate=validate.OneOf(domain.PAYMENT_METHODS))
+    payment_method = fields.String(required=True, validate=validate.OneOf(terms.PAYMENT_METHODS))
     card = fields.Nested(CardSchema, load_default=None)
 
     @validates_schema
@@ -56,7 +56,7 @@ class PayOrderSchema(StrictSchema):
 
 
 class ListOrdersSchema(PageSchema):
-    status = fields.String(load_default=None, validate=validate.OneOf(domain.ORDER_STATUSES))
+    status = fields.String(load_default=None, validate=validate.OneOf(terms.ORDER_STATUSES))
 
 
 class PeriodOut(Schema):

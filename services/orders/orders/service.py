@@ -18,6 +18,7 @@ from mercato.validation import dump, load
 from orders import schemas, usecases
 from orders.models import metadata
 from orders.projects import EnterpriseProjects
+from orders.repository import OrderRepository
 
 PAYMENT_WINDOW_KEY = "ORDER_PAYMENT_WINDOW_HOURS"
 DEFAULT_PAYMENT_WINDOW_HOURS = 24
@@ -27,7 +28,7 @@ EXPIRY_SWEEP_SECONDS = 30
 class OrdersService(MercatoService):
     name = "orders"
 
-    db = Database(metadata)
+    db = Database(metadata, repositories={"orders": OrderRepository})
     clock = ClockProvider()
     config = Config()
     catalog = TimedRpcProxy("catalog")
@@ -96,7 +97,7 @@ class OrdersService(MercatoService):
         buyer = self.caller.require()
         params = load(schemas.PageSchema, query)
         return dump(
-            schemas.SubscriptionPage, usecases.list_subscriptions(self.db, buyer=buyer, **params)
+            schemas.SubscriptionPage, usecases.list_purchased_apps(self.db, buyer=buyer, **params)
         )
 
     @rpc(expected_exceptions=EXPECTED)
@@ -104,19 +105,19 @@ class OrdersService(MercatoService):
         buyer = self.caller.require()
         return dump(
             schemas.SubscriptionOut,
-            usecases.get_subscription(self.db, buyer=buyer, subscription_id=str(subscription_id)),
+            usecases.get_purchased_app(self.db, buyer=buyer, subscription_id=str(subscription_id)),
         )
 
     @handles_event(
         "billing.payment.succeeded",
         # the usual case: the pay request recorded this payment already
-        already_applied=lambda service, event: usecases.payment_recorded(
+        already_applied=lambda service, event: usecases.is_payment_recorded(
             service.db, order_id=event.data["order_id"], payment_id=event.data["payment_id"]
         ),
     )
     def on_payment_succeeded(self, event) -> None:
         """Complete orders whose pay request did not see the payment finish."""
-        usecases.apply_payment(
+        usecases.record_payment(
             self.db,
             self.clock,
             order_id=event.data["order_id"],
@@ -127,12 +128,12 @@ class OrdersService(MercatoService):
     @handles_event("billing.payment.failed")
     def on_payment_failed(self, event) -> None:
         """A payment that was pending failed: the order may be paid again."""
-        usecases.record_failed_payment(self.db, order_id=event.data["order_id"])
+        usecases.clear_failed_payment(self.db, order_id=event.data["order_id"])
 
     @handles_event("provisioning.delivery.succeeded")
     def on_delivery_succeeded(self, event) -> None:
         """A purchased app was delivered: enable it (or await acceptance)."""
-        usecases.apply_delivery(
+        usecases.deliver_subscription(
             self.db,
             self.clock,
             subscription_id=event.data["subscription_id"],
@@ -143,7 +144,7 @@ class OrdersService(MercatoService):
     @handles_event("provisioning.delivery.failed")
     def on_delivery_failed(self, event) -> None:
         """A purchased app could not be delivered: cancel the order (billing refunds)."""
-        usecases.fail_delivery(
+        usecases.cancel_undelivered_order(
             self.db,
             self.clock,
             subscription_id=event.data["subscription_id"],

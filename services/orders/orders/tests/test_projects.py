@@ -2,8 +2,9 @@
 
 import pytest
 
+from mercato.cache import TimedCache
 from mercato.errors import NotFound
-from orders.projects import KnownProjects
+from orders.projects import ProjectLookup
 
 
 class Ticker:
@@ -29,9 +30,9 @@ class CountingIam:
 
 def test_a_confirmed_project_is_not_asked_again_within_the_ttl():
     ticker = Ticker()
-    known = KnownProjects(60, monotonic=ticker)
+    known = TimedCache(60, timer=ticker)
     iam = CountingIam({"acc_a": {"default"}}, "acc_a")
-    lookup = known.asking(iam, "acc_a")
+    lookup = ProjectLookup(known, iam, "acc_a")
     assert lookup.get_enterprise_project("default")["id"] == "default"
     ticker.now += 59
     assert lookup.get_enterprise_project("default")["id"] == "default"
@@ -42,9 +43,9 @@ def test_a_confirmed_project_is_not_asked_again_within_the_ttl():
 
 
 def test_an_unknown_project_is_asked_every_time_and_never_kept():
-    known = KnownProjects(60, monotonic=Ticker())
+    known = TimedCache(60, timer=Ticker())
     iam = CountingIam({"acc_a": {"default"}}, "acc_a")
-    lookup = known.asking(iam, "acc_a")
+    lookup = ProjectLookup(known, iam, "acc_a")
     for _ in range(2):
         with pytest.raises(NotFound):
             lookup.get_enterprise_project("proj_other")
@@ -53,22 +54,11 @@ def test_an_unknown_project_is_asked_every_time_and_never_kept():
 
 
 def test_one_accounts_entry_never_answers_for_another_account():
-    known = KnownProjects(60, monotonic=Ticker())
-    known.asking(CountingIam({"acc_a": {"proj_a"}}, "acc_a"), "acc_a").get_enterprise_project(
-        "proj_a"
-    )
+    known = TimedCache(60, timer=Ticker())
+    ProjectLookup(
+        known, CountingIam({"acc_a": {"proj_a"}}, "acc_a"), "acc_a"
+    ).get_enterprise_project("proj_a")
     iam_b = CountingIam({"acc_a": {"proj_a"}}, "acc_b")
     with pytest.raises(NotFound):
-        known.asking(iam_b, "acc_b").get_enterprise_project("proj_a")
+        ProjectLookup(known, iam_b, "acc_b").get_enterprise_project("proj_a")
     assert iam_b.calls == 1
-
-
-def test_the_memory_is_bounded_and_can_be_turned_off():
-    known = KnownProjects(60, max_entries=2, monotonic=Ticker())
-    for project_id in ("p1", "p2", "p3"):
-        known.put("acc_a", project_id, {"id": project_id})
-    assert len(known) == 2
-    assert known.get("acc_a", "p1") is None  # the least recently used went first
-    off = KnownProjects(0, monotonic=Ticker())
-    off.put("acc_a", "p1", {"id": "p1"})
-    assert len(off) == 0

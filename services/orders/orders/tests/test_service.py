@@ -24,11 +24,12 @@ from mercato.errors import (
 from mercato.transport import rpc
 from orders.domain import add_months
 from orders.service import OrdersService
+from orders.tests import fakes
 
 pytestmark = pytest.mark.interface
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
-PRICE = 2500  # per month
+PRICE = fakes.PRICE  # per month
 
 
 class FakeCatalog:
@@ -36,26 +37,7 @@ class FakeCatalog:
 
     @rpc
     def quote(self, payload):
-        if payload["product_id"] not in ("prd_known", "prd_supervised"):
-            raise NotFound("product not found")
-        period = payload.get("period")
-        count = period["count"] if period else 1
-        return {
-            "product_id": payload["product_id"],
-            "product_name": "Known App",
-            "seller_account_id": "acc_seller",
-            "seller_company_name": "Seller Co",
-            "delivery_method": "saas",
-            "service_supervision": payload["product_id"] == "prd_supervised",
-            "product_guide_url": "https://seller.example.com/guide",
-            "specification_id": payload["specification_id"],
-            "specification_name": "Standard",
-            "billing_mode": payload["billing_mode"],
-            "period": period,
-            "quantity": payload.get("quantity", 1),
-            "unit_price": {"amount": PRICE, "currency": "USD"},
-            "amount": {"amount": PRICE * count * payload.get("quantity", 1), "currency": "USD"},
-        }
+        return fakes.quote_for(payload)
 
 
 class FakeIam:
@@ -63,9 +45,7 @@ class FakeIam:
 
     @rpc
     def get_enterprise_project(self, project_id):
-        if project_id not in ("default", "proj_a"):
-            raise NotFound("no such project")
-        return {"id": project_id, "name": project_id, "status": "enabled"}
+        return fakes.enterprise_project(project_id)
 
 
 class FakeBilling:

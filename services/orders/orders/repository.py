@@ -1,0 +1,223 @@
+"""Where orders keeps its orders, lines and subscriptions: every statement, lock and
+page behind named methods (``uow.orders``).
+
+The statements a purchase runs are built once, at import, with their values bound per
+call, and rows written once go out as Core INSERTs (``insert_now``); a write the hot
+path makes is a prebuilt Core UPDATE, after which the loaded object is kept in step
+with what was written (``set_committed_value``), so the unit of work has nothing left to
+flush for it. docs/performance.md has the measurements behind each choice.
+
+Reads that decide something read the row afresh (``populate_existing``): the session
+keeps objects across commits (``expire_on_commit=False``), and a decision on a stale
+copy would ignore what another worker has changed meanwhile. An order's lines never
+change once it is placed, so those reads leave them out (``lazyload``) and load them
+only where they are used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from mercato.db import Page, fetch_page, insert_now
+from mercato.terms import ENABLED, UNPAID
+from orders.domain import NewSubscription
+from orders.models import Order, OrderLine, Subscription
+
+
+def _afresh(query):
+    return query.options(lazyload(Order.lines)).execution_options(populate_existing=True)
+
+
+_ORDERS = cast(sa.Table, Order.__table__)
+_SUBSCRIPTIONS = cast(sa.Table, Subscription.__table__)
+_ORDER = sa.select(Order).where(Order.id == sa.bindparam("order_id"))
+_LOCKED_ORDER = _afresh(_ORDER).with_for_update()
+_LINES_OF_ORDER = (
+    sa.select(OrderLine)
+    .where(OrderLine.order_id == sa.bindparam("order_id"))
+    .order_by(OrderLine.position)
+)
+_START_PAYMENT = (
+    _ORDERS.update()
+    .where(_ORDERS.c.id == sa.bindparam("order_id"))
+    .values(payment_started_at=sa.bindparam("started_at"))
+)
+# compare-and-set: only an unpaid order becomes paid. The UPDATE also takes the row's
+# write lock (PostgreSQL re-checks the status once a concurrent writer commits).
+_MARK_PAID = (
+    _ORDERS.update()
+    .where(_ORDERS.c.id == sa.bindparam("order_id"), _ORDERS.c.status == UNPAID)
+    .values(
+        status=sa.bindparam("status"),
+        payment_id=sa.bindparam("payment_id"),
+        payment_method=sa.bindparam("payment_method"),
+        paid_at=sa.bindparam("paid_at"),
+        payment_started_at=None,
+        updated_at=sa.bindparam("paid_at"),
+    )
+)
+_CLEAR_PAYMENT_MARK = (
+    _ORDERS.update()
+    .where(_ORDERS.c.id == sa.bindparam("order_id"), _ORDERS.c.status == UNPAID)
+    .values(payment_started_at=None)
+)
+_PAID_FIELDS = ("status", "payment_id", "payment_method", "paid_at", "payment_started_at")
+_PAYMENT_OF_ORDER = sa.select(_ORDERS.c.payment_id).where(_ORDERS.c.id == sa.bindparam("order_id"))
+_ORDER_OF_SUBSCRIPTION = sa.select(_SUBSCRIPTIONS.c.order_id).where(
+    _SUBSCRIPTIONS.c.id == sa.bindparam("subscription_id")
+)
+# the line is joined eagerly by default; PostgreSQL locks no outer join's nullable side
+_LOCKED_SUBSCRIPTION = (
+    sa.select(Subscription)
+    .where(Subscription.id == sa.bindparam("subscription_id"))
+    .options(lazyload(Subscription.line))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
+class OrderRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- orders --
+
+    def add(self, order: Order) -> None:
+        """A new order with its lines (set on ``order.lines``)."""
+        insert_now(self.session, order, *order.lines)
+
+    def get(self, order_id: str) -> Order | None:
+        """The order with its lines, for reading."""
+        return self.session.scalar(_ORDER, {"order_id": order_id})
+
+    def lock(self, order_id: str) -> Order | None:
+        """The order read afresh and locked until the transaction ends; its lines are
+        loaded only if asked for (``load_lines``)."""
+        return self.session.scalar(_LOCKED_ORDER, {"order_id": order_id})
+
+    def load_lines(self, order: Order) -> None:
+        """Load the order's lines with one SELECT, as its loaded collection."""
+        lines = self.session.scalars(_LINES_OF_ORDER, {"order_id": order.id}).all()
+        set_committed_value(order, "lines", lines)
+
+    def mark_payment_started(self, order: Order) -> None:
+        """Write the order's payment mark (``payment_started_at``, already set on it)."""
+        self.session.execute(
+            _START_PAYMENT, {"order_id": order.id, "started_at": order.payment_started_at}
+        )
+        set_committed_value(order, "payment_started_at", order.payment_started_at)
+
+    def clear_payment_mark(self, order_id: str) -> None:
+        """The payment attempt is over without a payment: an unpaid order may be paid
+        again or cancelled."""
+        self.session.execute(_CLEAR_PAYMENT_MARK, {"order_id": order_id})
+
+    def mark_paid(self, order: Order) -> bool:
+        """Write what ``order.pay`` set, if the row is still unpaid; False if it is not
+        (then nothing was written)."""
+        marked = self.session.execute(
+            _MARK_PAID,
+            {
+                "order_id": order.id,
+                "status": order.status,
+                "payment_id": order.payment_id,
+                "payment_method": order.payment_method,
+                "paid_at": order.paid_at,
+            },
+        )
+        if cast(sa.CursorResult, marked).rowcount != 1:
+            return False
+        for field in (*_PAID_FIELDS, "updated_at"):
+            set_committed_value(order, field, getattr(order, field))
+        return True
+
+    def payment_of(self, order_id: str) -> str | None:
+        """The id of the payment that paid the order, if one has."""
+        return self.session.scalar(_PAYMENT_OF_ORDER, {"order_id": order_id})
+
+    def unpaid_past_deadline(self, now, *, limit: int) -> Sequence[Order]:
+        """Unpaid orders whose payment window has passed, oldest deadline first, locked;
+        rows another worker holds are skipped (two replicas sweep side by side)."""
+        return self.session.scalars(
+            sa.select(Order)
+            .where(Order.status == UNPAID, Order.payment_deadline <= now)
+            .order_by(Order.payment_deadline)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        ).all()
+
+    def page_of_account(
+        self, account_id: str, *, status: str | None, page: int, page_size: int
+    ) -> Page:
+        query = sa.select(Order).where(Order.account_id == account_id)
+        if status:
+            query = query.where(Order.status == status)
+        return fetch_page(
+            self.session, query.order_by(Order.created_at.desc(), Order.id), page, page_size
+        )
+
+    # -- subscriptions --
+
+    def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:
+        insert_now(
+            self.session,
+            *(
+                Subscription(
+                    id=subscription.id,
+                    order_id=order.id,
+                    order_line_id=subscription.line.id,
+                    account_id=order.account_id,
+                    enterprise_project_id=order.enterprise_project_id,
+                    status=subscription.status,
+                    auto_renew=False,
+                    activated_at=subscription.activated_at,
+                    expires_at=subscription.expires_at,
+                    created_at=subscription.activated_at,
+                    updated_at=subscription.activated_at,
+                )
+                for subscription in subscriptions
+            ),
+        )
+
+    def order_of_subscription(self, subscription_id: str) -> str | None:
+        return self.session.scalar(_ORDER_OF_SUBSCRIPTION, {"subscription_id": subscription_id})
+
+    def lock_subscription(self, subscription_id: str) -> Subscription | None:
+        return self.session.scalar(_LOCKED_SUBSCRIPTION, {"subscription_id": subscription_id})
+
+    def lock_subscriptions_of(self, order_id: str) -> Sequence[Subscription]:
+        return self.session.scalars(
+            sa.select(Subscription)
+            .where(Subscription.order_id == order_id)
+            .options(lazyload(Subscription.line))
+            .with_for_update()
+        ).all()
+
+    def count_not_enabled(self, order_id: str) -> int:
+        """How many of the order's subscriptions are not enabled (yet)."""
+        self.session.flush()  # the changes of this transaction count
+        return int(
+            self.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Subscription)
+                .where(Subscription.order_id == order_id, Subscription.status != ENABLED)
+            )
+            or 0
+        )
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        return self.session.get(Subscription, subscription_id)
+
+    def page_of_subscriptions(self, account_id: str, *, page: int, page_size: int) -> Page:
+        query = (
+            sa.select(Subscription)
+            .where(Subscription.account_id == account_id)
+            .order_by(Subscription.created_at.desc(), Subscription.id)
+        )
+        return fetch_page(self.session, query, page, page_size)

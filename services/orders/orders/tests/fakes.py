@@ -1,0 +1,185 @@
+"""In-memory stand-ins for orders' repository and neighbours, for use-case tests.
+
+``FakeOrderRepository`` answers the methods of ``orders.repository.OrderRepository``
+from dicts, with the same rules a test can observe: ``mark_paid`` is a compare-and-set
+on ``unpaid``, pages are newest first, a rollback undoes what was not committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from mercato.db import Page
+from mercato.errors import NotFound, PaymentRequired
+from mercato.terms import ENABLED, UNPAID
+from mercato_testing.fakes import InMemoryRepository
+from orders.domain import NewSubscription
+from orders.models import Order, Subscription
+
+KNOWN_PRODUCTS = ("prd_known", "prd_supervised")
+PRICE = 2500  # per month and unit
+
+
+def quote_for(payload: dict[str, Any]) -> dict[str, Any]:
+    """What catalog's ``quote`` answers for the two products the tests know."""
+    if payload["product_id"] not in KNOWN_PRODUCTS:
+        raise NotFound("product not found")
+    period = payload.get("period")
+    count = period["count"] if period else 1
+    quantity = payload.get("quantity", 1)
+    return {
+        "product_id": payload["product_id"],
+        "product_name": "Known App",
+        "seller_account_id": "acc_seller",
+        "seller_company_name": "Seller Co",
+        "delivery_method": "saas",
+        "service_supervision": payload["product_id"] == "prd_supervised",
+        "product_guide_url": "https://seller.example.com/guide",
+        "specification_id": payload["specification_id"],
+        "specification_name": "Standard",
+        "billing_mode": payload["billing_mode"],
+        "period": period,
+        "quantity": quantity,
+        "unit_price": {"amount": PRICE, "currency": "USD"},
+        "amount": {"amount": PRICE * count * quantity, "currency": "USD"},
+    }
+
+
+def enterprise_project(project_id: str) -> dict[str, Any]:
+    """What iam-agency's ``get_enterprise_project`` answers for the tests' buyers."""
+    if project_id not in ("default", "proj_a"):
+        raise NotFound("no such project")
+    return {"id": project_id, "name": project_id, "status": "enabled"}
+
+
+class Catalog:
+    def quote(self, payload):
+        return quote_for(payload)
+
+
+class Iam:
+    def get_enterprise_project(self, project_id):
+        return enterprise_project(project_id)
+
+
+class Billing:
+    """Charges each order once; answers as the test tells it to (``next_status``)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.next_status = "succeeded"
+        self.refuse: Exception | None = None
+
+    def pay_order(self, payload):
+        self.calls.append(payload)
+        if self.refuse is not None:
+            raise self.refuse
+        return {
+            "id": f"pay_{payload['order_id']}",
+            "order_id": payload["order_id"],
+            "status": self.next_status,
+            "payment_method": payload["payment_method"],
+            "amount": payload["amount"],
+            "failure_reason": "card declined" if self.next_status == "failed" else None,
+        }
+
+
+INSUFFICIENT = PaymentRequired("the balance is short")
+
+
+class FakeOrderRepository(InMemoryRepository):
+    @property
+    def _orders(self) -> dict[str, Order]:
+        return self.table("orders")
+
+    @property
+    def _subscriptions(self) -> dict[str, Subscription]:
+        return self.table("subscriptions")
+
+    # -- orders --
+
+    def add(self, order: Order) -> None:
+        self._orders[order.id] = order
+
+    def get(self, order_id: str) -> Order | None:
+        return self._orders.get(order_id)
+
+    lock = get
+
+    def load_lines(self, order: Order) -> None:
+        pass  # an in-memory order always has its lines
+
+    def mark_payment_started(self, order: Order) -> None:
+        pass  # the object is the row
+
+    def clear_payment_mark(self, order_id: str) -> None:
+        order = self._orders.get(order_id)
+        if order is not None and order.status == UNPAID:
+            order.payment_started_at = None
+
+    def mark_paid(self, order: Order) -> bool:
+        return True  # the object is the row: ``pay`` moved it, under the use case's lock
+
+    def payment_of(self, order_id: str) -> str | None:
+        order = self._orders.get(order_id)
+        return order.payment_id if order else None
+
+    def unpaid_past_deadline(self, now: dt.datetime, *, limit: int) -> Sequence[Order]:
+        due = [o for o in self._orders.values() if o.status == UNPAID and o.payment_deadline <= now]
+        return sorted(due, key=lambda o: o.payment_deadline)[:limit]
+
+    def page_of_account(
+        self, account_id: str, *, status: str | None, page: int, page_size: int
+    ) -> Page:
+        found = [
+            o
+            for o in self._orders.values()
+            if o.account_id == account_id and (not status or o.status == status)
+        ]
+        return _page(sorted(found, key=lambda o: o.created_at, reverse=True), page, page_size)
+
+    # -- subscriptions --
+
+    def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:
+        for new in subscriptions:
+            self._subscriptions[new.id] = Subscription(
+                id=new.id,
+                order_id=order.id,
+                order_line_id=new.line.id,
+                account_id=order.account_id,
+                enterprise_project_id=order.enterprise_project_id,
+                status=new.status,
+                auto_renew=False,
+                activated_at=new.activated_at,
+                expires_at=new.expires_at,
+                created_at=new.activated_at,
+                updated_at=new.activated_at,
+                line=new.line,
+            )
+
+    def order_of_subscription(self, subscription_id: str) -> str | None:
+        subscription = self._subscriptions.get(subscription_id)
+        return subscription.order_id if subscription else None
+
+    def lock_subscription(self, subscription_id: str) -> Subscription | None:
+        return self._subscriptions.get(subscription_id)
+
+    def lock_subscriptions_of(self, order_id: str) -> Sequence[Subscription]:
+        return [s for s in self._subscriptions.values() if s.order_id == order_id]
+
+    def count_not_enabled(self, order_id: str) -> int:
+        return sum(1 for s in self.lock_subscriptions_of(order_id) if s.status != ENABLED)
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        return self._subscriptions.get(subscription_id)
+
+    def page_of_subscriptions(self, account_id: str, *, page: int, page_size: int) -> Page:
+        found = [s for s in self._subscriptions.values() if s.account_id == account_id]
+        return _page(sorted(found, key=lambda s: s.created_at, reverse=True), page, page_size)
+
+
+def _page(rows: list[Any], page: int, page_size: int) -> Page:
+    start = (page - 1) * page_size
+    return Page(rows[start : start + page_size], len(rows), page, page_size)
