@@ -21,6 +21,7 @@ import eventlet
 
 from iam_agency import schemas, usecases
 from iam_agency.models import metadata
+from iam_agency.repository import REPOSITORIES
 from mercato.clock import SystemClock
 from mercato.errors import MercatoError
 from mercato.standalone import standalone_unit_of_work
@@ -34,7 +35,11 @@ def create_operator(database_url: str, *, name: str, email: str, password: str) 
         schemas.SignUpSchema, {"name": name, "email": email, "password": password, "type": "buyer"}
     )
     with standalone_unit_of_work(
-        database_url, metadata, service_name="iam_agency", command="create_operator"
+        database_url,
+        metadata,
+        service_name="iam_agency",
+        command="create_operator",
+        repositories=REPOSITORIES,
     ) as uow:
         return usecases.open_account(
             uow,

@@ -8,6 +8,7 @@ from nameko.dependency_providers import Config
 
 from iam_agency import schemas, usecases
 from iam_agency.models import metadata
+from iam_agency.repository import REPOSITORIES
 from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED
@@ -23,7 +24,7 @@ DEFAULT_TOKEN_TTL_SECONDS = 12 * 3600
 class IamAgencyService(MercatoService):
     name = "iam_agency"
 
-    db = Database(metadata)
+    db = Database(metadata, repositories=REPOSITORIES)
     clock = ClockProvider()
     config = Config()
 

@@ -1,17 +1,15 @@
-"""iam-agency's use cases. Each takes a unit of work (``session``, ``emit``,
-``commit``) and a clock, so it runs the same under nameko, in the command line and in
-unit tests."""
+"""iam-agency's use cases. Each takes a unit of work (``uow.accounts`` is the
+repository; ``emit``, ``commit``) and a clock, so it runs the same under nameko, in the
+command line and in unit tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-
 from iam_agency import domain
 from iam_agency.models import Account, ApiToken, EnterpriseProject, User
+from iam_agency.repository import EmailTaken
 from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import Conflict, NotFound, Unauthenticated
@@ -32,8 +30,7 @@ def open_account(
     if type not in ACCOUNT_TYPES:
         raise ValueError(f"unknown account type {type}")
     email = domain.normalise_email(email)
-    session = uow.session
-    if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+    if uow.accounts.email_taken(email):
         raise Conflict(f"{email} already has an account", code="EMAIL_TAKEN")
     password_hash = domain.hash_password(password)
     now = clock.now()
@@ -59,7 +56,10 @@ def open_account(
         status="enabled",
         created_at=now,
     )
-    session.add_all([account, user, project])
+    try:
+        uow.accounts.add_account(account, user, project)
+    except EmailTaken:  # two sign-ups with one email at once: one got through
+        raise Conflict(f"{email} already has an account", code="EMAIL_TAKEN") from None
     uow.emit(
         "iam_agency.account.created",
         subject=account.id,
@@ -71,25 +71,19 @@ def open_account(
             "reseller_account_id": reseller_account_id,
         },
     )
-    try:
-        uow.commit()
-    except IntegrityError:
-        # two sign-ups with one email at once: the unique index lets one through
-        uow.rollback()
-        raise Conflict(f"{email} already has an account", code="EMAIL_TAKEN") from None
+    uow.commit()
     return {"id": account.id, "name": account.name, "email": email, "type": account.type}
 
 
 def issue_token(
     uow, clock: Clock, *, email: str, password: str, ttl: dt.timedelta
 ) -> dict[str, Any]:
-    session = uow.session
-    user = session.scalar(sa.select(User).where(User.email == domain.normalise_email(email)))
+    user = uow.accounts.user_by_email(domain.normalise_email(email))
     if not domain.verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthenticated("wrong email or password")
     token, digest = domain.new_token()
     now = clock.now()
-    session.add(
+    uow.accounts.add_token(
         ApiToken(
             id=new_id("tok"),
             user_id=user.id,
@@ -107,12 +101,7 @@ def authenticate(uow, clock: Clock, token: str) -> dict[str, Any]:
     """The identity behind a bearer token; Unauthenticated if unknown, expired or revoked."""
     if not token or not domain.looks_like_token(token):
         raise Unauthenticated("invalid token")
-    row = uow.session.execute(
-        sa.select(ApiToken, User, Account)
-        .join(User, ApiToken.user_id == User.id)
-        .join(Account, User.account_id == Account.id)
-        .where(ApiToken.digest == domain.token_digest(token))
-    ).first()
+    row = uow.accounts.token_with_owner(domain.token_digest(token))
     if row is None:
         raise Unauthenticated("invalid token")
     api_token, user, account = row
@@ -134,7 +123,7 @@ def open_reseller_customer(
     uow, clock: Clock, *, reseller_account_id: str, name: str, email: str, password: str
 ) -> dict[str, Any]:
     """A buyer account associated with a reseller, who pays for its orders."""
-    reseller = uow.session.get(Account, reseller_account_id)
+    reseller = uow.accounts.account(reseller_account_id)
     if reseller is None or reseller.type != RESELLER:
         raise NotFound("reseller account not found")
     customer = open_account(
@@ -150,9 +139,7 @@ def open_reseller_customer(
 
 
 def revoke_token(uow, clock: Clock, token: str, *, user_id: str) -> None:
-    api_token = uow.session.scalar(
-        sa.select(ApiToken).where(ApiToken.digest == domain.token_digest(token))
-    )
+    api_token = uow.accounts.token(domain.token_digest(token))
     if api_token is None or api_token.user_id != user_id:
         raise NotFound("token not found")
     if api_token.revoked_at is None:
@@ -161,11 +148,7 @@ def revoke_token(uow, clock: Clock, token: str, *, user_id: str) -> None:
 
 
 def describe_caller(uow, *, account_id: str, user_id: str) -> dict[str, Any]:
-    row = uow.session.execute(
-        sa.select(User, Account)
-        .join(Account, User.account_id == Account.id)
-        .where(User.id == user_id, Account.id == account_id)
-    ).first()
+    row = uow.accounts.user_with_account(account_id, user_id)
     if row is None:
         raise NotFound("account not found")
     user, account = row
@@ -177,7 +160,7 @@ def describe_caller(uow, *, account_id: str, user_id: str) -> dict[str, Any]:
 
 
 def enterprise_project(uow, *, account_id: str, project_id: str) -> dict[str, Any]:
-    project = uow.session.get(EnterpriseProject, (account_id, project_id))
+    project = uow.accounts.enterprise_project(account_id, project_id)
     if project is None:
         raise NotFound(f"enterprise project {project_id} not found")
     return {"id": project.id, "name": project.name, "status": project.status}

@@ -16,7 +16,7 @@ project change to listen for). ``ORDER_PROJECT_CACHE_SECONDS: 0`` turns the memo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from nameko.extensions import DependencyProvider
 
@@ -27,7 +27,7 @@ DEFAULT_CACHE_SECONDS = 60.0
 MAX_KNOWN_PROJECTS = 10_000
 
 # (account id, project id) -> the project iam-agency answered
-KnownProjects = TimedCache[tuple[str, str], dict[str, Any]]
+KnownProjects: TypeAlias = TimedCache[tuple[str, str], dict[str, Any]]
 
 
 class ProjectLookup:

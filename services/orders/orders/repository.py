@@ -221,3 +221,7 @@ class OrderRepository:
             .order_by(Subscription.created_at.desc(), Subscription.id)
         )
         return fetch_page(self.session, query, page, page_size)
+
+
+# what a unit of work of orders offers its use cases
+REPOSITORIES = {"orders": OrderRepository}

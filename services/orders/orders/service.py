@@ -18,7 +18,7 @@ from mercato.validation import dump, load
 from orders import schemas, usecases
 from orders.models import metadata
 from orders.projects import EnterpriseProjects
-from orders.repository import OrderRepository
+from orders.repository import REPOSITORIES
 
 PAYMENT_WINDOW_KEY = "ORDER_PAYMENT_WINDOW_HOURS"
 DEFAULT_PAYMENT_WINDOW_HOURS = 24
@@ -28,7 +28,7 @@ EXPIRY_SWEEP_SECONDS = 30
 class OrdersService(MercatoService):
     name = "orders"
 
-    db = Database(metadata, repositories={"orders": OrderRepository})
+    db = Database(metadata, repositories=REPOSITORIES)
     clock = ClockProvider()
     config = Config()
     catalog = TimedRpcProxy("catalog")
