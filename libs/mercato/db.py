@@ -206,8 +206,8 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        # straight to the driver: through SQLAlchemy's statement execution, this one
-        # word cost more than many of the statements it opens
+        # straight to the driver: SQLAlchemy's statement execution costs more than this
+        # one word is worth (docs/performance.md, "SQLite: BEGIN straight to the driver")
         connection.connection.dbapi_connection.execute("BEGIN")
 
     return engine

@@ -48,8 +48,8 @@ class EventContract:
         return f"{self.source}.events"
 
     # Building a schema instance (deep-copying its declared fields, nested schemas
-    # included) cost more than the dump or load it was built for, on every event
-    # emitted and consumed. A marshmallow 3 schema keeps no state between loads and
+    # included) costs more than the dump or load it is built for (docs/performance.md,
+    # "Schemas built once"). A marshmallow 3 schema keeps no state between loads and
     # dumps, so one instance per contract serves every green thread (as
     # ``mercato.validation`` does for RPC schemas). ``cached_property`` writes to the
     # instance ``__dict__``, which a frozen dataclass allows.

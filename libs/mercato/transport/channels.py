@@ -2,9 +2,10 @@
 
 nameko 2.14 sends every RPC request and answer through kombu's producer pool: for each
 message it builds a ``kombu.Connection`` only to find the pool, takes a producer from
-it, wraps the send in kombu's retry machinery and gives the producer back. That costs
-about three times the send itself. Here a container keeps its own channels: a message
-takes one from a free list, is written to it, and the channel goes back.
+it, wraps the send in kombu's retry machinery and gives the producer back, which costs
+more than the send itself (docs/performance.md, "The container's own channels"). Here a
+container keeps its own channels: a message takes one from a free list, is written to
+it, and the channel goes back.
 
 Two kinds, never mixed, because a channel in confirm mode must have every confirm it
 is owed read before its next message is written:
