@@ -23,7 +23,7 @@ import copy
 from typing import Any
 
 from mercato.contracts import Envelope, new_envelope
-from mercato.domain import RecordsEvents
+from mercato.db import UnitOfWork
 
 
 class InMemoryRepository:
@@ -83,14 +83,7 @@ class FakeUnitOfWork:
         self.pending.append(envelope)
         return envelope
 
-    def emit_recorded(self, entity: RecordsEvents) -> None:
-        for recorded in entity.take_events():
-            self.emit(
-                recorded.type,
-                subject=recorded.subject,
-                data=recorded.data,
-                account_id=recorded.account_id,
-            )
+    emit_recorded = UnitOfWork.emit_recorded  # it asks only ``self.emit``
 
     def commit(self) -> None:
         for repository in self.repositories.values():

@@ -166,25 +166,24 @@ def _envelope():
     )
 
 
+def publish_as_the_relay_does(rabbit_config, envelope) -> None:
+    publisher = ConfirmedPublisher(rabbit_config["AMQP_URI"])
+    try:
+        exchange = get_event_exchange("orders", rabbit_config)
+        headers = {"correlation_id": CORRELATION}
+        publisher.publish_confirmed(
+            [event_message(exchange, envelope.type, envelope.dump(), headers)]
+        )
+    finally:
+        publisher.close()
+
+
 def test_an_event_is_the_message_nameko_dispatches(rabbit_config, tap):
     watcher = tap(get_event_exchange("orders", rabbit_config), "orders.order.cancelled")
     envelope = _envelope()
     dispatch = event_dispatcher(rabbit_config)
     dispatch("orders", "orders.order.cancelled", envelope.dump())
-    publisher = ConfirmedPublisher(rabbit_config["AMQP_URI"])
-    try:
-        publisher.publish_confirmed(
-            [
-                event_message(
-                    get_event_exchange("orders", rabbit_config),
-                    envelope.type,
-                    envelope.dump(),
-                    {"correlation_id": CORRELATION},
-                )
-            ]
-        )
-    finally:
-        publisher.close()
+    publish_as_the_relay_does(rabbit_config, envelope)
     nameko_event, mercato_event = watcher.take(2)
     assert mercato_event.delivery_info["exchange"] == nameko_event.delivery_info["exchange"]
     assert mercato_event.delivery_info["routing_key"] == "orders.order.cancelled"
@@ -217,20 +216,7 @@ def test_a_nameko_event_handler_consumes_what_the_relay_publishes(container_fact
     seen.clear()
     container_factory(ContextRecorder, rabbit_config).start()
     envelope = _envelope()
-    publisher = ConfirmedPublisher(rabbit_config["AMQP_URI"])
-    try:
-        publisher.publish_confirmed(
-            [
-                event_message(
-                    get_event_exchange("orders", rabbit_config),
-                    envelope.type,
-                    envelope.dump(),
-                    {"correlation_id": CORRELATION},
-                )
-            ]
-        )
-    finally:
-        publisher.close()
+    publish_as_the_relay_does(rabbit_config, envelope)
     deadline = time.monotonic() + 5
     while not seen and time.monotonic() < deadline:
         eventlet.sleep(0.05)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.orders  # noqa: F401  (registers the events this service emits)
 from mercato.tables import UTCDateTime, add_messaging_tables
-from orders.domain import LineRules, OrderRules, SubscriptionRules
+from orders.domain import LineRules, NewSubscription, OrderRules, SubscriptionRules
 
 
 class Base(DeclarativeBase):
@@ -105,3 +105,20 @@ class Subscription(Base, SubscriptionRules):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     line: Mapped[OrderLine] = relationship(lazy="joined")
+
+    @classmethod
+    def of(cls, order: Order, new: NewSubscription) -> Subscription:
+        """The row of a subscription ``order.pay`` created."""
+        return cls(
+            id=new.id,
+            order_id=order.id,
+            order_line_id=new.line.id,
+            account_id=order.account_id,
+            enterprise_project_id=order.enterprise_project_id,
+            status=new.status,
+            auto_renew=False,
+            activated_at=new.activated_at,
+            expires_at=new.expires_at,
+            created_at=new.activated_at,
+            updated_at=new.activated_at,
+        )

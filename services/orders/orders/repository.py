@@ -165,25 +165,7 @@ class OrderRepository:
     # -- subscriptions --
 
     def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:
-        insert_now(
-            self.session,
-            *(
-                Subscription(
-                    id=subscription.id,
-                    order_id=order.id,
-                    order_line_id=subscription.line.id,
-                    account_id=order.account_id,
-                    enterprise_project_id=order.enterprise_project_id,
-                    status=subscription.status,
-                    auto_renew=False,
-                    activated_at=subscription.activated_at,
-                    expires_at=subscription.expires_at,
-                    created_at=subscription.activated_at,
-                    updated_at=subscription.activated_at,
-                )
-                for subscription in subscriptions
-            ),
-        )
+        insert_now(self.session, *(Subscription.of(order, new) for new in subscriptions))
 
     def order_of_subscription(self, subscription_id: str) -> str | None:
         return self.session.scalar(_ORDER_OF_SUBSCRIPTION, {"subscription_id": subscription_id})

@@ -19,6 +19,15 @@ from orders.domain import NewSubscription
 from orders.models import Order, Subscription
 
 KNOWN_PRODUCTS = ("prd_known", "prd_supervised")
+# what the tests' buyers order, unless a test says otherwise
+ORDER_REQUEST = {
+    "product_id": "prd_known",
+    "specification_id": "spc_std",
+    "billing_mode": "yearly_monthly",
+    "period": {"unit": "month", "count": 2},
+    "quantity": 3,
+    "accept_terms": True,
+}
 PRICE = 2500  # per month and unit
 
 
@@ -144,20 +153,8 @@ class FakeOrderRepository(InMemoryRepository):
 
     def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:
         for new in subscriptions:
-            self._subscriptions[new.id] = Subscription(
-                id=new.id,
-                order_id=order.id,
-                order_line_id=new.line.id,
-                account_id=order.account_id,
-                enterprise_project_id=order.enterprise_project_id,
-                status=new.status,
-                auto_renew=False,
-                activated_at=new.activated_at,
-                expires_at=new.expires_at,
-                created_at=new.activated_at,
-                updated_at=new.activated_at,
-                line=new.line,
-            )
+            row = self._subscriptions[new.id] = Subscription.of(order, new)
+            row.line = new.line
 
     def order_of_subscription(self, subscription_id: str) -> str | None:
         subscription = self._subscriptions.get(subscription_id)

@@ -152,14 +152,7 @@ SELLER = {
     "roles": ["seller"],
 }
 
-ORDER = {
-    "product_id": "prd_known",
-    "specification_id": "spc_std",
-    "billing_mode": "yearly_monthly",
-    "period": {"unit": "month", "count": 2},
-    "quantity": 3,
-    "accept_terms": True,
-}
+ORDER = fakes.ORDER_REQUEST
 
 
 @pytest.fixture

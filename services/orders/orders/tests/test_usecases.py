@@ -31,14 +31,7 @@ CUSTOMER = Identity(
     "acc_customer", "usr_customer", "buyer", ("buyer",), reseller_account_id="acc_reseller"
 )
 CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
-ORDER_REQUEST = {
-    "product_id": "prd_known",
-    "specification_id": "spc_std",
-    "billing_mode": "yearly_monthly",
-    "period": {"unit": "month", "count": 2},
-    "quantity": 3,
-    "accept_terms": True,
-}
+ORDER_REQUEST = fakes.ORDER_REQUEST
 
 
 class World:
