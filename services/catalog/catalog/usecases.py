@@ -389,7 +389,7 @@ def save_product(uow, clock: Clock, *, buyer_account_id: str, product_id: str) -
             raise NotFound("product not found")
         uow.catalog.save_to_list(buyer_account_id, product_id, clock.now())
         saved = uow.catalog.saved_product(buyer_account_id, product_id)
-        uow.commit()
+    uow.commit()
     return {"product_id": saved.product_id, "saved_at": saved.saved_at}
 
 
