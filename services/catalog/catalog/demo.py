@@ -20,10 +20,8 @@ import os
 import random
 from typing import Any
 
-import sqlalchemy as sa
-
 from catalog import domain
-from catalog.models import Seller, metadata
+from catalog.repository import CatalogRepository
 from mercato.clock import Clock, SystemClock
 from mercato.db import new_id
 
@@ -105,20 +103,13 @@ def seed_demo_products(
     """
     endpoint = saas_endpoint_url or os.environ.get(SAAS_URL_ENV) or DEFAULT_SAAS_URL
     domain.check_saas_endpoint(domain.SAAS, endpoint)
-    session = uow.session
+    # a script's unit of work need not declare the catalog's repository (the benchmark's
+    # does not), so seeding makes its own around the session
+    catalog = CatalogRepository(uow.session)
     now = (clock or SystemClock()).now()
-    seller = session.get(Seller, seller_account_id)
-    if seller is None:
-        seller = Seller(
-            account_id=seller_account_id,
-            company_name=company_name,
-            email=None,
-            currency=domain.DEFAULT_CURRENCY,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(seller)
-        session.flush()
+    catalog.add_seller_if_missing(seller_account_id, company_name, domain.DEFAULT_CURRENCY, now)
+    seller = catalog.seller(seller_account_id)
+    assert seller is not None
     rng = random.Random(seed)  # noqa: S311 - demo data, not a secret
     delivery_methods = tuple(PRICING)
     ids: list[str] = []
@@ -199,13 +190,7 @@ def seed_demo_products(
                     }
                     for price in spec.prices
                 )
-        session.execute(metadata.tables["products"].insert(), products)
-        session.execute(metadata.tables["specifications"].insert(), specifications)
-        session.execute(metadata.tables["prices"].insert(), prices)
-    if session.get_bind().dialect.name == "postgresql":
-        # fresh statistics, or the planner takes a bulk-loaded table for a tiny one
-        # and skips the search index until autovacuum comes round
-        for table in ("products", "specifications", "prices"):
-            session.execute(sa.text(f"ANALYZE {table}"))
+        catalog.insert_many(products, specifications, prices)
+    catalog.refresh_statistics()
     uow.commit()
     return ids

@@ -3,8 +3,9 @@
 - what a product's specifications and prices may be (``check_specifications``);
 - what a product's delivery needs: a saas product, and only it, has the endpoint
   Mercato calls to deliver it (``check_product``), and cannot be published without
-  one (``publish``);
-- which status a product may move to (``publish``, ``delist``);
+  one (``ProductLifecycle.publish``);
+- a product's life: draft -> published -> delisted (``PRODUCT``), one method per move
+  on the product, each recording the event that announces it (``ProductLifecycle``);
 - what a configuration costs (``price_configuration``): the price that orders fix;
 - how search text is matched (``normalise_text``, ``parse_text_query``): one
   tokeniser, here, for the stored documents and for the buyer's ``q``, so PostgreSQL
@@ -13,27 +14,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mercato.errors import BusinessRuleViolation, Conflict, ValidationError
+from mercato.domain import RecordsEvents, StateMachine
+from mercato.errors import BusinessRuleViolation, ValidationError
+from mercato.money import Money
+from mercato.terms import (
+    BILLING_MODES,
+    DELISTED,
+    DRAFT,
+    HOUR,
+    MONTH,
+    ONE_TIME,
+    PAY_PER_USE,
+    PUBLISHED,
+    SAAS,
+    YEAR,
+    YEARLY_MONTHLY,
+)
+from mercato.terms import DELIVERY_METHODS as DELIVERY_METHODS
 from seller_interface import validate_endpoint_url
 
-DRAFT, PUBLISHED, DELISTED = "draft", "published", "delisted"
-STATUSES = (DRAFT, PUBLISHED, DELISTED)
-
-LICENSE, PROFESSIONAL_SERVICE, SAAS, IMAGE = "license", "professional_service", "saas", "image"
-DELIVERY_METHODS = (LICENSE, PROFESSIONAL_SERVICE, SAAS, IMAGE)
-
-YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME = "yearly_monthly", "pay_per_use", "one_time"
-BILLING_MODES = (YEARLY_MONTHLY, PAY_PER_USE, ONE_TIME)
-
-MONTH, YEAR, HOUR = "month", "year", "hour"
 # the period units a price of each billing mode may have (None: no period)
-PERIOD_UNITS: dict[str, tuple[str | None, ...]] = {
+PERIOD_UNITS_OF_MODE: dict[str, tuple[str | None, ...]] = {
     YEARLY_MONTHLY: (MONTH, YEAR),
     PAY_PER_USE: (HOUR,),
     ONE_TIME: (None,),
@@ -52,16 +60,8 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_QUERY_TERMS = 16
 
-
-@dataclass(frozen=True)
-class Money:
-    """An integer count of minor units (cents) and an ISO 4217 currency code."""
-
-    amount: int
-    currency: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"amount": self.amount, "currency": self.currency}
+PRODUCT_PUBLISHED = "catalog.product.published"
+PRODUCT_CHANGED = "catalog.product.changed"
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,23 @@ class PricedConfiguration:
     amount: Money
 
 
+@dataclass(frozen=True)
+class Quotable:
+    """What a quote reads of a product: the one specification it prices (None when that
+    is not the product's) and the few product and seller fields an order keeps."""
+
+    product_id: str
+    product_name: str
+    status: str
+    currency: str
+    seller_account_id: str
+    seller_company_name: str
+    delivery_method: str
+    service_supervision: bool
+    product_guide_url: str | None
+    specification: Specification | None
+
+
 class _Errors:
     """Broken rules by field name, raised together as one ValidationError."""
 
@@ -138,7 +155,7 @@ def _is_int(value: object) -> bool:
 
 
 def _describe_units(billing_mode: str) -> str:
-    units = [unit for unit in PERIOD_UNITS[billing_mode] if unit]
+    units = [unit for unit in PERIOD_UNITS_OF_MODE[billing_mode] if unit]
     if not units:
         return f"must be empty for {billing_mode}"
     return f"must be {' or '.join(units)} for {billing_mode}"
@@ -213,7 +230,7 @@ def _check_specifications(errors: _Errors, specifications: Sequence[Specificatio
             where = f"{base}.prices.{position}"
             if price.billing_mode not in BILLING_MODES:
                 errors.add(f"{where}.billing_mode", f"must be one of {', '.join(BILLING_MODES)}")
-            elif price.period_unit not in PERIOD_UNITS[price.billing_mode]:
+            elif price.period_unit not in PERIOD_UNITS_OF_MODE[price.billing_mode]:
                 errors.add(f"{where}.period_unit", _describe_units(price.billing_mode))
             key = (price.billing_mode, price.period_unit)
             if key in seen:
@@ -242,25 +259,75 @@ def lowest_price(specifications: Sequence[Specification]) -> int:
     return min(price.amount for spec in specifications for price in spec.prices)
 
 
-def publish(status: str, *, delivery_method: str, saas_endpoint_url: str | None) -> str:
-    """The status a draft moves to when its seller publishes it. Conflict unless it is
-    a draft; 422 SAAS_ENDPOINT_REQUIRED for a saas product without its endpoint, which
-    buyers could order but Mercato could not deliver."""
-    if status != DRAFT:
-        raise Conflict(f"only a draft can be published; this product is {status}")
-    if delivery_method == SAAS and not saas_endpoint_url:
-        raise BusinessRuleViolation(
-            "a saas product needs its saas_endpoint_url (the endpoint Mercato calls to "
-            "deliver it) before it can be published",
-            code="SAAS_ENDPOINT_REQUIRED",
+# A product's life in the catalog: a seller publishes its draft, an operator delists it.
+PRODUCT = StateMachine(
+    "product",
+    {
+        "publish": ((DRAFT,), PUBLISHED),
+        "delist": ((PUBLISHED,), DELISTED),
+    },
+)
+
+
+class ProductLifecycle(RecordsEvents):
+    """A product's moves (``PRODUCT``), mixed into the mapped ``catalog.models.Product``:
+    each refuses a move its status does not allow (Conflict) and records the event that
+    announces it, for the use case to emit in the same transaction."""
+
+    if TYPE_CHECKING:
+        id: str
+        seller_account_id: str
+        name: str
+        category: str
+        delivery_method: str
+        saas_endpoint_url: str | None
+        status: str
+        currency: str
+        lowest_price: int
+        delist_reason: str | None
+        updated_at: dt.datetime
+        published_at: dt.datetime | None
+        delisted_at: dt.datetime | None
+
+    def publish(self, now: dt.datetime) -> None:
+        """Draft -> published, by its seller: buyers can find, quote and buy it. 422
+        SAAS_ENDPOINT_REQUIRED for a saas product without its endpoint, which buyers
+        could order but Mercato could not deliver."""
+        status = PRODUCT.move("publish", self.status)
+        if self.delivery_method == SAAS and not self.saas_endpoint_url:
+            raise BusinessRuleViolation(
+                "a saas product needs its saas_endpoint_url (the endpoint Mercato calls to "
+                "deliver it) before it can be published",
+                code="SAAS_ENDPOINT_REQUIRED",
+            )
+        self.status = status
+        self.published_at = self.updated_at = now
+        self._announce(PRODUCT_PUBLISHED)
+
+    def delist(self, reason: str, now: dt.datetime) -> None:
+        """Published -> delisted, by an operator: buyers no longer find, quote or save
+        it; ``reason`` is kept and shown to its seller."""
+        self.status = PRODUCT.move("delist", self.status)
+        self.delisted_at = self.updated_at = now
+        self.delist_reason = reason
+        self._announce(PRODUCT_CHANGED)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The data of the catalog.product.* events (mercato.contracts.catalog)."""
+        return {
+            "product_id": self.id,
+            "seller_account_id": self.seller_account_id,
+            "name": self.name,
+            "delivery_method": self.delivery_method,
+            "category": self.category,
+            "status": self.status,
+            "lowest_price": Money(self.lowest_price, self.currency).to_dict(),
+        }
+
+    def _announce(self, event_type: str) -> None:
+        self.record(
+            event_type, subject=self.id, account_id=self.seller_account_id, data=self.snapshot()
         )
-    return PUBLISHED
-
-
-def delist(status: str) -> str:
-    if status != PUBLISHED:
-        raise Conflict(f"only a published product can be delisted; this product is {status}")
-    return DELISTED
 
 
 def price_configuration(
@@ -298,7 +365,7 @@ def price_configuration(
     elif period is not None:
         errors.add("period", f"must be empty for {billing_mode}")
     else:
-        price = spec.price_for(billing_mode, PERIOD_UNITS[billing_mode][0])
+        price = spec.price_for(billing_mode, PERIOD_UNITS_OF_MODE[billing_mode][0])
     bounds = spec.quantity
     if bounds is None:
         if quantity != 1:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.catalog  # noqa: F401  (registers the catalog's events)
+from catalog import domain
 from mercato.tables import UTCDateTime, add_messaging_tables
 
 
@@ -58,7 +59,9 @@ class Seller(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
-class Product(Base):
+class Product(Base, domain.ProductLifecycle):
+    """A seller's product; its moves and their events are ``domain.ProductLifecycle``'s."""
+
     __tablename__ = "products"
     __table_args__ = (
         sa.Index("ix_products_seller_account_id_created_at", "seller_account_id", "created_at"),
@@ -128,6 +131,22 @@ class Specification(Base):
     prices: Mapped[list[SpecificationPrice]] = relationship(
         order_by="SpecificationPrice.id", cascade="all, delete-orphan"
     )
+
+    def to_domain(self) -> domain.Specification:
+        """The specification as the pricing rules read it."""
+        quantity = None
+        if self.quantity_name is not None:
+            assert self.quantity_min is not None and self.quantity_max is not None
+            quantity = domain.Quantity(self.quantity_name, self.quantity_min, self.quantity_max)
+        return domain.Specification(
+            id=self.id,
+            name=self.name,
+            prices=tuple(
+                domain.Price(price.billing_mode, price.period_unit, price.amount)
+                for price in self.prices
+            ),
+            quantity=quantity,
+        )
 
 
 class SpecificationPrice(Base):

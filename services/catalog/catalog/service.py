@@ -15,6 +15,7 @@ from typing import Any
 
 from catalog import domain, schemas, usecases
 from catalog.models import metadata
+from catalog.repository import CatalogRepository
 from mercato.clock import ClockProvider
 from mercato.contracts import Envelope
 from mercato.db import Database
@@ -29,7 +30,7 @@ from mercato.validation import dump, load
 class CatalogService(MercatoService):
     name = "catalog"
 
-    db = Database(metadata)
+    db = Database(metadata, repositories={"catalog": CatalogRepository})
     clock = ClockProvider()
 
     # -- sellers -----------------------------------------------------------------

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from mercato import config
 from mercato.standalone import standalone_unit_of_work
 from mercato.topology import BY_NAME
+from provisioning.domain import interface_binding, password_binding, signing_binding
 from provisioning.keyring import KEYS_CONFIG, Keyring, Sealed
 from provisioning.models import Delivery, SellerInterfaceKey, SellerSigningKey, metadata
-from provisioning.usecases import _interface_binding, _password_binding, _signing_binding
 
 BATCH = 200
 
@@ -53,21 +53,21 @@ SEALINGS = {
         Delivery,
         Delivery.password_key_id,
         Delivery.password_sealed,
-        _password_binding,
+        lambda row: password_binding(row.account_id, row.subscription_id),
         Delivery.id,
     ),
     "seller interface secrets": _Sealing(
         SellerInterfaceKey,
         SellerInterfaceKey.secret_key_id,
         SellerInterfaceKey.secret_sealed,
-        _interface_binding,
+        lambda row: interface_binding(row.seller_account_id, row.access_key),
         SellerInterfaceKey.seller_account_id,
     ),
     "license signing keys": _Sealing(
         SellerSigningKey,
         SellerSigningKey.private_key_id,
         SellerSigningKey.private_sealed,
-        lambda row: _signing_binding(row.seller_account_id),
+        lambda row: signing_binding(row.seller_account_id),
         SellerSigningKey.seller_account_id,
     ),
 }

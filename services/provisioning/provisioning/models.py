@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import mercato.contracts.provisioning  # noqa: F401  (registers provisioning's event types)
 from mercato.tables import UTCDateTime, add_messaging_tables
+from provisioning import domain
 
 # SQLite autoincrements INTEGER primary keys only
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -27,10 +28,10 @@ metadata = Base.metadata
 add_messaging_tables(metadata)
 
 
-class Delivery(Base):
+class Delivery(Base, domain.DeliveryLifecycle):
     """The delivery of one subscription (one paid order line), from the order-paid event
     until it succeeds or its window passes. ``subscription_id`` is unique: a repeated
-    event never starts a second delivery."""
+    event never starts a second delivery. Its moves are ``domain.DeliveryLifecycle``'s."""
 
     __tablename__ = "deliveries"
     __table_args__ = (

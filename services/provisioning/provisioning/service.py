@@ -26,6 +26,7 @@ from mercato.validation import dump
 from provisioning import schemas, usecases
 from provisioning.keyring import KEYS_CONFIG, Keyring
 from provisioning.models import metadata
+from provisioning.repository import DeliveryRepository, SellerKeyRepository
 
 _log = logging.getLogger(__name__)
 
@@ -92,7 +93,10 @@ class SellerClients(DependencyProvider):
 class ProvisioningService(MercatoService):
     name = "provisioning"
 
-    db = Database(metadata)
+    db = Database(
+        metadata,
+        repositories={"deliveries": DeliveryRepository, "seller_keys": SellerKeyRepository},
+    )
     clock = ClockProvider()
     config = Config()
     catalog = TimedRpcProxy("catalog")

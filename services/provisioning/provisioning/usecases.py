@@ -4,19 +4,25 @@ A delivery is a small saga driven from the database:
 
 1. ``accept_paid_order`` (the order-paid event) records one ``pending`` delivery per
    subscription, in the event's inbox transaction; a repeated event adds nothing.
-2. ``run_delivery`` claims a due delivery with a lease (``FOR UPDATE SKIP LOCKED`` on
-   PostgreSQL, so replicas never work on the same one), then takes one step outside any
-   transaction: sign a license key, or ask the seller's SaaS endpoint for an instance
-   and its credentials. The step's outcome is written under the row lock.
+2. ``claim_due`` leases a due delivery to this worker (``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL, so replicas never work on the same one); ``run_delivery`` then takes
+   one step outside any transaction: sign a license key, or ask the seller's SaaS
+   endpoint for an instance and its credentials. The step's outcome is written under
+   the row lock.
 3. A failed step is retried with exponential backoff until the delivery window passes
    (3 hours by default); then the delivery fails, ``provisioning.delivery.failed`` lets
    orders cancel the order and billing refund it, and the seller is asked to release
-   any instance it created (recorded with the failure, asked again until it answers).
+   any instance it created (recorded with the failure, asked again until it answers:
+   ``claim_due_release``, ``release_instance``).
 
 Exactly once: the seller's ``newInstance`` is idempotent on (order, order line), the
 instance id is saved as soon as it is known, and a delivery completes at most once
-(its status is checked under the lock). A crash anywhere leaves a ``pending`` row whose
-lease runs out, and the sweep takes it up again.
+(its status is checked under the lock, ``domain.DELIVERY``). A crash anywhere leaves a
+``pending`` row whose lease runs out, and the sweep takes it up again.
+
+The rules are ``provisioning.domain``'s, the statements ``provisioning.repository``'s
+(``uow.deliveries``, ``uow.seller_keys``). Each transaction is committed in the use
+case's own body, where its flow says why.
 """
 
 from __future__ import annotations
@@ -25,47 +31,26 @@ import base64
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import eventlet
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 import seller_interface
 from mercato.clock import Clock
-from mercato.db import insert_now, new_id
+from mercato.db import new_id
 from mercato.errors import NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
-from mercato.periods import subscription_expiry
-from provisioning import endpoints, licenses, metrics
+from provisioning import domain, endpoints, licenses, metrics
+from provisioning.domain import DeliveryPolicy as DeliveryPolicy  # the service builds it here
 from provisioning.keyring import Keyring, Sealed
 from provisioning.models import CredentialReveal, Delivery, SellerInterfaceKey, SellerSigningKey
 from seller_interface import Activity, ResultCode, SellerCallError, SellerUnreachable
 
 _log = logging.getLogger(__name__)
 
-WAITING, PENDING, SUCCEEDED, FAILED = "waiting", "pending", "succeeded", "failed"
-LICENSE, SAAS = "license", "saas"
-# Images (cloud servers under an agency) and professional services (service
-# supervision) are delivered by flows of their own; their deliveries wait for them.
-DELIVERED_HERE = (LICENSE, SAAS)
 MASKED_PASSWORD = "******"  # noqa: S105  (what the buyer sees instead)
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    window: dt.timedelta = dt.timedelta(hours=3)  # newInstance must succeed within it
-    lease: dt.timedelta = dt.timedelta(seconds=60)  # longer than one step's calls
-    first_retry: dt.timedelta = dt.timedelta(seconds=1)
-    max_retry: dt.timedelta = dt.timedelta(minutes=5)
-    processing_poll: dt.timedelta = dt.timedelta(seconds=1)  # seller answered 000004
-    reveals_per_minute: int = 5
-    # a whole seller call, connection and slow answer included (the client's own timeout
-    # bounds each socket read only)
-    call_budget: dt.timedelta = dt.timedelta(seconds=6)
-    # a seller endpoint on loopback or a private network: only for `make run` and tests
-    allow_private_endpoints: bool = False
+# a step's outcomes, as the deliveries metric counts them
+SUCCEEDED, RETRIED, FAILED = domain.SUCCEEDED, "retried", domain.FAILED
 
 
 class RetryLater(Exception):
@@ -83,58 +68,54 @@ SellerClientFactory = Callable[[str, str, str], seller_interface.SellerClient]
 # -- accepting paid orders ---------------------------------------------------------
 
 
-# built once, on the table's columns (see mercato.db)
-_DELIVERIES = Delivery.__table__
-_DELIVERY_OF_SUBSCRIPTION = sa.select(_DELIVERIES.c.id).where(
-    _DELIVERIES.c.subscription_id == sa.bindparam("subscription_id")
-)
-
-
 def accept_paid_order(
     uow, clock: Clock, *, order: dict[str, Any], policy: DeliveryPolicy
 ) -> list[str]:
-    """Record a delivery per subscription of a paid order (the caller's transaction
-    commits them with the event's inbox row); answers the ids of those due now."""
+    """Record a delivery per subscription of a paid order; answers the ids of those due
+    now. Does not commit: the event handler commits them with the event's inbox row."""
     now = clock.now()
     due = []
     for item in order.get("subscriptions") or []:
-        known = uow.session.scalar(
-            _DELIVERY_OF_SUBSCRIPTION, {"subscription_id": item["subscription_id"]}
-        )
-        if known is not None:
-            continue
-        delivered_here = item["delivery_method"] in DELIVERED_HERE
-        period = item.get("period") or {}
-        delivery = Delivery(
-            id=new_id("dlv"),
-            subscription_id=item["subscription_id"],
-            order_id=order["order_id"],
-            order_line_id=item["order_line_id"],
-            account_id=order["account_id"],
-            product_id=item["product_id"],
-            product_name=item["product_name"],
-            seller_account_id=item["seller_account_id"],
-            specification_id=item["specification_id"],
-            specification_name=item["specification_name"],
-            delivery_method=item["delivery_method"],
-            service_supervision=item["service_supervision"],
-            billing_mode=item["billing_mode"],
-            period_unit=period.get("unit"),
-            period_count=period.get("count"),
-            quantity=item["quantity"],
-            expires_at=_aware(item.get("expires_at")),
-            status=PENDING if delivered_here else WAITING,
-            attempts=0,
-            release_attempts=0,
-            next_attempt_at=now if delivered_here else None,
-            deadline_at=now + policy.window,
-            created_at=now,
-            updated_at=now,
-        )
-        insert_now(uow.session, delivery)
-        if delivered_here:
+        if uow.deliveries.exists_for(item["subscription_id"]):
+            continue  # a repeated event starts nothing twice
+        delivery = _new_delivery(order, item, now, policy)
+        uow.deliveries.add(delivery)
+        if delivery.status == domain.PENDING:
             due.append(delivery.id)
     return due
+
+
+def _new_delivery(
+    order: dict[str, Any], item: dict[str, Any], now: dt.datetime, policy: DeliveryPolicy
+) -> Delivery:
+    delivered_here = item["delivery_method"] in domain.DELIVERED_HERE
+    period = item.get("period") or {}
+    return Delivery(
+        id=new_id("dlv"),
+        subscription_id=item["subscription_id"],
+        order_id=order["order_id"],
+        order_line_id=item["order_line_id"],
+        account_id=order["account_id"],
+        product_id=item["product_id"],
+        product_name=item["product_name"],
+        seller_account_id=item["seller_account_id"],
+        specification_id=item["specification_id"],
+        specification_name=item["specification_name"],
+        delivery_method=item["delivery_method"],
+        service_supervision=item["service_supervision"],
+        billing_mode=item["billing_mode"],
+        period_unit=period.get("unit"),
+        period_count=period.get("count"),
+        quantity=item["quantity"],
+        expires_at=_aware(item.get("expires_at")),
+        status=domain.PENDING if delivered_here else domain.WAITING,
+        attempts=0,
+        release_attempts=0,
+        next_attempt_at=now if delivered_here else None,
+        deadline_at=now + policy.window,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _aware(value: Any) -> dt.datetime | None:
@@ -147,32 +128,13 @@ def _aware(value: Any) -> dt.datetime | None:
 
 
 def claim_due(uow, clock: Clock, policy: DeliveryPolicy, *, limit: int = 1) -> list[Delivery]:
-    """Lease up to ``limit`` due deliveries to this worker. One at a
-    time by default: a lease covers one step (at most a catalog call and two seller
-    calls), never a queue of them that could outlast it."""
+    """Lease up to ``limit`` due deliveries to this worker. One at a time by default: a
+    lease covers one step (at most a catalog call and two seller calls), never a queue
+    of them that could outlast it."""
     now = clock.now()
-    query = (
-        sa.select(Delivery)
-        .where(
-            Delivery.status == PENDING,
-            Delivery.next_attempt_at <= now,
-            sa.or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-        )
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    claimed = list(uow.session.scalars(query))
+    claimed = uow.deliveries.lock_due(now, limit)
     for delivery in claimed:
-        delivery.lease_until = now + policy.lease
-        if delivery.starts_at is None:
-            # the subscription's period runs from its first delivery attempt: the expiry
-            # the seller is told and the license carries, and the one orders keeps
-            delivery.starts_at = now
-            delivery.expires_at = subscription_expiry(
-                now, delivery.billing_mode, delivery.period_unit, delivery.period_count
-            )
+        delivery.claim(now, policy)
     uow.commit()
     return claimed
 
@@ -180,52 +142,110 @@ def claim_due(uow, clock: Clock, policy: DeliveryPolicy, *, limit: int = 1) -> l
 def run_delivery(
     uow,
     clock: Clock,
-    delivery: Delivery,
+    claimed: Delivery,
     *,
     keyring: Keyring,
     catalog,
     seller_client: SellerClientFactory,
     policy: DeliveryPolicy,
 ) -> str:
-    """One step of a claimed delivery; answers its status afterwards."""
+    """One step of a claimed delivery; answers its status afterwards.
+
+    No transaction stays open while a seller answers, so a step commits up to three:
+
+    1. (saas) the read of the seller's interface credentials, ended before the call;
+    2. (saas) the instance id, as soon as the seller gives it, so that the next attempt
+       queries that instance instead of asking for another;
+    3. the outcome, under the row lock: delivered, tried again later, or failed once
+       the window has passed (a license's signing key, made on first use, with it).
+
+    A delivery that fails with an instance at the seller then has it released
+    (``release_instance``, in transactions of its own).
+    """
+    delivered: domain.Delivered | None = None
+    failure: RetryLater | None = None
     try:
-        if delivery.delivery_method == LICENSE:
-            _deliver_license(uow, clock, delivery, keyring)
+        if claimed.delivery_method == domain.LICENSE:
+            delivered = _license(uow, clock, claimed, keyring)
         else:
-            _deliver_saas(uow, clock, delivery, keyring, catalog, seller_client, policy)
-        return SUCCEEDED
+            client = _seller_client(uow, claimed, keyring, catalog, seller_client, policy)
+            uow.commit()  # 1: nothing written
+            with client:
+                instance_id = claimed.instance_id
+                if instance_id is None:
+                    instance_id = _new_instance(client, claimed, policy)
+                    current = uow.deliveries.lock(claimed.id)
+                    ended = not current.may("record_instance")  # the window passed meanwhile
+                    if not ended:
+                        current.record_instance(instance_id)
+                    uow.commit()  # 2
+                    if ended:
+                        return current.status
+                delivered = _instance_delivered(client, claimed, instance_id, keyring, policy)
     except RetryLater as exc:
-        return _retry_or_fail(uow, clock, delivery, exc, keyring, catalog, seller_client, policy)
+        failure = exc
     except ServiceUnavailable as exc:  # catalog did not answer
-        return _retry_or_fail(
-            uow, clock, delivery, RetryLater(str(exc)), keyring, catalog, seller_client, policy
-        )
+        failure = RetryLater(str(exc))
     except Exception as exc:
         # anything else (the product gone from catalog, a key missing from the keyring,
         # a bug) is a failed attempt too, so the delivery window still ends every saga
-        _log.exception("delivery %s: unexpected failure", delivery.id)
+        _log.exception("delivery %s: unexpected failure", claimed.id)
         uow.rollback()
-        reason = RetryLater(f"unexpected {type(exc).__name__}: {exc}")
-        return _retry_or_fail(uow, clock, delivery, reason, keyring, catalog, seller_client, policy)
+        failure = RetryLater(f"unexpected {type(exc).__name__}: {exc}")
 
-
-def _locked(uow, delivery_id: str) -> Delivery:
-    delivery = uow.session.scalar(
-        sa.select(Delivery)
-        .where(Delivery.id == delivery_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert delivery is not None
-    return delivery
-
-
-def _deliver_license(uow, clock: Clock, claimed: Delivery, keyring: Keyring) -> None:
+    delivery = uow.deliveries.lock(claimed.id)
     now = clock.now()
-    key_id, private_key = _signing_key(uow, keyring, claimed.seller_account_id, now)
+    outcome = None  # stays None when another worker, or the window, ended it first
+    if failure is None:
+        assert delivered is not None
+        if delivery.may("succeed"):
+            delivery.succeed(delivered, now)
+            outcome = SUCCEEDED
+    elif delivery.may("retry_later"):  # still pending: the window decides
+        if delivery.window_passed(now):
+            delivery.fail(failure.reason, now)
+            outcome = FAILED
+        else:
+            delivery.retry_later(failure.reason, now, policy, processing=failure.processing)
+            outcome = RETRIED
+    uow.emit_recorded(delivery)
+    uow.commit()  # 3
+    if outcome is not None:
+        _report(delivery, outcome, failure)
+    if outcome == FAILED and delivery.release_status == domain.RELEASE_DUE:
+        release_instance(
+            uow,
+            clock,
+            delivery,
+            keyring=keyring,
+            catalog=catalog,
+            seller_client=seller_client,
+            policy=policy,
+        )
+    return delivery.status
+
+
+def _report(delivery: Delivery, outcome: str, failure: RetryLater | None) -> None:
+    metrics.DELIVERIES.labels(delivery.delivery_method, outcome).inc()
+    if failure is None:
+        _log.info("delivered %s (%s)", delivery.subscription_id, delivery.delivery_method)
+    elif outcome == RETRIED:
+        _log.info(
+            "delivery %s retried at %s: %s", delivery.id, delivery.next_attempt_at, failure.reason
+        )
+    else:
+        _log.warning("delivery %s failed: %s", delivery.id, failure.reason)
+
+
+def _license(uow, clock: Clock, claimed: Delivery, keyring: Keyring) -> domain.Delivered:
+    """A license key signed with the seller's key (made at its first sale)."""
+    now = clock.now()
+    key = uow.seller_keys.signing_key(claimed.seller_account_id) or _new_signing_key(
+        uow, keyring, claimed.seller_account_id, now
+    )
     claims = {
         "iss": "mercato",
-        "key_id": key_id,
+        "key_id": key.key_id,
         "license_id": claimed.id,
         "subscription_id": claimed.subscription_id,
         "account_id": claimed.account_id,
@@ -236,67 +256,20 @@ def _deliver_license(uow, clock: Clock, claimed: Delivery, keyring: Keyring) -> 
         "expires_at": claimed.expires_at.isoformat() if claimed.expires_at else None,
         "issued_at": now.isoformat(),
     }
-    _complete(uow, clock, claimed.id, license_key=licenses.issue(private_key, claims))
-
-
-def _deliver_saas(
-    uow,
-    clock: Clock,
-    claimed: Delivery,
-    keyring: Keyring,
-    catalog,
-    seller_client,
-    policy: DeliveryPolicy,
-) -> None:
-    client = _seller_client(uow, claimed, keyring, catalog, seller_client, policy)
-    try:
-        instance_id = claimed.instance_id
-        if instance_id is None:
-            answer = _call(
-                client, Activity.NEW_INSTANCE, _new_instance_fields(claimed), policy.call_budget
-            )
-            instance_id = answer.data.get("instanceId")
-            if not isinstance(instance_id, str) or not 0 < len(instance_id) <= 64:
-                raise RetryLater("newInstance answered no usable instanceId")
-            # saved at once: the next attempt queries it instead of asking again
-            current = _locked(uow, claimed.id)
-            if current.status != PENDING:  # ended meanwhile (the window passed)
-                uow.commit()
-                return
-            current.instance_id = instance_id
-            uow.commit()
-        answer = _call(
-            client,
-            Activity.QUERY_INSTANCE,
-            {"instanceId": instance_id, "testFlag": "0"},
-            policy.call_budget,
+    private = base64.b64decode(
+        keyring.open(
+            Sealed(key.private_key_id, key.private_sealed),
+            bound_to=domain.signing_binding(key.seller_account_id),
         )
-    finally:
-        client.close()
-    app = answer.data.get("appInfo")
-    if not isinstance(app, dict) or not all(
-        isinstance(app.get(field), str) and app.get(field)
-        for field in seller_interface.APP_INFO_FIELDS
-    ):
-        raise RetryLater("queryInstance answered without frontEndUrl, adminUrl, userName, password")
-    sealed = keyring.seal(app["password"], bound_to=_password_binding(claimed))
-    _complete(
-        uow,
-        clock,
-        claimed.id,
-        instance_id=instance_id,
-        username=app["userName"],
-        management_url=app["adminUrl"],
-        frontend_url=app["frontEndUrl"],
-        password=sealed,
     )
+    return domain.Delivered(license_key=licenses.issue(private, claims))
 
 
 def _seller_client(
     uow, delivery: Delivery, keyring: Keyring, catalog, seller_client, policy: DeliveryPolicy
 ) -> seller_interface.SellerClient:
-    """The signed client for the product's endpoint. The reads end their transaction
-    before returning: no database transaction stays open while a seller answers."""
+    """The signed client for the product's endpoint, with the seller's credentials
+    read in this unit of work's transaction (the caller ends it before calling)."""
     settings = catalog.delivery_settings(delivery.product_id)
     endpoint = settings.get("saas_endpoint_url")
     if not endpoint:
@@ -306,17 +279,51 @@ def _seller_client(
             "the SaaS endpoint is on loopback or a private network, refused outside "
             "development (PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS)"
         )
-    key = uow.session.get(SellerInterfaceKey, delivery.seller_account_id)
-    try:
-        if key is None:
-            raise RetryLater("the seller has not issued its SaaS interface credentials")
-        secret = keyring.open(
-            Sealed(key.secret_key_id, key.secret_sealed), bound_to=_interface_binding(key)
-        )
-        access_key = key.access_key
-    finally:
-        uow.commit()  # nothing written: ends the read transaction
-    return seller_client(endpoint, access_key, secret)
+    key = uow.seller_keys.interface_key(delivery.seller_account_id)
+    if key is None:
+        raise RetryLater("the seller has not issued its SaaS interface credentials")
+    secret = keyring.open(
+        Sealed(key.secret_key_id, key.secret_sealed),
+        bound_to=domain.interface_binding(key.seller_account_id, key.access_key),
+    )
+    return seller_client(endpoint, key.access_key, secret)
+
+
+def _new_instance(client, delivery: Delivery, policy: DeliveryPolicy) -> str:
+    """Ask the seller for the order line's instance (``newInstance``); its id."""
+    answer = _call(
+        client, Activity.NEW_INSTANCE, _new_instance_fields(delivery), policy.call_budget
+    )
+    instance_id = answer.data.get("instanceId")
+    if not isinstance(instance_id, str) or not 0 < len(instance_id) <= 64:
+        raise RetryLater("newInstance answered no usable instanceId")
+    return instance_id
+
+
+def _instance_delivered(
+    client, delivery: Delivery, instance_id: str, keyring: Keyring, policy: DeliveryPolicy
+) -> domain.Delivered:
+    """The instance, once the seller says it is ready, with its credentials (the
+    password sealed to the buyer's subscription)."""
+    answer = _call(
+        client,
+        Activity.QUERY_INSTANCE,
+        {"instanceId": instance_id, "testFlag": "0"},
+        policy.call_budget,
+    )
+    app = answer.data.get("appInfo")
+    if not isinstance(app, dict) or not all(
+        isinstance(app.get(field), str) and app.get(field)
+        for field in seller_interface.APP_INFO_FIELDS
+    ):
+        raise RetryLater("queryInstance answered without frontEndUrl, adminUrl, userName, password")
+    return domain.Delivered(
+        instance_id=instance_id,
+        username=app["userName"],
+        management_url=app["adminUrl"],
+        frontend_url=app["frontEndUrl"],
+        password=keyring.seal(app["password"], bound_to=delivery.password_binding()),
+    )
 
 
 def _new_instance_fields(delivery: Delivery) -> dict[str, Any]:
@@ -365,152 +372,15 @@ def _call(client, activity: Activity, fields: dict[str, Any], budget: dt.timedel
     return answer
 
 
-def _complete(
-    uow,
-    clock: Clock,
-    delivery_id: str,
-    *,
-    instance_id: str | None = None,
-    license_key: str | None = None,
-    username: str | None = None,
-    management_url: str | None = None,
-    frontend_url: str | None = None,
-    password: Sealed | None = None,
-) -> None:
-    delivery = _locked(uow, delivery_id)
-    if delivery.status != PENDING:  # another worker finished it first
-        uow.commit()
-        return
-    now = clock.now()
-    delivery.status = SUCCEEDED
-    delivery.instance_id = instance_id or delivery.instance_id
-    delivery.license_key = license_key
-    delivery.username = username
-    delivery.management_url = management_url
-    delivery.frontend_url = frontend_url
-    if password is not None:
-        delivery.password_key_id = password.key_id
-        delivery.password_sealed = password.ciphertext
-    delivery.delivered_at = now
-    delivery.updated_at = now
-    delivery.lease_until = None
-    delivery.next_attempt_at = None
-    delivery.last_error = None
-    uow.emit(
-        "provisioning.delivery.succeeded",
-        subject=delivery.subscription_id,
-        account_id=delivery.account_id,
-        data={
-            **_identifying(delivery),
-            "service_supervision": delivery.service_supervision,
-            "application": {
-                "instance_id": delivery.instance_id,
-                "username": delivery.username,
-                "management_url": delivery.management_url,
-                "frontend_url": delivery.frontend_url,
-                "license_key": delivery.license_key,
-                "has_password": delivery.password_sealed is not None,
-            },
-            "starts_at": delivery.starts_at,
-            "expires_at": delivery.expires_at,
-            "delivered_at": now,
-        },
-    )
-    uow.commit()
-    metrics.DELIVERIES.labels(delivery.delivery_method, "succeeded").inc()
-    _log.info("delivered %s (%s)", delivery.subscription_id, delivery.delivery_method)
-
-
-def _identifying(delivery: Delivery) -> dict[str, Any]:
-    """What every delivery event says about which delivery it is."""
-    return {
-        "delivery_id": delivery.id,
-        "subscription_id": delivery.subscription_id,
-        "order_id": delivery.order_id,
-        "order_line_id": delivery.order_line_id,
-        "account_id": delivery.account_id,
-        "delivery_method": delivery.delivery_method,
-    }
-
-
-def _retry_or_fail(
-    uow, clock, claimed: Delivery, exc: RetryLater, keyring, catalog, seller_client, policy
-) -> str:
-    delivery = _locked(uow, claimed.id)
-    if delivery.status != PENDING:
-        uow.commit()
-        return delivery.status
-    now = clock.now()
-    delivery.attempts += 1
-    delivery.last_error = exc.reason[:2000]
-    delivery.lease_until = None
-    delivery.updated_at = now
-    if now >= delivery.deadline_at:
-        instance_id = delivery.instance_id
-        hours = (delivery.deadline_at - delivery.created_at).total_seconds() / 3600
-        delivery.status = FAILED
-        delivery.next_attempt_at = None
-        delivery.failure_reason = (
-            f"The seller's system did not deliver {delivery.product_name} within "
-            f"{hours:g} hours, so the order is cancelled and the payment refunded."
-        )
-        uow.emit(
-            "provisioning.delivery.failed",
-            subject=delivery.subscription_id,
-            account_id=delivery.account_id,
-            data={
-                **_identifying(delivery),
-                "reason": delivery.failure_reason,
-                "failed_at": now,
-            },
-        )
-        if instance_id is not None:
-            # the compensation on the seller's side, recorded with the failure so that a
-            # crash cannot lose it: the sweep asks until the seller releases it
-            delivery.release_due_at = now
-        uow.commit()
-        metrics.DELIVERIES.labels(delivery.delivery_method, "failed").inc()
-        _log.warning("delivery %s failed: %s", delivery.id, exc.reason)
-        if instance_id is not None:
-            release_instance(
-                uow,
-                clock,
-                delivery,
-                keyring=keyring,
-                catalog=catalog,
-                seller_client=seller_client,
-                policy=policy,
-            )
-        return FAILED
-    if exc.processing:
-        delay = policy.processing_poll
-    else:
-        delay = min(policy.first_retry * 2 ** min(delivery.attempts - 1, 20), policy.max_retry)
-    # the last try falls on the deadline, not after it
-    delivery.next_attempt_at = min(now + delay, delivery.deadline_at)
-    uow.commit()
-    metrics.DELIVERIES.labels(delivery.delivery_method, "retried").inc()
-    _log.info("delivery %s retried at %s: %s", delivery.id, delivery.next_attempt_at, exc.reason)
-    return PENDING
+# -- releasing what a failed delivery left at the seller ---------------------------------
 
 
 def claim_due_release(uow, clock: Clock, policy: DeliveryPolicy) -> Delivery | None:
     """Lease one failed delivery whose seller instance is still to be released."""
     now = clock.now()
-    delivery = uow.session.scalar(
-        sa.select(Delivery)
-        .where(
-            Delivery.status == FAILED,
-            Delivery.release_due_at <= now,
-            sa.or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-        )
-        .order_by(Delivery.release_due_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
+    delivery = uow.deliveries.lock_due_release(now)
     if delivery is not None:
-        delivery.lease_until = now + policy.lease
+        delivery.claim_release(now, policy)
     uow.commit()
     return delivery
 
@@ -528,9 +398,15 @@ def release_instance(
     """Compensation: ask the seller to release the instance it created for an order that
     is now cancelled (``releaseInstance``; "no such instance" counts as released). A
     failure is asked again with backoff for as long as the delivery window was, then
-    left to an operator (logged)."""
+    left to an operator (logged).
+
+    Two transactions, so that none stays open while the seller answers: the read of
+    the seller's credentials, ended before the call; the answer, under the row lock.
+    """
     try:
-        with _seller_client(uow, claimed, keyring, catalog, seller_client, policy) as client:
+        client = _seller_client(uow, claimed, keyring, catalog, seller_client, policy)
+        uow.commit()  # nothing written
+        with client:
             try:
                 _call(
                     client,
@@ -548,16 +424,23 @@ def release_instance(
         released, error = True, None
     except Exception as exc:
         released, error = False, str(exc)
-    delivery = _locked(uow, claimed.id)
+    delivery = uow.deliveries.lock(claimed.id)
     now = clock.now()
-    delivery.lease_until = None
-    delivery.release_attempts += 1
-    if released:
-        delivery.release_due_at = None
-        delivery.released_at = now
+    due = delivery.release_status == domain.RELEASE_DUE  # else another worker answered first
+    if due and released:
+        delivery.instance_released(now)
+    elif due:
+        delivery.release_failed(now, policy)
+    uow.commit()
+    if due:
+        _report_release(delivery, error)
+    return released
+
+
+def _report_release(delivery: Delivery, error: str | None) -> None:
+    if delivery.release_status == domain.RELEASED:
         _log.info("released instance %s of failed delivery %s", delivery.instance_id, delivery.id)
-    elif now - delivery.deadline_at >= delivery.deadline_at - delivery.created_at:
-        delivery.release_due_at = None
+    elif delivery.release_status == domain.RELEASE_ABANDONED:
         _log.error(
             "gave up releasing instance %s of failed delivery %s: %s",
             delivery.instance_id,
@@ -565,33 +448,21 @@ def release_instance(
             error,
         )
     else:
-        delay = min(
-            policy.first_retry * 2 ** min(delivery.release_attempts - 1, 20), policy.max_retry
-        )
-        delivery.release_due_at = now + delay
         _log.warning(
             "releasing instance %s failed, again at %s: %s",
             delivery.instance_id,
             delivery.release_due_at,
             error,
         )
-    uow.commit()
-    return released
 
 
 # -- what the buyer sees ------------------------------------------------------------
 
 
-def _own_delivery(uow, buyer: Identity, subscription_id: str, *, lock: bool = False) -> Delivery:
-    """The caller's delivery; ``lock`` holds its row until commit, so concurrent reveals
-    of one app are counted one after the other against the rate limit."""
-    query = sa.select(Delivery).where(Delivery.subscription_id == subscription_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    delivery = uow.session.scalar(query)
-    if delivery is None or (
-        delivery.account_id != buyer.account_id and not buyer.has_role("operator")
-    ):
+def _own_delivery(uow, viewer: Identity, subscription_id: str, *, lock: bool = False) -> Delivery:
+    """The caller's delivery (an operator sees any); NotFound for anyone else's."""
+    delivery = uow.deliveries.of_subscription(subscription_id, lock=lock)
+    if delivery is None or not delivery.visible_to(viewer):
         raise NotFound("no delivery for this purchased app")
     return delivery
 
@@ -624,29 +495,22 @@ def reveal_credentials(
     keyring: Keyring,
     policy: DeliveryPolicy,
 ) -> dict[str, str]:
-    """The eye icon: the delivered password, recorded (who, when) and rate limited."""
+    """The eye icon: the delivered password, recorded (who, when) and rate limited.
+    The delivery's row is locked until commit, so concurrent reveals of one app are
+    counted one after the other."""
     delivery = _own_delivery(uow, buyer, subscription_id, lock=True)
-    if delivery.password_sealed is None or delivery.password_key_id is None:
+    sealed = delivery.sealed_password()
+    if sealed is None:
         raise NotFound("this purchased app has no password to reveal")
     now = clock.now()
-    recent = uow.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(CredentialReveal)
-        .where(
-            CredentialReveal.account_id == buyer.account_id,
-            CredentialReveal.revealed_at > now - dt.timedelta(minutes=1),
-        )
-    )
-    if (recent or 0) >= policy.reveals_per_minute:
+    recent = uow.deliveries.reveals_since(buyer.account_id, now - domain.REVEAL_WINDOW)
+    if recent >= policy.reveals_per_minute:
         metrics.CREDENTIAL_REVEALS.labels("rate_limited").inc()
         raise RateLimited(
             f"at most {policy.reveals_per_minute} password reveals a minute; try again shortly"
         )
-    password = keyring.open(
-        Sealed(delivery.password_key_id, delivery.password_sealed),
-        bound_to=_password_binding(delivery),
-    )
-    uow.session.add(
+    password = keyring.open(sealed, bound_to=delivery.password_binding())
+    uow.deliveries.add_reveal(
         CredentialReveal(
             subscription_id=delivery.subscription_id,
             account_id=buyer.account_id,
@@ -661,15 +525,7 @@ def reveal_credentials(
     return {"username": delivery.username or "", "password": password}
 
 
-def _password_binding(delivery: Delivery) -> str:
-    return f"password|{delivery.account_id}|{delivery.subscription_id}"
-
-
 # -- sellers' keys --------------------------------------------------------------------
-
-
-def _interface_binding(key: SellerInterfaceKey) -> str:
-    return f"interface-secret|{key.seller_account_id}|{key.access_key}"
 
 
 def issue_interface_credentials(
@@ -680,21 +536,14 @@ def issue_interface_credentials(
     now = clock.now()
     access_key = seller_interface.new_access_key()
     secret = seller_interface.new_secret()
-    row = SellerInterfaceKey(seller_account_id=seller.account_id, access_key=access_key)
-    sealed = keyring.seal(secret, bound_to=_interface_binding(row))
-    values = {
-        "seller_account_id": seller.account_id,
-        "access_key": access_key,
-        "secret_key_id": sealed.key_id,
-        "secret_sealed": sealed.ciphertext,
-        "created_at": now,
-    }
-    # one statement, so two concurrent first issues cannot collide: the last pair wins
-    insert = _dialect_insert(uow, SellerInterfaceKey).values(**values)
-    uow.session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[SellerInterfaceKey.seller_account_id],
-            set_={name: insert.excluded[name] for name in values if name != "seller_account_id"},
+    sealed = keyring.seal(secret, bound_to=domain.interface_binding(seller.account_id, access_key))
+    uow.seller_keys.replace_interface_key(
+        SellerInterfaceKey(
+            seller_account_id=seller.account_id,
+            access_key=access_key,
+            secret_key_id=sealed.key_id,
+            secret_sealed=sealed.ciphertext,
+            created_at=now,
         )
     )
     uow.commit()
@@ -706,46 +555,25 @@ def issue_interface_credentials(
     }
 
 
-def _dialect_insert(uow, model):
-    """INSERT with ON CONFLICT, which PostgreSQL and SQLite both have."""
-    dialect = uow.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-def _signing_binding(seller_account_id: str) -> str:
-    return f"signing-key|{seller_account_id}"
-
-
-def _signing_key(uow, keyring: Keyring, seller_account_id: str, now: dt.datetime):
-    """The seller's license signing key, made on first use (a concurrent first use by
-    another worker wins quietly: ``ON CONFLICT DO NOTHING``)."""
-    row = uow.session.get(SellerSigningKey, seller_account_id)
-    if row is None:
-        private, public = licenses.new_signing_key()
-        sealed = keyring.seal(
-            base64.b64encode(private).decode(), bound_to=_signing_binding(seller_account_id)
-        )
-        uow.session.execute(
-            _dialect_insert(uow, SellerSigningKey)
-            .values(
-                seller_account_id=seller_account_id,
-                key_id=new_id("lk"),
-                public_key=public,
-                private_key_id=sealed.key_id,
-                private_sealed=sealed.ciphertext,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        row = uow.session.get(SellerSigningKey, seller_account_id, populate_existing=True)
-        assert row is not None
-    private = base64.b64decode(
-        keyring.open(
-            Sealed(row.private_key_id, row.private_sealed),
-            bound_to=_signing_binding(seller_account_id),
+def _new_signing_key(
+    uow, keyring: Keyring, seller_account_id: str, now: dt.datetime
+) -> SellerSigningKey:
+    """The seller's license signing key, made now; a concurrent first use by another
+    worker wins quietly, and its key is the one answered."""
+    private, public = licenses.new_signing_key()
+    sealed = keyring.seal(
+        base64.b64encode(private).decode(), bound_to=domain.signing_binding(seller_account_id)
+    )
+    return uow.seller_keys.add_signing_key_if_missing(
+        SellerSigningKey(
+            seller_account_id=seller_account_id,
+            key_id=new_id("lk"),
+            public_key=public,
+            private_key_id=sealed.key_id,
+            private_sealed=sealed.ciphertext,
+            created_at=now,
         )
     )
-    return row.key_id, private
 
 
 def license_public_key(
@@ -754,12 +582,10 @@ def license_public_key(
     """The seller's published key. It is made at the seller's first sale of a license,
     or when the seller itself asks for it first (``create``); anyone else asking for a
     key that does not exist gets NotFound and creates nothing."""
-    row = uow.session.get(SellerSigningKey, seller_account_id)
-    if row is None:
-        if not create:
-            raise NotFound("this seller has no license signing key yet")
-        _signing_key(uow, keyring, seller_account_id, clock.now())
-        uow.commit()
-        row = uow.session.get(SellerSigningKey, seller_account_id)
-        assert row is not None
-    return licenses.public_key_document(seller_account_id, row.key_id, row.public_key)
+    key = uow.seller_keys.signing_key(seller_account_id)
+    if key is None and not create:
+        raise NotFound("this seller has no license signing key yet")
+    if key is None:
+        key = _new_signing_key(uow, keyring, seller_account_id, clock.now())
+    uow.commit()
+    return licenses.public_key_document(seller_account_id, key.key_id, key.public_key)

@@ -14,6 +14,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import replace_dependencies
 from sqlalchemy.orm import sessionmaker
 
+from catalog.repository import CatalogRepository
 from catalog.service import CatalogService
 from mercato.clock import ManualClock
 from mercato.contracts import Envelope, new_envelope
@@ -159,8 +160,8 @@ def account_created(account_id: str, name: str, type: str) -> dict[str, Any]:
 
 
 class DirectUnitOfWork:
-    """The unit of work use cases take, over a real database but outside nameko;
-    events are checked against their contracts and kept in ``events``."""
+    """The unit of work use cases take (with ``uow.catalog``), over a real database but
+    outside nameko; events are checked against their contracts and kept in ``events``."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, pool_size=2)
@@ -173,6 +174,10 @@ class DirectUnitOfWork:
         if self._session is None:
             self._session = self._sessionmaker()
         return self._session
+
+    @property
+    def catalog(self) -> CatalogRepository:
+        return CatalogRepository(self.session)
 
     def emit(self, event_type, *, subject, data, account_id=None, version=None) -> Envelope:
         envelope = new_envelope(

@@ -1,11 +1,15 @@
 """Unit tests of the catalog's rules and input schemas (no broker, no database)."""
 
+import datetime as dt
+
 import pytest
 
 from catalog import domain, schemas
-from catalog.domain import Money, Period, Price, Quantity, Specification
+from catalog.domain import Period, Price, Quantity, Specification
+from catalog.models import Product
 from catalog.tests.support import product_payload
 from mercato.errors import BusinessRuleViolation, Conflict, ValidationError
+from mercato.money import Money
 from mercato.validation import load
 
 MONTH = Price("yearly_monthly", "month", 1500)
@@ -129,16 +133,33 @@ def test_lowest_price_is_the_cheapest_price_of_any_specification():
 # -- status --------------------------------------------------------------------------
 
 
-def publish(status, delivery_method="image", saas_endpoint_url=None):
-    return domain.publish(
-        status, delivery_method=delivery_method, saas_endpoint_url=saas_endpoint_url
+NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+
+
+def product(status, delivery_method="image", saas_endpoint_url=None):
+    return Product(
+        id="prd_1",
+        seller_account_id="acc_seller",
+        name="Acme Backup",
+        category="storage",
+        delivery_method=delivery_method,
+        saas_endpoint_url=saas_endpoint_url,
+        status=status,
+        currency="USD",
+        lowest_price=1500,
     )
+
+
+def publish(status, delivery_method="image", saas_endpoint_url=None):
+    draft = product(status, delivery_method, saas_endpoint_url)
+    draft.publish(NOW)
+    return draft.status
 
 
 def test_only_a_draft_can_be_published():
     assert publish("draft") == "published"
     for status in ("published", "delisted"):
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict, match=f"the product is {status}; publish needs it draft"):
             publish(status)
 
 
@@ -150,6 +171,34 @@ def test_a_saas_product_is_published_only_with_its_endpoint():
     assert "saas_endpoint_url" in raised.value.message
     with pytest.raises(Conflict):
         publish("published", "saas", None)
+
+
+def test_publishing_records_the_published_event_with_the_products_snapshot():
+    draft = product("draft")
+    draft.publish(NOW)
+    [event] = draft.take_events()
+    assert (event.type, event.subject, event.account_id) == (
+        "catalog.product.published",
+        "prd_1",
+        "acc_seller",
+    )
+    assert event.data == {
+        "product_id": "prd_1",
+        "seller_account_id": "acc_seller",
+        "name": "Acme Backup",
+        "delivery_method": "image",
+        "category": "storage",
+        "status": "published",
+        "lowest_price": {"amount": 1500, "currency": "USD"},
+    }
+    assert draft.published_at == draft.updated_at == NOW
+
+
+def test_a_refused_move_records_nothing():
+    listed = product("delisted")
+    with pytest.raises(Conflict):
+        listed.publish(NOW)
+    assert listed.take_events() == [] and listed.status == "delisted"
 
 
 # -- a saas product's endpoint ---------------------------------------------------------
@@ -215,10 +264,13 @@ def test_a_new_product_reports_its_endpoint_and_specifications_together():
 
 
 def test_only_a_published_product_can_be_delisted():
-    assert domain.delist("published") == "delisted"
+    listed = product("published")
+    listed.delist("retired", NOW)
+    assert (listed.status, listed.delist_reason, listed.delisted_at) == ("delisted", "retired", NOW)
+    assert [event.type for event in listed.take_events()] == ["catalog.product.changed"]
     for status in ("draft", "delisted"):
-        with pytest.raises(Conflict):
-            domain.delist(status)
+        with pytest.raises(Conflict, match=f"the product is {status}; delist needs it published"):
+            product(status).delist("retired", NOW)
 
 
 # -- pricing a configuration ---------------------------------------------------------

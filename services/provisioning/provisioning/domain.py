@@ -1,0 +1,318 @@
+"""provisioning's rules: a delivery's life, how it is retried, and the release of what
+a failed one left at the seller. No nameko, no SQL.
+
+A delivery's statuses (``DELIVERY``):
+
+- ``waiting``: delivered by a flow of its own (images: cloud servers under an agency;
+  professional services: service supervision); nothing here moves it;
+- ``pending``: claimed by the sweep and tried, step by step, until it succeeds or its
+  window passes;
+- ``succeeded``, ``failed``: final; each is announced (``provisioning.delivery.*``).
+
+A failed delivery whose seller had already created an instance asks the seller to
+release it (``RELEASE``): ``due`` until the seller answers (``released``) or, after
+as long again as the delivery window was, left to an operator (``abandoned``).
+
+The moves are methods of ``DeliveryLifecycle``, which ``models.Delivery`` mixes in;
+each refuses a move its status does not allow (Conflict) and records the event it
+causes, for the use case to emit in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mercato.domain import RecordsEvents, StateMachine
+from mercato.identity import OPERATOR, Identity
+from mercato.periods import subscription_expiry
+from mercato.terms import LICENSE, SAAS
+from provisioning.keyring import Sealed
+
+WAITING, PENDING, SUCCEEDED, FAILED = "waiting", "pending", "succeeded", "failed"
+# Images and professional services are delivered by flows of their own; their
+# deliveries wait for them.
+DELIVERED_HERE = (LICENSE, SAAS)
+
+DELIVERY_SUCCEEDED = "provisioning.delivery.succeeded"
+DELIVERY_FAILED = "provisioning.delivery.failed"
+
+DELIVERY = StateMachine(
+    "delivery",
+    {
+        "claim": ((PENDING,), PENDING),
+        "record_instance": ((PENDING,), PENDING),
+        "succeed": ((PENDING,), SUCCEEDED),
+        "retry_later": ((PENDING,), PENDING),
+        "fail": ((PENDING,), FAILED),
+    },
+)
+
+NO_RELEASE, RELEASE_DUE, RELEASED, RELEASE_ABANDONED = "none", "due", "released", "abandoned"
+RELEASE = StateMachine(
+    "instance release",
+    {
+        "claim_release": ((RELEASE_DUE,), RELEASE_DUE),
+        "instance_released": ((RELEASE_DUE,), RELEASED),
+        "retry_release": ((RELEASE_DUE,), RELEASE_DUE),
+        "abandon_release": ((RELEASE_DUE,), RELEASE_ABANDONED),
+    },
+)
+
+REVEAL_WINDOW = dt.timedelta(minutes=1)  # the rate limit of password reveals counts in it
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    window: dt.timedelta = dt.timedelta(hours=3)  # newInstance must succeed within it
+    lease: dt.timedelta = dt.timedelta(seconds=60)  # longer than one step's calls
+    first_retry: dt.timedelta = dt.timedelta(seconds=1)
+    max_retry: dt.timedelta = dt.timedelta(minutes=5)
+    processing_poll: dt.timedelta = dt.timedelta(seconds=1)  # seller answered 000004
+    reveals_per_minute: int = 5
+    # a whole seller call, connection and slow answer included (the client's own timeout
+    # bounds each socket read only)
+    call_budget: dt.timedelta = dt.timedelta(seconds=6)
+    # a seller endpoint on loopback or a private network: only for `make run` and tests
+    allow_private_endpoints: bool = False
+
+    def backoff(self, attempts: int) -> dt.timedelta:
+        """How long to wait after the ``attempts``-th failed try: doubling from
+        ``first_retry``, at most ``max_retry``."""
+        return min(self.first_retry * 2 ** min(attempts - 1, 20), self.max_retry)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What a step delivered: a license key, or a SaaS instance with its credentials
+    (the password sealed); what a delivery method does not have is None."""
+
+    license_key: str | None = None
+    instance_id: str | None = None
+    username: str | None = None
+    management_url: str | None = None
+    frontend_url: str | None = None
+    password: Sealed | None = None
+
+
+class DeliveryLifecycle(RecordsEvents):
+    """A delivery's moves (``DELIVERY``, ``RELEASE``), mixed into ``models.Delivery``."""
+
+    if TYPE_CHECKING:
+        id: str
+        subscription_id: str
+        order_id: str
+        order_line_id: str
+        account_id: str
+        product_name: str
+        delivery_method: str
+        service_supervision: bool
+        billing_mode: str
+        period_unit: str | None
+        period_count: int | None
+        starts_at: dt.datetime | None
+        expires_at: dt.datetime | None
+        status: str
+        attempts: int
+        next_attempt_at: dt.datetime | None
+        lease_until: dt.datetime | None
+        deadline_at: dt.datetime
+        last_error: str | None
+        failure_reason: str | None
+        instance_id: str | None
+        license_key: str | None
+        username: str | None
+        management_url: str | None
+        frontend_url: str | None
+        password_key_id: str | None
+        password_sealed: bytes | None
+        delivered_at: dt.datetime | None
+        release_due_at: dt.datetime | None
+        release_attempts: int
+        released_at: dt.datetime | None
+        created_at: dt.datetime
+        updated_at: dt.datetime
+
+    def may(self, move: str) -> bool:
+        """Whether the delivery's status allows ``move`` (one of ``DELIVERY``'s) now:
+        False once another worker, or the window passing, has ended it."""
+        return DELIVERY.allows(move, self.status)
+
+    def visible_to(self, viewer: Identity) -> bool:
+        """Its buyer and operators see a delivery; to anyone else it does not exist."""
+        return self.account_id == viewer.account_id or viewer.has_role(OPERATOR)
+
+    # -- delivering -------------------------------------------------------------------
+
+    def claim(self, now: dt.datetime, policy: DeliveryPolicy) -> None:
+        """Leased to one worker for one step. The subscription's period runs from the
+        first attempt: the expiry the seller is told and the license carries, and the
+        one orders keeps."""
+        DELIVERY.move("claim", self.status)
+        self.lease_until = now + policy.lease
+        if self.starts_at is None:
+            self.starts_at = now
+            self.expires_at = subscription_expiry(
+                now, self.billing_mode, self.period_unit, self.period_count
+            )
+
+    def record_instance(self, instance_id: str) -> None:
+        """The seller created the instance: the next attempt queries it instead of
+        asking for another."""
+        DELIVERY.move("record_instance", self.status)
+        self.instance_id = instance_id
+
+    def succeed(self, delivered: Delivered, now: dt.datetime) -> None:
+        self.status = DELIVERY.move("succeed", self.status)
+        self.instance_id = delivered.instance_id or self.instance_id
+        self.license_key = delivered.license_key
+        self.username = delivered.username
+        self.management_url = delivered.management_url
+        self.frontend_url = delivered.frontend_url
+        if delivered.password is not None:
+            self.password_key_id = delivered.password.key_id
+            self.password_sealed = delivered.password.ciphertext
+        self.delivered_at = now
+        self.updated_at = now
+        self.lease_until = None
+        self.next_attempt_at = None
+        self.last_error = None
+        self.record(
+            DELIVERY_SUCCEEDED,
+            subject=self.subscription_id,
+            account_id=self.account_id,
+            data={
+                **self._identifying(),
+                "service_supervision": self.service_supervision,
+                "application": {
+                    "instance_id": self.instance_id,
+                    "username": self.username,
+                    "management_url": self.management_url,
+                    "frontend_url": self.frontend_url,
+                    "license_key": self.license_key,
+                    "has_password": self.password_sealed is not None,
+                },
+                "starts_at": self.starts_at,
+                "expires_at": self.expires_at,
+                "delivered_at": now,
+            },
+        )
+
+    def window_passed(self, now: dt.datetime) -> bool:
+        return now >= self.deadline_at
+
+    def retry_later(
+        self, error: str, now: dt.datetime, policy: DeliveryPolicy, *, processing: bool = False
+    ) -> None:
+        """The step did not deliver (``error`` is for operators, never a secret): tried
+        again after the backoff, or soon when the seller is still creating it
+        (``processing``); the last try falls on the deadline, not after it."""
+        DELIVERY.move("retry_later", self.status)
+        self._attempt_failed(error, now)
+        delay = policy.processing_poll if processing else policy.backoff(self.attempts)
+        self.next_attempt_at = min(now + delay, self.deadline_at)
+
+    def fail(self, error: str, now: dt.datetime) -> None:
+        """The window passed without a delivery: the order is cancelled and refunded
+        (orders and billing hear of it), and an instance the seller created is to be
+        released, recorded with the failure so that a crash cannot lose it."""
+        self.status = DELIVERY.move("fail", self.status)
+        self._attempt_failed(error, now)
+        hours = (self.deadline_at - self.created_at).total_seconds() / 3600
+        self.next_attempt_at = None
+        self.failure_reason = (
+            f"The seller's system did not deliver {self.product_name} within "
+            f"{hours:g} hours, so the order is cancelled and the payment refunded."
+        )
+        self.record(
+            DELIVERY_FAILED,
+            subject=self.subscription_id,
+            account_id=self.account_id,
+            data={**self._identifying(), "reason": self.failure_reason, "failed_at": now},
+        )
+        if self.instance_id is not None:
+            self.release_due_at = now
+
+    def _attempt_failed(self, error: str, now: dt.datetime) -> None:
+        self.attempts += 1
+        self.last_error = error[:2000]
+        self.lease_until = None
+        self.updated_at = now
+
+    def _identifying(self) -> dict[str, Any]:
+        """What every delivery event says about which delivery it is."""
+        return {
+            "delivery_id": self.id,
+            "subscription_id": self.subscription_id,
+            "order_id": self.order_id,
+            "order_line_id": self.order_line_id,
+            "account_id": self.account_id,
+            "delivery_method": self.delivery_method,
+        }
+
+    # -- releasing a failed delivery's instance ------------------------------------------
+
+    @property
+    def release_status(self) -> str:
+        """``RELEASE``'s status; ``none`` when there is nothing to release."""
+        if self.released_at is not None:
+            return RELEASED
+        if self.release_due_at is not None:
+            return RELEASE_DUE
+        if self.status == FAILED and self.instance_id is not None:
+            return RELEASE_ABANDONED
+        return NO_RELEASE
+
+    def claim_release(self, now: dt.datetime, policy: DeliveryPolicy) -> None:
+        RELEASE.move("claim_release", self.release_status)
+        self.lease_until = now + policy.lease
+
+    def instance_released(self, now: dt.datetime) -> None:
+        """The seller released the instance (or never had it)."""
+        RELEASE.move("instance_released", self.release_status)
+        self._release_asked()
+        self.release_due_at = None
+        self.released_at = now
+
+    def release_failed(self, now: dt.datetime, policy: DeliveryPolicy) -> None:
+        """The seller did not release it: asked again after the backoff for as long
+        again as the delivery window was, then abandoned (an operator's to follow)."""
+        if now - self.deadline_at >= self.deadline_at - self.created_at:
+            RELEASE.move("abandon_release", self.release_status)
+            self._release_asked()
+            self.release_due_at = None
+        else:
+            RELEASE.move("retry_release", self.release_status)
+            self._release_asked()
+            self.release_due_at = now + policy.backoff(self.release_attempts)
+
+    def _release_asked(self) -> None:
+        self.lease_until = None
+        self.release_attempts += 1
+
+    # -- what its password is sealed to ---------------------------------------------------
+
+    def sealed_password(self) -> Sealed | None:
+        if self.password_sealed is None or self.password_key_id is None:
+            return None
+        return Sealed(self.password_key_id, self.password_sealed)
+
+    def password_binding(self) -> str:
+        return password_binding(self.account_id, self.subscription_id)
+
+
+# What each sealed secret is bound to (the associated data of its AES-GCM seal), so
+# that a ciphertext moved to another row does not open.
+
+
+def password_binding(account_id: str, subscription_id: str) -> str:
+    return f"password|{account_id}|{subscription_id}"
+
+
+def interface_binding(seller_account_id: str, access_key: str) -> str:
+    return f"interface-secret|{seller_account_id}|{access_key}"
+
+
+def signing_binding(seller_account_id: str) -> str:
+    return f"signing-key|{seller_account_id}"

@@ -1,0 +1,163 @@
+"""Every statement provisioning's use cases run, behind a named method.
+
+The use cases reach the tables only through these repositories (``uow.deliveries``,
+``uow.seller_keys``), so they read as the flow and run on in-memory stand-ins in unit
+tests (``provisioning.tests.fakes``). The order-paid event's path keeps its prebuilt
+single-column read and its Core insert (``mercato.db``; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mercato.db import insert_now, insert_or_ignore
+from provisioning import domain
+from provisioning.models import CredentialReveal, Delivery, SellerInterfaceKey, SellerSigningKey
+
+_DELIVERIES = cast(sa.Table, Delivery.__table__)
+_DELIVERY_OF_SUBSCRIPTION = sa.select(_DELIVERIES.c.id).where(
+    _DELIVERIES.c.subscription_id == sa.bindparam("subscription_id")
+)
+
+
+def _leased_to_no_one(now: dt.datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+
+
+def _values(row: Any) -> dict[str, Any]:
+    """A new mapped row's column values, for a Core statement."""
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+class DeliveryRepository:
+    """Deliveries and the record of credential reveals.
+
+    A delivery's step runs outside any transaction; the sweep finds its work with
+    ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so replicas never claim the same row, and
+    a lease (``lease_until``) keeps it a worker's between transactions. Every locked
+    read refreshes the loaded object (``populate_existing``): another worker may have
+    changed the row since this session last read it.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def exists_for(self, subscription_id: str) -> bool:
+        """Whether the subscription's delivery is recorded already (a repeated event)."""
+        found = self.session.scalar(_DELIVERY_OF_SUBSCRIPTION, {"subscription_id": subscription_id})
+        return found is not None
+
+    def add(self, delivery: Delivery) -> None:
+        """A new delivery, written at once (it does not change in this transaction)."""
+        insert_now(self.session, delivery)
+
+    def lock_due(self, now: dt.datetime, limit: int) -> list[Delivery]:
+        """Up to ``limit`` pending deliveries due by ``now`` and leased to no one, the
+        longest due first, locked; rows another worker holds are skipped."""
+        return list(
+            self.session.scalars(
+                sa.select(Delivery)
+                .where(
+                    Delivery.status == domain.PENDING,
+                    Delivery.next_attempt_at <= now,
+                    _leased_to_no_one(now),
+                )
+                .order_by(Delivery.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        )
+
+    def lock_due_release(self, now: dt.datetime) -> Delivery | None:
+        """One failed delivery whose seller instance is due to be released and that no
+        one has leased, locked; rows another worker holds are skipped."""
+        return self.session.scalar(
+            sa.select(Delivery)
+            .where(
+                Delivery.status == domain.FAILED,
+                Delivery.release_due_at <= now,
+                _leased_to_no_one(now),
+            )
+            .order_by(Delivery.release_due_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+
+    def lock(self, delivery_id: str) -> Delivery:
+        """The delivery, locked until commit and read afresh."""
+        delivery = self.session.scalar(
+            sa.select(Delivery)
+            .where(Delivery.id == delivery_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert delivery is not None
+        return delivery
+
+    def of_subscription(self, subscription_id: str, *, lock: bool = False) -> Delivery | None:
+        """The subscription's delivery; ``lock`` holds its row until commit (and reads
+        it afresh), so that concurrent reveals of one app are counted one after the
+        other."""
+        query = sa.select(Delivery).where(Delivery.subscription_id == subscription_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def reveals_since(self, account_id: str, since: dt.datetime) -> int:
+        """How many passwords the account has revealed after ``since``."""
+        count = self.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(CredentialReveal)
+            .where(
+                CredentialReveal.account_id == account_id,
+                CredentialReveal.revealed_at > since,
+            )
+        )
+        return count or 0
+
+    def add_reveal(self, reveal: CredentialReveal) -> None:
+        self.session.add(reveal)
+
+
+class SellerKeyRepository:
+    """The sellers' interface credentials and license signing keys (sealed)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def interface_key(self, seller_account_id: str) -> SellerInterfaceKey | None:
+        return self.session.get(SellerInterfaceKey, seller_account_id)
+
+    def replace_interface_key(self, key: SellerInterfaceKey) -> None:
+        """The seller's one pair, inserted or replaced in one statement (INSERT … ON
+        CONFLICT DO UPDATE), so two concurrent first issues cannot collide: the last
+        pair wins."""
+        values = _values(key)
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(SellerInterfaceKey).values(**values)
+        self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[SellerInterfaceKey.seller_account_id],
+                set_={
+                    name: insert.excluded[name] for name in values if name != "seller_account_id"
+                },
+            )
+        )
+
+    def signing_key(self, seller_account_id: str) -> SellerSigningKey | None:
+        return self.session.get(SellerSigningKey, seller_account_id)
+
+    def add_signing_key_if_missing(self, key: SellerSigningKey) -> SellerSigningKey:
+        """The seller's first signing key, unless another worker made one meanwhile:
+        either way, answers the key that stands."""
+        insert_or_ignore(self.session, SellerSigningKey, _values(key))
+        standing = self.session.get(SellerSigningKey, key.seller_account_id, populate_existing=True)
+        assert standing is not None
+        return standing
