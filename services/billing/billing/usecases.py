@@ -55,7 +55,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billing import domain, metrics
-from billing.domain import Money, money
 from billing.models import (
     BillingAccount,
     JournalEntry,
@@ -76,6 +75,7 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.identity import OPERATOR, Identity
+from mercato.money import Money, money
 
 _log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import domain, usecases
-from billing.domain import Card, Money
+from billing.domain import Card
 from billing.payment_gateway import (
     CHARGE_SUCCEEDED,
     REFUND_FAILED,
@@ -29,6 +29,7 @@ from mercato.contracts import contract_for
 from mercato.db import create_engine
 from mercato.errors import BusinessRuleViolation, NotFound
 from mercato.identity import Identity
+from mercato.money import Money
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 GRACE = dt.timedelta(seconds=60)
