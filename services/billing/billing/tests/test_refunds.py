@@ -24,9 +24,11 @@ from billing.payment_gateway import (
     PaymentGateway,
     RefundResult,
 )
+from billing.repository import BillingRepository
 from mercato.clock import ManualClock
 from mercato.contracts import contract_for
 from mercato.db import create_engine
+from mercato.domain import RecordsEvents
 from mercato.errors import BusinessRuleViolation, NotFound
 from mercato.identity import Identity
 from mercato.money import Money
@@ -40,8 +42,9 @@ REASON = "Delivery failed: the SaaS tenant could not be created."
 
 
 class UnitOfWork:
-    """What ``mercato.db.UnitOfWork`` gives a use case, with the outbox replaced by a
-    list of the events committed (each checked against its contract when emitted)."""
+    """What ``mercato.db.UnitOfWork`` gives a use case (billing's repository on its
+    session), with the outbox replaced by a list of the events committed (each checked
+    against its contract when emitted)."""
 
     def __init__(self, engine: sa.engine.Engine) -> None:
         self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
@@ -55,9 +58,17 @@ class UnitOfWork:
             self._session = self._sessionmaker()
         return self._session
 
+    @property
+    def billing(self) -> BillingRepository:
+        return BillingRepository(self.session)
+
     def emit(self, event_type, *, subject, data, account_id=None, version=None):
         payload = contract_for(event_type, version).dump_data(data)
         self._pending.append({"type": event_type, "subject": subject, "data": payload})
+
+    def emit_recorded(self, entity: RecordsEvents) -> None:
+        for recorded in entity.take_events():
+            self.emit(recorded.type, subject=recorded.subject, data=recorded.data)
 
     def commit(self) -> None:
         self.session.commit()
@@ -141,7 +152,8 @@ class Books:
         return payment
 
     def refund(self, payment: dict, amount: int | None = None, currency: str = "USD") -> dict:
-        return usecases.refund_payment(
+        """Refund as the cancellation's event handler does: its inbox wrapper commits."""
+        refund = usecases.refund_payment(
             self.uow,
             self.clock,
             self.gateway,
@@ -154,6 +166,8 @@ class Books:
             },
             reason=REASON,
         )
+        self.uow.commit()
+        return refund
 
     def of_type(self, event_type: str) -> list[dict]:
         return [event for event in self.uow.events if event["type"] == event_type]
