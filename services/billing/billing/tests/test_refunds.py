@@ -5,7 +5,7 @@ no container. After every test the books are audited."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -14,17 +14,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import domain, usecases
-from billing.domain import Card
-from billing.payment_gateway import (
-    CHARGE_SUCCEEDED,
-    REFUND_FAILED,
-    REFUND_SUCCEEDED,
-    ChargeResult,
-    GatewayTimeout,
-    PaymentGateway,
-    RefundResult,
-)
+from billing.payment_gateway import ChargeResult
 from billing.repository import BillingRepository
+from billing.tests.fakes import FakeCardProcessor
 from mercato.clock import ManualClock
 from mercato.contracts import contract_for
 from mercato.db import create_engine
@@ -85,43 +77,10 @@ class UnitOfWork:
 
 
 @dataclass
-class FakeProcessor(PaymentGateway):
-    """A card processor in memory: charges and refunds once per key; ``silent_refunds``
-    refunds that it makes but whose answer it loses (as a timeout would); ``refusing``
-    makes it refuse every refund."""
-
-    charges: dict[str, ChargeResult] = field(default_factory=dict)
-    refunds: dict[str, RefundResult] = field(default_factory=dict)
-    silent_refunds: int = 0
-    refusing: bool = False
-
-    def charge(self, idempotency_key: str, card: Card, amount: Money) -> ChargeResult:
-        return self.charges.setdefault(
-            idempotency_key,
-            ChargeResult(idempotency_key, f"ch_{len(self.charges)}", CHARGE_SUCCEEDED, amount),
-        )
-
-    def lookup(self, idempotency_key: str) -> ChargeResult | None:
-        return self.charges.get(idempotency_key)
-
-    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
-        if idempotency_key not in self.refunds:
-            failed = (REFUND_FAILED, "refund_declined")
-            status, code = failed if self.refusing else (REFUND_SUCCEEDED, None)
-            self.refunds[idempotency_key] = RefundResult(
-                idempotency_key, f"re_{len(self.refunds)}", charge_reference, status, amount, code
-            )
-        if self.silent_refunds:
-            self.silent_refunds -= 1
-            raise GatewayTimeout("the card gateway did not answer refund")
-        return self.refunds[idempotency_key]
-
-
-@dataclass
 class Books:
     uow: UnitOfWork
     clock: ManualClock
-    gateway: FakeProcessor
+    gateway: FakeCardProcessor
 
     def scalar(self, sql: str, **params):
         value = self.uow.session.execute(sa.text(sql), params).scalar_one()
@@ -178,7 +137,7 @@ def books(databases):
     engine = create_engine(databases.fresh("billing"), pool_size=2)
     uow = UnitOfWork(engine)
     clock = ManualClock(START)
-    books = Books(uow, clock, FakeProcessor())
+    books = Books(uow, clock, FakeCardProcessor())
     # a buyer with money on its balance and credit granted
     books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
     usecases.top_up(
