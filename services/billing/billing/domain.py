@@ -315,25 +315,15 @@ def charge_failure_code(*, charged: bool, decline_code: str | None) -> str:
     return decline_code or CARD_DECLINED
 
 
-class PaymentLifecycle(RecordsEvents):
-    """An order's payment (``models.Payment`` maps its columns). It starts pending;
-    from an account it succeeds in the transaction that makes it, by card once the
-    gateway answers. A failed attempt (a declined card) may be tried again."""
+class _MovesMoney:
+    """What a payment, a top-up and a refund share: an amount of money, and a status
+    that starts pending and ends succeeded or failed (``failure_code`` saying why)."""
 
     if TYPE_CHECKING:
         id: str
-        order_id: str
-        account_id: str
-        payer_account_id: str
-        enterprise_project_id: str
-        payment_method: str
         amount: int
         currency: str
         status: str
-        attempt: int
-        charge_key: str | None
-        card_brand: str | None
-        card_last4: str | None
         failure_code: str | None
         failure_reason: str | None
         updated_at: dt.datetime
@@ -342,6 +332,23 @@ class PaymentLifecycle(RecordsEvents):
     @property
     def price(self) -> Money:
         return Money(self.amount, self.currency)
+
+
+class PaymentLifecycle(_MovesMoney, RecordsEvents):
+    """An order's payment (``models.Payment`` maps its columns). It starts pending;
+    from an account it succeeds in the transaction that makes it, by card once the
+    gateway answers. A failed attempt (a declined card) may be tried again."""
+
+    if TYPE_CHECKING:
+        order_id: str
+        account_id: str
+        payer_account_id: str
+        enterprise_project_id: str
+        payment_method: str
+        attempt: int
+        charge_key: str | None
+        card_brand: str | None
+        card_last4: str | None
 
     def start(self, method: str, card: Card | None, now: dt.datetime) -> None:
         """The first attempt of a new payment."""
@@ -388,15 +395,11 @@ class PaymentLifecycle(RecordsEvents):
             PAYMENT_SUCCEEDED,
             subject=self.id,
             account_id=self.account_id,
-            data={
-                "payment_id": self.id,
-                "order_id": self.order_id,
-                "account_id": self.account_id,
-                "payer_account_id": self.payer_account_id,
-                "payment_method": self.payment_method,
-                "amount": money(self.amount, self.currency),
-                "enterprise_project_id": self.enterprise_project_id,
-            },
+            data=self._event_data(
+                payer_account_id=self.payer_account_id,
+                amount=money(self.amount, self.currency),
+                enterprise_project_id=self.enterprise_project_id,
+            ),
         )
 
     def fail(self, code: str, now: dt.datetime) -> None:
@@ -409,15 +412,17 @@ class PaymentLifecycle(RecordsEvents):
             PAYMENT_FAILED,
             subject=self.id,
             account_id=self.account_id,
-            data={
-                "payment_id": self.id,
-                "order_id": self.order_id,
-                "account_id": self.account_id,
-                "payment_method": self.payment_method,
-                "reason": self.failure_reason,
-                "failure_code": code,
-            },
+            data=self._event_data(reason=self.failure_reason, failure_code=code),
         )
+
+    def _event_data(self, **more: Any) -> dict[str, Any]:
+        return {
+            "payment_id": self.id,
+            "order_id": self.order_id,
+            "account_id": self.account_id,
+            "payment_method": self.payment_method,
+            **more,
+        }
 
     def is_of(self, *, order_id: str, account_id: str) -> bool:
         return (self.order_id, self.account_id) == (order_id, account_id)
@@ -429,24 +434,12 @@ class PaymentLifecycle(RecordsEvents):
         )
 
 
-class TopUpLifecycle:
+class TopUpLifecycle(_MovesMoney):
     """Money added to an account from a card (``models.TopUp`` maps its columns):
     pending until the gateway answers."""
 
     if TYPE_CHECKING:
-        id: str
-        amount: int
-        currency: str
-        status: str
         charge_key: str
-        failure_code: str | None
-        failure_reason: str | None
-        updated_at: dt.datetime
-        completed_at: dt.datetime | None
-
-    @property
-    def price(self) -> Money:
-        return Money(self.amount, self.currency)
 
     def require_same_amount(self, price: Money) -> None:
         """Refuse (Conflict) an idempotency key used again for another amount."""
@@ -467,30 +460,18 @@ class TopUpLifecycle:
         self.updated_at = self.completed_at = now
 
 
-class RefundLifecycle(RecordsEvents):
+class RefundLifecycle(_MovesMoney, RecordsEvents):
     """The refund of a payment (``models.Refund`` maps its columns). One from an
     account completes in the transaction that makes it; a card refund stays pending
     until the card processor answers."""
 
     if TYPE_CHECKING:
-        id: str
         payment_id: str
         order_id: str
         account_id: str
         payer_account_id: str
         payment_method: str
-        amount: int
-        currency: str
-        status: str
         reason: str
-        failure_code: str | None
-        failure_reason: str | None
-        updated_at: dt.datetime
-        completed_at: dt.datetime | None
-
-    @property
-    def price(self) -> Money:
-        return Money(self.amount, self.currency)
 
     @property
     def to_a_card(self) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -59,37 +59,23 @@ class RefundBesideItsPayment(NamedTuple):
     payment_status: str
 
 
+def _locking_read(column: Any, key: str) -> sa.Select:
+    """``SELECT … FOR UPDATE`` of the row whose ``column`` is the value bound as ``key``,
+    refreshing the object the session may hold already."""
+    return (
+        sa.select(column.class_)
+        .where(column == sa.bindparam(key))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 # the statements every payment runs, built once (see mercato.db)
-_LOCKED_ACCOUNT = (
-    sa.select(BillingAccount)
-    .where(BillingAccount.account_id == sa.bindparam("account_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
-_LOCKED_PAYMENT_OF_ORDER = (
-    sa.select(Payment)
-    .where(Payment.order_id == sa.bindparam("order_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
-_LOCKED_PAYMENT = (
-    sa.select(Payment)
-    .where(Payment.id == sa.bindparam("payment_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
-_LOCKED_TOP_UP = (
-    sa.select(TopUp)
-    .where(TopUp.id == sa.bindparam("top_up_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
-_LOCKED_REFUND = (
-    sa.select(Refund)
-    .where(Refund.id == sa.bindparam("refund_id"))
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
+_LOCKED_ACCOUNT = _locking_read(BillingAccount.account_id, "account_id")
+_LOCKED_PAYMENT_OF_ORDER = _locking_read(Payment.order_id, "order_id")
+_LOCKED_PAYMENT = _locking_read(Payment.id, "payment_id")
+_LOCKED_TOP_UP = _locking_read(TopUp.id, "top_up_id")
+_LOCKED_REFUND = _locking_read(Refund.id, "refund_id")
 # an account's figures move as one Core UPDATE of its locked row (see mercato.db)
 _ACCOUNTS = cast(sa.Table, BillingAccount.__table__)
 _MOVE_ACCOUNT = (

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for billing's repository and card processor, for use-case tests
+"""In-memory stand-ins for billing's repository, card processor and callers, for use-case tests
 that run in milliseconds (``test_usecases.py``; ``test_refunds.py`` runs the processor
 against PostgreSQL). ``FakeBillingRepository`` answers the named methods of
 ``billing.repository.BillingRepository`` from dicts of the same model objects, and
@@ -31,6 +31,7 @@ from billing.payment_gateway import (
 )
 from billing.repository import PendingCardRefund, RefundBesideItsPayment
 from mercato.db import Page
+from mercato.identity import Identity
 from mercato.money import Money
 from mercato_testing.fakes import InMemoryRepository
 
@@ -193,17 +194,16 @@ class FakeBillingRepository(InMemoryRepository):
         return True
 
     def pending_card_refunds(self, older_than: dt.datetime, limit: int) -> list[PendingCardRefund]:
-        payments = self.table(PAYMENTS)
         return [
             PendingCardRefund(
-                row.id,
-                row.amount,
-                row.currency,
-                row.payment_method,
-                payments[row.payment_id].charge_key,
+                refund.id, refund.amount, refund.currency, refund.payment_method, paid.charge_key
             )
-            for row in self._pending(REFUNDS, older_than, limit)
+            for refund, paid in self._beside_payments(self._pending(REFUNDS, older_than, limit))
         ]
+
+    def _beside_payments(self, refunds: Iterable[Refund]) -> list[tuple[Refund, Payment]]:
+        payments = self.table(PAYMENTS)
+        return [(refund, payments[refund.payment_id]) for refund in refunds]
 
     def _pending(self, table: str, older_than: dt.datetime, limit: int) -> list:
         rows = [
@@ -266,19 +266,53 @@ class FakeBillingRepository(InMemoryRepository):
         return counts
 
     def refunds_beside_their_payments(self) -> list[RefundBesideItsPayment]:
-        payments = self.table(PAYMENTS)
         return [
             RefundBesideItsPayment(
-                row.id,
-                row.status,
-                row.amount,
-                row.currency,
-                payments[row.payment_id].amount,
-                payments[row.payment_id].currency,
-                payments[row.payment_id].status,
+                refund.id,
+                refund.status,
+                refund.amount,
+                refund.currency,
+                paid.amount,
+                paid.currency,
+                paid.status,
             )
-            for row in self.table(REFUNDS).values()
+            for refund, paid in self._beside_payments(self.table(REFUNDS).values())
         ]
+
+
+def who(account_id: str, role: str, reseller: str | None = None) -> Identity:
+    """A caller of ``account_id`` in ``role`` (for a reseller's customer, its reseller)."""
+    return Identity(
+        account_id=account_id,
+        user_id=f"usr_{account_id}",
+        account_type=role,
+        roles=(role,),
+        reseller_account_id=reseller,
+    )
+
+
+def started_payment(
+    payment_id: str,
+    order_id: str,
+    account_id: str,
+    amount: int,
+    card: Card | None,
+    now: dt.datetime,
+) -> Payment:
+    """A new payment's first attempt (by ``card``, else from the buyer's balance), as
+    a pay request makes it, not written anywhere."""
+    payment = Payment(
+        id=payment_id,
+        order_id=order_id,
+        account_id=account_id,
+        payer_account_id=account_id,
+        enterprise_project_id="default",
+        amount=amount,
+        currency=domain.ACCOUNT_CURRENCY,
+        created_at=now,
+    )
+    payment.start(domain.CREDIT_CARD if card else domain.BALANCE, card, now)
+    return payment
 
 
 def _columns(row: Any) -> Any:

@@ -11,6 +11,7 @@ from billing import domain
 from billing.domain import AccountState, Posting
 from billing.models import Payment, Refund
 from billing.service import BillingService
+from billing.tests.fakes import started_payment
 from mercato.clock import ManualClock
 from mercato.errors import BusinessRuleViolation, Conflict, PaymentRequired, ValidationError
 from mercato.money import Money
@@ -363,19 +364,8 @@ def test_a_move_its_status_does_not_allow_is_refused_naming_both(machine, move, 
     assert not machine.allows(move, status)
 
 
-def _payment() -> Payment:
-    payment = Payment(
-        id="pay_1",
-        order_id="ord_1",
-        account_id=BUYER,
-        payer_account_id=BUYER,
-        enterprise_project_id="default",
-        amount=5_000,
-        currency="USD",
-        created_at=NOW,
-    )
-    payment.start(domain.BALANCE, None, NOW)
-    return payment
+def _payment(card: domain.Card | None = None) -> Payment:
+    return started_payment("pay_1", "ord_1", BUYER, 5_000, card, NOW)
 
 
 def test_a_settled_payment_refuses_another_outcome_and_records_nothing_more():
@@ -394,8 +384,7 @@ def test_a_settled_payment_refuses_another_outcome_and_records_nothing_more():
 
 def test_a_failed_card_attempt_is_tried_again_under_a_new_key():
     card = domain.check_card(GOOD_CARD, NOW)
-    payment = _payment()
-    payment.start(domain.CREDIT_CARD, card, NOW)
+    payment = _payment(card)
     assert payment.charge_key == "pay_1.1" and payment.awaits_charge("pay_1.1")
     payment.fail(domain.CARD_DECLINED, NOW)
 

@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from billing import domain, usecases
 from billing.payment_gateway import ChargeResult
 from billing.repository import BillingRepository
-from billing.tests.fakes import FakeCardProcessor
+from billing.tests.fakes import FakeCardProcessor, who
 from mercato.clock import ManualClock
 from mercato.contracts import contract_for
 from mercato.db import create_engine
 from mercato.domain import RecordsEvents
 from mercato.errors import BusinessRuleViolation, NotFound
-from mercato.identity import Identity
 from mercato.money import Money
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
@@ -152,16 +151,6 @@ def books(databases):
     finally:
         uow.close()
         engine.dispose()
-
-
-def who(account_id: str, role: str, reseller: str | None = None) -> Identity:
-    return Identity(
-        account_id=account_id,
-        user_id=f"usr_{account_id}",
-        account_type=role,
-        roles=(role,),
-        reseller_account_id=reseller,
-    )
 
 
 def usd(amount: int) -> dict:

@@ -12,8 +12,13 @@ from typing import Any
 import pytest
 
 from billing import domain, usecases
-from billing.models import Payment
-from billing.tests.fakes import REFUNDS, FakeBillingRepository, FakeCardProcessor
+from billing.tests.fakes import (
+    REFUNDS,
+    FakeBillingRepository,
+    FakeCardProcessor,
+    started_payment,
+    who,
+)
 from mercato.clock import ManualClock
 from mercato.errors import (
     BusinessRuleViolation,
@@ -35,16 +40,6 @@ DECLINING_CARD = {**GOOD_CARD, "number": "4000000000000002"}
 REASON = "Delivery failed: the SaaS tenant could not be created."
 SUCCEEDED, FAILED = "billing.payment.succeeded", "billing.payment.failed"
 COMPLETED, REFUND_FAILED = "billing.refund.completed", "billing.refund.failed"
-
-
-def who(account_id: str, role: str, reseller: str | None = None) -> Identity:
-    return Identity(
-        account_id=account_id,
-        user_id=f"usr_{account_id}",
-        account_type=role,
-        roles=(role,),
-        reseller_account_id=reseller,
-    )
 
 
 def usd(amount: int, currency: str = "USD") -> dict:
@@ -290,17 +285,8 @@ def test_a_second_pay_of_the_same_order_answers_the_first_payment_and_charges_on
 def test_a_pay_that_loses_the_race_for_the_order_answers_the_winners_payment(billing, method):
     billing.top_up(10_000)
     charges = billing.gateway.charge_calls
-    winner = Payment(
-        id="pay_winner",
-        order_id="ord_race",
-        account_id=BUYER,
-        payer_account_id=BUYER,
-        enterprise_project_id="default",
-        amount=4_000,
-        currency="USD",
-        created_at=START,
-    )
-    winner.start(domain.CREDIT_CARD, domain.check_card(GOOD_CARD, START), START)
+    card = domain.check_card(GOOD_CARD, START)
+    winner = started_payment("pay_winner", "ord_race", BUYER, 4_000, card, START)
     billing.repository.pay_concurrently_first(winner)
 
     answer = billing.pay("ord_race", 4_000, method)
@@ -475,16 +461,9 @@ def test_money_in_another_currency_than_the_accounts_is_refused_naming_the_field
 # -- refunds ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("method", "payer"),
-    [
-        (domain.BALANCE, BUYER),
-        (domain.CREDIT, BUYER),
-        (domain.RESELLER, RESELLER),
-        (domain.CREDIT_CARD, BUYER),
-    ],
-)
-def test_a_refund_puts_the_money_back_the_way_it_came(billing, method, payer):
+@pytest.mark.parametrize("method", domain.PAYER_METHODS)
+def test_a_refund_puts_the_money_back_the_way_it_came(billing, method):
+    payer = RESELLER if method == domain.RESELLER else BUYER
     billing.top_up(20_000)
     billing.grant_credit(20_000)
     before = billing.figures(payer)
@@ -499,17 +478,11 @@ def test_a_refund_puts_the_money_back_the_way_it_came(billing, method, payer):
     )
     assert billing.figures(payer) == before
     (event,) = billing.events(COMPLETED)
-    assert event == {
-        "refund_id": refund["id"],
-        "payment_id": payment["id"],
-        "order_id": "ord_1",
-        "account_id": BUYER,
-        "payer_account_id": payer,
-        "payment_method": method,
-        "amount": usd(12_999),
-        "reason": REASON,
-        "completed_at": "2026-11-27T09:00:00+00:00",
-    }
+    assert (event["refund_id"], event["payment_id"], event["payer_account_id"]) == (
+        refund["id"],
+        payment["id"],
+        payer,
+    )
 
 
 def test_a_refund_from_an_account_is_committed_by_the_caller_with_its_inbox_row(billing):
