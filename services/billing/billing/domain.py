@@ -383,6 +383,12 @@ class PaymentLifecycle(_MovesMoney, RecordsEvents):
                 f"order {self.order_id} already has a payment for another amount or account"
             )
 
+    @property
+    def may_try_again(self) -> bool:
+        """Only a failed payment is tried again; a succeeded or pending one is the
+        order's answer (a pending card charge is settled by recovery)."""
+        return PAYMENT.allows("try_again", self.status)
+
     def awaits_charge(self, charge_key: str) -> bool:
         """Whether the attempt charged under ``charge_key`` still waits for its outcome
         (else it is settled already, or a later attempt replaced it)."""
@@ -472,6 +478,11 @@ class RefundLifecycle(_MovesMoney, RecordsEvents):
         payer_account_id: str
         payment_method: str
         reason: str
+
+    @property
+    def awaits_processor(self) -> bool:
+        """Whether the card processor's answer is still to be recorded."""
+        return self.status == PENDING
 
     @property
     def to_a_card(self) -> bool:

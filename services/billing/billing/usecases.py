@@ -252,7 +252,7 @@ def pay_order(
             payment.require_same_order(
                 account_id=account_id, payer_account_id=payer_account_id, price=price
             )
-            if payment.status != domain.FAILED:  # succeeded, or pending at the gateway
+            if not payment.may_try_again:  # succeeded, or pending at the gateway
                 view = payment_view(payment)
                 uow.rollback()
                 return view
@@ -268,7 +268,7 @@ def pay_order(
                 metrics.payment_outcome(payment_method, "refused")
                 raise
             payment.succeed(now)
-            # written once, settled
+            # a new payment is written once, already settled
             if not written and not uow.billing.add_settled_payment(payment):
                 uow.rollback()  # another pay of this order inserted first: read it
                 continue
@@ -571,7 +571,7 @@ def _record_refund_outcome(
     time, so only an operator can reconcile it (``billing.refund.failed`` tells them).
     """
     refund = uow.billing.lock_refund(refund_id)
-    if refund.status != domain.PENDING:
+    if not refund.awaits_processor:
         return refund, False
     if (
         processor_refund is not None
