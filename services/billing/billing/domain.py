@@ -1,6 +1,7 @@
 """Billing's rules: the chart of ledger accounts, what each payment and refund posts,
-when an account may pay or be refunded, and what a card must look like. No nameko, no
-SQL.
+when an account may pay or be refunded, the moves of a payment, a top-up and a refund
+(each a ``StateMachine``, a method per move that records the event it causes), and what
+a card must look like. No nameko, no SQL.
 
 The ledger is double entry. Every journal entry is a set of postings whose signed
 amounts (minor units, debit positive, credit negative) sum to zero. The ledger
@@ -37,18 +38,26 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mercato.errors import BusinessRuleViolation, PaymentRequired, ValidationError
+from mercato.domain import RecordsEvents, StateMachine
+from mercato.errors import BusinessRuleViolation, Conflict, PaymentRequired, ValidationError
+from mercato.money import Money, money
+from mercato.terms import BALANCE, CREDIT, CREDIT_CARD, PAYER_METHODS, RESELLER
 
 ACCOUNT_CURRENCY = "USD"
 
-# payment methods
-BALANCE, CREDIT_CARD, CREDIT, RESELLER = "balance", "credit_card", "credit", "reseller"
-PAYMENT_METHODS = (BALANCE, CREDIT_CARD, CREDIT, RESELLER)
+# every method a payment records, the reseller's included (the name schemas.py reads)
+PAYMENT_METHODS = PAYER_METHODS
 
-# payment and top-up statuses
+# the statuses of a payment, a top-up and a refund
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+
+# the events billing's moves cause
+PAYMENT_SUCCEEDED = "billing.payment.succeeded"
+PAYMENT_FAILED = "billing.payment.failed"
+REFUND_COMPLETED = "billing.refund.completed"
+REFUND_FAILED = "billing.refund.failed"
 
 # ledger accounts
 CUSTOMER_BALANCE = "customer_balance"
@@ -81,6 +90,8 @@ FAILURE_REASONS = {
 # why the card processor refused a refund: code -> what the buyer and operators read
 REFUND_DECLINED = "refund_declined"
 CHARGE_NOT_REFUNDABLE = "charge_not_refundable"
+# the processor refunded another amount under the refund's key; asking again cannot fix it
+PROCESSOR_AMOUNT_MISMATCH = "processor_amount_mismatch"
 REFUND_FAILURE_REASONS = {
     REFUND_DECLINED: "The card issuer refused the refund (the card account may be closed).",
     CHARGE_NOT_REFUNDABLE: "The card processor has no refundable charge for this payment.",
@@ -93,19 +104,6 @@ def failure_reason(code: str) -> str:
 
 def refund_failure_reason(code: str) -> str:
     return REFUND_FAILURE_REASONS.get(code, f"The refund failed ({code}).")
-
-
-@dataclass(frozen=True)
-class Money:
-    amount: int
-    currency: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"amount": self.amount, "currency": self.currency}
-
-
-def money(amount: int, currency: str = ACCOUNT_CURRENCY) -> dict[str, Any]:
-    return {"amount": int(amount), "currency": currency}
 
 
 # -- the ledger ---------------------------------------------------------------------
@@ -234,6 +232,303 @@ def derived_state(credit_limit: int, sums: Mapping[str, int]) -> AccountState:
         credit_limit=credit_limit,
         credit_used=sums.get(CREDIT_RECEIVABLE, 0),
     )
+
+
+def require_account_currency(price: Money, field: str = "amount.currency") -> None:
+    """Refuse (ValidationError naming ``field``) money not in the account currency."""
+    if price.currency != ACCOUNT_CURRENCY:
+        raise ValidationError(
+            f"billing accounts are kept in {ACCOUNT_CURRENCY}",
+            {field: [f"must be {ACCOUNT_CURRENCY}, the account currency"]},
+        )
+
+
+class AccountFigures:
+    """A billing account's rules (``models.BillingAccount`` maps its columns). Its
+    figures change only with the postings that explain them (``figures_after``), or,
+    for the credit limit, by an operator."""
+
+    if TYPE_CHECKING:
+        account_id: str
+        currency: str
+        balance: int
+        credit_limit: int
+        credit_used: int
+        credit_limit_set_by: str | None
+        updated_at: dt.datetime
+
+    @property
+    def figures(self) -> AccountState:
+        return AccountState(
+            balance=self.balance, credit_limit=self.credit_limit, credit_used=self.credit_used
+        )
+
+    def authorize(self, method: str, amount: int) -> None:
+        """Refuse (PaymentRequired, nothing changes) what the account cannot pay."""
+        self.figures.authorize(method, amount)
+
+    def figures_after(self, postings: list[Posting]) -> AccountState:
+        """The figures once the journal entry of ``postings`` is written; an unbalanced
+        entry is a bug, never written."""
+        if not is_balanced(postings):
+            raise RuntimeError(f"unbalanced journal entry: {postings}")
+        return self.figures.apply(self.account_id, postings)
+
+    def set_credit_limit(self, limit: Money, *, set_by: str, now: dt.datetime) -> None:
+        """Grant (or lower, or with 0 withdraw) credit. Lowering it below what is used
+        stops further credit payments; nothing already paid changes."""
+        require_account_currency(limit)
+        self.credit_limit = limit.amount
+        self.credit_limit_set_by = set_by
+        self.updated_at = now
+
+
+# -- payments, top-ups and refunds: their moves --------------------------------------
+
+PAYMENT = StateMachine(
+    "payment",
+    {
+        # the money moved: from the payer's account, or the card was charged
+        "succeed": ((PENDING,), SUCCEEDED),
+        # the card was declined, or the card gateway never took the charge
+        "fail": ((PENDING,), FAILED),
+        # the next attempt at a failed payment, by another card or another method
+        "try_again": ((FAILED,), PENDING),
+    },
+)
+TOP_UP = StateMachine("top-up", {"succeed": ((PENDING,), SUCCEEDED), "fail": ((PENDING,), FAILED)})
+REFUND = StateMachine(
+    "refund",
+    {
+        # the money went back the way it came
+        "complete": ((PENDING,), SUCCEEDED),
+        # the card processor refused a card refund; nothing moved
+        "fail": ((PENDING,), FAILED),
+    },
+)
+
+
+def charge_failure_code(*, charged: bool, decline_code: str | None) -> str:
+    """Why a card charge failed: the gateway's decline code, or that it has no charge."""
+    if not charged:
+        return GATEWAY_NO_CHARGE
+    return decline_code or CARD_DECLINED
+
+
+class _MovesMoney:
+    """What a payment, a top-up and a refund share: an amount of money, and a status
+    that starts pending and ends succeeded or failed (``failure_code`` saying why)."""
+
+    if TYPE_CHECKING:
+        id: str
+        amount: int
+        currency: str
+        status: str
+        failure_code: str | None
+        failure_reason: str | None
+        updated_at: dt.datetime
+        completed_at: dt.datetime | None
+
+    @property
+    def price(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class PaymentLifecycle(_MovesMoney, RecordsEvents):
+    """An order's payment (``models.Payment`` maps its columns). It starts pending;
+    from an account it succeeds in the transaction that makes it, by card once the
+    gateway answers. A failed attempt (a declined card) may be tried again."""
+
+    if TYPE_CHECKING:
+        order_id: str
+        account_id: str
+        payer_account_id: str
+        enterprise_project_id: str
+        payment_method: str
+        attempt: int
+        charge_key: str | None
+        card_brand: str | None
+        card_last4: str | None
+
+    def start(self, method: str, card: Card | None, now: dt.datetime) -> None:
+        """The first attempt of a new payment."""
+        self.status = PENDING
+        self.attempt = 1
+        self._begin_attempt(method, card, now)
+
+    def try_again(self, method: str, card: Card | None, now: dt.datetime) -> None:
+        """The next attempt at a failed payment, as a new attempt (a new charge key)."""
+        self.status = PAYMENT.move("try_again", self.status)
+        self.attempt += 1
+        self._begin_attempt(method, card, now)
+
+    def _begin_attempt(self, method: str, card: Card | None, now: dt.datetime) -> None:
+        self.payment_method = method
+        # a card attempt's key at the gateway, which charges a key once
+        self.charge_key = f"{self.id}.{self.attempt}" if card else None
+        self.card_brand = card.brand if card else None
+        self.card_last4 = card.last4 if card else None
+        self.failure_code = None
+        self.failure_reason = None
+        self.updated_at = now
+        self.completed_at = None
+
+    def require_same_order(self, *, account_id: str, payer_account_id: str, price: Money) -> None:
+        """Refuse (Conflict) a pay of this payment's order by another account or for
+        another amount."""
+        if (self.account_id, self.payer_account_id) != (account_id, payer_account_id) or (
+            self.price != price
+        ):
+            raise Conflict(
+                f"order {self.order_id} already has a payment for another amount or account"
+            )
+
+    @property
+    def may_try_again(self) -> bool:
+        """Only a failed payment is tried again; a succeeded or pending one is the
+        order's answer (a pending card charge is settled by recovery)."""
+        return PAYMENT.allows("try_again", self.status)
+
+    def awaits_charge(self, charge_key: str) -> bool:
+        """Whether the attempt charged under ``charge_key`` still waits for its outcome
+        (else it is settled already, or a later attempt replaced it)."""
+        return self.status == PENDING and self.charge_key == charge_key
+
+    def succeed(self, now: dt.datetime) -> None:
+        self.status = PAYMENT.move("succeed", self.status)
+        self.updated_at = self.completed_at = now
+        self.record(
+            PAYMENT_SUCCEEDED,
+            subject=self.id,
+            account_id=self.account_id,
+            data=self._event_data(
+                payer_account_id=self.payer_account_id,
+                amount=money(self.amount, self.currency),
+                enterprise_project_id=self.enterprise_project_id,
+            ),
+        )
+
+    def fail(self, code: str, now: dt.datetime) -> None:
+        """Nothing was charged; the buyer reads why (``failure_reason``)."""
+        self.status = PAYMENT.move("fail", self.status)
+        self.failure_code = code
+        self.failure_reason = failure_reason(code)
+        self.updated_at = self.completed_at = now
+        self.record(
+            PAYMENT_FAILED,
+            subject=self.id,
+            account_id=self.account_id,
+            data=self._event_data(reason=self.failure_reason, failure_code=code),
+        )
+
+    def _event_data(self, **more: Any) -> dict[str, Any]:
+        return {
+            "payment_id": self.id,
+            "order_id": self.order_id,
+            "account_id": self.account_id,
+            "payment_method": self.payment_method,
+            **more,
+        }
+
+    def is_of(self, *, order_id: str, account_id: str) -> bool:
+        return (self.order_id, self.account_id) == (order_id, account_id)
+
+    def check_refund(self, requested: Money) -> None:
+        """Refuse (BusinessRuleViolation) a refund this payment cannot give."""
+        check_refund(
+            paid=self.price, payment_status=self.status, refund=requested, payment_id=self.id
+        )
+
+
+class TopUpLifecycle(_MovesMoney):
+    """Money added to an account from a card (``models.TopUp`` maps its columns):
+    pending until the gateway answers."""
+
+    if TYPE_CHECKING:
+        charge_key: str
+
+    def require_same_amount(self, price: Money) -> None:
+        """Refuse (Conflict) an idempotency key used again for another amount."""
+        if self.price != price:
+            raise Conflict("this idempotency key was used for another top-up amount")
+
+    def awaits_charge(self, charge_key: str) -> bool:
+        return self.status == PENDING and self.charge_key == charge_key
+
+    def succeed(self, now: dt.datetime) -> None:
+        self.status = TOP_UP.move("succeed", self.status)
+        self.updated_at = self.completed_at = now
+
+    def fail(self, code: str, now: dt.datetime) -> None:
+        self.status = TOP_UP.move("fail", self.status)
+        self.failure_code = code
+        self.failure_reason = failure_reason(code)
+        self.updated_at = self.completed_at = now
+
+
+class RefundLifecycle(_MovesMoney, RecordsEvents):
+    """The refund of a payment (``models.Refund`` maps its columns). One from an
+    account completes in the transaction that makes it; a card refund stays pending
+    until the card processor answers."""
+
+    if TYPE_CHECKING:
+        payment_id: str
+        order_id: str
+        account_id: str
+        payer_account_id: str
+        payment_method: str
+        reason: str
+
+    @property
+    def awaits_processor(self) -> bool:
+        """Whether the card processor's answer is still to be recorded."""
+        return self.status == PENDING
+
+    @property
+    def to_a_card(self) -> bool:
+        """Whether the card processor pays it back (else billing's own books do)."""
+        return self.payment_method == CREDIT_CARD
+
+    def complete(self, now: dt.datetime) -> None:
+        self.status = REFUND.move("complete", self.status)
+        self.updated_at = self.completed_at = now
+        self.record(
+            REFUND_COMPLETED,
+            subject=self.id,
+            account_id=self.account_id,
+            data={**self._event_data(), "completed_at": now},
+        )
+
+    def fail(self, code: str, now: dt.datetime) -> None:
+        """The card processor refused: nothing moved; operators must pay the buyer back
+        another way (``billing.refund.failed`` tells them, and the buyer, why)."""
+        self.status = REFUND.move("fail", self.status)
+        self.failure_code = code
+        self.failure_reason = refund_failure_reason(code)
+        self.updated_at = self.completed_at = now
+        self.record(
+            REFUND_FAILED,
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self._event_data(),
+                "failure_code": code,
+                "failure_reason": self.failure_reason,
+                "failed_at": now,
+            },
+        )
+
+    def _event_data(self) -> dict[str, Any]:
+        return {
+            "refund_id": self.id,
+            "payment_id": self.payment_id,
+            "order_id": self.order_id,
+            "account_id": self.account_id,
+            "payer_account_id": self.payer_account_id,
+            "payment_method": self.payment_method,
+            "amount": money(self.amount, self.currency),
+            "reason": self.reason,
+        }
 
 
 # -- cards --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Billing's business counters (labels bounded: method, outcome, currency code).
 
-Incremented after the commit that made the outcome true, once per outcome: a replayed
-request that returns an existing payment counts nothing.
+Incremented once per outcome, after the commit that made it true: a replayed request
+that returns an existing payment counts nothing. A refund made while handling an event
+is counted when the use case returns, just before the handler's inbox wrapper commits it
+with its inbox row.
 """
 
 from __future__ import annotations

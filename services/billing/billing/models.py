@@ -1,4 +1,4 @@
-"""The tables billing owns.
+"""The tables billing owns. The entities' rules are in ``billing.domain``, mixed in.
 
 Money columns are integer minor units (BIGINT) beside a currency code; never floats.
 """
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.billing  # noqa: F401  (registers billing's event types)
+from billing import domain
 from mercato.tables import UTCDateTime, add_messaging_tables
 
 # SQLite autoincrements INTEGER primary keys only
@@ -25,7 +26,7 @@ metadata = Base.metadata
 add_messaging_tables(metadata)
 
 
-class BillingAccount(Base):
+class BillingAccount(Base, domain.AccountFigures):
     """One per marketplace account, created on first use. Its figures are kept in step
     with its ledger postings (see ``billing.domain``), under a row lock."""
 
@@ -46,7 +47,7 @@ class BillingAccount(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
-class Payment(Base):
+class Payment(Base, domain.PaymentLifecycle):
     """The payment of one order (``order_id`` is unique: an order is charged at most
     once). A failed attempt (a declined card) may be retried: ``attempt`` counts them
     and ``charge_key`` is the card gateway's idempotency key of the current one."""
@@ -77,7 +78,7 @@ class Payment(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
-class TopUp(Base):
+class TopUp(Base, domain.TopUpLifecycle):
     """Money added to an account's balance from a card. ``idempotency_key`` (the
     caller's, optional) makes a retried top-up return the first one."""
 
@@ -104,7 +105,7 @@ class TopUp(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
-class Refund(Base):
+class Refund(Base, domain.RefundLifecycle):
     """The return of (part of) one payment, the compensation of an order cancelled
     after it was paid. ``payment_id`` is unique: a payment is refunded at most once,
     however often the cancellation is delivered.

@@ -55,9 +55,9 @@ from billing.domain import (
     INSUFFICIENT_FUNDS,
     REFUND_DECLINED,
     Card,
-    Money,
 )
 from billing.models import metadata
+from mercato.money import Money
 
 CHARGE_SUCCEEDED, CHARGE_DECLINED = "succeeded", "declined"
 REFUND_SUCCEEDED, REFUND_FAILED = "succeeded", "failed"

@@ -18,6 +18,7 @@ from billing.dependencies import (
     CardGateway,
 )
 from billing.models import metadata
+from billing.repository import BillingRepository
 from mercato.clock import ClockProvider
 from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
@@ -37,7 +38,7 @@ DEFAULT_RECOVERY_GRACE_SECONDS = 60.0
 class BillingService(MercatoService):
     name = "billing"
 
-    db = Database(metadata)
+    db = Database(metadata, repositories={"billing": BillingRepository})
     clock = ClockProvider()
     config = Config()
     card_gateway = CardGateway()

@@ -9,9 +9,12 @@ from nameko.testing.services import worker_factory
 
 from billing import domain
 from billing.domain import AccountState, Posting
+from billing.models import Payment, Refund
 from billing.service import BillingService
+from billing.tests.fakes import started_payment
 from mercato.clock import ManualClock
-from mercato.errors import BusinessRuleViolation, PaymentRequired, ValidationError
+from mercato.errors import BusinessRuleViolation, Conflict, PaymentRequired, ValidationError
+from mercato.money import Money
 
 NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 BUYER = "acc_buyer"
@@ -22,7 +25,7 @@ GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
 # -- the ledger ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", domain.PAYMENT_METHODS)
+@pytest.mark.parametrize("method", domain.PAYER_METHODS)
 def test_every_payment_posts_two_sides_that_sum_to_zero(method):
     postings = domain.payment_postings(method, BUYER, 12_999)
 
@@ -103,7 +106,7 @@ def test_figures_kept_in_step_equal_the_figures_derived_from_the_postings():
     ledger: list[Posting] = []
     for _ in range(500):
         amount = rng.randint(1, 20_000)
-        kind = rng.choice([*domain.PAYMENT_METHODS, "top_up"])
+        kind = rng.choice([*domain.PAYER_METHODS, "top_up"])
         postings = (
             domain.top_up_postings(BUYER, amount)
             if kind == "top_up"
@@ -282,7 +285,7 @@ def test_a_credit_limit_cannot_be_negative():
 # -- refunds ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", domain.PAYMENT_METHODS)
+@pytest.mark.parametrize("method", domain.PAYER_METHODS)
 def test_a_refund_posts_the_payment_with_its_signs_swapped(method):
     paid = domain.payment_postings(method, BUYER, 12_999)
     refunded = domain.refund_postings(method, BUYER, 12_999)
@@ -296,7 +299,7 @@ def test_a_refund_posts_the_payment_with_its_signs_swapped(method):
     assert set(net.values()) == {0}
 
 
-@pytest.mark.parametrize("method", domain.PAYMENT_METHODS)
+@pytest.mark.parametrize("method", domain.PAYER_METHODS)
 def test_a_full_refund_puts_the_payers_figures_back(method):
     before = AccountState(balance=10_000, credit_limit=5_000, credit_used=1_000)
 
@@ -312,14 +315,12 @@ def test_a_refund_refuses_a_zero_amount():
 
 
 def test_a_refund_may_be_up_to_what_was_paid_and_not_a_cent_more():
-    paid = domain.Money(5_000, "USD")
+    paid = Money(5_000, "USD")
     domain.check_refund(paid=paid, payment_status=domain.SUCCEEDED, refund=paid)
-    domain.check_refund(paid=paid, payment_status=domain.SUCCEEDED, refund=domain.Money(1, "USD"))
+    domain.check_refund(paid=paid, payment_status=domain.SUCCEEDED, refund=Money(1, "USD"))
 
     with pytest.raises(BusinessRuleViolation) as raised:
-        domain.check_refund(
-            paid=paid, payment_status=domain.SUCCEEDED, refund=domain.Money(5_001, "USD")
-        )
+        domain.check_refund(paid=paid, payment_status=domain.SUCCEEDED, refund=Money(5_001, "USD"))
     assert raised.value.code == "REFUND_EXCEEDS_PAYMENT"
     assert "refund.amount" in raised.value.fields
 
@@ -327,12 +328,103 @@ def test_a_refund_may_be_up_to_what_was_paid_and_not_a_cent_more():
 @pytest.mark.parametrize(
     ("status", "refund", "code"),
     [
-        (domain.FAILED, domain.Money(100, "USD"), "PAYMENT_NOT_REFUNDABLE"),
-        (domain.PENDING, domain.Money(100, "USD"), "PAYMENT_NOT_REFUNDABLE"),
-        (domain.SUCCEEDED, domain.Money(100, "EUR"), "REFUND_CURRENCY_MISMATCH"),
+        (domain.FAILED, Money(100, "USD"), "PAYMENT_NOT_REFUNDABLE"),
+        (domain.PENDING, Money(100, "USD"), "PAYMENT_NOT_REFUNDABLE"),
+        (domain.SUCCEEDED, Money(100, "EUR"), "REFUND_CURRENCY_MISMATCH"),
     ],
 )
 def test_a_refund_of_an_unpaid_payment_or_in_another_currency_is_refused(status, refund, code):
     with pytest.raises(BusinessRuleViolation) as raised:
-        domain.check_refund(paid=domain.Money(5_000, "USD"), payment_status=status, refund=refund)
+        domain.check_refund(paid=Money(5_000, "USD"), payment_status=status, refund=refund)
     assert raised.value.code == code
+
+
+# -- the moves of a payment, a top-up and a refund ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("machine", "move", "status"),
+    [
+        (domain.PAYMENT, "succeed", domain.SUCCEEDED),
+        (domain.PAYMENT, "succeed", domain.FAILED),
+        (domain.PAYMENT, "fail", domain.SUCCEEDED),
+        (domain.PAYMENT, "fail", domain.FAILED),
+        (domain.PAYMENT, "try_again", domain.PENDING),
+        (domain.PAYMENT, "try_again", domain.SUCCEEDED),
+        (domain.TOP_UP, "succeed", domain.FAILED),
+        (domain.TOP_UP, "fail", domain.SUCCEEDED),
+        (domain.REFUND, "complete", domain.SUCCEEDED),
+        (domain.REFUND, "complete", domain.FAILED),
+        (domain.REFUND, "fail", domain.SUCCEEDED),
+    ],
+)
+def test_a_move_its_status_does_not_allow_is_refused_naming_both(machine, move, status):
+    with pytest.raises(Conflict, match=f"the {machine.entity} is {status}; {move} needs it"):
+        machine.move(move, status)
+    assert not machine.allows(move, status)
+
+
+def _payment(card: domain.Card | None = None) -> Payment:
+    return started_payment("pay_1", "ord_1", BUYER, 5_000, card, NOW)
+
+
+def test_a_settled_payment_refuses_another_outcome_and_records_nothing_more():
+    payment = _payment()
+    payment.succeed(NOW)
+    assert [event.type for event in payment.take_events()] == ["billing.payment.succeeded"]
+
+    with pytest.raises(Conflict, match="the payment is succeeded; fail needs it pending"):
+        payment.fail(domain.CARD_DECLINED, NOW)
+    with pytest.raises(Conflict):
+        payment.succeed(NOW)
+
+    assert payment.status == domain.SUCCEEDED and payment.failure_code is None
+    assert payment.take_events() == []
+
+
+def test_a_failed_card_attempt_is_tried_again_under_a_new_key():
+    card = domain.check_card(GOOD_CARD, NOW)
+    payment = _payment(card)
+    assert payment.charge_key == "pay_1.1" and payment.awaits_charge("pay_1.1")
+    payment.fail(domain.CARD_DECLINED, NOW)
+
+    payment.try_again(domain.CREDIT_CARD, card, NOW)
+
+    assert (payment.status, payment.attempt, payment.charge_key) == (domain.PENDING, 2, "pay_1.2")
+    assert (payment.failure_code, payment.failure_reason, payment.completed_at) == (None,) * 3
+    assert not payment.awaits_charge("pay_1.1")
+
+
+def test_a_refund_completes_or_fails_once():
+    refund = Refund(
+        id="rfd_1",
+        payment_id="pay_1",
+        order_id="ord_1",
+        account_id=BUYER,
+        payer_account_id=BUYER,
+        payment_method=domain.CREDIT_CARD,
+        amount=5_000,
+        currency="USD",
+        status=domain.PENDING,
+        reason="Delivery failed.",
+    )
+    refund.fail(domain.REFUND_DECLINED, NOW)
+
+    with pytest.raises(Conflict, match="the refund is failed; complete needs it pending"):
+        refund.complete(NOW)
+
+    (event,) = refund.take_events()
+    assert (event.type, event.data["failure_code"]) == ("billing.refund.failed", "refund_declined")
+    assert refund.status == domain.FAILED
+
+
+def test_a_pay_for_another_amount_or_account_is_a_conflict():
+    payment = _payment()
+    payment.require_same_order(account_id=BUYER, payer_account_id=BUYER, price=Money(5_000, "USD"))
+    for account_id, payer, price in (
+        (BUYER, BUYER, Money(5_001, "USD")),
+        (BUYER, RESELLER, Money(5_000, "USD")),
+        ("acc_other", BUYER, Money(5_000, "USD")),
+    ):
+        with pytest.raises(Conflict):
+            payment.require_same_order(account_id=account_id, payer_account_id=payer, price=price)

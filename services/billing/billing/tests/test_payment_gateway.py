@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 
 from billing import domain
-from billing.domain import Money
 from billing.payment_gateway import (
     CHARGE_DECLINED,
     CHARGE_SUCCEEDED,
@@ -17,6 +16,7 @@ from billing.payment_gateway import (
     TimedGateway,
 )
 from mercato.db import create_engine
+from mercato.money import Money
 
 NOW = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 USD_10 = Money(1_000, "USD")

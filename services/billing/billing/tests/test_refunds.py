@@ -5,7 +5,7 @@ no container. After every test the books are audited."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -14,21 +14,15 @@ from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing import domain, usecases
-from billing.domain import Card, Money
-from billing.payment_gateway import (
-    CHARGE_SUCCEEDED,
-    REFUND_FAILED,
-    REFUND_SUCCEEDED,
-    ChargeResult,
-    GatewayTimeout,
-    PaymentGateway,
-    RefundResult,
-)
+from billing.payment_gateway import ChargeResult
+from billing.repository import BillingRepository
+from billing.tests.fakes import FakeCardProcessor, who
 from mercato.clock import ManualClock
 from mercato.contracts import contract_for
 from mercato.db import create_engine
+from mercato.domain import RecordsEvents
 from mercato.errors import BusinessRuleViolation, NotFound
-from mercato.identity import Identity
+from mercato.money import Money
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 GRACE = dt.timedelta(seconds=60)
@@ -39,8 +33,9 @@ REASON = "Delivery failed: the SaaS tenant could not be created."
 
 
 class UnitOfWork:
-    """What ``mercato.db.UnitOfWork`` gives a use case, with the outbox replaced by a
-    list of the events committed (each checked against its contract when emitted)."""
+    """What ``mercato.db.UnitOfWork`` gives a use case (billing's repository on its
+    session), with the outbox replaced by a list of the events committed (each checked
+    against its contract when emitted)."""
 
     def __init__(self, engine: sa.engine.Engine) -> None:
         self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
@@ -54,9 +49,17 @@ class UnitOfWork:
             self._session = self._sessionmaker()
         return self._session
 
+    @property
+    def billing(self) -> BillingRepository:
+        return BillingRepository(self.session)
+
     def emit(self, event_type, *, subject, data, account_id=None, version=None):
         payload = contract_for(event_type, version).dump_data(data)
         self._pending.append({"type": event_type, "subject": subject, "data": payload})
+
+    def emit_recorded(self, entity: RecordsEvents) -> None:
+        for recorded in entity.take_events():
+            self.emit(recorded.type, subject=recorded.subject, data=recorded.data)
 
     def commit(self) -> None:
         self.session.commit()
@@ -73,43 +76,10 @@ class UnitOfWork:
 
 
 @dataclass
-class FakeProcessor(PaymentGateway):
-    """A card processor in memory: charges and refunds once per key; ``silent_refunds``
-    refunds that it makes but whose answer it loses (as a timeout would); ``refusing``
-    makes it refuse every refund."""
-
-    charges: dict[str, ChargeResult] = field(default_factory=dict)
-    refunds: dict[str, RefundResult] = field(default_factory=dict)
-    silent_refunds: int = 0
-    refusing: bool = False
-
-    def charge(self, idempotency_key: str, card: Card, amount: Money) -> ChargeResult:
-        return self.charges.setdefault(
-            idempotency_key,
-            ChargeResult(idempotency_key, f"ch_{len(self.charges)}", CHARGE_SUCCEEDED, amount),
-        )
-
-    def lookup(self, idempotency_key: str) -> ChargeResult | None:
-        return self.charges.get(idempotency_key)
-
-    def refund(self, charge_reference: str, amount: Money, idempotency_key: str) -> RefundResult:
-        if idempotency_key not in self.refunds:
-            failed = (REFUND_FAILED, "refund_declined")
-            status, code = failed if self.refusing else (REFUND_SUCCEEDED, None)
-            self.refunds[idempotency_key] = RefundResult(
-                idempotency_key, f"re_{len(self.refunds)}", charge_reference, status, amount, code
-            )
-        if self.silent_refunds:
-            self.silent_refunds -= 1
-            raise GatewayTimeout("the card gateway did not answer refund")
-        return self.refunds[idempotency_key]
-
-
-@dataclass
 class Books:
     uow: UnitOfWork
     clock: ManualClock
-    gateway: FakeProcessor
+    gateway: FakeCardProcessor
 
     def scalar(self, sql: str, **params):
         value = self.uow.session.execute(sa.text(sql), params).scalar_one()
@@ -140,7 +110,8 @@ class Books:
         return payment
 
     def refund(self, payment: dict, amount: int | None = None, currency: str = "USD") -> dict:
-        return usecases.refund_payment(
+        """Refund as the cancellation's event handler does: its inbox wrapper commits."""
+        refund = usecases.refund_payment(
             self.uow,
             self.clock,
             self.gateway,
@@ -153,6 +124,8 @@ class Books:
             },
             reason=REASON,
         )
+        self.uow.commit()
+        return refund
 
     def of_type(self, event_type: str) -> list[dict]:
         return [event for event in self.uow.events if event["type"] == event_type]
@@ -163,7 +136,7 @@ def books(databases):
     engine = create_engine(databases.fresh("billing"), pool_size=2)
     uow = UnitOfWork(engine)
     clock = ManualClock(START)
-    books = Books(uow, clock, FakeProcessor())
+    books = Books(uow, clock, FakeCardProcessor())
     # a buyer with money on its balance and credit granted
     books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
     usecases.top_up(
@@ -178,16 +151,6 @@ def books(databases):
     finally:
         uow.close()
         engine.dispose()
-
-
-def who(account_id: str, role: str, reseller: str | None = None) -> Identity:
-    return Identity(
-        account_id=account_id,
-        user_id=f"usr_{account_id}",
-        account_type=role,
-        roles=(role,),
-        reseller_account_id=reseller,
-    )
 
 
 def usd(amount: int) -> dict:

@@ -17,7 +17,6 @@ from nameko.testing.services import replace_dependencies
 from prometheus_client import REGISTRY
 
 from billing import domain
-from billing.domain import Money
 from billing.payment_gateway import SimulatedCardGateway
 from billing.service import BillingService
 from mercato.clock import ManualClock
@@ -30,6 +29,7 @@ from mercato.errors import (
     Unauthenticated,
     ValidationError,
 )
+from mercato.money import Money
 
 pytestmark = pytest.mark.interface
 
