@@ -115,6 +115,18 @@ ROUTES = (
         rpc=("catalog", "upsert_seller_profile"),
     ),
     Route(
+        "GET",
+        "/v1/seller/profile",
+        "get_seller_profile",
+        summary="The seller's profile",
+        tag=CATALOG,
+        who=SELLER,
+        about="The seller's public profile as it was last set (seller only).",
+        response=catalog.SellerProfileResponse,
+        errors={404: "NOT_FOUND: the seller has no profile yet"},
+        rpc=("catalog", "get_seller_profile"),
+    ),
+    Route(
         "POST",
         "/v1/seller/products",
         "create_product",
