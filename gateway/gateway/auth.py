@@ -6,7 +6,8 @@ iam-agency's ``authenticate`` says whose it is. The answer becomes the worker's
 caller in its context data.
 
 Asking iam-agency on every request would double the load on it, so a validated token
-is kept in this process for ``TOKEN_CACHE_SECONDS`` (default 5), keyed by the token's
+is kept in this process (a ``mercato.cache.TimedCache``) for ``TOKEN_CACHE_SECONDS``
+(default 5), keyed by the token's
 SHA-256 (the token itself is never held), never past the token's own expiry, at most
 ``MAX_CACHED_TOKENS`` of them. The price: a token revoked through another replica (or
 straight at iam-agency) keeps working here for up to ``TOKEN_CACHE_SECONDS``. Signing
@@ -17,16 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections import OrderedDict
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter
 from werkzeug.wrappers import Request
 
 from gateway.settings import Settings
+from mercato.cache import TimedCache
 from mercato.clock import Clock, SystemClock
+from mercato.contracts.iam_agency import AuthenticatedResponse
 from mercato.errors import Forbidden, Unauthenticated
 from mercato.identity import CallerContext, Identity
 
@@ -38,77 +39,19 @@ TOKEN_CACHE = Counter(
     ["outcome"],
 )
 
-
-class TokenCache:
-    """Validated tokens for a few seconds; bounded, least recently used goes first."""
-
-    def __init__(
-        self,
-        ttl_seconds: float,
-        *,
-        max_entries: int = MAX_CACHED_TOKENS,
-        clock: Clock | None = None,
-    ) -> None:
-        self.ttl = dt.timedelta(seconds=max(0.0, ttl_seconds))
-        self.max_entries = max_entries
-        self.clock: Clock = clock or SystemClock()
-        self._entries: OrderedDict[str, tuple[dt.datetime, Identity]] = OrderedDict()
-
-    @staticmethod
-    def _key(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, token: str) -> Identity | None:
-        key = self._key(token)
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        valid_until, identity = entry
-        if self.clock.now() >= valid_until:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return identity
-
-    def put(self, token: str, identity: Identity, token_expires_at: dt.datetime | None) -> None:
-        now = self.clock.now()
-        valid_until = now + self.ttl
-        if token_expires_at is not None:
-            valid_until = min(valid_until, token_expires_at)
-        if valid_until <= now:
-            return
-        key = self._key(token)
-        self._entries[key] = (valid_until, identity)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def forget(self, token: str) -> None:
-        self._entries.pop(self._key(token), None)
+# validated tokens by their SHA-256: who each belongs to
+TokenCache = TimedCache[str, Identity]
 
 
-class AuthenticatedSchema(Schema):
-    """What iam-agency's ``authenticate`` answers, as far as the gateway needs it."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    account_id = fields.String(required=True)
-    account_type = fields.String(required=True)
-    user_id = fields.String(required=True)
-    roles = fields.List(fields.String(), load_default=list)
-    # set for a reseller's customer
-    reseller_account_id = fields.String(allow_none=True, load_default=None)
-    expires_at = fields.AwareDateTime(load_default=None)
+def token_key(token: str) -> str:
+    """What the cache keeps a token under: its SHA-256, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def identity_from(answer: dict[str, Any]) -> tuple[Identity, dt.datetime | None]:
     """The caller and its token's expiry. An answer that breaks the schema is
     iam-agency's bug, not the client's: it fails the request with a 500."""
-    data = AuthenticatedSchema().load(answer)
+    data = AuthenticatedResponse().load(answer)
     expires_at = data.pop("expires_at")
     # the answer's keys are the context data keys: Identity takes what it knows of them
     identity = Identity.from_context({k: v for k, v in data.items() if v is not None})
@@ -132,19 +75,23 @@ def bearer_token(request: Request) -> str:
 class Authenticator:
     """What one worker uses to learn and carry who is asking."""
 
-    def __init__(self, cache: TokenCache, caller: CallerContext) -> None:
+    def __init__(self, cache: TokenCache, caller: CallerContext, clock: Clock) -> None:
         self._cache = cache
         self._caller = caller
+        self._clock = clock
 
     def authenticate(self, request: Request, iam, *roles: str) -> str:
         """Make the bearer of the request's token this worker's caller; with ``roles``,
         require one of them (else Forbidden). Returns the token."""
         token = bearer_token(request)
-        identity = self._cache.get(token)
+        key = token_key(token)
+        identity = self._cache.get(key)
         TOKEN_CACHE.labels("hit" if identity is not None else "miss").inc()
         if identity is None:
             identity, expires_at = identity_from(iam.authenticate(token))
-            self._cache.put(token, identity, expires_at)
+            # never kept past the token's own expiry
+            left = None if expires_at is None else (expires_at - self._clock.now()).total_seconds()
+            self._cache.put(key, identity, at_most_seconds=left)
         self._caller.act_as(identity)
         if roles and not identity.has_role(*roles):
             raise Forbidden(f"this needs the role {' or '.join(roles)}")
@@ -162,7 +109,7 @@ class Authenticator:
         try:
             iam.revoke_token(token)
         finally:
-            self._cache.forget(token)
+            self._cache.forget(token_key(token))
 
 
 class Authentication(DependencyProvider):
@@ -170,7 +117,10 @@ class Authentication(DependencyProvider):
 
     def setup(self):
         settings = Settings.from_config(self.container.config)
-        self.cache = TokenCache(settings.token_cache_seconds)
+        self.cache: TokenCache = TimedCache(
+            settings.token_cache_seconds, max_entries=MAX_CACHED_TOKENS
+        )
+        self.clock = SystemClock()
 
     def get_dependency(self, worker_ctx):
-        return Authenticator(self.cache, CallerContext(worker_ctx))
+        return Authenticator(self.cache, CallerContext(worker_ctx), self.clock)

@@ -1,9 +1,10 @@
-"""The OpenAPI 3 document of the gateway, generated from its entrypoints and schemas.
+"""The OpenAPI 3 document of the gateway, generated from its route declarations.
 
-Paths and methods come from the ``@http`` entrypoints themselves, descriptions from
-their docstrings, bodies from the marshmallow schemas (apispec's MarshmallowPlugin);
-``OPERATIONS`` adds what code cannot say (summary, tag, statuses). A route without an
-entry in ``OPERATIONS`` fails the build, so the document cannot fall behind the routes.
+Each ``routing.Route`` gives its path, method, summary, tag, description, who may call
+it, its success status and the errors it may answer beyond the usual ones; bodies come
+from the marshmallow schemas it names (apispec's MarshmallowPlugin), the contracts'
+RPC schemas with their metadata. An ``@http`` entrypoint no declaration made fails the
+build, so the document cannot fall behind the routes.
 
 ``render_html`` turns the document into ``/docs``: one self-contained page, no script.
 """
@@ -15,18 +16,17 @@ import inspect
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from werkzeug.wrappers import Response
 
 from gateway import schemas
 from gateway.errors import BEARER_CHALLENGE
 from gateway.idempotency import IDEMPOTENCY_KEY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
+from gateway.routing import ANYONE, AUTHENTICATED, TOKEN_OPTIONAL, Route
 from gateway.web import BODY_FIELD, REQUEST_ID_HEADER, GatewayHttp
 
 OPENAPI_VERSION = "3.0.3"
@@ -92,306 +92,14 @@ STATUS_MEANINGS = {
 }
 
 
-@dataclass(frozen=True)
-class Operation:
-    """What the document says about one entrypoint beyond its route and docstring."""
-
-    summary: str
-    tag: str
-    status: int = 200
-    response: type[Schema] | None = None
-    request: type[Schema] | None = None
-    query: type[Schema] | None = None  # the query string's parameters
-    authenticated: bool = False
-    # anyone may call it; a bearer token, if sent, must be valid (401 otherwise)
-    optional_auth: bool = False
-    role: str | None = None  # the role the service requires (403 otherwise)
-    calls_services: bool = True
-    media_type: str = "application/json"
-    raw_schema: Mapping[str, Any] | None = None  # for a body that is no marshmallow schema
-    errors: Mapping[int, str] = field(default_factory=dict)  # more precise meanings
-
-
-OPERATIONS: dict[str, Operation] = {
-    "sign_up": Operation(
-        "Open an account",
-        ACCOUNTS,
-        status=201,
-        request=schemas.SignUpRequest,
-        response=schemas.AccountResponse,
-        errors={409: "EMAIL_TAKEN: the email already has an account"},
-    ),
-    "sign_in": Operation(
-        "Sign in: get a bearer token",
-        ACCOUNTS,
-        status=201,
-        request=schemas.SignInRequest,
-        response=schemas.TokenResponse,
-        errors={401: "UNAUTHENTICATED: wrong email or password"},
-    ),
-    "sign_out": Operation(
-        "Sign out: revoke this bearer token", ACCOUNTS, status=204, authenticated=True
-    ),
-    "me": Operation("Who am I", ACCOUNTS, response=schemas.MeResponse, authenticated=True),
-    "create_reseller_customer": Operation(
-        "Open a reseller customer's account",
-        ACCOUNTS,
-        status=201,
-        request=schemas.ResellerCustomerRequest,
-        response=schemas.ResellerCustomerResponse,
-        authenticated=True,
-        role="reseller",
-        errors={409: "EMAIL_TAKEN: the email already has an account"},
-    ),
-    "set_credit_limit": Operation(
-        "Set a buyer's credit limit",
-        ACCOUNTS,
-        request=schemas.CreditLimitRequest,
-        response=schemas.BalanceResponse,
-        authenticated=True,
-        role="operator",
-    ),
-    "upsert_seller_profile": Operation(
-        "Set the seller's profile",
-        CATALOG,
-        request=schemas.SellerProfileRequest,
-        response=schemas.SellerProfileResponse,
-        authenticated=True,
-        role="seller",
-    ),
-    "create_product": Operation(
-        "Create a product (draft)",
-        CATALOG,
-        status=201,
-        request=schemas.CreateProductRequest,
-        response=schemas.SellerProductDetailsResponse,
-        authenticated=True,
-        role="seller",
-        errors={422: "SELLER_PROFILE_REQUIRED: the seller has no profile yet"},
-    ),
-    "publish_product": Operation(
-        "Publish a draft product",
-        CATALOG,
-        request=schemas.EmptyRequest,
-        response=schemas.SellerProductDetailsResponse,
-        authenticated=True,
-        role="seller",
-        errors={
-            409: "CONFLICT: only a draft can be published",
-            422: "SAAS_ENDPOINT_REQUIRED: a saas product needs its saas_endpoint_url",
-        },
-    ),
-    "list_seller_products": Operation(
-        "The seller's products",
-        CATALOG,
-        query=schemas.PageQuery,
-        response=schemas.SellerProductPage,
-        authenticated=True,
-        role="seller",
-    ),
-    "delist_product": Operation(
-        "Delist a product",
-        CATALOG,
-        request=schemas.DelistRequest,
-        response=schemas.ProductResponse,
-        authenticated=True,
-        role="operator",
-        errors={409: "CONFLICT: only a published product can be delisted"},
-    ),
-    "search_products": Operation(
-        "Search products",
-        CATALOG,
-        query=schemas.ProductSearchQuery,
-        response=schemas.ProductSummaryPage,
-        optional_auth=True,
-    ),
-    "get_product": Operation(
-        "A product's details",
-        CATALOG,
-        response=schemas.ProductResponse,
-        optional_auth=True,
-    ),
-    "save_product": Operation(
-        "Save a product to the list",
-        CATALOG,
-        status=201,
-        request=schemas.SaveProductRequest,
-        response=schemas.SavedResponse,
-        authenticated=True,
-        role="buyer",
-    ),
-    "list_saved_products": Operation(
-        "My Saved List",
-        CATALOG,
-        query=schemas.PageQuery,
-        response=schemas.SavedProductPage,
-        authenticated=True,
-        role="buyer",
-    ),
-    "remove_saved_product": Operation(
-        "Remove a product from the list",
-        CATALOG,
-        status=204,
-        authenticated=True,
-        role="buyer",
-    ),
-    "place_order": Operation(
-        "Place an order",
-        ORDERS,
-        status=201,
-        request=schemas.PlaceOrderRequest,
-        response=schemas.OrderResponse,
-        authenticated=True,
-        role="buyer",
-        errors={
-            404: "NOT_FOUND: no such published product or specification",
-            422: "TERMS_NOT_ACCEPTED: `accept_terms` was not true",
-        },
-    ),
-    "list_orders": Operation(
-        "My Orders",
-        ORDERS,
-        query=schemas.OrdersQuery,
-        response=schemas.OrderPage,
-        authenticated=True,
-    ),
-    "get_order": Operation("An order", ORDERS, response=schemas.OrderResponse, authenticated=True),
-    "pay_order": Operation(
-        "Pay an order",
-        ORDERS,
-        request=schemas.PayOrderRequest,
-        response=schemas.OrderResponse,
-        authenticated=True,
-        role="buyer",
-        errors={
-            402: "PAYMENT_REQUIRED: the balance or the credit left is short, or the card "
-            "was declined (PAYMENT_DECLINED); nothing was charged",
-            409: "CONFLICT: the order is not unpaid (already paid, cancelled, or its "
-            "payment window passed)",
-        },
-    ),
-    "cancel_order": Operation(
-        "Cancel an unpaid order",
-        ORDERS,
-        request=schemas.EmptyRequest,
-        response=schemas.OrderResponse,
-        authenticated=True,
-        role="buyer",
-        errors={409: "CONFLICT: only an unpaid order can be cancelled"},
-    ),
-    "get_balance": Operation(
-        "Balance and credit", ORDERS, response=schemas.BalanceResponse, authenticated=True
-    ),
-    "top_up": Operation(
-        "Top up the balance from a card",
-        ORDERS,
-        status=201,
-        request=schemas.TopUpRequest,
-        response=schemas.TopUpResponse,
-        authenticated=True,
-    ),
-    "list_transactions": Operation(
-        "Balance movements",
-        ORDERS,
-        query=schemas.PageQuery,
-        response=schemas.TransactionPage,
-        authenticated=True,
-    ),
-    "list_purchased_apps": Operation(
-        "Purchased Apps",
-        PURCHASED_APPS,
-        query=schemas.PageQuery,
-        response=schemas.PurchasedAppPage,
-        authenticated=True,
-    ),
-    "get_purchased_app": Operation(
-        "A purchased app",
-        PURCHASED_APPS,
-        response=schemas.PurchasedAppDetailsResponse,
-        authenticated=True,
-    ),
-    "reveal_credentials": Operation(
-        "Reveal a purchased app's password",
-        PURCHASED_APPS,
-        request=schemas.EmptyRequest,
-        response=schemas.CredentialsResponse,
-        authenticated=True,
-        role="buyer",
-        errors={
-            404: "NOT_FOUND: not the caller's, or nothing delivered with a password",
-            429: "RATE_LIMITED: too many reveals this minute",
-        },
-    ),
-    "issue_interface_credentials": Operation(
-        "Issue the seller's SaaS interface credentials",
-        CATALOG,
-        status=201,
-        request=schemas.EmptyRequest,
-        response=schemas.InterfaceCredentialsResponse,
-        authenticated=True,
-        role="seller",
-    ),
-    "license_public_key": Operation(
-        "A seller's license verification key",
-        CATALOG,
-        response=schemas.LicensePublicKeyResponse,
-        optional_auth=True,
-        errors={404: "NOT_FOUND: the seller has no license signing key yet"},
-    ),
-    "healthz": Operation(
-        "Liveness probe", OPERATIONS_TAG, response=schemas.HealthResponse, calls_services=False
-    ),
-    "readyz": Operation(
-        "Readiness probe",
-        OPERATIONS_TAG,
-        response=schemas.ReadinessResponse,
-        calls_services=False,
-        errors={503: "not ready: the body's problems say why"},
-    ),
-    "metrics": Operation(
-        "Prometheus metrics",
-        OPERATIONS_TAG,
-        calls_services=False,
-        media_type="text/plain; version=0.0.4",
-        raw_schema={"type": "string"},
-    ),
-    "openapi_document": Operation(
-        "This document",
-        OPERATIONS_TAG,
-        calls_services=False,
-        raw_schema={"type": "object", "description": "An OpenAPI 3 document."},
-    ),
-    "docs": Operation(
-        "This document as a page",
-        OPERATIONS_TAG,
-        calls_services=False,
-        media_type="text/html",
-        raw_schema={"type": "string"},
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Route:
-    """One ``@http`` entrypoint: methods, werkzeug rule and the method that serves it."""
-
-    methods: tuple[str, ...]
-    rule: str
-    method_name: str
-    description: str
-
-
-def routes(service_cls: type) -> Iterator[Route]:
-    """Every ``@http`` route a service class declares."""
+def routes(service_cls: type) -> Iterator[tuple[str, str, str]]:
+    """(method name, method, werkzeug rule) of every ``@http`` entrypoint a service
+    class has: the routes it serves, declared or not."""
     for name, member in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(member, ENTRYPOINT_EXTENSIONS_ATTR, ()):
             if isinstance(entrypoint, GatewayHttp):
-                yield Route(
-                    methods=tuple(m.strip().upper() for m in entrypoint.method.split(",")),
-                    rule=entrypoint.url,
-                    method_name=name,
-                    description=inspect.getdoc(member) or "",
-                )
+                for method in entrypoint.method.split(","):
+                    yield name, method.strip().upper(), entrypoint.url
 
 
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -414,25 +122,26 @@ def _error_response(meaning: str) -> dict[str, Any]:
     }
 
 
-def _error_statuses(route: Route, http_method: str, operation: Operation) -> dict[int, str]:
+def _error_statuses(route: Route) -> dict[int, str]:
     statuses = {500}
-    if http_method == "POST":
+    if route.method == "POST":
         statuses |= {400, 409, 413, 422}
-    if operation.request is not None:
+    if route.body is not None:
         statuses |= {400, 413}
-    if operation.query is not None:
+    if route.query is not None:
         statuses.add(400)
-    if operation.authenticated or operation.optional_auth:
+    if route.who != ANYONE:
         statuses.add(401)
-    if operation.role is not None:
+    role = route.who if route.who not in (ANYONE, TOKEN_OPTIONAL, AUTHENTICATED) else None
+    if role is not None:
         statuses.add(403)
-    if _RULE_VARIABLE.search(route.rule):
+    if route.path_ids:
         statuses.add(404)
-    if operation.calls_services:
+    if route.calls_services:
         statuses.add(503)
-    errors = dict(operation.errors)
-    if operation.role is not None:
-        errors.setdefault(403, f"FORBIDDEN: only a {operation.role} may do this")
+    errors = dict(route.errors)
+    if role is not None:
+        errors.setdefault(403, f"FORBIDDEN: only a {role} may do this")
     meanings: dict[int, str] = {}
     for status in sorted(statuses | set(errors)):
         parts = [errors[status]] if status in errors else []
@@ -442,57 +151,66 @@ def _error_statuses(route: Route, http_method: str, operation: Operation) -> dic
     return meanings
 
 
-def _operation(route: Route, http_method: str, operation: Operation) -> dict[str, Any]:
+def _operation(route: Route) -> dict[str, Any]:
     parameters: list[Any] = ["RequestId"]  # apispec makes a name a $ref to the component
-    if http_method == "POST":
+    if route.method == "POST":
         parameters.append("IdempotencyKey")
-    for name in _RULE_VARIABLE.findall(route.rule):
+    for name in route.path_ids:
         parameters.append(
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         )
-    if operation.query is not None:
+    if route.query is not None:
         # apispec's MarshmallowPlugin spreads the schema into one parameter per field
-        parameters.append({"in": "query", "schema": operation.query})
+        parameters.append({"in": "query", "schema": route.query})
     success: dict[str, Any] = {
-        "description": _first_paragraph(route.description) or "OK",
+        "description": _first_paragraph(route.about) or "OK",
         "headers": {REQUEST_ID_HEADER: REQUEST_ID_HEADER},
     }
-    if http_method == "POST":
+    if route.method == "POST":
         success["headers"][REPLAYED_HEADER] = REPLAYED_HEADER
-    body_schema: Any = operation.response or operation.raw_schema
+    body_schema: Any = route.response or route.raw_response
     if body_schema is not None:
-        success["content"] = {operation.media_type: {"schema": body_schema}}
-    responses: dict[str, Any] = {str(operation.status): success}
-    for status, meaning in _error_statuses(route, http_method, operation).items():
-        if str(status) in responses:  # /readyz's 503 has the probe's own body
+        success["content"] = {route.media_type: {"schema": body_schema}}
+    responses: dict[str, Any] = {str(route.status): success}
+    for status, meaning in _error_statuses(route).items():
+        if str(status) in responses:
             continue
         responses[str(status)] = _error_response(meaning)
-    if "503" in responses and operation.response is schemas.ReadinessResponse:
+    if "503" in responses and route.response is schemas.ReadinessResponse:
+        # /readyz's 503 has the probe's own body
         responses["503"]["content"] = {"application/json": {"schema": schemas.ReadinessResponse}}
     security: list[dict[str, list[str]]] = []
-    if operation.authenticated:
-        security = [{"bearerAuth": []}]
-    elif operation.optional_auth:
+    if route.who == TOKEN_OPTIONAL:
         security = [{}, {"bearerAuth": []}]  # either anonymous or a bearer token
+    elif route.who != ANYONE:
+        security = [{"bearerAuth": []}]
     spec: dict[str, Any] = {
-        "operationId": route.method_name,
-        "summary": operation.summary,
-        "description": route.description,
-        "tags": [operation.tag],
+        "operationId": route.name,
+        "summary": route.summary,
+        "description": route.about,
+        "tags": [route.tag],
         "parameters": parameters,
         "responses": responses,
         "security": security,
     }
-    if operation.request is not None:
+    if route.body is not None:
         spec["requestBody"] = {
             # a body whose fields are all optional may be left out
-            "required": any(f.required for f in operation.request().fields.values()),
-            "content": {"application/json": {"schema": operation.request}},
+            "required": any(f.required for f in route.body().fields.values()),
+            "content": {"application/json": {"schema": route.body}},
         }
     return spec
 
 
 def build(service_cls: type) -> dict[str, Any]:
+    """The document of the routes ``service_cls`` declares (``routing.serves``). An
+    ``@http`` entrypoint that no declaration made fails the build: every route the
+    gateway serves is in the document."""
+    declared: tuple[Route, ...] = getattr(service_cls, "routes", ())
+    names = {route.name for route in declared}
+    for name, method, rule in routes(service_cls):
+        if name not in names:
+            raise LookupError(f"{name} ({method} {rule}) is served but not declared")
     spec = APISpec(
         title=TITLE,
         version=API_VERSION,
@@ -547,14 +265,8 @@ def build(service_cls: type) -> dict[str, Any]:
         },
     )
     by_path: dict[str, dict[str, Any]] = {}
-    for route in sorted(routes(service_cls), key=lambda r: (r.rule, r.method_name)):
-        operation = OPERATIONS.get(route.method_name)
-        if operation is None:
-            raise LookupError(f"{route.method_name} ({route.rule}) has no entry in OPERATIONS")
-        for http_method in route.methods:
-            by_path.setdefault(openapi_path(route.rule), {})[http_method.lower()] = _operation(
-                route, http_method, operation
-            )
+    for route in sorted(declared, key=lambda r: (r.rule, r.name)):
+        by_path.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

@@ -3,14 +3,27 @@
 ``load(SignUpSchema, payload)`` returns the loaded data or raises
 ``mercato.errors.ValidationError`` whose ``fields`` name each field and the rule it
 broke, e.g. ``{"email": ["Not a valid email address."], "colour": ["Unknown field."]}``.
+
+The bases of every contract schema (``mercato.contracts``) are here:
+
+- ``StrictSchema``: what an RPC (and the public API, which loads the very same schema
+  first) accepts; a field it does not know is an error that names it.
+- ``AnswerSchema``: what an RPC answers and the public API returns; an answer may gain
+  fields (API.md), so the document does not forbid extra ones.
+- ``QuerySchema`` with ``QueryInteger`` and ``QueryBoolean``: a query string, whose
+  values arrive at the gateway as strings; the service loads the gateway's result (ints
+  and booleans) again with the same schema.
+- ``PageSchema`` and ``page_of``: API.md's lists, ``?page=1&page_size=20`` answered
+  ``{items, total, page, page_size}``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, pre_load, validate
 from marshmallow import ValidationError as SchemaError
 
 from mercato.errors import ValidationError
@@ -41,27 +54,84 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
-class PageSchema(StrictSchema):
+class AnswerSchema(Schema):
+    """What an RPC answers (dumped by the service, projected by the gateway): it may
+    gain fields, and a reader ignores those it does not know."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class QuerySchema(StrictSchema):
+    """A query string (the gateway's ``web.read_query``): every value arrives as a
+    string, and the fields convert it (``page=abc`` is a 400 naming ``page``). Unknown
+    names are refused like unknown body fields; an empty value (``?status=``) means
+    "not given", as a form sends it."""
+
+    @pre_load
+    def drop_empty(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if value not in (None, "")}
+        return data
+
+
+class QueryInteger(fields.Integer):
+    """A whole number: an int, or one written in decimal digits (``"20"``, ``"-1"``);
+    never ``"1.0"``, ``"1e3"`` or ``"1_000"``, which Python's ``int()`` would take, nor
+    a float or a boolean."""
+
+    _DIGITS = re.compile(r"^[+-]?[0-9]{1,18}$")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not self._DIGITS.match(value):
+            raise self.make_error("invalid")
+        return int(value)
+
+
+class QueryBoolean(fields.Boolean):
+    """``true`` or ``false``, spelt so (or already a boolean)."""
+
+    default_error_messages = {"invalid": "Not a valid boolean: must be true or false."}
+
+    _WORDS = {"true": True, "false": False}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value in self._WORDS:
+            return self._WORDS[value]
+        raise self.make_error("invalid")
+
+
+class PageSchema(QuerySchema):
     """``{page, page_size}`` of a list (API.md's lists)."""
 
-    page = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    page_size = fields.Integer(
-        strict=True,
+    page = QueryInteger(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": "From 1.", "example": 1},
+    )
+    page_size = QueryInteger(
         load_default=DEFAULT_PAGE_SIZE,
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+        metadata={"description": f"1 to {MAX_PAGE_SIZE}.", "example": DEFAULT_PAGE_SIZE},
     )
 
 
-def page_of(item_schema: type[Schema]) -> type[Schema]:
-    """The answer schema of a list: ``{items, total, page, page_size}``."""
+def page_of(item_schema: type[Schema], name: str | None = None) -> type[AnswerSchema]:
+    """The answer schema of a list: ``{items, total, page, page_size}``, named ``name``
+    (default: the item schema's name and ``Page``)."""
     return type(
-        f"{item_schema.__name__}Page",
-        (Schema,),
+        name or f"{item_schema.__name__}Page",
+        (AnswerSchema,),
         {
+            "__doc__": "One page of a list; ``total`` counts every item of the list.",
             "items": fields.List(fields.Nested(item_schema)),
-            "total": fields.Integer(),
-            "page": fields.Integer(),
-            "page_size": fields.Integer(),
+            "total": fields.Integer(metadata={"example": 1}),
+            "page": fields.Integer(metadata={"example": 1}),
+            "page_size": fields.Integer(metadata={"example": DEFAULT_PAGE_SIZE}),
         },
     )
 

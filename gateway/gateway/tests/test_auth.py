@@ -8,7 +8,8 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from gateway.auth import Authenticator, TokenCache, bearer_token, identity_from
+from gateway.auth import Authenticator, bearer_token, identity_from, token_key
+from mercato.cache import TimedCache
 from mercato.clock import ManualClock
 from mercato.errors import Forbidden, Unauthenticated
 from mercato.identity import CallerContext, Identity
@@ -27,58 +28,9 @@ def clock():
     return ManualClock(NOW)
 
 
-def test_cached_token_is_returned_until_the_cache_period_ends(clock):
-    cache = TokenCache(5, clock=clock)
-    cache.put("mkt_a", ALICE, NOW + dt.timedelta(hours=1))
-    clock.advance(seconds=4.9)
-    assert cache.get("mkt_a") == ALICE
-    clock.advance(seconds=0.1)
-    assert cache.get("mkt_a") is None
-    assert len(cache) == 0
-
-
-def test_cache_never_outlives_the_tokens_own_expiry(clock):
-    cache = TokenCache(5, clock=clock)
-    cache.put("mkt_a", ALICE, NOW + dt.timedelta(seconds=2))
-    clock.advance(seconds=2)
-    assert cache.get("mkt_a") is None
-
-
-def test_an_already_expired_token_is_not_cached(clock):
-    cache = TokenCache(5, clock=clock)
-    cache.put("mkt_a", ALICE, NOW - dt.timedelta(seconds=1))
-    assert len(cache) == 0
-
-
-def test_cache_period_zero_turns_the_cache_off(clock):
-    cache = TokenCache(0, clock=clock)
-    cache.put("mkt_a", ALICE, NOW + dt.timedelta(hours=1))
-    assert cache.get("mkt_a") is None
-
-
-def test_cache_keeps_digests_not_tokens(clock):
-    cache = TokenCache(5, clock=clock)
-    cache.put("mkt_secret_token_value", ALICE, None)
-    assert "mkt_secret_token_value" not in repr(cache._entries)
-    assert cache.get("mkt_secret_token_value") == ALICE
-
-
-def test_cache_is_bounded_and_drops_the_least_recently_used(clock):
-    cache = TokenCache(5, max_entries=2, clock=clock)
-    cache.put("mkt_1", ALICE, None)
-    cache.put("mkt_2", BOB, None)
-    cache.get("mkt_1")
-    cache.put("mkt_3", BOB, None)
-    assert len(cache) == 2
-    assert cache.get("mkt_2") is None
-    assert cache.get("mkt_1") == ALICE
-
-
-def test_forgotten_token_is_asked_again(clock):
-    cache = TokenCache(5, clock=clock)
-    cache.put("mkt_a", ALICE, None)
-    cache.forget("mkt_a")
-    assert cache.get("mkt_a") is None
+def token_cache(clock, ttl_seconds: float = 5, **kwargs) -> TimedCache:
+    """The gateway's token cache, on the test's clock."""
+    return TimedCache(ttl_seconds, timer=lambda: clock.now().timestamp(), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -127,14 +79,76 @@ class FakeIam:
         self.revoked.append(token)
 
 
-def authenticator(cache) -> tuple[Authenticator, dict]:
+def authenticator(cache, clock) -> tuple[Authenticator, dict]:
     worker = SimpleNamespace(data={"correlation_id": "rid"}, args=())
-    return Authenticator(cache, CallerContext(worker)), worker.data
+    return Authenticator(cache, CallerContext(worker), clock), worker.data
+
+
+def present(cache, clock, iam, token: str = "mkt_a") -> None:
+    """One request bearing ``token``, through a fresh worker's authenticator."""
+    auth, _context = authenticator(cache, clock)
+    auth.authenticate(request_with({"Authorization": f"Bearer {token}"}), iam)
+
+
+def test_cached_token_is_not_asked_again_until_the_cache_period_ends(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    cache = token_cache(clock)
+    present(cache, clock, iam)
+    clock.advance(seconds=4.9)
+    present(cache, clock, iam)
+    assert iam.authenticate_calls == 1
+    clock.advance(seconds=0.1)
+    present(cache, clock, iam)
+    assert iam.authenticate_calls == 2
+
+
+def test_cache_never_outlives_the_tokens_own_expiry(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(seconds=2))
+    cache = token_cache(clock)
+    present(cache, clock, iam)
+    clock.advance(seconds=2)
+    present(cache, clock, iam)
+    assert iam.authenticate_calls == 2
+
+
+def test_an_already_expired_token_is_not_cached(clock):
+    iam = FakeIam(ALICE, NOW - dt.timedelta(seconds=1))
+    cache = token_cache(clock)
+    present(cache, clock, iam)
+    assert len(cache) == 0
+
+
+def test_cache_period_zero_turns_the_cache_off(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    cache = token_cache(clock, ttl_seconds=0)
+    present(cache, clock, iam)
+    present(cache, clock, iam)
+    assert iam.authenticate_calls == 2
+
+
+def test_cache_keeps_digests_not_tokens(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    cache = token_cache(clock)
+    present(cache, clock, iam, "mkt_secret_token_value")
+    assert "mkt_secret_token_value" not in repr(cache._entries)
+    assert cache.get(token_key("mkt_secret_token_value")) == ALICE
+
+
+def test_cache_is_bounded_and_drops_the_least_recently_used(clock):
+    iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
+    cache = token_cache(clock, max_entries=2)
+    for token in ("mkt_1", "mkt_2", "mkt_1", "mkt_3"):
+        present(cache, clock, iam, token)
+    assert len(cache) == 2 and iam.authenticate_calls == 3
+    present(cache, clock, iam, "mkt_1")
+    assert iam.authenticate_calls == 3
+    present(cache, clock, iam, "mkt_2")
+    assert iam.authenticate_calls == 4
 
 
 def test_authenticated_caller_is_carried_in_context_data(clock):
     iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
-    auth, context = authenticator(TokenCache(5, clock=clock))
+    auth, context = authenticator(token_cache(clock), clock)
     assert auth.authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam) == "mkt_a"
     assert Identity.from_context(context) == ALICE
     assert context["correlation_id"] == "rid"
@@ -142,26 +156,25 @@ def test_authenticated_caller_is_carried_in_context_data(clock):
 
 def test_second_request_within_the_cache_period_does_not_ask_iam(clock):
     iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
-    cache = TokenCache(5, clock=clock)
+    cache = token_cache(clock)
     for _ in range(3):
-        auth, _context = authenticator(cache)
-        auth.authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam)
+        present(cache, clock, iam)
     assert iam.authenticate_calls == 1
 
 
 def test_sign_out_forgets_the_token_at_once(clock):
     iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
-    cache = TokenCache(5, clock=clock)
-    auth, _context = authenticator(cache)
+    cache = token_cache(clock)
+    auth, _context = authenticator(cache, clock)
     token = auth.authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam)
     auth.sign_out(token, iam)
     with pytest.raises(Unauthenticated):
-        authenticator(cache)[0].authenticate(request_with({"Authorization": "Bearer mkt_a"}), iam)
+        present(cache, clock, iam)
 
 
 def test_caller_without_the_required_role_is_forbidden(clock):
     iam = FakeIam(BOB, NOW + dt.timedelta(hours=1))
-    auth, _context = authenticator(TokenCache(5, clock=clock))
+    auth, _context = authenticator(token_cache(clock), clock)
     with pytest.raises(Forbidden):
         auth.authenticate(request_with({"Authorization": "Bearer mkt_b"}), iam, "reseller")
 
@@ -184,7 +197,7 @@ def test_iam_answer_without_an_account_is_a_server_error_not_the_clients():
 
 def test_anonymous_caller_of_an_open_route_is_not_asked_about(clock):
     iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
-    auth, context = authenticator(TokenCache(5, clock=clock))
+    auth, context = authenticator(token_cache(clock), clock)
     assert auth.authenticate_if_present(request_with({}), iam) is None
     assert Identity.from_context(context) is None
     assert iam.authenticate_calls == 0
@@ -192,7 +205,7 @@ def test_anonymous_caller_of_an_open_route_is_not_asked_about(clock):
 
 def test_a_token_sent_to_an_open_route_makes_the_caller_known(clock):
     iam = FakeIam(ALICE, NOW + dt.timedelta(hours=1))
-    auth, context = authenticator(TokenCache(5, clock=clock))
+    auth, context = authenticator(token_cache(clock), clock)
     request = request_with({"Authorization": "Bearer mkt_a"})
     assert auth.authenticate_if_present(request, iam) == "mkt_a"
     assert Identity.from_context(context) == ALICE
@@ -200,6 +213,6 @@ def test_a_token_sent_to_an_open_route_makes_the_caller_known(clock):
 
 @pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", ""])
 def test_a_bad_authorization_header_on_an_open_route_is_still_refused(clock, header):
-    auth, _context = authenticator(TokenCache(5, clock=clock))
+    auth, _context = authenticator(token_cache(clock), clock)
     with pytest.raises(Unauthenticated):
         auth.authenticate_if_present(request_with({"Authorization": header}), FakeIam(ALICE, NOW))

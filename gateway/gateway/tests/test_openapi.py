@@ -1,12 +1,16 @@
 """The OpenAPI document: valid OpenAPI 3, generated from the routes, complete."""
 
+import dataclasses
 import re
 
 import pytest
 from openapi_spec_validator import validate
+from werkzeug.wrappers import Request
 
 from gateway import openapi
+from gateway.routes import ROUTES
 from gateway.service import GatewayService
+from gateway.web import http
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +25,38 @@ def test_document_is_valid_openapi_3(document):
 
 def test_every_route_is_documented_with_its_methods(document):
     declared = {
-        (openapi.openapi_path(route.rule), method.lower())
-        for route in openapi.routes(GatewayService)
-        for method in route.methods
+        (openapi.openapi_path(rule), method.lower())
+        for _name, method, rule in openapi.routes(GatewayService)
     }
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert declared == documented
     assert ("/v1/accounts", "post") in documented
 
 
-def test_a_route_without_an_operation_entry_fails_the_build(monkeypatch):
-    monkeypatch.delitem(openapi.OPERATIONS, "me")
-    with pytest.raises(LookupError, match="me"):
-        openapi.build(GatewayService)
+def test_a_route_served_but_not_declared_fails_the_build():
+    class Undeclared(GatewayService):
+        @http("GET", "/v1/undeclared")
+        def undeclared(self, request: Request):
+            return None
+
+    with pytest.raises(LookupError, match="undeclared"):
+        openapi.build(Undeclared)
+
+
+@pytest.mark.parametrize("missing", ["summary", "tag"])
+def test_a_declaration_without_summary_or_tag_fails(missing):
+    me = next(route for route in ROUTES if route.name == "me")
+    with pytest.raises(ValueError, match="summary and a tag"):
+        dataclasses.replace(me, **{missing: " "})
+
+
+def test_every_declared_route_is_in_the_document_under_its_operation_id(document):
+    documented = {
+        (path, method): operation["operationId"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert documented == {(route.path, route.method.lower()): route.name for route in ROUTES}
 
 
 def test_every_post_takes_an_idempotency_key_and_every_operation_a_request_id(document):

@@ -1,13 +1,15 @@
-"""Events published by billing."""
+"""billing's contracts: the events it publishes, and what its RPCs accept and answer
+(the public API's balance bodies are these very schemas)."""
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from mercato.contracts.common import CardRequest
 from mercato.contracts.registry import register
-from mercato.money import MoneySchema
-
-PAYMENT_METHODS = ("balance", "credit_card", "credit", "reseller")
+from mercato.money import MoneySchema, PositiveMoneySchema
+from mercato.terms import CREDIT_CARD, PAYER_METHODS, RESELLER
+from mercato.validation import AnswerSchema, StrictSchema, page_of
 
 
 class _Strict(Schema):
@@ -20,7 +22,7 @@ class PaymentSucceededV1(_Strict):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
     payer_account_id = fields.String(required=True)
-    payment_method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     amount = fields.Nested(MoneySchema, required=True)
     enterprise_project_id = fields.String(required=True)
 
@@ -29,7 +31,7 @@ class PaymentFailedV1(_Strict):
     payment_id = fields.String(required=True)
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
-    payment_method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     reason = fields.String(required=True)
     # machine-readable: card_declined, insufficient_funds, gateway_no_charge
     failure_code = fields.String(load_default=None, allow_none=True)
@@ -41,7 +43,7 @@ class RefundCompletedV1(_Strict):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)  # the buyer
     payer_account_id = fields.String(required=True)  # who got the money back
-    payment_method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     amount = fields.Nested(MoneySchema, required=True)
     reason = fields.String(required=True)  # the order's cancel reason
     completed_at = fields.AwareDateTime(required=True)
@@ -53,7 +55,7 @@ class RefundFailedV1(_Strict):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
     payer_account_id = fields.String(required=True)
-    payment_method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     amount = fields.Nested(MoneySchema, required=True)
     reason = fields.String(required=True)
     # machine-readable: refund_declined, charge_not_refundable
@@ -151,3 +153,144 @@ register(
         "failed_at": dt.datetime(2026, 1, 15, 9, 42, tzinfo=dt.UTC),
     },
 )
+
+
+# -- RPC: paying orders (orders asks) --------------------------------------------------
+
+ACCOUNT_ID_RULE = validate.Length(min=1, max=40)
+
+
+class OrderPaymentRequest(StrictSchema):
+    """What orders asks billing to charge for an order (``pay_order``, with the buyer
+    as the caller): the order, who pays (the buyer, or its reseller with the method
+    ``reseller``), how much, and how (a card for ``credit_card`` only)."""
+
+    order_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    account_id = fields.String(required=True, validate=ACCOUNT_ID_RULE)
+    payer_account_id = fields.String(required=True, validate=ACCOUNT_ID_RULE)
+    amount = fields.Nested(PositiveMoneySchema, required=True)
+    enterprise_project_id = fields.String(
+        load_default="default", validate=validate.Length(min=1, max=64)
+    )
+    payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
+    card = fields.Nested(CardRequest, load_default=None)
+
+    @validates_schema
+    def _card_and_payer_fit_the_method(self, data, **kwargs):
+        method = data.get("payment_method")
+        if method == CREDIT_CARD and data.get("card") is None:
+            raise ValidationError("required when payment_method is credit_card", "card")
+        if method != CREDIT_CARD and data.get("card") is not None:
+            raise ValidationError("only with payment_method credit_card", "card")
+        reseller_pays = data.get("payer_account_id") != data.get("account_id")
+        if method == RESELLER and not reseller_pays:
+            raise ValidationError(
+                "must be the buyer's reseller, not the buyer, for a reseller payment",
+                "payer_account_id",
+            )
+        if method != RESELLER and reseller_pays:
+            raise ValidationError(
+                "must be the buyer (account_id) unless payment_method is reseller",
+                "payer_account_id",
+            )
+
+
+class CardSummaryResponse(AnswerSchema):
+    brand = fields.String(metadata={"example": "visa"})
+    last4 = fields.String(metadata={"example": "4242"})
+
+
+class _CardCharge(AnswerSchema):
+    """Money taken for an account: how it went, and the card's brand and last four
+    digits when a card paid."""
+
+    id = fields.String()
+    account_id = fields.String()
+    status = fields.String()
+    amount = fields.Nested(MoneySchema)
+    card = fields.Nested(CardSummaryResponse, allow_none=True)
+    failure_code = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    completed_at = fields.AwareDateTime(allow_none=True)
+
+
+class PaymentResponse(_CardCharge):
+    """An order's payment (``pay_order``, ``get_payment``): ``status`` ``succeeded``,
+    ``failed`` (nothing was charged; ``failure_code`` and ``failure_reason`` say why) or
+    ``pending`` (the card gateway did not answer in time: billing settles it and
+    announces the outcome)."""
+
+    order_id = fields.String()
+    payer_account_id = fields.String()
+    enterprise_project_id = fields.String()
+    payment_method = fields.String()
+
+
+# -- RPC: an account's money ----------------------------------------------------------
+
+
+class TopUpRequest(StrictSchema):
+    """Add money to the prepaid balance, taken from a card."""
+
+    amount = fields.Nested(PositiveMoneySchema, required=True)
+    card = fields.Nested(CardRequest, required=True)
+
+
+class TopUpPayload(TopUpRequest):
+    """What the gateway asks billing (``top_up``): the client's body and, when the
+    request carried an ``Idempotency-Key``, its digest: the same key answers the first
+    top-up again instead of charging the card twice."""
+
+    idempotency_key = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+
+class CreditLimitRequest(StrictSchema):
+    """The buyer's credit limit (``set_credit_limit(account_id, payload)``; 0 turns
+    credit payment off)."""
+
+    amount = fields.Nested(MoneySchema, required=True)
+
+
+class BalanceResponse(AnswerSchema):
+    account_id = fields.String()
+    balance = fields.Nested(
+        MoneySchema, metadata={"description": "Prepaid money available to pay orders."}
+    )
+    credit_limit = fields.Nested(
+        MoneySchema, metadata={"description": "Set by an operator; 0: no credit payment."}
+    )
+    credit_used = fields.Nested(MoneySchema)
+    available_credit = fields.Nested(MoneySchema)
+
+
+class TopUpResponse(_CardCharge):
+    id = fields.String(metadata={"example": "top_1f2e…"})
+    status = fields.String(metadata={"example": "succeeded"})
+
+
+class TransactionResponse(AnswerSchema):
+    """One movement of the account's money, with the figures after it."""
+
+    id = fields.String()
+    kind = fields.String(
+        metadata={"description": "`payment`, `top_up` or `refund`.", "example": "top_up"}
+    )
+    payment_method = fields.String(allow_none=True)
+    amount = fields.Nested(MoneySchema)
+    balance_after = fields.Nested(MoneySchema, allow_none=True)
+    credit_used_after = fields.Nested(MoneySchema, allow_none=True)
+    order_id = fields.String(allow_none=True)
+    payment_id = fields.String(allow_none=True)
+    top_up_id = fields.String(allow_none=True)
+    refund_id = fields.String(
+        allow_none=True, metadata={"description": "A refund: `payment_id` names what it refunds."}
+    )
+    buyer_account_id = fields.String(
+        allow_none=True,
+        metadata={"description": "A reseller's movement: the customer whose order it paid."},
+    )
+    created_at = fields.AwareDateTime()
+
+
+TransactionPage = page_of(TransactionResponse, "TransactionPage")

@@ -1,4 +1,5 @@
-"""Events published by the catalog.
+"""The catalog's contracts: the events it publishes, and what its RPCs accept and answer
+(the public API's catalog bodies are these very schemas).
 
 Both events carry the same snapshot of a product, as buyers see it in a search result:
 who sells it, how it is delivered, where it is listed, its status and its lowest price
@@ -6,20 +7,30 @@ who sells it, how it is delivered, where it is listed, its status and its lowest
 its own copy without calling back.
 """
 
-from marshmallow import RAISE, Schema, fields, validate
+from typing import Any
 
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from mercato.contracts.common import ID_RULE, PeriodSchema
 from mercato.contracts.registry import register
-
-PRODUCT_STATUSES = ("draft", "published", "delisted")
-DELIVERY_METHODS = ("license", "professional_service", "saas", "image")
-
-
-class MoneyV1(Schema):
-    class Meta:
-        unknown = RAISE
-
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+from mercato.money import CURRENCY_RULE, MoneySchema
+from mercato.terms import (
+    BILLING_MODES,
+    DELIVERY_METHODS,
+    PERIOD_UNITS,
+    PRODUCT_STATUSES,
+    SAAS,
+    YEARLY_MONTHLY,
+)
+from mercato.validation import (
+    AnswerSchema,
+    PageSchema,
+    QueryBoolean,
+    QueryInteger,
+    StrictBoolean,
+    StrictSchema,
+    page_of,
+)
 
 
 class ProductSnapshotV1(Schema):
@@ -32,7 +43,7 @@ class ProductSnapshotV1(Schema):
     delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
     category = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(PRODUCT_STATUSES))
-    lowest_price = fields.Nested(MoneyV1, required=True)
+    lowest_price = fields.Nested(MoneySchema, required=True)
 
 
 _EXAMPLE_SUBJECT = "prd_0b6f3c1e5d8a4f2b9c7e1a3d5f7b9c2e"
@@ -66,3 +77,422 @@ register(
     example_subject=_EXAMPLE_SUBJECT,
     example={**_EXAMPLE, "status": "delisted"},
 )
+
+
+# -- RPC: sellers ---------------------------------------------------------------------
+
+MOBILE_RULE = validate.Regexp(
+    r"^\+?[0-9][0-9 ()-]{4,30}$", error="must be a phone number such as +86 755 2878 0808"
+)
+# bounds that keep every quoted amount (price x 11 periods x quantity) within 64 bits
+MAX_PRICE_AMOUNT = 100_000_000_000
+MAX_QUANTITY = 1_000_000
+MAX_SPECIFICATIONS = 20
+MAX_PRICES = 12
+
+
+class SellerProfileRequest(StrictSchema):
+    """The seller's public profile, shown on its products (``upsert_seller_profile``);
+    ``currency`` is the currency of the prices of the products it creates from now on."""
+
+    company_name = fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Acme Ltd"}
+    )
+    email = fields.Email(
+        required=True,
+        validate=validate.Length(max=254),
+        metadata={"description": "Support email shown to buyers.", "example": "help@acme.test"},
+    )
+    mobile = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=MOBILE_RULE,
+        metadata={"example": "+86 755 2878 0808"},
+    )
+    support_range = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "What support covers, and when.", "example": "24x7, English"},
+    )
+    currency = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=CURRENCY_RULE,
+        metadata={"description": "Absent: unchanged (USD for a new seller).", "example": "USD"},
+    )
+
+
+class SellerProfileResponse(AnswerSchema):
+    account_id = fields.String()
+    company_name = fields.String()
+    email = fields.String(allow_none=True)
+    mobile = fields.String(allow_none=True)
+    support_range = fields.String(allow_none=True)
+    currency = fields.String(metadata={"example": "USD"})
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+# -- RPC: a seller's products -------------------------------------------------------
+
+
+class QuantityRequest(StrictSchema):
+    """A specification's quantity dimension: what a buyer buys several of."""
+
+    name = fields.String(
+        required=True, validate=validate.Length(min=1, max=50), metadata={"example": "users"}
+    )
+    min = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1, error="must be at least 1"),
+        metadata={"example": 1},
+    )
+    max = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(max=MAX_QUANTITY, error=f"must be at most {MAX_QUANTITY}"),
+        metadata={"description": "Not below `min`.", "example": 1000},
+    )
+
+
+class PriceRequest(StrictSchema):
+    """One price of a specification. ``period_unit``: ``month`` or ``year`` for
+    yearly_monthly, ``hour`` for pay_per_use, none for one_time."""
+
+    billing_mode = fields.String(
+        required=True, validate=validate.OneOf(BILLING_MODES), metadata={"example": YEARLY_MONTHLY}
+    )
+    period_unit = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(PERIOD_UNITS),
+        metadata={"example": "month"},
+    )
+    amount = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(
+            min=0, max=MAX_PRICE_AMOUNT, error=f"must be between 0 and {MAX_PRICE_AMOUNT}"
+        ),
+        metadata={
+            "description": "Minor units (cents) of the seller's currency, per period unit "
+            "and per unit of quantity.",
+            "example": 1500,
+        },
+    )
+
+
+class SpecificationRequest(StrictSchema):
+    name = fields.String(
+        required=True, validate=validate.Length(min=1, max=100), metadata={"example": "Standard"}
+    )
+    prices = fields.List(
+        fields.Nested(PriceRequest),
+        required=True,
+        validate=[
+            validate.Length(min=1, error="must have at least one price"),
+            validate.Length(max=MAX_PRICES, error=f"must have at most {MAX_PRICES} prices"),
+        ],
+    )
+    quantity = fields.Nested(QuantityRequest, load_default=None, allow_none=True)
+
+
+class CreateProductRequest(StrictSchema):
+    """A new product, created as a draft (``create_product``): buyers see it once it is
+    published. The rules between fields (one price per billing mode and period unit,
+    ``min`` not above ``max``, which products take a ``saas_endpoint_url``) are the
+    catalog's domain's."""
+
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"example": "Acme Backup for ECS"},
+    )
+    summary = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"example": "Incremental backups of cloud servers."},
+    )
+    description = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+    category = fields.String(
+        required=True, validate=validate.Length(min=1, max=64), metadata={"example": "storage"}
+    )
+    delivery_method = fields.String(
+        required=True, validate=validate.OneOf(DELIVERY_METHODS), metadata={"example": SAAS}
+    )
+    service_supervision = StrictBoolean(
+        required=True,
+        metadata={
+            "description": "The buyer accepts the delivered service before it completes.",
+            "example": False,
+        },
+    )
+    product_guide_url = fields.Url(
+        load_default=None,
+        allow_none=True,
+        schemes={"http", "https"},
+        validate=validate.Length(max=2048),
+        metadata={"example": "https://acme.test/guide"},
+    )
+    terms = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=50_000),
+        metadata={"description": "What a buyer accepts when ordering."},
+    )
+    specifications = fields.List(
+        fields.Nested(SpecificationRequest),
+        required=True,
+        validate=[
+            validate.Length(min=1, error="must have at least one specification"),
+            validate.Length(
+                max=MAX_SPECIFICATIONS,
+                error=f"must have at most {MAX_SPECIFICATIONS} specifications",
+            ),
+        ],
+    )
+    saas_endpoint_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=2048),
+        metadata={
+            "description": "A `saas` product's endpoint of the seller interface (required "
+            "to publish it): https, or plain http to a loopback host in development. "
+            "Only its seller sees it.",
+            "example": "https://crm.acme.test/mercato/saas",
+        },
+    )
+
+
+class DelistRequest(StrictSchema):
+    """Take a published product off the marketplace (``delist_product(product_id,
+    payload)``)."""
+
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Shown to the seller.", "example": "Violates the listing rules."},
+    )
+
+
+# -- RPC: the buyers' catalogue -------------------------------------------------------
+
+RELEVANCE, PRICE_ASC, PRICE_DESC, NEWEST = "relevance", "price_asc", "price_desc", "newest"
+SORTS = (RELEVANCE, PRICE_ASC, PRICE_DESC, NEWEST)
+
+
+class ProductSearchQuery(PageSchema):
+    """Search the published products (``search_products``)."""
+
+    q = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "Words that must all match (name, seller, summary, description); "
+            "`or` between words gives alternatives.",
+            "example": "backup",
+        },
+    )
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    category = fields.String(validate=validate.Length(min=1, max=64))
+    billing_mode = fields.String(
+        validate=validate.OneOf(BILLING_MODES),
+        metadata={"description": "Products with a specification that offers it."},
+    )
+    seller_id = fields.String(validate=ID_RULE)
+    min_price = QueryInteger(
+        validate=validate.Range(min=0),
+        metadata={"description": "Lowest price at least this, in minor units."},
+    )
+    max_price = QueryInteger(
+        validate=validate.Range(min=0),
+        metadata={"description": "Lowest price at most this, in minor units."},
+    )
+    service_supervision = QueryBoolean()
+    sort = fields.String(
+        load_default=RELEVANCE,
+        validate=validate.OneOf(SORTS),
+        metadata={"description": "Default: relevance."},
+    )
+
+    @validates_schema
+    def price_range(self, data: dict[str, Any], **kwargs: Any) -> None:
+        low, high = data.get("min_price"), data.get("max_price")
+        if low is not None and high is not None and high < low:
+            raise ValidationError("must not be less than min_price", "max_price")
+
+
+class SaveProductRequest(StrictSchema):
+    """Add a product to "My Saved List" (``save_product``)."""
+
+    product_id = fields.String(required=True, validate=ID_RULE, metadata={"example": "prd_0b6f…"})
+
+
+class PriceResponse(AnswerSchema):
+    billing_mode = fields.String(validate=validate.OneOf(BILLING_MODES))
+    period_unit = fields.String(allow_none=True, metadata={"example": "month"})
+    price = fields.Nested(MoneySchema)
+
+
+class QuantityResponse(AnswerSchema):
+    name = fields.String(metadata={"example": "users"})
+    min = fields.Integer(metadata={"example": 1})
+    max = fields.Integer(metadata={"example": 1000})
+
+
+class SpecificationResponse(AnswerSchema):
+    id = fields.String(metadata={"description": "What an order names as `specification_id`."})
+    name = fields.String(metadata={"example": "Standard"})
+    prices = fields.List(fields.Nested(PriceResponse))
+    quantity = fields.Nested(QuantityResponse, allow_none=True)
+
+
+class SellerResponse(AnswerSchema):
+    id = fields.String()
+    company_name = fields.String(metadata={"example": "Acme Ltd"})
+    email = fields.String(allow_none=True)
+    mobile = fields.String(allow_none=True)
+    support_range = fields.String(allow_none=True)
+
+
+class SellerNameResponse(AnswerSchema):
+    id = fields.String()
+    company_name = fields.String(metadata={"example": "Acme Ltd"})
+
+
+class _ProductRow(AnswerSchema):
+    """What every view of a product shows: what it is, how it is sold, its status."""
+
+    id = fields.String(metadata={"example": "prd_0b6f…"})
+    name = fields.String()
+    status = fields.String(validate=validate.OneOf(PRODUCT_STATUSES))
+    category = fields.String()
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    service_supervision = fields.Boolean()
+    billing_modes = fields.List(fields.String())
+    lowest_price = fields.Nested(MoneySchema)
+    delist_reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+    published_at = fields.AwareDateTime(allow_none=True)
+    delisted_at = fields.AwareDateTime(allow_none=True)
+
+
+class ProductResponse(_ProductRow):
+    """A product's details (``get_product``: the same for every caller, so the gateway
+    may keep it; never the saas endpoint)."""
+
+    summary = fields.String()
+    description = fields.String()
+    product_guide_url = fields.String(allow_none=True)
+    terms = fields.String()
+    seller = fields.Nested(SellerResponse)
+    specifications = fields.List(fields.Nested(SpecificationResponse))
+
+
+class SellerProductDetailsResponse(ProductResponse):
+    """A product as its seller sees it (what creating and publishing answer): with its
+    SaaS endpoint."""
+
+    saas_endpoint_url = fields.String(allow_none=True)
+
+
+class ProductSummaryResponse(AnswerSchema):
+    """One search result."""
+
+    id = fields.String()
+    name = fields.String()
+    summary = fields.String()
+    category = fields.String()
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    service_supervision = fields.Boolean()
+    seller = fields.Nested(SellerNameResponse)
+    billing_modes = fields.List(fields.String())
+    lowest_price = fields.Nested(MoneySchema, metadata={"description": '"From" this.'})
+    published_at = fields.AwareDateTime()
+
+
+class SellerProductResponse(_ProductRow):
+    """One of the seller's own products, in any status (``list_seller_products``)."""
+
+    saas_endpoint_url = fields.String(allow_none=True)
+
+
+class SavedResponse(AnswerSchema):
+    product_id = fields.String()
+    saved_at = fields.AwareDateTime()
+
+
+class SavedProductResponse(AnswerSchema):
+    """A row of "My Saved List", with what buying it needs (``list_saved_products``)."""
+
+    product_id = fields.String()
+    name = fields.String()
+    status = fields.String(
+        validate=validate.OneOf(PRODUCT_STATUSES),
+        metadata={"description": "A delisted product stays on the list but cannot be bought."},
+    )
+    seller = fields.Nested(SellerNameResponse)
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    service_supervision = fields.Boolean()
+    specifications = fields.List(fields.Nested(SpecificationResponse))
+    lowest_price = fields.Nested(MoneySchema)
+    saved_at = fields.AwareDateTime()
+
+
+ProductSummaryPage = page_of(ProductSummaryResponse, "ProductSummaryPage")
+SellerProductPage = page_of(SellerProductResponse, "SellerProductPage")
+SavedProductPage = page_of(SavedProductResponse, "SavedProductPage")
+
+
+# -- RPC: for other services ------------------------------------------------------------
+
+
+class QuoteRequest(StrictSchema):
+    """The configuration of a published product whose price orders fix into an order
+    (``quote``). The rules of a period and a quantity are the product's own, checked
+    by the catalog's domain."""
+
+    product_id = fields.String(required=True, validate=ID_RULE)
+    specification_id = fields.String(required=True, validate=ID_RULE)
+    billing_mode = fields.String(required=True, validate=validate.OneOf(BILLING_MODES))
+    period = fields.Nested(PeriodSchema, load_default=None, allow_none=True)
+    quantity = fields.Integer(load_default=None, allow_none=True, strict=True)
+
+
+class QuoteResponse(AnswerSchema):
+    """The price of one configuration, and what an order line keeps of its product."""
+
+    product_id = fields.String()
+    product_name = fields.String()
+    seller_account_id = fields.String()
+    seller_company_name = fields.String()
+    delivery_method = fields.String()
+    service_supervision = fields.Boolean()
+    product_guide_url = fields.String(allow_none=True)
+    specification_id = fields.String()
+    specification_name = fields.String()
+    billing_mode = fields.String()
+    period = fields.Nested(PeriodSchema, allow_none=True)
+    quantity = fields.Integer()
+    unit_price = fields.Nested(MoneySchema)
+    amount = fields.Nested(MoneySchema)
+
+
+class SellerContactResponse(AnswerSchema):
+    company_name = fields.String()
+    mobile = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class DeliverySettingsResponse(AnswerSchema):
+    """What delivering a product needs (``delivery_settings``: provisioning delivers
+    with it, the gateway shows its seller on a purchased app)."""
+
+    product_id = fields.String()
+    seller_account_id = fields.String()
+    delivery_method = fields.String()
+    service_supervision = fields.Boolean()
+    saas_endpoint_url = fields.String(allow_none=True)
+    product_guide_url = fields.String(allow_none=True)
+    seller = fields.Nested(SellerContactResponse)

@@ -1,9 +1,11 @@
-"""Events published by iam-agency."""
+"""iam-agency's contracts: the events it publishes, and what its RPCs accept and answer
+(the public API's accounts and sign-in bodies are these very schemas)."""
 
 from marshmallow import RAISE, Schema, fields, validate
 
 from mercato.contracts.registry import register
-from mercato.identity import ACCOUNT_TYPES
+from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER, SELLER
+from mercato.validation import AnswerSchema, StrictSchema
 
 
 class AccountCreatedV1(Schema):
@@ -31,3 +33,133 @@ register(
         "reseller_account_id": None,
     },
 )
+
+
+# -- RPC: accounts and sign-in --------------------------------------------------------
+
+SIGN_UP_TYPES = (BUYER, SELLER, RESELLER)
+PASSWORD_RULE = validate.Length(min=10, max=128, error="must be 10 to 128 characters")
+EMAIL_RULE = validate.Length(max=254)
+
+
+class NewUserRequest(StrictSchema):
+    """An account's name and the email and password of its first user."""
+
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "The account's display name.", "example": "Acme Ltd"},
+    )
+    email = fields.Email(
+        required=True,
+        validate=EMAIL_RULE,
+        metadata={"description": "Sign-in email of the first user.", "example": "ops@acme.test"},
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=PASSWORD_RULE,
+        metadata={"description": "10 to 128 characters.", "example": "correct horse battery"},
+    )
+
+
+class SignUpRequest(NewUserRequest):
+    """Open an account and its first user (``sign_up``)."""
+
+    type = fields.String(
+        required=True,
+        validate=validate.OneOf(SIGN_UP_TYPES),
+        metadata={"description": "What the account does on the marketplace.", "example": BUYER},
+    )
+
+
+class ResellerCustomerRequest(NewUserRequest):
+    """A reseller opens a buyer account whose orders it pays for
+    (``create_reseller_customer``)."""
+
+
+class SignInRequest(StrictSchema):
+    """Exchange an email and password for a bearer token (``issue_token``)."""
+
+    email = fields.Email(required=True, validate=EMAIL_RULE, metadata={"example": "ops@acme.test"})
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"example": "correct horse battery"},
+    )
+
+
+class AccountResponse(AnswerSchema):
+    id = fields.String(metadata={"example": "acc_3f0c8a8e9d5b4f7c9e2a1b0c4d6e8f00"})
+    name = fields.String(metadata={"example": "Acme Ltd"})
+    email = fields.String(metadata={"example": "ops@acme.test"})
+    type = fields.String(validate=validate.OneOf(SIGN_UP_TYPES), metadata={"example": BUYER})
+
+
+class ResellerCustomerResponse(AccountResponse):
+    """A buyer account associated with the reseller that opened it."""
+
+    reseller_account_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The reseller that pays for this buyer's orders.",
+            "example": "acc_9d1e…",
+        },
+    )
+
+
+class TokenResponse(AnswerSchema):
+    token = fields.String(
+        metadata={
+            "description": "Send it as `Authorization: Bearer <token>`.",
+            "example": "mkt_4bX2…",
+        }
+    )
+    expires_at = fields.AwareDateTime(
+        metadata={"description": "RFC 3339, UTC.", "example": "2026-11-28T03:00:00+00:00"}
+    )
+
+
+class AuthenticatedResponse(AnswerSchema):
+    """Who a bearer token belongs to (``authenticate``, asked by the gateway on every
+    request it has not cached): enough to build a ``mercato.identity.Identity``, and
+    the token's expiry. The gateway loads it back with this schema."""
+
+    account_id = fields.String(required=True)
+    account_type = fields.String(required=True)
+    account_name = fields.String()
+    user_id = fields.String(required=True)
+    email = fields.String()
+    roles = fields.List(fields.String(), load_default=list)
+    # set for a reseller's customer
+    reseller_account_id = fields.String(allow_none=True, load_default=None)
+    expires_at = fields.AwareDateTime(load_default=None)
+
+
+class AccountSummary(AnswerSchema):
+    id = fields.String()
+    name = fields.String()
+    type = fields.String(metadata={"description": "buyer, seller, reseller or operator"})
+
+
+class UserSummary(AnswerSchema):
+    id = fields.String()
+    email = fields.String()
+
+
+class MeResponse(AnswerSchema):
+    """Who the bearer token belongs to (``me``)."""
+
+    account = fields.Nested(AccountSummary)
+    user = fields.Nested(UserSummary)
+    roles = fields.List(fields.String(), metadata={"example": [BUYER]})
+
+
+class EnterpriseProjectResponse(AnswerSchema):
+    """One of the caller's enterprise projects (``get_enterprise_project``: orders
+    check the one an order names)."""
+
+    id = fields.String()
+    name = fields.String()
+    status = fields.String()

@@ -1,14 +1,31 @@
-"""Events published by orders."""
+"""orders' contracts: the events it publishes, and what its RPCs accept and answer (the
+public API's orders and purchased apps bodies are these very schemas)."""
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
+from mercato.contracts.common import CardRequest, PeriodSchema
 from mercato.contracts.registry import register
 from mercato.money import MoneySchema
-
-BILLING_MODES = ("yearly_monthly", "pay_per_use", "one_time")
-DELIVERY_METHODS = ("license", "professional_service", "saas", "image")
+from mercato.terms import (
+    BILLING_MODES,
+    CREDIT_CARD,
+    DELIVERY_METHODS,
+    ORDER_STATUSES,
+    PAYMENT_METHODS,
+    SUBSCRIPTION_STATUSES,
+    YEARLY_MONTHLY,
+)
+from mercato.validation import AnswerSchema, PageSchema, StrictBoolean, StrictSchema, page_of
 
 # Examples (the AsyncAPI document shows them; the contract tests validate them).
 _ORDER = "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5"
@@ -270,3 +287,191 @@ register(
         "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
     },
 )
+
+
+# -- RPC: orders ----------------------------------------------------------------------
+
+ORDER_ID_RULE = validate.Length(min=1, max=64)
+
+
+class PlaceOrderRequest(StrictSchema):
+    """Buy one configuration of a product (``place_order``): a specification, a billing
+    mode, its period (yearly/monthly only) and a quantity within the specification's
+    bounds."""
+
+    product_id = fields.String(
+        required=True, validate=ORDER_ID_RULE, metadata={"example": "prd_0b6f…"}
+    )
+    specification_id = fields.String(
+        required=True,
+        validate=ORDER_ID_RULE,
+        metadata={"description": "One of the product's specifications.", "example": "spc_41a2…"},
+    )
+    billing_mode = fields.String(
+        required=True,
+        validate=validate.OneOf(BILLING_MODES),
+        metadata={"description": "One the specification offers.", "example": YEARLY_MONTHLY},
+    )
+    period = fields.Nested(
+        PeriodSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Required for yearly_monthly; refused for the other modes."},
+    )
+    quantity = fields.Integer(
+        strict=True,
+        load_default=1,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "Within the specification's quantity bounds; default 1.",
+            "example": 10,
+        },
+    )
+    enterprise_project_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=ORDER_ID_RULE,
+        metadata={"description": "Default: the account's `default` project.", "example": "default"},
+    )
+    accept_terms = StrictBoolean(
+        required=True,
+        metadata={
+            "description": "Must be `true`: the buyer accepts the product's terms "
+            "(`false` is 422 TERMS_NOT_ACCEPTED).",
+            "example": True,
+        },
+    )
+
+    @validates_schema
+    def period_goes_with_yearly_monthly(self, data, **kwargs):
+        if data["billing_mode"] == YEARLY_MONTHLY and data.get("period") is None:
+            raise ValidationError("required for the yearly_monthly billing mode", "period")
+        if data["billing_mode"] != YEARLY_MONTHLY and data.get("period") is not None:
+            raise ValidationError("only the yearly_monthly billing mode takes a period", "period")
+
+
+class PayOrderRequest(StrictSchema):
+    """How to pay an unpaid order (``pay_order(order_id, payload)``)."""
+
+    payment_method = fields.String(
+        required=True,
+        validate=validate.OneOf(PAYMENT_METHODS),
+        metadata={
+            "description": "`balance` (prepaid, see top-ups), `credit_card` (with `card`) "
+            "or `credit` (within the credit limit an operator set).",
+            "example": "balance",
+        },
+    )
+    card = fields.Nested(
+        CardRequest,
+        load_default=None,
+        metadata={"description": "Required for credit_card; refused for the other methods."},
+    )
+
+    @validates_schema
+    def card_goes_with_credit_card(self, data, **kwargs):
+        if data["payment_method"] == CREDIT_CARD and data.get("card") is None:
+            raise ValidationError("required to pay by credit_card", "card")
+        if data["payment_method"] != CREDIT_CARD and data.get("card") is not None:
+            raise ValidationError("only the credit_card payment method takes a card", "card")
+
+
+class OrdersQuery(PageSchema):
+    """ "My Orders" (``list_orders``)."""
+
+    status = fields.String(
+        validate=validate.OneOf(ORDER_STATUSES),
+        metadata={"description": 'Only orders in this status (`unpaid`: "Unpaid Orders").'},
+    )
+
+    @post_load
+    def every_status_unless_one_is_given(self, data, **kwargs):
+        # None, not a default on the field: the document shows no null status
+        return {"status": None, **data}
+
+
+class OrderLineResponse(AnswerSchema):
+    """What was bought, at the price fixed when the order was placed."""
+
+    id = fields.String()
+    product_id = fields.String()
+    product_name = fields.String(metadata={"example": "Acme Backup for ECS"})
+    seller_account_id = fields.String()
+    specification_id = fields.String()
+    specification_name = fields.String(metadata={"example": "Standard"})
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    service_supervision = fields.Boolean()
+    billing_mode = fields.String(validate=validate.OneOf(BILLING_MODES))
+    period = fields.Nested(PeriodSchema, allow_none=True)
+    quantity = fields.Integer(metadata={"example": 10})
+    unit_price = fields.Nested(MoneySchema)
+    amount = fields.Nested(MoneySchema)
+
+
+class OrderResponse(AnswerSchema):
+    """An order as its buyer sees it."""
+
+    id = fields.String(metadata={"example": "ord_5c2e…"})
+    status = fields.String(validate=validate.OneOf(ORDER_STATUSES), metadata={"example": "unpaid"})
+    account_id = fields.String(metadata={"description": "The buyer."})
+    paid_by_reseller = fields.Boolean(
+        metadata={
+            "description": "A reseller's customer: the reseller paid when the order was "
+            "placed; `amount_due` is shown for reference."
+        }
+    )
+    enterprise_project_id = fields.String(metadata={"example": "default"})
+    amount_due = fields.Nested(MoneySchema)
+    lines = fields.List(fields.Nested(OrderLineResponse))
+    payment_deadline = fields.AwareDateTime(
+        metadata={"description": "An unpaid order is cancelled after this."}
+    )
+    payment_method = fields.String(allow_none=True, metadata={"example": "balance"})
+    paid_at = fields.AwareDateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+OrderPage = page_of(OrderResponse, "OrderPage")
+
+
+# -- RPC: purchased apps ----------------------------------------------------------------
+
+
+class PurchasedAppResponse(AnswerSchema):
+    """One subscription: what a paid order line became (a row of "Purchased Apps")."""
+
+    id = fields.String(metadata={"example": "sub_7a3d…"})
+    order_id = fields.String()
+    product_id = fields.String()
+    product_name = fields.String(metadata={"example": "Acme Backup for ECS"})
+    specification_name = fields.String(metadata={"example": "Standard"})
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    status = fields.String(
+        validate=validate.OneOf(SUBSCRIPTION_STATUSES), metadata={"example": "enabling"}
+    )
+    expires_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Yearly/monthly only; null otherwise."}
+    )
+    billing_mode = fields.String(validate=validate.OneOf(BILLING_MODES))
+    auto_renew = fields.Boolean()
+    enterprise_project_id = fields.String(metadata={"example": "default"})
+    created_at = fields.AwareDateTime()
+
+
+class SubscriptionResponse(PurchasedAppResponse):
+    """What orders answers of a subscription (``list_purchased_apps``,
+    ``get_purchased_app``): the row of "Purchased Apps" and what the purchased app's
+    page is composed from (the product's guide, its seller)."""
+
+    activated_at = fields.AwareDateTime()
+    service_supervision = fields.Boolean()
+    product_guide_url = fields.String(allow_none=True)
+    seller_account_id = fields.String()
+    seller_company_name = fields.String()
+
+
+PurchasedAppPage = page_of(PurchasedAppResponse, "PurchasedAppPage")
+SubscriptionPage = page_of(SubscriptionResponse, "SubscriptionPage")

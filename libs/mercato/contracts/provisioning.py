@@ -1,4 +1,5 @@
-"""Events published by provisioning.
+"""provisioning's contracts: the events it publishes, and what its RPCs answer (the
+public API's purchased-app and seller-key bodies are these very schemas).
 
 A delivery's events carry what the buyer may see of it (usernames, URLs, a license
 key), never a password: the password stays encrypted in provisioning and is shown
@@ -10,8 +11,8 @@ import datetime as dt
 from marshmallow import RAISE, Schema, fields, validate
 
 from mercato.contracts.registry import register
-
-DELIVERY_METHODS = ("license", "professional_service", "saas", "image")
+from mercato.terms import DELIVERY_METHODS
+from mercato.validation import AnswerSchema
 
 _DELIVERY = "dlv_4e5f6a7b8c9d40e1f2a3b4c5d6e7f8a9"
 _SUBSCRIPTION = "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8"
@@ -111,3 +112,57 @@ register(
         "failed_at": dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC),
     },
 )
+
+
+# -- RPC --------------------------------------------------------------------------------
+
+
+class ApplicationResponse(AnswerSchema):
+    """How to reach what was delivered for a purchased app (``get_application``): what
+    its delivery method has, the rest null."""
+
+    delivery_status = fields.String(
+        metadata={
+            "description": "`pending` (being delivered), `succeeded`, `failed`, "
+            "`waiting` (delivered by another flow: images, professional services), or "
+            "`unknown` (provisioning did not answer just now)"
+        }
+    )
+    username = fields.String(allow_none=True)
+    password = fields.String(
+        allow_none=True,
+        metadata={"description": "Always `******`: reveal it with the credentials reveal."},
+    )
+    management_url = fields.String(allow_none=True)
+    frontend_url = fields.String(allow_none=True)
+    license_key = fields.String(allow_none=True)
+
+
+class CredentialsResponse(AnswerSchema):
+    """A delivered application's sign-in, in the clear (``reveal_credentials``): this
+    reveal is recorded."""
+
+    username = fields.String()
+    password = fields.String()
+
+
+class InterfaceCredentialsResponse(AnswerSchema):
+    """The key pair with which Mercato signs its calls to the seller's SaaS endpoints
+    (``issue_interface_credentials``; docs/seller-saas-interface.md). The secret is
+    shown this once; asking again replaces the pair."""
+
+    seller_account_id = fields.String()
+    access_key = fields.String(metadata={"example": "ak_3f9c…"})
+    secret = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class LicensePublicKeyResponse(AnswerSchema):
+    """The key that verifies a seller's license keys offline (``license_public_key``)."""
+
+    seller_account_id = fields.String()
+    algorithm = fields.String(metadata={"example": "Ed25519"})
+    key_id = fields.String()
+    public_key = fields.String(metadata={"description": "The raw 32-byte key, base64url."})
+    public_key_pem = fields.String()
+    license_format = fields.String()

@@ -20,6 +20,7 @@ from billing.dependencies import (
 from billing.models import metadata
 from billing.repository import BillingRepository
 from mercato.clock import ClockProvider
+from mercato.contracts import billing as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
 from mercato.identity import OPERATOR
@@ -88,9 +89,9 @@ class BillingService(MercatoService):
         by another account), ``Unauthenticated``.
         """
         caller = self.caller.require()
-        data = load(schemas.PayOrderSchema, payload)
+        data = load(contract.OrderPaymentRequest, payload)
         payment = usecases.pay_order(self.db, self.clock, self.card_gateway, caller=caller, **data)
-        return dump(schemas.PaymentSchema, payment)
+        return dump(contract.PaymentResponse, payment)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_payment(self, order_id: str) -> dict:
@@ -99,7 +100,7 @@ class BillingService(MercatoService):
         caller = self.caller.require()
         data = load(schemas.IdSchema, {"id": order_id})
         payment = usecases.get_payment(self.db, caller=caller, order_id=data["id"])
-        return dump(schemas.PaymentSchema, payment)
+        return dump(contract.PaymentResponse, payment)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_refund(self, order_id: str) -> dict:
@@ -132,14 +133,14 @@ class BillingService(MercatoService):
         has zeros."""
         caller = self.caller.require()
         return dump(
-            schemas.BalanceSchema, usecases.get_balance(self.db, account_id=caller.account_id)
+            contract.BalanceResponse, usecases.get_balance(self.db, account_id=caller.account_id)
         )
 
     @rpc(expected_exceptions=EXPECTED)
     def top_up(self, payload: dict) -> dict:
         """Add money to the caller's balance from a card, through the card gateway.
 
-        Payload: ``{"amount": {"amount": 50000, "currency": "USD"} (or 50000),
+        Payload: ``{"amount": {"amount": 50000, "currency": "USD"},
         "card": {"number", "expiry", "cvc"}, "idempotency_key": "…" (optional: the same
         key answers the first top-up again, charging nothing)}``.
 
@@ -152,7 +153,7 @@ class BillingService(MercatoService):
         shows it later.
         """
         caller = self.caller.require()
-        data = load(schemas.TopUpSchema, payload)
+        data = load(contract.TopUpPayload, payload)
         record = usecases.top_up(
             self.db, self.clock, self.card_gateway, account_id=caller.account_id, **data
         )
@@ -162,7 +163,7 @@ class BillingService(MercatoService):
                 f"top-up {record['id']} declined: {record['failure_reason']}",
                 code=str(record["failure_code"] or "CARD_DECLINED").upper(),
             )
-        return dump(schemas.TopUpOut, record)
+        return dump(contract.TopUpResponse, record)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_top_up(self, top_up_id: str) -> dict:
@@ -170,11 +171,12 @@ class BillingService(MercatoService):
         caller = self.caller.require()
         data = load(schemas.IdSchema, {"id": top_up_id})
         record = usecases.get_top_up(self.db, account_id=caller.account_id, top_up_id=data["id"])
-        return dump(schemas.TopUpOut, record)
+        return dump(contract.TopUpResponse, record)
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_transactions(self, page: int = 1, page_size: int = 20) -> dict:
-        """The caller's ledger movements, newest first::
+    def list_transactions(self, query: dict | None = None) -> dict:
+        """The caller's ledger movements, newest first; ``query``: ``{page, page_size}``
+        (default the first 20)::
 
             {"items": [{"id": "txn_12", "kind": "payment" | "top_up" | "refund",
                         "payment_method": "balance" | … | null,
@@ -191,19 +193,19 @@ class BillingService(MercatoService):
         card refund shows once the card processor confirmed it.
         """
         caller = self.caller.require()
-        data = load(PageSchema, {"page": page, "page_size": page_size})
+        data = load(PageSchema, query)
         result = usecases.list_transactions(self.db, account_id=caller.account_id, **data)
-        return dump(schemas.TransactionPageSchema, result)
+        return dump(contract.TransactionPage, result)
 
     @rpc(expected_exceptions=EXPECTED)
-    def set_credit_limit(self, account_id: str, amount) -> dict:
-        """Operators only: grant an account credit up to ``amount`` (a money object or
-        an integer of minor units; 0 withdraws it). Answers the account's balance view
-        (as ``get_balance``)."""
+    def set_credit_limit(self, account_id: str, payload: dict) -> dict:
+        """Operators only: grant an account credit up to ``{"amount": {"amount": 100000,
+        "currency": "USD"}}`` (0 withdraws it). Answers the account's balance view (as
+        ``get_balance``)."""
         operator = self.caller.require_role(OPERATOR)
-        data = load(schemas.SetCreditLimitSchema, {"account_id": account_id, "amount": amount})
+        data = load(schemas.SetCreditLimitSchema, {**payload, "account_id": account_id})
         view = usecases.set_credit_limit(self.db, self.clock, operator=operator, **data)
-        return dump(schemas.BalanceSchema, view)
+        return dump(contract.BalanceResponse, view)
 
     @rpc(expected_exceptions=EXPECTED)
     def audit_ledger(self) -> dict:

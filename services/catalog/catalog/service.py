@@ -11,20 +11,19 @@ missing role, NotFound also for what exists but is not the caller's to see.
 
 from __future__ import annotations
 
-from typing import Any
-
 from catalog import domain, schemas, usecases
 from catalog.models import metadata
 from catalog.repository import CatalogRepository
 from mercato.clock import ClockProvider
 from mercato.contracts import Envelope
+from mercato.contracts import catalog as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.transport import rpc
-from mercato.validation import dump, load
+from mercato.validation import PageSchema, dump, load
 
 
 class CatalogService(MercatoService):
@@ -47,11 +46,11 @@ class CatalogService(MercatoService):
         mobile, support_range, currency, created_at, updated_at}``.
         """
         caller = self.caller.require_role(SELLER)
-        data = load(schemas.SellerProfileSchema, payload)
+        data = load(contract.SellerProfileRequest, payload)
         profile = usecases.upsert_seller_profile(
             self.db, self.clock, account_id=caller.account_id, **data
         )
-        return dump(schemas.SellerProfileOutSchema, profile)
+        return dump(contract.SellerProfileResponse, profile)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_seller_profile(self) -> dict:
@@ -59,7 +58,7 @@ class CatalogService(MercatoService):
         answers it; NotFound before it has one."""
         caller = self.caller.require_role(SELLER)
         profile = usecases.seller_profile(self.db, account_id=caller.account_id)
-        return dump(schemas.SellerProfileOutSchema, profile)
+        return dump(contract.SellerProfileResponse, profile)
 
     @handles_event("iam_agency.account.created")
     def on_account_created(self, event: Envelope) -> None:
@@ -105,11 +104,11 @@ class CatalogService(MercatoService):
         no profile yet.
         """
         caller = self.caller.require_role(SELLER)
-        data = load(schemas.CreateProductSchema, payload)
+        data = load(contract.CreateProductRequest, payload)
         product = usecases.create_product(
             self.db, self.clock, seller_account_id=caller.account_id, product=data
         )
-        return dump(schemas.SellerProductDetailsSchema, product)
+        return dump(contract.SellerProductDetailsResponse, product)
 
     @rpc(expected_exceptions=EXPECTED)
     def publish_product(self, product_id: str) -> dict:
@@ -123,32 +122,33 @@ class CatalogService(MercatoService):
         product = usecases.publish_product(
             self.db, self.clock, seller_account_id=caller.account_id, **data
         )
-        return dump(schemas.SellerProductDetailsSchema, product)
+        return dump(contract.SellerProductDetailsResponse, product)
 
     @rpc(expected_exceptions=EXPECTED)
-    def delist_product(self, product_id: str, reason: str) -> dict:
-        """Operators take a published product off the marketplace (``reason`` is kept
-        and shown to its seller): published -> delisted, announced as
+    def delist_product(self, product_id: str, payload: dict) -> dict:
+        """Operators take a published product off the marketplace: ``{"reason": …}`` is
+        kept and shown to its seller; published -> delisted, announced as
         catalog.product.changed. Answers the product; Conflict unless it is published."""
         self.caller.require_role(OPERATOR)
-        data = load(schemas.DelistSchema, {"product_id": product_id, "reason": reason})
+        data = load(schemas.DelistSchema, {**payload, "product_id": product_id})
         product = usecases.delist_product(self.db, self.clock, **data)
-        return dump(schemas.ProductSchema, product)
+        return dump(contract.ProductResponse, product)
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_seller_products(self, page: Any = 1, page_size: Any = 20) -> dict:
+    def list_seller_products(self, query: dict | None = None) -> dict:
         """``GET /v1/seller/products`` (role seller): the caller's products in any
-        status, newest first. ``page`` >= 1, ``page_size`` 1..100 (digits as strings
-        are accepted). Answers ``{items, total, page, page_size}``; an item is
+        status, newest first. ``query``: ``{page, page_size}``, ``page`` >= 1,
+        ``page_size`` 1..100 (digits as strings are accepted; default the first 20).
+        Answers ``{items, total, page, page_size}``; an item is
         ``{id, name, status, category, delivery_method, service_supervision,
         saas_endpoint_url, billing_modes, lowest_price, delist_reason, created_at,
         updated_at, published_at, delisted_at}``."""
         caller = self.caller.require_role(SELLER)
-        paging = load(schemas.PageSchema, {"page": page, "page_size": page_size})
+        paging = load(PageSchema, query)
         page_ = usecases.list_seller_products(
             self.db, seller_account_id=caller.account_id, **paging
         )
-        return schemas.page_of(schemas.SellerProductSchema, page_)
+        return dump(contract.SellerProductPage, page_)
 
     # -- buyers' catalogue ---------------------------------------------------------
 
@@ -168,10 +168,10 @@ class CatalogService(MercatoService):
         service_supervision, seller: {id, company_name}, billing_modes,
         lowest_price, published_at}``.
         """
-        data = load(schemas.SearchSchema, query if query is not None else {})
+        data = load(contract.ProductSearchQuery, query)
         criteria = domain.SearchCriteria(text=domain.parse_text_query(data.pop("q", None)), **data)
         found = usecases.search_products(self.db, criteria)
-        return schemas.page_of(schemas.ProductSummarySchema, found)
+        return dump(contract.ProductSummaryPage, found)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_product(self, product_id: str) -> dict:
@@ -186,33 +186,34 @@ class CatalogService(MercatoService):
         gateway keeps this answer for every caller."""
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         product = usecases.product_details(self.db, viewer=self.caller.identity, **data)
-        return dump(schemas.ProductSchema, product)
+        return dump(contract.ProductResponse, product)
 
     # -- a buyer's saved list --------------------------------------------------------
 
     @rpc(expected_exceptions=EXPECTED)
-    def save_product(self, product_id: str) -> dict:
+    def save_product(self, payload: dict) -> dict:
         """``POST /v1/saved-products`` ``{product_id}`` (role buyer): "Save to List".
         Answers ``{product_id, saved_at}``; saving again answers the first. NotFound
         for a product buyers cannot see."""
         caller = self.caller.require_role(BUYER)
-        data = load(schemas.ProductIdSchema, {"product_id": product_id})
+        data = load(contract.SaveProductRequest, payload)
         saved = usecases.save_product(
             self.db, self.clock, buyer_account_id=caller.account_id, **data
         )
-        return dump(schemas.SavedSchema, saved)
+        return dump(contract.SavedResponse, saved)
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_saved_products(self, page: Any = 1, page_size: Any = 20) -> dict:
+    def list_saved_products(self, query: dict | None = None) -> dict:
         """``GET /v1/saved-products`` (role buyer): "My Saved List", last saved first.
+        ``query``: ``{page, page_size}`` as ``list_seller_products`` takes it.
         Answers ``{items, total, page, page_size}``; an item is ``{product_id, name,
         status, seller: {id, company_name}, delivery_method, service_supervision,
         specifications (as get_product), lowest_price, saved_at}``: all the Buy
         button needs. A delisted product stays listed with its status."""
         caller = self.caller.require_role(BUYER)
-        paging = load(schemas.PageSchema, {"page": page, "page_size": page_size})
+        paging = load(PageSchema, query)
         page_ = usecases.list_saved_products(self.db, buyer_account_id=caller.account_id, **paging)
-        return schemas.page_of(schemas.SavedProductSchema, page_)
+        return dump(contract.SavedProductPage, page_)
 
     @rpc(expected_exceptions=EXPECTED)
     def remove_saved_product(self, product_id: str) -> None:
@@ -245,8 +246,8 @@ class CatalogService(MercatoService):
         specification not its own; ValidationError naming ``billing_mode``,
         ``period``, ``period.unit``, ``period.count`` or ``quantity`` otherwise.
         """
-        data = load(schemas.QuoteSchema, payload)
-        return dump(schemas.QuoteOutSchema, usecases.quote(self.db, **data))
+        data = load(contract.QuoteRequest, payload)
+        return dump(contract.QuoteResponse, usecases.quote(self.db, **data))
 
     # -- delivery ------------------------------------------------------------------
 
@@ -263,4 +264,4 @@ class CatalogService(MercatoService):
         still be delivered. NotFound for an unknown product or a draft.
         """
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
-        return dump(schemas.DeliverySettingsSchema, usecases.delivery_settings(self.db, **data))
+        return dump(contract.DeliverySettingsResponse, usecases.delivery_settings(self.db, **data))

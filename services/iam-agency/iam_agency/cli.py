@@ -19,10 +19,11 @@ import sys
 
 import eventlet
 
-from iam_agency import schemas, usecases
+from iam_agency import usecases
 from iam_agency.models import metadata
 from iam_agency.repository import REPOSITORIES
 from mercato.clock import SystemClock
+from mercato.contracts.iam_agency import SignUpRequest
 from mercato.errors import MercatoError
 from mercato.standalone import standalone_unit_of_work
 from mercato.topology import BY_NAME
@@ -32,7 +33,7 @@ from mercato.validation import load
 def create_operator(database_url: str, *, name: str, email: str, password: str) -> dict:
     # an operator signs in like anyone else: the same rules for name, email, password
     data = load(
-        schemas.SignUpSchema, {"name": name, "email": email, "password": password, "type": "buyer"}
+        SignUpRequest, {"name": name, "email": email, "password": password, "type": "buyer"}
     )
     with standalone_unit_of_work(
         database_url,

@@ -6,10 +6,11 @@ import datetime as dt
 
 from nameko.dependency_providers import Config
 
-from iam_agency import schemas, usecases
+from iam_agency import usecases
 from iam_agency.models import metadata
 from iam_agency.repository import REPOSITORIES
 from mercato.clock import ClockProvider
+from mercato.contracts import iam_agency as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import RESELLER
@@ -36,26 +37,26 @@ class IamAgencyService(MercatoService):
     @rpc(expected_exceptions=EXPECTED)
     def sign_up(self, payload: dict) -> dict:
         """Open a buyer, seller or reseller account: ``{name, email, password, type}``."""
-        data = load(schemas.SignUpSchema, payload)
+        data = load(contract.SignUpRequest, payload)
         account = usecases.open_account(self.db, self.clock, **data)
-        return dump(schemas.AccountSchema, account)
+        return dump(contract.AccountResponse, account)
 
     @rpc(expected_exceptions=EXPECTED)
     def create_reseller_customer(self, payload: dict) -> dict:
         """A reseller opens a buyer account it pays for: ``{name, email, password}``."""
         reseller = self.caller.require_role(RESELLER)
-        data = load(schemas.ResellerCustomerSchema, payload)
+        data = load(contract.ResellerCustomerRequest, payload)
         customer = usecases.open_reseller_customer(
             self.db, self.clock, reseller_account_id=reseller.account_id, **data
         )
-        return dump(schemas.AccountSchema, customer)
+        return dump(contract.ResellerCustomerResponse, customer)
 
     @rpc(expected_exceptions=EXPECTED)
     def issue_token(self, payload: dict) -> dict:
         """Sign in with ``{email, password}``; answers ``{token, expires_at}``."""
-        data = load(schemas.CredentialsSchema, payload)
+        data = load(contract.SignInRequest, payload)
         issued = usecases.issue_token(self.db, self.clock, ttl=self._token_ttl, **data)
-        return dump(schemas.TokenSchema, issued)
+        return dump(contract.TokenResponse, issued)
 
     @rpc(expected_exceptions=EXPECTED)
     def authenticate(self, token: str) -> dict:
@@ -63,7 +64,7 @@ class IamAgencyService(MercatoService):
         identity = usecases.authenticate(
             self.db, self.clock, token if isinstance(token, str) else ""
         )
-        return dump(schemas.IdentitySchema, identity)
+        return dump(contract.AuthenticatedResponse, identity)
 
     @rpc(expected_exceptions=EXPECTED)
     def revoke_token(self, token: str) -> None:
@@ -77,7 +78,7 @@ class IamAgencyService(MercatoService):
         described = usecases.describe_caller(
             self.db, account_id=caller.account_id, user_id=caller.user_id
         )
-        return dump(schemas.MeSchema, described)
+        return dump(contract.MeResponse, described)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_enterprise_project(self, project_id: str) -> dict:
@@ -86,4 +87,4 @@ class IamAgencyService(MercatoService):
         project = usecases.enterprise_project(
             self.db, account_id=caller.account_id, project_id=str(project_id)
         )
-        return dump(schemas.EnterpriseProjectSchema, project)
+        return dump(contract.EnterpriseProjectResponse, project)

@@ -8,13 +8,14 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 
 from mercato.clock import ClockProvider
+from mercato.contracts import orders as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.transport import TimedRpcProxy, rpc
-from mercato.validation import dump, load
+from mercato.validation import PageSchema, dump, load
 from orders import schemas, usecases
 from orders.models import metadata
 from orders.projects import EnterpriseProjects
@@ -40,7 +41,7 @@ class OrdersService(MercatoService):
     def place_order(self, payload: dict) -> dict:
         """Place an order for one configuration (API.md ``POST /v1/orders``)."""
         buyer = self.caller.require_role(BUYER)
-        request = load(schemas.PlaceOrderSchema, payload)
+        request = load(contract.PlaceOrderRequest, payload)
         window = dt.timedelta(
             hours=float(self.config.get(PAYMENT_WINDOW_KEY, DEFAULT_PAYMENT_WINDOW_HOURS))
         )
@@ -60,7 +61,7 @@ class OrdersService(MercatoService):
     def pay_order(self, order_id: str, payload: dict) -> dict:
         """Pay an unpaid order: ``{payment_method, card?}``; answers the paid order."""
         buyer = self.caller.require_role(BUYER)
-        request = load(schemas.PayOrderSchema, payload)
+        request = load(contract.PayOrderRequest, payload)
         order = usecases.pay_order(
             self.db,
             self.clock,
@@ -88,23 +89,23 @@ class OrdersService(MercatoService):
     def list_orders(self, query: dict) -> dict:
         """ "My Orders": ``{status?, page, page_size}``."""
         buyer = self.caller.require()
-        params = load(schemas.ListOrdersSchema, query)
+        params = load(contract.OrdersQuery, query)
         return dump(schemas.OrderPage, usecases.list_orders(self.db, buyer=buyer, **params))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_purchased_apps(self, query: dict) -> dict:
         """ "Purchased Apps": one row per subscription."""
         buyer = self.caller.require()
-        params = load(schemas.PageSchema, query)
+        params = load(PageSchema, query)
         return dump(
-            schemas.SubscriptionPage, usecases.list_purchased_apps(self.db, buyer=buyer, **params)
+            contract.SubscriptionPage, usecases.list_purchased_apps(self.db, buyer=buyer, **params)
         )
 
     @rpc(expected_exceptions=EXPECTED)
     def get_purchased_app(self, subscription_id: str) -> dict:
         buyer = self.caller.require()
         return dump(
-            schemas.SubscriptionOut,
+            contract.SubscriptionResponse,
             usecases.get_purchased_app(self.db, buyer=buyer, subscription_id=str(subscription_id)),
         )
 

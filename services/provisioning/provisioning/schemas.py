@@ -1,38 +1,17 @@
-"""The shapes of provisioning's RPC answers (dumped, so they travel as JSON)."""
+"""What provisioning's own answers add to its contract (``mercato.contracts.provisioning``,
+where its RPCs' answer schemas live)."""
 
-from marshmallow import Schema, fields
+from marshmallow import fields
+
+from mercato.contracts.provisioning import ApplicationResponse
 
 
-class ApplicationOut(Schema):
+class ApplicationOut(ApplicationResponse):
+    """A purchased app's application as provisioning answers it: the contract's, and
+    which delivery it came from and how it went."""
+
     subscription_id = fields.String()
-    delivery_status = fields.String()
     delivery_method = fields.String()
     instance_id = fields.String(allow_none=True)
-    username = fields.String(allow_none=True)
-    password = fields.String(allow_none=True)  # masked
-    management_url = fields.String(allow_none=True)
-    frontend_url = fields.String(allow_none=True)
-    license_key = fields.String(allow_none=True)
     failure_reason = fields.String(allow_none=True)
     delivered_at = fields.AwareDateTime(allow_none=True)
-
-
-class CredentialsOut(Schema):
-    username = fields.String()
-    password = fields.String()
-
-
-class InterfaceCredentialsOut(Schema):
-    seller_account_id = fields.String()
-    access_key = fields.String()
-    secret = fields.String()
-    created_at = fields.AwareDateTime()
-
-
-class LicensePublicKeyOut(Schema):
-    seller_account_id = fields.String()
-    algorithm = fields.String()
-    key_id = fields.String()
-    public_key = fields.String()
-    public_key_pem = fields.String()
-    license_format = fields.String()

@@ -15,6 +15,7 @@ from nameko.extensions import DependencyProvider
 
 import seller_interface
 from mercato.clock import ClockProvider
+from mercato.contracts import provisioning as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED, ValidationError
 from mercato.identity import BUYER, OPERATOR, SELLER
@@ -171,14 +172,14 @@ class ProvisioningService(MercatoService):
             keyring=self.keyring,
             policy=self.policy,
         )
-        return dump(schemas.CredentialsOut, revealed)
+        return dump(contract.CredentialsResponse, revealed)
 
     @rpc(expected_exceptions=EXPECTED)
     def issue_interface_credentials(self) -> dict:
         """A seller's new access key and secret for its SaaS endpoint (shown once)."""
         seller = self.caller.require_role(SELLER)
         return dump(
-            schemas.InterfaceCredentialsOut,
+            contract.InterfaceCredentialsResponse,
             usecases.issue_interface_credentials(
                 self.db, self.clock, seller=seller, keyring=self.keyring
             ),
@@ -193,7 +194,7 @@ class ProvisioningService(MercatoService):
             )
         identity = self.caller.identity
         return dump(
-            schemas.LicensePublicKeyOut,
+            contract.LicensePublicKeyResponse,
             usecases.license_public_key(
                 self.db,
                 self.clock,

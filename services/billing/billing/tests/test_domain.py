@@ -249,12 +249,16 @@ def test_pay_order_rejects_bad_input_naming_the_field_and_touches_nothing(payloa
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"amount": 0, "card": GOOD_CARD}, "amount.amount"),
-        ({"amount": True, "card": GOOD_CARD}, "amount"),
-        ({"amount": "500", "card": GOOD_CARD}, "amount"),
+        ({"amount": {"amount": 0, "currency": "USD"}, "card": GOOD_CARD}, "amount.amount"),
+        ({"amount": 500, "card": GOOD_CARD}, "amount._schema"),
+        ({"amount": True, "card": GOOD_CARD}, "amount._schema"),
+        ({"amount": "500", "card": GOOD_CARD}, "amount._schema"),
         ({"amount": {"amount": 500}, "card": GOOD_CARD}, "amount.currency"),
-        ({"amount": 500}, "card"),
-        ({"amount": 500, "card": {**GOOD_CARD, "cvc": "x"}}, "card.cvc"),
+        ({"amount": {"amount": 500, "currency": "USD"}}, "card"),
+        (
+            {"amount": {"amount": 500, "currency": "USD"}, "card": {**GOOD_CARD, "cvc": "x"}},
+            "card.cvc",
+        ),
     ],
 )
 def test_top_up_rejects_bad_input_naming_the_field(payload, field):
@@ -268,17 +272,17 @@ def test_top_up_rejects_bad_input_naming_the_field(payload, field):
 def test_list_transactions_caps_the_page_size_at_a_hundred():
     service = worker_factory(BillingService)
     with pytest.raises(ValidationError) as raised:
-        service.list_transactions(1, 101)
+        service.list_transactions({"page": 1, "page_size": 101})
     assert "page_size" in raised.value.fields
     with pytest.raises(ValidationError) as raised:
-        service.list_transactions(0, 10)
+        service.list_transactions({"page": 0, "page_size": 10})
     assert "page" in raised.value.fields
 
 
 def test_a_credit_limit_cannot_be_negative():
     service = worker_factory(BillingService)
     with pytest.raises(ValidationError) as raised:
-        service.set_credit_limit("acc_1", -1)
+        service.set_credit_limit("acc_1", {"amount": {"amount": -1, "currency": "USD"}})
     assert "amount.amount" in raised.value.fields
 
 

@@ -155,5 +155,5 @@ def test_the_service_sells_demo_products(catalog):
                 }
             )
             assert quote["amount"] == price["price"]
-        buyer.save_product(ids[0])
+        buyer.save_product({"product_id": ids[0]})
         assert buyer.list_saved_products()["items"][0]["product_id"] == ids[0]

@@ -4,13 +4,14 @@ import datetime as dt
 
 import pytest
 
-from catalog import domain, schemas
+from catalog import domain
 from catalog.domain import Period, Price, Quantity, Specification
 from catalog.models import Product
 from catalog.tests.support import product_payload
+from mercato.contracts.catalog import CreateProductRequest, ProductSearchQuery
 from mercato.errors import BusinessRuleViolation, Conflict, ValidationError
 from mercato.money import Money
-from mercato.validation import load
+from mercato.validation import PageSchema, load
 
 MONTH = Price("yearly_monthly", "month", 1500)
 YEAR = Price("yearly_monthly", "year", 15000)
@@ -420,7 +421,7 @@ def test_a_query_keeps_at_most_sixteen_words():
 
 
 def test_the_create_product_body_of_the_api_loads():
-    data = load(schemas.CreateProductSchema, product_payload())
+    data = load(CreateProductRequest, product_payload())
     assert data["specifications"][0]["prices"][3]["period_unit"] is None
 
 
@@ -456,33 +457,31 @@ def test_the_create_product_body_of_the_api_loads():
 )
 def test_a_malformed_product_names_the_field(overrides, field):
     with pytest.raises(ValidationError) as raised:
-        load(schemas.CreateProductSchema, product_payload(**overrides))
+        load(CreateProductRequest, product_payload(**overrides))
     assert field in raised.value.fields
 
 
 def test_page_numbers_may_be_digit_strings_but_not_fractions():
-    assert load(schemas.PageSchema, {"page": "2", "page_size": "50"}) == {
+    assert load(PageSchema, {"page": "2", "page_size": "50"}) == {
         "page": 2,
         "page_size": 50,
     }
-    assert load(schemas.PageSchema, {}) == {"page": 1, "page_size": 20}
+    assert load(PageSchema, {}) == {"page": 1, "page_size": 20}
     for bad in ({"page": 0}, {"page": 1.5}, {"page": "1.5"}, {"page": True}, {"page_size": 101}):
         with pytest.raises(ValidationError):
-            load(schemas.PageSchema, bad)
+            load(PageSchema, bad)
 
 
 def test_search_ignores_empty_parameters_and_checks_the_price_range():
-    assert load(
-        schemas.SearchSchema, {"q": "", "category": None, "service_supervision": "true"}
-    ) == {
+    assert load(ProductSearchQuery, {"q": "", "category": None, "service_supervision": "true"}) == {
         "page": 1,
         "page_size": 20,
         "sort": "relevance",
         "service_supervision": True,
     }
     with pytest.raises(ValidationError) as raised:
-        load(schemas.SearchSchema, {"min_price": "500", "max_price": "100"})
+        load(ProductSearchQuery, {"min_price": "500", "max_price": "100"})
     assert raised.value.fields == {"max_price": ["must not be less than min_price"]}
     with pytest.raises(ValidationError) as raised:
-        load(schemas.SearchSchema, {"sort": "cheapest"})
+        load(ProductSearchQuery, {"sort": "cheapest"})
     assert list(raised.value.fields) == ["sort"]

@@ -21,7 +21,7 @@ import datetime as dt
 
 import pytest
 
-from catalog import demo, domain, schemas, usecases
+from catalog import demo, domain, usecases
 from catalog.tests.support import (
     OPERATOR,
     OTHER_SELLER,
@@ -34,6 +34,7 @@ from catalog.tests.support import (
     sqlite_url,
 )
 from mercato.clock import ManualClock
+from mercato.contracts.catalog import ProductSearchQuery
 from mercato.errors import ValidationError
 from mercato.validation import load
 
@@ -145,7 +146,7 @@ def shop(any_catalog):
         config, SELLER, **_listing({**CATALOGUE["A"][1], "name": "Retired Backup"})
     )
     with rpc(config, OPERATOR) as operator:
-        operator.delist_product(retired["id"], "retired")
+        operator.delist_product(retired["id"], {"reason": "retired"})
     return config, ids
 
 
@@ -340,7 +341,7 @@ def _all_names(uow, **query):
     """Every product a search finds, in order, walking its pages; and the totals."""
     names, totals, page = [], set(), 1
     while True:
-        data = load(schemas.SearchSchema, {**query, "page": page, "page_size": 100})
+        data = load(ProductSearchQuery, {**query, "page": page, "page_size": 100})
         criteria = domain.SearchCriteria(text=domain.parse_text_query(data.pop("q", None)), **data)
         answer = usecases.search_products(uow, criteria)
         names += [item["name"] for item in answer["items"]]

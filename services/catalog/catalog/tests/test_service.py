@@ -354,14 +354,14 @@ def test_no_buyer_facing_view_shows_the_endpoint(seller):
             buyer.search_products({})["items"][0],
             buyer.quote(quote_of(product)),
         ]
-        buyer.save_product(product["id"])
+        buyer.save_product({"product_id": product["id"]})
         views.append(buyer.list_saved_products()["items"][0])
     # its seller and operators read the product page too: the gateway caches that answer
     for who in (SELLER, OPERATOR, None):
         with rpc(config, who) as catalog:
             views.append(catalog.get_product(product["id"]))
     with rpc(config, OPERATOR) as operator:
-        views.append(operator.delist_product(product["id"], "retired"))
+        views.append(operator.delist_product(product["id"], {"reason": "retired"}))
     for view in views:
         assert SAAS_ENDPOINT not in repr(view), view
 
@@ -390,7 +390,7 @@ def test_delivery_settings_answer_what_provisioning_needs_even_once_delisted(sel
         with rpc(config, who) as provisioning:
             assert provisioning.delivery_settings(product["id"]) == expected
     with rpc(config, OPERATOR) as operator:
-        operator.delist_product(product["id"], "retired")
+        operator.delist_product(product["id"], {"reason": "retired"})
     with rpc(config) as provisioning:
         assert provisioning.delivery_settings(product["id"]) == expected
 
@@ -416,7 +416,7 @@ def test_an_operator_delists_a_product_and_subscribers_hear_of_it(seller):
     try:
         clock.advance(days=1)
         with rpc(config, OPERATOR) as catalog:
-            delisted = catalog.delist_product(product["id"], "misleading description")
+            delisted = catalog.delist_product(product["id"], {"reason": "misleading description"})
         envelope = queue.get()
     finally:
         queue.close()
@@ -444,7 +444,7 @@ def test_an_operator_delists_a_product_and_subscribers_hear_of_it(seller):
         [row] = seller_rpc.list_seller_products()["items"]
         assert row["status"] == "delisted"
     with rpc(config, OPERATOR) as operator, pytest.raises(Conflict):
-        operator.delist_product(product["id"], "again")
+        operator.delist_product(product["id"], {"reason": "again"})
 
 
 def test_only_operators_delist(seller):
@@ -452,12 +452,12 @@ def test_only_operators_delist(seller):
     product = list_product(config)
     for who in (SELLER, BUYER):
         with rpc(config, who) as catalog, pytest.raises(Forbidden):
-            catalog.delist_product(product["id"], "no")
+            catalog.delist_product(product["id"], {"reason": "no"})
     with rpc(config, OPERATOR) as catalog:
         with pytest.raises(NotFound):
-            catalog.delist_product("prd_missing", "gone")
+            catalog.delist_product("prd_missing", {"reason": "gone"})
         with pytest.raises(ValidationError) as raised:
-            catalog.delist_product(product["id"], "")
+            catalog.delist_product(product["id"], {"reason": ""})
     assert list(raised.value.fields) == ["reason"]
 
 
@@ -567,11 +567,11 @@ def test_a_seller_lists_its_own_products_in_every_status_newest_first(seller):
         ids.append(list_product(config, publish=index % 2 == 0, name=f"Acme {index}")["id"])
     list_product(config, OTHER_SELLER, name="Zeta thing")
     with rpc(config, SELLER) as service:
-        first = service.list_seller_products(1, 2)
-        rest = service.list_seller_products("2", "2")
-        last = service.list_seller_products(page=3, page_size=2)
+        first = service.list_seller_products({"page": 1, "page_size": 2})
+        rest = service.list_seller_products({"page": "2", "page_size": "2"})
+        last = service.list_seller_products({"page": 3, "page_size": 2})
         with pytest.raises(ValidationError) as raised:
-            service.list_seller_products(0, 500)
+            service.list_seller_products({"page": 0, "page_size": 500})
     assert set(raised.value.fields) == {"page", "page_size"}
     assert first["total"] == 5 and (first["page"], first["page_size"]) == (1, 2)
     assert [row["id"] for row in first["items"] + rest["items"] + last["items"]] == ids[::-1]
@@ -592,10 +592,10 @@ def test_a_buyer_saves_a_product_once_and_sees_what_buying_it_needs(seller):
         ],
     )
     with rpc(config, BUYER) as buyer:
-        first = buyer.save_product(product["id"])
+        first = buyer.save_product({"product_id": product["id"]})
         clock.advance(minutes=1)
-        again = buyer.save_product(product["id"])
-        buyer.save_product(other["id"])
+        again = buyer.save_product({"product_id": product["id"]})
+        buyer.save_product({"product_id": other["id"]})
         saved = buyer.list_saved_products()
     assert again == first == {"product_id": product["id"], "saved_at": "2026-11-27T09:00:00+00:00"}
     assert saved["total"] == 2
@@ -621,9 +621,9 @@ def test_a_delisted_product_stays_in_the_saved_list_marked_delisted(seller):
     config, _clock = seller
     product = list_product(config)
     with rpc(config, BUYER) as buyer:
-        buyer.save_product(product["id"])
+        buyer.save_product({"product_id": product["id"]})
     with rpc(config, OPERATOR) as operator:
-        operator.delist_product(product["id"], "retired")
+        operator.delist_product(product["id"], {"reason": "retired"})
     with rpc(config, BUYER) as buyer:
         [row] = buyer.list_saved_products()["items"]
         assert row["status"] == "delisted"
@@ -639,13 +639,13 @@ def test_only_buyers_save_and_only_products_buyers_can_see(seller):
     with rpc(config, BUYER) as buyer:
         for missing in (draft["id"], "prd_nope"):
             with pytest.raises(NotFound):
-                buyer.save_product(missing)
+                buyer.save_product({"product_id": missing})
         with pytest.raises(ValidationError):
-            buyer.list_saved_products(1, 0)
+            buyer.list_saved_products({"page": 1, "page_size": 0})
     for who, error in ((SELLER, Forbidden), (None, Unauthenticated)):
         with rpc(config, who) as service:
             with pytest.raises(error):
-                service.save_product(draft["id"])
+                service.save_product({"product_id": draft["id"]})
             with pytest.raises(error):
                 service.list_saved_products()
             with pytest.raises(error):

@@ -4,9 +4,10 @@ import datetime as dt
 
 import pytest
 
+from mercato.contracts.orders import PayOrderRequest, PlaceOrderRequest
 from mercato.errors import ValidationError
 from mercato.validation import load
-from orders import domain, schemas
+from orders import domain
 
 UTC = dt.UTC
 
@@ -67,7 +68,7 @@ BASE = {
 )
 def test_place_order_input_is_checked_field_by_field(change, field):
     with pytest.raises(ValidationError) as raised:
-        load(schemas.PlaceOrderSchema, {**BASE, **change})
+        load(PlaceOrderRequest, {**BASE, **change})
     assert field in raised.value.fields
 
 
@@ -87,5 +88,5 @@ def test_place_order_input_is_checked_field_by_field(change, field):
 )
 def test_pay_input_is_checked_field_by_field(payload, field):
     with pytest.raises(ValidationError) as raised:
-        load(schemas.PayOrderSchema, payload)
+        load(PayOrderRequest, payload)
     assert field in raised.value.fields

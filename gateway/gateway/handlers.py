@@ -1,0 +1,104 @@
+"""The routes whose answer is more than one RPC's: each handler composes it here.
+
+A handler is called as a route's RPC would be, after the gateway and the request:
+``handler(gateway, request, *path_ids, payload)``. It answers data for the route's
+response schema, or a whole ``Response`` (the operations endpoints).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from gateway import openapi, probes
+from gateway.auth import bearer_token
+from gateway.errors import json_response
+from gateway.idempotency import downstream_key
+from mercato.errors import NotFound, ServiceUnavailable
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+def sign_out(gateway: Any, request: Request) -> None:
+    """Revoke the request's token at iam-agency and forget it in this replica."""
+    gateway.auth.sign_out(bearer_token(request), gateway.iam_agency)
+
+
+# -- catalog ----------------------------------------------------------------------------
+
+
+def product_details(gateway: Any, request: Request, product_id: str) -> dict[str, Any]:
+    """From this replica's copy of a published product, else from catalog."""
+    product = gateway.products.get(product_id)
+    if product is None:
+        product = gateway.catalog.get_product(product_id)
+        gateway.products.put(product_id, product)
+    return product
+
+
+# -- billing ----------------------------------------------------------------------------
+
+
+def top_up(gateway: Any, request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+    """Billing keeps the request's Idempotency-Key (its digest) with the top-up, so the
+    card is charged once for it even past the gateway's own memory of the key."""
+    key = downstream_key(request)
+    return gateway.billing.top_up(payload if key is None else {**payload, "idempotency_key": key})
+
+
+# -- purchased apps ---------------------------------------------------------------------
+
+
+def purchased_app(gateway: Any, request: Request, subscription_id: str) -> dict[str, Any]:
+    """The subscription is orders' (NotFound if not the caller's); the delivered
+    application (provisioning) and the seller's contact (catalog) are added when they
+    answer: the page shows what it can."""
+    subscription = gateway.orders.get_purchased_app(subscription_id)
+    try:
+        delivered = gateway.provisioning.get_application(subscription_id)
+    except NotFound:  # paid a moment ago: provisioning has not heard of it yet
+        delivered = {"delivery_status": "pending"}
+    except ServiceUnavailable:
+        delivered = {"delivery_status": "unknown"}
+    try:
+        seller = gateway.catalog.delivery_settings(subscription["product_id"])["seller"]
+    except (NotFound, ServiceUnavailable):
+        seller = {"company_name": subscription.get("seller_company_name")}
+    return {
+        **subscription,
+        "application": {**delivered, "product_guide_url": subscription.get("product_guide_url")},
+        "basic": {
+            "specification_name": subscription["specification_name"],
+            "delivery_method": subscription["delivery_method"],
+            "resource_status": subscription["status"],
+            "billing_mode": subscription["billing_mode"],
+            "auto_renew": subscription["auto_renew"],
+        },
+        "seller": seller,
+    }
+
+
+# -- operations -------------------------------------------------------------------------
+
+
+def healthz(gateway: Any, request: Request) -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def readyz(gateway: Any, request: Request) -> Response:
+    report = probes.readiness(gateway.observability, gateway.iam_probe, gateway.last_readiness)
+    return json_response(200 if report["status"] == probes.READY else 503, report)
+
+
+def metrics(gateway: Any, request: Request) -> Response:
+    body, content_type = gateway.observability.render_metrics()
+    return Response(body, status=200, content_type=content_type)
+
+
+def openapi_document(gateway: Any, request: Request) -> Response:
+    return json_response(200, openapi.document(type(gateway)))
+
+
+def docs(gateway: Any, request: Request) -> Response:
+    return openapi.docs_response(openapi.document(type(gateway)))
