@@ -1,4 +1,4 @@
-"""The gateway: Mercato's public HTTP API in front of the services (API.md).
+"""The gateway: Mercato's public HTTP API in front of the services (docs/api.md).
 
 It owns nothing but idempotency records; it authenticates, validates, forwards to the
 services over RPC and answers in JSON with the status of ``errors.mapped_errors``."""

@@ -1,4 +1,4 @@
-"""Every route of the public API (API.md) and the gateway's operations endpoints, each
+"""Every route of the public API (docs/api.md) and the gateway's operations endpoints, each
 declared once: ``routing.serves`` makes the entrypoints from these, and ``openapi``
 the document.
 

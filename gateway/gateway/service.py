@@ -1,4 +1,4 @@
-"""The gateway's service: the public API (API.md) and its operations endpoints.
+"""The gateway's service: the public API (docs/api.md) and its operations endpoints.
 
 Its routes are declared once, in ``gateway.routes``; ``routing.serves`` gives the class
 an ``@http`` entrypoint per declaration, each one glue: authenticate (and check the

@@ -9,11 +9,11 @@ The bases of every contract schema (``mercato.contracts``) are here:
 - ``StrictSchema``: what an RPC (and the public API, which loads the very same schema
   first) accepts; a field it does not know is an error that names it.
 - ``AnswerSchema``: what an RPC answers and the public API returns; an answer may gain
-  fields (API.md), so the document does not forbid extra ones.
+  fields (docs/api.md), so the document does not forbid extra ones.
 - ``QuerySchema`` with ``QueryInteger`` and ``QueryBoolean``: a query string, whose
   values arrive at the gateway as strings; the service loads the gateway's result (ints
   and booleans) again with the same schema.
-- ``PageSchema`` and ``page_of``: API.md's lists, ``?page=1&page_size=20`` answered
+- ``PageSchema`` and ``page_of``: the lists of docs/api.md, ``?page=1&page_size=20`` answered
   ``{items, total, page, page_size}``.
 """
 
@@ -43,7 +43,7 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 MAX_PAGE = 100_000  # beyond it an offset only costs the database
-MAX_PAGE_SIZE = 100  # API.md: page_size at most 100
+MAX_PAGE_SIZE = 100  # docs/api.md: page_size at most 100
 DEFAULT_PAGE_SIZE = 20
 
 
@@ -106,7 +106,7 @@ class QueryBoolean(fields.Boolean):
 
 
 class PageSchema(QuerySchema):
-    """``{page, page_size}`` of a list (API.md's lists)."""
+    """``{page, page_size}`` of a list (the lists of docs/api.md)."""
 
     page = QueryInteger(
         load_default=1,

@@ -1,6 +1,6 @@
 """The outbox and the inbox on a real PostgreSQL and a real RabbitMQ.
 
-DESIGN.md promises delivery at least once and effects exactly once: a state change
+docs/architecture.md promises delivery at least once and effects exactly once: a state change
 and its event commit together, the relay publishes with publisher confirms (right after
 the commit, and in a sweep for what a crash left behind), a consumer applies an event
 once however often it arrives, and a handler's failure is retried or dead-lettered,

@@ -25,7 +25,7 @@ from mercato.errors import (
     ValidationError,
 )
 
-# API.md's statuses; the table must say the same
+# docs/api.md's statuses; the table must say the same
 EXPECTED_STATUS = {
     ValidationError: (400, "VALIDATION_ERROR"),
     Unauthenticated: (401, "UNAUTHENTICATED"),

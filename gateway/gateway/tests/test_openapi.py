@@ -98,7 +98,7 @@ def test_docs_page_shows_every_operation_and_runs_no_script(document):
     assert 'id="schema-Error"' in page
 
 
-# what anyone may call without a token (API.md); every other /v1 route needs one
+# what anyone may call without a token (docs/api.md); every other /v1 route needs one
 ANONYMOUS = {("/v1/accounts", "post"), ("/v1/auth/tokens", "post")}
 TOKEN_OPTIONAL = {
     ("/v1/products", "get"),

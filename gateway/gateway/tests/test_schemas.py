@@ -1,4 +1,4 @@
-"""The public bodies refuse what API.md refuses. Each is the schema of the RPC behind its
+"""The public bodies refuse what docs/api.md says they refuse. Each is the schema of the RPC behind its
 route (``mercato.contracts``): the gateway loads a body with it, and the service loads
 what the gateway passes on with it again."""
 

@@ -1,4 +1,4 @@
-"""The envelope every event travels in (DESIGN.md, "Events are a public contract").
+"""The envelope every event travels in (docs/architecture.md, "Rules every service keeps").
 
 Example::
 

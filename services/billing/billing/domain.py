@@ -43,12 +43,9 @@ from typing import TYPE_CHECKING, Any
 from mercato.domain import RecordsEvents, StateMachine
 from mercato.errors import BusinessRuleViolation, Conflict, PaymentRequired, ValidationError
 from mercato.money import Money, money
-from mercato.terms import BALANCE, CREDIT, CREDIT_CARD, PAYER_METHODS, RESELLER
+from mercato.terms import BALANCE, CREDIT, CREDIT_CARD, RESELLER
 
 ACCOUNT_CURRENCY = "USD"
-
-# every method a payment records, the reseller's included (the name schemas.py reads)
-PAYMENT_METHODS = PAYER_METHODS
 
 # the statuses of a payment, a top-up and a refund
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"

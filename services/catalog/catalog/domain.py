@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mercato.contracts.catalog import MAX_PRICE_AMOUNT, MAX_QUANTITY, RELEVANCE
 from mercato.domain import RecordsEvents, StateMachine
 from mercato.errors import BusinessRuleViolation, ValidationError
 from mercato.money import Money
@@ -38,6 +39,7 @@ from mercato.terms import (
     YEARLY_MONTHLY,
 )
 from mercato.terms import DELIVERY_METHODS as DELIVERY_METHODS
+from mercato.validation import DEFAULT_PAGE_SIZE
 from seller_interface import validate_endpoint_url
 
 # the period units a price of each billing mode may have (None: no period)
@@ -50,14 +52,6 @@ PERIOD_UNITS_OF_MODE: dict[str, tuple[str | None, ...]] = {
 PERIOD_COUNTS: dict[str, tuple[int, int]] = {MONTH: (1, 11), YEAR: (1, 5)}
 
 DEFAULT_CURRENCY = "USD"
-# bounds that keep every quoted amount (price x 11 periods x quantity) within int64
-MAX_PRICE_AMOUNT = 100_000_000_000
-MAX_QUANTITY = 1_000_000
-
-RELEVANCE, PRICE_ASC, PRICE_DESC, NEWEST = "relevance", "price_asc", "price_desc", "newest"
-SORTS = (RELEVANCE, PRICE_ASC, PRICE_DESC, NEWEST)
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 MAX_QUERY_TERMS = 16
 
 PRODUCT_PUBLISHED = "catalog.product.published"

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from catalog import domain
 from catalog.models import Product, SpecificationPrice
+from mercato.contracts.catalog import PRICE_ASC, PRICE_DESC, RELEVANCE
 
 # bm25 weights of products_fts's columns: name, seller, body (as ts_rank's A, B, C)
 BM25_WEIGHTS = (10.0, 4.0, 1.0)
@@ -85,11 +86,11 @@ def _filters(criteria: domain.SearchCriteria) -> list[Any]:
 
 def _ordering(criteria: domain.SearchCriteria, rank: Any) -> list[Any]:
     newest = [Product.published_at.desc(), Product.id.asc()]
-    if criteria.sort == domain.PRICE_ASC:
+    if criteria.sort == PRICE_ASC:
         return [Product.lowest_price.asc(), *newest]
-    if criteria.sort == domain.PRICE_DESC:
+    if criteria.sort == PRICE_DESC:
         return [Product.lowest_price.desc(), *newest]
-    if criteria.sort == domain.RELEVANCE and rank is not None:
+    if criteria.sort == RELEVANCE and rank is not None:
         return [rank, *newest]
     return newest
 

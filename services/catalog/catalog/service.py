@@ -1,6 +1,6 @@
 """The catalog's entrypoints: check the caller, load the input, call one use case, dump.
 
-Each RPC matches one route of API.md's Catalog table (the gateway maps them one to
+Each RPC matches one route of the Catalog routes of docs/api.md (the gateway maps them one to
 one) or serves another service (``quote`` for orders, ``delivery_settings`` for
 provisioning). Money is always
 ``{"amount": <minor units>, "currency": "USD"}``; times are RFC 3339 in UTC; lists

@@ -39,7 +39,7 @@ class OrdersService(MercatoService):
 
     @rpc(expected_exceptions=EXPECTED)
     def place_order(self, payload: dict) -> dict:
-        """Place an order for one configuration (API.md ``POST /v1/orders``)."""
+        """Place an order for one configuration (docs/api.md ``POST /v1/orders``)."""
         buyer = self.caller.require_role(BUYER)
         request = load(contract.PlaceOrderRequest, payload)
         window = dt.timedelta(

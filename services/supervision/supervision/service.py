@@ -1,4 +1,4 @@
-"""The supervision service: entrypoints only (see DESIGN.md for what it owns)."""
+"""The supervision service: entrypoints only (docs/architecture.md says what it will own)."""
 
 from mercato.db import Database
 from mercato.service import MercatoService

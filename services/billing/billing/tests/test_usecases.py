@@ -30,6 +30,7 @@ from mercato.errors import (
 )
 from mercato.identity import Identity
 from mercato.money import Money
+from mercato.terms import PAYER_METHODS
 from mercato_testing.fakes import FakeUnitOfWork
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
@@ -461,7 +462,7 @@ def test_money_in_another_currency_than_the_accounts_is_refused_naming_the_field
 # -- refunds ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", domain.PAYER_METHODS)
+@pytest.mark.parametrize("method", PAYER_METHODS)
 def test_a_refund_puts_the_money_back_the_way_it_came(billing, method):
     payer = RESELLER if method == domain.RESELLER else BUYER
     billing.top_up(20_000)
