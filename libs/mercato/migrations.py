@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import zlib
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -30,9 +32,18 @@ from mercato.topology import BY_NAME, PROCESSES, Process
 _log = logging.getLogger("mercato.migrate")
 
 
+# the revision every service's history begins with: the kernel's messaging tables
+MESSAGING_MIGRATIONS = Path(__file__).resolve().parent / "messaging_migrations"
+
+
 def alembic_config(process: Process, connection=None) -> Config:
+    """The service's own revisions (``migrations/versions``) and the kernel's first one."""
     cfg = Config()
     cfg.set_main_option("script_location", str(process.migrations))
+    own = process.migrations / "versions"
+    locations = [str(path) for path in (own, MESSAGING_MIGRATIONS) if path.is_dir()]
+    cfg.set_main_option("version_path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(locations))
     cfg.attributes["connection"] = connection
     return cfg
 
@@ -105,57 +116,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def create_messaging_tables_v1() -> None:
-    """Create the outbox, inbox and dead-letter tables as version 1 defines them.
-
-    Every service's first migration calls this. It is a frozen copy of
-    ``mercato.outbox.add_messaging_tables`` at version 1: a later change to those
-    tables gets a migration of its own in every service, never an edit here.
-    """
-    from alembic import op
-    from sqlalchemy.dialects.postgresql import JSONB
-
-    from mercato.tables import UTCDateTime
-
-    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-    json = sa.JSON().with_variant(JSONB(), "postgresql")
-    op.create_table(
-        "outbox_messages",
-        sa.Column("id", big_id, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(64), nullable=False, unique=True),
-        sa.Column("event_type", sa.String(128), nullable=False),
-        sa.Column("payload", json, nullable=False),
-        sa.Column("headers", json, nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("published_at", UTCDateTime(), nullable=True),
-    )
-    op.create_index("ix_outbox_messages_published_at_id", "outbox_messages", ["published_at", "id"])
-    op.create_table(
-        "inbox_messages",
-        sa.Column("handler", sa.String(200), primary_key=True),
-        sa.Column("event_id", sa.String(64), primary_key=True),
-        sa.Column("event_type", sa.String(128), nullable=False),
-        sa.Column("processed_at", UTCDateTime(), nullable=False),
-    )
-    op.create_table(
-        "dead_letters",
-        sa.Column("id", big_id, primary_key=True, autoincrement=True),
-        sa.Column("handler", sa.String(200), nullable=False),
-        sa.Column("event_id", sa.String(64), nullable=True),
-        sa.Column("event_type", sa.String(128), nullable=True),
-        sa.Column("payload", json, nullable=False),
-        sa.Column("error", sa.Text(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-    )
-    op.create_index("ix_dead_letters_handler_event_id", "dead_letters", ["handler", "event_id"])
-
-
-def drop_messaging_tables_v1() -> None:
-    from alembic import op
-
-    op.drop_table("dead_letters")
-    op.drop_table("inbox_messages")
-    op.drop_table("outbox_messages")
