@@ -139,18 +139,18 @@ class EventQueue:
         self.connection.release()
 
 
+def sample(name: str, **labels: str) -> float:
+    """A metric's value with these labels in this process so far (0 before any)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def events_consumed(handler: str, event_type: str, outcome: str) -> float:
     """How many ``event_type`` events ``handler`` (``<service>.<method>``) has finished
     with ``outcome`` (processed, duplicate, …) in this process so far."""
-    return (
-        REGISTRY.get_sample_value(
-            "mercato_events_consumed_total",
-            {
-                "service": handler.split(".", 1)[0],
-                "handler": handler,
-                "event_type": event_type,
-                "outcome": outcome,
-            },
-        )
-        or 0.0
+    return sample(
+        "mercato_events_consumed_total",
+        service=handler.split(".", 1)[0],
+        handler=handler,
+        event_type=event_type,
+        outcome=outcome,
     )
