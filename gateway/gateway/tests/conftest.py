@@ -6,7 +6,6 @@ HTTP on a free local port."""
 from __future__ import annotations
 
 import errno
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from billing.service import BillingService
 from catalog.service import CatalogService
 from gateway.service import GatewayService
 from iam_agency.service import IamAgencyService
+from mercato_testing import free_port
 from mercato_testing.interface import count_rows
 from orders.service import OrdersService
 from provisioning.service import ProvisioningService
@@ -33,12 +33,6 @@ MARKET_SERVICES = {
 
 
 BIND_ATTEMPTS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
