@@ -12,20 +12,22 @@ from mercato.terms import CREDIT_CARD, PAYER_METHODS, RESELLER
 from mercato.validation import AnswerSchema, StrictSchema, page_of
 
 
-class PaymentSucceededV1(StrictSchema):
+class _PaymentV1(StrictSchema):
+    """Which payment: of which order, by which buyer."""
+
     payment_id = fields.String(required=True)
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
+
+
+class PaymentSucceededV1(_PaymentV1):
     payer_account_id = fields.String(required=True)
     payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     amount = fields.Nested(MoneySchema, required=True)
     enterprise_project_id = fields.String(required=True)
 
 
-class PaymentFailedV1(StrictSchema):
-    payment_id = fields.String(required=True)
-    order_id = fields.String(required=True)
-    account_id = fields.String(required=True)
+class PaymentFailedV1(_PaymentV1):
     payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     reason = fields.String(required=True)
     # machine-readable: card_declined, insufficient_funds, gateway_no_charge
@@ -60,11 +62,10 @@ _REFUND = "rfd_4c3b2a1f0e9d48c7b6a5f4e3d2c1b0a9"
 _PAYMENT = "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b"
 _ORDER = "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5"
 _BUYER = "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6"
+_PAYMENT_EXAMPLE = {"payment_id": _PAYMENT, "order_id": _ORDER, "account_id": _BUYER}
 _REFUND_EXAMPLE = {
     "refund_id": _REFUND,
-    "payment_id": _PAYMENT,
-    "order_id": _ORDER,
-    "account_id": _BUYER,
+    **_PAYMENT_EXAMPLE,
     "payer_account_id": _BUYER,
     "payment_method": "credit_card",
     "amount": {"amount": 129900, "currency": "USD"},
@@ -78,12 +79,10 @@ register(
     summary="An order was paid: the money moved in billing's ledger (once per order, "
     "whatever the retries). Orders marks the order paid on it.",
     subject="the payment id",
-    example_subject="pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
+    example_subject=_PAYMENT,
     example={
-        "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
-        "order_id": "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5",
-        "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
-        "payer_account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+        **_PAYMENT_EXAMPLE,
+        "payer_account_id": _BUYER,
         "payment_method": "balance",
         "amount": {"amount": 129900, "currency": "USD"},
         "enterprise_project_id": "default",
@@ -96,11 +95,9 @@ register(
     summary="A payment attempt for an order failed (the card was declined, or the card "
     "gateway never took the charge); nothing was charged. The order may be paid again.",
     subject="the payment id",
-    example_subject="pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
+    example_subject=_PAYMENT,
     example={
-        "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
-        "order_id": "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5",
-        "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+        **_PAYMENT_EXAMPLE,
         "payment_method": "credit_card",
         "reason": "The card was declined.",
         "failure_code": "card_declined",

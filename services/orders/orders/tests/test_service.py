@@ -484,7 +484,8 @@ def paid_with_subscription(config, product_id="prd_known"):
     return order, app
 
 
-def delivered(order, app, **overrides):
+def delivery_of(order, app) -> dict:
+    """Which delivery provisioning's events are about: the app of the order's line."""
     return {
         "delivery_id": "dlv_1",
         "subscription_id": app["id"],
@@ -492,6 +493,12 @@ def delivered(order, app, **overrides):
         "order_line_id": order["lines"][0]["id"],
         "account_id": BUYER["account_id"],
         "delivery_method": "saas",
+    }
+
+
+def delivered(order, app, **overrides):
+    return {
+        **delivery_of(order, app),
         "service_supervision": False,
         "application": {
             "instance_id": "inst_1",
@@ -577,12 +584,7 @@ def test_a_failed_delivery_cancels_the_order_once_and_asks_for_the_refund(orders
     config, _clock, _ = orders
     order, app = paid_with_subscription(config)
     failure = {
-        "delivery_id": "dlv_1",
-        "subscription_id": app["id"],
-        "order_id": order["id"],
-        "order_line_id": order["lines"][0]["id"],
-        "account_id": BUYER["account_id"],
-        "delivery_method": "saas",
+        **delivery_of(order, app),
         "reason": "The seller's system did not deliver Known App within 3 hours.",
         "failed_at": START,
     }
