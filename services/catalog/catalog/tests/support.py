@@ -66,6 +66,20 @@ def product_payload(**overrides: Any) -> dict[str, Any]:
     return payload
 
 
+def quote_of(product: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A ``quote`` request: three months of 10 users of the product's first
+    specification; a field changed to ``...`` is left out."""
+    request = {
+        "product_id": product["id"],
+        "specification_id": product["specifications"][0]["id"],
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "month", "count": 3},
+        "quantity": 10,
+        **changes,
+    }
+    return {key: value for key, value in request.items() if value is not ...}
+
+
 def rpc(config: dict[str, Any], identity: Identity | None = None) -> ServiceRpcProxy:
     """A proxy to the catalog that calls as ``identity`` (anonymous when None)."""
     context = identity.to_context() if identity else None

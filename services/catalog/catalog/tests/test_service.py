@@ -16,6 +16,7 @@ from catalog.tests.support import (
     SELLER,
     list_product,
     product_payload,
+    quote_of,
     rpc,
     seller_email,
     set_up_seller,
@@ -643,18 +644,6 @@ def test_only_buyers_save_and_only_products_buyers_can_see(seller):
 
 
 # -- quotes -------------------------------------------------------------------------
-
-
-def quote_of(product, **changes):
-    payload = {
-        "product_id": product["id"],
-        "specification_id": product["specifications"][0]["id"],
-        "billing_mode": "yearly_monthly",
-        "period": {"unit": "month", "count": 3},
-        "quantity": 10,
-    }
-    payload.update(changes)
-    return {key: value for key, value in payload.items() if value is not ...}
 
 
 def test_a_quote_fixes_everything_an_order_needs(seller):
