@@ -40,16 +40,19 @@ def wait_for(
     what: str = "the condition",
     timeout: float = WAIT_SECONDS,
     interval: float = 0.05,
+    context: Callable[[], str] | None = None,
 ) -> T:
     """Poll ``predicate`` until it answers something truthy, and answer that. A
-    deadline, not a timing assertion: it only bounds how long a broken test hangs."""
+    deadline, not a timing assertion: it only bounds how long a broken test hangs.
+    ``context`` says what else a failure should show (a log, say)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout}s waiting for {what}")
+            shown = f"\n{context()}" if context else ""
+            raise AssertionError(f"gave up after {timeout}s waiting for {what}{shown}")
         time.sleep(interval)
 
 
