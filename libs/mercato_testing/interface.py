@@ -36,7 +36,7 @@ def caller(account_id: str, account_type: str, **extra: Any) -> dict[str, Any]:
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     what: str = "the condition",
     timeout: float = WAIT_SECONDS,
     interval: float = 0.05,
