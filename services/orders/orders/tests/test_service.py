@@ -4,7 +4,6 @@ iam-agency, billing) replaced by small nameko services that answer like them."""
 import datetime as dt
 import threading
 import time
-import uuid
 
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -67,38 +66,16 @@ class FakeBilling:
         FakeBilling.calls.append(payload)
         card = payload.get("card") or {}
         if card.get("number", "").endswith("0119"):  # the gateway has not answered yet
-            return {
-                "id": "pay_pending",
-                "order_id": payload["order_id"],
-                "status": "pending",
-                "payment_method": "credit_card",
-                "amount": payload["amount"],
-                "failure_reason": None,
-            }
+            return fakes.payment_answer(payload, "pending", payment_id="pay_pending")
         if card.get("number", "").endswith("0002"):
-            return {
-                "id": f"pay_{uuid.uuid4().hex}",
-                "order_id": payload["order_id"],
-                "status": "failed",
-                "payment_method": payload["payment_method"],
-                "amount": payload["amount"],
-                "failure_reason": "card declined",
-            }
+            return fakes.payment_answer(payload, "failed", failure_reason="card declined")
         if payload["payment_method"] == "credit":
             raise PaymentRequired("credit limit exceeded")
         if card.get("number", "").endswith("4444"):
             return FakeBilling.announce_before_answering(payload)
         with FakeBilling.lock:
             payment = FakeBilling.charges.setdefault(
-                payload["order_id"],
-                {
-                    "id": f"pay_{uuid.uuid4().hex}",
-                    "order_id": payload["order_id"],
-                    "status": "succeeded",
-                    "payment_method": payload["payment_method"],
-                    "amount": payload["amount"],
-                    "failure_reason": None,
-                },
+                payload["order_id"], fakes.payment_answer(payload, "succeeded")
             )
         return payment
 
@@ -106,14 +83,7 @@ class FakeBilling:
     def announce_before_answering(payload):
         """Billing's event overtakes its RPC answer: orders hears of the payment (and
         marks the order paid) before pay_order returns to it."""
-        payment = {
-            "id": "pay_fast_event",
-            "order_id": payload["order_id"],
-            "status": "succeeded",
-            "payment_method": "credit_card",
-            "amount": payload["amount"],
-            "failure_reason": None,
-        }
+        payment = fakes.payment_answer(payload, "succeeded", payment_id="pay_fast_event")
         publish_event(
             FakeBilling.config["AMQP_URI"],
             "billing.payment.succeeded",
