@@ -32,7 +32,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -41,8 +40,10 @@ import uuid  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from mercato.config import DEFAULT_AMQP_URI, ROOT  # noqa: E402
-from mercato.topology import BY_NAME, GATEWAY, PROCESSES, SERVICES  # noqa: E402
+from mercato.config import DEFAULT_AMQP_URI  # noqa: E402
+from mercato.topology import BY_NAME, GATEWAY, PROCESSES  # noqa: E402
+from mercato_devrun import listening_on, start, wait_until_ready  # noqa: E402
+from mercato_testing import free_port, management_uri_for, with_vhost  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 SEARCH_TERMS = [
@@ -74,12 +75,6 @@ class Figures:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -169,8 +164,6 @@ def create_vhost(amqp_uri: str) -> tuple[str, str | None]:
     """A throw-away vhost when the management API answers, else the given URI."""
     import requests
 
-    from mercato_testing import management_uri_for
-
     vhost = f"mercato_bench_{uuid.uuid4().hex[:8]}"
     api = management_uri_for(amqp_uri)
     try:
@@ -190,16 +183,12 @@ def create_vhost(amqp_uri: str) -> tuple[str, str | None]:
             file=sys.stderr,
         )
         return amqp_uri, None
-    base = amqp_uri.rstrip("/")
-    base = base[: base.rfind("/")] if base.count("/") > 2 else base
-    return f"{base}/{vhost}", vhost
+    return with_vhost(amqp_uri, vhost), vhost
 
 
 def delete_vhost(amqp_uri: str, vhost: str | None) -> None:
     if vhost:
         import requests
-
-        from mercato_testing import management_uri_for
 
         requests.delete(f"{management_uri_for(amqp_uri)}/api/vhosts/{vhost}", timeout=10)
 
@@ -229,26 +218,22 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mercato-bench-"))
     amqp_uri, vhost = create_vhost(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     ports = {process.name: free_port() for process in PROCESSES}
-    env = {**os.environ, "AMQP_URI": amqp_uri, "LOG_LEVEL": "WARNING", "PYTHONWARNINGS": "ignore"}
-    for process in (*SERVICES, GATEWAY):
+    env = {
+        **os.environ,
+        "AMQP_URI": amqp_uri,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONWARNINGS": "ignore",
+        **listening_on(ports),
+    }
+    for process in PROCESSES:
         env[f"{process.env_prefix}_DATABASE_URL"] = f"sqlite:///{workdir}/{process.name}.sqlite3"
-        if process is not GATEWAY:
-            env[f"{process.env_prefix}_OPS_ADDRESS"] = f"127.0.0.1:{ports[process.name]}"
-    env["GATEWAY_ADDRESS"] = f"127.0.0.1:{ports[GATEWAY.name]}"
     gateway = f"http://127.0.0.1:{ports[GATEWAY.name]}"
 
     print(f"seeding {args.products:,} products …", flush=True)
     product_ids = seed_catalog(env["CATALOG_DATABASE_URL"], args.products)
 
     log = open(workdir / "system.log", "wb")
-    system = subprocess.Popen(
-        [sys.executable, "-m", "mercato_devrun"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    system = start(env, log)
     echo_config = workdir / "echo.yaml"
     echo_config.write_text(f"AMQP_URI: {amqp_uri}\nmax_workers: 10\n")
     echo = subprocess.Popen(
@@ -282,19 +267,9 @@ def main() -> int:
 
 
 def wait_ready(ports: dict[str, int], deadline: float) -> None:
-    import requests
-
-    pending = dict(ports)
-    while pending:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"not ready: {sorted(pending)}")
-        for name, port in list(pending.items()):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    del pending[name]
-            except requests.RequestException:
-                pass
-        time.sleep(0.3)
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    if not_ready := wait_until_ready(deadline, bases):
+        raise SystemExit(f"not ready: {not_ready}")
 
 
 def new_buyer(gateway: str) -> Client:

@@ -7,7 +7,8 @@ broke, e.g. ``{"email": ["Not a valid email address."], "colour": ["Unknown fiel
 The bases of every contract schema (``mercato.contracts``) are here:
 
 - ``StrictSchema``: what an RPC (and the public API, which loads the very same schema
-  first) accepts; a field it does not know is an error that names it.
+  first) accepts, and what an event carries; a field it does not know is an error that
+  names it.
 - ``AnswerSchema``: what an RPC answers and the public API returns; an answer may gain
   fields (docs/api.md), so the document does not forbid extra ones.
 - ``QuerySchema`` with ``QueryInteger`` and ``QueryBoolean``: a query string, whose
@@ -48,7 +49,8 @@ DEFAULT_PAGE_SIZE = 20
 
 
 class StrictSchema(Schema):
-    """What an RPC accepts: a field it does not know is an error that names it."""
+    """What an RPC accepts and what an event carries: a field it does not know is an
+    error that names it."""
 
     class Meta:
         unknown = RAISE

@@ -26,17 +26,44 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 import requests
 from kombu import Connection
 
 from mercato import config
-from mercato.topology import GATEWAY, PROCESSES, Process
+from mercato.topology import GATEWAY, PROCESSES, SERVICES, Process
 
 READY_TIMEOUT_SECONDS = 90
 CREDENTIAL_KEYS_FILE = Path("var") / "provisioning-credential-keys"
 SELLER_APP = Path("examples") / "seller-saas" / "seller_saas.py"
+
+
+def start(env: Mapping[str, str], output: IO[bytes]) -> subprocess.Popen:
+    """``make run`` as a child process, as the end-to-end tests and the benchmark start
+    it: ``env`` is its whole environment, its output goes to ``output``, and it leads a
+    session of its own, so that one signal reaches everything it starts."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mercato_devrun"],
+        cwd=config.ROOT,
+        env=dict(env),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def listening_on(ports: Mapping[str, int]) -> dict[str, str]:
+    """The environment that has each process serve HTTP on 127.0.0.1 at its port in
+    ``ports`` (by name): a service its /metrics and /readyz, the gateway its API."""
+    env = {
+        f"{process.env_prefix}_OPS_ADDRESS": f"127.0.0.1:{ports[process.name]}"
+        for process in SERVICES
+    }
+    env["GATEWAY_ADDRESS"] = f"127.0.0.1:{ports[GATEWAY.name]}"
+    return env
 
 
 def seller_app_address() -> str:
@@ -105,10 +132,17 @@ def http_base(process: Process) -> str:
     return f"http://{host}:{port}"
 
 
-def wait_until_ready(deadline: float) -> list[str]:
-    """Names of the processes not ready by ``deadline`` (empty when all are)."""
-    pending = {process.name: http_base(process) for process in PROCESSES}
-    while pending and time.monotonic() < deadline:
+def wait_until_ready(
+    deadline: float,
+    bases: Mapping[str, str] | None = None,
+    *,
+    running: Callable[[], bool] = lambda: True,
+) -> list[str]:
+    """Names of the processes not ready by ``deadline`` (empty when all are), or as soon
+    as ``running`` says they are no longer running. ``bases``: where each one serves
+    /readyz, by name (default: where this process's environment puts them)."""
+    pending = dict(bases or {process.name: http_base(process) for process in PROCESSES})
+    while pending and time.monotonic() < deadline and running():
         for name, base in list(pending.items()):
             try:
                 if requests.get(f"{base}/readyz", timeout=2).status_code == 200:

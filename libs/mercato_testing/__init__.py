@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,6 +137,21 @@ def management_uri_for(amqp_uri: str) -> str:
 def with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def with_vhost(amqp_uri: str, vhost: str) -> str:
+    """``amqp_uri`` on the virtual host ``vhost`` instead of its own."""
+    base = amqp_uri.rstrip("/")
+    base = base[: base.rfind("/")] if base.count("/") > 2 else base
+    return f"{base}/{vhost}"
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on just now (another program may take it before
+    the caller binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _normalise(url: str) -> str:

@@ -6,26 +6,18 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
-from mercato.config import ROOT
 from mercato.topology import GATEWAY, PROCESSES, SERVICES
+from mercato_devrun import listening_on, start, wait_until_ready
+from mercato_testing import free_port, with_vhost
 
 READY_TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class System:
@@ -56,19 +48,13 @@ class System:
 
     def wait_ready(self) -> float:
         started = time.monotonic()
-        pending = {p.name for p in PROCESSES}
-        while pending:
-            assert self.process.poll() is None, f"make run exited:\n{self.log()[-5000:]}"
-            assert time.monotonic() - started < READY_TIMEOUT, (
-                f"not ready: {pending}\n{self.log()[-5000:]}"
-            )
-            for name in list(pending):
-                try:
-                    if requests.get(f"{self.url(name)}/readyz", timeout=2).status_code == 200:
-                        pending.discard(name)
-                except requests.RequestException:
-                    pass
-            time.sleep(0.3)
+        not_ready = wait_until_ready(
+            started + READY_TIMEOUT,
+            {process.name: self.url(process.name) for process in PROCESSES},
+            running=lambda: self.process.poll() is None,
+        )
+        assert self.process.poll() is None, f"make run exited:\n{self.log()[-5000:]}"
+        assert not not_ready, f"not ready: {not_ready}\n{self.log()[-5000:]}"
         return time.monotonic() - started
 
 
@@ -80,17 +66,17 @@ def system(tmp_path_factory, infra, databases):
     manager = Client(infra.management_uri)
     manager.create_vhost(vhost)
     manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
-    base = infra.amqp_uri.rstrip("/")
-    base = base[: base.rfind("/")] if base.count("/") > 2 else base
 
     ports = {process.name: free_port() for process in PROCESSES}
-    env = {**os.environ, "AMQP_URI": f"{base}/{vhost}", "OUTBOX_SWEEP_SECONDS": "0.5"}
-    for process in SERVICES:
-        prefix = process.env_prefix
-        env[f"{prefix}_DATABASE_URL"] = databases.empty(process.name)  # devrun migrates it
-        env[f"{prefix}_OPS_ADDRESS"] = f"127.0.0.1:{ports[process.name]}"
+    env = {
+        **os.environ,
+        "AMQP_URI": with_vhost(infra.amqp_uri, vhost),
+        "OUTBOX_SWEEP_SECONDS": "0.5",
+        **listening_on(ports),
+    }
+    for process in SERVICES:  # empty databases: devrun migrates them
+        env[f"{process.env_prefix}_DATABASE_URL"] = databases.empty(process.name)
     env["GATEWAY_DATABASE_URL"] = databases.empty("gateway")
-    env["GATEWAY_ADDRESS"] = f"127.0.0.1:{ports[GATEWAY.name]}"
     workdir = tmp_path_factory.mktemp("e2e")
     # the demo seller's SaaS application (the reference app) on a port of its own
     env["DEMO_SELLER_SAAS_ADDRESS"] = f"127.0.0.1:{free_port()}"
@@ -102,14 +88,7 @@ def system(tmp_path_factory, infra, databases):
 
     log_path = workdir / "make-run.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mercato_devrun"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start(env, log)
     running = System(process, log_path, ports)
     running.env = env
     running.amqp_uri = env["AMQP_URI"]

@@ -29,6 +29,7 @@ from kombu import Connection, Producer
 from mercato.config import ROOT
 from mercato.contracts import asyncapi, contract_for
 from mercato_subscribers import declare_queues, parse_queues
+from mercato_testing.interface import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -69,15 +70,7 @@ def waiting_in(amqp_uri: str, queue: str) -> int:
 
 
 def wait_until(condition, what: str, timeout: float = WAIT_SECONDS, context=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            shown = f"\n{context()}" if context else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{shown}")
-        time.sleep(0.2)
+    return wait_for(condition, what, timeout, interval=0.2, context=context)
 
 
 # -- the subscriber program ----------------------------------------------------------------

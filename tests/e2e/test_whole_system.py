@@ -355,7 +355,7 @@ def test_a_license_key_verifies_offline_with_the_sellers_published_key(system):
 
 
 def test_a_seller_that_never_delivers_gets_the_order_cancelled_and_refunded_once(system):
-    from tests.e2e.conftest import free_port
+    from mercato_testing import free_port
 
     _seller_account, seller = _new_account(system, "seller")
     profile = requests.put(

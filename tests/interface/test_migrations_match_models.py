@@ -13,9 +13,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import time
 
-import eventlet
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -25,6 +23,7 @@ from alembic.script import ScriptDirectory
 from mercato.db import create_engine
 from mercato.migrations import _lock_key, alembic_config, upgrade
 from mercato.topology import BY_NAME, PROCESSES
+from mercato_testing.interface import wait_for
 
 pytestmark = pytest.mark.interface
 
@@ -85,14 +84,6 @@ def _scalar(engine, query):
         return connection.execute(query).scalar_one()
 
 
-def _wait_for(predicate, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {WAIT_SECONDS}s waiting for {what}")
-        eventlet.sleep(0.05)
-
-
 def test_concurrent_upgrades_wait_for_each_other_and_the_second_does_nothing(databases):
     """Two replicas (or two Helm hook attempts) upgrade the same database at once.
 
@@ -121,9 +112,10 @@ def test_concurrent_upgrades_wait_for_each_other_and_the_second_does_nothing(dat
                 for _ in range(2)
             ]
             try:
-                _wait_for(
+                wait_for(
                     lambda: _scalar(engine, waiting) == 2,
                     "both upgrades waiting on the advisory lock",
+                    timeout=WAIT_SECONDS,
                 )
             finally:
                 holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(process)})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import functools
 import time
 import uuid
 
@@ -31,7 +32,6 @@ from nameko.exceptions import RemoteError
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
-from prometheus_client import REGISTRY
 
 from catalog.models import metadata as catalog_metadata
 from mercato import metrics, outbox, tables
@@ -41,6 +41,8 @@ from mercato.identity import Identity
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.transport import rpc
+from mercato_testing import interface
+from mercato_testing.interface import events_consumed, sample
 
 pytestmark = pytest.mark.interface
 
@@ -172,30 +174,11 @@ class Recorder:
 # -- helpers -------------------------------------------------------------------------
 
 
-def wait_for(predicate, what: str, timeout: float = WAIT_SECONDS):
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        eventlet.sleep(0.02)
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+wait_for = functools.partial(interface.wait_for, timeout=WAIT_SECONDS, interval=0.02)
 
 
 def consumed(outcome: str) -> float:
-    return sample(
-        "mercato_events_consumed_total",
-        service="inbox_consumer",
-        handler="inbox_consumer.copy_account",
-        event_type=ACCOUNT_CREATED,
-        outcome=outcome,
-    )
+    return events_consumed("inbox_consumer.copy_account", ACCOUNT_CREATED, outcome)
 
 
 def retries() -> float:

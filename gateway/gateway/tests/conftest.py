@@ -6,18 +6,18 @@ HTTP on a free local port."""
 from __future__ import annotations
 
 import errno
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from billing.service import BillingService
 from catalog.service import CatalogService
 from gateway.service import GatewayService
 from iam_agency.service import IamAgencyService
+from mercato_testing import free_port
+from mercato_testing.interface import count_rows
 from orders.service import OrdersService
 from provisioning.service import ProvisioningService
 
@@ -35,12 +35,6 @@ MARKET_SERVICES = {
 BIND_ATTEMPTS = 3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Stack:
     base_url: str
@@ -54,41 +48,32 @@ class Stack:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def get(self, path: str, **kwargs) -> requests.Response:
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 30)
-        return requests.get(self.url(path), **kwargs)
+        return requests.request(method, self.url(path), **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        return requests.post(self.url(path), **kwargs)
+        return self.request("POST", path, **kwargs)
 
     def delete(self, path: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        return requests.delete(self.url(path), **kwargs)
+        return self.request("DELETE", path, **kwargs)
 
     def put(self, path: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        return requests.put(self.url(path), **kwargs)
+        return self.request("PUT", path, **kwargs)
 
     def gateway_rows(self, table: str = "idempotency_records") -> int:
-        return _count(self.gateway_config["DATABASE_URL"], table)
+        return count_rows(self.gateway_config, table)
 
     def iam_rows(self, table: str) -> int:
         assert self.iam_config is not None
-        return _count(self.iam_config["DATABASE_URL"], table)
+        return count_rows(self.iam_config, table)
 
     def rows(self, service: str, table: str) -> int:
         """Rows of ``table`` in the database of ``service`` (catalog, orders, billing)."""
-        return _count(self.market[service][0]["DATABASE_URL"], table)
-
-
-def _count(url: str, table: str) -> int:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-    finally:
-        engine.dispose()
+        return count_rows(self.market[service][0], table)
 
 
 @pytest.fixture

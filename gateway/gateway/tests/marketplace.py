@@ -1,5 +1,6 @@
-"""What the marketplace's interface tests do again and again, over real HTTP: sign up
-and in, set up a seller with a published product, top up a buyer, place an order."""
+"""What the gateway's interface tests do again and again, over real HTTP: sign up and
+in, set up a seller with a published product, top up a buyer, place an order, check an
+error answer."""
 
 from __future__ import annotations
 
@@ -53,20 +54,21 @@ class Client:
     def id(self) -> str:
         return self.account["id"]
 
-    def _headers(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {**bearer(self.token), **kwargs.pop("headers", {})}
+        return self.stack.request(method, path, headers=headers, **kwargs)
 
     def get(self, path: str, **kwargs) -> requests.Response:
-        return self.stack.get(path, headers=self._headers(kwargs), **kwargs)
+        return self.request("GET", path, **kwargs)
 
     def post(self, path: str, body: Any = None, **kwargs) -> requests.Response:
-        return self.stack.post(path, json=body, headers=self._headers(kwargs), **kwargs)
+        return self.request("POST", path, json=body, **kwargs)
 
     def put(self, path: str, body: Any = None, **kwargs) -> requests.Response:
-        return self.stack.put(path, json=body, headers=self._headers(kwargs), **kwargs)
+        return self.request("PUT", path, json=body, **kwargs)
 
     def delete(self, path: str, **kwargs) -> requests.Response:
-        return self.stack.delete(path, headers=self._headers(kwargs), **kwargs)
+        return self.request("DELETE", path, **kwargs)
 
     def ok(self, response: requests.Response, status: int = 200) -> Any:
         assert response.status_code == status, response.text
@@ -82,8 +84,17 @@ class Client:
         return self.ok(self.get(f"/v1/orders/{order_id}"))
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def email() -> str:
     return f"{uuid.uuid4().hex[:12]}@acme.test"
+
+
+def new_account(**changes) -> dict[str, Any]:
+    """A sign-up body: the buyer account "Acme", with an email no one has yet."""
+    return {"name": "Acme", "email": email(), "password": PASSWORD, "type": "buyer", **changes}
 
 
 def sign_in(stack, address: str, password: str = PASSWORD) -> str:
@@ -92,14 +103,11 @@ def sign_in(stack, address: str, password: str = PASSWORD) -> str:
     return response.json()["token"]
 
 
-def sign_up(stack, type_: str, name: str = "Acme") -> Client:
-    address = email()
-    response = stack.post(
-        "/v1/accounts",
-        json={"name": name, "email": address, "password": PASSWORD, "type": type_},
-    )
+def sign_up(stack, type_: str = "buyer", name: str = "Acme") -> Client:
+    body = new_account(type=type_, name=name)
+    response = stack.post("/v1/accounts", json=body)
     assert response.status_code == 201, response.text
-    return Client(stack, response.json(), sign_in(stack, address))
+    return Client(stack, response.json(), sign_in(stack, body["email"]))
 
 
 def seller_with_product(stack, product: dict[str, Any] | None = None) -> tuple[Client, dict]:
@@ -149,7 +157,11 @@ def place_order(buyer: Client, product: dict[str, Any], **changes) -> dict[str, 
 
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    """The gateway's error answer: ``status``, a JSON body naming ``code`` with a
+    message, and the request's id."""
     assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Request-ID"]
     body = response.json()
     assert body["error"] == code, body
     assert body["message"]

@@ -3,51 +3,15 @@ real HTTP, RabbitMQ and PostgreSQL; and every way a request can be refused, each
 leaving nothing behind."""
 
 import datetime as dt
-import uuid
 
 import pytest
 from nameko.testing.services import entrypoint_waiter
 from prometheus_client import REGISTRY
 
+from gateway.tests.marketplace import PASSWORD, assert_error, bearer, new_account, sign_up
 from mercato.clock import ManualClock
 
 pytestmark = pytest.mark.interface
-
-PASSWORD = "correct horse battery"
-
-
-def new_account(**changes) -> dict:
-    return {
-        "name": "Acme",
-        "email": f"{uuid.uuid4().hex[:10]}@acme.test",
-        "password": PASSWORD,
-        "type": "buyer",
-        **changes,
-    }
-
-
-def sign_up_and_in(stack, **changes) -> tuple[dict, str]:
-    account = new_account(**changes)
-    assert stack.post("/v1/accounts", json=account).status_code == 201
-    signed_in = stack.post(
-        "/v1/auth/tokens", json={"email": account["email"], "password": PASSWORD}
-    )
-    assert signed_in.status_code == 201, signed_in.text
-    return account, signed_in.json()["token"]
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    assert response.headers["X-Request-ID"]
-    body = response.json()
-    assert body["error"] == code
-    assert body["message"]
-    return body
 
 
 def test_sign_up_answers_the_new_account_without_its_password(stack):
@@ -67,15 +31,15 @@ def test_sign_up_answers_the_new_account_without_its_password(stack):
 
 
 def test_signed_in_caller_sees_their_account_user_and_roles(stack):
-    account, token = sign_up_and_in(stack, type="reseller")
+    reseller = sign_up(stack, "reseller")
 
-    response = stack.get("/v1/me", headers=bearer(token))
+    response = stack.get("/v1/me", headers=bearer(reseller.token))
 
     assert response.status_code == 200
     me = response.json()
     assert me["account"]["name"] == "Acme"
     assert me["account"]["type"] == "reseller"
-    assert me["user"]["email"] == account["email"]
+    assert me["user"]["email"] == reseller.account["email"]
     assert me["roles"] == ["reseller"]
 
 
@@ -202,7 +166,7 @@ def test_request_without_a_valid_token_is_401_with_a_bearer_challenge(stack, hea
 def test_expired_token_is_401(start_stack):
     iam_clock = ManualClock(dt.datetime.now(dt.UTC))
     stack = start_stack(iam_clock=iam_clock)
-    _account, token = sign_up_and_in(stack)
+    token = sign_up(stack).token
 
     iam_clock.advance(days=1)
     response = stack.get("/v1/me", headers=bearer(token))
@@ -213,7 +177,7 @@ def test_expired_token_is_401(start_stack):
 
 def test_signed_out_token_is_refused_at_once_despite_the_cache(start_stack):
     stack = start_stack(TOKEN_CACHE_SECONDS=3600)
-    _account, token = sign_up_and_in(stack)
+    token = sign_up(stack).token
     assert stack.get("/v1/me", headers=bearer(token)).status_code == 200  # now cached
 
     signed_out = stack.delete("/v1/auth/tokens/current", headers=bearer(token))
@@ -225,7 +189,7 @@ def test_signed_out_token_is_refused_at_once_despite_the_cache(start_stack):
 
 def test_cached_token_does_not_ask_iam_agency_again(start_stack):
     stack = start_stack(TOKEN_CACHE_SECONDS=3600)
-    _account, token = sign_up_and_in(stack)
+    token = sign_up(stack).token
     stack.get("/v1/me", headers=bearer(token))
 
     authentications = {
@@ -257,7 +221,7 @@ def test_wrong_method_is_a_json_405_listing_the_allowed_ones(stack):
 
 
 def test_request_id_is_echoed_and_reaches_iam_agency(stack):
-    _account, token = sign_up_and_in(stack)
+    token = sign_up(stack).token
 
     with entrypoint_waiter(stack.iam, "me") as waited:
         response = stack.get("/v1/me", headers={**bearer(token), "X-Request-ID": "req-42.a:b"})

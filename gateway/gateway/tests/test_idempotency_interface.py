@@ -1,29 +1,16 @@
 """Idempotency-Key through the gateway: replayed, refused for another body, one piece
 of work under concurrency, released after a failure; secrets never stored in the clear."""
 
-import uuid
-
 import eventlet
 import pytest
 import requests
 import sqlalchemy as sa
 from nameko.testing.services import entrypoint_hook
 
+from gateway.tests.marketplace import PASSWORD, new_account
 from iam_agency.service import IamAgencyService
 
 pytestmark = pytest.mark.interface
-
-PASSWORD = "correct horse battery"
-
-
-def new_account(**changes) -> dict:
-    return {
-        "name": "Acme",
-        "email": f"{uuid.uuid4().hex[:10]}@acme.test",
-        "password": PASSWORD,
-        "type": "buyer",
-        **changes,
-    }
 
 
 def test_same_idempotency_key_and_body_replays_the_first_response(stack):

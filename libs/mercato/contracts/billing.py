@@ -3,7 +3,7 @@
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from mercato.contracts.common import CardRequest
 from mercato.contracts.registry import register
@@ -12,32 +12,31 @@ from mercato.terms import CREDIT_CARD, PAYER_METHODS, RESELLER
 from mercato.validation import AnswerSchema, StrictSchema, page_of
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
+class _PaymentV1(StrictSchema):
+    """Which payment: of which order, by which buyer."""
 
-
-class PaymentSucceededV1(_Strict):
     payment_id = fields.String(required=True)
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
+
+
+class PaymentSucceededV1(_PaymentV1):
     payer_account_id = fields.String(required=True)
     payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     amount = fields.Nested(MoneySchema, required=True)
     enterprise_project_id = fields.String(required=True)
 
 
-class PaymentFailedV1(_Strict):
-    payment_id = fields.String(required=True)
-    order_id = fields.String(required=True)
-    account_id = fields.String(required=True)
+class PaymentFailedV1(_PaymentV1):
     payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     reason = fields.String(required=True)
     # machine-readable: card_declined, insufficient_funds, gateway_no_charge
     failure_code = fields.String(load_default=None, allow_none=True)
 
 
-class RefundCompletedV1(_Strict):
+class _RefundV1(StrictSchema):
+    """Which refund: of which payment and order, to whom, how much and why."""
+
     refund_id = fields.String(required=True)
     payment_id = fields.String(required=True)
     order_id = fields.String(required=True)
@@ -46,18 +45,13 @@ class RefundCompletedV1(_Strict):
     payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
     amount = fields.Nested(MoneySchema, required=True)
     reason = fields.String(required=True)  # the order's cancel reason
+
+
+class RefundCompletedV1(_RefundV1):
     completed_at = fields.AwareDateTime(required=True)
 
 
-class RefundFailedV1(_Strict):
-    refund_id = fields.String(required=True)
-    payment_id = fields.String(required=True)
-    order_id = fields.String(required=True)
-    account_id = fields.String(required=True)
-    payer_account_id = fields.String(required=True)
-    payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
-    amount = fields.Nested(MoneySchema, required=True)
-    reason = fields.String(required=True)
+class RefundFailedV1(_RefundV1):
     # machine-readable: refund_declined, charge_not_refundable
     failure_code = fields.String(required=True)
     failure_reason = fields.String(required=True)
@@ -68,6 +62,15 @@ _REFUND = "rfd_4c3b2a1f0e9d48c7b6a5f4e3d2c1b0a9"
 _PAYMENT = "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b"
 _ORDER = "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5"
 _BUYER = "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6"
+_PAYMENT_EXAMPLE = {"payment_id": _PAYMENT, "order_id": _ORDER, "account_id": _BUYER}
+_REFUND_EXAMPLE = {
+    "refund_id": _REFUND,
+    **_PAYMENT_EXAMPLE,
+    "payer_account_id": _BUYER,
+    "payment_method": "credit_card",
+    "amount": {"amount": 129900, "currency": "USD"},
+    "reason": "Delivery failed: the SaaS tenant could not be created.",
+}
 
 register(
     "billing.payment.succeeded",
@@ -76,12 +79,10 @@ register(
     summary="An order was paid: the money moved in billing's ledger (once per order, "
     "whatever the retries). Orders marks the order paid on it.",
     subject="the payment id",
-    example_subject="pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
+    example_subject=_PAYMENT,
     example={
-        "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
-        "order_id": "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5",
-        "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
-        "payer_account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+        **_PAYMENT_EXAMPLE,
+        "payer_account_id": _BUYER,
         "payment_method": "balance",
         "amount": {"amount": 129900, "currency": "USD"},
         "enterprise_project_id": "default",
@@ -94,11 +95,9 @@ register(
     summary="A payment attempt for an order failed (the card was declined, or the card "
     "gateway never took the charge); nothing was charged. The order may be paid again.",
     subject="the payment id",
-    example_subject="pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
+    example_subject=_PAYMENT,
     example={
-        "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
-        "order_id": "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5",
-        "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+        **_PAYMENT_EXAMPLE,
         "payment_method": "credit_card",
         "reason": "The card was declined.",
         "failure_code": "card_declined",
@@ -116,14 +115,7 @@ register(
     subject="the refund id",
     example_subject=_REFUND,
     example={
-        "refund_id": _REFUND,
-        "payment_id": _PAYMENT,
-        "order_id": _ORDER,
-        "account_id": _BUYER,
-        "payer_account_id": _BUYER,
-        "payment_method": "credit_card",
-        "amount": {"amount": 129900, "currency": "USD"},
-        "reason": "Delivery failed: the SaaS tenant could not be created.",
+        **_REFUND_EXAMPLE,
         "completed_at": dt.datetime(2026, 1, 15, 9, 42, tzinfo=dt.UTC),
     },
 )
@@ -140,14 +132,7 @@ register(
     subject="the refund id",
     example_subject=_REFUND,
     example={
-        "refund_id": _REFUND,
-        "payment_id": _PAYMENT,
-        "order_id": _ORDER,
-        "account_id": _BUYER,
-        "payer_account_id": _BUYER,
-        "payment_method": "credit_card",
-        "amount": {"amount": 129900, "currency": "USD"},
-        "reason": "Delivery failed: the SaaS tenant could not be created.",
+        **_REFUND_EXAMPLE,
         "failure_code": "refund_declined",
         "failure_reason": "The card issuer refused the refund (the card account may be closed).",
         "failed_at": dt.datetime(2026, 1, 15, 9, 42, tzinfo=dt.UTC),

@@ -9,7 +9,7 @@ its own copy without calling back.
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from mercato.contracts.common import ID_RULE, PeriodSchema
 from mercato.contracts.registry import register
@@ -33,10 +33,7 @@ from mercato.validation import (
 )
 
 
-class ProductSnapshotV1(Schema):
-    class Meta:
-        unknown = RAISE
-
+class ProductSnapshotV1(StrictSchema):
     product_id = fields.String(required=True)
     seller_account_id = fields.String(required=True)
     name = fields.String(required=True)

@@ -15,15 +15,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from mercato.contracts.registry import contract_for
+from mercato.validation import StrictSchema
 
 
-class EnvelopeSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class EnvelopeSchema(StrictSchema):
     id = fields.String(
         required=True,
         validate=validate.Length(min=1, max=64),

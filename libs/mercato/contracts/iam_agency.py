@@ -1,17 +1,14 @@
 """iam-agency's contracts: the events it publishes, and what its RPCs accept and answer
 (the public API's accounts and sign-in bodies are these very schemas)."""
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from mercato.contracts.registry import register
 from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER, SELLER
 from mercato.validation import AnswerSchema, StrictSchema
 
 
-class AccountCreatedV1(Schema):
-    class Meta:
-        unknown = RAISE
-
+class AccountCreatedV1(StrictSchema):
     account_id = fields.String(required=True)
     name = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(ACCOUNT_TYPES))

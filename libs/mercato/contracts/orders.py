@@ -4,8 +4,6 @@ public API's orders and purchased apps bodies are these very schemas)."""
 import datetime as dt
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     post_load,
@@ -34,19 +32,32 @@ _SELLER = "acc_9a8b7c6d5e4f43a2b1c0d9e8f7a6b5c4"
 _PRODUCT = "prd_1a2b3c4d5e6f47a8b9c0d1e2f3a4b5c6"
 _SPECIFICATION = "spc_6c5b4a3f2e1d40c9b8a7f6e5d4c3b2a1"
 _LINE = "oln_2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7"
+_PARTIES_EXAMPLE = {
+    "order_id": _ORDER,
+    "account_id": _BUYER,
+    "payer_account_id": _BUYER,
+    "enterprise_project_id": "default",
+}
+_CONFIGURATION_EXAMPLE = {
+    "product_id": _PRODUCT,
+    "product_name": "Northwind CRM",
+    "seller_account_id": _SELLER,
+    "specification_id": _SPECIFICATION,
+    "specification_name": "Standard, 10 users",
+    "delivery_method": "saas",
+    "service_supervision": False,
+    "billing_mode": "yearly_monthly",
+    "period": {"unit": "year", "count": 1},
+    "quantity": 1,
+}
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class PeriodV1(_Strict):
+class PeriodV1(StrictSchema):
     unit = fields.String(required=True, validate=validate.OneOf(["month", "year"]))
     count = fields.Integer(required=True, strict=True)
 
 
-class _ConfigurationV1(_Strict):
+class _ConfigurationV1(StrictSchema):
     """What was bought on one order line (shared by the order's lines and, once paid,
     by what provisioning delivers)."""
 
@@ -68,11 +79,17 @@ class OrderLineV1(_ConfigurationV1):
     amount = fields.Nested(MoneySchema, required=True)
 
 
-class OrderCreatedV1(_Strict):
+class _OrderPartiesV1(StrictSchema):
+    """Whose order: the buyer, who pays for it (the buyer, or its reseller) and the
+    buyer's enterprise project."""
+
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
     payer_account_id = fields.String(required=True)
     enterprise_project_id = fields.String(required=True)
+
+
+class OrderCreatedV1(_OrderPartiesV1):
     amount_due = fields.Nested(MoneySchema, required=True)
     lines = fields.List(fields.Nested(OrderLineV1), required=True)
     payment_deadline = fields.AwareDateTime(required=True)
@@ -86,11 +103,7 @@ class PaidSubscriptionV1(_ConfigurationV1):
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
 
 
-class OrderPaidV1(_Strict):
-    order_id = fields.String(required=True)
-    account_id = fields.String(required=True)
-    payer_account_id = fields.String(required=True)
-    enterprise_project_id = fields.String(required=True)
+class OrderPaidV1(_OrderPartiesV1):
     payment_id = fields.String(required=True)
     payment_method = fields.String(required=True)
     amount = fields.Nested(MoneySchema, required=True)
@@ -100,7 +113,7 @@ class OrderPaidV1(_Strict):
     )
 
 
-class OrderCancelledV1(_Strict):
+class OrderCancelledV1(StrictSchema):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
     reason = fields.String(required=True)
@@ -109,13 +122,13 @@ class OrderCancelledV1(_Strict):
     refund = fields.Nested(MoneySchema, load_default=None, allow_none=True)
 
 
-class OrderCompletedV1(_Strict):
+class OrderCompletedV1(StrictSchema):
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
     completed_at = fields.AwareDateTime(required=True)
 
 
-class SubscriptionActivatedV1(_Strict):
+class SubscriptionActivatedV1(StrictSchema):
     subscription_id = fields.String(required=True)
     order_id = fields.String(required=True)
     account_id = fields.String(required=True)
@@ -126,7 +139,7 @@ class SubscriptionActivatedV1(_Strict):
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
 
 
-class SubscriptionCreatedV1(_Strict):
+class SubscriptionCreatedV1(StrictSchema):
     subscription_id = fields.String(required=True)
     order_id = fields.String(required=True)
     order_line_id = fields.String(required=True)
@@ -152,24 +165,12 @@ register(
     subject="the order id",
     example_subject=_ORDER,
     example={
-        "order_id": _ORDER,
-        "account_id": _BUYER,
-        "payer_account_id": _BUYER,
-        "enterprise_project_id": "default",
+        **_PARTIES_EXAMPLE,
         "amount_due": {"amount": 129900, "currency": "USD"},
         "lines": [
             {
                 "id": _LINE,
-                "product_id": _PRODUCT,
-                "product_name": "Northwind CRM",
-                "seller_account_id": _SELLER,
-                "specification_id": _SPECIFICATION,
-                "specification_name": "Standard, 10 users",
-                "delivery_method": "saas",
-                "service_supervision": False,
-                "billing_mode": "yearly_monthly",
-                "period": {"unit": "year", "count": 1},
-                "quantity": 1,
+                **_CONFIGURATION_EXAMPLE,
                 "unit_price": {"amount": 129900, "currency": "USD"},
                 "amount": {"amount": 129900, "currency": "USD"},
             }
@@ -186,10 +187,7 @@ register(
     subject="the order id",
     example_subject=_ORDER,
     example={
-        "order_id": _ORDER,
-        "account_id": _BUYER,
-        "payer_account_id": _BUYER,
-        "enterprise_project_id": "default",
+        **_PARTIES_EXAMPLE,
         "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
         "payment_method": "balance",
         "amount": {"amount": 129900, "currency": "USD"},
@@ -197,16 +195,7 @@ register(
             {
                 "subscription_id": "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
                 "order_line_id": _LINE,
-                "product_id": _PRODUCT,
-                "product_name": "Northwind CRM",
-                "seller_account_id": _SELLER,
-                "specification_id": _SPECIFICATION,
-                "specification_name": "Standard, 10 users",
-                "delivery_method": "saas",
-                "service_supervision": False,
-                "billing_mode": "yearly_monthly",
-                "period": {"unit": "year", "count": 1},
-                "quantity": 1,
+                **_CONFIGURATION_EXAMPLE,
                 "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
             }
         ],

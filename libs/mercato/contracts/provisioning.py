@@ -8,25 +8,28 @@ only through the audited reveal (``POST /v1/purchased-apps/{id}/credentials/reve
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from mercato.contracts.registry import register
 from mercato.terms import DELIVERY_METHODS
-from mercato.validation import AnswerSchema
+from mercato.validation import AnswerSchema, StrictSchema
 
 _DELIVERY = "dlv_4e5f6a7b8c9d40e1f2a3b4c5d6e7f8a9"
 _SUBSCRIPTION = "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8"
 _ORDER = "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5"
 _LINE = "oln_2b3c4d5e6f7a48b9c0d1e2f3a4b5c6d7"
 _BUYER = "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6"
+_DELIVERY_EXAMPLE = {
+    "delivery_id": _DELIVERY,
+    "subscription_id": _SUBSCRIPTION,
+    "order_id": _ORDER,
+    "order_line_id": _LINE,
+    "account_id": _BUYER,
+    "delivery_method": "saas",
+}
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class DeliveredApplicationV1(_Strict):
+class DeliveredApplicationV1(StrictSchema):
     """What the delivery method has; the rest is null."""
 
     instance_id = fields.String(required=True, allow_none=True)
@@ -37,13 +40,18 @@ class DeliveredApplicationV1(_Strict):
     has_password = fields.Boolean(required=True)
 
 
-class DeliverySucceededV1(_Strict):
+class _DeliveryV1(StrictSchema):
+    """Which delivery: of which subscription, on which order line, for which buyer."""
+
     delivery_id = fields.String(required=True)
     subscription_id = fields.String(required=True)
     order_id = fields.String(required=True)
     order_line_id = fields.String(required=True)
     account_id = fields.String(required=True)
     delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+
+
+class DeliverySucceededV1(_DeliveryV1):
     service_supervision = fields.Boolean(required=True)
     application = fields.Nested(DeliveredApplicationV1, required=True)
     # the subscription's period: from the first delivery attempt to the expiry the seller
@@ -53,13 +61,7 @@ class DeliverySucceededV1(_Strict):
     delivered_at = fields.AwareDateTime(required=True)
 
 
-class DeliveryFailedV1(_Strict):
-    delivery_id = fields.String(required=True)
-    subscription_id = fields.String(required=True)
-    order_id = fields.String(required=True)
-    order_line_id = fields.String(required=True)
-    account_id = fields.String(required=True)
-    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+class DeliveryFailedV1(_DeliveryV1):
     reason = fields.String(required=True)
     failed_at = fields.AwareDateTime(required=True)
 
@@ -73,12 +75,7 @@ register(
     subject="the subscription id",
     example_subject=_SUBSCRIPTION,
     example={
-        "delivery_id": _DELIVERY,
-        "subscription_id": _SUBSCRIPTION,
-        "order_id": _ORDER,
-        "order_line_id": _LINE,
-        "account_id": _BUYER,
-        "delivery_method": "saas",
+        **_DELIVERY_EXAMPLE,
         "service_supervision": False,
         "application": {
             "instance_id": "inst_91c2d3e4f5a6",
@@ -102,12 +99,7 @@ register(
     subject="the subscription id",
     example_subject=_SUBSCRIPTION,
     example={
-        "delivery_id": _DELIVERY,
-        "subscription_id": _SUBSCRIPTION,
-        "order_id": _ORDER,
-        "order_line_id": _LINE,
-        "account_id": _BUYER,
-        "delivery_method": "saas",
+        **_DELIVERY_EXAMPLE,
         "reason": "The seller's system did not create the SaaS instance within 3 hours.",
         "failed_at": dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC),
     },

@@ -117,6 +117,11 @@ def _specification_view(spec: domain.Specification, currency: str) -> dict[str, 
     }
 
 
+def _seller_contact(seller: Seller) -> dict[str, Any]:
+    """Whom to reach at a product's seller: on its page, and for its delivery."""
+    return {"company_name": seller.company_name, "email": seller.email, "mobile": seller.mobile}
+
+
 def _offered_modes(specs: list[domain.Specification]) -> list[str]:
     return [mode for mode in domain.BILLING_MODES if any(spec.offers(mode) for spec in specs)]
 
@@ -139,9 +144,7 @@ def _details(product: Product) -> dict[str, Any]:
         "terms": product.terms,
         "seller": {
             "id": seller.account_id,
-            "company_name": seller.company_name,
-            "email": seller.email,
-            "mobile": seller.mobile,
+            **_seller_contact(seller),
             "support_range": seller.support_range,
         },
         "specifications": [_specification_view(spec, product.currency) for spec in specs],
@@ -319,11 +322,7 @@ def delivery_settings(uow, *, product_id: str) -> dict[str, Any]:
         "service_supervision": product.service_supervision,
         "saas_endpoint_url": product.saas_endpoint_url,
         "product_guide_url": product.product_guide_url,
-        "seller": {
-            "company_name": seller.company_name,
-            "email": seller.email,
-            "mobile": seller.mobile,
-        },
+        "seller": _seller_contact(seller),
     }
 
 

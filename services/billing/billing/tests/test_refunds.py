@@ -1,164 +1,92 @@
 """The refund use case, one method at a time, on a real PostgreSQL database (billing's
-migrated schema) with a plain unit of work and an in-memory card processor: no broker,
-no container. After every test the books are audited."""
+migrated schema) with billing's own unit of work outside nameko and an in-memory card
+processor: no broker, no container. After every test the books are audited."""
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
-from prometheus_client import REGISTRY
-from sqlalchemy.orm import Session, sessionmaker
 
 from billing import domain, usecases
+from billing.models import metadata
 from billing.payment_gateway import ChargeResult
 from billing.repository import BillingRepository
-from billing.tests.fakes import FakeCardProcessor, who
-from mercato.clock import ManualClock
-from mercato.contracts import contract_for
-from mercato.db import create_engine
-from mercato.domain import RecordsEvents
+from billing.tests.fakes import who
+from billing.tests.support import (
+    BUYER,
+    GOOD_CARD,
+    GRACE,
+    OPERATOR,
+    REASON,
+    RESELLER,
+    START,
+    Books,
+    usd,
+)
 from mercato.errors import BusinessRuleViolation, NotFound
+from mercato.identity import Identity
 from mercato.money import Money
-
-START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
-GRACE = dt.timedelta(seconds=60)
-BUYER = "acc_buyer"
-RESELLER = "acc_reseller"
-GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
-REASON = "Delivery failed: the SaaS tenant could not be created."
+from mercato.standalone import standalone_unit_of_work
+from mercato.tables import OUTBOX
+from mercato_testing import interface
 
 
-class UnitOfWork:
-    """What ``mercato.db.UnitOfWork`` gives a use case (billing's repository on its
-    session), with the outbox replaced by a list of the events committed (each checked
-    against its contract when emitted)."""
+class PostgresBooks(Books):
+    """The use cases on billing's real unit of work (its repository, its outbox) over
+    a database of its own, outside nameko."""
 
-    def __init__(self, engine: sa.engine.Engine) -> None:
-        self._sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
-        self._session: Session | None = None
-        self._pending: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-
-    @property
-    def session(self) -> Session:
-        if self._session is None:
-            self._session = self._sessionmaker()
-        return self._session
-
-    @property
-    def billing(self) -> BillingRepository:
-        return BillingRepository(self.session)
-
-    def emit(self, event_type, *, subject, data, account_id=None, version=None):
-        payload = contract_for(event_type, version).dump_data(data)
-        self._pending.append({"type": event_type, "subject": subject, "data": payload})
-
-    def emit_recorded(self, entity: RecordsEvents) -> None:
-        for recorded in entity.take_events():
-            self.emit(recorded.type, subject=recorded.subject, data=recorded.data)
-
-    def commit(self) -> None:
-        self.session.commit()
-        self.events.extend(self._pending)
-        self._pending.clear()
-
-    def rollback(self) -> None:
-        self._pending.clear()
-        self.session.rollback()
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-
-
-@dataclass
-class Books:
-    uow: UnitOfWork
-    clock: ManualClock
-    gateway: FakeCardProcessor
+    def pay(self, order_id: str, amount: int, method: str = domain.BALANCE, **kwargs) -> dict:
+        payment = super().pay(order_id, amount, method, **kwargs)
+        assert payment["status"] == "succeeded"
+        return payment
 
     def scalar(self, sql: str, **params):
         value = self.uow.session.execute(sa.text(sql), params).scalar_one()
         self.uow.rollback()
         return value
 
-    def figures(self, account_id: str) -> dict[str, int]:
-        view = usecases.get_balance(self.uow, account_id=account_id)
+    def figures(self, account_id: str = BUYER) -> dict[str, int]:
+        figures = super().figures(account_id)
         self.uow.rollback()
-        return {key: value["amount"] for key, value in view.items() if isinstance(value, dict)}
+        return figures
 
-    def pay(self, order_id: str, amount: int, method: str, payer: str = BUYER) -> dict:
-        caller = who(BUYER, "buyer", reseller=RESELLER if payer == RESELLER else None)
-        payment = usecases.pay_order(
-            self.uow,
-            self.clock,
-            self.gateway,
-            caller=caller,
-            order_id=order_id,
-            account_id=BUYER,
-            payer_account_id=payer,
-            amount={"amount": amount, "currency": "USD"},
-            enterprise_project_id="default",
-            payment_method=method,
-            card=GOOD_CARD if method == domain.CREDIT_CARD else None,
-        )
-        assert payment["status"] == "succeeded"
-        return payment
-
-    def refund(self, payment: dict, amount: int | None = None, currency: str = "USD") -> dict:
-        """Refund as the cancellation's event handler does: its inbox wrapper commits."""
-        refund = usecases.refund_payment(
-            self.uow,
-            self.clock,
-            self.gateway,
-            payment_id=payment["id"],
-            order_id=payment["order_id"],
-            account_id=payment["account_id"],
-            amount={
-                "amount": payment["amount"]["amount"] if amount is None else amount,
-                "currency": currency,
-            },
-            reason=REASON,
-        )
-        self.uow.commit()
-        return refund
+    def refund_of(self, order_id: str, caller: Identity = OPERATOR) -> dict:
+        view = super().refund_of(order_id, caller)
+        self.uow.rollback()
+        return view
 
     def of_type(self, event_type: str) -> list[dict]:
-        return [event for event in self.uow.events if event["type"] == event_type]
+        """The committed events of ``event_type``, as the outbox holds them."""
+        outbox = self.uow.table(OUTBOX)
+        query = sa.select(outbox.c.payload).where(outbox.c.event_type == event_type)
+        events = list(self.uow.session.scalars(query.order_by(outbox.c.id)))
+        self.uow.rollback()
+        return events
 
 
 @pytest.fixture
 def books(databases):
-    engine = create_engine(databases.fresh("billing"), pool_size=2)
-    uow = UnitOfWork(engine)
-    clock = ManualClock(START)
-    books = Books(uow, clock, FakeCardProcessor())
-    # a buyer with money on its balance and credit granted
-    books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
-    usecases.top_up(
-        uow, clock, books.gateway, account_id=BUYER, amount=usd(100_000), card=GOOD_CARD
-    )
-    operator = who("acc_ops", "operator")
-    usecases.set_credit_limit(uow, clock, operator=operator, account_id=BUYER, amount=usd(50_000))
-    yield books
-    try:
+    with standalone_unit_of_work(
+        databases.fresh("billing"),
+        metadata,
+        service_name="billing",
+        command="test",
+        repositories={"billing": BillingRepository},
+    ) as uow:
+        books = PostgresBooks(uow)
+        # a buyer with money on its balance and credit granted
+        books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
+        books.top_up(100_000)
+        books.grant_credit(50_000)
+        yield books
         audit = usecases.audit_ledger(uow)
         assert audit["balanced"], audit
-    finally:
-        uow.close()
-        engine.dispose()
-
-
-def usd(amount: int) -> dict:
-    return {"amount": amount, "currency": "USD"}
 
 
 def sample(name: str, **labels) -> float:
-    return REGISTRY.get_sample_value(name, {"service": "billing", **labels}) or 0.0
+    return interface.sample(name, service="billing", **labels)
 
 
 @pytest.mark.parametrize(
@@ -225,7 +153,7 @@ def test_a_full_refund_puts_the_money_back_the_way_it_came(books, method, payer)
 def test_a_partial_refund_returns_only_that_much(books):
     payment = books.pay("ord_part", 10_000, domain.BALANCE)
 
-    refund = books.refund(payment, amount=4_000)
+    refund = books.refund(payment, amount=usd(4_000))
 
     assert refund["amount"] == usd(4_000)
     assert books.figures(BUYER)["balance"] == 100_000 - 10_000 + 4_000
@@ -236,7 +164,7 @@ def test_a_payment_is_refunded_once_however_often_it_is_asked(books):
 
     first = books.refund(payment)
     again = books.refund(payment)
-    other_amount = books.refund(payment, amount=1)
+    other_amount = books.refund(payment, amount=usd(1))
 
     assert again == first and other_amount == first
     assert books.figures(BUYER)["balance"] == 100_000
@@ -250,7 +178,7 @@ def test_a_refund_of_more_than_was_paid_is_refused_and_changes_nothing(books):
     rejected = sample("mercato_refunds_total", method="balance", outcome="rejected")
 
     with pytest.raises(BusinessRuleViolation) as raised:
-        books.refund(payment, amount=10_001)
+        books.refund(payment, amount=usd(10_001))
     books.uow.rollback()
 
     assert raised.value.code == "REFUND_EXCEEDS_PAYMENT"
@@ -265,7 +193,7 @@ def test_a_refund_in_another_currency_is_refused(books):
     payment = books.pay("ord_eur", 10_000, domain.BALANCE)
 
     with pytest.raises(BusinessRuleViolation) as raised:
-        books.refund(payment, currency="EUR")
+        books.refund(payment, amount=usd(10_000, "EUR"))
     books.uow.rollback()
 
     assert raised.value.code == "REFUND_CURRENCY_MISMATCH"
@@ -294,15 +222,14 @@ def test_a_card_refund_the_processor_does_not_answer_completes_later_once(books)
     assert (pending["status"], pending["completed_at"]) == ("pending", None)
     assert books.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == 0
     assert books.refund(payment) == pending  # asked again: still the same refund
-    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 0
+    assert books.recover() == 0
 
     books.clock.advance(GRACE * 2)
-    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 0
-    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 1
-    assert usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE) == 0
+    assert books.recover() == 0
+    assert books.recover() == 1
+    assert books.recover() == 0
 
-    caller = who(BUYER, "buyer")
-    done = usecases.get_refund(books.uow, caller=caller, order_id="ord_card")
+    done = books.refund_of("ord_card", who(BUYER, "buyer"))
     assert (done["id"], done["status"]) == (pending["id"], "succeeded")
     assert done["completed_at"] == START + GRACE * 2
     assert len(books.gateway.refunds) == 1
@@ -339,15 +266,8 @@ def pending_card_refunds(books, *order_ids: str) -> list[dict]:
     return refunds
 
 
-def recover(books) -> int:
-    return usecases.recover_pending_charges(books.uow, books.clock, books.gateway, grace=GRACE)
-
-
 def refund_status(books, refund: dict) -> tuple[str, str | None]:
-    view = usecases.get_refund(
-        books.uow, caller=who("acc_ops", "operator"), order_id=refund["order_id"]
-    )
-    books.uow.rollback()
+    view = books.refund_of(refund["order_id"])
     return view["status"], view["failure_code"]
 
 
@@ -357,8 +277,8 @@ def test_a_card_refund_of_another_amount_fails_once_and_does_not_block_recovery(
     answer = books.gateway.refunds[bad["id"]]
     books.gateway.refunds[bad["id"]] = replace(answer, amount=Money(1, "USD"))
 
-    assert recover(books) == 2
-    assert recover(books) == 0
+    assert books.recover() == 2
+    assert books.recover() == 0
 
     assert refund_status(books, bad) == ("failed", "processor_amount_mismatch")
     assert refund_status(books, good) == ("succeeded", None)
@@ -388,7 +308,7 @@ def test_a_refund_whose_recovery_raises_is_rolled_back_and_the_next_is_recovered
     monkeypatch.setattr(usecases, "_complete_refund", breaks_after_writing)
     errors = sample("mercato_recovery_errors_total", item="refund")
 
-    assert recover(books) == 1
+    assert books.recover() == 1
 
     assert refund_status(books, bad) == ("pending", None)
     assert refund_status(books, good) == ("succeeded", None)
@@ -397,7 +317,7 @@ def test_a_refund_whose_recovery_raises_is_rolled_back_and_the_next_is_recovered
     assert sample("mercato_recovery_errors_total", item="refund") == errors + 1
 
     monkeypatch.undo()  # the fault is gone: the next run completes it
-    assert recover(books) == 1
+    assert books.recover() == 1
     assert refund_status(books, bad) == ("succeeded", None)
     assert len(books.of_type("billing.refund.completed")) == 2
 
@@ -426,10 +346,10 @@ def test_only_the_buyer_the_payer_or_an_operator_sees_a_refund(books):
     payment = books.pay("ord_seen", 2_000, domain.RESELLER, payer=RESELLER)
     refund = books.refund(payment)
 
-    for caller in (who(BUYER, "buyer"), who(RESELLER, "reseller"), who("acc_ops", "operator")):
-        assert usecases.get_refund(books.uow, caller=caller, order_id="ord_seen") == refund
+    for caller in (who(BUYER, "buyer"), who(RESELLER, "reseller"), OPERATOR):
+        assert books.refund_of("ord_seen", caller) == refund
     stranger = who("acc_stranger", "buyer")
     with pytest.raises(NotFound):
-        usecases.get_refund(books.uow, caller=stranger, order_id="ord_seen")
+        books.refund_of("ord_seen", stranger)
     with pytest.raises(NotFound):
-        usecases.get_refund(books.uow, caller=stranger, order_id="ord_none")
+        books.refund_of("ord_none", stranger)

@@ -5,16 +5,13 @@ journal entry sums to zero and every account and payment agrees with its posting
 from __future__ import annotations
 
 import datetime as dt
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import replace_dependencies
-from prometheus_client import REGISTRY
 
 from billing import domain
 from billing.payment_gateway import SimulatedCardGateway
@@ -30,40 +27,31 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.money import Money
+from mercato_testing.interface import (
+    EventQueue,
+    caller,
+    events_consumed,
+    publish_event,
+    sample,
+    wait_for,
+)
 
 pytestmark = pytest.mark.interface
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 GATEWAY_TIMEOUT = 0.5
 GRACE = dt.timedelta(seconds=60)
-WAIT_SECONDS = 20
 
 GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
 DECLINING_CARD = {**GOOD_CARD, "number": "4000000000000002"}
 NO_FUNDS_CARD = {**GOOD_CARD, "number": "4000000000009995"}
 TIMEOUT_CARD = {**GOOD_CARD, "number": "4000000000000119"}
 
-ANN = {"account_id": "acc_ann", "user_id": "usr_ann", "account_type": "buyer", "roles": ["buyer"]}
-BOB = {"account_id": "acc_bob", "user_id": "usr_bob", "account_type": "buyer", "roles": ["buyer"]}
-RESELLER = {
-    "account_id": "acc_reseller",
-    "user_id": "usr_reseller",
-    "account_type": "reseller",
-    "roles": ["reseller"],
-}
-CUSTOMER = {
-    "account_id": "acc_customer",
-    "user_id": "usr_customer",
-    "account_type": "buyer",
-    "roles": ["buyer"],
-    "reseller_account_id": "acc_reseller",
-}
-OPERATOR = {
-    "account_id": "acc_ops",
-    "user_id": "usr_ops",
-    "account_type": "operator",
-    "roles": ["operator"],
-}
+ANN = caller("acc_ann", "buyer")
+BOB = caller("acc_bob", "buyer")
+RESELLER = caller("acc_reseller", "reseller")
+CUSTOMER = caller("acc_customer", "buyer", reseller_account_id="acc_reseller")
+OPERATOR = caller("acc_ops", "operator")
 
 
 @dataclass
@@ -111,15 +99,10 @@ def billing(container_factory, make_service_config):
         engine.dispose()
 
 
-@pytest.fixture
-def events(billing):
-    """Every billing.payment.* event published during the test, as a subscriber's
-    queue receives them: ``events()`` waits for the outbox to drain, then reads all."""
-    exchange = Exchange("billing.events", type="topic", durable=True)
-    queue = Queue("test-billing-payments", exchange, routing_key="billing.payment.*")
-    connection = Connection(billing.config["AMQP_URI"])
-    queue(connection.channel()).declare()
-    received: list[dict] = []
+def published(billing: Billing, routing_key: str):
+    """Every event of ``routing_key`` billing publishes from now on, as a subscriber's
+    queue receives them: ``read()`` waits for the outbox to drain, then reads all."""
+    queue = EventQueue(billing.config["AMQP_URI"], "billing", routing_key)
 
     def read() -> list[dict]:
         wait_for(
@@ -129,21 +112,16 @@ def events(billing):
             ),
             "the outbox to be published",
         )
-        bound = queue(connection.channel())
-        while (message := bound.get(accept=["json"], no_ack=True)) is not None:
-            received.append(message.payload)
-        return list(received)
+        return queue.read()
 
     yield read
-    connection.release()
+    queue.close()
 
 
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.05)
+@pytest.fixture
+def events(billing):
+    """Every billing.payment.* event published during the test (see ``published``)."""
+    yield from published(billing, "billing.payment.*")
 
 
 def assert_books_balance(billing: Billing) -> None:
@@ -594,14 +572,14 @@ def test_statement_pages_newest_first(billing):
 
 
 def test_payments_are_counted_once_per_outcome_by_method(billing):
-    def sample(name: str, **labels) -> float:
-        return REGISTRY.get_sample_value(name, {"service": "billing", **labels}) or 0.0
+    def counted(name: str, **labels) -> float:
+        return sample(name, service="billing", **labels)
 
     before = {
-        "succeeded": sample("mercato_payments_total", method="balance", outcome="succeeded"),
-        "refused": sample("mercato_payments_total", method="balance", outcome="refused"),
-        "amount": sample("mercato_payment_amount_minor_total", method="balance", currency="USD"),
-        "declined": sample("mercato_payments_total", method="credit_card", outcome="failed"),
+        "succeeded": counted("mercato_payments_total", method="balance", outcome="succeeded"),
+        "refused": counted("mercato_payments_total", method="balance", outcome="refused"),
+        "amount": counted("mercato_payment_amount_minor_total", method="balance", currency="USD"),
+        "declined": counted("mercato_payments_total", method="credit_card", outcome="failed"),
     }
     top_up(billing, ANN, 5_000)
 
@@ -611,16 +589,16 @@ def test_payments_are_counted_once_per_outcome_by_method(billing):
         pay(billing, ANN, "ord_m2", 3_000, "balance")
     pay(billing, ANN, "ord_m3", 100, "credit_card", card=DECLINING_CARD)
 
-    assert sample("mercato_payments_total", method="balance", outcome="succeeded") == (
+    assert counted("mercato_payments_total", method="balance", outcome="succeeded") == (
         before["succeeded"] + 1
     )
-    assert sample("mercato_payments_total", method="balance", outcome="refused") == (
+    assert counted("mercato_payments_total", method="balance", outcome="refused") == (
         before["refused"] + 1
     )
-    assert sample("mercato_payment_amount_minor_total", method="balance", currency="USD") == (
+    assert counted("mercato_payment_amount_minor_total", method="balance", currency="USD") == (
         before["amount"] + 3_000
     )
-    assert sample("mercato_payments_total", method="credit_card", outcome="failed") == (
+    assert counted("mercato_payments_total", method="credit_card", outcome="failed") == (
         before["declined"] + 1
     )
 
@@ -654,28 +632,8 @@ HANDLER = "billing.on_order_cancelled"
 
 @pytest.fixture
 def refund_events(billing):
-    """Every billing.refund.* event published during the test (as ``events``)."""
-    exchange = Exchange("billing.events", type="topic", durable=True)
-    queue = Queue("test-billing-refunds", exchange, routing_key="billing.refund.*")
-    connection = Connection(billing.config["AMQP_URI"])
-    queue(connection.channel()).declare()
-    received: list[dict] = []
-
-    def read() -> list[dict]:
-        wait_for(
-            lambda: (
-                billing.scalar("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
-                == 0
-            ),
-            "the outbox to be published",
-        )
-        bound = queue(connection.channel())
-        while (message := bound.get(accept=["json"], no_ack=True)) is not None:
-            received.append(message.payload)
-        return list(received)
-
-    yield read
-    connection.release()
+    """Every billing.refund.* event published during the test (see ``published``)."""
+    yield from published(billing, "billing.refund.*")
 
 
 def cancelled(payment: dict | None, *, order_id: str | None = None, refund: int | None = None):
@@ -693,42 +651,18 @@ def cancelled(payment: dict | None, *, order_id: str | None = None, refund: int 
 
 
 def publish_cancelled(billing: Billing, data: dict, *, times: int = 1, event_id=None) -> str:
-    from mercato.contracts import new_envelope
-
-    envelope = new_envelope(
+    return publish_event(
+        billing.config["AMQP_URI"],
         "orders.order.cancelled",
+        data,
         subject=data["order_id"],
-        data=data,
-        account_id=data["account_id"],
-        correlation_id="test",
-        causation_id=None,
-        id=event_id,
-    ).dump()
-    exchange = Exchange("orders.events", type="topic", durable=True)
-    with Connection(billing.config["AMQP_URI"]) as connection:
-        producer = connection.Producer()
-        for _ in range(times):
-            producer.publish(
-                envelope,
-                exchange=exchange,
-                routing_key="orders.order.cancelled",
-                declare=[exchange],
-                serializer="json",
-            )
-    return envelope["id"]
+        times=times,
+        event_id=event_id,
+    )
 
 
 def consumed(outcome: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "mercato_events_consumed_total",
-        {
-            "service": "billing",
-            "handler": HANDLER,
-            "event_type": "orders.order.cancelled",
-            "outcome": outcome,
-        },
-    )
-    return value or 0.0
+    return events_consumed(HANDLER, "orders.order.cancelled", outcome)
 
 
 def handled(billing: Billing) -> int:

@@ -5,9 +5,7 @@ books are audited, as there."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -15,11 +13,20 @@ from billing import domain, usecases
 from billing.tests.fakes import (
     REFUNDS,
     FakeBillingRepository,
-    FakeCardProcessor,
     started_payment,
     who,
 )
-from mercato.clock import ManualClock
+from billing.tests.support import (
+    BUYER,
+    DECLINING_CARD,
+    GOOD_CARD,
+    GRACE,
+    OPERATOR,
+    RESELLER,
+    START,
+    Books,
+    usd,
+)
 from mercato.errors import (
     BusinessRuleViolation,
     Conflict,
@@ -28,120 +35,20 @@ from mercato.errors import (
     PaymentRequired,
     ValidationError,
 )
-from mercato.identity import Identity
 from mercato.money import Money
 from mercato.terms import PAYER_METHODS
 from mercato_testing.fakes import FakeUnitOfWork
 
-START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
-GRACE = dt.timedelta(seconds=60)
-BUYER, RESELLER = "acc_buyer", "acc_reseller"
-GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
-DECLINING_CARD = {**GOOD_CARD, "number": "4000000000000002"}
-REASON = "Delivery failed: the SaaS tenant could not be created."
 SUCCEEDED, FAILED = "billing.payment.succeeded", "billing.payment.failed"
 COMPLETED, REFUND_FAILED = "billing.refund.completed", "billing.refund.failed"
 
 
-def usd(amount: int, currency: str = "USD") -> dict:
-    return {"amount": amount, "currency": currency}
-
-
-OPERATOR = who("acc_ops", "operator")
-
-
-class Billing:
-    """The use cases on a fake unit of work, a clock and a fake card processor."""
+class Billing(Books):
+    """The use cases on a fake unit of work around billing's fake repository."""
 
     def __init__(self) -> None:
         self.repository = FakeBillingRepository()
-        self.uow = FakeUnitOfWork(billing=self.repository)
-        self.clock = ManualClock(START)
-        self.gateway = FakeCardProcessor(declining={DECLINING_CARD["number"]: "card_declined"})
-
-    def pay(
-        self,
-        order_id: str,
-        amount: int,
-        method: str = domain.BALANCE,
-        *,
-        payer: str = BUYER,
-        card: dict | None = None,
-        caller: Identity | None = None,
-        currency: str = "USD",
-    ) -> dict:
-        if caller is None:
-            caller = who(BUYER, "buyer", reseller=RESELLER if payer == RESELLER else None)
-        if card is None and method == domain.CREDIT_CARD:
-            card = GOOD_CARD
-        return usecases.pay_order(
-            self.uow,
-            self.clock,
-            self.gateway,
-            caller=caller,
-            order_id=order_id,
-            account_id=BUYER,
-            payer_account_id=payer,
-            amount=usd(amount, currency),
-            enterprise_project_id="default",
-            payment_method=method,
-            card=card,
-        )
-
-    def top_up(
-        self, amount: int, card: dict = GOOD_CARD, key: str | None = None, currency: str = "USD"
-    ) -> dict:
-        return usecases.top_up(
-            self.uow,
-            self.clock,
-            self.gateway,
-            account_id=BUYER,
-            amount=usd(amount, currency),
-            card=card,
-            idempotency_key=key,
-        )
-
-    def grant_credit(self, amount: int, currency: str = "USD") -> dict:
-        return usecases.set_credit_limit(
-            self.uow, self.clock, operator=OPERATOR, account_id=BUYER, amount=usd(amount, currency)
-        )
-
-    def refund_without_commit(self, payment: dict, **changes: Any) -> dict:
-        request = {
-            "payment_id": payment["id"],
-            "order_id": payment["order_id"],
-            "account_id": payment["account_id"],
-            "amount": payment["amount"],
-            "reason": REASON,
-            **changes,
-        }
-        return usecases.refund_payment(self.uow, self.clock, self.gateway, **request)
-
-    def refund(self, payment: dict, **changes: Any) -> dict:
-        """As the cancellation's event handler refunds: its inbox wrapper commits."""
-        view = self.refund_without_commit(payment, **changes)
-        self.uow.commit()
-        return view
-
-    def recover(self) -> int:
-        return usecases.recover_pending_charges(self.uow, self.clock, self.gateway, grace=GRACE)
-
-    def figures(self, account_id: str = BUYER) -> dict[str, int]:
-        view = usecases.get_balance(self.uow, account_id=account_id)
-        return {key: value["amount"] for key, value in view.items() if isinstance(value, dict)}
-
-    def payment(self, order_id: str) -> dict:
-        return usecases.get_payment(self.uow, caller=OPERATOR, order_id=order_id)
-
-    def refund_of(self, order_id: str, caller: Identity = OPERATOR) -> dict:
-        return usecases.get_refund(self.uow, caller=caller, order_id=order_id)
-
-    def statement(self, account_id: str = BUYER) -> list[tuple[str, int, int]]:
-        page = usecases.list_transactions(self.uow, account_id=account_id, page=1, page_size=20)
-        return [
-            (item["kind"], item["amount"]["amount"], item["balance_after"]["amount"])
-            for item in page["items"]
-        ]
+        super().__init__(FakeUnitOfWork(billing=self.repository))
 
     def events(self, event_type: str) -> list[dict]:
         return [envelope.data for envelope in self.uow.committed_events(event_type)]

@@ -3,28 +3,26 @@ nameko, and starting the service on PostgreSQL or SQLite."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
-import time
+from collections.abc import Iterator
 from typing import Any
 
-import sqlalchemy as sa
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import replace_dependencies
-from sqlalchemy.orm import sessionmaker
 
+from catalog.models import metadata
 from catalog.repository import CatalogRepository
 from catalog.service import CatalogService
 from mercato.clock import ManualClock
-from mercato.contracts import Envelope, new_envelope
-from mercato.db import create_engine
+from mercato.db import UnitOfWork
 from mercato.identity import Identity
 from mercato.migrations import upgrade
+from mercato.standalone import standalone_unit_of_work
 from mercato.topology import BY_NAME
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
-WAIT_SECONDS = 20.0
 
 SELLER = Identity("acc_seller_acme", "usr_acme", "seller", ("seller",))
 OTHER_SELLER = Identity("acc_seller_zeta", "usr_zeta", "seller", ("seller",))
@@ -66,6 +64,20 @@ def product_payload(**overrides: Any) -> dict[str, Any]:
     if payload["delivery_method"] == "saas" and "saas_endpoint_url" not in overrides:
         payload["saas_endpoint_url"] = SAAS_ENDPOINT
     return payload
+
+
+def quote_of(product: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A ``quote`` request: three months of 10 users of the product's first
+    specification; a field changed to ``...`` is left out."""
+    request = {
+        "product_id": product["id"],
+        "specification_id": product["specifications"][0]["id"],
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "month", "count": 3},
+        "quantity": 10,
+        **changes,
+    }
+    return {key: value for key, value in request.items() if value is not ...}
 
 
 def rpc(config: dict[str, Any], identity: Identity | None = None) -> ServiceRpcProxy:
@@ -113,95 +125,15 @@ def list_product(config, identity: Identity = SELLER, publish: bool = True, **ov
     return product
 
 
-def wait_for(predicate, what: str):
-    """Poll ``predicate`` until it answers something truthy (a deadline, not a
-    timing assertion: it only bounds how long a broken test hangs)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {WAIT_SECONDS}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class EventQueue:
-    """A subscriber's own queue bound to the catalog's event exchange."""
-
-    def __init__(self, amqp_uri: str, routing_key: str, name: str) -> None:
-        self.exchange = Exchange("catalog.events", type="topic", durable=True)
-        self.queue = Queue(name, self.exchange, routing_key=routing_key, auto_delete=True)
-        self.connection = Connection(amqp_uri)
-        self.queue(self.connection.channel()).declare()
-
-    def get(self) -> dict[str, Any]:
-        def fetch():
-            message = self.queue(self.connection.channel()).get(accept=["json"], no_ack=True)
-            return message.payload if message is not None else None
-
-        return wait_for(fetch, f"an event on {self.queue.name}")
-
-    def close(self) -> None:
-        self.connection.release()
-
-
-def account_created(account_id: str, name: str, type: str) -> dict[str, Any]:
-    """The envelope iam-agency publishes when it opens an account."""
-    envelope: Envelope = new_envelope(
-        "iam_agency.account.created",
-        subject=account_id,
-        data={"account_id": account_id, "name": name, "type": type, "reseller_account_id": None},
-        account_id=account_id,
-        correlation_id="test",
-        causation_id=None,
-    )
-    return envelope.dump()
-
-
-class DirectUnitOfWork:
+@contextlib.contextmanager
+def unit_of_work(url: str) -> Iterator[UnitOfWork]:
     """The unit of work use cases take (with ``uow.catalog``), over a real database but
-    outside nameko; events are checked against their contracts and kept in ``events``."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, pool_size=2)
-        self._sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
-        self._session: sa.orm.Session | None = None
-        self.events: list[Envelope] = []
-
-    @property
-    def session(self) -> sa.orm.Session:
-        if self._session is None:
-            self._session = self._sessionmaker()
-        return self._session
-
-    @property
-    def catalog(self) -> CatalogRepository:
-        return CatalogRepository(self.session)
-
-    def emit(self, event_type, *, subject, data, account_id=None, version=None) -> Envelope:
-        envelope = new_envelope(
-            event_type,
-            version=version,
-            subject=subject,
-            data=data,
-            account_id=account_id,
-            correlation_id="test",
-            causation_id=None,
-        )
-        self.events.append(envelope)
-        return envelope
-
-    def commit(self) -> None:
-        if self._session is not None:
-            self._session.commit()
-
-    def rollback(self) -> None:
-        if self._session is not None:
-            self._session.rollback()
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-        self.engine.dispose()
+    outside nameko, as a command-line tool has it: emitted events go to the outbox."""
+    with standalone_unit_of_work(
+        url,
+        metadata,
+        service_name="catalog",
+        command="test",
+        repositories={"catalog": CatalogRepository},
+    ) as uow:
+        yield uow

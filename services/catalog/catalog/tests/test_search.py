@@ -17,6 +17,7 @@ The catalogue: five published products of two sellers, published a minute apart
 "backup" is in the names of A and E and only in the descriptions of B and C.
 """
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -27,11 +28,11 @@ from catalog.tests.support import (
     OTHER_SELLER,
     SELLER,
     START,
-    DirectUnitOfWork,
     list_product,
     rpc,
     set_up_seller,
     sqlite_url,
+    unit_of_work,
 )
 from mercato.clock import ManualClock
 from mercato.contracts.catalog import ProductSearchQuery
@@ -310,31 +311,31 @@ def test_a_bad_search_is_refused_naming_the_parameter(shop, query, field):
 def twin_databases(databases, tmp_path_factory):
     """The same demo catalogue (two sellers, 300 products each) on PostgreSQL and on
     SQLite, as ``{backend: unit of work}``; shared by the tests below, which only read."""
-    units = {
-        "postgresql": DirectUnitOfWork(databases.fresh("catalog")),
-        "sqlite": DirectUnitOfWork(sqlite_url(tmp_path_factory.mktemp("twin"))),
+    urls = {
+        "postgresql": databases.fresh("catalog"),
+        "sqlite": sqlite_url(tmp_path_factory.mktemp("twin")),
     }
-    for uow in units.values():
-        # a second seller an hour later: no two products share a publication time
-        demo.seed_demo_products(
-            uow,
-            seller_account_id="acc_demo_1",
-            count=300,
-            company_name="Nimbus Works",
-            clock=ManualClock(START),
-            seed=1,
-        )
-        demo.seed_demo_products(
-            uow,
-            seller_account_id="acc_demo_2",
-            count=300,
-            company_name="Granite Labs",
-            clock=ManualClock(START + dt.timedelta(hours=1)),
-            seed=2,
-        )
-    yield units
-    for uow in units.values():
-        uow.close()
+    with contextlib.ExitStack() as opened:
+        units = {backend: opened.enter_context(unit_of_work(url)) for backend, url in urls.items()}
+        for uow in units.values():
+            # a second seller an hour later: no two products share a publication time
+            demo.seed_demo_products(
+                uow,
+                seller_account_id="acc_demo_1",
+                count=300,
+                company_name="Nimbus Works",
+                clock=ManualClock(START),
+                seed=1,
+            )
+            demo.seed_demo_products(
+                uow,
+                seller_account_id="acc_demo_2",
+                count=300,
+                company_name="Granite Labs",
+                clock=ManualClock(START + dt.timedelta(hours=1)),
+                seed=2,
+            )
+        yield units
 
 
 def _all_names(uow, **query):

@@ -6,8 +6,6 @@ import datetime as dt
 import uuid
 
 import pytest
-import sqlalchemy as sa
-from nameko.standalone.events import event_dispatcher
 
 from catalog.tests.support import (
     BUYER,
@@ -16,16 +14,13 @@ from catalog.tests.support import (
     OTHER_SELLER,
     SAAS_ENDPOINT,
     SELLER,
-    EventQueue,
-    account_created,
     list_product,
     product_payload,
+    quote_of,
     rpc,
     seller_email,
     set_up_seller,
-    wait_for,
 )
-from mercato import metrics
 from mercato.errors import (
     BusinessRuleViolation,
     Conflict,
@@ -35,8 +30,17 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.identity import Identity
+from mercato_testing.interface import (
+    EventQueue,
+    count_rows,
+    events_consumed,
+    publish_event,
+    wait_for,
+)
 
 pytestmark = pytest.mark.interface
+
+ACCOUNT_CREATED = "iam_agency.account.created"
 
 
 @pytest.fixture
@@ -45,15 +49,6 @@ def seller(catalog):
     config, clock = catalog
     set_up_seller(config, SELLER, company_name="Acme Cloud Ltd")
     return config, clock
-
-
-def count_rows(config, table):
-    engine = sa.create_engine(config["DATABASE_URL"])
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-    finally:
-        engine.dispose()
 
 
 # -- creating and publishing --------------------------------------------------------
@@ -117,10 +112,10 @@ def test_seller_creates_a_draft_with_specification_ids_then_publishes_it(seller)
 
 def test_publishing_announces_the_product_to_subscribers(seller):
     config, _clock = seller
-    queue = EventQueue(config["AMQP_URI"], "catalog.product.published", "test-published")
+    queue = EventQueue(config["AMQP_URI"], "catalog", "catalog.product.published")
     try:
         product = list_product(config, name="Acme Vault", category="security")
-        envelope = queue.get()
+        envelope = queue.next()
     finally:
         queue.close()
     assert envelope["type"] == "catalog.product.published" and envelope["version"] == 1
@@ -412,12 +407,12 @@ def test_delivery_settings_of_an_unknown_product_or_a_draft_are_not_found(seller
 def test_an_operator_delists_a_product_and_subscribers_hear_of_it(seller):
     config, clock = seller
     product = list_product(config)
-    queue = EventQueue(config["AMQP_URI"], "catalog.product.changed", "test-changed")
+    queue = EventQueue(config["AMQP_URI"], "catalog", "catalog.product.changed")
     try:
         clock.advance(days=1)
         with rpc(config, OPERATOR) as catalog:
             delisted = catalog.delist_product(product["id"], {"reason": "misleading description"})
-        envelope = queue.get()
+        envelope = queue.next()
     finally:
         queue.close()
     assert delisted["status"] == "delisted"
@@ -466,22 +461,22 @@ def test_only_operators_delist(seller):
 
 def consumed(outcome):
     """How many account events the catalog's handler finished with ``outcome``."""
-    counter = metrics.EVENTS_CONSUMED.labels(
-        "catalog", "catalog.on_account_created", "iam_agency.account.created", outcome
-    )
-    return counter._value.get()
+    return events_consumed("catalog.on_account_created", ACCOUNT_CREATED, outcome)
+
+
+def account_created(config, account_id: str, name: str, type: str, times: int = 1) -> None:
+    """Announce the account opened, as iam-agency does."""
+    data = {"account_id": account_id, "name": name, "type": type, "reseller_account_id": None}
+    publish_event(config["AMQP_URI"], ACCOUNT_CREATED, data, subject=account_id, times=times)
 
 
 def test_a_new_seller_account_can_list_products_at_once(catalog):
     config, _clock = catalog
     processed, duplicates = consumed("processed"), consumed("duplicate")
     newcomer = Identity("acc_new_seller", "usr_new", "seller", ("seller",))
-    dispatch = event_dispatcher(config)
-    buyer_created = account_created("acc_new_buyer", "Ann", "buyer")
-    dispatch("iam_agency", "iam_agency.account.created", buyer_created)
-    created = account_created(newcomer.account_id, "Newcomer Software", "seller")
-    dispatch("iam_agency", "iam_agency.account.created", created)
-    dispatch("iam_agency", "iam_agency.account.created", created)  # delivered twice
+    account_created(config, "acc_new_buyer", "Ann", "buyer")
+    # delivered twice
+    account_created(config, newcomer.account_id, "Newcomer Software", "seller", times=2)
 
     wait_for(
         lambda: (consumed("processed"), consumed("duplicate")) == (processed + 2, duplicates + 1),
@@ -499,12 +494,7 @@ def test_a_new_seller_account_can_list_products_at_once(catalog):
 def test_a_late_account_event_keeps_the_profile_the_seller_set(catalog):
     config, _clock = catalog
     set_up_seller(config, SELLER, company_name="Acme Cloud Ltd")
-    dispatch = event_dispatcher(config)
-    dispatch(
-        "iam_agency",
-        "iam_agency.account.created",
-        account_created(SELLER.account_id, "acme", "seller"),
-    )
+    account_created(config, SELLER.account_id, "acme", "seller")
     wait_for(lambda: count_rows(config, "inbox_messages") == 1, "the event handled")
     with rpc(config, SELLER) as service:
         assert service.get_seller_profile()["company_name"] == "Acme Cloud Ltd"
@@ -654,18 +644,6 @@ def test_only_buyers_save_and_only_products_buyers_can_see(seller):
 
 
 # -- quotes -------------------------------------------------------------------------
-
-
-def quote_of(product, **changes):
-    payload = {
-        "product_id": product["id"],
-        "specification_id": product["specifications"][0]["id"],
-        "billing_mode": "yearly_monthly",
-        "period": {"unit": "month", "count": 3},
-        "quantity": 10,
-    }
-    payload.update(changes)
-    return {key: value for key, value in payload.items() if value is not ...}
 
 
 def test_a_quote_fixes_everything_an_order_needs(seller):

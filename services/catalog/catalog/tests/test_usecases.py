@@ -15,6 +15,7 @@ from catalog.tests.support import (
     SELLER,
     START,
     product_payload,
+    quote_of,
 )
 from mercato.clock import ManualClock
 from mercato.errors import BusinessRuleViolation, Conflict, NotFound, ValidationError
@@ -251,15 +252,7 @@ def test_a_product_not_on_the_list_cannot_be_removed(uow, clock):
 
 
 def quote(uow, product, **changes):
-    request = {
-        "product_id": product["id"],
-        "specification_id": product["specifications"][0]["id"],
-        "billing_mode": "yearly_monthly",
-        "period": {"unit": "month", "count": 3},
-        "quantity": 10,
-        **changes,
-    }
-    return usecases.quote(uow, **request)
+    return usecases.quote(uow, **quote_of(product, **changes))
 
 
 def test_a_quote_prices_the_configuration_and_fixes_what_an_order_needs(uow, clock):

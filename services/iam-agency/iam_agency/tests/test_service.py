@@ -3,12 +3,10 @@
 import datetime as dt
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import replace_dependencies
 
@@ -16,10 +14,12 @@ from iam_agency.service import IamAgencyService
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, NotFound, Unauthenticated
 from mercato.identity import Identity
+from mercato_testing.interface import EventQueue
 
 pytestmark = pytest.mark.interface
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+PASSWORD = "ann's long password"
 
 
 @pytest.fixture
@@ -39,9 +39,18 @@ def rpc(config, **context):
 
 def sign_up(config, email="ann@example.com", type="buyer"):
     with rpc(config) as iam:
-        return iam.sign_up(
-            {"name": "Ann", "email": email, "password": "ann's long password", "type": type}
-        )
+        return iam.sign_up({"name": "Ann", "email": email, "password": PASSWORD, "type": type})
+
+
+def issue_token(service, email="ann@example.com", password=PASSWORD) -> str:
+    return service.issue_token({"email": email, "password": password})["token"]
+
+
+def signed_in(config, email="ann@example.com", password=PASSWORD) -> tuple[str, dict]:
+    """A token of the account's user, and the identity it authenticates as."""
+    with rpc(config) as service:
+        token = issue_token(service, email, password)
+        return token, service.authenticate(token)
 
 
 def as_caller(config, identity: dict):
@@ -59,11 +68,7 @@ def test_sign_up_sign_in_and_describe_the_caller(iam):
     account = sign_up(config, email="Ann@Example.com")
     assert account["email"] == "ann@example.com" and account["type"] == "buyer"
 
-    with rpc(config) as service:
-        issued = service.issue_token(
-            {"email": "ann@example.com", "password": "ann's long password"}
-        )
-        identity = service.authenticate(issued["token"])
+    _token, identity = signed_in(config)
     assert identity["account_id"] == account["id"]
     assert identity["roles"] == ["buyer"]
     assert Identity.from_context(identity) is not None
@@ -81,19 +86,12 @@ def test_sign_up_sign_in_and_describe_the_caller(iam):
 
 def test_sign_up_announces_the_new_account(iam):
     config, _clock = iam
-    exchange = Exchange("iam_agency.events", type="topic", durable=True)
-    queue = Queue("test-account-created", exchange, routing_key="iam_agency.account.created")
-    with Connection(config["AMQP_URI"]) as connection:
-        queue(connection.channel()).declare()
+    queue = EventQueue(config["AMQP_URI"], "iam_agency", "iam_agency.account.created")
+    try:
         account = sign_up(config)
-        deadline = time.monotonic() + 15
-        message = None
-        while message is None and time.monotonic() < deadline:
-            message = queue(connection.channel()).get(accept=["json"], no_ack=True)
-            if message is None:
-                time.sleep(0.1)
-    assert message is not None, "no iam_agency.account.created event"
-    envelope = message.payload
+        envelope = queue.next(timeout=15)
+    finally:
+        queue.close()
     assert envelope["type"] == "iam_agency.account.created"
     assert envelope["subject"] == account["id"]
     assert envelope["data"] == {
@@ -143,9 +141,7 @@ def test_token_expires_after_its_lifetime(iam):
     config, clock = iam
     sign_up(config)
     with rpc(config) as service:
-        token = service.issue_token(
-            {"email": "ann@example.com", "password": "ann's long password"}
-        )["token"]
+        token = issue_token(service)
         service.authenticate(token)
         clock.advance(seconds=3600)
         with pytest.raises(Unauthenticated):
@@ -155,11 +151,7 @@ def test_token_expires_after_its_lifetime(iam):
 def test_revoked_token_no_longer_authenticates(iam):
     config, _clock = iam
     sign_up(config)
-    with rpc(config) as service:
-        token = service.issue_token(
-            {"email": "ann@example.com", "password": "ann's long password"}
-        )["token"]
-        identity = service.authenticate(token)
+    token, identity = signed_in(config)
     with as_caller(config, identity) as service:
         service.revoke_token(token)
     with rpc(config) as service, pytest.raises(Unauthenticated):
@@ -176,13 +168,9 @@ def test_unknown_or_malformed_tokens_do_not_authenticate(iam, token):
 def test_me_needs_a_caller_and_projects_belong_to_their_account(iam):
     config, _clock = iam
     sign_up(config)
-    with rpc(config) as service:
-        with pytest.raises(Unauthenticated):
-            service.me()
-        token = service.issue_token(
-            {"email": "ann@example.com", "password": "ann's long password"}
-        )["token"]
-        identity = service.authenticate(token)
+    with rpc(config) as service, pytest.raises(Unauthenticated):
+        service.me()
+    _token, identity = signed_in(config)
     with as_caller(config, identity) as service, pytest.raises(NotFound):
         service.get_enterprise_project("someone-elses")
 
@@ -190,10 +178,7 @@ def test_me_needs_a_caller_and_projects_belong_to_their_account(iam):
 def test_database_keeps_no_token_or_password_in_plain_text(iam):
     config, _clock = iam
     sign_up(config)
-    with rpc(config) as service:
-        token = service.issue_token(
-            {"email": "ann@example.com", "password": "ann's long password"}
-        )["token"]
+    token, _identity = signed_in(config)
     engine = sa.create_engine(config["DATABASE_URL"])
     with engine.connect() as connection:
         dump = "\n".join(
@@ -203,7 +188,7 @@ def test_database_keeps_no_token_or_password_in_plain_text(iam):
         )
     engine.dispose()
     assert token not in dump
-    assert "ann's long password" not in dump
+    assert PASSWORD not in dump
     assert "$argon2id$" in dump
 
 
@@ -228,30 +213,21 @@ def test_create_operator_command_opens_an_operator_account_once(iam):
     assert first.returncode == 0, first.stderr
     again = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
     assert again.returncode == 1 and "EMAIL_TAKEN" in again.stderr
-    with rpc(config) as service:
-        token = service.issue_token({"email": "ops@example.com", "password": "operator long pass"})
-        assert service.authenticate(token["token"])["roles"] == ["operator"]
+    _token, identity = signed_in(config, "ops@example.com", "operator long pass")
+    assert identity["roles"] == ["operator"]
 
 
 def test_reseller_opens_a_customer_account_it_pays_for(iam):
     config, _clock = iam
     reseller = sign_up(config, email="reseller@example.com", type="reseller")
-    with rpc(config) as service:
-        token = service.issue_token(
-            {"email": "reseller@example.com", "password": "ann's long password"}
-        )["token"]
-        reseller_identity = service.authenticate(token)
+    _token, reseller_identity = signed_in(config, "reseller@example.com")
     with as_caller(config, reseller_identity) as service:
         customer = service.create_reseller_customer(
             {"name": "Cust", "email": "cust@example.com", "password": "customer long pw"}
         )
     assert customer["type"] == "buyer"
     assert customer["reseller_account_id"] == reseller["id"]
-    with rpc(config) as service:
-        token = service.issue_token({"email": "cust@example.com", "password": "customer long pw"})[
-            "token"
-        ]
-        identity = service.authenticate(token)
+    _token, identity = signed_in(config, "cust@example.com", "customer long pw")
     assert identity["reseller_account_id"] == reseller["id"]
     assert Identity.from_context(identity).reseller_account_id == reseller["id"]
 
@@ -259,11 +235,7 @@ def test_reseller_opens_a_customer_account_it_pays_for(iam):
 def test_only_a_reseller_opens_customer_accounts(iam):
     config, _clock = iam
     sign_up(config, email="buyer@example.com", type="buyer")
-    with rpc(config) as service:
-        token = service.issue_token(
-            {"email": "buyer@example.com", "password": "ann's long password"}
-        )["token"]
-        identity = service.authenticate(token)
+    _token, identity = signed_in(config, "buyer@example.com")
     from mercato.errors import Forbidden
 
     with as_caller(config, identity) as service, pytest.raises(Forbidden):

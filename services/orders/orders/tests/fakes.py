@@ -8,6 +8,7 @@ on ``unpaid``, pages are newest first, a rollback undoes what was not committed.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,25 @@ def enterprise_project(project_id: str) -> dict[str, Any]:
     return {"id": project_id, "name": project_id, "status": "enabled"}
 
 
+def payment_answer(
+    payload: dict[str, Any],
+    status: str,
+    *,
+    payment_id: str | None = None,
+    payment_method: str | None = None,
+    failure_reason: str | None = None,
+) -> dict[str, Any]:
+    """What billing's ``pay_order`` answers for ``payload``: its payment, in ``status``."""
+    return {
+        "id": payment_id or f"pay_{uuid.uuid4().hex}",
+        "order_id": payload["order_id"],
+        "status": status,
+        "payment_method": payment_method or payload["payment_method"],
+        "amount": payload["amount"],
+        "failure_reason": failure_reason,
+    }
+
+
 class Catalog:
     def quote(self, payload):
         return quote_for(payload)
@@ -85,14 +105,12 @@ class Billing:
         self.calls.append(payload)
         if self.refuse is not None:
             raise self.refuse
-        return {
-            "id": f"pay_{payload['order_id']}",
-            "order_id": payload["order_id"],
-            "status": self.next_status,
-            "payment_method": payload["payment_method"],
-            "amount": payload["amount"],
-            "failure_reason": "card declined" if self.next_status == "failed" else None,
-        }
+        return payment_answer(
+            payload,
+            self.next_status,
+            payment_id=f"pay_{payload['order_id']}",
+            failure_reason="card declined" if self.next_status == "failed" else None,
+        )
 
 
 INSUFFICIENT = PaymentRequired("the balance is short")

@@ -4,11 +4,8 @@ iam-agency, billing) replaced by small nameko services that answer like them."""
 import datetime as dt
 import threading
 import time
-import uuid
 
 import pytest
-import sqlalchemy as sa
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 
@@ -22,6 +19,14 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.transport import rpc
+from mercato_testing.interface import (
+    EventQueue,
+    caller,
+    count_rows,
+    events_consumed,
+    publish_event,
+    wait_for,
+)
 from orders.domain import add_months
 from orders.service import OrdersService
 from orders.tests import fakes
@@ -61,38 +66,16 @@ class FakeBilling:
         FakeBilling.calls.append(payload)
         card = payload.get("card") or {}
         if card.get("number", "").endswith("0119"):  # the gateway has not answered yet
-            return {
-                "id": "pay_pending",
-                "order_id": payload["order_id"],
-                "status": "pending",
-                "payment_method": "credit_card",
-                "amount": payload["amount"],
-                "failure_reason": None,
-            }
+            return fakes.payment_answer(payload, "pending", payment_id="pay_pending")
         if card.get("number", "").endswith("0002"):
-            return {
-                "id": f"pay_{uuid.uuid4().hex}",
-                "order_id": payload["order_id"],
-                "status": "failed",
-                "payment_method": payload["payment_method"],
-                "amount": payload["amount"],
-                "failure_reason": "card declined",
-            }
+            return fakes.payment_answer(payload, "failed", failure_reason="card declined")
         if payload["payment_method"] == "credit":
             raise PaymentRequired("credit limit exceeded")
         if card.get("number", "").endswith("4444"):
             return FakeBilling.announce_before_answering(payload)
         with FakeBilling.lock:
             payment = FakeBilling.charges.setdefault(
-                payload["order_id"],
-                {
-                    "id": f"pay_{uuid.uuid4().hex}",
-                    "order_id": payload["order_id"],
-                    "status": "succeeded",
-                    "payment_method": payload["payment_method"],
-                    "amount": payload["amount"],
-                    "failure_reason": None,
-                },
+                payload["order_id"], fakes.payment_answer(payload, "succeeded")
             )
         return payment
 
@@ -100,16 +83,9 @@ class FakeBilling:
     def announce_before_answering(payload):
         """Billing's event overtakes its RPC answer: orders hears of the payment (and
         marks the order paid) before pay_order returns to it."""
-        payment = {
-            "id": "pay_fast_event",
-            "order_id": payload["order_id"],
-            "status": "succeeded",
-            "payment_method": "credit_card",
-            "amount": payload["amount"],
-            "failure_reason": None,
-        }
-        publish_billing_event(
-            FakeBilling.config,
+        payment = fakes.payment_answer(payload, "succeeded", payment_id="pay_fast_event")
+        publish_event(
+            FakeBilling.config["AMQP_URI"],
             "billing.payment.succeeded",
             {
                 "payment_id": payment["id"],
@@ -120,37 +96,20 @@ class FakeBilling:
                 "amount": payload["amount"],
                 "enterprise_project_id": payload["enterprise_project_id"],
             },
+            subject=payment["id"],
         )
-        deadline = time.monotonic() + 15
-        while count(FakeBilling.config, "subscriptions") == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(
+            lambda: count_rows(FakeBilling.config, "subscriptions"),
+            "orders to hear of the payment",
+            timeout=15,
+        )
         return payment
 
 
-BUYER = {
-    "account_id": "acc_buyer",
-    "user_id": "usr_buyer",
-    "account_type": "buyer",
-    "roles": ["buyer"],
-}
-OTHER = {
-    "account_id": "acc_other",
-    "user_id": "usr_other",
-    "account_type": "buyer",
-    "roles": ["buyer"],
-}
-CUSTOMER = {
-    **BUYER,
-    "account_id": "acc_customer",
-    "user_id": "usr_customer",
-    "reseller_account_id": "acc_reseller",
-}
-SELLER = {
-    "account_id": "acc_seller",
-    "user_id": "usr_seller",
-    "account_type": "seller",
-    "roles": ["seller"],
-}
+BUYER = caller("acc_buyer", "buyer")
+OTHER = caller("acc_other", "buyer")
+CUSTOMER = caller("acc_customer", "buyer", reseller_account_id="acc_reseller")
+SELLER = caller("acc_seller", "seller")
 
 ORDER = fakes.ORDER_REQUEST
 
@@ -171,14 +130,6 @@ def orders(container_factory, make_service_config):
 
 def as_caller(config, caller):
     return ServiceRpcProxy("orders", config, timeout=20, context_data=dict(caller))
-
-
-def count(config, table):
-    engine = sa.create_engine(config["DATABASE_URL"])
-    with engine.connect() as connection:
-        result = connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-    engine.dispose()
-    return result
 
 
 def test_placed_order_fixes_the_quoted_price_and_waits_for_payment(orders):
@@ -209,8 +160,8 @@ def test_rejected_order_stores_nothing(orders, change, error, marker):
     with as_caller(config, BUYER) as service, pytest.raises(error) as raised:
         service.place_order({**ORDER, **change})
     assert marker in (raised.value.code, *raised.value.fields)
-    assert count(config, "orders") == 0
-    assert count(config, "outbox_messages") == 0
+    assert count_rows(config, "orders") == 0
+    assert count_rows(config, "outbox_messages") == 0
 
 
 def test_only_buyers_place_orders(orders):
@@ -248,7 +199,7 @@ def test_paying_twice_charges_once_and_the_second_is_a_conflict(orders):
         with pytest.raises(Conflict):
             service.pay_order(order["id"], {"payment_method": "balance"})
     assert len(FakeBilling.calls) == 1
-    assert count(config, "subscriptions") == 1
+    assert count_rows(config, "subscriptions") == 1
 
 
 def test_ten_concurrent_pays_make_one_paid_order_and_one_subscription(orders):
@@ -272,7 +223,7 @@ def test_ten_concurrent_pays_make_one_paid_order_and_one_subscription(orders):
     for thread in threads:
         thread.join()
     assert "paid" in outcomes and set(outcomes) <= {"paid", "conflict"}
-    assert count(config, "subscriptions") == 1
+    assert count_rows(config, "subscriptions") == 1
     assert len(FakeBilling.charges) == 1
 
 
@@ -357,21 +308,15 @@ def test_reseller_customer_order_is_paid_by_the_reseller_when_placed(orders):
 
 def test_order_events_carry_the_whole_purchase(orders):
     config, _clock, _ = orders
-    exchange = Exchange("orders.events", type="topic", durable=True)
-    queue = Queue("test-orders-all", exchange, routing_key="orders.#")
-    with Connection(config["AMQP_URI"]) as connection:
-        queue(connection.channel()).declare()
+    queue = EventQueue(config["AMQP_URI"], "orders", "orders.#")
+    try:
         with as_caller(config, BUYER) as service:
             order = service.place_order(ORDER)
             service.pay_order(order["id"], {"payment_method": "balance"})
-        received = []
-        deadline = time.monotonic() + 15
-        while len(received) < 3 and time.monotonic() < deadline:
-            message = queue(connection.channel()).get(accept=["json"], no_ack=True)
-            if message is None:
-                time.sleep(0.1)
-                continue
-            received.append(message.payload)
+        wait_for(lambda: len(queue.read()) >= 3, "three events", timeout=15)
+        received = queue.read()
+    finally:
+        queue.close()
     assert [event["type"] for event in received] == [
         "orders.order.created",
         "orders.order.paid",
@@ -381,54 +326,21 @@ def test_order_events_carry_the_whole_purchase(orders):
     assert all(event["account_id"] == BUYER["account_id"] for event in received)
 
 
-def publish_billing_event(config, event_type, data, *, times=1):
-    from mercato.contracts import new_envelope
-
-    envelope = new_envelope(
-        event_type,
-        subject=data["payment_id"],
-        data=data,
-        account_id=data["account_id"],
-        correlation_id="test",
-        causation_id=None,
-    ).dump()
-    exchange = Exchange("billing.events", type="topic", durable=True)
-    with Connection(config["AMQP_URI"]) as connection:
-        producer = connection.Producer()
-        for _ in range(times):
-            producer.publish(
-                envelope,
-                exchange=exchange,
-                routing_key=event_type,
-                declare=[exchange],
-                serializer="json",
-            )
+def publish_payment_event(config, event_type, data, *, times=1):
+    publish_event(config["AMQP_URI"], event_type, data, subject=data["payment_id"], times=times)
 
 
 def duplicates() -> float:
-    from prometheus_client import REGISTRY
-
-    value = REGISTRY.get_sample_value(
-        "mercato_events_consumed_total",
-        {
-            "service": "orders",
-            "handler": "orders.on_payment_succeeded",
-            "event_type": "billing.payment.succeeded",
-            "outcome": "duplicate",
-        },
-    )
-    return value or 0.0
+    return events_consumed("orders.on_payment_succeeded", "billing.payment.succeeded", "duplicate")
 
 
 def wait_for_status(config, order_id, status):
-    deadline = time.monotonic() + 15
     with as_caller(config, BUYER) as service:
-        while time.monotonic() < deadline:
-            order = service.get_order(order_id)
-            if order["status"] == status:
-                return order
-            time.sleep(0.1)
-    return order
+        return wait_for(
+            lambda: (order := service.get_order(order_id))["status"] == status and order,
+            f"the order to be {status}",
+            timeout=15,
+        )
 
 
 def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
@@ -442,7 +354,7 @@ def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
         # a payment in progress keeps the buyer from cancelling under it
         with pytest.raises(Conflict):
             service.cancel_order(order["id"])
-    publish_billing_event(
+    publish_payment_event(
         config,
         "billing.payment.succeeded",
         {
@@ -459,12 +371,10 @@ def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
     paid = wait_for_status(config, order["id"], "paid")
     assert paid["status"] == "paid" and paid["payment_pending"] is False
     # the two redeliveries are counted as duplicates once they have been handled
-    deadline = time.monotonic() + 15
-    while duplicates() < duplicates_before + 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: duplicates() >= duplicates_before + 2, "two duplicates", timeout=15)
     assert duplicates() == duplicates_before + 2
-    assert count(config, "subscriptions") == 1
-    assert count(config, "inbox_messages") == 1
+    assert count_rows(config, "subscriptions") == 1
+    assert count_rows(config, "inbox_messages") == 1
 
 
 def test_pending_card_payment_that_fails_frees_the_order(orders):
@@ -473,7 +383,7 @@ def test_pending_card_payment_that_fails_frees_the_order(orders):
     with as_caller(config, BUYER) as service:
         order = service.place_order(ORDER)
         service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
-    publish_billing_event(
+    publish_payment_event(
         config,
         "billing.payment.failed",
         {
@@ -485,10 +395,12 @@ def test_pending_card_payment_that_fails_frees_the_order(orders):
             "failure_code": "card_declined",
         },
     )
-    deadline = time.monotonic() + 15
     with as_caller(config, BUYER) as service:
-        while service.get_order(order["id"])["payment_pending"] and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(
+            lambda: not service.get_order(order["id"])["payment_pending"],
+            "the payment to be over",
+            timeout=15,
+        )
         assert service.cancel_order(order["id"])["status"] == "cancelled"
 
 
@@ -499,7 +411,7 @@ def test_payment_event_overtaking_the_rpc_answer_pays_the_order_once(orders):
         order = service.place_order(ORDER)
         paid = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
     assert paid["status"] == "paid"
-    assert count(config, "subscriptions") == 1
+    assert count_rows(config, "subscriptions") == 1
 
 
 def test_the_event_of_a_payment_the_pay_request_recorded_writes_nothing(orders):
@@ -510,7 +422,7 @@ def test_the_event_of_a_payment_the_pay_request_recorded_writes_nothing(orders):
     assert paid["status"] == "paid"
     payment = FakeBilling.charges[order["id"]]
     duplicates_before = duplicates()
-    publish_billing_event(
+    publish_payment_event(
         config,
         "billing.payment.succeeded",
         {
@@ -523,51 +435,15 @@ def test_the_event_of_a_payment_the_pay_request_recorded_writes_nothing(orders):
             "enterprise_project_id": "default",
         },
     )
-    deadline = time.monotonic() + 15
-    while duplicates() < duplicates_before + 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: duplicates() >= duplicates_before + 1, "the duplicate", timeout=15)
     # counted as the repeat it is, with no inbox row and nothing else changed
     assert duplicates() == duplicates_before + 1
-    assert count(config, "inbox_messages") == 0
-    assert count(config, "subscriptions") == 1
+    assert count_rows(config, "inbox_messages") == 0
+    assert count_rows(config, "subscriptions") == 1
     assert wait_for_status(config, order["id"], "paid")["status"] == "paid"
 
 
 # -- delivery ------------------------------------------------------------------------
-
-
-def publish_event(config, event_type, data, *, subject, times=1):
-    from mercato.contracts import new_envelope
-
-    envelope = new_envelope(
-        event_type,
-        subject=subject,
-        data=data,
-        account_id=data["account_id"],
-        correlation_id="test",
-        causation_id=None,
-    ).dump()
-    exchange = Exchange(f"{event_type.split('.')[0]}.events", type="topic", durable=True)
-    with Connection(config["AMQP_URI"]) as connection:
-        producer = connection.Producer()
-        for _ in range(times):
-            producer.publish(
-                envelope,
-                exchange=exchange,
-                routing_key=event_type,
-                declare=[exchange],
-                serializer="json",
-            )
-
-
-def events_of(config, queue):
-    received = []
-    with Connection(config["AMQP_URI"]) as connection:
-        while (
-            message := queue(connection.channel()).get(accept=["json"], no_ack=True)
-        ) is not None:
-            received.append(message.payload)
-    return received
 
 
 def paid_with_subscription(config, product_id="prd_known"):
@@ -578,7 +454,8 @@ def paid_with_subscription(config, product_id="prd_known"):
     return order, app
 
 
-def delivered(order, app, **overrides):
+def delivery_of(order, app) -> dict:
+    """Which delivery provisioning's events are about: the app of the order's line."""
     return {
         "delivery_id": "dlv_1",
         "subscription_id": app["id"],
@@ -586,6 +463,12 @@ def delivered(order, app, **overrides):
         "order_line_id": order["lines"][0]["id"],
         "account_id": BUYER["account_id"],
         "delivery_method": "saas",
+    }
+
+
+def delivered(order, app, **overrides):
+    return {
+        **delivery_of(order, app),
         "service_supervision": False,
         "application": {
             "instance_id": "inst_1",
@@ -606,21 +489,16 @@ def delivered(order, app, **overrides):
 @pytest.fixture
 def order_events(orders):
     config, _clock, _ = orders
-    queue = Queue(
-        f"test-orders-{uuid.uuid4().hex[:8]}",
-        Exchange("orders.events", type="topic", durable=True),
-        routing_key="orders.#",
-    )
-    with Connection(config["AMQP_URI"]) as connection:
-        queue(connection.channel()).declare()
-    return queue
+    queue = EventQueue(config["AMQP_URI"], "orders", "orders.#")
+    yield queue
+    queue.close()
 
 
 def test_order_paid_lists_what_provisioning_delivers(orders, order_events):
     config, _clock, _ = orders
     order, app = paid_with_subscription(config)
     time.sleep(0.5)
-    (paid,) = [e for e in events_of(config, order_events) if e["type"] == "orders.order.paid"]
+    (paid,) = [e for e in order_events.read() if e["type"] == "orders.order.paid"]
     (item,) = paid["data"]["subscriptions"]
     assert item["subscription_id"] == app["id"]
     assert item["order_line_id"] == order["lines"][0]["id"]
@@ -636,7 +514,7 @@ def test_a_delivered_app_is_enabled_and_its_order_completed_once(orders, order_e
     order, app = paid_with_subscription(config)
     clock.advance(dt.timedelta(hours=1))  # delivered an hour after payment
     publish_event(
-        config,
+        config["AMQP_URI"],
         "provisioning.delivery.succeeded",
         delivered(order, app),
         subject=app["id"],
@@ -651,7 +529,7 @@ def test_a_delivered_app_is_enabled_and_its_order_completed_once(orders, order_e
     assert enabled["activated_at"] == (START + dt.timedelta(minutes=30)).isoformat()
     assert enabled["expires_at"] == add_months(START + dt.timedelta(minutes=30), 2).isoformat()
     time.sleep(0.5)
-    types = [e["type"] for e in events_of(config, order_events)]
+    types = [e["type"] for e in order_events.read()]
     assert types.count("orders.subscription.activated") == 1
     assert types.count("orders.order.completed") == 1
 
@@ -660,7 +538,7 @@ def test_a_supervised_app_awaits_the_buyers_acceptance(orders):
     config, _clock, _ = orders
     order, app = paid_with_subscription(config, "prd_supervised")
     publish_event(
-        config,
+        config["AMQP_URI"],
         "provisioning.delivery.succeeded",
         delivered(order, app, service_supervision=True),
         subject=app["id"],
@@ -676,27 +554,27 @@ def test_a_failed_delivery_cancels_the_order_once_and_asks_for_the_refund(orders
     config, _clock, _ = orders
     order, app = paid_with_subscription(config)
     failure = {
-        "delivery_id": "dlv_1",
-        "subscription_id": app["id"],
-        "order_id": order["id"],
-        "order_line_id": order["lines"][0]["id"],
-        "account_id": BUYER["account_id"],
-        "delivery_method": "saas",
+        **delivery_of(order, app),
         "reason": "The seller's system did not deliver Known App within 3 hours.",
         "failed_at": START,
     }
-    publish_event(config, "provisioning.delivery.failed", failure, subject=app["id"], times=2)
+    publish_event(
+        config["AMQP_URI"], "provisioning.delivery.failed", failure, subject=app["id"], times=2
+    )
     cancelled = wait_for_status(config, order["id"], "cancelled")
     assert cancelled["cancel_reason"] == f"Delivery failed: {failure['reason']}"
     with as_caller(config, BUYER) as service:
         assert service.get_purchased_app(app["id"])["status"] == "released"
     time.sleep(0.5)
-    (event,) = [e for e in events_of(config, order_events) if e["type"] == "orders.order.cancelled"]
+    (event,) = [e for e in order_events.read() if e["type"] == "orders.order.cancelled"]
     assert event["data"]["payment_id"].startswith("pay_")
     assert event["data"]["refund"] == order["amount_due"]
     # a late success for a cancelled order changes nothing
     publish_event(
-        config, "provisioning.delivery.succeeded", delivered(order, app), subject=app["id"]
+        config["AMQP_URI"],
+        "provisioning.delivery.succeeded",
+        delivered(order, app),
+        subject=app["id"],
     )
     time.sleep(0.5)
     assert wait_for_status(config, order["id"], "cancelled")["status"] == "cancelled"

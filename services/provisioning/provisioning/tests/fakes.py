@@ -33,27 +33,24 @@ class FakeDeliveryRepository(InMemoryRepository):
     def add(self, delivery: Delivery) -> None:
         self.table("deliveries")[delivery.id] = delivery
 
-    def lock_due(self, now: dt.datetime, limit: int) -> list[Delivery]:
+    def _due(self, status: str, moment: str, now: dt.datetime) -> list[Delivery]:
+        """Deliveries in ``status`` whose ``moment`` has come and no one holds, soonest
+        first."""
         due = [
             delivery
             for delivery in self.table("deliveries").values()
-            if delivery.status == PENDING
-            and delivery.next_attempt_at is not None
-            and delivery.next_attempt_at <= now
+            if delivery.status == status
+            and getattr(delivery, moment) is not None
+            and getattr(delivery, moment) <= now
             and _free(delivery, now)
         ]
-        return sorted(due, key=lambda delivery: delivery.next_attempt_at)[:limit]
+        return sorted(due, key=lambda delivery: getattr(delivery, moment))
+
+    def lock_due(self, now: dt.datetime, limit: int) -> list[Delivery]:
+        return self._due(PENDING, "next_attempt_at", now)[:limit]
 
     def lock_due_release(self, now: dt.datetime) -> Delivery | None:
-        due = [
-            delivery
-            for delivery in self.table("deliveries").values()
-            if delivery.status == FAILED
-            and delivery.release_due_at is not None
-            and delivery.release_due_at <= now
-            and _free(delivery, now)
-        ]
-        return min(due, key=lambda delivery: delivery.release_due_at, default=None)
+        return next(iter(self._due(FAILED, "release_due_at", now)), None)
 
     def lock(self, delivery_id: str) -> Delivery:
         return self.table("deliveries")[delivery_id]

@@ -9,13 +9,12 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from mercato.contracts import new_envelope
 from mercato.errors import NotFound, RateLimited
 from mercato.periods import add_months
 from mercato.transport import rpc
+from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
 from mercato_testing.seller import reference_seller
 from provisioning import licenses
 from provisioning.models import metadata
@@ -23,24 +22,9 @@ from provisioning.service import ProvisioningService
 
 pytestmark = pytest.mark.interface
 
-BUYER = {
-    "account_id": "acc_buyer",
-    "user_id": "usr_buyer",
-    "account_type": "buyer",
-    "roles": ["buyer"],
-}
-OTHER = {
-    "account_id": "acc_other",
-    "user_id": "usr_other",
-    "account_type": "buyer",
-    "roles": ["buyer"],
-}
-SELLER = {
-    "account_id": "acc_seller",
-    "user_id": "usr_seller",
-    "account_type": "seller",
-    "roles": ["seller"],
-}
+BUYER = caller("acc_buyer", "buyer")
+OTHER = caller("acc_other", "buyer")
+SELLER = caller("acc_seller", "seller")
 
 
 class FakeCatalog:
@@ -80,27 +64,17 @@ def config(make_service_config):
 
 @pytest.fixture
 def events(config):
-    """Everything provisioning publishes, in order (a queue bound before it starts)."""
-    exchange = Exchange("provisioning.events", type="topic", durable=True)
-    queue = Queue(f"test-provisioning-{uuid.uuid4().hex[:8]}", exchange, routing_key="#")
-    connection = Connection(config["AMQP_URI"])
-    queue(connection.channel()).declare()
-    received: list[dict] = []
+    """Everything provisioning publishes, in order (a queue bound before it starts);
+    ``events(count)`` waits for at least ``count`` of them."""
+    queue = EventQueue(config["AMQP_URI"], "provisioning")
 
-    def drain(count: int = 0, timeout: float = 20.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = queue(connection.channel()).get(accept=["json"], no_ack=True)
-            if message is not None:
-                received.append(message.payload)
-                continue
-            if len(received) >= count:
-                break
-            time.sleep(0.05)
-        return received
+    def drain(count: int = 0) -> list[dict]:
+        if count:
+            wait_for(lambda: len(queue.read()) >= count, f"{count} events")
+        return queue.read()
 
     yield drain
-    connection.release()
+    queue.close()
 
 
 @pytest.fixture
@@ -175,36 +149,12 @@ def paid_order(method: str = "saas", *, supervision: bool = False) -> dict:
     }
 
 
-def publish_paid(config, data, *, times=1):
-    envelope = new_envelope(
-        "orders.order.paid",
-        subject=data["order_id"],
-        data=data,
-        account_id=data["account_id"],
-        correlation_id="test",
-        causation_id=None,
-    ).dump()
-    exchange = Exchange("orders.events", type="topic", durable=True)
-    with Connection(config["AMQP_URI"]) as connection:
-        producer = connection.Producer()
-        for _ in range(times):
-            producer.publish(
-                envelope,
-                exchange=exchange,
-                routing_key="orders.order.paid",
-                declare=[exchange],
-                serializer="json",
-            )
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def publish_paid(config, data, *, times=1) -> str:
+    """Announce the order paid, as orders does; answers its first subscription's id."""
+    publish_event(
+        config["AMQP_URI"], "orders.order.paid", data, subject=data["order_id"], times=times
+    )
+    return data["subscriptions"][0]["subscription_id"]
 
 
 def delivery_row(config, subscription_id):
@@ -225,6 +175,23 @@ def delivery_row(config, subscription_id):
 
 def of_type(received, event_type, subscription_id):
     return [e for e in received if e["type"] == event_type and e["subject"] == subscription_id]
+
+
+SUCCEEDED = "provisioning.delivery.succeeded"
+FAILED = "provisioning.delivery.failed"
+
+
+def announced(events, event_type, subscription_id, what, timeout=20.0) -> list[dict]:
+    """The subscription's ``event_type`` events, once provisioning has published one."""
+    return wait_for(lambda: of_type(events(), event_type, subscription_id), what, timeout)
+
+
+def delivered_once(events, subscription_id, what, timeout=20.0) -> list[dict]:
+    """The subscription's delivery.succeeded, and no second one a moment later."""
+    delivered = announced(events, SUCCEEDED, subscription_id, what, timeout)
+    time.sleep(1)  # anything more would be a second delivery
+    assert len(of_type(events(), SUCCEEDED, subscription_id)) == 1
+    return delivered
 
 
 def instances_of(app) -> set[str]:
@@ -248,16 +215,11 @@ def test_saas_is_delivered_once_and_its_password_is_sealed_masked_and_revealed(
     start_provisioning()
     app = seller()
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order, times=2)  # a redelivered event starts nothing twice
+    # a redelivered event starts nothing twice
+    subscription_id = publish_paid(config, order, times=2)
 
     received = events(count=1)
-    delivered = wait_for(
-        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
-        what="delivery.succeeded",
-    )
-    time.sleep(1)  # anything more would be a second delivery
-    assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
+    delivered = delivered_once(events, subscription_id, "delivery.succeeded")
     application = delivered[0]["data"]["application"]
     assert application["has_password"] is True
     assert application["frontend_url"].startswith(app.base_url)
@@ -301,12 +263,8 @@ def test_reveals_are_rate_limited(start_provisioning, seller, config, events):
     start_provisioning()
     seller()
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
-        what="delivery",
-    )
+    subscription_id = publish_paid(config, order)
+    announced(events, SUCCEEDED, subscription_id, "delivery")
     with as_caller(config, BUYER) as service:
         for _ in range(5):
             service.reveal_credentials(subscription_id)
@@ -322,20 +280,14 @@ def test_a_seller_down_for_a_while_gets_the_delivery_once_when_back(
         service.issue_interface_credentials()  # credentials exist; the app is not running
     FakeCatalog.endpoint = "http://127.0.0.1:9/saas"  # nothing listens there yet
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
+    subscription_id = publish_paid(config, order)
     wait_for(
         lambda: (delivery_row(config, subscription_id) or {}).get("attempts", 0) >= 2,
         what="two failed attempts",
     )
     assert delivery_row(config, subscription_id)["status"] == "pending"
     app = seller()  # back: re-issues no credentials (the holder keeps the first pair)
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
-        what="delivery after the seller came back",
-    )
-    time.sleep(1)
-    assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
+    delivered_once(events, subscription_id, "delivery after the seller came back")
     assert len(instances_of(app)) == 1
 
 
@@ -345,16 +297,11 @@ def test_a_seller_that_never_answers_fails_the_delivery_once_when_the_window_pas
     start_provisioning(DELIVERY_WINDOW_SECONDS=4)
     seller(fault="hang")
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
-    failed = wait_for(
-        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
-        timeout=30,
-        what="delivery.failed",
-    )
+    subscription_id = publish_paid(config, order)
+    failed = announced(events, FAILED, subscription_id, "delivery.failed", timeout=30)
     time.sleep(1.5)
-    assert len(of_type(events(), "provisioning.delivery.failed", subscription_id)) == 1
-    assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
+    assert len(of_type(events(), FAILED, subscription_id)) == 1
+    assert not of_type(events(), SUCCEEDED, subscription_id)
     assert "Team Chat" in failed[0]["data"]["reason"]
     row = delivery_row(config, subscription_id)
     assert row["status"] == "failed" and "no answer" in (row["last_error"] or "")
@@ -366,13 +313,8 @@ def test_an_instance_the_seller_never_finished_is_released_when_the_window_passe
     start_provisioning(DELIVERY_WINDOW_SECONDS=3)
     app = seller(provision_delay=600)  # newInstance answers; the tenant is never ready
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
-        timeout=30,
-        what="delivery.failed",
-    )
+    subscription_id = publish_paid(config, order)
+    announced(events, FAILED, subscription_id, "delivery.failed", timeout=30)
     row = wait_for(
         lambda: (r := delivery_row(config, subscription_id))["released_at"] and r,
         what="the release",
@@ -393,20 +335,16 @@ def test_a_bad_signature_is_refused_retried_and_reported_then_delivered_once_fix
     start_provisioning()
     app = seller(fault="bad-signature")
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
+    subscription_id = publish_paid(config, order)
     wait_for(
         lambda: (delivery_row(config, subscription_id) or {}).get("attempts", 0) >= 2,
         what="refused answers",
     )
     row = delivery_row(config, subscription_id)
     assert row["status"] == "pending" and "Body-Sign does not verify" in row["last_error"]
-    assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
+    assert not of_type(events(), SUCCEEDED, subscription_id)
     app.set_fault("none")
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
-        what="delivery once the signature is right",
-    )
+    announced(events, SUCCEEDED, subscription_id, "delivery once the signature is right")
     # newInstance was answered (with a bad signature) and asked again: still one tenant
     assert len(instances_of(app)) == 1
 
@@ -417,8 +355,7 @@ def test_provisioning_killed_mid_delivery_delivers_exactly_once_after_restart(
     container = start_provisioning()
     app = seller(provision_delay=3)  # the tenant takes a while: queryInstance says 000004
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
+    subscription_id = publish_paid(config, order)
     wait_for(
         lambda: (delivery_row(config, subscription_id) or {}).get("instance_id"),
         what="the instance id to be recorded",
@@ -426,13 +363,7 @@ def test_provisioning_killed_mid_delivery_delivers_exactly_once_after_restart(
     container.kill()
     assert delivery_row(config, subscription_id)["status"] == "pending"
     start_provisioning()
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
-        timeout=30,
-        what="delivery after the restart",
-    )
-    time.sleep(1)
-    assert len(of_type(events(), "provisioning.delivery.succeeded", subscription_id)) == 1
+    delivered_once(events, subscription_id, "delivery after the restart", timeout=30)
     assert len(instances_of(app)) == 1
 
 
@@ -443,13 +374,8 @@ def test_an_unexpected_failure_is_retried_and_still_ends_when_the_window_passes(
     seller()
     order = paid_order()
     order["subscriptions"][0]["product_id"] = "prd_gone"  # catalog answers NotFound
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
-        timeout=30,
-        what="delivery.failed",
-    )
+    subscription_id = publish_paid(config, order)
+    announced(events, FAILED, subscription_id, "delivery.failed", timeout=30)
     row = delivery_row(config, subscription_id)
     assert row["attempts"] >= 2 and "NotFound" in row["last_error"]
 
@@ -460,13 +386,8 @@ def test_a_private_endpoint_is_refused_outside_development(
     start_provisioning(ALLOW_PRIVATE_SELLER_ENDPOINTS="false", DELIVERY_WINDOW_SECONDS=3)
     app = seller()  # listening on 127.0.0.1
     order = paid_order()
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
-    wait_for(
-        lambda: of_type(events(), "provisioning.delivery.failed", subscription_id),
-        timeout=30,
-        what="delivery.failed",
-    )
+    subscription_id = publish_paid(config, order)
+    announced(events, FAILED, subscription_id, "delivery.failed", timeout=30)
     assert "private network" in delivery_row(config, subscription_id)["last_error"]
     assert instances_of(app) == set()  # never called
 
@@ -484,10 +405,7 @@ def test_a_license_key_is_delivered_and_verifies_with_the_sellers_published_key(
         with pytest.raises(NotFound):
             service.license_public_key(SELLER["account_id"])
     publish_paid(config, order)
-    delivered = wait_for(
-        lambda: of_type(events(), "provisioning.delivery.succeeded", subscription_id),
-        what="license delivery",
-    )
+    delivered = announced(events, SUCCEEDED, subscription_id, "license delivery")
     license_key = delivered[0]["data"]["application"]["license_key"]
     with as_caller(config, OTHER) as service:
         published = service.license_public_key(SELLER["account_id"])
@@ -510,12 +428,11 @@ def test_images_and_professional_services_wait_for_their_own_flows(
 ):
     start_provisioning()
     order = paid_order("image")
-    subscription_id = order["subscriptions"][0]["subscription_id"]
-    publish_paid(config, order)
+    subscription_id = publish_paid(config, order)
     row = wait_for(lambda: delivery_row(config, subscription_id), what="the delivery row")
     time.sleep(0.5)
     assert row["status"] == "waiting"
-    assert not of_type(events(), "provisioning.delivery.succeeded", subscription_id)
+    assert not of_type(events(), SUCCEEDED, subscription_id)
 
 
 # -- key rotation --------------------------------------------------------------------------
@@ -530,19 +447,11 @@ def test_resealing_moves_every_secret_to_the_new_key_so_the_old_one_can_go(
 
     container = start_provisioning()
     seller()
-    saas, license_order = paid_order(), paid_order("license")
-    for order in (saas, license_order):
-        publish_paid(config, order)
-    subscription_id = saas["subscriptions"][0]["subscription_id"]
-    for order in (saas, license_order):
-        wait_for(
-            lambda order=order: of_type(
-                events(),
-                "provisioning.delivery.succeeded",
-                order["subscriptions"][0]["subscription_id"],
-            ),
-            what="deliveries",
-        )
+    subscription_id, license_id = (
+        publish_paid(config, order) for order in (paid_order(), paid_order("license"))
+    )
+    for delivered in (subscription_id, license_id):
+        announced(events, SUCCEEDED, delivered, "deliveries")
     with as_caller(config, BUYER) as service:
         before = service.reveal_credentials(subscription_id)
     container.kill()
@@ -563,13 +472,5 @@ def test_resealing_moves_every_secret_to_the_new_key_so_the_old_one_can_go(
     start_provisioning(CREDENTIAL_KEYS=new)  # the old key is gone
     with as_caller(config, BUYER) as service:
         assert service.reveal_credentials(subscription_id) == before
-    another = paid_order("license")
-    publish_paid(config, another)
-    wait_for(
-        lambda: of_type(
-            events(),
-            "provisioning.delivery.succeeded",
-            another["subscriptions"][0]["subscription_id"],
-        ),
-        what="a license signed with the resealed key",
-    )
+    another = publish_paid(config, paid_order("license"))
+    announced(events, SUCCEEDED, another, "a license signed with the resealed key")
