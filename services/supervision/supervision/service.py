@@ -3,9 +3,10 @@
 from mercato.db import Database
 from mercato.service import MercatoService
 from supervision.models import metadata
+from supervision.repository import REPOSITORIES
 
 
 class SupervisionService(MercatoService):
     name = "supervision"
 
-    db = Database(metadata)
+    db = Database(metadata, repositories=REPOSITORIES)
