@@ -102,3 +102,28 @@ def openapi_document(gateway: Any, request: Request) -> Response:
 
 def docs(gateway: Any, request: Request) -> Response:
     return openapi.docs_response(openapi.document(type(gateway)))
+
+
+# -- service supervision -----------------------------------------------------------------
+
+
+def supervision_flow(gateway: Any, request: Request, flow_id: str) -> dict[str, Any]:
+    """The flow is supervision's (NotFound unless the caller is a party or an operator);
+    the seller's request template (catalog) and, for a SaaS flow, the delivered
+    application (provisioning, which shows it to the buyer only) are added when they
+    answer: the page shows what it can."""
+    flow = gateway.supervision.get_flow(flow_id)
+    try:
+        template = gateway.catalog.get_request_template(flow["product"]["id"])
+        flow["request_template"] = template.get("template")
+    except (NotFound, ServiceUnavailable):
+        flow["request_template"] = None
+    flow["application"] = None
+    if flow["delivery_method"] == "saas":
+        try:
+            application = gateway.provisioning.get_application(flow["subscription_id"])
+            if application.get("delivery_status") == "succeeded":
+                flow["application"] = application
+        except (NotFound, ServiceUnavailable):
+            pass
+    return flow

@@ -37,6 +37,8 @@ ACCOUNTS = "Accounts and sign-in"
 CATALOG = "Catalog"
 ORDERS = "Orders and payment"
 PURCHASED_APPS = "Purchased apps"
+SUPERVISION = "Service supervision"
+MESSAGES = "Messages"
 OPERATIONS_TAG = "Operations"
 TAGS = [
     {
@@ -55,6 +57,14 @@ TAGS = [
         "balance, a card or credit; the balance, its top-ups and its movements.",
     },
     {"name": PURCHASED_APPS, "description": "What paid orders became: one row per subscription."},
+    {
+        "name": SUPERVISION,
+        "description": "Licenses, professional services and supervised SaaS from payment to "
+        "acceptance: the buyer's request, the seller's confirmation and provision, the "
+        "buyer's acceptance (automatic after the acceptance period), appeals that operators "
+        "decide.",
+    },
+    {"name": MESSAGES, "description": "Direct messages: what waits for you, appeal results."},
     {
         "name": OPERATIONS_TAG,
         "description": "Probes, metrics and this documentation (no /v1 prefix, no auth).",

@@ -9,9 +9,17 @@ RPC's schemas in ``mercato.contracts``.
 from __future__ import annotations
 
 from gateway import handlers, schemas
-from gateway.openapi import ACCOUNTS, CATALOG, OPERATIONS_TAG, ORDERS, PURCHASED_APPS
+from gateway.openapi import (
+    ACCOUNTS,
+    CATALOG,
+    MESSAGES,
+    OPERATIONS_TAG,
+    ORDERS,
+    PURCHASED_APPS,
+    SUPERVISION,
+)
 from gateway.routing import ANYONE, AUTHENTICATED, TOKEN_OPTIONAL, Route
-from mercato.contracts import billing, catalog, iam_agency, orders, provisioning
+from mercato.contracts import billing, catalog, iam_agency, orders, provisioning, supervision
 from mercato.contracts.common import EmptyRequest
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 from mercato.validation import PageSchema
@@ -433,6 +441,156 @@ ROUTES = (
         response=provisioning.LicensePublicKeyResponse,
         errors={404: "NOT_FOUND: the seller has no license signing key yet"},
         rpc=("provisioning", "license_public_key"),
+    ),
+    # -- service supervision -----------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/supervision/flows",
+        "list_supervision_flows",
+        summary="Service supervision: my flows",
+        tag=SUPERVISION,
+        who=AUTHENTICATED,
+        about="The caller's flows, newest first: a buyer's orders, a seller's products' "
+        "orders. Filter by `step`, or `q` (an order id, or words of the product's name).",
+        query=supervision.FlowsQuery,
+        response=supervision.FlowPage,
+        rpc=("supervision", "list_flows"),
+    ),
+    Route(
+        "GET",
+        "/v1/supervision/flows/{flow_id}",
+        "get_supervision_flow",
+        summary="A supervision flow",
+        tag=SUPERVISION,
+        who=AUTHENTICATED,
+        about="The flow's steps, the buyer's requests, the seller's provisions, the "
+        "request template, a SaaS product's application until acceptance, the appeal and "
+        "the operation record. Its buyer, its seller and operators see it.",
+        response=supervision.FlowResponse,
+        handler=handlers.supervision_flow,
+    ),
+    Route(
+        "POST",
+        "/v1/supervision/flows/{flow_id}/requests",
+        "submit_supervision_request",
+        summary="Submit the service request (buyer)",
+        tag=SUPERVISION,
+        who=BUYER,
+        about="Describe what you need, with attachments; the seller is to confirm it "
+        "(409 unless the flow is awaiting_request).",
+        body=supervision.RequestSubmission,
+        response=supervision.FlowResponse,
+        status=201,
+        rpc=("supervision", "submit_request"),
+    ),
+    Route(
+        "POST",
+        "/v1/supervision/flows/{flow_id}/confirmation",
+        "confirm_supervision_request",
+        summary="Confirm or send back the request (seller)",
+        tag=SUPERVISION,
+        who=SELLER,
+        about="`{}` confirms and starts the service (a supervised SaaS tenant is created "
+        'now); `{"reject": true, "reason": "..."}` sends the request back to the buyer.',
+        body=supervision.Confirmation,
+        response=supervision.FlowResponse,
+        rpc=("supervision", "answer_request"),
+    ),
+    Route(
+        "POST",
+        "/v1/supervision/flows/{flow_id}/provisions",
+        "provide_supervised_service",
+        summary="Service provided (seller)",
+        tag=SUPERVISION,
+        who=SELLER,
+        about="The seller says what it provided, with attachments; the buyer is to accept "
+        "it. Not for SaaS, whose delivery moves the flow.",
+        body=supervision.ProvisionSubmission,
+        response=supervision.FlowResponse,
+        status=201,
+        rpc=("supervision", "provide_service"),
+    ),
+    Route(
+        "POST",
+        "/v1/supervision/flows/{flow_id}/acceptance",
+        "accept_supervised_delivery",
+        summary="Accept the delivery (buyer)",
+        tag=SUPERVISION,
+        who=BUYER,
+        about="Completes the flow and the order and enables the purchased app.",
+        body=EmptyRequest,
+        response=supervision.FlowResponse,
+        rpc=("supervision", "accept"),
+    ),
+    Route(
+        "POST",
+        "/v1/supervision/flows/{flow_id}/appeals",
+        "open_supervision_appeal",
+        summary="Appeal (buyer or seller)",
+        tag=SUPERVISION,
+        who=AUTHENTICATED,
+        about="At any step before completion; the flow is frozen until an operator "
+        "decides, within three working days.",
+        body=supervision.AppealRequest,
+        response=supervision.AppealView,
+        status=201,
+        errors={409: "CONFLICT: an appeal is open already, or the flow is completed or closed"},
+        rpc=("supervision", "open_appeal"),
+    ),
+    Route(
+        "GET",
+        "/v1/admin/appeals",
+        "list_open_appeals",
+        summary="Open appeals (operator)",
+        tag=SUPERVISION,
+        who=OPERATOR,
+        about="Open appeals with their due time, the earliest due (the overdue) first.",
+        query=PageSchema,
+        response=supervision.AppealPage,
+        rpc=("supervision", "list_open_appeals"),
+    ),
+    Route(
+        "POST",
+        "/v1/admin/appeals/{appeal_id}/resolution",
+        "resolve_appeal",
+        summary="Decide an appeal (operator)",
+        tag=SUPERVISION,
+        who=OPERATOR,
+        about="`continue` (the flow resumes where it was), `complete` (as if accepted) or "
+        "`refund` (`refund` 0 < x <= paid goes back to the payer, the order is cancelled, "
+        "the flow closed).",
+        body=supervision.AppealResolution,
+        response=supervision.AppealView,
+        errors={
+            409: "CONFLICT: the appeal is resolved already",
+            422: "REFUND_ABOVE_PAID: the refund is more than the order's payment",
+        },
+        rpc=("supervision", "resolve_appeal"),
+    ),
+    # -- messages -------------------------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/messages",
+        "list_messages",
+        summary="My messages",
+        tag=MESSAGES,
+        who=AUTHENTICATED,
+        about="Direct messages, newest first, with how many are unread.",
+        query=supervision.MessagesQuery,
+        response=supervision.MessagePage,
+        rpc=("supervision", "list_messages"),
+    ),
+    Route(
+        "POST",
+        "/v1/messages/{message_id}/read",
+        "read_message",
+        summary="Mark a message read",
+        tag=MESSAGES,
+        who=AUTHENTICATED,
+        about="Only its addressee may (404 for anyone else).",
+        body=EmptyRequest,
+        response=supervision.MessageView,
+        rpc=("supervision", "read_message"),
     ),
     # -- operations -----------------------------------------------------------------------
     Route(

@@ -42,6 +42,7 @@ class GatewayService(MercatoService):
     orders = TimedRpcProxy("orders")
     billing = TimedRpcProxy("billing")
     provisioning = TimedRpcProxy("provisioning")
+    supervision = TimedRpcProxy("supervision")
     # /readyz must answer quickly even when iam-agency does not
     iam_probe = TimedRpcProxy("iam_agency", timeout=probes.IAM_PING_TIMEOUT_SECONDS)
     last_readiness = probes.LastReport()

@@ -107,6 +107,9 @@ class OrderPaidV1(_OrderPartiesV1):
     payment_id = fields.String(required=True)
     payment_method = fields.String(required=True)
     amount = fields.Nested(MoneySchema, required=True)
+    # on the orders service's clock (a test clock may set it apart from the envelope's
+    # occurred_at); supervision decides a flow's process by it. Optional: added within v1
+    paid_at = fields.AwareDateTime(load_default=None, allow_none=True)
     # one per order line: what provisioning delivers
     subscriptions = fields.List(
         fields.Nested(PaidSubscriptionV1), required=True, validate=validate.Length(min=1)
@@ -191,6 +194,7 @@ register(
         "payment_id": "pay_0b6f3c1e2d4a4f5e8a9b7c6d5e4f3a2b",
         "payment_method": "balance",
         "amount": {"amount": 129900, "currency": "USD"},
+        "paid_at": dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC),
         "subscriptions": [
             {
                 "subscription_id": "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",

@@ -7,7 +7,7 @@ broker holds afterwards through its management API. The guide's event reference 
 generated from the contracts registry and checked against it, as tests/contract does for
 docs/asyncapi.yaml; running this file rewrites it::
 
-    .venv/bin/python libs/mercato/tests/test_subscribers.py
+    .venv/bin/python libs/mercato_subscribers/tests/test_subscribers.py
 """
 
 from __future__ import annotations
@@ -434,10 +434,10 @@ def render_event_reference() -> str:
 
 REFERENCE_BEGIN = (
     "<!-- BEGIN event reference: generated from the contracts by "
-    "`python libs/mercato/tests/test_subscribers.py`; do not edit -->"
+    "`python libs/mercato_subscribers/tests/test_subscribers.py`; do not edit -->"
 )
 REFERENCE_END = "<!-- END event reference -->"
-REGENERATE = ".venv/bin/python libs/mercato/tests/test_subscribers.py"
+REGENERATE = ".venv/bin/python libs/mercato_subscribers/tests/test_subscribers.py"
 
 
 def _reference_in(text: str) -> str:

@@ -3,11 +3,15 @@ what an order looks like to its buyer. No nameko, no SQL.
 
 An order's moves::
 
-    unpaid --pay--> paid --await_acceptance--> awaiting_acceptance --complete--> completed
-      |               |                                 |
-      |               +--------------complete-----------+--> completed
-      +--cancel--> cancelled          (paid, delivering or awaiting acceptance)
-                       ^--------cancel_undelivered----------+   (refunded)
+    unpaid --pay--> paid --deliver--> delivering --await_acceptance--> awaiting_acceptance
+      |               |                     |                                   |
+      |               +-------------------complete---------------------------+--+--> completed
+      +--cancel--> cancelled              (paid, delivering or awaiting acceptance)
+                       ^--------cancel_undelivered-----------------------------+   (refunded)
+
+``delivering`` is a supervised service's order while the seller works on it (its
+supervision flow before acceptance); ``awaiting_acceptance`` waits for the buyer's
+acceptance, which completes it.
 
 ``OrderRules`` and ``SubscriptionRules`` are mixed into the mapped classes of
 ``orders.models``: the columns live there, the moves here. A move that the entity's
@@ -45,6 +49,7 @@ ORDER = StateMachine(
     "order",
     {
         "pay": ((UNPAID,), PAID),
+        "deliver": ((PAID,), DELIVERING),
         "await_acceptance": ((PAID, DELIVERING), AWAITING_ACCEPTANCE),
         "complete": ((PAID, DELIVERING, AWAITING_ACCEPTANCE), COMPLETED),
         "cancel": ((UNPAID,), CANCELLED),
@@ -257,6 +262,7 @@ class OrderRules(RecordsEvents):
                 "payment_id": payment_id,
                 "payment_method": payment_method,
                 "amount": self.amount(),
+                "paid_at": now,
                 "subscriptions": [
                     {
                         "subscription_id": subscription.id,
@@ -297,6 +303,11 @@ class OrderRules(RecordsEvents):
         """Whether a delivery may still change the order (not cancelled, not done)."""
         return ORDER.allows("complete", self.status)
 
+    def start_delivering(self, now: dt.datetime) -> None:
+        """A supervised service's seller works on it (its flow started)."""
+        self.status = ORDER.move("deliver", self.status)
+        self.updated_at = now
+
     def await_acceptance(self, now: dt.datetime) -> None:
         """Delivered, now the buyer's acceptance is awaited (service supervision)."""
         if self.status == AWAITING_ACCEPTANCE:
@@ -319,11 +330,15 @@ class OrderRules(RecordsEvents):
         self.status = ORDER.move("cancel", self.status)
         self._cancelled(reason, now, refund=None)
 
-    def cancel_undelivered(self, reason: str, now: dt.datetime) -> None:
-        """A paid order that cannot be delivered: cancelled, and what was paid is to be
+    def cancel_undelivered(
+        self, reason: str, now: dt.datetime, refund_amount: int | None = None
+    ) -> None:
+        """A paid order that cannot be delivered (or that an operator refunded on
+        appeal): cancelled, and what was paid (or ``refund_amount`` of it) is to be
         refunded (billing acts on the event, once)."""
         self.status = ORDER.move("cancel_undelivered", self.status)
-        self._cancelled(reason, now, refund=self.amount())
+        refund = self.amount() if refund_amount is None else money(refund_amount, self.currency)
+        self._cancelled(reason, now, refund=refund)
 
     def _cancelled(self, reason: str, now: dt.datetime, refund: dict[str, Any] | None) -> None:
         self.cancel_reason = reason

@@ -5,7 +5,7 @@ from prometheus_client import Counter
 
 ORDERS = Counter(
     "mercato_orders_total",
-    "Orders that reached each status: unpaid (placed), paid, awaiting_acceptance, "
+    "Orders that reached each status: unpaid (placed), paid, delivering, awaiting_acceptance, "
     "completed, cancelled",
     ["status"],
 )

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mercato.db import Page, fetch_page, insert_now
-from mercato.terms import ENABLED, UNPAID
+from mercato.terms import ENABLED, ENABLING, UNPAID
 from orders.domain import NewSubscription
 from orders.models import Order, OrderLine, Subscription
 
@@ -197,9 +197,17 @@ class OrderRepository:
         return self.session.get(Subscription, subscription_id)
 
     def page_of_subscriptions(self, account_id: str, *, page: int, page_size: int) -> Page:
+        """The account's purchased apps. One with service supervision is listed once its
+        flow completed (it is enabled then); until then it is on the flow."""
+        awaiting_supervision = sa.and_(
+            Subscription.status == ENABLING,
+            Subscription.order_line_id.in_(
+                sa.select(OrderLine.id).where(OrderLine.service_supervision.is_(True))
+            ),
+        )
         query = (
             sa.select(Subscription)
-            .where(Subscription.account_id == account_id)
+            .where(Subscription.account_id == account_id, sa.not_(awaiting_supervision))
             .order_by(Subscription.created_at.desc(), Subscription.id)
         )
         return fetch_page(self.session, query, page, page_size)

@@ -152,6 +152,40 @@ class OrdersService(MercatoService):
             reason=event.data["reason"],
         )
 
+    # -- service supervision --
+
+    @handles_event("supervision.flow.started")
+    def on_flow_started(self, event) -> None:
+        """A supervised service's order is delivering while its seller works."""
+        usecases.supervision_started(
+            self.db, self.clock, order_id=event.data["order_id"], step=event.data["step"]
+        )
+
+    @handles_event("supervision.flow.service_provided")
+    def on_service_provided(self, event) -> None:
+        usecases.supervised_service_provided(self.db, self.clock, order_id=event.data["order_id"])
+
+    @handles_event("supervision.flow.completed")
+    def on_flow_completed(self, event) -> None:
+        """Accepted: the purchased app is enabled and the order completed."""
+        usecases.supervision_completed(
+            self.db, self.clock, subscription_id=event.data["subscription_id"]
+        )
+
+    @handles_event("supervision.flow.closed")
+    def on_flow_closed(self, event) -> None:
+        """Refunded on appeal: the order is cancelled and billing refunds the amount. A
+        flow closed because the order was cancelled already asks nothing."""
+        refund = event.data.get("refund")
+        if refund is not None:
+            usecases.refund_on_appeal(
+                self.db,
+                self.clock,
+                order_id=event.data["order_id"],
+                refund_amount=refund["amount"],
+                reason=event.data["reason"],
+            )
+
     @timer(interval=EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:
         """Cancel unpaid orders whose payment window passed (safe with two replicas)."""

@@ -29,6 +29,7 @@ from mercato.terms import (
     CANCELLED,
     COMPLETED,
     CREDIT_CARD,
+    DELIVERING,
     ENABLING,
     PAID,
     RESELLER,
@@ -326,6 +327,69 @@ def cancel_undelivered_order(uow, clock: Clock, *, subscription_id: str, reason:
     for subscription in uow.orders.lock_subscriptions_of(order.id):
         subscription.release(now)
     order.cancel_undelivered(f"Delivery failed: {reason}", now)
+    uow.emit_recorded(order)
+    metrics.ORDERS.labels(CANCELLED).inc()
+
+
+# -- service supervision ------------------------------------------------------------
+
+
+def _locked_order(uow, order_id: str) -> Order | None:
+    order = uow.orders.lock(order_id)
+    if order is None:
+        _log.warning("supervision reported on order %s, which orders does not have", order_id)
+    return order
+
+
+def supervision_started(uow, clock: Clock, *, order_id: str, step: str) -> None:
+    """A supervised order's flow started: a service's order is ``delivering`` while its
+    seller works (a license's flow starts at acceptance; its delivery moves the order).
+    The caller commits."""
+    order = _locked_order(uow, order_id)
+    if order is None or step == AWAITING_ACCEPTANCE or order.status != PAID:
+        return
+    order.start_delivering(clock.now())
+    metrics.ORDERS.labels(DELIVERING).inc()
+
+
+def supervised_service_provided(uow, clock: Clock, *, order_id: str) -> None:
+    """The seller provided the service (or the SaaS tenant was delivered): the order
+    awaits the buyer's acceptance. The caller commits."""
+    order = _locked_order(uow, order_id)
+    if order is None or order.status not in (PAID, DELIVERING):
+        return
+    order.await_acceptance(clock.now())
+    metrics.ORDERS.labels(AWAITING_ACCEPTANCE).inc()
+
+
+def supervision_completed(uow, clock: Clock, *, subscription_id: str) -> None:
+    """The buyer accepted (or the acceptance period passed, or an operator decided):
+    the subscription is enabled, for its period from now, and the order completes. A
+    repeat changes nothing. The caller commits."""
+    order = _locked_order_of(uow, subscription_id)
+    subscription = uow.orders.lock_subscription(subscription_id)
+    if not order.accepts_delivery() or subscription.status != ENABLING:
+        return
+    now = clock.now()
+    subscription.enable(now)
+    uow.emit_recorded(subscription)
+    if uow.orders.count_not_enabled(order.id) == 0:
+        order.complete(now)
+        uow.emit_recorded(order)
+        metrics.ORDERS.labels(COMPLETED).inc()
+
+
+def refund_on_appeal(uow, clock: Clock, *, order_id: str, refund_amount: int, reason: str) -> None:
+    """An operator resolved an appeal with a refund: the order is cancelled, its
+    subscriptions released, and billing refunds ``refund_amount`` (at most what was
+    paid; supervision checked it, billing checks it again). The caller commits."""
+    order = _locked_order(uow, order_id)
+    if order is None or not order.accepts_delivery():
+        return
+    now = clock.now()
+    for subscription in uow.orders.lock_subscriptions_of(order.id):
+        subscription.release(now)
+    order.cancel_undelivered(reason, now, refund_amount)
     uow.emit_recorded(order)
     metrics.ORDERS.labels(CANCELLED).inc()
 

@@ -4,7 +4,9 @@ a failed one left at the seller. No nameko, no SQL.
 A delivery's statuses (``DELIVERY``):
 
 - ``waiting``: delivered by a flow of its own (images: cloud servers under an agency;
-  professional services: service supervision); nothing here moves it;
+  professional services: service supervision), or a supervised SaaS tenant waiting
+  for its seller to confirm the buyer's request (``start``, on
+  ``supervision.flow.confirmed``, makes it ``pending`` with a full window);
 - ``pending``: claimed by the sweep and tried, step by step, until it succeeds or its
   window passes;
 - ``succeeded``, ``failed``: final; each is announced (``provisioning.delivery.*``).
@@ -35,12 +37,23 @@ WAITING, PENDING, SUCCEEDED, FAILED = "waiting", "pending", "succeeded", "failed
 # deliveries wait for them.
 DELIVERED_HERE = (LICENSE, SAAS)
 
+
+def starts_at_payment(delivery_method: str, service_supervision: bool) -> bool:
+    """Delivered here from payment on: a license (its supervision flow starts at
+    acceptance) and a SaaS tenant without supervision. A supervised SaaS tenant is
+    created when the seller confirms the buyer's request."""
+    if delivery_method not in DELIVERED_HERE:
+        return False
+    return delivery_method == LICENSE or not service_supervision
+
+
 DELIVERY_SUCCEEDED = "provisioning.delivery.succeeded"
 DELIVERY_FAILED = "provisioning.delivery.failed"
 
 DELIVERY = StateMachine(
     "delivery",
     {
+        "start": ((WAITING,), PENDING),
         "claim": ((PENDING,), PENDING),
         "record_instance": ((PENDING,), PENDING),
         "succeed": ((PENDING,), SUCCEEDED),
@@ -144,6 +157,13 @@ class DeliveryLifecycle(RecordsEvents):
         return self.account_id == viewer.account_id or viewer.has_role(OPERATOR)
 
     # -- delivering -------------------------------------------------------------------
+
+    def start(self, now: dt.datetime, policy: DeliveryPolicy) -> None:
+        """A waiting supervised SaaS delivery starts: due now, with a whole window."""
+        self.status = DELIVERY.move("start", self.status)
+        self.next_attempt_at = now
+        self.deadline_at = now + policy.window
+        self.updated_at = now
 
     def claim(self, now: dt.datetime, policy: DeliveryPolicy) -> None:
         """Leased to one worker for one step. The subscription's period runs from the

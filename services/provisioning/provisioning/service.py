@@ -112,6 +112,13 @@ class ProvisioningService(MercatoService):
         as the deliveries are recorded, never held while a seller answers."""
         usecases.accept_paid_order(self.db, self.clock, order=event.data, policy=self.policy)
 
+    @handles_event("supervision.flow.confirmed")
+    def on_flow_confirmed(self, event) -> None:
+        """The seller confirmed a supervised SaaS request: create the tenant now."""
+        usecases.start_confirmed_delivery(
+            self.db, self.clock, self.policy, subscription_id=event.data["subscription_id"]
+        )
+
     @configured_timer(SWEEP_KEY, 1.0)
     def run_due_deliveries(self) -> None:
         """Retries, and deliveries a crash left behind (safe with several replicas)."""

@@ -40,6 +40,7 @@ from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
+from mercato.terms import SAAS
 from provisioning import domain, endpoints, licenses, metrics
 from provisioning.domain import DeliveryPolicy as DeliveryPolicy  # the service builds it here
 from provisioning.keyring import Keyring, Sealed
@@ -88,7 +89,7 @@ def accept_paid_order(
 def _new_delivery(
     order: dict[str, Any], item: dict[str, Any], now: dt.datetime, policy: DeliveryPolicy
 ) -> Delivery:
-    delivered_here = item["delivery_method"] in domain.DELIVERED_HERE
+    delivered_here = domain.starts_at_payment(item["delivery_method"], item["service_supervision"])
     period = item.get("period") or {}
     return Delivery(
         id=new_id("dlv"),
@@ -122,6 +123,19 @@ def _aware(value: Any) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
+
+
+def start_confirmed_delivery(
+    uow, clock: Clock, policy: DeliveryPolicy, *, subscription_id: str
+) -> str | None:
+    """The seller confirmed a supervised SaaS request: its waiting delivery starts (the
+    sweep creates the tenant). Anything else, or a repeat, changes nothing. The caller
+    (the inbox) commits; the delivery's id when it started."""
+    delivery = uow.deliveries.of_subscription(subscription_id, lock=True)
+    if delivery is None or delivery.delivery_method != SAAS or not delivery.may("start"):
+        return None
+    delivery.start(clock.now(), policy)
+    return delivery.id
 
 
 # -- running deliveries ---------------------------------------------------------------

@@ -60,7 +60,13 @@ class FlowRepository:
         return self.session.scalar(_locked(sa.select(Flow).where(Flow.order_id == order_id)))
 
     def page_of_party(
-        self, account_id: str, *, step: str | None, q: str | None, page: int, page_size: int
+        self,
+        account_id: str,
+        *,
+        page: int,
+        page_size: int,
+        step: str | None = None,
+        q: str | None = None,
     ) -> Page:
         """The flows the account is buyer or seller of, newest first; ``q`` matches an
         order id exactly or the product's name in part."""
@@ -246,7 +252,9 @@ class MessageRepository:
         """A message, once per ``dedup_key``: True when it was new."""
         return insert_or_ignore(self.session, Message, values, unique=["dedup_key"])
 
-    def page_of(self, account_id: str, *, unread: bool | None, page: int, page_size: int) -> Page:
+    def page_of(
+        self, account_id: str, *, page: int, page_size: int, unread: bool | None = None
+    ) -> Page:
         query = sa.select(Message).where(Message.account_id == account_id)
         if unread is True:
             query = query.where(Message.read_at.is_(None))

@@ -1,12 +1,189 @@
-"""The supervision service: entrypoints only (docs/architecture.md says what it will own)."""
+"""supervision's entrypoints: load and check the input, call one use case, dump."""
 
+from __future__ import annotations
+
+from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
+from nameko.timer import timer
+
+from mercato.clock import ClockProvider
+from mercato.contracts import supervision as contract
 from mercato.db import Database
+from mercato.errors import EXPECTED
+from mercato.identity import BUYER, OPERATOR, SELLER
+from mercato.inbox import handles_event
 from mercato.service import MercatoService
+from mercato.transport import rpc
+from mercato.validation import PageSchema, dump, load
+from supervision import usecases
 from supervision.models import metadata
 from supervision.repository import REPOSITORIES
+from supervision.settings import Settings
+
+# how often the timers look for flows whose time came (the test clock's promise: due
+# work runs within 10 s of a move)
+SWEEP_SECONDS = 5
+
+
+class SupervisionSettings(DependencyProvider):
+    """The service's settings, read and checked once at start."""
+
+    def setup(self) -> None:
+        self.settings = Settings.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx) -> Settings:
+        return self.settings
 
 
 class SupervisionService(MercatoService):
     name = "supervision"
 
     db = Database(metadata, repositories=REPOSITORIES)
+    clock = ClockProvider()
+    config = Config()
+    settings = SupervisionSettings()
+
+    # -- flows --------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_flows(self, query: dict) -> dict:
+        """The caller's flows (a seller's: those of its products)."""
+        caller = self.caller.require_role(BUYER, SELLER)
+        params = load(contract.FlowsQuery, query)
+        return dump(contract.FlowPage, usecases.list_flows(self.db, caller=caller, query=params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_flow(self, flow_id: str) -> dict:
+        caller = self.caller.require()
+        flow = usecases.get_flow(self.db, self.clock, caller=caller, flow_id=str(flow_id))
+        return dump(contract.FlowResponse, flow)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def submit_request(self, flow_id: str, payload: dict) -> dict:
+        caller = self.caller.require_role(BUYER)
+        request = load(contract.RequestSubmission, payload)
+        flow = usecases.submit_request(
+            self.db, self.clock, self.settings, caller=caller, flow_id=str(flow_id), request=request
+        )
+        return dump(contract.FlowResponse, flow)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def answer_request(self, flow_id: str, payload: dict) -> dict:
+        """The seller confirms (``{}``) or sends the request back (``{reject, reason}``)."""
+        caller = self.caller.require_role(SELLER)
+        answer = load(contract.Confirmation, payload)
+        flow = usecases.answer_request(
+            self.db, self.clock, caller=caller, flow_id=str(flow_id), answer=answer
+        )
+        return dump(contract.FlowResponse, flow)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def provide_service(self, flow_id: str, payload: dict) -> dict:
+        caller = self.caller.require_role(SELLER)
+        provision = load(contract.ProvisionSubmission, payload)
+        flow = usecases.provide_service(
+            self.db,
+            self.clock,
+            self.settings,
+            caller=caller,
+            flow_id=str(flow_id),
+            provision=provision,
+        )
+        return dump(contract.FlowResponse, flow)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def accept(self, flow_id: str) -> dict:
+        caller = self.caller.require_role(BUYER)
+        flow = usecases.accept(self.db, self.clock, caller=caller, flow_id=str(flow_id))
+        return dump(contract.FlowResponse, flow)
+
+    # -- appeals --------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def open_appeal(self, flow_id: str, payload: dict) -> dict:
+        caller = self.caller.require_role(BUYER, SELLER)
+        request = load(contract.AppealRequest, payload)
+        appeal = usecases.open_appeal(
+            self.db, self.clock, self.settings, caller=caller, flow_id=str(flow_id), request=request
+        )
+        return dump(contract.AppealView, appeal)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_open_appeals(self, query: dict) -> dict:
+        self.caller.require_role(OPERATOR)
+        params = load(PageSchema, query)
+        return dump(contract.AppealPage, usecases.list_open_appeals(self.db, self.clock, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def resolve_appeal(self, appeal_id: str, payload: dict) -> dict:
+        caller = self.caller.require_role(OPERATOR)
+        resolution = load(contract.AppealResolution, payload)
+        appeal = usecases.resolve_appeal(
+            self.db,
+            self.clock,
+            self.settings,
+            caller=caller,
+            appeal_id=str(appeal_id),
+            resolution=resolution,
+        )
+        return dump(contract.AppealView, appeal)
+
+    # -- messages -------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_messages(self, query: dict) -> dict:
+        caller = self.caller.require()
+        params = load(contract.MessagesQuery, query)
+        return dump(
+            contract.MessagePage, usecases.list_messages(self.db, caller=caller, query=params)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def read_message(self, message_id: str) -> dict:
+        caller = self.caller.require()
+        message = usecases.read_message(
+            self.db, self.clock, caller=caller, message_id=str(message_id)
+        )
+        return dump(contract.MessageView, message)
+
+    # -- what other services announce ------------------------------------------------------
+
+    @handles_event("orders.order.paid")
+    def on_order_paid(self, event) -> None:
+        """A supervised order was paid: its flow starts."""
+        usecases.start_flows(
+            self.db,
+            self.clock,
+            self.settings,
+            order=event.data,
+            paid_at=event.data.get("paid_at") or event.occurred_at,
+        )
+
+    @handles_event("provisioning.delivery.succeeded")
+    def on_delivery_succeeded(self, event) -> None:
+        """A supervised SaaS tenant exists: the buyer is to accept it."""
+        usecases.tenant_delivered(
+            self.db, self.clock, self.settings, subscription_id=event.data["subscription_id"]
+        )
+
+    @handles_event("orders.order.cancelled")
+    def on_order_cancelled(self, event) -> None:
+        """A paid order was cancelled (its delivery failed): its flow closes."""
+        if event.data.get("payment_id"):
+            usecases.order_cancelled(
+                self.db, self.clock, order_id=event.data["order_id"], reason=event.data["reason"]
+            )
+
+    # -- what the clock brings --------------------------------------------------------------
+
+    @timer(interval=SWEEP_SECONDS)
+    def run_due_work(self) -> None:
+        """Auto-accept, its notice two days before, the seller's confirmation reminder and
+        the appeal gauges. Safe with two replicas: each claims rows the other skips."""
+        while usecases.accept_overdue_flows(self.db, self.clock) > 0:
+            pass
+        while usecases.send_acceptance_notices(self.db, self.clock) > 0:
+            pass
+        while usecases.remind_unconfirmed(self.db, self.clock) > 0:
+            pass
+        usecases.refresh_appeal_gauges(self.db, self.clock)

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 
@@ -450,8 +451,24 @@ def paid_with_subscription(config, product_id="prd_known"):
     with as_caller(config, BUYER) as service:
         order = service.place_order({**ORDER, "product_id": product_id})
         service.pay_order(order["id"], {"payment_method": "balance"})
-        (app,) = service.list_purchased_apps({})["items"]
+        (subscription_id,) = subscription_ids_of(config, order["id"])
+        app = service.get_purchased_app(subscription_id)
     return order, app
+
+
+def subscription_ids_of(config, order_id: str) -> list[str]:
+    """Read from the table: a supervised app is not listed under Purchased Apps until
+    its flow completes."""
+    engine = sa.create_engine(config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT id FROM subscriptions WHERE order_id = :order_id"),
+                {"order_id": order_id},
+            )
+            return [row[0] for row in rows]
+    finally:
+        engine.dispose()
 
 
 def delivery_of(order, app) -> dict:
@@ -548,6 +565,8 @@ def test_a_supervised_app_awaits_the_buyers_acceptance(orders):
     )
     with as_caller(config, BUYER) as service:
         assert service.get_purchased_app(app["id"])["status"] == "enabling"
+        # until its supervision flow completes, it is not listed under Purchased Apps
+        assert service.list_purchased_apps({})["items"] == []
 
 
 def test_a_failed_delivery_cancels_the_order_once_and_asks_for_the_refund(orders, order_events):
