@@ -47,6 +47,54 @@ def top_up(gateway: Any, request: Request, payload: dict[str, Any]) -> dict[str,
     return gateway.billing.top_up(payload if key is None else {**payload, "idempotency_key": key})
 
 
+# -- the seller's orders ------------------------------------------------------------------
+
+
+def seller_orders(gateway: Any, request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    """The orders of the seller's products (orders'), their buyers named by iam-agency
+    in one call for the whole page."""
+    page = gateway.orders.list_seller_orders(query)
+    return {**page, "items": _with_buyers_named(gateway, page["items"])}
+
+
+def seller_order(gateway: Any, request: Request, order_id: str) -> dict[str, Any]:
+    """One order of the seller's products (NotFound for any other), its buyer named."""
+    (order,) = _with_buyers_named(gateway, [gateway.orders.get_seller_order(order_id)])
+    return order
+
+
+def _with_buyers_named(gateway: Any, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each order's buyer as ``{account_id, name}``, with ``email`` for an order whose
+    buyer shared its contact with it (orders says which: ``shared_contact``). A buyer
+    may have shared with one order and not another, so iam-agency is asked for the
+    emails of those who shared anywhere on the page and each order shows one only when
+    its own buyer shared it there. Should iam-agency not answer, the page still shows
+    the orders, with no names."""
+    if not orders:
+        return orders
+    buyers = [order["buyer"] for order in orders]
+    account_ids = list(dict.fromkeys(buyer["account_id"] for buyer in buyers))
+    contacts = list(
+        dict.fromkeys(buyer["account_id"] for buyer in buyers if buyer.get("shared_contact"))
+    )
+    try:
+        answer = gateway.iam_agency.account_cards(
+            {"account_ids": account_ids, "contact_account_ids": contacts}
+        )
+        cards = {card["account_id"]: card for card in answer["items"]}
+    except ServiceUnavailable:
+        cards = {}
+    named = []
+    for order in orders:
+        buyer = order["buyer"]
+        card = cards.get(buyer["account_id"], {})
+        shown = {"account_id": buyer["account_id"], "name": card.get("name")}
+        if buyer.get("shared_contact") and card.get("email"):
+            shown["email"] = card["email"]
+        named.append({**order, "buyer": shown})
+    return named
+
+
 # -- purchased apps ---------------------------------------------------------------------
 
 

@@ -178,6 +178,21 @@ ROUTES = (
         rpc=("catalog", "list_seller_products"),
     ),
     Route(
+        "PUT",
+        "/v1/seller/products/{product_id}/request-template",
+        "set_request_template",
+        summary="Set a product's request template",
+        tag=CATALOG,
+        who=SELLER,
+        about="What a buyer is asked to write in a service request for the product (its "
+        "seller only; any status): 0 to 5,000 characters, an empty template removes it. "
+        "Answers the product's template (null once removed).",
+        body=catalog.RequestTemplateRequest,
+        response=catalog.RequestTemplateResponse,
+        errors={404: "NOT_FOUND: not one of the seller's products"},
+        rpc=("catalog", "set_request_template"),
+    ),
+    Route(
         "POST",
         "/v1/admin/products/{product_id}/delist",
         "delist_product",
@@ -324,6 +339,33 @@ ROUTES = (
         response=orders.OrderResponse,
         errors={409: "CONFLICT: only an unpaid order can be cancelled"},
         rpc=("orders", "cancel_order"),
+    ),
+    # -- the seller's orders -------------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/seller/orders",
+        "list_seller_orders",
+        summary="The orders of the seller's products",
+        tag=ORDERS,
+        who=SELLER,
+        about="The orders of the seller's products, newest first (seller only); `status` "
+        "filters. Each shows the seller's lines, their amount and the buyer's account and "
+        "name, with its email when the buyer shared its contact with the order.",
+        query=orders.SellerOrdersQuery,
+        response=orders.SellerOrderPage,
+        handler=handlers.seller_orders,
+    ),
+    Route(
+        "GET",
+        "/v1/seller/orders/{order_id}",
+        "get_seller_order",
+        summary="An order of the seller's products",
+        tag=ORDERS,
+        who=SELLER,
+        about="One order of the seller's products, as the list shows it (seller only).",
+        response=orders.SellerOrderResponse,
+        errors={404: "NOT_FOUND: no order of the seller's products"},
+        handler=handlers.seller_order,
     ),
     # -- billing ------------------------------------------------------------------------
     Route(

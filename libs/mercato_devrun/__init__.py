@@ -10,10 +10,12 @@
    ``PROVISIONING_CREDENTIAL_KEYS`` is set);
 5. starts the seven processes under honcho, each line of their logs prefixed by name;
 6. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
-   public API, has the seller list and publish a few products, issues the seller's SaaS
-   interface credentials and starts the reference seller application
-   (``examples/seller-saas``) with them, so the demo SaaS product can be bought and
-   opened at once; then prints the gateway URL and the demo credentials.
+   public API, has the seller list and publish a few products (two SaaS products, one
+   of them supervised; a license and a professional service, which are always
+   supervised), issues the seller's SaaS interface credentials and starts the
+   reference seller application (``examples/seller-saas``) with them, so the demo
+   SaaS products can be bought and opened at once; then prints the gateway URL and
+   the demo credentials.
 
 Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop).
 """
@@ -189,7 +191,8 @@ DEMO_PRODUCTS = [
         "description": "Layer-7 rules, intrusion prevention and a web console.",
         "category": "security",
         "delivery_method": "license",
-        "service_supervision": False,
+        # a license is always supervised: the buyer accepts it once it is activated
+        "service_supervision": True,
         "product_guide_url": "https://demo.mercato/guides/firewall",
         "terms": "One license per protected server.",
         "specifications": [
@@ -211,6 +214,29 @@ DEMO_PRODUCTS = [
         "terms": "Delivered within 10 working days of the kick-off call.",
         "specifications": [
             {"name": "Up to 1 TB", "prices": [{"billing_mode": "one_time", "amount": 250000}]}
+        ],
+    },
+    {
+        "name": "Lumen Analytics Workspace",
+        "summary": "A managed analytics workspace, set up with you and accepted by you.",
+        "description": "Dashboards and reports on your own data; our team connects your "
+        "sources, and the workspace is yours once you accept it.",
+        "category": "analytics",
+        "delivery_method": "saas",
+        # delivered by the seller's application, then accepted by the buyer
+        "service_supervision": True,
+        "product_guide_url": "https://demo.mercato/guides/analytics",
+        "terms": "The workspace is set up within 2 working days; cancel any time.",
+        "saas_endpoint_url": "http://{seller_app}/saas",
+        "specifications": [
+            {
+                "name": "Team",
+                "prices": [
+                    {"billing_mode": "yearly_monthly", "period_unit": "month", "amount": 9900},
+                    {"billing_mode": "yearly_monthly", "period_unit": "year", "amount": 99000},
+                ],
+                "quantity": {"name": "users", "min": 1, "max": 50},
+            }
         ],
     },
 ]
@@ -235,12 +261,22 @@ def demo_seller_headers(gateway: str) -> dict[str, str]:
 
 def seed_demo_products(gateway: str) -> None:
     """The demo seller lists and publishes a few products, through the public API like
-    any seller, once (a later run finds them and adds nothing)."""
+    any seller, once each: a later run lists only those it does not find by name (a
+    product added to ``DEMO_PRODUCTS`` since the databases under ``var/`` were made)."""
     headers = demo_seller_headers(gateway)
-    if requests.get(f"{gateway}/v1/seller/products", headers=headers, timeout=10).json()["total"]:
+    listed = requests.get(
+        f"{gateway}/v1/seller/products", params={"page_size": 100}, headers=headers, timeout=10
+    ).json()
+    missing = [
+        product
+        for product in DEMO_PRODUCTS
+        if product["name"] not in {item["name"] for item in listed["items"]}
+    ]
+    if not missing:
         return
-    requests.put(f"{gateway}/v1/seller/profile", json=DEMO_PROFILE, headers=headers, timeout=10)
-    for product in DEMO_PRODUCTS:
+    if not listed["total"]:
+        requests.put(f"{gateway}/v1/seller/profile", json=DEMO_PROFILE, headers=headers, timeout=10)
+    for product in missing:
         if "saas_endpoint_url" in product:
             endpoint = str(product["saas_endpoint_url"]).format(seller_app=seller_app_address())
             product = {**product, "saas_endpoint_url": endpoint}

@@ -89,7 +89,16 @@ def test_demo_seller_products_are_published_for_buyers_to_find(system):
     found = requests.get(f"{system.gateway}/v1/products", params={"q": "backup"}, timeout=15)
     assert found.status_code == 200, found.text
     assert [item["name"] for item in found.json()["items"]] == ["Nimbus Backup for ECS"]
-    assert requests.get(f"{system.gateway}/v1/products", timeout=15).json()["total"] == 3
+    assert requests.get(f"{system.gateway}/v1/products", timeout=15).json()["total"] == 4
+    supervised = requests.get(
+        f"{system.gateway}/v1/products", params={"service_supervision": "true"}, timeout=15
+    ).json()["items"]
+    # the license and the professional service always are; one SaaS product is too
+    assert sorted(item["delivery_method"] for item in supervised) == [
+        "license",
+        "professional_service",
+        "saas",
+    ]
 
 
 def test_every_process_serves_metrics_with_its_entrypoint_counters(system):
@@ -180,6 +189,33 @@ def _assert_purchased(system, headers: dict, order: dict) -> dict:
     ).json()
     assert completed["status"] == "completed", completed
     return app
+
+
+def _order(system, headers: dict, order: dict) -> dict:
+    return requests.get(
+        f"{system.gateway}/v1/orders/{order['id']}", headers=headers, timeout=15
+    ).json()
+
+
+def _wait_until_delivered(system, headers: dict, order: dict, timeout: float = 30) -> dict:
+    """The order's one purchased app once provisioning has delivered it (a supervised
+    product's app then waits for the buyer's acceptance instead of being enabled)."""
+    apps = requests.get(f"{system.gateway}/v1/purchased-apps", headers=headers, timeout=15).json()
+    assert [app["order_id"] for app in apps["items"]] == [order["id"]]
+    deadline = time.monotonic() + timeout
+    while True:
+        app = requests.get(
+            f"{system.gateway}/v1/purchased-apps/{apps['items'][0]['id']}",
+            headers=headers,
+            timeout=15,
+        ).json()
+        delivered = app["application"]["delivery_status"] == "succeeded"
+        if (delivered and _order(system, headers, order)["status"] != "paid") or (
+            time.monotonic() > deadline
+        ):
+            assert delivered, app
+            return app
+        time.sleep(0.3)
 
 
 def _wait_until_enabled(system, headers: dict, subscription_id: str, timeout: float = 30) -> dict:
@@ -331,9 +367,12 @@ def test_a_license_key_verifies_offline_with_the_sellers_published_key(system):
     order = placed.json()
     paid = _pay(system, buyer, order, {"payment_method": "credit_card", "card": CARD})
     assert paid.status_code == 200, paid.text
-    app = _assert_purchased(system, buyer, order)
+    app = _wait_until_delivered(system, buyer, order)
     license_key = app["application"]["license_key"]
     assert license_key and app["application"]["password"] is None
+    # a license is supervised: delivered, it waits for the buyer's acceptance
+    assert app["status"] == "enabling"
+    assert _order(system, buyer, order)["status"] == "awaiting_acceptance"
 
     published = requests.get(
         f"{system.gateway}/v1/sellers/{product['seller']['id']}/license-public-key", timeout=15

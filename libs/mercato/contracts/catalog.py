@@ -222,7 +222,8 @@ class CreateProductRequest(StrictSchema):
     service_supervision = StrictBoolean(
         required=True,
         metadata={
-            "description": "The buyer accepts the delivered service before it completes.",
+            "description": "The buyer accepts the delivered service before it completes. "
+            "Always `true` for a `license` or a `professional_service`.",
             "example": False,
         },
     )
@@ -260,6 +261,32 @@ class CreateProductRequest(StrictSchema):
             "example": "https://crm.acme.test/mercato/saas",
         },
     )
+
+
+MAX_REQUEST_TEMPLATE_LENGTH = 5_000
+
+
+class RequestTemplateRequest(StrictSchema):
+    """What a buyer is asked to write in a service request for the product
+    (``set_request_template(product_id, payload)``)."""
+
+    template = fields.String(
+        required=True,
+        validate=validate.Length(max=MAX_REQUEST_TEMPLATE_LENGTH),
+        metadata={
+            "description": f"0 to {MAX_REQUEST_TEMPLATE_LENGTH:,} characters; an empty "
+            "template removes it.",
+            "example": "Company name:\nContact person:\nServers to protect:",
+        },
+    )
+
+
+class RequestTemplateResponse(AnswerSchema):
+    """A product's request template (``set_request_template``, and
+    ``get_request_template`` for supervision): null when its seller set none."""
+
+    product_id = fields.String()
+    template = fields.String(allow_none=True)
 
 
 class DelistRequest(StrictSchema):
@@ -389,9 +416,10 @@ class ProductResponse(_ProductRow):
 
 class SellerProductDetailsResponse(ProductResponse):
     """A product as its seller sees it (what creating and publishing answer): with its
-    SaaS endpoint."""
+    SaaS endpoint and its request template."""
 
     saas_endpoint_url = fields.String(allow_none=True)
+    request_template = fields.String(allow_none=True)
 
 
 class ProductSummaryResponse(AnswerSchema):
@@ -413,6 +441,7 @@ class SellerProductResponse(_ProductRow):
     """One of the seller's own products, in any status (``list_seller_products``)."""
 
     saas_endpoint_url = fields.String(allow_none=True)
+    request_template = fields.String(allow_none=True)
 
 
 class SavedResponse(AnswerSchema):

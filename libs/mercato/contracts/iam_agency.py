@@ -1,8 +1,9 @@
 """iam-agency's contracts: the events it publishes, and what its RPCs accept and answer
 (the public API's accounts and sign-in bodies are these very schemas)."""
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
+from mercato.contracts.common import ID_RULE
 from mercato.contracts.registry import register
 from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER, SELLER
 from mercato.validation import AnswerSchema, StrictSchema
@@ -160,3 +161,45 @@ class EnterpriseProjectResponse(AnswerSchema):
     id = fields.String()
     name = fields.String()
     status = fields.String()
+
+
+# -- RPC: accounts for other services ----------------------------------------------------
+
+MAX_ACCOUNT_CARDS = 100  # a page of orders names at most this many buyers
+
+
+class AccountCardsRequest(StrictSchema):
+    """Whom to name (``account_cards``): the accounts, and those of them whose email may
+    be shown (a buyer that shared its contact with the order the caller shows)."""
+
+    account_ids = fields.List(
+        fields.String(validate=ID_RULE),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_ACCOUNT_CARDS),
+    )
+    contact_account_ids = fields.List(
+        fields.String(validate=ID_RULE),
+        load_default=list,
+        validate=validate.Length(max=MAX_ACCOUNT_CARDS),
+    )
+
+    @validates_schema
+    def contacts_are_among_the_accounts(self, data, **kwargs):
+        if not set(data.get("contact_account_ids", ())) <= set(data["account_ids"]):
+            raise ValidationError("must be among account_ids", "contact_account_ids")
+
+
+class AccountCardResponse(AnswerSchema):
+    """An account as another party sees it: its name, and its email only when asked
+    for among ``contact_account_ids`` (the email of its first user)."""
+
+    account_id = fields.String()
+    name = fields.String()
+    email = fields.String()
+
+
+class AccountCardsResponse(AnswerSchema):
+    """The known accounts among those asked for, in the order asked; an unknown one is
+    left out."""
+
+    items = fields.List(fields.Nested(AccountCardResponse))

@@ -334,6 +334,14 @@ class PlaceOrderRequest(StrictSchema):
             "example": True,
         },
     )
+    share_contact = StrictBoolean(
+        load_default=False,
+        metadata={
+            "description": "Show the seller the buyer's email with this order; default "
+            "`false`: the seller sees the buyer's account name only.",
+            "example": False,
+        },
+    )
 
     @validates_schema
     def period_goes_with_yearly_monthly(self, data, **kwargs):
@@ -383,6 +391,10 @@ class OrdersQuery(PageSchema):
         return {"status": None, **data}
 
 
+class SellerOrdersQuery(OrdersQuery):
+    """The orders of a seller's products (``list_seller_orders``)."""
+
+
 class OrderLineResponse(AnswerSchema):
     """What was bought, at the price fixed when the order was placed."""
 
@@ -423,11 +435,54 @@ class OrderResponse(AnswerSchema):
     paid_at = fields.AwareDateTime(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
     failure_reason = fields.String(allow_none=True)
+    share_contact = fields.Boolean(
+        metadata={"description": "The seller sees the buyer's email with this order."}
+    )
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 
 
 OrderPage = page_of(OrderResponse, "OrderPage")
+
+
+class OrderBuyerResponse(AnswerSchema):
+    """Who bought, as the seller sees it: the account and its name, and its email only
+    when the buyer shared its contact with the order (``share_contact``)."""
+
+    account_id = fields.String()
+    name = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The buyer's account name (null when iam-agency did not answer).",
+            "example": "Northwind Traders",
+        },
+    )
+    email = fields.String(
+        metadata={
+            "description": "Only when the buyer shared its contact with this order.",
+            "example": "it@northwind.test",
+        }
+    )
+
+
+class SellerOrderResponse(AnswerSchema):
+    """An order of the seller's products, as the seller sees it: its lines of the
+    seller's products, their amount and the buyer."""
+
+    id = fields.String(metadata={"example": "ord_5c2e…"})
+    status = fields.String(validate=validate.OneOf(ORDER_STATUSES), metadata={"example": "paid"})
+    buyer = fields.Nested(OrderBuyerResponse)
+    lines = fields.List(fields.Nested(OrderLineResponse))
+    amount = fields.Nested(
+        MoneySchema, metadata={"description": "What the seller's lines of the order cost."}
+    )
+    paid_at = fields.AwareDateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+SellerOrderPage = page_of(SellerOrderResponse, "SellerOrderPage")
 
 
 # -- RPC: purchased apps ----------------------------------------------------------------

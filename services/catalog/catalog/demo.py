@@ -132,8 +132,13 @@ def seed_demo_products(
             )
             specs = _specifications(rng, delivery_method)
             saas_endpoint_url = endpoint if delivery_method == domain.SAAS else None
+            # licenses and professional services always; a third of the saas products
+            supervised = delivery_method in domain.ALWAYS_SUPERVISED or (
+                delivery_method == domain.SAAS and index % 3 == 0
+            )
             domain.check_product(
                 delivery_method=delivery_method,
+                service_supervision=supervised,
                 saas_endpoint_url=saas_endpoint_url,
                 specifications=specs,
             )
@@ -149,10 +154,10 @@ def seed_demo_products(
                     "description": description,
                     "category": category,
                     "delivery_method": delivery_method,
-                    "service_supervision": delivery_method in ("saas", "professional_service")
-                    and index % 3 == 0,
+                    "service_supervision": supervised,
                     "product_guide_url": f"https://docs.example.com/demo/{index + 1}",
                     "saas_endpoint_url": saas_endpoint_url,
+                    "request_template": None,
                     "terms": "Demo terms: this product is for trying Mercato out.",
                     "status": domain.PUBLISHED,
                     "currency": seller.currency,

@@ -3,7 +3,8 @@
 - what a product's specifications and prices may be (``check_specifications``);
 - what a product's delivery needs: a saas product, and only it, has the endpoint
   Mercato calls to deliver it (``check_product``), and cannot be published without
-  one (``ProductLifecycle.publish``);
+  one (``ProductLifecycle.publish``); licenses and professional services are always
+  delivered under service supervision (``check_supervision``);
 - a product's life: draft -> published -> delisted (``PRODUCT``), one method per move
   on the product, each recording the event that announces it (``ProductLifecycle``);
 - what a configuration costs (``price_configuration``): the price that orders fix;
@@ -30,9 +31,11 @@ from mercato.terms import (
     DELISTED,
     DRAFT,
     HOUR,
+    LICENSE,
     MONTH,
     ONE_TIME,
     PAY_PER_USE,
+    PROFESSIONAL_SERVICE,
     PUBLISHED,
     SAAS,
     YEAR,
@@ -53,6 +56,11 @@ PERIOD_COUNTS: dict[str, tuple[int, int]] = {MONTH: (1, 11), YEAR: (1, 5)}
 
 DEFAULT_CURRENCY = "USD"
 MAX_QUERY_TERMS = 16
+
+# What is delivered this way is only done once the buyer accepts it: a license is
+# activated with the seller's help and a professional service is work the buyer signs
+# off, so both always go through a supervision flow (request, delivery, acceptance).
+ALWAYS_SUPERVISED = (LICENSE, PROFESSIONAL_SERVICE)
 
 PRODUCT_PUBLISHED = "catalog.product.published"
 PRODUCT_CHANGED = "catalog.product.changed"
@@ -158,15 +166,36 @@ def _describe_units(billing_mode: str) -> str:
 def check_product(
     *,
     delivery_method: str,
+    service_supervision: bool,
     saas_endpoint_url: str | None,
     specifications: Sequence[Specification],
 ) -> None:
-    """Every rule a new product keeps (``check_specifications`` and
-    ``check_saas_endpoint``), broken ones raised together as one ValidationError."""
+    """Every rule a new product keeps (``check_supervision``, ``check_saas_endpoint``
+    and ``check_specifications``), broken ones raised together as one
+    ValidationError."""
     errors = _Errors()
+    _check_supervision(errors, delivery_method, service_supervision)
     _check_saas_endpoint(errors, delivery_method, saas_endpoint_url)
     _check_specifications(errors, specifications)
     errors.raise_if_any()
+
+
+def check_supervision(delivery_method: str, service_supervision: bool) -> None:
+    """A license or a professional service is always supervised
+    (``ALWAYS_SUPERVISED``); ValidationError naming ``service_supervision`` otherwise.
+    A saas or image product may be either."""
+    errors = _Errors()
+    _check_supervision(errors, delivery_method, service_supervision)
+    errors.raise_if_any()
+
+
+def _check_supervision(errors: _Errors, delivery_method: str, supervised: bool) -> None:
+    if delivery_method in ALWAYS_SUPERVISED and not supervised:
+        errors.add(
+            "service_supervision",
+            f"must be true for {delivery_method.replace('_', ' ')} products: the buyer "
+            "accepts their delivery",
+        )
 
 
 def check_saas_endpoint(delivery_method: str, saas_endpoint_url: str | None) -> None:

@@ -86,6 +86,9 @@ class Product(Base, domain.ProductLifecycle):
     # saas only: the seller's endpoint Mercato calls to deliver (seller_interface);
     # the seller's and provisioning's to read, never in what buyers or events see
     saas_endpoint_url: Mapped[str | None] = mapped_column(sa.String(2048))
+    # what a buyer writes in a service request for this product (supervision shows it);
+    # set by its seller, None until then
+    request_template: Mapped[str | None] = mapped_column(sa.Text())
     terms: Mapped[str] = mapped_column(sa.Text())
     status: Mapped[str] = mapped_column(sa.String(16))
     # every price of the product is in this currency (the seller's when it was created)

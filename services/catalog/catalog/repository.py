@@ -34,6 +34,9 @@ _PRODUCT_PAGE = (
 )
 
 _PRODUCT_STATUS = sa.select(_PRODUCTS.c.status).where(_PRODUCTS.c.id == sa.bindparam("product_id"))
+_REQUEST_TEMPLATE = sa.select(
+    _PRODUCTS.c.status, _PRODUCTS.c.request_template.label("template")
+).where(_PRODUCTS.c.id == sa.bindparam("product_id"))
 
 # A quote reads one specification of a product with its prices, and the few product
 # and seller fields an order keeps: one row per price (none when the specification is
@@ -133,6 +136,11 @@ class CatalogRepository:
 
     def product_status(self, product_id: str) -> str | None:
         return self.session.scalar(_PRODUCT_STATUS, {"product_id": product_id})
+
+    def request_template_of(self, product_id: str) -> tuple[str, str | None] | None:
+        """The product's status and request template; None for an unknown product."""
+        row = self.session.execute(_REQUEST_TEMPLATE, {"product_id": product_id}).first()
+        return None if row is None else (row.status, row.template)
 
     def lock_product(self, product_id: str) -> Product | None:
         """The product row, locked until commit (PostgreSQL), so two moves of one

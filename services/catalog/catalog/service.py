@@ -2,7 +2,7 @@
 
 Each RPC matches one route of the Catalog routes of docs/api.md (the gateway maps them one to
 one) or serves another service (``quote`` for orders, ``delivery_settings`` for
-provisioning). Money is always
+provisioning, ``get_request_template`` for supervision). Money is always
 ``{"amount": <minor units>, "currency": "USD"}``; times are RFC 3339 in UTC; lists
 are ``{"items": [...], "total": N, "page": 1, "page_size": 20}``. Errors are
 ``mercato.errors``: ValidationError names each field (``fields``), Forbidden for a
@@ -125,6 +125,21 @@ class CatalogService(MercatoService):
         return dump(contract.SellerProductDetailsResponse, product)
 
     @rpc(expected_exceptions=EXPECTED)
+    def set_request_template(self, product_id: str, payload: dict) -> dict:
+        """``PUT /v1/seller/products/{id}/request-template`` (the product's seller):
+        ``{"template": "Company name:\\nServers to protect:"}``, 0 to 5,000 characters,
+        what a buyer is asked to write in a service request for the product; an empty
+        one removes it. Any status. Answers ``{product_id, template}`` (template null
+        once removed). NotFound for another seller's product."""
+        caller = self.caller.require_role(SELLER)
+        data = load(contract.RequestTemplateRequest, payload)
+        ids = load(schemas.ProductIdSchema, {"product_id": product_id})
+        answer = usecases.set_request_template(
+            self.db, self.clock, seller_account_id=caller.account_id, **ids, **data
+        )
+        return dump(contract.RequestTemplateResponse, answer)
+
+    @rpc(expected_exceptions=EXPECTED)
     def delist_product(self, product_id: str, payload: dict) -> dict:
         """Operators take a published product off the marketplace: ``{"reason": …}`` is
         kept and shown to its seller; published -> delisted, announced as
@@ -141,8 +156,8 @@ class CatalogService(MercatoService):
         ``page_size`` 1..100 (digits as strings are accepted; default the first 20).
         Answers ``{items, total, page, page_size}``; an item is
         ``{id, name, status, category, delivery_method, service_supervision,
-        saas_endpoint_url, billing_modes, lowest_price, delist_reason, created_at,
-        updated_at, published_at, delisted_at}``."""
+        saas_endpoint_url, request_template, billing_modes, lowest_price,
+        delist_reason, created_at, updated_at, published_at, delisted_at}``."""
         caller = self.caller.require_role(SELLER)
         paging = load(PageSchema, query)
         page_ = usecases.list_seller_products(
@@ -265,3 +280,13 @@ class CatalogService(MercatoService):
         """
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         return dump(contract.DeliverySettingsResponse, usecases.delivery_settings(self.db, **data))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_request_template(self, product_id: str) -> dict:
+        """What a buyer is asked to write in a service request for a published or
+        delisted product (supervision calls this; no gateway route leads here, and no
+        caller is required, as for ``delivery_settings``). Answers ``{product_id,
+        template}``, ``template`` null when its seller set none. NotFound for an
+        unknown product or a draft."""
+        data = load(schemas.ProductIdSchema, {"product_id": product_id})
+        return dump(contract.RequestTemplateResponse, usecases.request_template(self.db, **data))

@@ -159,8 +159,13 @@ def _details(product: Product) -> dict[str, Any]:
 
 
 def _seller_details(product: Product) -> dict[str, Any]:
-    """A product as its own seller sees it: its details and its saas endpoint."""
-    return {**_details(product), "saas_endpoint_url": product.saas_endpoint_url}
+    """A product as its own seller sees it: its details, its saas endpoint and the
+    template of its buyers' service requests."""
+    return {
+        **_details(product),
+        "saas_endpoint_url": product.saas_endpoint_url,
+        "request_template": product.request_template,
+    }
 
 
 def _specification_drafts(specifications: list[dict[str, Any]]) -> list[domain.Specification]:
@@ -184,7 +189,9 @@ def create_product(
 
     ``product`` is the loaded body of ``POST /v1/seller/products``. The seller needs a
     profile (made when its account is opened, or by ``upsert_seller_profile``); else
-    422 SELLER_PROFILE_REQUIRED. Answers the seller's view (with ``saas_endpoint_url``).
+    422 SELLER_PROFILE_REQUIRED. A license or a professional service must be
+    supervised (ValidationError naming ``service_supervision``). Answers the seller's
+    view (with ``saas_endpoint_url`` and ``request_template``).
     """
     seller = uow.catalog.seller(seller_account_id)
     if seller is None:
@@ -195,6 +202,7 @@ def create_product(
     saas_endpoint_url = product.get("saas_endpoint_url")
     domain.check_product(
         delivery_method=product["delivery_method"],
+        service_supervision=product["service_supervision"],
         saas_endpoint_url=saas_endpoint_url,
         specifications=specs,
     )
@@ -326,6 +334,33 @@ def delivery_settings(uow, *, product_id: str) -> dict[str, Any]:
     }
 
 
+def set_request_template(
+    uow, clock: Clock, *, seller_account_id: str, product_id: str, template: str
+) -> dict[str, Any]:
+    """The seller's template of what a buyer writes in a service request for the
+    product (any status; another seller's product is NotFound). An empty template
+    removes it. Setting it again replaces it; two at once are applied one after the
+    other under the product's row lock, and the last one stands."""
+    product = uow.catalog.lock_product(product_id)
+    if product is None or product.seller_account_id != seller_account_id:
+        raise NotFound("product not found")
+    product.request_template = template or None
+    product.updated_at = clock.now()
+    uow.commit()
+    return {"product_id": product.id, "template": product.request_template}
+
+
+def request_template(uow, *, product_id: str) -> dict[str, Any]:
+    """The template of a product's service requests, for supervision; ``template`` is
+    None when its seller has set none. Like ``delivery_settings``: a delisted product
+    still answers (its paid orders are still served), a draft is NotFound."""
+    found = uow.catalog.request_template_of(product_id)
+    if found is None or found[0] == domain.DRAFT:
+        raise NotFound("product not found")
+    _status, template = found
+    return {"product_id": product_id, "template": template}
+
+
 def list_seller_products(
     uow, *, seller_account_id: str, page: int, page_size: int
 ) -> dict[str, Any]:
@@ -341,6 +376,7 @@ def list_seller_products(
             "delivery_method": product.delivery_method,
             "service_supervision": product.service_supervision,
             "saas_endpoint_url": product.saas_endpoint_url,
+            "request_template": product.request_template,
             "billing_modes": modes[product.id],
             "lowest_price": money(product.lowest_price, product.currency),
             "delist_reason": product.delist_reason,

@@ -64,6 +64,25 @@ class AccountRepository:
         ).first()
         return None if row is None else (row[0], row[1], row[2])
 
+    def names(self, account_ids: list[str]) -> dict[str, str]:
+        """The name of each known account among ``account_ids``, by id."""
+        rows = self.session.execute(
+            sa.select(Account.id, Account.name).where(Account.id.in_(account_ids))
+        )
+        return {account_id: name for account_id, name in rows}
+
+    def first_emails(self, account_ids: list[str]) -> dict[str, str]:
+        """The email of each account's first user (the one sign-up created), by id."""
+        rows = self.session.execute(
+            sa.select(User.account_id, User.email)
+            .where(User.account_id.in_(account_ids))
+            .order_by(User.created_at, User.id)
+        )
+        emails: dict[str, str] = {}
+        for account_id, email in rows:
+            emails.setdefault(account_id, email)
+        return emails
+
     def enterprise_project(self, account_id: str, project_id: str) -> EnterpriseProject | None:
         return self.session.get(EnterpriseProject, (account_id, project_id))
 

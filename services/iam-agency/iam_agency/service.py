@@ -13,7 +13,7 @@ from mercato.clock import ClockProvider
 from mercato.contracts import iam_agency as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
-from mercato.identity import RESELLER
+from mercato.identity import OPERATOR, RESELLER, SELLER
 from mercato.service import MercatoService
 from mercato.transport import rpc
 from mercato.validation import dump, load
@@ -88,3 +88,15 @@ class IamAgencyService(MercatoService):
             self.db, account_id=caller.account_id, project_id=str(project_id)
         )
         return dump(contract.EnterpriseProjectResponse, project)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def account_cards(self, payload: dict) -> dict:
+        """Name accounts for a seller's (or an operator's) page, in one call:
+        ``{"account_ids": [...], "contact_account_ids": [...]}`` (at most 100; the
+        contacts among the accounts) answers ``{"items": [{account_id, name, email?}]}``,
+        ``email`` only for the contacts. Which emails may be shown is the caller's to
+        know: the gateway names the buyers that shared their contact with the orders it
+        shows (orders' answer says which)."""
+        self.caller.require_role(SELLER, OPERATOR)
+        data = load(contract.AccountCardsRequest, payload)
+        return dump(contract.AccountCardsResponse, usecases.account_cards(self.db, **data))

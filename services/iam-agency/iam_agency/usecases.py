@@ -164,3 +164,24 @@ def enterprise_project(uow, *, account_id: str, project_id: str) -> dict[str, An
     if project is None:
         raise NotFound(f"enterprise project {project_id} not found")
     return {"id": project.id, "name": project.name, "status": project.status}
+
+
+def account_cards(uow, *, account_ids: list[str], contact_account_ids: list[str]) -> dict:
+    """The name of each known account in ``account_ids`` (in that order, each once), and
+    the email of its first user for those in ``contact_account_ids``. Two reads, whatever
+    the number of accounts; an unknown account is left out."""
+    wanted = list(dict.fromkeys(account_ids))
+    names = uow.accounts.names(wanted)
+    contacts = [
+        account_id for account_id in dict.fromkeys(contact_account_ids) if account_id in names
+    ]
+    emails = uow.accounts.first_emails(contacts) if contacts else {}
+    cards = []
+    for account_id in wanted:
+        if account_id not in names:
+            continue
+        card = {"account_id": account_id, "name": names[account_id]}
+        if account_id in emails:
+            card["email"] = emails[account_id]
+        cards.append(card)
+    return {"items": cards}

@@ -1,5 +1,5 @@
 """Rules of orders and subscriptions: their state machines, what each move records, and
-what an order looks like to its buyer. No nameko, no SQL.
+what an order looks like to its buyer and to its sellers. No nameko, no SQL.
 
 An order's moves::
 
@@ -173,6 +173,7 @@ class OrderRules(RecordsEvents):
     paid_at: dt.datetime | None
     cancel_reason: str | None
     failure_reason: str | None
+    share_contact: bool
     created_at: dt.datetime
     updated_at: dt.datetime
     lines: Sequence[LineRules]
@@ -210,6 +211,27 @@ class OrderRules(RecordsEvents):
             "paid_at": self.paid_at,
             "cancel_reason": self.cancel_reason,
             "failure_reason": self.failure_reason,
+            "share_contact": self.share_contact,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    def lines_of_seller(self, seller_account_id: str) -> list[LineRules]:
+        return [line for line in self.lines if line.seller_account_id == seller_account_id]
+
+    def seller_view(self, seller_account_id: str) -> dict[str, Any]:
+        """The order as one of its sellers sees it: only that seller's lines and what
+        they cost, and who bought. The buyer's name (and its email, when
+        ``share_contact``) is iam-agency's: the caller adds it."""
+        lines = self.lines_of_seller(seller_account_id)
+        return {
+            "id": self.id,
+            "status": self.status,
+            "buyer": {"account_id": self.account_id, "shared_contact": self.share_contact},
+            "lines": [line.view() for line in lines],
+            "amount": money(sum(line.amount for line in lines), self.currency),
+            "paid_at": self.paid_at,
+            "cancel_reason": self.cancel_reason,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }

@@ -46,6 +46,8 @@ class Order(Base, OrderRules):
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(sa.String(500))
     failure_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    # the buyer lets the sellers of this order see its email
+    share_contact: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -58,6 +60,10 @@ class OrderLine(Base, LineRules):
     """One configuration bought, with the price fixed when the order was placed."""
 
     __tablename__ = "order_lines"
+    __table_args__ = (
+        # a seller's orders: its lines, then their orders (``page_of_seller``)
+        sa.Index("ix_order_lines_seller_account_id_order_id", "seller_account_id", "order_id"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     order_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("orders.id"), index=True)

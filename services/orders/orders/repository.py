@@ -162,6 +162,23 @@ class OrderRepository:
             self.session, query.order_by(Order.created_at.desc(), Order.id), page, page_size
         )
 
+    def page_of_seller(
+        self, seller_account_id: str, *, status: str | None, page: int, page_size: int
+    ) -> Page:
+        """Orders with a line of the seller's, newest first (each once, however many
+        of its lines are the seller's)."""
+        of_seller = (
+            sa.select(OrderLine.id)
+            .where(OrderLine.order_id == Order.id, OrderLine.seller_account_id == seller_account_id)
+            .exists()
+        )
+        query = sa.select(Order).where(of_seller)
+        if status:
+            query = query.where(Order.status == status)
+        return fetch_page(
+            self.session, query.order_by(Order.created_at.desc(), Order.id), page, page_size
+        )
+
     # -- subscriptions --
 
     def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:

@@ -3,7 +3,7 @@ RPCs' request and answer schemas live)."""
 
 from marshmallow import fields
 
-from mercato.contracts.orders import OrderResponse
+from mercato.contracts.orders import OrderBuyerResponse, OrderResponse, SellerOrderResponse
 from mercato.validation import page_of
 
 
@@ -15,3 +15,20 @@ class OrderOut(OrderResponse):
 
 
 OrderPage = page_of(OrderOut)
+
+
+class SellerOrderBuyerOut(OrderBuyerResponse):
+    """The buyer as orders knows it: its account, and whether it shared its contact
+    with the order. Its name and email are iam-agency's: the gateway adds them, the
+    email only when ``shared_contact``."""
+
+    shared_contact = fields.Boolean()
+
+
+class SellerOrderOut(SellerOrderResponse):
+    """An order of the seller's products as orders answers it (``get_seller_order``)."""
+
+    buyer = fields.Nested(SellerOrderBuyerOut)
+
+
+SellerOrderPage = page_of(SellerOrderOut)

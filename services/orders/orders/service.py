@@ -11,7 +11,7 @@ from mercato.clock import ClockProvider
 from mercato.contracts import orders as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
-from mercato.identity import BUYER
+from mercato.identity import BUYER, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.transport import TimedRpcProxy, rpc
@@ -91,6 +91,26 @@ class OrdersService(MercatoService):
         buyer = self.caller.require()
         params = load(contract.OrdersQuery, query)
         return dump(schemas.OrderPage, usecases.list_orders(self.db, buyer=buyer, **params))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_seller_orders(self, query: dict) -> dict:
+        """The orders of the calling seller's products (``GET /v1/seller/orders``):
+        ``{status?, page, page_size}``, newest first; each with the seller's lines only
+        and the buyer as ``{account_id, shared_contact}``."""
+        seller = self.caller.require_role(SELLER)
+        params = load(contract.SellerOrdersQuery, query)
+        return dump(
+            schemas.SellerOrderPage, usecases.list_seller_orders(self.db, seller=seller, **params)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_seller_order(self, order_id: str) -> dict:
+        """One order of the calling seller's products; NotFound for any other."""
+        seller = self.caller.require_role(SELLER)
+        return dump(
+            schemas.SellerOrderOut,
+            usecases.get_seller_order(self.db, seller=seller, order_id=str(order_id)),
+        )
 
     @rpc(expected_exceptions=EXPECTED)
     def list_purchased_apps(self, query: dict) -> dict:

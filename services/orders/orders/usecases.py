@@ -81,6 +81,7 @@ def place_order(
         }
     )
     order = _order_from_quote(quote, buyer, project_id, clock.now(), payment_window)
+    order.share_contact = request.get("share_contact") is True
     order.place()
     uow.orders.add(order)
     uow.emit_recorded(order)
@@ -443,6 +444,25 @@ def list_orders(
         buyer.account_id, status=status, page=page, page_size=page_size
     )
     return found.view(Order.view)
+
+
+def list_seller_orders(
+    uow, *, seller: Identity, status: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """The orders of the seller's products, newest first, as the seller sees them."""
+    found = uow.orders.page_of_seller(
+        seller.account_id, status=status, page=page, page_size=page_size
+    )
+    return found.view(lambda order: order.seller_view(seller.account_id))
+
+
+def get_seller_order(uow, *, seller: Identity, order_id: str) -> dict[str, Any]:
+    """One order of the seller's products; NotFound for any other order, so that a
+    seller learns nothing of orders that are not of its products."""
+    order = uow.orders.get(order_id)
+    if order is None or not order.lines_of_seller(seller.account_id):
+        raise NotFound("order not found")
+    return order.seller_view(seller.account_id)
 
 
 def list_purchased_apps(uow, *, buyer: Identity, page: int, page_size: int) -> dict[str, Any]:

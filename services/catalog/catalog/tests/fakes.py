@@ -76,6 +76,10 @@ class FakeCatalogRepository(InMemoryRepository):
         product = self.table("products").get(product_id)
         return product.status if product is not None else None
 
+    def request_template_of(self, product_id: str) -> tuple[str, str | None] | None:
+        product = self.table("products").get(product_id)
+        return None if product is None else (product.status, product.request_template)
+
     def seller_products(self, seller_account_id: str, page: int, page_size: int) -> Page:
         owned = [
             product

@@ -258,10 +258,45 @@ def test_a_new_product_reports_its_endpoint_and_specifications_together():
     with pytest.raises(ValidationError) as raised:
         domain.check_product(
             delivery_method="image",
+            service_supervision=False,
             saas_endpoint_url="https://x.example.com/",
             specifications=[],
         )
     assert set(raised.value.fields) == {"saas_endpoint_url", "specifications"}
+
+
+# -- service supervision ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["license", "professional_service"])
+def test_a_license_or_a_professional_service_is_always_supervised(method):
+    domain.check_supervision(method, True)
+    with pytest.raises(ValidationError) as raised:
+        domain.check_supervision(method, False)
+    [message] = raised.value.fields["service_supervision"]
+    assert message.startswith(f"must be true for {method.replace('_', ' ')} products")
+    assert list(raised.value.fields) == ["service_supervision"]
+
+
+@pytest.mark.parametrize("method", ["saas", "image"])
+@pytest.mark.parametrize("supervised", [True, False])
+def test_a_saas_or_image_product_may_be_supervised_or_not(method, supervised):
+    domain.check_supervision(method, supervised)
+
+
+def test_an_unsupervised_license_is_reported_with_the_products_other_broken_rules():
+    with pytest.raises(ValidationError) as raised:
+        domain.check_product(
+            delivery_method="license",
+            service_supervision=False,
+            saas_endpoint_url="https://x.example.com/",
+            specifications=[],
+        )
+    assert set(raised.value.fields) == {
+        "service_supervision",
+        "saas_endpoint_url",
+        "specifications",
+    }
 
 
 def test_only_a_published_product_can_be_delisted():

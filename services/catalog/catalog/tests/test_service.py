@@ -255,6 +255,23 @@ def test_a_product_breaking_a_rule_is_refused_naming_the_field_and_nothing_is_sa
     assert count_rows(config, "specifications") == 0
 
 
+@pytest.mark.parametrize("method", ["license", "professional_service"])
+def test_an_unsupervised_license_or_professional_service_is_refused(seller, method):
+    config, _clock = seller
+    with rpc(config, SELLER) as catalog:
+        with pytest.raises(ValidationError) as raised:
+            catalog.create_product(
+                product_payload(delivery_method=method, service_supervision=False)
+            )
+        assert list(raised.value.fields) == ["service_supervision"]
+        assert catalog.list_seller_products()["total"] == 0
+        supervised = catalog.create_product(
+            product_payload(delivery_method=method, service_supervision=True)
+        )
+    assert supervised["service_supervision"] is True
+    assert count_rows(config, "products") == 1
+
+
 def test_a_seller_without_a_profile_is_told_to_set_one_up(catalog):
     config, _clock = catalog
     with rpc(config, SELLER) as service, pytest.raises(BusinessRuleViolation) as raised:
@@ -399,6 +416,83 @@ def test_delivery_settings_of_an_unknown_product_or_a_draft_are_not_found(seller
                 provisioning.delivery_settings(missing)
         with pytest.raises(ValidationError):
             provisioning.delivery_settings("")
+
+
+# -- request templates ----------------------------------------------------------------
+
+
+def test_a_seller_sets_its_products_request_template_for_supervision_to_read(seller):
+    config, clock = seller
+    product = list_product(config)
+    template = "Company name:\nContact person:\n" + "x" * (5_000 - 30)
+    assert len(template) == 5_000
+    with rpc(config) as supervision:
+        assert supervision.get_request_template(product["id"]) == {
+            "product_id": product["id"],
+            "template": None,
+        }
+    clock.advance(minutes=1)
+    with rpc(config, SELLER) as catalog:
+        answer = catalog.set_request_template(product["id"], {"template": template})
+        [row] = catalog.list_seller_products()["items"]
+    assert answer == {"product_id": product["id"], "template": template}
+    assert row["request_template"] == template
+    assert row["updated_at"] == "2026-11-27T09:01:00+00:00"
+    # supervision asks in a buyer's request, or in an event handler with no caller
+    for who in (None, BUYER):
+        with rpc(config, who) as supervision:
+            assert supervision.get_request_template(product["id"]) == answer
+    with rpc(config, BUYER) as buyer:
+        assert "request_template" not in buyer.get_product(product["id"])
+    with rpc(config, SELLER) as catalog:
+        removed = catalog.set_request_template(product["id"], {"template": ""})
+    assert removed == {"product_id": product["id"], "template": None}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"template": "x" * 5_001}, "template"),
+        ({"template": None}, "template"),
+        ({"template": 42}, "template"),
+        ({}, "template"),
+        ({"template": "ok", "colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_request_template_is_refused_naming_the_field_and_changes_nothing(
+    seller, payload, field
+):
+    config, _clock = seller
+    product = list_product(config)
+    with rpc(config, SELLER) as catalog:
+        catalog.set_request_template(product["id"], {"template": "kept"})
+        with pytest.raises(ValidationError) as raised:
+            catalog.set_request_template(product["id"], payload)
+    assert list(raised.value.fields) == [field]
+    with rpc(config) as supervision:
+        assert supervision.get_request_template(product["id"])["template"] == "kept"
+
+
+def test_only_its_seller_sets_a_products_template_and_a_draft_has_none_for_others(seller):
+    config, _clock = seller
+    set_up_seller(config, OTHER_SELLER)
+    draft = list_product(config, publish=False)
+    with rpc(config, SELLER) as catalog:
+        catalog.set_request_template(draft["id"], {"template": "Which region?"})
+        published = catalog.publish_product(draft["id"])
+    assert published["request_template"] == "Which region?"
+    with rpc(config, OTHER_SELLER) as other, pytest.raises(NotFound):
+        other.set_request_template(draft["id"], {"template": "mine now"})
+    with rpc(config, BUYER) as buyer, pytest.raises(Forbidden):
+        buyer.set_request_template(draft["id"], {"template": "mine now"})
+    with rpc(config) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.set_request_template(draft["id"], {"template": "mine now"})
+    with rpc(config) as supervision:
+        assert supervision.get_request_template(draft["id"])["template"] == "Which region?"
+        other_draft = list_product(config, publish=False, name="Unlisted")
+        for missing in ("prd_missing", other_draft["id"]):
+            with pytest.raises(NotFound):
+                supervision.get_request_template(missing)
 
 
 # -- delisting ----------------------------------------------------------------------

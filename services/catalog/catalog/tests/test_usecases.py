@@ -85,6 +85,20 @@ def test_a_seller_without_a_profile_is_told_to_set_one_up(uow, clock):
     assert raised.value.code == "SELLER_PROFILE_REQUIRED"
 
 
+@pytest.mark.parametrize("method", ["license", "professional_service"])
+def test_an_unsupervised_license_or_professional_service_is_refused_and_not_saved(
+    uow, clock, method
+):
+    commits = uow.commits
+    with pytest.raises(ValidationError) as raised:
+        draft(uow, clock, delivery_method=method, service_supervision=False)
+    assert list(raised.value.fields) == ["service_supervision"]
+    assert uow.commits == commits
+    assert uow.catalog.seller_products(SELLER.account_id, 1, 10).total == 0
+    supervised = draft(uow, clock, delivery_method=method, service_supervision=True)
+    assert supervised["service_supervision"] is True
+
+
 def test_publishing_a_draft_announces_it_in_the_same_commit(uow, clock):
     product = draft(uow, clock)
     commits = uow.commits
@@ -293,3 +307,63 @@ def test_a_configuration_not_offered_is_refused_naming_the_field(uow, clock, cha
     with pytest.raises(ValidationError) as raised:
         quote(uow, product, **changes)
     assert sorted(raised.value.fields) == fields
+
+
+# -- request templates -----------------------------------------------------------------
+
+
+def set_template(uow, clock, product_id, template, seller=SELLER) -> dict:
+    return usecases.set_request_template(
+        uow, clock, seller_account_id=seller.account_id, product_id=product_id, template=template
+    )
+
+
+def test_a_seller_sets_replaces_and_removes_its_products_request_template(uow, clock):
+    product = listed(uow, clock)
+    assert usecases.request_template(uow, product_id=product["id"]) == {
+        "product_id": product["id"],
+        "template": None,
+    }
+    clock.advance(minutes=1)
+    answer = set_template(uow, clock, product["id"], "Company name:\nServers:")
+    assert answer == {"product_id": product["id"], "template": "Company name:\nServers:"}
+    assert usecases.request_template(uow, product_id=product["id"]) == answer
+    [row] = usecases.list_seller_products(
+        uow, seller_account_id=SELLER.account_id, page=1, page_size=10
+    )["items"]
+    assert row["request_template"] == "Company name:\nServers:"
+    assert row["updated_at"] == clock.now()
+
+    set_template(uow, clock, product["id"], "Servers:")
+    assert usecases.request_template(uow, product_id=product["id"])["template"] == "Servers:"
+    assert set_template(uow, clock, product["id"], "")["template"] is None
+    assert usecases.request_template(uow, product_id=product["id"])["template"] is None
+    assert uow.committed_event_types() == ["catalog.product.published"]
+
+
+def test_a_draft_keeps_its_template_for_its_seller_and_supervision_sees_it_once_published(
+    uow, clock
+):
+    product = draft(uow, clock)
+    set_template(uow, clock, product["id"], "Which region?")
+    with pytest.raises(NotFound):
+        usecases.request_template(uow, product_id=product["id"])
+    published = usecases.publish_product(
+        uow, clock, seller_account_id=SELLER.account_id, product_id=product["id"]
+    )
+    assert published["request_template"] == "Which region?"
+    assert usecases.request_template(uow, product_id=product["id"])["template"] == "Which region?"
+    usecases.delist_product(uow, clock, product_id=product["id"], reason="retired")
+    assert usecases.request_template(uow, product_id=product["id"])["template"] == "Which region?"
+
+
+def test_another_sellers_product_or_an_unknown_one_has_no_template_to_set(uow, clock):
+    product = listed(uow, clock)
+    commits = uow.commits
+    for seller, product_id in ((OTHER_SELLER, product["id"]), (SELLER, "prd_missing")):
+        with pytest.raises(NotFound):
+            set_template(uow, clock, product_id, "mine now", seller=seller)
+    assert uow.commits == commits
+    assert usecases.request_template(uow, product_id=product["id"])["template"] is None
+    with pytest.raises(NotFound):
+        usecases.request_template(uow, product_id="prd_missing")

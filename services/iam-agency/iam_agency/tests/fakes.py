@@ -45,3 +45,15 @@ class FakeAccountRepository(InMemoryRepository):
 
     def enterprise_project(self, account_id: str, project_id: str) -> EnterpriseProject | None:
         return self.table("projects").get((account_id, project_id))
+
+    def names(self, account_ids: list[str]) -> dict[str, str]:
+        accounts = self.table("accounts")
+        return {id: accounts[id].name for id in account_ids if id in accounts}
+
+    def first_emails(self, account_ids: list[str]) -> dict[str, str]:
+        emails: dict[str, str] = {}
+        users = sorted(self.table("users").values(), key=lambda user: (user.created_at, user.id))
+        for user in users:
+            if user.account_id in account_ids:
+                emails.setdefault(user.account_id, user.email)
+        return emails

@@ -12,7 +12,7 @@ from nameko.testing.services import replace_dependencies
 
 from iam_agency.service import IamAgencyService
 from mercato.clock import ManualClock
-from mercato.errors import Conflict, NotFound, Unauthenticated
+from mercato.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
 from mercato.identity import Identity
 from mercato_testing.interface import EventQueue
 
@@ -242,3 +242,29 @@ def test_only_a_reseller_opens_customer_accounts(iam):
         service.create_reseller_customer(
             {"name": "Cust", "email": "cust2@example.com", "password": "customer long pw"}
         )
+
+
+def test_account_cards_answer_names_and_the_shared_emails_to_sellers_only(iam):
+    config, _clock = iam
+    buyer = sign_up(config, email="ann@example.com")
+    other = sign_up(config, email="Bob@Example.com")
+    sign_up(config, email="seller@example.com", type="seller")
+    _token, seller = signed_in(config, email="seller@example.com")
+    _token, ann = signed_in(config, email="ann@example.com")
+    request = {"account_ids": [buyer["id"], other["id"]], "contact_account_ids": [other["id"]]}
+
+    with as_caller(config, seller) as service:
+        cards = service.account_cards(request)
+        with pytest.raises(ValidationError) as raised:
+            service.account_cards({"account_ids": [buyer["id"]], "contact_account_ids": ["x"]})
+    assert cards == {
+        "items": [
+            {"account_id": buyer["id"], "name": "Ann"},
+            {"account_id": other["id"], "name": "Ann", "email": "bob@example.com"},
+        ]
+    }
+    assert list(raised.value.fields) == ["contact_account_ids"]
+    with as_caller(config, ann) as service, pytest.raises(Forbidden):
+        service.account_cards(request)
+    with rpc(config) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.account_cards(request)

@@ -95,3 +95,23 @@ def test_a_reseller_customer_belongs_to_its_reseller(uow, clock):
             email="d@acme.test",
             password=PASSWORD,
         )
+
+
+def test_account_cards_name_accounts_and_show_only_the_emails_asked_for(uow, clock):
+    ann = usecases.open_account(
+        uow, clock, name="Ann Ltd", email="ann@acme.test", password=PASSWORD, type="buyer"
+    )
+    bob = usecases.open_account(
+        uow, clock, name="Bob Ltd", email="bob@acme.test", password=PASSWORD, type="buyer"
+    )
+    cards = usecases.account_cards(
+        uow,
+        account_ids=[bob["id"], "acc_unknown", ann["id"], bob["id"]],
+        contact_account_ids=[ann["id"], "acc_unknown"],
+    )
+    assert cards == {
+        "items": [
+            {"account_id": bob["id"], "name": "Bob Ltd"},
+            {"account_id": ann["id"], "name": "Ann Ltd", "email": "ann@acme.test"},
+        ]
+    }

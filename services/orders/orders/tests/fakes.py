@@ -167,6 +167,17 @@ class FakeOrderRepository(InMemoryRepository):
         ]
         return _page(sorted(found, key=lambda o: o.created_at, reverse=True), page, page_size)
 
+    def page_of_seller(
+        self, seller_account_id: str, *, status: str | None, page: int, page_size: int
+    ) -> Page:
+        found = [
+            o
+            for o in self._orders.values()
+            if any(line.seller_account_id == seller_account_id for line in o.lines)
+            and (not status or o.status == status)
+        ]
+        return _page(sorted(found, key=lambda o: o.created_at, reverse=True), page, page_size)
+
     # -- subscriptions --
 
     def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:

@@ -17,6 +17,7 @@ from mercato.errors import (
     Forbidden,
     NotFound,
     PaymentRequired,
+    Unauthenticated,
     ValidationError,
 )
 from mercato.transport import rpc
@@ -442,6 +443,76 @@ def test_the_event_of_a_payment_the_pay_request_recorded_writes_nothing(orders):
     assert count_rows(config, "inbox_messages") == 0
     assert count_rows(config, "subscriptions") == 1
     assert wait_for_status(config, order["id"], "paid")["status"] == "paid"
+
+
+# -- the seller's orders ----------------------------------------------------------------
+
+OTHER_SELLER = caller("acc_other_seller", "seller")
+
+
+def test_a_seller_sees_the_orders_of_its_products_and_who_shared_their_contact(orders):
+    config, clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        shared = service.place_order({**ORDER, "share_contact": True})
+        assert shared["share_contact"] is True
+    clock.advance(minutes=1)
+    with as_caller(config, OTHER) as service:
+        private = service.place_order(ORDER)
+        assert private["share_contact"] is False
+        service.pay_order(private["id"], {"payment_method": "balance"})
+
+    with as_caller(config, SELLER) as service:
+        page = service.list_seller_orders({"page": "1", "page_size": "10"})
+        paid = service.list_seller_orders({"status": "paid"})
+        one = service.get_seller_order(shared["id"])
+
+    assert page["total"] == 2 and [order["id"] for order in page["items"]] == [
+        private["id"],
+        shared["id"],
+    ]
+    assert page["items"][0]["buyer"] == {
+        "account_id": OTHER["account_id"],
+        "shared_contact": False,
+    }
+    assert one == page["items"][1]
+    assert one["buyer"] == {"account_id": BUYER["account_id"], "shared_contact": True}
+    assert one["status"] == "unpaid" and one["amount"] == shared["amount_due"]
+    assert [line["id"] for line in one["lines"]] == [shared["lines"][0]["id"]]
+    assert [order["id"] for order in paid["items"]] == [private["id"]]
+
+
+def test_another_sellers_order_is_not_found_to_a_seller(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+    with as_caller(config, OTHER_SELLER) as service:
+        assert service.list_seller_orders({})["total"] == 0
+        with pytest.raises(NotFound):
+            service.get_seller_order(order["id"])
+    with as_caller(config, SELLER) as service, pytest.raises(NotFound):
+        service.get_seller_order("ord_missing")
+
+
+def test_only_sellers_read_the_seller_orders(orders):
+    config, _clock, _ = orders
+    with as_caller(config, BUYER) as service:
+        order = service.place_order(ORDER)
+        with pytest.raises(Forbidden):
+            service.list_seller_orders({})
+        with pytest.raises(Forbidden):
+            service.get_seller_order(order["id"])
+    with ServiceRpcProxy("orders", config, timeout=20) as anonymous:
+        with pytest.raises(Unauthenticated):
+            anonymous.list_seller_orders({})
+        with pytest.raises(Unauthenticated):
+            anonymous.get_seller_order(order["id"])
+
+
+def test_a_bad_seller_orders_query_is_refused_naming_the_field(orders):
+    config, _clock, _ = orders
+    with as_caller(config, SELLER) as service, pytest.raises(ValidationError) as raised:
+        service.list_seller_orders({"status": "lost", "page_size": 500, "colour": "red"})
+    assert set(raised.value.fields) == {"status", "page_size", "colour"}
 
 
 # -- delivery ------------------------------------------------------------------------

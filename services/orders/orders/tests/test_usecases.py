@@ -245,6 +245,55 @@ def test_a_failed_delivery_cancels_the_order_once_and_asks_for_a_refund(world):
     assert world.repository.subscription(subscription_id).status == "released"
 
 
+# -- the seller's orders --
+
+SELLER = Identity("acc_seller", "usr_seller", "seller", ("seller",))  # fakes.quote_for's
+OTHER_SELLER = Identity("acc_other_seller", "usr_other_seller", "seller", ("seller",))
+
+
+def test_a_buyer_shares_its_contact_with_an_order_only_when_it_says_so(world):
+    assert world.place()["share_contact"] is False
+    assert world.place(share_contact=True)["share_contact"] is True
+
+
+def test_a_seller_sees_the_orders_of_its_products_newest_first_with_their_buyers(world):
+    first = world.place(share_contact=True)
+    world.clock.advance(minutes=1)
+    second = world.place(buyer=OTHER)
+    world.pay(second["id"], buyer=OTHER)
+
+    page = usecases.list_seller_orders(world.uow, seller=SELLER, status=None, page=1, page_size=10)
+
+    assert page["total"] == 2
+    assert [order["id"] for order in page["items"]] == [second["id"], first["id"]]
+    newest, oldest = page["items"]
+    assert newest["buyer"] == {"account_id": OTHER.account_id, "shared_contact": False}
+    assert oldest["buyer"] == {"account_id": BUYER.account_id, "shared_contact": True}
+    assert (newest["status"], newest["paid_at"]) == ("paid", START + dt.timedelta(minutes=1))
+    assert oldest["amount"] == first["amount_due"]
+    assert [line["id"] for line in oldest["lines"]] == [first["lines"][0]["id"]]
+    assert "payment_method" not in oldest and "enterprise_project_id" not in oldest
+    unpaid = usecases.list_seller_orders(
+        world.uow, seller=SELLER, status="unpaid", page=1, page_size=10
+    )
+    assert [order["id"] for order in unpaid["items"]] == [first["id"]]
+    one = usecases.get_seller_order(world.uow, seller=SELLER, order_id=first["id"])
+    assert one == oldest
+
+
+def test_another_sellers_orders_are_not_found_and_not_listed(world):
+    order = world.place()
+    assert (
+        usecases.list_seller_orders(
+            world.uow, seller=OTHER_SELLER, status=None, page=1, page_size=10
+        )["total"]
+        == 0
+    )
+    for seller, order_id in ((OTHER_SELLER, order["id"]), (SELLER, "ord_missing")):
+        with pytest.raises(NotFound):
+            usecases.get_seller_order(world.uow, seller=seller, order_id=order_id)
+
+
 # -- cancelling --
 
 

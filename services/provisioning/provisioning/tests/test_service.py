@@ -119,7 +119,11 @@ def as_caller(config, caller):
     return ServiceRpcProxy("provisioning", config, timeout=20, context_data=dict(caller))
 
 
-def paid_order(method: str = "saas", *, supervision: bool = False) -> dict:
+def paid_order(method: str = "saas", *, supervision: bool | None = None) -> dict:
+    """An orders.order.paid of one subscription; supervised as the catalog has it
+    (licenses and professional services always) unless ``supervision`` says."""
+    if supervision is None:
+        supervision = method in ("license", "professional_service")
     order_id = f"ord_{uuid.uuid4().hex}"
     return {
         "order_id": order_id,

@@ -67,7 +67,8 @@ def paid_order(*methods: str) -> dict:
                 "specification_id": "spc_std",
                 "specification_name": "Standard",
                 "delivery_method": method,
-                "service_supervision": False,
+                # as the catalog has it: licenses and professional services always
+                "service_supervision": method in ("license", "professional_service"),
                 "billing_mode": "yearly_monthly",
                 "period": {"unit": "month", "count": 1},
                 "quantity": 10,
