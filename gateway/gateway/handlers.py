@@ -54,13 +54,28 @@ def seller_orders(gateway: Any, request: Request, query: dict[str, Any]) -> dict
     """The orders of the seller's products (orders'), their buyers named by iam-agency
     in one call for the whole page."""
     page = gateway.orders.list_seller_orders(query)
-    return {**page, "items": _with_buyers_named(gateway, page["items"])}
+    return {**page, "items": _with_flows(gateway, _with_buyers_named(gateway, page["items"]))}
 
 
 def seller_order(gateway: Any, request: Request, order_id: str) -> dict[str, Any]:
     """One order of the seller's products (NotFound for any other), its buyer named."""
-    (order,) = _with_buyers_named(gateway, [gateway.orders.get_seller_order(order_id)])
+    (order,) = _with_flows(
+        gateway, _with_buyers_named(gateway, [gateway.orders.get_seller_order(order_id)])
+    )
     return order
+
+
+def _with_flows(gateway: Any, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each order's supervision flow id (supervision's, one call for the page); null for
+    an order with none, or for all when supervision does not answer."""
+    if not orders:
+        return orders
+    try:
+        answer = gateway.supervision.flows_of_orders({"order_ids": [o["id"] for o in orders]})
+        flows = {item["order_id"]: item["flow_id"] for item in answer["items"]}
+    except ServiceUnavailable:
+        flows = {}
+    return [{**order, "flow_id": flows.get(order["id"])} for order in orders]
 
 
 def _with_buyers_named(gateway: Any, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:

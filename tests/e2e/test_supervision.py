@@ -157,8 +157,24 @@ def test_a_professional_service_from_request_to_acceptance(system):
     assert flow["step"] == "awaiting_request" and flow["process"] == "2025-03-26"
     assert flow["product"] == {"id": product["id"], "name": product["name"]}
     _order_status(buyer, order, "delivering")
-    # the seller sees it among its flows
+    # the seller sees it among its flows, and its order leads to it
     assert [f["id"] for f in seller.ok("GET", "/v1/supervision/flows")["items"]] == [flow["id"]]
+    assert seller.ok("GET", f"/v1/seller/orders/{order['id']}")["flow_id"] == flow["id"]
+    (listed,) = seller.ok("GET", "/v1/seller/orders")["items"]
+    assert listed["flow_id"] == flow["id"]
+    # the seller's request template is shown on the flow
+    seller.ok(
+        "PUT",
+        f"/v1/seller/products/{product['id']}/request-template",
+        {"template": "Which cluster, how many TB, and when may we stop it?"},
+    )
+    shown = buyer.ok("GET", flow_path)
+    assert shown["request_template"].startswith("Which cluster")
+    assert shown["steps"][0] == {
+        "name": "awaiting_request",
+        "status": "current",
+        "at": shown["created_at"],
+    }
 
     # the request, sent back once, then confirmed
     assert buyer.call("POST", f"{flow_path}/acceptance", {}).status_code == 409

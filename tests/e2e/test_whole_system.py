@@ -197,24 +197,19 @@ def _order(system, headers: dict, order: dict) -> dict:
     ).json()
 
 
-def _wait_until_delivered(system, headers: dict, order: dict, timeout: float = 30) -> dict:
-    """The order's one purchased app once provisioning has delivered it (a supervised
-    product's app then waits for the buyer's acceptance instead of being enabled)."""
-    apps = requests.get(f"{system.gateway}/v1/purchased-apps", headers=headers, timeout=15).json()
-    assert [app["order_id"] for app in apps["items"]] == [order["id"]]
+def _flow_of(system, headers: dict, order: dict, timeout: float = 30) -> dict:
+    """The order's supervision flow, once supervision has started it."""
     deadline = time.monotonic() + timeout
     while True:
-        app = requests.get(
-            f"{system.gateway}/v1/purchased-apps/{apps['items'][0]['id']}",
+        flows = requests.get(
+            f"{system.gateway}/v1/supervision/flows",
+            params={"q": order["id"]},
             headers=headers,
             timeout=15,
         ).json()
-        delivered = app["application"]["delivery_status"] == "succeeded"
-        if (delivered and _order(system, headers, order)["status"] != "paid") or (
-            time.monotonic() > deadline
-        ):
-            assert delivered, app
-            return app
+        if flows["total"] == 1 or time.monotonic() > deadline:
+            assert flows["total"] == 1, flows
+            return flows["items"][0]
         time.sleep(0.3)
 
 
@@ -367,12 +362,32 @@ def test_a_license_key_verifies_offline_with_the_sellers_published_key(system):
     order = placed.json()
     paid = _pay(system, buyer, order, {"payment_method": "credit_card", "card": CARD})
     assert paid.status_code == 200, paid.text
-    app = _wait_until_delivered(system, buyer, order)
+    # a license is supervised: its key is delivered at payment and its flow waits for the
+    # buyer's acceptance; until then it is not under Purchased Apps
+    flow = _flow_of(system, buyer, order)
+    assert flow["step"] == "awaiting_acceptance" and flow["accept_by"]
+    deadline = time.monotonic() + 30
+    while _order(system, buyer, order)["status"] != "awaiting_acceptance":
+        assert time.monotonic() < deadline, _order(system, buyer, order)
+        time.sleep(0.3)
+    apps = requests.get(f"{system.gateway}/v1/purchased-apps", headers=buyer, timeout=15).json()
+    assert apps["items"] == []
+    accepted = requests.post(
+        f"{system.gateway}/v1/supervision/flows/{flow['id']}/acceptance",
+        json={},
+        headers=buyer,
+        timeout=15,
+    )
+    assert accepted.status_code == 200 and accepted.json()["step"] == "completed", accepted.text
+    deadline = time.monotonic() + 30  # orders enables it on the flow's completed event
+    while not requests.get(f"{system.gateway}/v1/purchased-apps", headers=buyer, timeout=15).json()[
+        "items"
+    ]:
+        assert time.monotonic() < deadline, "the accepted license never became a purchased app"
+        time.sleep(0.3)
+    app = _assert_purchased(system, buyer, order)
     license_key = app["application"]["license_key"]
     assert license_key and app["application"]["password"] is None
-    # a license is supervised: delivered, it waits for the buyer's acceptance
-    assert app["status"] == "enabling"
-    assert _order(system, buyer, order)["status"] == "awaiting_acceptance"
 
     published = requests.get(
         f"{system.gateway}/v1/sellers/{product['seller']['id']}/license-public-key", timeout=15

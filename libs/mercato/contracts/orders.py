@@ -480,6 +480,14 @@ class SellerOrderResponse(AnswerSchema):
     cancel_reason = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
+    flow_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Its service supervision flow (`GET /v1/supervision/flows/{id}`): "
+            "a license, a professional service or a supervised SaaS product once paid; "
+            "null otherwise."
+        },
+    )
 
 
 SellerOrderPage = page_of(SellerOrderResponse, "SellerOrderPage")

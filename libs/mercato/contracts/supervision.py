@@ -258,6 +258,25 @@ class AppealResolution(StrictSchema):
             raise ValidationError("only a refund decision refunds", "refund")
 
 
+class FlowsOfOrdersRequest(StrictSchema):
+    order_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=40)),
+        required=True,
+        validate=validate.Length(max=100),
+    )
+
+
+class FlowOfOrder(AnswerSchema):
+    order_id = fields.String()
+    flow_id = fields.String()
+
+
+class FlowsOfOrders(AnswerSchema):
+    """The flows of those orders the caller is a party of; an order with none is absent."""
+
+    items = fields.List(fields.Nested(FlowOfOrder))
+
+
 class MessagesQuery(PageSchema):
     unread = QueryBoolean(metadata={"description": "`true`: only the unread ones."})
 

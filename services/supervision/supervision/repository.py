@@ -86,6 +86,19 @@ class FlowRepository:
         query = query.order_by(Flow.created_at.desc(), Flow.id.desc())
         return fetch_page(self.session, query, page, page_size)
 
+    def of_orders(self, order_ids: list[str], party_account_id: str) -> list[tuple[str, str]]:
+        """(order id, flow id) of those orders whose flow the account is a party of."""
+        rows = self.session.execute(
+            sa.select(Flow.order_id, Flow.id).where(
+                Flow.order_id.in_(order_ids),
+                sa.or_(
+                    Flow.buyer_account_id == party_account_id,
+                    Flow.seller_account_id == party_account_id,
+                ),
+            )
+        )
+        return [(order_id, flow_id) for order_id, flow_id in rows]
+
     # -- what the timers look for --------------------------------------------------------
 
     def lock_due_for_auto_acceptance(self, now: dt.datetime, limit: int) -> list[Flow]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.timer import timer
 
 from mercato.clock import ClockProvider
 from mercato.contracts import supervision as contract
@@ -13,6 +12,7 @@ from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
+from mercato.timers import configured_timer
 from mercato.transport import rpc
 from mercato.validation import PageSchema, dump, load
 from supervision import usecases
@@ -22,7 +22,8 @@ from supervision.settings import Settings
 
 # how often the timers look for flows whose time came (the test clock's promise: due
 # work runs within 10 s of a move)
-SWEEP_SECONDS = 5
+SWEEP_KEY = "SUPERVISION_SWEEP_SECONDS"
+DEFAULT_SWEEP_SECONDS = 5.0
 
 
 class SupervisionSettings(DependencyProvider):
@@ -57,6 +58,14 @@ class SupervisionService(MercatoService):
         caller = self.caller.require()
         flow = usecases.get_flow(self.db, self.clock, caller=caller, flow_id=str(flow_id))
         return dump(contract.FlowResponse, flow)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def flows_of_orders(self, payload: dict) -> dict:
+        """``{order_ids}``: the flow of each order the caller is a party of."""
+        caller = self.caller.require()
+        request = load(contract.FlowsOfOrdersRequest, payload)
+        found = usecases.flows_of_orders(self.db, caller=caller, order_ids=request["order_ids"])
+        return dump(contract.FlowsOfOrders, found)
 
     @rpc(expected_exceptions=EXPECTED)
     def submit_request(self, flow_id: str, payload: dict) -> dict:
@@ -176,7 +185,7 @@ class SupervisionService(MercatoService):
 
     # -- what the clock brings --------------------------------------------------------------
 
-    @timer(interval=SWEEP_SECONDS)
+    @configured_timer(SWEEP_KEY, DEFAULT_SWEEP_SECONDS)
     def run_due_work(self) -> None:
         """Auto-accept, its notice two days before, the seller's confirmation reminder and
         the appeal gauges. Safe with two replicas: each claims rows the other skips."""

@@ -687,6 +687,15 @@ def get_flow(uow, clock: Clock, *, caller: Identity, flow_id: str) -> dict[str, 
     return flow_view(uow, flow, clock.now())
 
 
+def flows_of_orders(uow, *, caller: Identity, order_ids: list[str]) -> dict[str, Any]:
+    """Which flow each of these orders has, for its buyer or its seller (the seller's
+    order list shows it)."""
+    if not order_ids:
+        return {"items": []}
+    found = uow.flows.of_orders(order_ids, caller.account_id)
+    return {"items": [{"order_id": order_id, "flow_id": flow_id} for order_id, flow_id in found]}
+
+
 def flow_summary(flow: Flow) -> dict[str, Any]:
     return {
         "id": flow.id,
