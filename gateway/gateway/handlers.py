@@ -15,7 +15,7 @@ from gateway import openapi, probes
 from gateway.auth import bearer_token
 from gateway.errors import json_response
 from gateway.idempotency import downstream_key
-from mercato.errors import NotFound, ServiceUnavailable
+from mercato.errors import Forbidden, NotFound, ServiceUnavailable
 
 # -- accounts ---------------------------------------------------------------------------
 
@@ -173,8 +173,8 @@ def docs(gateway: Any, request: Request) -> Response:
 def supervision_flow(gateway: Any, request: Request, flow_id: str) -> dict[str, Any]:
     """The flow is supervision's (NotFound unless the caller is a party or an operator);
     the seller's request template (catalog) and, for a SaaS flow, the delivered
-    application (provisioning, which shows it to the buyer only) are added when they
-    answer: the page shows what it can."""
+    application (provisioning, which shows it to the buyer only: the seller is refused)
+    are added when they answer: the page shows what it can."""
     flow = gateway.supervision.get_flow(flow_id)
     try:
         template = gateway.catalog.get_request_template(flow["product"]["id"])
@@ -187,6 +187,6 @@ def supervision_flow(gateway: Any, request: Request, flow_id: str) -> dict[str, 
             application = gateway.provisioning.get_application(flow["subscription_id"])
             if application.get("delivery_status") == "succeeded":
                 flow["application"] = application
-        except (NotFound, ServiceUnavailable):
+        except (NotFound, Forbidden, ServiceUnavailable):
             pass
     return flow

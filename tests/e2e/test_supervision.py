@@ -68,7 +68,13 @@ def _new(system, type_: str) -> Party:
     return Party(system, created.json(), _sign_in(system, email, PASSWORD))
 
 
+def _demo_seeded(system) -> None:
+    """make run seeds the demo accounts and products after the processes are ready."""
+    _eventually(system.log, lambda log: "demo accounts" in log)
+
+
 def _operator(system) -> Party:
+    _demo_seeded(system)
     return Party(system, None, _sign_in(system, "operator@demo.mercato", "operator-demo-pass"))
 
 
@@ -367,3 +373,67 @@ def test_an_appeal_continued_then_completed_by_the_operator(system):
     _order_status(buyer, order, "completed")
     closed = buyer.call("POST", f"{flow_path}/appeals", {"reason": "x", "description": "y"})
     assert closed.status_code == 409
+
+
+def test_a_supervised_saas_tenant_is_created_when_the_seller_confirms(system):
+    _demo_seeded(system)
+    demo_seller = Party(system, None, _sign_in(system, "seller@demo.mercato", "seller-demo-pass"))
+    (found,) = requests.get(
+        f"{system.gateway}/v1/products", params={"q": "Lumen"}, timeout=15
+    ).json()["items"]
+    product = requests.get(f"{system.gateway}/v1/products/{found['id']}", timeout=15).json()
+    buyer = _new(system, "buyer")
+    buyer.ok(
+        "POST",
+        "/v1/billing/top-ups",
+        {"amount": {"amount": 100_000, "currency": "USD"}, "card": CARD},
+        status=201,
+    )
+    order = buyer.ok(
+        "POST",
+        "/v1/orders",
+        {
+            "product_id": product["id"],
+            "specification_id": product["specifications"][0]["id"],
+            "billing_mode": "yearly_monthly",
+            "period": {"unit": "month", "count": 1},
+            "quantity": 3,
+            "accept_terms": True,
+        },
+        status=201,
+    )
+    buyer.ok("POST", f"/v1/orders/{order['id']}/pay", {"payment_method": "balance"})
+    flow = _eventually(
+        lambda: buyer.ok("GET", "/v1/supervision/flows", q=order["id"]),
+        lambda page: page["total"] == 1,
+    )["items"][0]
+    flow_path = f"/v1/supervision/flows/{flow['id']}"
+    assert flow["step"] == "awaiting_request"
+    # no tenant before the seller confirms
+    assert buyer.ok("GET", flow_path)["application"] is None
+    buyer.ok("POST", f"{flow_path}/requests", {"description": "Three analysts, EU data."}, 201)
+    demo_seller.ok("POST", f"{flow_path}/confirmation", {})
+
+    # the seller's application creates the tenant; its delivery moves the flow
+    delivered = _eventually(
+        lambda: buyer.ok("GET", flow_path), lambda f: f["step"] == "awaiting_acceptance"
+    )
+    application = delivered["application"]
+    assert application["username"] and application["password"] == "******"
+    assert application["frontend_url"].startswith("http")
+    # the seller sees the flow but not the buyer's application
+    assert demo_seller.ok("GET", flow_path)["application"] is None
+    _order_status(buyer, order, "awaiting_acceptance")
+    assert buyer.ok("GET", "/v1/purchased-apps")["items"] == []
+    revealed = buyer.ok(
+        "POST", f"/v1/purchased-apps/{delivered['subscription_id']}/credentials/reveal", {}
+    )
+    assert revealed["username"] == application["username"] and revealed["password"]
+
+    assert buyer.ok("POST", f"{flow_path}/acceptance", {})["step"] == "completed"
+    _order_status(buyer, order, "completed")
+    (app,) = _eventually(
+        lambda: buyer.ok("GET", "/v1/purchased-apps")["items"],
+        lambda items: [a["status"] for a in items] == ["enabled"],
+    )
+    assert app["id"] == delivered["subscription_id"] and app["expires_at"]
