@@ -117,8 +117,10 @@ class Route:
             problems.append(f"who must be one of {', '.join(WHO)}")
         if (self.rpc is None) == (self.handler is None):
             problems.append("names either the one RPC it calls or a handler")
-        if [self.body, self.query, self.raw_body].count(None) < 2:
-            problems.append("takes a body, a raw body or a query, not two of them")
+        if self.body is not None and self.query is not None:
+            problems.append("takes a body or a query, not both")
+        if self.raw_body is not None and (self.body is not None or self.query is not None):
+            problems.append("a raw body is the whole body: no body schema, no query")
         if self.method in ("POST", "PUT") and self.body is None and self.raw_body is None:
             problems.append("needs a body schema (EmptyRequest when it takes none)")
         if self.raw_body is not None and self.handler is None:

@@ -54,7 +54,7 @@ def s3_store(s3_endpoint) -> S3ObjectStore:
         endpoint_url=s3_endpoint,
         region="us-east-1",
         access_key_id="test",
-        secret_access_key="test-secret",  # noqa: S106
+        secret_access_key="test-secret",
         addressing_style="path",
     )
     bucket = f"mercato-{uuid.uuid4().hex[:12]}"
@@ -125,7 +125,9 @@ def test_a_key_that_could_leave_the_store_is_refused(local_store, key):
 def test_keys_are_random_and_safe():
     keys = {objectstore.new_key() for _ in range(1000)}
     assert len(keys) == 1000
-    assert all(key.startswith("attachments/") and len(key) == len("attachments/ab/") + 32 for key in keys)
+    assert all(
+        key.startswith("attachments/") and len(key) == len("attachments/ab/") + 32 for key in keys
+    )
 
 
 def test_the_local_store_leaves_no_partial_file_behind(local_store):
