@@ -44,6 +44,12 @@ class PayloadTooLarge(MercatoError):
     default_code = "PAYLOAD_TOO_LARGE"
 
 
+class UnsupportedMediaType(MercatoError):
+    """An upload whose content is none of the types the route takes."""
+
+    default_code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class MethodNotAllowed(MercatoError):
     default_code = "METHOD_NOT_ALLOWED"
 
@@ -72,6 +78,7 @@ mapped_errors: dict[type[MercatoError], int] = {
     MethodNotAllowed: 405,
     Conflict: 409,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     BusinessRuleViolation: 422,
     RateLimited: 429,
     ServiceUnavailable: 503,

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response
 from gateway import schemas
 from gateway.errors import BEARER_CHALLENGE
 from gateway.idempotency import IDEMPOTENCY_KEY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
-from gateway.routing import ANYONE, AUTHENTICATED, TOKEN_OPTIONAL, Route
+from gateway.routing import ANYONE, TOKEN_OPTIONAL, Route
 from gateway.web import BODY_FIELD, REQUEST_ID_HEADER, GatewayHttp
 
 OPENAPI_VERSION = "3.0.3"
@@ -39,6 +39,7 @@ ORDERS = "Orders and payment"
 PURCHASED_APPS = "Purchased apps"
 SUPERVISION = "Service supervision"
 MESSAGES = "Messages"
+ATTACHMENTS = "Attachments"
 OPERATIONS_TAG = "Operations"
 TAGS = [
     {
@@ -65,6 +66,11 @@ TAGS = [
         "decide.",
     },
     {"name": MESSAGES, "description": "Direct messages: what waits for you, appeal results."},
+    {
+        "name": ATTACHMENTS,
+        "description": "Files for a service request, a provision or an appeal: uploaded "
+        "first, then named by their ids.",
+    },
     {
         "name": OPERATIONS_TAG,
         "description": "Probes, metrics and this documentation (no /v1 prefix, no auth).",
@@ -136,13 +142,13 @@ def _error_statuses(route: Route) -> dict[int, str]:
     statuses = {500}
     if route.method == "POST":
         statuses |= {400, 409, 413, 422}
-    if route.body is not None:
+    if route.body is not None or route.raw_body is not None:
         statuses |= {400, 413}
     if route.query is not None:
         statuses.add(400)
     if route.who != ANYONE:
         statuses.add(401)
-    role = route.who if route.who not in (ANYONE, TOKEN_OPTIONAL, AUTHENTICATED) else None
+    role = _roles_text(route.roles) if route.roles else None
     if role is not None:
         statuses.add(403)
     if route.path_ids:
@@ -159,6 +165,11 @@ def _error_statuses(route: Route) -> dict[int, str]:
             parts.append(STATUS_MEANINGS[status])
         meanings[status] = "; or ".join(parts)
     return meanings
+
+
+def _roles_text(roles: tuple[str, ...]) -> str:
+    """``buyer``; ``buyer or seller``; ``buyer, seller or operator``."""
+    return roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} or {roles[-1]}"
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -208,6 +219,11 @@ def _operation(route: Route) -> dict[str, Any]:
             # a body whose fields are all optional may be left out
             "required": any(f.required for f in route.body().fields.values()),
             "content": {"application/json": {"schema": route.body}},
+        }
+    elif route.raw_body is not None:
+        spec["requestBody"] = {
+            "required": True,
+            "content": {route.body_media_type: {"schema": dict(route.raw_body)}},
         }
     return spec
 

@@ -8,9 +8,10 @@ RPC's schemas in ``mercato.contracts``.
 
 from __future__ import annotations
 
-from gateway import handlers, schemas
+from gateway import attachments, handlers, schemas
 from gateway.openapi import (
     ACCOUNTS,
+    ATTACHMENTS,
     CATALOG,
     MESSAGES,
     OPERATIONS_TAG,
@@ -633,6 +634,52 @@ ROUTES = (
         body=EmptyRequest,
         response=supervision.MessageView,
         rpc=("supervision", "read_message"),
+    ),
+    # -- attachments ----------------------------------------------------------------------
+    Route(
+        "POST",
+        "/v1/attachments",
+        "upload_attachment",
+        summary="Upload an attachment",
+        tag=ATTACHMENTS,
+        who=(BUYER, SELLER, OPERATOR),
+        about="Upload one file as `multipart/form-data`, in one part named `file`: at most "
+        "50 MB (52,428,800 bytes), a BMP, JPEG, PNG, GIF, PDF, DOCX, XLSX, PPTX or ZIP, "
+        "recognised by its content (not its name or declared type). Answers its id, to be "
+        "named in a service request, provision or appeal, which attaches it to that flow. "
+        "Only its uploader may download it until then.\n\n"
+        "The one route that takes a body larger than `GATEWAY_MAX_BODY_BYTES`; it is read "
+        "as it arrives, never held whole. An `Idempotency-Key` is not honoured: a retry "
+        "uploads the file again, under a new id.",
+        raw_body=attachments.UPLOAD_BODY,
+        body_media_type="multipart/form-data",
+        max_body_bytes=attachments.MAX_UPLOAD_BODY_BYTES,
+        response=supervision.AttachmentResponse,
+        status=201,
+        idempotent=False,
+        errors={
+            400: "VALIDATION_ERROR: not multipart/form-data, no `file` part, another part "
+            "beside it, or a body that does not parse",
+            413: "PAYLOAD_TOO_LARGE: the file is larger than 50 MB (52,428,800 bytes)",
+            415: "UNSUPPORTED_MEDIA_TYPE: the content is none of the accepted types",
+        },
+        handler=attachments.upload,
+    ),
+    Route(
+        "GET",
+        "/v1/attachments/{attachment_id}",
+        "download_attachment",
+        summary="Download an attachment",
+        tag=ATTACHMENTS,
+        who=AUTHENTICATED,
+        about="The file's bytes, with its recognised `Content-Type`, `Content-Disposition: "
+        "attachment` and its name, and `X-Content-Type-Options: nosniff`. For its "
+        "uploader; the buyer and seller of the flow it is attached to; an operator when "
+        "that flow has an appeal. 404 for anyone else.",
+        media_type="application/octet-stream",
+        raw_response=attachments.DOWNLOAD_BODY,
+        errors={404: "NOT_FOUND: no such attachment, or not one the caller may download"},
+        handler=attachments.download,
     ),
     # -- operations -----------------------------------------------------------------------
     Route(

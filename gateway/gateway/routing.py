@@ -15,7 +15,9 @@ when the class is, before any container is built). Every one of them does, in or
    again);
 2. the path's ids (``web.path_id``: NotFound for what cannot be an id);
 3. the body (``web.read_json``) or the query string (``web.read_query``), loaded with
-   the route's schema: the very schema the service loads it with again;
+   the route's schema: the very schema the service loads it with again (a route with a
+   ``raw_body``, the upload, leaves its body to its handler, which reads it as it
+   arrives);
 4. with an ``Idempotency-Key`` on a route that honours it, the first answer again or
    the work once;
 5. the RPC, with one convention: the path's ids positionally, then the loaded body or
@@ -50,7 +52,8 @@ from mercato.transport import TimedRpcProxy
 from mercato.validation import load
 
 # who may call a route: anyone (no token is read), anyone with a token optional (a
-# token sent must be valid), any signed-in account, or an account with a role
+# token sent must be valid), any signed-in account, or an account with a role (or with
+# one of several roles: a tuple of them)
 ANYONE = "anyone"
 TOKEN_OPTIONAL = "anyone, token optional"  # noqa: S105 - who may call, not a secret
 AUTHENTICATED = "authenticated"
@@ -77,7 +80,7 @@ class Route:
     name: str  # the entrypoint method's name and the document's operationId
     summary: str
     tag: str
-    who: str
+    who: str | tuple[str, ...]
     about: str = ""  # the document's description of the route
     rpc: tuple[str, str] | None = None  # (service, method): ("orders", "pay_order")
     handler: Handler | None = None
@@ -92,6 +95,13 @@ class Route:
     media_type: str = JSON
     # the answer's schema in the document when it is no marshmallow schema
     raw_response: Mapping[str, Any] | None = None
+    # a body that is not JSON, which the handler reads itself as it arrives (an
+    # upload): its media type and its schema in the document
+    raw_body: Mapping[str, Any] | None = None
+    body_media_type: str = JSON
+    # the largest body this route takes, when it is not the gateway's MAX_BODY_BYTES
+    # (only the upload takes more)
+    max_body_bytes: int | None = None
 
     def __post_init__(self) -> None:
         where = f"route {self.method} {self.path}"
@@ -100,20 +110,36 @@ class Route:
             problems.append("needs a summary and a tag for the document")
         if self.method not in METHODS:
             problems.append(f"method must be one of {', '.join(METHODS)}")
-        if self.who not in WHO:
+        if isinstance(self.who, tuple):
+            if not self.who or not set(self.who) <= set(ACCOUNT_TYPES):
+                problems.append(f"who as a tuple names roles: {', '.join(ACCOUNT_TYPES)}")
+        elif self.who not in WHO:
             problems.append(f"who must be one of {', '.join(WHO)}")
         if (self.rpc is None) == (self.handler is None):
             problems.append("names either the one RPC it calls or a handler")
         if self.body is not None and self.query is not None:
             problems.append("takes a body or a query, not both")
-        if self.method in ("POST", "PUT") and self.body is None:
+        if self.raw_body is not None and (self.body is not None or self.query is not None):
+            problems.append("a raw body is the whole body: no body schema, no query")
+        if self.method in ("POST", "PUT") and self.body is None and self.raw_body is None:
             problems.append("needs a body schema (EmptyRequest when it takes none)")
+        if self.raw_body is not None and self.handler is None:
+            problems.append("a raw body is read by a handler")
+        if (self.body_media_type != JSON) != (self.raw_body is not None):
+            problems.append("a raw body has its own media type; a JSON body has a schema")
         if self.idempotent and self.method != "POST":
             problems.append("Idempotency-Key is honoured on POST only")
         if (self.response is None) != (self.status == 204 or self.raw_response is not None):
             problems.append("answers with a response schema, or 204 with no content")
         if problems:
             raise ValueError(f"{where}: {'; '.join(problems)}")
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles that may call the route; () when it is not for roles."""
+        if isinstance(self.who, tuple):
+            return self.who
+        return (self.who,) if self.who in ACCOUNT_TYPES else ()
 
     @property
     def rule(self) -> str:
@@ -143,7 +169,7 @@ def _authenticate(gateway: Any, route: Route, request: Request) -> None:
     elif route.who == AUTHENTICATED:
         gateway.auth.authenticate(request, gateway.iam_agency)
     elif route.who != ANYONE:
-        gateway.auth.authenticate(request, gateway.iam_agency, route.who)
+        gateway.auth.authenticate(request, gateway.iam_agency, *route.roles)
 
 
 def handle(
@@ -190,7 +216,7 @@ def entrypoint(route: Route) -> Callable[..., Response]:
 
     serve.__name__ = serve.__qualname__ = route.name
     serve.__doc__ = route.about or route.summary
-    return http(route.method, route.rule)(serve)
+    return http(route.method, route.rule, max_body_bytes=route.max_body_bytes)(serve)
 
 
 S = TypeVar("S", bound=type)

@@ -13,6 +13,7 @@ from nameko.events import BROADCAST, event_handler
 from nameko.timer import timer
 
 from gateway import probes
+from gateway.attachments import ObjectStoreProvider
 from gateway.auth import Authentication
 from gateway.idempotency import Idempotency
 from gateway.models import metadata
@@ -30,8 +31,8 @@ PURGE_INTERVAL_SECONDS = 600
 @serves(ROUTES)
 class GatewayService(MercatoService):
     """The public API. Dependencies: ``iam_agency`` answers who a token belongs to and
-    owns accounts; ``catalog``, ``orders``, ``billing`` and ``provisioning`` own what
-    their names say; ``auth`` keeps validated tokens briefly; ``idempotency`` keeps the
+    owns accounts; ``catalog``, ``orders``, ``billing``, ``provisioning`` and
+    ``supervision`` own what their names say; ``object_store`` keeps attachments' bytes; ``auth`` keeps validated tokens briefly; ``idempotency`` keeps the
     answers to POSTs that carried an Idempotency-Key, in ``db``."""
 
     name = "gateway"
@@ -51,6 +52,8 @@ class GatewayService(MercatoService):
     idempotency = Idempotency()
     # published products' details, dropped when catalog announces a change
     products = ProductCacheProvider()
+    # attachments' bytes (supervision keeps what they are)
+    object_store = ObjectStoreProvider()
 
     @event_handler(
         "catalog", "catalog.product.changed", handler_type=BROADCAST, reliable_delivery=False

@@ -19,6 +19,7 @@ TOKEN_CACHE_SECONDS = "TOKEN_CACHE_SECONDS"  # noqa: S105
 IDEMPOTENCY_SECRET = "IDEMPOTENCY_SECRET"  # noqa: S105
 IDEMPOTENCY_TTL_HOURS = "IDEMPOTENCY_TTL_HOURS"
 IDEMPOTENCY_LEASE_SECONDS = "IDEMPOTENCY_LEASE_SECONDS"
+UPLOAD_SPOOL_DIR = "UPLOAD_SPOOL_DIR"
 
 # the value config.yaml falls back to: fine on a laptop, refused nowhere, logged loudly
 DEV_IDEMPOTENCY_SECRET = "dev-only-idempotency-secret-change-me"  # noqa: S105
@@ -31,6 +32,8 @@ class Settings:
     idempotency_secret: str = DEV_IDEMPOTENCY_SECRET
     idempotency_ttl: dt.timedelta = dt.timedelta(hours=24)
     idempotency_lease: dt.timedelta = dt.timedelta(seconds=60)
+    # where uploads are spooled while they arrive; None: the system's temporary folder
+    upload_spool_dir: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -41,6 +44,7 @@ class Settings:
             return default if value in (None, "") else float(value)
 
         secret = config.get(IDEMPOTENCY_SECRET)
+        spool = config.get(UPLOAD_SPOOL_DIR)
         return cls(
             max_body_bytes=int(number(MAX_BODY_BYTES, defaults.max_body_bytes)),
             token_cache_seconds=number(TOKEN_CACHE_SECONDS, defaults.token_cache_seconds),
@@ -53,6 +57,7 @@ class Settings:
                     IDEMPOTENCY_LEASE_SECONDS, defaults.idempotency_lease.total_seconds()
                 )
             ),
+            upload_spool_dir=str(spool) if spool else None,
         )
 
 

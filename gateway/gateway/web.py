@@ -4,7 +4,7 @@
   (a sane ``X-Request-ID`` or a new one), hands it to the worker as context data (so
   it travels on every RPC), returns it on every response, answers unknown routes and
   wrong methods with JSON 404/405, and refuses a declared body over ``MAX_BODY_BYTES``
-  before any worker starts.
+  (or the route's own limit: the upload's) before any worker starts.
 - ``GatewayHttp`` (the ``http`` decorator) turns whatever an entrypoint raises into the
   JSON error body through ``errors.mapped_errors``.
 - ``read_json`` reads a body within the limit and parses it, or says why not;
@@ -93,11 +93,10 @@ class GatewayWsgiApp(WsgiApp):
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
+            limit = getattr(provider, "max_body_bytes", None) or self.max_body_bytes
             declared = request.content_length
-            if declared is not None and declared > self.max_body_bytes:
-                raise PayloadTooLarge(
-                    f"the body is {declared} bytes; at most {self.max_body_bytes} are accepted"
-                )
+            if declared is not None and declared > limit:
+                raise PayloadTooLarge(f"the body is {declared} bytes; at most {limit} are accepted")
         except RoutingNotFound:
             return _unrouted(NotFound(f"no such path: {request.path}"))
         except RoutingMethodNotAllowed as exc:
@@ -137,13 +136,16 @@ class GatewayWebServer(WebServer):
 
 
 class GatewayHttp(HttpRequestHandler):
-    """``@http`` whose failures are JSON error bodies with the mapped status."""
+    """``@http`` whose failures are JSON error bodies with the mapped status.
+    ``max_body_bytes``: the largest body this entrypoint takes, when it is not the
+    gateway's ``MAX_BODY_BYTES`` (the upload's)."""
 
     server = GatewayWebServer()
 
-    def __init__(self, method, url, **kwargs):
+    def __init__(self, method, url, max_body_bytes: int | None = None, **kwargs):
         kwargs.setdefault("expected_exceptions", CALLER_ERRORS)
         super().__init__(method, url, **kwargs)
+        self.max_body_bytes = max_body_bytes
 
     def handle_result(self, event, worker_ctx, result, exc_info):
         if exc_info is not None:

@@ -48,6 +48,7 @@ REQUIRED_VALUES["processes"]["provisioning"]["credentialKeys"] = {
 REQUIRED_VALUES["processes"]["gateway"]["idempotencySecret"] = {
     "value": "0123456789abcdef0123456789abcdef-test"
 }
+REQUIRED_VALUES["processes"]["gateway"]["objectStore"] = {"bucket": "mercato-attachments"}
 
 # Kinds of custom resources: no schema in kubernetes-validate, checked by hand instead.
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}

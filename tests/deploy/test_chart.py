@@ -577,15 +577,70 @@ def test_only_provisioning_reaches_sellers_on_443_and_never_inside_the_cluster(o
     policies = list(chart.of_kind(objects, "NetworkPolicy").values())
     pods = pod_labels(objects)
     provisioning = pods.pop(DEPLOYMENT_NAME["provisioning"])
+    # the gateway reaches its object store over HTTPS (networkPolicy.objectStore; an S3
+    # endpoint is a public address unless `to` narrows it)
+    gateway = pods.pop(DEPLOYMENT_NAME["gateway"])
     assert pods, "the other Deployments and the hook Jobs"
 
     for address in PUBLIC_ADDRESSES:
         assert reaches(policies, provisioning, address, 443), address
         assert not reaches(policies, provisioning, address, 80), address
+        assert reaches(policies, gateway, address, 443), address
+        assert not reaches(policies, gateway, address, 80), address
         for name, labels in pods.items():
             assert not reaches(policies, labels, address, 443), (name, address)
     for address in INTERNAL_ADDRESSES:
         assert not reaches(policies, provisioning, address, 443), address
+
+
+def test_the_gateways_egress_to_its_object_store_can_be_narrowed():
+    narrowed = chart.merged(
+        chart.REQUIRED_VALUES,
+        {
+            "networkPolicy": {
+                "objectStore": {"ports": [9000], "to": [{"ipBlock": {"cidr": "10.1.2.0/24"}}]}
+            }
+        },
+    )
+    objects = chart.manifests(narrowed)
+    policies = list(chart.of_kind(objects, "NetworkPolicy").values())
+    gateway = pod_labels(objects)[DEPLOYMENT_NAME["gateway"]]
+    assert reaches(policies, gateway, "10.1.2.3", 9000)
+    assert not reaches(policies, gateway, PUBLIC_ADDRESSES[0], 443)
+
+
+def test_the_gateway_is_told_its_object_store_and_spools_uploads_in_a_larger_tmp():
+    values = chart.merged(
+        chart.REQUIRED_VALUES,
+        {
+            "processes": {
+                "gateway": {
+                    "objectStore": {
+                        "endpointUrl": "https://minio.storage:9000",
+                        "addressingStyle": "path",
+                        "accessKeyId": {"value": "AKIDEXAMPLE"},
+                        "secretAccessKey": {"existingSecret": "store-keys"},
+                    }
+                }
+            }
+        },
+    )
+    objects = chart.manifests(values)
+    (config,) = chart.of_kind(objects, "ConfigMap").values()
+    assert config["data"]["GATEWAY_OBJECT_STORE"] == "s3"
+    assert config["data"]["GATEWAY_OBJECT_STORE_BUCKET"] == "mercato-attachments"
+    assert config["data"]["GATEWAY_OBJECT_STORE_ENDPOINT_URL"] == "https://minio.storage:9000"
+    assert config["data"]["GATEWAY_OBJECT_STORE_ADDRESSING_STYLE"] == "path"
+    secret = chart.of_kind(objects, "Secret")[chart.RELEASE]
+    assert base64.b64decode(secret["data"]["GATEWAY_OBJECT_STORE_ACCESS_KEY_ID"]) == b"AKIDEXAMPLE"
+    deployment = chart.of_kind(objects, "Deployment")[DEPLOYMENT_NAME["gateway"]]
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GATEWAY_OBJECT_STORE_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "store-keys",
+        "key": "GATEWAY_OBJECT_STORE_SECRET_ACCESS_KEY",
+    }
+    (tmp,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"]["sizeLimit"] == "1Gi"
 
 
 def test_seller_egress_can_be_turned_off_or_given_other_ports():
@@ -758,6 +813,7 @@ def test_all_problems_are_reported_at_once():
     for expected in (
         "amqp:",
         "processes.gateway.idempotencySecret",
+        "processes.gateway.objectStore.bucket",
         "processes.provisioning.credentialKeys",
     ):
         assert expected in text

@@ -10,6 +10,7 @@ from gateway.errors import (
     IdempotencyKeyReused,
     MethodNotAllowed,
     PayloadTooLarge,
+    UnsupportedMediaType,
     error_response,
     mapped_errors,
 )
@@ -35,6 +36,7 @@ EXPECTED_STATUS = {
     MethodNotAllowed: (405, "METHOD_NOT_ALLOWED"),
     Conflict: (409, "CONFLICT"),
     PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),
+    UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
     BusinessRuleViolation: (422, "BUSINESS_RULE_VIOLATED"),
     RateLimited: (429, "RATE_LIMITED"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),

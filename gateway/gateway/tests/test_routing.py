@@ -141,10 +141,17 @@ def test_a_route_that_answers_nothing_is_204():
     assert buyer.catalog.calls == [("remove_saved_product", "prd_1")]
 
 
-def test_every_post_but_the_credentials_reveal_honours_the_idempotency_key():
+def test_every_post_but_the_credentials_reveal_and_the_upload_honours_the_idempotency_key():
     replayed = {r.name for r in ROUTES if r.honours_idempotency_key}
     posts = {r.name for r in ROUTES if r.method == "POST"}
-    assert replayed == posts - {"reveal_credentials"}
+    assert replayed == posts - {"reveal_credentials", "upload_attachment"}
+
+
+def test_only_the_upload_takes_a_larger_body_and_reads_it_itself():
+    larger = {r.name: r for r in ROUTES if r.max_body_bytes is not None}
+    assert list(larger) == ["upload_attachment"]
+    assert larger["upload_attachment"].raw_body is not None
+    assert larger["upload_attachment"].roles == ("buyer", "seller", "operator")
 
 
 @pytest.mark.parametrize(
@@ -154,6 +161,8 @@ def test_every_post_but_the_credentials_reveal_honours_the_idempotency_key():
         ({"body": None}, "needs a body schema"),
         ({"query": EmptyRequest}, "a body or a query, not both"),
         ({"who": "admin"}, "who must be one of"),
+        ({"who": ("buyer", "admin")}, "who as a tuple names roles"),
+        ({"raw_body": {"type": "string"}}, "a raw body is the whole body"),
         ({"method": "PATCH"}, "method must be one of"),
         ({"response": None}, "or 204 with no content"),
     ],

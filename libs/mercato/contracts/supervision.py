@@ -391,3 +391,70 @@ class MessageView(AnswerSchema):
 
 class MessagePage(page_of(MessageView, "MessagePageBase")):  # type: ignore[misc]
     unread = fields.Integer(metadata={"description": "How many of all the messages are unread."})
+
+
+# -- attachments --------------------------------------------------------------------------
+
+# docs/api.md, POST /v1/attachments: at most 50 MB (MiB: 52,428,800 bytes), of these types,
+# recognised by their content (the gateway's filetypes)
+MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
+ATTACHMENT_CONTENT_TYPES = (
+    "image/bmp",
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "application/pdf",
+    "application/zip",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+)
+_ATTACHMENT = "att_6f5e4d3c2b1a49f8e7d6c5b4a3928170"
+
+
+class AttachmentRegistration(StrictSchema):
+    """What the gateway stored (``register_attachment``): the bytes are in the object
+    store under ``storage_key``; the uploader is the caller."""
+
+    filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    content_type = fields.String(required=True, validate=validate.OneOf(ATTACHMENT_CONTENT_TYPES))
+    size = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=MAX_ATTACHMENT_BYTES)
+    )
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    storage_key = fields.String(
+        required=True, validate=validate.Regexp(r"^[a-z0-9]+(/[a-z0-9]+)*$")
+    )
+
+
+class AttachmentResponse(AnswerSchema):
+    id = fields.String(metadata={"example": _ATTACHMENT})
+    filename = fields.String(
+        metadata={
+            "description": "The name it was uploaded with, without any folder, ending in an "
+            "extension of its recognised type (one is added when it does not).",
+            "example": "invoice.pdf",
+        }
+    )
+    content_type = fields.String(
+        metadata={
+            "description": "The type recognised from the content (never the one declared): "
+            + ", ".join(f"`{kind}`" for kind in ATTACHMENT_CONTENT_TYPES)
+            + ".",
+            "example": "application/pdf",
+        }
+    )
+    size = fields.Integer(metadata={"description": "Bytes.", "example": 48213})
+    sha256 = fields.String(
+        metadata={
+            "description": "The SHA-256 of the content, in hex.",
+            "example": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        }
+    )
+
+
+class AttachmentDownload(AttachmentResponse):
+    """What ``download_attachment`` answers the gateway (never the public API): where the
+    bytes are."""
+
+    storage_key = fields.String()

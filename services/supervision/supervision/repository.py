@@ -256,6 +256,11 @@ class AttachmentRepository:
         found = self.session.scalar(sa.select(Appeal.id).where(Appeal.flow_id == flow_id).limit(1))
         return found is not None
 
+    def get_by_storage_key(self, storage_key: str) -> Attachment | None:
+        return self.session.scalar(
+            sa.select(Attachment).where(Attachment.storage_key == storage_key)
+        )
+
 
 class MessageRepository:
     def __init__(self, session: Session) -> None:

@@ -15,7 +15,7 @@ from mercato.service import MercatoService
 from mercato.timers import configured_timer
 from mercato.transport import rpc
 from mercato.validation import PageSchema, dump, load
-from supervision import usecases
+from supervision import attachments, usecases
 from supervision.models import metadata
 from supervision.repository import REPOSITORIES
 from supervision.settings import Settings
@@ -196,3 +196,26 @@ class SupervisionService(MercatoService):
         while usecases.remind_unconfirmed(self.db, self.clock) > 0:
             pass
         usecases.refresh_appeal_gauges(self.db, self.clock)
+
+    # -- attachments ------------------------------------------------------------------
+    # (the gateway streams the bytes to the object store and back; these say what was
+    # stored and who may read it)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def register_attachment(self, payload: dict) -> dict:
+        """Record an upload the gateway stored (docs/api.md ``POST /v1/attachments``)."""
+        uploader = self.caller.require_role(BUYER, SELLER, OPERATOR)
+        request = load(contract.AttachmentRegistration, payload)
+        return dump(
+            contract.AttachmentResponse,
+            attachments.register(self.db, self.clock, uploader=uploader, request=request),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def download_attachment(self, attachment_id: str) -> dict:
+        """Where an attachment's bytes are, if the caller may download it (else 404)."""
+        caller = self.caller.require()
+        return dump(
+            contract.AttachmentDownload,
+            attachments.for_download(self.db, caller=caller, attachment_id=str(attachment_id)),
+        )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from mercato.clock import Clock
@@ -19,7 +18,7 @@ from mercato.errors import BusinessRuleViolation, Conflict, Forbidden, NotFound,
 from mercato.identity import OPERATOR, Identity
 from mercato.money import money
 from mercato.terms import AWAITING_ACCEPTANCE, COMPLETED
-from supervision import domain, metrics
+from supervision import attachments, domain, metrics
 from supervision.domain import (
     BUYER_ACTOR,
     CLOSED,
@@ -111,28 +110,6 @@ def _flow_as(uow, caller: Identity, flow_id: str, role: str) -> Flow:
     if flow.role_of(caller.account_id) != role:
         raise Forbidden(f"only the flow's {role} takes this step")
     return flow
-
-
-def _claim_attachments(uow, flow: Flow, caller: Identity, attachment_ids: Iterable[str]) -> None:
-    """Attach the caller's own uploads to the flow. One that is not the caller's, or
-    that is attached to another flow, is refused naming ``attachment_ids``."""
-    wanted = list(dict.fromkeys(attachment_ids))
-    if not wanted:
-        return
-    found = {attachment.id: attachment for attachment in uow.attachments.lock_many(wanted)}
-    problems = []
-    for attachment_id in wanted:
-        attachment = found.get(attachment_id)
-        if attachment is None or attachment.uploader_account_id != caller.account_id:
-            problems.append(f"{attachment_id}: no such upload of yours")
-        elif attachment.flow_id not in (None, flow.id):
-            problems.append(f"{attachment_id}: attached to another flow")
-    if problems:
-        raise ValidationError(
-            "attachment_ids names files that cannot be attached", {"attachment_ids": problems}
-        )
-    for attachment_id in wanted:
-        found[attachment_id].flow_id = flow.id
 
 
 # -- starting flows ---------------------------------------------------------------------------
@@ -248,7 +225,7 @@ def submit_request(
     flow = _flow_as(uow, caller, flow_id, BUYER_ACTOR)
     now = clock.now()
     flow.submit_request(now, settings.working_days().add(now, settings.confirm_days))
-    _claim_attachments(uow, flow, caller, request["attachment_ids"])
+    attachments.claim_for_flow(uow, request["attachment_ids"], caller.account_id, flow.id)
     uow.flows.add_submission(
         Submission(
             id=new_id("req"),
@@ -312,7 +289,7 @@ def provide_service(
     flow = _flow_as(uow, caller, flow_id, SELLER_ACTOR)
     now = clock.now()
     flow.provide(now, settings.auto_accept_days, by_seller=True)
-    _claim_attachments(uow, flow, caller, provision["attachment_ids"])
+    attachments.claim_for_flow(uow, provision["attachment_ids"], caller.account_id, flow.id)
     uow.flows.add_submission(
         Submission(
             id=new_id("prv"),
@@ -401,7 +378,7 @@ def open_appeal(
         opened_at=now,
         due_at=settings.working_days().add(now, domain.APPEAL_WORKING_DAYS),
     )
-    _claim_attachments(uow, flow, caller, request["attachment_ids"])
+    attachments.claim_for_flow(uow, request["attachment_ids"], caller.account_id, flow.id)
     uow.appeals.add(appeal)
     flow.open_appeal_id = appeal.id
     flow.updated_at = now

@@ -156,6 +156,13 @@ The secret variables one process reads, as a JSON list of {env, name, key, value
 {{- if eq $p.name "gateway" }}
 {{- $idem := include "mercato.secretSource" (dict "root" $root "item" $p.idempotencySecret "defaultKey" "GATEWAY_IDEMPOTENCY_SECRET") | fromJson }}
 {{- $out = append $out (merge (dict "env" "GATEWAY_IDEMPOTENCY_SECRET") $idem) }}
+{{- range $name, $env := dict "accessKeyId" "GATEWAY_OBJECT_STORE_ACCESS_KEY_ID" "secretAccessKey" "GATEWAY_OBJECT_STORE_SECRET_ACCESS_KEY" }}
+{{- $item := index ($p.objectStore | default dict) $name | default dict }}
+{{- if or $item.value $item.existingSecret }}
+{{- $source := include "mercato.secretSource" (dict "root" $root "item" $item "defaultKey" $env) | fromJson }}
+{{- $out = append $out (merge (dict "env" $env) $source) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- toJson $out }}
@@ -281,6 +288,15 @@ Kubernetes rounds up: the budget must leave at least one replica free to evict *
 {{- $errors = append $errors (printf "%s.idempotencySecret: set value (a random string of 32 characters or more) or existingSecret" $at) }}
 {{- else if and $idem.value (lt (len $idem.value) 32) }}
 {{- $errors = append $errors (printf "%s.idempotencySecret.value: use at least 32 random characters" $at) }}
+{{- end }}
+{{- $store := .objectStore | default dict }}
+{{- if not $store.bucket }}
+{{- $errors = append $errors (printf "%s.objectStore.bucket: name the bucket of an S3-compatible store that keeps attachments (and its endpointUrl unless it is AWS S3)" $at) }}
+{{- end }}
+{{- $keyId := $store.accessKeyId | default dict }}
+{{- $keySecret := $store.secretAccessKey | default dict }}
+{{- if ne (not (or $keyId.value $keyId.existingSecret)) (not (or $keySecret.value $keySecret.existingSecret)) }}
+{{- $errors = append $errors (printf "%s.objectStore: set both accessKeyId and secretAccessKey, or neither (boto3 then finds credentials itself)" $at) }}
 {{- end }}
 {{- end }}
 {{- end }}
