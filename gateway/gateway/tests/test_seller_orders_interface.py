@@ -52,7 +52,9 @@ def test_a_seller_sees_its_products_orders_and_the_email_of_buyers_who_shared_it
         "cancel_reason",
         "created_at",
         "updated_at",
+        "flow_id",
     }
+    assert one["flow_id"] is None  # unpaid: no supervision flow (and none runs here)
     cancelled = ann.ok(ann.post(f"/v1/orders/{unshared_by_ann['id']}/cancel"))
     assert cancelled["status"] == "cancelled"
     unpaid = seller.ok(seller.get("/v1/seller/orders", params={"status": "unpaid"}))
