@@ -7,6 +7,7 @@ response schema, or a whole ``Response`` (the operations endpoints).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -15,7 +16,11 @@ from gateway import openapi, probes
 from gateway.auth import bearer_token
 from gateway.errors import json_response
 from gateway.idempotency import downstream_key
+from mercato.clock import ControllableClock, SystemClock
+from mercato.contracts.common import ClockResponse
 from mercato.errors import NotFound, ServiceUnavailable
+from mercato.topology import SERVICES
+from mercato.validation import dump
 
 # -- accounts ---------------------------------------------------------------------------
 
@@ -77,6 +82,51 @@ def purchased_app(gateway: Any, request: Request, subscription_id: str) -> dict[
         },
         "seller": seller,
     }
+
+
+# -- the test clock ---------------------------------------------------------------------
+
+
+def clock(gateway: Any, request: Request) -> dict[str, Any]:
+    """The test clock as the services have it: the largest offset among them (the one
+    the next move starts from; they differ only after a move some did not answer)."""
+    return _clock_at(max(_clock_offsets(gateway)))
+
+
+def advance_clock(gateway: Any, request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+    """Move every service's clock, and the gateway's own, to one offset: the largest
+    they have plus ``advance_seconds``. Answered only when every one has moved; one
+    that does not answer is a 503 and the next request moves them all again from the
+    largest offset, so a partial move is never left behind (and moving a service to an
+    offset it already has changes nothing)."""
+    target = max(_clock_offsets(gateway)) + payload["advance_seconds"]
+    move = {"offset_seconds": target}
+    moved = [
+        getattr(gateway, process.name).move_clock(move)["offset_seconds"] for process in SERVICES
+    ]
+    # a concurrent move may have taken a service further: the gateway follows the furthest
+    return _clock_at(_gateway_clock(gateway).move_to(max(target, *moved)))
+
+
+def _gateway_clock(gateway: Any) -> ControllableClock:
+    own = gateway.clock
+    if not isinstance(own, ControllableClock):
+        raise NotFound("no test clock here: the system runs on the system clock")
+    return own
+
+
+def _clock_offsets(gateway: Any) -> list[int]:
+    """The offset of the gateway's clock and of every service's, as stored now
+    (NotFound if one reads the system clock; ServiceUnavailable if one does not answer)."""
+    offsets = [_gateway_clock(gateway).read()]
+    for process in SERVICES:
+        offsets.append(getattr(gateway, process.name).clock_state()["offset_seconds"])
+    return offsets
+
+
+def _clock_at(offset_seconds: int) -> dict[str, Any]:
+    now = SystemClock().now() + dt.timedelta(seconds=offset_seconds)
+    return dump(ClockResponse, {"now": now, "offset_seconds": offset_seconds})
 
 
 # -- operations -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ CATALOG = "Catalog"
 ORDERS = "Orders and payment"
 PURCHASED_APPS = "Purchased apps"
 OPERATIONS_TAG = "Operations"
+TEST_CLOCK = "Test clock"
 TAGS = [
     {
         "name": ACCOUNTS,
@@ -55,6 +56,12 @@ TAGS = [
         "balance, a card or credit; the balance, its top-ups and its movements.",
     },
     {"name": PURCHASED_APPS, "description": "What paid orders became: one row per subscription."},
+    {
+        "name": TEST_CLOCK,
+        "description": "Move every service's time forward, for tests of what happens when "
+        "time passes (only when the system runs with MERCATO_CLOCK=controllable; 404 "
+        "otherwise, and always in production).",
+    },
     {
         "name": OPERATIONS_TAG,
         "description": "Probes, metrics and this documentation (no /v1 prefix, no auth).",

@@ -9,10 +9,17 @@ RPC's schemas in ``mercato.contracts``.
 from __future__ import annotations
 
 from gateway import handlers, schemas
-from gateway.openapi import ACCOUNTS, CATALOG, OPERATIONS_TAG, ORDERS, PURCHASED_APPS
+from gateway.openapi import (
+    ACCOUNTS,
+    CATALOG,
+    OPERATIONS_TAG,
+    ORDERS,
+    PURCHASED_APPS,
+    TEST_CLOCK,
+)
 from gateway.routing import ANYONE, AUTHENTICATED, TOKEN_OPTIONAL, Route
 from mercato.contracts import billing, catalog, iam_agency, orders, provisioning
-from mercato.contracts.common import EmptyRequest
+from mercato.contracts.common import ClockAdvanceRequest, ClockResponse, EmptyRequest
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 from mercato.validation import PageSchema
 
@@ -433,6 +440,44 @@ ROUTES = (
         response=provisioning.LicensePublicKeyResponse,
         errors={404: "NOT_FOUND: the seller has no license signing key yet"},
         rpc=("provisioning", "license_public_key"),
+    ),
+    # -- the test clock ---------------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/admin/clock",
+        "get_clock",
+        summary="The test clock",
+        tag=TEST_CLOCK,
+        who=OPERATOR,
+        about="The time every service reads and its offset from the wall clock (operator "
+        "only). 404 when the system does not run with MERCATO_CLOCK=controllable.",
+        response=ClockResponse,
+        errors={
+            404: "NOT_FOUND: the system runs on the system clock",
+            503: "SERVICE_UNAVAILABLE: a service did not answer",
+        },
+        handler=handlers.clock,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/clock",
+        "advance_clock",
+        summary="Move the test clock forward",
+        tag=TEST_CLOCK,
+        who=OPERATOR,
+        about="Move every service's time forward by `advance_seconds` (operator only); "
+        "time never goes back. Answers once every service has moved; the timers due at "
+        "the new time (an unpaid order's cancellation, a delivery's deadline, …) run "
+        "within 10 s. A 503 leaves some services moved and some not: sending the move "
+        "again moves them all to one time. 404 when the system does not run with "
+        "MERCATO_CLOCK=controllable (never in production).",
+        body=ClockAdvanceRequest,
+        response=ClockResponse,
+        errors={
+            404: "NOT_FOUND: the system runs on the system clock",
+            503: "SERVICE_UNAVAILABLE: a service did not answer; send the move again",
+        },
+        handler=handlers.advance_clock,
     ),
     # -- operations -----------------------------------------------------------------------
     Route(

@@ -31,7 +31,8 @@ PURGE_INTERVAL_SECONDS = 600
 class GatewayService(MercatoService):
     """The public API. Dependencies: ``iam_agency`` answers who a token belongs to and
     owns accounts; ``catalog``, ``orders``, ``billing`` and ``provisioning`` own what
-    their names say; ``auth`` keeps validated tokens briefly; ``idempotency`` keeps the
+    their names say; ``supervision`` is asked only about the test clock, which every
+    service keeps; ``auth`` keeps validated tokens briefly; ``idempotency`` keeps the
     answers to POSTs that carried an Idempotency-Key, in ``db``."""
 
     name = "gateway"
@@ -42,6 +43,7 @@ class GatewayService(MercatoService):
     orders = TimedRpcProxy("orders")
     billing = TimedRpcProxy("billing")
     provisioning = TimedRpcProxy("provisioning")
+    supervision = TimedRpcProxy("supervision")
     # /readyz must answer quickly even when iam-agency does not
     iam_probe = TimedRpcProxy("iam_agency", timeout=probes.IAM_PING_TIMEOUT_SECONDS)
     last_readiness = probes.LastReport()
