@@ -88,18 +88,21 @@ def purchased_app(gateway: Any, request: Request, subscription_id: str) -> dict[
 
 
 def clock(gateway: Any, request: Request) -> dict[str, Any]:
-    """The test clock as the services have it: the largest offset among them (the one
-    the next move starts from; they differ only after a move some did not answer)."""
-    return _clock_at(max(_clock_offsets(gateway)))
+    """The test clock as every service has it: the least offset among them (they differ
+    only after a move that some did not answer, until it is sent again)."""
+    return _clock_at(min(_clock_offsets(gateway)))
 
 
 def advance_clock(gateway: Any, request: Request, payload: dict[str, Any]) -> dict[str, Any]:
-    """Move every service's clock, and the gateway's own, to one offset: the largest
-    they have plus ``advance_seconds``. Answered only when every one has moved; one
-    that does not answer is a 503 and the next request moves them all again from the
-    largest offset, so a partial move is never left behind (and moving a service to an
-    offset it already has changes nothing)."""
-    target = max(_clock_offsets(gateway)) + payload["advance_seconds"]
+    """Move every service's clock, and the gateway's own, to one offset: the least they
+    have plus ``advance_seconds``. Answered only when every one has moved. One that does
+    not answer is a 503 and leaves the others moved: the same move sent again aims at
+    the same offset (the laggards' plus the advance), and a service already there stays
+    (an offset never goes back), so a repeated move ends every service on the time the
+    first one meant. A service left behind by more than that (its database was reset) is
+    brought up to the others: the target is never below the largest offset."""
+    offsets = _clock_offsets(gateway)
+    target = max(min(offsets) + payload["advance_seconds"], max(offsets))
     move = {"offset_seconds": target}
     moved = [
         getattr(gateway, process.name).move_clock(move)["offset_seconds"] for process in SERVICES

@@ -449,8 +449,8 @@ ROUTES = (
         summary="The test clock",
         tag=TEST_CLOCK,
         who=OPERATOR,
-        about="The time every service reads and its offset from the wall clock (operator "
-        "only). 404 when the system does not run with MERCATO_CLOCK=controllable.",
+        about="The time every service has reached and its offset from the wall clock "
+        "(operator only). 404 when the system does not run with MERCATO_CLOCK=controllable.",
         response=ClockResponse,
         errors={
             404: "NOT_FOUND: the system runs on the system clock",
@@ -468,8 +468,8 @@ ROUTES = (
         about="Move every service's time forward by `advance_seconds` (operator only); "
         "time never goes back. Answers once every service has moved; the timers due at "
         "the new time (an unpaid order's cancellation, a delivery's deadline, …) run "
-        "within 10 s. A 503 leaves some services moved and some not: sending the move "
-        "again moves them all to one time. 404 when the system does not run with "
+        "within 10 s. A 503 leaves some services moved and some not: sending the same move "
+        "again brings them all to the time the first one meant. 404 when the system does not run with "
         "MERCATO_CLOCK=controllable (never in production).",
         body=ClockAdvanceRequest,
         response=ClockResponse,

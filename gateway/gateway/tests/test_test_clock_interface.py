@@ -1,16 +1,20 @@
-"""``/v1/admin/clock`` at the gateway: who may call it, what it refuses, and a system that
-does not run the test clock (404). The whole move through every service is end to end
-(tests/e2e/test_test_clock.py)."""
+"""``/v1/admin/clock`` at the gateway: who may call it, what it refuses, a system that
+does not run the test clock (404), and a move some services missed, sent again. What the
+move makes happen (an unpaid order cancelled) is end to end (tests/e2e/test_test_clock.py)."""
 
 import pytest
+from nameko.standalone.rpc import ServiceRpcProxy
 
+from billing.service import BillingService
 from gateway.tests.marketplace import assert_error, bearer, sign_in, sign_up
 from iam_agency.cli import create_operator
+from supervision.service import SupervisionService
 
 pytestmark = pytest.mark.interface
 
 OPERATOR_EMAIL = "ops@mercato.test"
 OPERATOR_PASSWORD = "ops password 1"
+HOUR = 3600
 
 
 def _operator(stack) -> dict[str, str]:
@@ -62,3 +66,43 @@ def test_a_service_that_does_not_answer_is_503_and_nothing_is_said_to_have_moved
 
     assert_error(failed, 503, "SERVICE_UNAVAILABLE")
     assert_error(stack.get("/v1/admin/clock", headers=operator), 503, "SERVICE_UNAVAILABLE")
+
+
+def _offsets(configs) -> dict[str, int]:
+    """Each service's offset, asked directly on the bus."""
+    offsets = {}
+    for name, config in configs.items():
+        with ServiceRpcProxy(name, config, timeout=10) as service:
+            offsets[name] = service.clock_state()["offset_seconds"]
+    return offsets
+
+
+def test_a_move_some_services_missed_is_sent_again_and_all_end_on_the_time_it_meant(
+    start_stack, container_factory, make_service_config, monkeypatch
+):
+    # every config.yaml reads MERCATO_CLOCK from the environment
+    monkeypatch.setenv("MERCATO_CLOCK", "controllable")
+    stack = start_stack(with_market=True)
+    supervision = make_service_config("supervision")
+    container_factory(SupervisionService, supervision).start()
+    configs = {
+        "iam_agency": stack.iam_config,
+        "supervision": supervision,
+        **{name: config for name, (config, _container) in stack.market.items()},
+    }
+    operator = _operator(stack)
+    base = stack.get("/v1/admin/clock", headers=operator).json()["offset_seconds"]
+
+    billing_config, billing = stack.market["billing"]
+    billing.stop()  # catalog, orders and supervision move first; billing does not answer
+    missed = stack.post("/v1/admin/clock", json={"advance_seconds": HOUR}, headers=operator)
+    assert_error(missed, 503, "SERVICE_UNAVAILABLE")
+    container_factory(BillingService, billing_config).start()
+    assert stack.get("/v1/admin/clock", headers=operator).json()["offset_seconds"] == base
+
+    again = stack.post("/v1/admin/clock", json={"advance_seconds": HOUR}, headers=operator)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["offset_seconds"] == base + HOUR
+    assert set(_offsets(configs).values()) == {base + HOUR}
+    assert stack.get("/v1/admin/clock", headers=operator).json()["offset_seconds"] == base + HOUR
