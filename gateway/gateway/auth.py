@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request
 
 from gateway.settings import Settings
 from mercato.cache import TimedCache
-from mercato.clock import Clock, SystemClock
+from mercato.clock import Clock, ContainerClock
 from mercato.contracts.iam_agency import AuthenticatedResponse
 from mercato.errors import Forbidden, Unauthenticated
 from mercato.identity import CallerContext, Identity
@@ -120,7 +120,7 @@ class Authentication(DependencyProvider):
         self.cache: TokenCache = TimedCache(
             settings.token_cache_seconds, max_entries=MAX_CACHED_TOKENS
         )
-        self.clock = SystemClock()
+        self.clock: Clock = ContainerClock(self.container)
 
     def get_dependency(self, worker_ctx):
         return Authenticator(self.cache, CallerContext(worker_ctx), self.clock)

@@ -7,6 +7,7 @@ response schema, or a whole ``Response`` (the operations endpoints).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -15,7 +16,11 @@ from gateway import openapi, probes
 from gateway.auth import bearer_token
 from gateway.errors import json_response
 from gateway.idempotency import downstream_key
+from mercato.clock import ControllableClock, SystemClock
+from mercato.contracts.common import ClockResponse
 from mercato.errors import Forbidden, NotFound, ServiceUnavailable
+from mercato.topology import SERVICES
+from mercato.validation import dump
 
 # -- accounts ---------------------------------------------------------------------------
 
@@ -140,6 +145,54 @@ def purchased_app(gateway: Any, request: Request, subscription_id: str) -> dict[
         },
         "seller": seller,
     }
+
+
+# -- the test clock ---------------------------------------------------------------------
+
+
+def clock(gateway: Any, request: Request) -> dict[str, Any]:
+    """The test clock as every service has it: the least offset among them (they differ
+    only after a move that some did not answer, until it is sent again)."""
+    return _clock_at(min(_clock_offsets(gateway)))
+
+
+def advance_clock(gateway: Any, request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+    """Move every service's clock, and the gateway's own, to one offset: the least they
+    have plus ``advance_seconds``. Answered only when every one has moved. One that does
+    not answer is a 503 and leaves the others moved: the same move sent again aims at
+    the same offset (the laggards' plus the advance), and a service already there stays
+    (an offset never goes back), so a repeated move ends every service on the time the
+    first one meant. A service left behind by more than that (its database was reset) is
+    brought up to the others: the target is never below the largest offset."""
+    offsets = _clock_offsets(gateway)
+    target = max(min(offsets) + payload["advance_seconds"], max(offsets))
+    move = {"offset_seconds": target}
+    moved = [
+        getattr(gateway, process.name).move_clock(move)["offset_seconds"] for process in SERVICES
+    ]
+    # a concurrent move may have taken a service further: the gateway follows the furthest
+    return _clock_at(_gateway_clock(gateway).move_to(max(target, *moved)))
+
+
+def _gateway_clock(gateway: Any) -> ControllableClock:
+    own = gateway.clock
+    if not isinstance(own, ControllableClock):
+        raise NotFound("no test clock here: the system runs on the system clock")
+    return own
+
+
+def _clock_offsets(gateway: Any) -> list[int]:
+    """The offset of the gateway's clock and of every service's, as stored now
+    (NotFound if one reads the system clock; ServiceUnavailable if one does not answer)."""
+    offsets = [_gateway_clock(gateway).read()]
+    for process in SERVICES:
+        offsets.append(getattr(gateway, process.name).clock_state()["offset_seconds"])
+    return offsets
+
+
+def _clock_at(offset_seconds: int) -> dict[str, Any]:
+    now = SystemClock().now() + dt.timedelta(seconds=offset_seconds)
+    return dump(ClockResponse, {"now": now, "offset_seconds": offset_seconds})
 
 
 # -- operations -------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from werkzeug.wrappers import Request, Response
 from gateway.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from gateway.models import COMPLETED, IN_FLIGHT, IdempotencyRecord
 from gateway.settings import DEV_IDEMPOTENCY_SECRET, Settings
-from mercato.clock import Clock, SystemClock
+from mercato.clock import Clock, ContainerClock, SystemClock
 from mercato.db import Database
 from mercato.errors import ValidationError
 from mercato.identity import Identity
@@ -424,6 +424,8 @@ class Idempotency(DependencyProvider):
             Keyring(settings.idempotency_secret),
             ttl=settings.idempotency_ttl,
             lease=settings.idempotency_lease,
+            # the service's clock: a record expires by the test clock when it runs
+            clock=ContainerClock(self.container),
         )
 
     def get_dependency(self, worker_ctx):

@@ -41,6 +41,7 @@ SUPERVISION = "Service supervision"
 MESSAGES = "Messages"
 ATTACHMENTS = "Attachments"
 OPERATIONS_TAG = "Operations"
+TEST_CLOCK = "Test clock"
 TAGS = [
     {
         "name": ACCOUNTS,
@@ -70,6 +71,12 @@ TAGS = [
         "name": ATTACHMENTS,
         "description": "Files for a service request, a provision or an appeal: uploaded "
         "first, then named by their ids.",
+    },
+    {
+        "name": TEST_CLOCK,
+        "description": "Move every service's time forward, for tests of what happens when "
+        "time passes (only when the system runs with MERCATO_CLOCK=controllable; 404 "
+        "otherwise, and always in production).",
     },
     {
         "name": OPERATIONS_TAG,

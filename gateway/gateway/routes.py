@@ -18,10 +18,11 @@ from gateway.openapi import (
     ORDERS,
     PURCHASED_APPS,
     SUPERVISION,
+    TEST_CLOCK,
 )
 from gateway.routing import ANYONE, AUTHENTICATED, TOKEN_OPTIONAL, Route
 from mercato.contracts import billing, catalog, iam_agency, orders, provisioning, supervision
-from mercato.contracts.common import EmptyRequest
+from mercato.contracts.common import ClockAdvanceRequest, ClockResponse, EmptyRequest
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 from mercato.validation import PageSchema
 
@@ -680,6 +681,44 @@ ROUTES = (
         raw_response=attachments.DOWNLOAD_BODY,
         errors={404: "NOT_FOUND: no such attachment, or not one the caller may download"},
         handler=attachments.download,
+    ),
+    # -- the test clock ---------------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/admin/clock",
+        "get_clock",
+        summary="The test clock",
+        tag=TEST_CLOCK,
+        who=OPERATOR,
+        about="The time every service has reached and its offset from the wall clock "
+        "(operator only). 404 when the system does not run with MERCATO_CLOCK=controllable.",
+        response=ClockResponse,
+        errors={
+            404: "NOT_FOUND: the system runs on the system clock",
+            503: "SERVICE_UNAVAILABLE: a service did not answer",
+        },
+        handler=handlers.clock,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/clock",
+        "advance_clock",
+        summary="Move the test clock forward",
+        tag=TEST_CLOCK,
+        who=OPERATOR,
+        about="Move every service's time forward by `advance_seconds` (operator only); "
+        "time never goes back. Answers once every service has moved; the timers due at "
+        "the new time (an unpaid order's cancellation, a delivery's deadline, …) run "
+        "within 10 s. A 503 leaves some services moved and some not: sending the same move "
+        "again brings them all to the time the first one meant. 404 when the system does not run with "
+        "MERCATO_CLOCK=controllable (never in production).",
+        body=ClockAdvanceRequest,
+        response=ClockResponse,
+        errors={
+            404: "NOT_FOUND: the system runs on the system clock",
+            503: "SERVICE_UNAVAILABLE: a service did not answer; send the move again",
+        },
+        handler=handlers.advance_clock,
     ),
     # -- operations -----------------------------------------------------------------------
     Route(

@@ -32,8 +32,10 @@ PURGE_INTERVAL_SECONDS = 600
 class GatewayService(MercatoService):
     """The public API. Dependencies: ``iam_agency`` answers who a token belongs to and
     owns accounts; ``catalog``, ``orders``, ``billing``, ``provisioning`` and
-    ``supervision`` own what their names say; ``object_store`` keeps attachments' bytes; ``auth`` keeps validated tokens briefly; ``idempotency`` keeps the
-    answers to POSTs that carried an Idempotency-Key, in ``db``."""
+    ``supervision`` own what their names say (every service also keeps the test clock);
+    ``object_store`` keeps attachments' bytes; ``auth`` keeps validated tokens briefly;
+    ``idempotency`` keeps the answers to POSTs that carried an Idempotency-Key, in
+    ``db``."""
 
     name = "gateway"
 

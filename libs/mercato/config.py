@@ -19,6 +19,12 @@ DATABASE_URL = "DATABASE_URL"
 OPS_ADDRESS = "OPS_ADDRESS"
 OUTBOX_SWEEP_SECONDS = "OUTBOX_SWEEP_SECONDS"
 RPC_TIMEOUT_SECONDS = "RPC_TIMEOUT_SECONDS"
+# which clock a process reads (mercato.clock): "system" or "controllable" (the test clock)
+MERCATO_CLOCK = "MERCATO_CLOCK"
+# where a controllable clock starts (RFC 3339) when its database holds no offset yet
+MERCATO_CLOCK_START = "MERCATO_CLOCK_START"
+# "development" or "production": production refuses what only tests may do
+MERCATO_ENVIRONMENT = "MERCATO_ENVIRONMENT"
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 

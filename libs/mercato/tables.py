@@ -2,7 +2,8 @@
 
 ``UTCDateTime`` stores timezone-aware UTC times on every backend. ``add_messaging_tables``
 declares the outbox, the inbox and the dead letters (``mercato.outbox``,
-``mercato.inbox``) in a service's metadata.
+``mercato.inbox``) and the test clock's offset (``mercato.clock``) in a service's
+metadata.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 OUTBOX = "outbox_messages"
 INBOX = "inbox_messages"
 DEAD_LETTERS = "dead_letters"
+CLOCK_OFFSETS = "clock_offsets"
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -41,8 +43,23 @@ _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincr
 _Json = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+# The controllable clock's offset (``mercato.clock``): one row, ``id`` = 1, in every
+# service's own database, so that every replica of the service reads the same time and a
+# restart keeps it. Unused (and empty) with the system clock.
+clock_offsets = sa.Table(
+    CLOCK_OFFSETS,
+    sa.MetaData(),
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    # whole seconds added to the wall clock; negative when the clock started in the past
+    sa.Column("offset_seconds", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),  # wall-clock time of the last move
+)
+
+
 def add_messaging_tables(metadata: sa.MetaData) -> None:
-    """Declare the outbox, inbox and dead-letter tables in a service's metadata."""
+    """Declare the outbox, inbox, dead-letter and clock-offset tables in a service's
+    metadata."""
+    clock_offsets.to_metadata(metadata)
     sa.Table(
         OUTBOX,
         metadata,

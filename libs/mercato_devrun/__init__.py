@@ -18,6 +18,10 @@
    the demo credentials.
 
 Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop).
+
+Every variable of the environment reaches every process: ``MERCATO_CLOCK=controllable
+make run`` runs the system on the test clock (``mercato.clock``), which an operator moves
+with ``POST /v1/admin/clock``, and ``MERCATO_CLOCK_START`` starts it at an instant.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import requests
 from kombu import Connection
 
 from mercato import config
+from mercato.clock import CONTROLLABLE
 from mercato.topology import GATEWAY, PROCESSES, SERVICES, Process
 
 READY_TIMEOUT_SECONDS = 90
@@ -374,6 +379,11 @@ def announce_when_ready(started: float, seller_app: SellerApp) -> None:
     for account in [{**DEMO_OPERATOR, "type": "operator"}, *DEMO_ACCOUNTS]:
         _say(f"  {account['type']:<9} {account['email']:<24} {account['password']}")
     _say(f"demo seller's SaaS application: http://{seller_app_address()}/saas")
+    if os.environ.get(config.MERCATO_CLOCK, "").strip().lower() == CONTROLLABLE:
+        _say(
+            "test clock: the demo operator moves every service's time with "
+            f'POST {gateway}/v1/admin/clock {{"advance_seconds": …}}'
+        )
     _say("Ctrl-C stops everything")
 
 

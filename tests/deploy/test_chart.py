@@ -278,6 +278,18 @@ def test_production_runs_three_replicas_of_everything_on_a_database_each(product
     assert not chart.of_kind(production_objects, "Secret")  # every secret made beforehand
 
 
+def test_production_refuses_the_test_clock(default_objects, production_objects):
+    """values-production.yaml says production: a process configured with the test clock
+    (MERCATO_CLOCK=controllable) then does not start (mercato.clock)."""
+
+    def environment(objects) -> str:
+        settings = chart.of_kind(objects, "ConfigMap")["mercato"]  # every process's env
+        return settings["data"]["MERCATO_ENVIRONMENT"]
+
+    assert environment(production_objects) == "production"
+    assert environment(default_objects) == "development"
+
+
 def test_a_config_change_rolls_the_pods(default_objects):
     changed = chart.manifests(
         chart.merged(chart.REQUIRED_VALUES, {"settings": {"logLevel": "DEBUG"}})

@@ -1,6 +1,7 @@
 """The whole system for end-to-end tests: all seven processes started the way `make run`
 starts them (``python -m mercato_devrun``), on PostgreSQL and RabbitMQ, each module on its
-own vhost, databases and ports."""
+own vhost, databases and ports, with the test clock (``MERCATO_CLOCK=controllable``): a
+module's tests may move its system's time."""
 
 import json
 import os
@@ -72,6 +73,8 @@ def system(tmp_path_factory, infra, databases):
         **os.environ,
         "AMQP_URI": with_vhost(infra.amqp_uri, vhost),
         "OUTBOX_SWEEP_SECONDS": "0.5",
+        # the test clock: a test may move every service's time (POST /v1/admin/clock)
+        "MERCATO_CLOCK": "controllable",
         **listening_on(ports),
     }
     for process in SERVICES:  # empty databases: devrun migrates them

@@ -19,7 +19,6 @@ from billing.dependencies import (
 )
 from billing.models import metadata
 from billing.repository import BillingRepository
-from mercato.clock import ClockProvider
 from mercato.contracts import billing as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
@@ -40,7 +39,6 @@ class BillingService(MercatoService):
     name = "billing"
 
     db = Database(metadata, repositories={"billing": BillingRepository})
-    clock = ClockProvider()
     config = Config()
     card_gateway = CardGateway()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from catalog import domain, schemas, usecases
 from catalog.models import metadata
 from catalog.repository import CatalogRepository
-from mercato.clock import ClockProvider
 from mercato.contracts import Envelope
 from mercato.contracts import catalog as contract
 from mercato.db import Database
@@ -30,7 +29,6 @@ class CatalogService(MercatoService):
     name = "catalog"
 
     db = Database(metadata, repositories={"catalog": CatalogRepository})
-    clock = ClockProvider()
 
     # -- sellers -----------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from nameko.dependency_providers import Config
 from iam_agency import usecases
 from iam_agency.models import metadata
 from iam_agency.repository import REPOSITORIES
-from mercato.clock import ClockProvider
 from mercato.contracts import iam_agency as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
@@ -26,7 +25,6 @@ class IamAgencyService(MercatoService):
     name = "iam_agency"
 
     db = Database(metadata, repositories=REPOSITORIES)
-    clock = ClockProvider()
     config = Config()
 
     @property

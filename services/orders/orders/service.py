@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from nameko.dependency_providers import Config
-from nameko.timer import timer
 
-from mercato.clock import ClockProvider
 from mercato.contracts import orders as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
+from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import PageSchema, dump, load
 from orders import schemas, usecases
@@ -23,14 +22,16 @@ from orders.repository import REPOSITORIES
 
 PAYMENT_WINDOW_KEY = "ORDER_PAYMENT_WINDOW_HOURS"
 DEFAULT_PAYMENT_WINDOW_HOURS = 24
-EXPIRY_SWEEP_SECONDS = 30
+# how often unpaid orders past their payment window are looked for: an order is
+# cancelled at most this long after its window passed (or the test clock moved past it)
+EXPIRY_SWEEP_KEY = "ORDER_EXPIRY_SWEEP_SECONDS"
+DEFAULT_EXPIRY_SWEEP_SECONDS = 5
 
 
 class OrdersService(MercatoService):
     name = "orders"
 
     db = Database(metadata, repositories=REPOSITORIES)
-    clock = ClockProvider()
     config = Config()
     catalog = TimedRpcProxy("catalog")
     iam = TimedRpcProxy("iam_agency")
@@ -206,7 +207,7 @@ class OrdersService(MercatoService):
                 reason=event.data["reason"],
             )
 
-    @timer(interval=EXPIRY_SWEEP_SECONDS)
+    @configured_timer(EXPIRY_SWEEP_KEY, DEFAULT_EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:
         """Cancel unpaid orders whose payment window passed (safe with two replicas)."""
         while usecases.cancel_expired_orders(self.db, self.clock) > 0:

@@ -14,7 +14,6 @@ from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 
 import seller_interface
-from mercato.clock import ClockProvider
 from mercato.contracts import provisioning as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED, ValidationError
@@ -98,7 +97,6 @@ class ProvisioningService(MercatoService):
         metadata,
         repositories={"deliveries": DeliveryRepository, "seller_keys": SellerKeyRepository},
     )
-    clock = ClockProvider()
     config = Config()
     catalog = TimedRpcProxy("catalog")
     keyring = KeyringProvider()

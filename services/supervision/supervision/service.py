@@ -5,7 +5,6 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 
-from mercato.clock import ClockProvider
 from mercato.contracts import supervision as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED
@@ -40,7 +39,6 @@ class SupervisionService(MercatoService):
     name = "supervision"
 
     db = Database(metadata, repositories=REPOSITORIES)
-    clock = ClockProvider()
     config = Config()
     settings = SupervisionSettings()
 
