@@ -60,7 +60,9 @@ class System:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory, infra, databases):
+def system(request, tmp_path_factory, infra, databases):
+    """All seven processes for one test module. A module may set ``SYSTEM_ENV`` (a dict)
+    to start its system with more settings, ``MERCATO_CLOCK_START`` say."""
     from nameko.testing.rabbit import Client
 
     vhost = f"mercato_e2e_{uuid.uuid4().hex[:8]}"
@@ -88,6 +90,7 @@ def system(tmp_path_factory, infra, databases):
     # a seller that never delivers fails its orders in seconds rather than hours
     env["PROVISIONING_DELIVERY_WINDOW_SECONDS"] = "15"
     env["PROVISIONING_DELIVERY_RETRY_MAX_SECONDS"] = "2"
+    env.update(getattr(request.module, "SYSTEM_ENV", {}))
 
     log_path = workdir / "make-run.log"
     with open(log_path, "wb") as log:

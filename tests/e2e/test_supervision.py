@@ -21,10 +21,17 @@ PRICE = 50_000
 class Party:
     """A signed-in account calling the gateway."""
 
-    def __init__(self, system, account: dict | None, headers: dict[str, str]) -> None:
+    def __init__(
+        self, system, account: dict | None, headers: dict[str, str], email: str = ""
+    ) -> None:
         self.system = system
         self.account = account or {}
         self.headers = headers
+        self.email = email
+
+    def sign_in_again(self) -> None:
+        """After the test clock moved past a token's lifetime."""
+        self.headers = _sign_in(self.system, self.email, PASSWORD)
 
     @property
     def id(self) -> str:
@@ -65,7 +72,7 @@ def _new(system, type_: str) -> Party:
         timeout=15,
     )
     assert created.status_code == 201, created.text
-    return Party(system, created.json(), _sign_in(system, email, PASSWORD))
+    return Party(system, created.json(), _sign_in(system, email, PASSWORD), email)
 
 
 def _demo_seeded(system) -> None:
