@@ -50,6 +50,14 @@ class Party:
             timeout=15,
         )
 
+    def upload(self, filename: str, content: bytes) -> requests.Response:
+        return requests.post(
+            f"{self.system.gateway}/v1/attachments",
+            files={"file": (filename, content, "application/octet-stream")},
+            headers=self.headers,
+            timeout=30,
+        )
+
     def ok(self, method: str, path: str, body: Any = None, status: int = 200, **params) -> Any:
         response = self.call(method, path, body, **params)
         assert response.status_code == status, (method, path, response.status_code, response.text)
@@ -202,7 +210,26 @@ def test_a_professional_service_from_request_to_acceptance(system):
     )
     assert rejected["step"] == "awaiting_request"
     assert rejected["requests"][0]["rejected_reason"] == "Which cluster?"
-    buyer.ok("POST", f"{flow_path}/requests", {"description": "The cluster db-old-1."}, 201)
+    # the second request names a file: the flow's seller may read it, no one else
+    pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    uploaded = buyer.upload("cluster-plan.pdf", pdf)
+    assert uploaded.status_code == 201, uploaded.text
+    attachment = uploaded.json()
+    assert attachment["content_type"] == "application/pdf"
+    renamed = buyer.upload("photo.png", b"\x7fELF\x02\x01\x01" + b"\0" * 64)
+    assert renamed.status_code == 415, renamed.text
+    resubmitted = buyer.ok(
+        "POST",
+        f"{flow_path}/requests",
+        {"description": "The cluster db-old-1.", "attachment_ids": [attachment["id"]]},
+        201,
+    )
+    assert resubmitted["requests"][-1]["attachment_ids"] == [attachment["id"]]
+    downloaded = seller.call("GET", f"/v1/attachments/{attachment['id']}")
+    assert downloaded.status_code == 200 and downloaded.content == pdf
+    assert (
+        _new(system, "seller").call("GET", f"/v1/attachments/{attachment['id']}").status_code == 404
+    )
     confirmed = seller.ok("POST", f"{flow_path}/confirmation", {})
     assert confirmed["step"] == "in_service"
 
@@ -346,6 +373,12 @@ def test_an_appeal_freezes_the_flow_and_a_partial_refund_balances_the_ledger(sys
     for party in (buyer, seller):
         kinds = [m["kind"] for m in party.ok("GET", "/v1/messages")["items"]]
         assert "appeal_resolved" in kinds
+    # billing's refund event becomes the buyer's message, once
+    refunded = _eventually(
+        lambda: [m for m in buyer.ok("GET", "/v1/messages")["items"] if m["kind"] == "refund_made"],
+        bool,
+    )
+    assert len(refunded) == 1 and refunded[0]["subject"].startswith("200.00 USD refunded")
 
 
 def test_an_appeal_continued_then_completed_by_the_operator(system):

@@ -167,6 +167,14 @@ class FlowRepository:
             )
         )
 
+    def has_record(self, flow_id: str, action: str) -> bool:
+        found = self.session.scalar(
+            sa.select(FlowRecord.id)
+            .where(FlowRecord.flow_id == flow_id, FlowRecord.action == action)
+            .limit(1)
+        )
+        return found is not None
+
     def add_submission(self, submission: Submission) -> None:
         self.session.add(submission)
 

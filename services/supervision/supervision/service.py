@@ -181,6 +181,11 @@ class SupervisionService(MercatoService):
                 self.db, self.clock, order_id=event.data["order_id"], reason=event.data["reason"]
             )
 
+    @handles_event("billing.refund.completed")
+    def on_refund_completed(self, event) -> None:
+        """A refund was made: the payer is told by a direct message."""
+        usecases.refund_made(self.db, self.clock, refund=event.data)
+
     # -- what the clock brings --------------------------------------------------------------
 
     @configured_timer(SWEEP_KEY, DEFAULT_SWEEP_SECONDS)

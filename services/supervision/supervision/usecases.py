@@ -17,7 +17,7 @@ from mercato.db import new_id
 from mercato.errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationError
 from mercato.identity import OPERATOR, Identity
 from mercato.money import money
-from mercato.terms import AWAITING_ACCEPTANCE, COMPLETED
+from mercato.terms import AWAITING_ACCEPTANCE, COMPLETED, SAAS
 from supervision import attachments, domain, metrics
 from supervision.domain import (
     BUYER_ACTOR,
@@ -455,6 +455,8 @@ def resolve_appeal(
     )
     if decision == domain.CONTINUE:
         flow.resume(now, settings.auto_accept_days)
+        if flow.delivery_method == SAAS and flow.step == domain.IN_SERVICE:
+            _catch_up_on_delivery(uow, flow, now, settings)
     else:
         flow.open_appeal_id = None
         if decision == domain.COMPLETE:
@@ -540,6 +542,16 @@ def tenant_delivered(uow, clock: Clock, settings: Settings, *, subscription_id: 
     uow.emit_recorded(flow)
 
 
+def _catch_up_on_delivery(uow, flow: Flow, now: dt.datetime, settings: Settings) -> None:
+    """A SaaS tenant delivered while the flow was frozen by an appeal did not move it;
+    once the flow resumes, it moves on as the delivery would have moved it."""
+    if not uow.flows.has_record(flow.id, "tenant_delivered"):
+        return
+    flow.provide(now, settings.auto_accept_days, by_seller=False)
+    _record(uow, flow, now, actor=SYSTEM_ACTOR, action="tenant_delivered")
+    _tell_whose_turn(uow, flow, now)
+
+
 def order_cancelled(uow, clock: Clock, *, order_id: str, reason: str) -> None:
     """The order was cancelled outside supervision (its delivery failed; orders has
     refunded it): its open flow closes. The caller (the inbox) commits."""
@@ -561,6 +573,24 @@ def order_cancelled(uow, clock: Clock, *, order_id: str, reason: str) -> None:
             body=reason,
         )
     uow.emit_recorded(flow)
+
+
+def refund_made(uow, clock: Clock, *, refund: dict[str, Any]) -> None:
+    """billing refunded a payment (a failed delivery, or an operator's decision on
+    appeal): whoever got the money back is told. Other services' events that concern a
+    buyer become direct messages here, in the event's inbox transaction, once per
+    event. The caller (the inbox) commits."""
+    amount = refund["amount"]
+    _tell(
+        uow,
+        refund["payer_account_id"],
+        clock.now(),
+        kind="refund_made",
+        subject=f"{amount['amount'] / 100:.2f} {amount['currency']} refunded for the order "
+        f"{refund['order_id']}",
+        body=refund["reason"],
+        once_as=f"refund:{refund['refund_id']}",
+    )
 
 
 # -- what the clock brings ------------------------------------------------------------------

@@ -158,9 +158,18 @@ def test_a_saas_flow_moves_to_acceptance_when_its_tenant_is_delivered(supervisio
     )
     assert confirmed[0]["data"]["subscription_id"] == flow["subscription_id"]
 
+    publish_delivered(supervision, order_id, flow["subscription_id"])
+    wait_for(lambda: flow_of(supervision, order_id)["step"] == "awaiting_acceptance", "delivery")
+    with supervision.rpc(BUYER) as service:
+        assert service.accept(flow["id"])["step"] == "completed"
+    confirmed_events.close()
+
+
+def publish_delivered(supervision: Supervision, order_id: str, subscription_id: str) -> None:
+    """provisioning's event for the SaaS tenant of the order, delivered twice."""
     delivered = {
         "delivery_id": "dlv_1",
-        "subscription_id": flow["subscription_id"],
+        "subscription_id": subscription_id,
         "order_id": order_id,
         "order_line_id": "oln_1",
         "account_id": BUYER["account_id"],
@@ -182,13 +191,31 @@ def test_a_saas_flow_moves_to_acceptance_when_its_tenant_is_delivered(supervisio
         supervision.config["AMQP_URI"],
         "provisioning.delivery.succeeded",
         delivered,
-        subject=flow["subscription_id"],
+        subject=subscription_id,
         times=2,
     )
-    wait_for(lambda: flow_of(supervision, order_id)["step"] == "awaiting_acceptance", "delivery")
+
+
+def test_a_tenant_delivered_while_an_appeal_freezes_the_flow_moves_it_once_resumed(supervision):
+    order_id = paid(supervision, "saas", supervised=True)
+    flow = flow_of(supervision, order_id)
     with supervision.rpc(BUYER) as service:
-        assert service.accept(flow["id"])["step"] == "completed"
-    confirmed_events.close()
+        service.submit_request(flow["id"], {"description": "Ten seats, please."})
+    with supervision.rpc(SELLER) as service:
+        service.answer_request(flow["id"], {})
+        appeal = service.open_appeal(flow["id"], {"reason": "Scope", "description": "Unclear."})
+    publish_delivered(supervision, order_id, flow["subscription_id"])
+    wait_for(
+        lambda: supervision.scalar(
+            "SELECT count(*) FROM flow_records WHERE action = 'tenant_delivered'"
+        ),
+        "the delivery recorded on the frozen flow",
+    )
+    assert flow_of(supervision, order_id)["step"] == "in_service"
+    with supervision.rpc(OPERATOR) as service:
+        service.resolve_appeal(appeal["id"], {"decision": "continue", "message": "Go on."})
+    resumed = flow_of(supervision, order_id)
+    assert resumed["step"] == "awaiting_acceptance" and resumed["accept_by"]
 
 
 def test_only_the_parties_see_a_flow_and_each_takes_only_its_steps(supervision):
