@@ -278,15 +278,17 @@ def test_strangers_get_nothing_and_each_party_only_its_own_steps(system):
     other_seller = _new(system, "seller")
     anonymous = Party(system, None, {})
 
+    appeal = {"reason": "Hijack", "description": "Not mine."}
     for stranger in (other_buyer, other_seller):
         assert stranger.call("GET", flow_path).status_code == 404
         assert stranger.ok("GET", "/v1/supervision/flows")["total"] == 0
-    assert (
-        other_buyer.call("POST", f"{flow_path}/requests", {"description": "x"}).status_code == 404
-    )
-    assert other_seller.call("POST", f"{flow_path}/confirmation", {}).status_code == 404
-    appeal = {"reason": "Hijack", "description": "Not mine."}
-    assert other_buyer.call("POST", f"{flow_path}/appeals", appeal).status_code == 404
+        assert stranger.call("POST", f"{flow_path}/appeals", appeal).status_code == 404
+    # every step of the flow's buyer, tried by another buyer, and of its seller by another
+    for path, body in (("requests", {"description": "x"}), ("acceptance", {})):
+        assert other_buyer.call("POST", f"{flow_path}/{path}", body).status_code == 404, path
+    for path, body in (("confirmation", {}), ("provisions", {"description": "x"})):
+        assert other_seller.call("POST", f"{flow_path}/{path}", body).status_code == 404, path
+    assert other_seller.call("GET", f"/v1/seller/orders/{_order['id']}").status_code == 404
     for method, path, body in (
         ("GET", flow_path, None),
         ("GET", "/v1/supervision/flows", None),
