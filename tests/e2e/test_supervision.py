@@ -272,7 +272,7 @@ def test_a_professional_service_from_request_to_acceptance(system):
 
 def test_strangers_get_nothing_and_each_party_only_its_own_steps(system):
     seller, product = _seller_with_service(system)
-    buyer, _order, flow = _buy(system, product)
+    buyer, order, flow = _buy(system, product)
     flow_path = f"/v1/supervision/flows/{flow['id']}"
     other_buyer = _new(system, "buyer")
     other_seller = _new(system, "seller")
@@ -288,7 +288,7 @@ def test_strangers_get_nothing_and_each_party_only_its_own_steps(system):
         assert other_buyer.call("POST", f"{flow_path}/{path}", body).status_code == 404, path
     for path, body in (("confirmation", {}), ("provisions", {"description": "x"})):
         assert other_seller.call("POST", f"{flow_path}/{path}", body).status_code == 404, path
-    assert other_seller.call("GET", f"/v1/seller/orders/{_order['id']}").status_code == 404
+    assert other_seller.call("GET", f"/v1/seller/orders/{order['id']}").status_code == 404
     for method, path, body in (
         ("GET", flow_path, None),
         ("GET", "/v1/supervision/flows", None),
