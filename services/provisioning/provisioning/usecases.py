@@ -132,7 +132,11 @@ def start_confirmed_delivery(
     sweep creates the tenant). Anything else, or a repeat, changes nothing. The caller
     (the inbox) commits; the delivery's id when it started."""
     delivery = uow.deliveries.of_subscription(subscription_id, lock=True)
-    if delivery is None or delivery.delivery_method != SAAS or not delivery.may("start"):
+    if delivery is None:
+        # the order-paid event that records it is still on its way (events are not
+        # ordered): a transient error, so the inbox tries again with backoff
+        raise ServiceUnavailable(f"the delivery of {subscription_id} is not recorded yet")
+    if delivery.delivery_method != SAAS or not delivery.may("start"):
         return None
     delivery.start(clock.now(), policy)
     return delivery.id

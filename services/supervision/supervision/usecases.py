@@ -9,7 +9,6 @@ the other party of a flow trying a step that is not theirs gets ``Forbidden``.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from mercato.clock import Clock
@@ -30,8 +29,6 @@ from supervision.domain import (
 )
 from supervision.models import Appeal, Flow, FlowRecord, Submission
 from supervision.settings import Settings
-
-_log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 100
 

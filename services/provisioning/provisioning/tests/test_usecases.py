@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from mercato.clock import ManualClock
-from mercato.errors import Conflict, NotFound, RateLimited
+from mercato.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
 from mercato.periods import add_months
 from mercato_testing.fakes import FakeUnitOfWork
@@ -132,6 +132,35 @@ def test_images_and_professional_services_wait_for_their_own_flows(world):
         pay(world, method)
     assert sweep(world) == []
     assert world.uow.committed_event_types() == []
+
+
+def test_a_supervised_saas_tenant_waits_for_the_sellers_confirmation(world):
+    order = paid_order("saas")
+    order["subscriptions"][0]["service_supervision"] = True
+    usecases.accept_paid_order(world.uow, world.clock, order=order, policy=POLICY)
+    world.uow.commit()
+    subscription_id = order["subscriptions"][0]["subscription_id"]
+    assert delivery(world, subscription_id).status == "waiting"
+    assert sweep(world) == []
+
+    world.clock.advance(hours=5)  # longer than the window: it runs from the confirmation
+    started = usecases.start_confirmed_delivery(
+        world.uow, world.clock, POLICY, subscription_id=subscription_id
+    )
+    assert started == delivery(world, subscription_id).id
+    assert delivery(world, subscription_id).deadline_at == world.clock.now() + POLICY.window
+    again = usecases.start_confirmed_delivery(
+        world.uow, world.clock, POLICY, subscription_id=subscription_id
+    )
+    assert again is None
+    assert sweep(world) == ["succeeded"]
+
+
+def test_a_confirmation_before_its_paid_order_is_recorded_is_tried_again(world):
+    with pytest.raises(ServiceUnavailable):
+        usecases.start_confirmed_delivery(
+            world.uow, world.clock, POLICY, subscription_id="sub_not_yet"
+        )
 
 
 # -- delivering --------------------------------------------------------------------------
