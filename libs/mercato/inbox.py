@@ -82,8 +82,13 @@ def handles_event(
     backoff_seconds: float = 0.5,
     db_attr: str = "db",
     already_applied: Callable[[Any, Envelope], bool] | None = None,
+    concerns: Callable[[Envelope], bool] | None = None,
 ) -> Callable:
     """Subscribe a service method to ``event_type`` (``<source>.<entity>.<fact>``).
+
+    ``concerns(event)``, when given, is asked of the event alone: False means it is
+    none of this handler's business (an order with nothing supervised, say), so it is
+    acknowledged without an inbox row or a transaction and counted as ``ignored``.
 
     ``already_applied(service, event)``, when given, is asked first: True means the
     service's own state already shows the event's effect (another path applied it), so
@@ -106,6 +111,10 @@ def handles_event(
                 metrics.EVENTS_CONSUMED.labels(
                     service_name, handler, _field(payload, "type", 128) or "?", "dead_lettered"
                 ).inc()
+                return
+
+            if concerns is not None and not concerns(event):
+                metrics.EVENTS_CONSUMED.labels(service_name, handler, event.type, "ignored").inc()
                 return
 
             for attempt in range(1, max_attempts + 1):

@@ -20,6 +20,7 @@ from mercato.errors import EXPECTED, ValidationError
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
+from mercato.terms import SAAS
 from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import dump
@@ -110,7 +111,11 @@ class ProvisioningService(MercatoService):
         as the deliveries are recorded, never held while a seller answers."""
         usecases.accept_paid_order(self.db, self.clock, order=event.data, policy=self.policy)
 
-    @handles_event("supervision.flow.confirmed")
+    @handles_event(
+        "supervision.flow.confirmed",
+        # a professional service's confirmation creates nothing here
+        concerns=lambda event: event.data["delivery_method"] == SAAS,
+    )
     def on_flow_confirmed(self, event) -> None:
         """The seller confirmed a supervised SaaS request: create the tenant now."""
         usecases.start_confirmed_delivery(

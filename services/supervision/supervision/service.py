@@ -11,10 +11,11 @@ from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
+from mercato.terms import SAAS
 from mercato.timers import configured_timer
 from mercato.transport import rpc
 from mercato.validation import PageSchema, dump, load
-from supervision import attachments, usecases
+from supervision import attachments, domain, usecases
 from supervision.models import metadata
 from supervision.repository import REPOSITORIES
 from supervision.settings import Settings
@@ -155,7 +156,14 @@ class SupervisionService(MercatoService):
 
     # -- what other services announce ------------------------------------------------------
 
-    @handles_event("orders.order.paid")
+    @handles_event(
+        "orders.order.paid",
+        # most orders have nothing supervised: no inbox row, no transaction for those
+        concerns=lambda event: any(
+            domain.is_supervised(line["delivery_method"], line["service_supervision"])
+            for line in event.data["subscriptions"]
+        ),
+    )
     def on_order_paid(self, event) -> None:
         """A supervised order was paid: its flow starts."""
         usecases.start_flows(
@@ -166,20 +174,28 @@ class SupervisionService(MercatoService):
             paid_at=event.data.get("paid_at") or event.occurred_at,
         )
 
-    @handles_event("provisioning.delivery.succeeded")
+    @handles_event(
+        "provisioning.delivery.succeeded",
+        concerns=lambda event: (
+            event.data["delivery_method"] == SAAS and event.data["service_supervision"]
+        ),
+    )
     def on_delivery_succeeded(self, event) -> None:
         """A supervised SaaS tenant exists: the buyer is to accept it."""
         usecases.tenant_delivered(
             self.db, self.clock, self.settings, subscription_id=event.data["subscription_id"]
         )
 
-    @handles_event("orders.order.cancelled")
+    @handles_event(
+        "orders.order.cancelled",
+        # an unpaid order's cancellation never had a flow
+        concerns=lambda event: bool(event.data.get("payment_id")),
+    )
     def on_order_cancelled(self, event) -> None:
         """A paid order was cancelled (its delivery failed): its flow closes."""
-        if event.data.get("payment_id"):
-            usecases.order_cancelled(
-                self.db, self.clock, order_id=event.data["order_id"], reason=event.data["reason"]
-            )
+        usecases.order_cancelled(
+            self.db, self.clock, order_id=event.data["order_id"], reason=event.data["reason"]
+        )
 
     @handles_event("billing.refund.completed")
     def on_refund_completed(self, event) -> None:

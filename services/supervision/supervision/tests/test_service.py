@@ -16,7 +16,13 @@ from nameko.testing.services import replace_dependencies
 from mercato.clock import ManualClock
 from mercato.db import create_engine
 from mercato.errors import Conflict, Forbidden, NotFound
-from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
+from mercato_testing.interface import (
+    EventQueue,
+    caller,
+    events_consumed,
+    publish_event,
+    wait_for,
+)
 from supervision.service import SupervisionService
 
 pytestmark = pytest.mark.interface
@@ -116,6 +122,7 @@ def flow_of(supervision: Supervision, order_id: str) -> dict:
 
 
 def test_paid_orders_start_the_flow_of_their_kind_and_process(supervision):
+    ignored_before = events_consumed("supervision.on_order_paid", "orders.order.paid", "ignored")
     license_order = paid(supervision, "license", supervised=False, times=2)
     service_order = paid(supervision, "professional_service")
     legacy_order = paid(
@@ -140,6 +147,15 @@ def test_paid_orders_start_the_flow_of_their_kind_and_process(supervision):
     assert supervision.scalar("SELECT count(*) FROM flows") == 4
     for order_id in (unsupervised, image):
         assert supervision.scalar("SELECT count(*) FROM flows WHERE order_id = :o", o=order_id) == 0
+    # the orders with nothing supervised were acknowledged without an inbox row
+    wait_for(
+        lambda: (
+            events_consumed("supervision.on_order_paid", "orders.order.paid", "ignored")
+            == ignored_before + 2
+        ),
+        "the two orders with nothing supervised",
+    )
+    assert supervision.scalar("SELECT count(*) FROM inbox_messages") == 4
 
 
 def test_a_saas_flow_moves_to_acceptance_when_its_tenant_is_delivered(supervision):
