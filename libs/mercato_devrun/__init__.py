@@ -217,6 +217,9 @@ DEMO_PRODUCTS = [
         "service_supervision": True,
         "product_guide_url": "https://demo.mercato/guides/migration",
         "terms": "Delivered within 10 working days of the kick-off call.",
+        # what a buyer is asked in its service request (set after creating the product)
+        "request_template": "Database engine and version:\nSize (GB):\n"
+        "Source location:\nTarget region:\nA maintenance window we may use:",
         "specifications": [
             {"name": "Up to 1 TB", "prices": [{"billing_mode": "one_time", "amount": 250000}]}
         ],
@@ -282,6 +285,8 @@ def seed_demo_products(gateway: str) -> None:
     if not listed["total"]:
         requests.put(f"{gateway}/v1/seller/profile", json=DEMO_PROFILE, headers=headers, timeout=10)
     for product in missing:
+        template = product.get("request_template")
+        product = {key: value for key, value in product.items() if key != "request_template"}
         if "saas_endpoint_url" in product:
             endpoint = str(product["saas_endpoint_url"]).format(seller_app=seller_app_address())
             product = {**product, "saas_endpoint_url": endpoint}
@@ -291,10 +296,16 @@ def seed_demo_products(gateway: str) -> None:
         if created.status_code != 201:
             _say(f"could not list {product['name']}: {created.status_code} {created.text}")
             continue
+        product_id = created.json()["id"]
+        if template:
+            requests.put(
+                f"{gateway}/v1/seller/products/{product_id}/request-template",
+                json={"template": template},
+                headers=headers,
+                timeout=10,
+            )
         requests.post(
-            f"{gateway}/v1/seller/products/{created.json()['id']}/publish",
-            headers=headers,
-            timeout=10,
+            f"{gateway}/v1/seller/products/{product_id}/publish", headers=headers, timeout=10
         )
 
 
