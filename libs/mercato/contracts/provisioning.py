@@ -116,7 +116,8 @@ class ApplicationResponse(AnswerSchema):
     delivery_status = fields.String(
         metadata={
             "description": "`pending` (being delivered), `succeeded`, `failed`, "
-            "`waiting` (delivered by another flow: images, professional services), or "
+            "`waiting` (delivered by another flow: images, professional services; a supervised "
+            "SaaS tenant until the seller confirms), or "
             "`unknown` (provisioning did not answer just now)"
         }
     )
