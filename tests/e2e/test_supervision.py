@@ -136,8 +136,9 @@ def _seller_with_service(system) -> tuple[Party, dict]:
     return seller, product
 
 
-def _buy(system, product: dict) -> tuple[Party, dict, dict]:
-    """A new buyer pays the product from its balance; its flow, once started."""
+def _buy(system, product: dict, **configuration: Any) -> tuple[Party, dict, dict]:
+    """A new buyer pays the product's first specification from its balance (once, a
+    one-time purchase unless ``configuration`` says otherwise); its flow, once started."""
     buyer = _new(system, "buyer")
     buyer.ok(
         "POST",
@@ -154,6 +155,7 @@ def _buy(system, product: dict) -> tuple[Party, dict, dict]:
             "billing_mode": "one_time",
             "quantity": 1,
             "accept_terms": True,
+            **configuration,
         },
         status=201,
     )
@@ -424,31 +426,13 @@ def test_a_supervised_saas_tenant_is_created_when_the_seller_confirms(system):
         f"{system.gateway}/v1/products", params={"q": "Lumen"}, timeout=15
     ).json()["items"]
     product = requests.get(f"{system.gateway}/v1/products/{found['id']}", timeout=15).json()
-    buyer = _new(system, "buyer")
-    buyer.ok(
-        "POST",
-        "/v1/billing/top-ups",
-        {"amount": {"amount": 100_000, "currency": "USD"}, "card": CARD},
-        status=201,
+    buyer, order, flow = _buy(
+        system,
+        product,
+        billing_mode="yearly_monthly",
+        period={"unit": "month", "count": 1},
+        quantity=3,
     )
-    order = buyer.ok(
-        "POST",
-        "/v1/orders",
-        {
-            "product_id": product["id"],
-            "specification_id": product["specifications"][0]["id"],
-            "billing_mode": "yearly_monthly",
-            "period": {"unit": "month", "count": 1},
-            "quantity": 3,
-            "accept_terms": True,
-        },
-        status=201,
-    )
-    buyer.ok("POST", f"/v1/orders/{order['id']}/pay", {"payment_method": "balance"})
-    flow = _eventually(
-        lambda: buyer.ok("GET", "/v1/supervision/flows", q=order["id"]),
-        lambda page: page["total"] == 1,
-    )["items"][0]
     flow_path = f"/v1/supervision/flows/{flow['id']}"
     assert flow["step"] == "awaiting_request"
     # no tenant before the seller confirms

@@ -25,14 +25,6 @@ def _locked(query: sa.Select) -> sa.Select:
     return query.with_for_update().execution_options(populate_existing=True)
 
 
-def _due(query: sa.Select, limit: int) -> sa.Select:
-    return (
-        query.limit(limit)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-
-
 class FlowRepository:
     """Flows, their operation records and their requests and provisions."""
 
@@ -102,54 +94,40 @@ class FlowRepository:
     # -- what the timers look for --------------------------------------------------------
 
     def lock_due_for_auto_acceptance(self, now: dt.datetime, limit: int) -> list[Flow]:
-        return list(
-            self.session.scalars(
-                _due(
-                    sa.select(Flow)
-                    .where(
-                        Flow.step == AWAITING_ACCEPTANCE,
-                        Flow.accept_by <= now,
-                        Flow.open_appeal_id.is_(None),
-                    )
-                    .order_by(Flow.accept_by),
-                    limit,
-                )
-            )
+        return self._claim(
+            Flow.accept_by,
+            limit,
+            Flow.step == AWAITING_ACCEPTANCE,
+            Flow.accept_by <= now,
+            Flow.open_appeal_id.is_(None),
         )
 
     def lock_due_for_acceptance_notice(self, notice_from: dt.datetime, limit: int) -> list[Flow]:
         """Flows to be accepted automatically by ``notice_from`` whose buyer was not told."""
-        return list(
-            self.session.scalars(
-                _due(
-                    sa.select(Flow)
-                    .where(
-                        Flow.step == AWAITING_ACCEPTANCE,
-                        Flow.accept_by <= notice_from,
-                        Flow.accept_notice_sent.is_(False),
-                        Flow.open_appeal_id.is_(None),
-                    )
-                    .order_by(Flow.accept_by),
-                    limit,
-                )
-            )
+        return self._claim(
+            Flow.accept_by,
+            limit,
+            Flow.step == AWAITING_ACCEPTANCE,
+            Flow.accept_by <= notice_from,
+            Flow.accept_notice_sent.is_(False),
+            Flow.open_appeal_id.is_(None),
         )
 
     def lock_due_for_confirmation_reminder(self, now: dt.datetime, limit: int) -> list[Flow]:
-        return list(
-            self.session.scalars(
-                _due(
-                    sa.select(Flow)
-                    .where(
-                        Flow.step == domain.AWAITING_CONFIRMATION,
-                        Flow.confirm_by <= now,
-                        Flow.confirm_reminded.is_(False),
-                    )
-                    .order_by(Flow.confirm_by),
-                    limit,
-                )
-            )
+        return self._claim(
+            Flow.confirm_by,
+            limit,
+            Flow.step == domain.AWAITING_CONFIRMATION,
+            Flow.confirm_by <= now,
+            Flow.confirm_reminded.is_(False),
         )
+
+    def _claim(self, due: Any, limit: int, *conditions: Any) -> list[Flow]:
+        """Up to ``limit`` flows meeting ``conditions``, the longest due first, locked;
+        rows another replica holds are skipped."""
+        query = sa.select(Flow).where(*conditions).order_by(due).limit(limit)
+        claimed = query.with_for_update(skip_locked=True).execution_options(populate_existing=True)
+        return list(self.session.scalars(claimed))
 
     def count_by_step(self) -> dict[str, int]:
         rows = self.session.execute(sa.select(Flow.step, sa.func.count()).group_by(Flow.step))

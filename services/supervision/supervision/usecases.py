@@ -222,23 +222,31 @@ def submit_request(
     flow = _flow_as(uow, caller, flow_id, BUYER_ACTOR)
     now = clock.now()
     flow.submit_request(now, settings.working_days().add(now, settings.confirm_days))
-    attachments.claim_for_flow(uow, request["attachment_ids"], caller.account_id, flow.id)
+    _submitted(uow, flow, caller, now, kind="request", action="request_submitted", body=request)
+    return _commit_and_view(uow, flow, now)
+
+
+def _submitted(
+    uow, flow: Flow, caller: Identity, now: dt.datetime, *, kind: str, action: str, body: dict
+) -> None:
+    """A request (the buyer's) or a provision (the seller's) that moved the flow: kept
+    with the attachments it names, recorded, and the other party told."""
+    attachments.claim_for_flow(uow, body["attachment_ids"], caller.account_id, flow.id)
     uow.flows.add_submission(
         Submission(
-            id=new_id("req"),
+            id=new_id("req" if kind == "request" else "prv"),
             flow_id=flow.id,
-            kind="request",
+            kind=kind,
             author_account_id=caller.account_id,
-            description=request["description"],
-            attachment_ids=request["attachment_ids"],
+            description=body["description"],
+            attachment_ids=body["attachment_ids"],
             created_at=now,
         )
     )
-    _record(
-        uow, flow, now, actor=BUYER_ACTOR, account_id=caller.account_id, action="request_submitted"
-    )
+    actor = flow.role_of(caller.account_id)
+    assert actor is not None
+    _record(uow, flow, now, actor=actor, account_id=caller.account_id, action=action)
     _tell_whose_turn(uow, flow, now)
-    return _commit_and_view(uow, flow, now)
 
 
 def answer_request(
@@ -286,22 +294,7 @@ def provide_service(
     flow = _flow_as(uow, caller, flow_id, SELLER_ACTOR)
     now = clock.now()
     flow.provide(now, settings.auto_accept_days, by_seller=True)
-    attachments.claim_for_flow(uow, provision["attachment_ids"], caller.account_id, flow.id)
-    uow.flows.add_submission(
-        Submission(
-            id=new_id("prv"),
-            flow_id=flow.id,
-            kind="provision",
-            author_account_id=caller.account_id,
-            description=provision["description"],
-            attachment_ids=provision["attachment_ids"],
-            created_at=now,
-        )
-    )
-    _record(
-        uow, flow, now, actor=SELLER_ACTOR, account_id=caller.account_id, action="service_provided"
-    )
-    _tell_whose_turn(uow, flow, now)
+    _submitted(uow, flow, caller, now, kind="provision", action="service_provided", body=provision)
     return _commit_and_view(uow, flow, now)
 
 
