@@ -372,7 +372,14 @@ class FlowResponse(FlowSummary):
         AppealView, allow_none=True, metadata={"description": "The open one, else the latest."}
     )
     records = fields.List(fields.Nested(RecordView))
-    confirm_by = fields.AwareDateTime(allow_none=True)
+    request_by = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "While awaiting_request: when the buyer is reminded."},
+    )
+    confirm_by = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "While awaiting_confirmation: when the seller is reminded."},
+    )
 
 
 FlowPage = page_of(FlowSummary, "FlowPage")

@@ -149,6 +149,8 @@ class FlowRules(RecordsEvents):
     paid_at: dt.datetime
     confirm_by: dt.datetime | None
     confirm_reminded: bool
+    request_by: dt.datetime | None
+    request_reminded: bool
     accept_by: dt.datetime | None
     accept_notice_sent: bool
     step_changed_at: dt.datetime
@@ -202,11 +204,12 @@ class FlowRules(RecordsEvents):
             "at": now,
         }
 
-    def started(
-        self, now: dt.datetime, *, confirm_by: dt.datetime | None, accept_days: int
-    ) -> None:
-        """Record the flow's start (the flow was built at its first step)."""
-        self.confirm_by = confirm_by if self.step == AWAITING_CONFIRMATION else None
+    def started(self, now: dt.datetime, *, due_by: dt.datetime, accept_days: int) -> None:
+        """Record the flow's start (the flow was built at its first step). ``due_by``
+        is when the buyer's request, or (legacy process) the seller's confirmation, is
+        due; a license waits ``accept_days`` for its acceptance."""
+        self.confirm_by = due_by if self.step == AWAITING_CONFIRMATION else None
+        self.request_by = due_by if self.step == AWAITING_REQUEST else None
         if self.step == AWAITING_ACCEPTANCE:
             self.accept_by = now + dt.timedelta(days=accept_days)
         self._record("started", now, kind=self.kind, process=self.process)
@@ -214,15 +217,20 @@ class FlowRules(RecordsEvents):
     def submit_request(self, now: dt.datetime, confirm_by: dt.datetime) -> None:
         self._require_not_frozen()
         self._move("submit_request", now, "request_submitted")
+        self.request_by = None
         self.confirm_by = confirm_by
         self.confirm_reminded = False
 
-    def reject_request(self, now: dt.datetime) -> None:
+    def reject_request(self, now: dt.datetime, request_by: dt.datetime) -> None:
+        """The seller sent the request back: the buyer is to write it again by
+        ``request_by``."""
         self._require_not_frozen()
         if self.process != PROCESS_2025:
             raise Conflict("a flow of the legacy process has no request to send back")
         self._move("reject_request", now, "request_rejected")
         self.confirm_by = None
+        self.request_by = request_by
+        self.request_reminded = False
 
     def confirm(self, now: dt.datetime) -> None:
         self._require_not_frozen()
@@ -260,6 +268,7 @@ class FlowRules(RecordsEvents):
         self.closed_at = now
         self.accept_by = None
         self.confirm_by = None
+        self.request_by = None
         self._record(
             "closed",
             now,

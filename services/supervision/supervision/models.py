@@ -35,6 +35,7 @@ class Flow(Base, domain.FlowRules):
         # what the timers look for
         sa.Index("ix_flows_step_accept_by", "step", "accept_by"),
         sa.Index("ix_flows_step_confirm_by", "step", "confirm_by"),
+        sa.Index("ix_flows_step_request_by", "step", "request_by"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -56,6 +57,11 @@ class Flow(Base, domain.FlowRules):
     # the seller should confirm by then (working days); reminded once
     confirm_by: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     confirm_reminded: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # the buyer should submit its request by then (working days); reminded once
+    request_by: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    request_reminded: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
     # accepted automatically then unless the buyer acts; told two days before
     accept_by: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     accept_notice_sent: Mapped[bool] = mapped_column(sa.Boolean, default=False)

@@ -122,6 +122,15 @@ class FlowRepository:
             Flow.confirm_reminded.is_(False),
         )
 
+    def lock_due_for_request_reminder(self, now: dt.datetime, limit: int) -> list[Flow]:
+        return self._claim(
+            Flow.request_by,
+            limit,
+            Flow.step == domain.AWAITING_REQUEST,
+            Flow.request_by <= now,
+            Flow.request_reminded.is_(False),
+        )
+
     def _claim(self, due: Any, limit: int, *conditions: Any) -> list[Flow]:
         """Up to ``limit`` flows meeting ``conditions``, the longest due first, locked;
         rows another replica holds are skipped."""

@@ -81,7 +81,7 @@ class SupervisionService(MercatoService):
         caller = self.caller.require_role(SELLER)
         answer = load(contract.Confirmation, payload)
         flow = usecases.answer_request(
-            self.db, self.clock, caller=caller, flow_id=str(flow_id), answer=answer
+            self.db, self.clock, self.settings, caller=caller, flow_id=str(flow_id), answer=answer
         )
         return dump(contract.FlowResponse, flow)
 
@@ -206,13 +206,15 @@ class SupervisionService(MercatoService):
 
     @configured_timer(SWEEP_KEY, DEFAULT_SWEEP_SECONDS)
     def run_due_work(self) -> None:
-        """Auto-accept, its notice two days before, the seller's confirmation reminder and
-        the appeal gauges. Safe with two replicas: each claims rows the other skips."""
+        """Auto-accept, its notice two days before, the seller's confirmation reminder, the
+        buyer's request reminder and the appeal gauges. Safe with two replicas: each claims rows the other skips."""
         while usecases.accept_overdue_flows(self.db, self.clock) > 0:
             pass
         while usecases.send_acceptance_notices(self.db, self.clock) > 0:
             pass
         while usecases.remind_unconfirmed(self.db, self.clock) > 0:
+            pass
+        while usecases.remind_unrequested(self.db, self.clock) > 0:
             pass
         usecases.refresh_appeal_gauges(self.db, self.clock)
 

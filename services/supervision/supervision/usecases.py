@@ -150,13 +150,14 @@ def start_flows(
             currency=order["amount"]["currency"],
             paid_at=paid_at,
             confirm_reminded=False,
+            request_reminded=False,
             accept_notice_sent=False,
             step_changed_at=now,
             created_at=now,
             updated_at=now,
         )
-        confirm_by = settings.working_days().add(now, settings.confirm_days)
-        flow.started(now, confirm_by=confirm_by, accept_days=settings.auto_accept_days)
+        due_by = settings.working_days().add(now, settings.confirm_days)
+        flow.started(now, due_by=due_by, accept_days=settings.auto_accept_days)
         uow.flows.add(flow)
         _record(
             uow, flow, now, actor=SYSTEM_ACTOR, action="flow_started", note=f"process {process}"
@@ -178,7 +179,8 @@ def _tell_whose_turn(uow, flow: Flow, now: dt.datetime) -> None:
             flow=flow,
             kind="request_needed",
             subject=f"Describe what you need from {name}",
-            body="Submit your service request so the seller can confirm it.",
+            body=f"Submit your service request by {_day(flow.request_by)} so the seller "
+            "can confirm it.",
         )
     elif flow.step == domain.AWAITING_CONFIRMATION:
         _tell(
@@ -250,14 +252,14 @@ def _submitted(
 
 
 def answer_request(
-    uow, clock: Clock, *, caller: Identity, flow_id: str, answer: dict
+    uow, clock: Clock, settings: Settings, *, caller: Identity, flow_id: str, answer: dict
 ) -> dict[str, Any]:
     """The seller confirms the buyer's request (or, on the legacy process, the order),
     or sends the request back with a reason."""
     flow = _flow_as(uow, caller, flow_id, SELLER_ACTOR)
     now = clock.now()
     if answer["reject"]:
-        flow.reject_request(now)
+        flow.reject_request(now, settings.working_days().add(now, settings.confirm_days))
         request = uow.flows.latest_request(flow.id)
         if request is not None:
             request.rejected_reason = answer["reason"]
@@ -659,6 +661,41 @@ def remind_unconfirmed(uow, clock: Clock) -> int:
     return reminded
 
 
+def remind_unrequested(uow, clock: Clock) -> int:
+    """Remind buyers that did not submit their request within the working days (at the
+    start, or after the seller sent it back), and tell their sellers, who may appeal
+    too. Once per wait for a request."""
+    now = clock.now()
+    reminded = 0
+    for flow in uow.flows.lock_due_for_request_reminder(now, SWEEP_BATCH):
+        flow.request_reminded = True
+        key = f"{flow.id}:request_overdue:{flow.step_changed_at.isoformat()}"
+        _tell(
+            uow,
+            flow.buyer_account_id,
+            now,
+            flow=flow,
+            kind="request_overdue",
+            subject=f"{flow.product_name} waits for your service request",
+            body=f"The seller needs your request to start; it was due by {_day(flow.request_by)}.",
+            once_as=key,
+        )
+        _tell(
+            uow,
+            flow.seller_account_id,
+            now,
+            flow=flow,
+            kind="request_overdue",
+            subject=f"The buyer of the order {flow.order_id} has not sent its request",
+            body="The buyer was reminded. You may open an appeal if you need an operator.",
+            once_as=key + ":seller",
+        )
+        _record(uow, flow, now, actor=SYSTEM_ACTOR, action="buyer_reminded", moved=False)
+        reminded += 1
+    uow.commit()
+    return reminded
+
+
 def refresh_appeal_gauges(uow, clock: Clock) -> None:
     open_count, overdue = uow.appeals.count_open(clock.now())
     metrics.APPEALS_OPEN.set(open_count)
@@ -725,6 +762,7 @@ def flow_view(uow, flow: Flow, now: dt.datetime) -> dict[str, Any]:
         "records": [
             {"at": r.at, "actor": r.actor, "action": r.action, "note": r.note} for r in records
         ],
+        "request_by": flow.request_by,
         "confirm_by": flow.confirm_by,
     }
 

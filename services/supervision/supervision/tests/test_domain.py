@@ -33,12 +33,13 @@ def _flow(kind="service", process=domain.PROCESS_2025, method="professional_serv
         currency="USD",
         paid_at=NOW,
         confirm_reminded=False,
+        request_reminded=False,
         accept_notice_sent=False,
         step_changed_at=NOW,
         created_at=NOW,
         updated_at=NOW,
     )
-    flow.started(NOW, confirm_by=NOW + dt.timedelta(days=3), accept_days=7)
+    flow.started(NOW, due_by=NOW + dt.timedelta(days=3), accept_days=7)
     return flow
 
 
@@ -87,11 +88,12 @@ def test_a_service_flow_walks_its_steps_and_announces_each():
 def test_only_the_2025_process_sends_a_request_back():
     flow = _flow()
     flow.submit_request(NOW, NOW)
-    flow.reject_request(NOW)
+    flow.reject_request(NOW, NOW + dt.timedelta(days=3))
     assert flow.step == domain.AWAITING_REQUEST
+    assert (flow.request_by, flow.confirm_by) == (NOW + dt.timedelta(days=3), None)
     legacy = _flow(process=domain.LEGACY)
     with pytest.raises(Conflict):
-        legacy.reject_request(NOW)
+        legacy.reject_request(NOW, NOW)
 
 
 def test_an_open_appeal_freezes_every_step_until_resolved():

@@ -307,6 +307,31 @@ def test_a_seller_that_does_not_confirm_is_reminded_once_after_the_working_days(
     assert kinds.count("may_appeal") == 1
 
 
+def test_a_buyer_that_does_not_send_its_request_is_reminded_once_and_its_seller_told(
+    supervision,
+):
+    flow = flow_of(supervision, paid(supervision, "professional_service"))
+    assert flow["step"] == "awaiting_request"
+    with supervision.rpc(BUYER) as service:
+        assert service.get_flow(flow["id"])["request_by"] == "2026-03-05T09:00:00+00:00"
+    supervision.clock.advance(days=3, seconds=1)
+    wait_for(
+        lambda: (
+            supervision.scalar("SELECT count(*) FROM messages WHERE kind = 'request_overdue'") == 2
+        ),
+        "the buyer's reminder and the seller's note",
+    )
+    with supervision.rpc(SELLER) as service:
+        (told,) = [m for m in service.list_messages({})["items"] if m["kind"] == "request_overdue"]
+    assert "appeal" in told["body"]
+    # the request sent back is due again in three working days, with a reminder of its own
+    with supervision.rpc(BUYER) as service:
+        service.submit_request(flow["id"], {"description": "At last."})
+    with supervision.rpc(SELLER) as service:
+        sent_back = service.answer_request(flow["id"], {"reject": True, "reason": "Which DB?"})
+    assert sent_back["request_by"] == "2026-03-10T09:00:01+00:00"
+
+
 def test_an_appeal_is_due_in_three_working_days_and_one_at_a_time(supervision):
     flow = flow_of(supervision, paid(supervision, "professional_service"))
     supervision.clock.set(dt.datetime(2026, 7, 2, 10, 0, tzinfo=dt.UTC))  # Thursday before the 4th
