@@ -633,29 +633,25 @@ def remind_unconfirmed(uow, clock: Clock) -> int:
     reminded = 0
     for flow in uow.flows.lock_due_for_confirmation_reminder(now, SWEEP_BATCH):
         flow.confirm_reminded = True
-        key = f"{flow.id}:confirmation_overdue:{flow.step_changed_at.isoformat()}"
-        _tell(
+        _remind_late_party(
             uow,
-            flow.seller_account_id,
+            flow,
             now,
-            flow=flow,
-            kind="confirmation_overdue",
-            subject=f"The order {flow.order_id} waits for your confirmation",
-            body=f"You were to confirm it by {_day(flow.confirm_by)}. Confirm it or send "
-            "the request back.",
-            once_as=key,
+            late=(
+                flow.seller_account_id,
+                "confirmation_overdue",
+                f"The order {flow.order_id} waits for your confirmation",
+                f"You were to confirm it by {_day(flow.confirm_by)}. Confirm it or send "
+                "the request back.",
+            ),
+            other=(
+                flow.buyer_account_id,
+                "may_appeal",
+                f"The seller of {flow.product_name} has not confirmed yet",
+                "The seller was reminded. You may open an appeal if you need an operator.",
+            ),
+            action="seller_reminded",
         )
-        _tell(
-            uow,
-            flow.buyer_account_id,
-            now,
-            flow=flow,
-            kind="may_appeal",
-            subject=f"The seller of {flow.product_name} has not confirmed yet",
-            body="The seller was reminded. You may open an appeal if you need an operator.",
-            once_as=key + ":buyer",
-        )
-        _record(uow, flow, now, actor=SYSTEM_ACTOR, action="seller_reminded", moved=False)
         reminded += 1
     uow.commit()
     return reminded
@@ -669,31 +665,50 @@ def remind_unrequested(uow, clock: Clock) -> int:
     reminded = 0
     for flow in uow.flows.lock_due_for_request_reminder(now, SWEEP_BATCH):
         flow.request_reminded = True
-        key = f"{flow.id}:request_overdue:{flow.step_changed_at.isoformat()}"
-        _tell(
+        _remind_late_party(
             uow,
-            flow.buyer_account_id,
+            flow,
             now,
-            flow=flow,
-            kind="request_overdue",
-            subject=f"{flow.product_name} waits for your service request",
-            body=f"The seller needs your request to start; it was due by {_day(flow.request_by)}.",
-            once_as=key,
+            late=(
+                flow.buyer_account_id,
+                "request_overdue",
+                f"{flow.product_name} waits for your service request",
+                f"The seller needs your request to start; it was due by {_day(flow.request_by)}.",
+            ),
+            other=(
+                flow.seller_account_id,
+                "request_overdue",
+                f"The buyer of the order {flow.order_id} has not sent its request",
+                "The buyer was reminded. You may open an appeal if you need an operator.",
+            ),
+            action="buyer_reminded",
         )
-        _tell(
-            uow,
-            flow.seller_account_id,
-            now,
-            flow=flow,
-            kind="request_overdue",
-            subject=f"The buyer of the order {flow.order_id} has not sent its request",
-            body="The buyer was reminded. You may open an appeal if you need an operator.",
-            once_as=key + ":seller",
-        )
-        _record(uow, flow, now, actor=SYSTEM_ACTOR, action="buyer_reminded", moved=False)
         reminded += 1
     uow.commit()
     return reminded
+
+
+_Message = tuple[str, str, str, str]  # to whom, kind, subject, body
+
+
+def _remind_late_party(
+    uow, flow: Flow, now: dt.datetime, *, late: _Message, other: _Message, action: str
+) -> None:
+    """The party whose step is overdue is reminded and the other told it may appeal,
+    once per wait at this step (whichever replica or retried sweep sends it again)."""
+    key = f"{flow.id}:{action}:{flow.step_changed_at.isoformat()}"
+    for (account_id, kind, subject, body), suffix in ((late, ""), (other, ":other")):
+        _tell(
+            uow,
+            account_id,
+            now,
+            flow=flow,
+            kind=kind,
+            subject=subject,
+            body=body,
+            once_as=key + suffix,
+        )
+    _record(uow, flow, now, actor=SYSTEM_ACTOR, action=action, moved=False)
 
 
 def refresh_appeal_gauges(uow, clock: Clock) -> None:
