@@ -181,6 +181,162 @@ class PriceRequest(StrictSchema):
     )
 
 
+# -- images: what an image product deploys, and what its cloud resources cost --------
+
+MAX_FLAVORS = 20
+MAX_SECURITY_GROUP_RULES = 50
+MAX_DEPLOYMENT_COUNT = 10
+MAX_DATA_DISKS = 8
+# the cloud's resource names: letters, digits, "_", "-" and "." (1 to 64)
+RESOURCE_NAME_RULE = validate.Regexp(
+    r"^[A-Za-z0-9_.-]{1,64}$", error="must be 1 to 64 letters, digits, '_', '-' or '.'"
+)
+PORT_RANGE_RULE = validate.Regexp(
+    r"^([1-9][0-9]{0,4})(-[1-9][0-9]{0,4})?$",
+    error="must be a port such as 22 or a range such as 8000-8080",
+)
+CIDR_RULE = validate.Regexp(
+    r"^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$",
+    error="must be an IPv4 CIDR block such as 0.0.0.0/0",
+)
+
+
+class SecurityGroupRuleSchema(StrictSchema):
+    """One rule of the security group the seller recommends (created on demand)."""
+
+    direction = fields.String(
+        required=True,
+        validate=validate.OneOf(("ingress", "egress")),
+        metadata={"example": "ingress"},
+    )
+    protocol = fields.String(
+        required=True,
+        validate=validate.OneOf(("tcp", "udp", "icmp", "any")),
+        metadata={"example": "tcp"},
+    )
+    port_range = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=PORT_RANGE_RULE,
+        metadata={"description": "Empty for every port (and for icmp).", "example": "443"},
+    )
+    remote_ip_prefix = fields.String(
+        load_default="0.0.0.0/0", validate=CIDR_RULE, metadata={"example": "0.0.0.0/0"}
+    )
+
+
+class RecommendedSecurityGroupSchema(StrictSchema):
+    name = fields.String(
+        required=True, validate=RESOURCE_NAME_RULE, metadata={"example": "helix-web"}
+    )
+    rules = fields.List(
+        fields.Nested(SecurityGroupRuleSchema),
+        load_default=list,
+        validate=validate.Length(
+            max=MAX_SECURITY_GROUP_RULES,
+            error=f"must have at most {MAX_SECURITY_GROUP_RULES} rules",
+        ),
+    )
+
+
+class ImageSchema(StrictSchema):
+    """What an image specification deploys: the cloud image, the server flavors it runs
+    on, the smallest system disk it fits, and the security group its seller recommends."""
+
+    image_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "The image's id in the cloud (IMS).",
+            "example": "img-helix-cms-22",
+        },
+    )
+    flavors = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(
+            min=1, max=MAX_FLAVORS, error=f"must name 1 to {MAX_FLAVORS} flavors"
+        ),
+        metadata={"example": ["s6.medium.2", "s6.large.2"]},
+    )
+    min_system_disk_gb = fields.Integer(
+        load_default=40,
+        strict=True,
+        validate=validate.Range(min=1, max=1024, error="must be between 1 and 1024"),
+    )
+    recommended_security_group = fields.Nested(RecommendedSecurityGroupSchema, required=True)
+
+
+_RESOURCE_PRICE = validate.Range(
+    min=0, max=MAX_PRICE_AMOUNT, error=f"must be between 0 and {MAX_PRICE_AMOUNT}"
+)
+
+
+class CloudPriceSchema(StrictSchema):
+    """What the cloud resources of one server cost per period unit (``hour`` for
+    pay_per_use, ``month`` or ``year`` for yearly_monthly), in minor units of the
+    seller's currency: a flavor's server, one GB of disk, one Mbit/s of EIP bandwidth."""
+
+    period_unit = fields.String(
+        required=True, validate=validate.OneOf(PERIOD_UNITS), metadata={"example": "month"}
+    )
+    flavors = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.Integer(strict=True, validate=_RESOURCE_PRICE),
+        required=True,
+        metadata={"example": {"s6.medium.2": 2400, "s6.large.2": 4800}},
+    )
+    disk_gb = fields.Integer(
+        required=True, strict=True, validate=_RESOURCE_PRICE, metadata={"example": 10}
+    )
+    eip_mbps = fields.Integer(
+        required=True, strict=True, validate=_RESOURCE_PRICE, metadata={"example": 300}
+    )
+
+
+class DataDiskSchema(StrictSchema):
+    size_gb = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=10, max=32768, error="must be between 10 and 32768"),
+    )
+
+
+class EipSchema(StrictSchema):
+    bandwidth_mbps = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1, max=2000, error="must be between 1 and 2000"),
+    )
+
+
+class DeploymentSizingSchema(StrictSchema):
+    """The part of a deployment that sets its price (the rest is the cloud's business)."""
+
+    flavor_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    system_disk_gb = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1, max=1024, error="must be between 1 and 1024"),
+    )
+    data_disks = fields.List(
+        fields.Nested(DataDiskSchema),
+        load_default=list,
+        validate=validate.Length(
+            max=MAX_DATA_DISKS, error=f"must have at most {MAX_DATA_DISKS} disks"
+        ),
+    )
+    eip = fields.Nested(EipSchema, load_default=None, allow_none=True)
+    count = fields.Integer(
+        load_default=1,
+        strict=True,
+        validate=validate.Range(
+            min=1, max=MAX_DEPLOYMENT_COUNT, error=f"must be between 1 and {MAX_DEPLOYMENT_COUNT}"
+        ),
+    )
+
+
 class SpecificationRequest(StrictSchema):
     name = fields.String(
         required=True, validate=validate.Length(min=1, max=100), metadata={"example": "Standard"}
@@ -194,6 +350,21 @@ class SpecificationRequest(StrictSchema):
         ],
     )
     quantity = fields.Nested(QuantityRequest, load_default=None, allow_none=True)
+    image = fields.Nested(
+        ImageSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Required for an `image` product, absent otherwise."},
+    )
+    cloud_prices = fields.List(
+        fields.Nested(CloudPriceSchema),
+        load_default=list,
+        validate=validate.Length(max=3, error="must have at most one price per period unit"),
+        metadata={
+            "description": "An `image` product's cloud resource prices: one per period unit "
+            "its prices use, each pricing every flavor of `image.flavors`."
+        },
+    )
 
 
 class CreateProductRequest(StrictSchema):
@@ -369,6 +540,8 @@ class SpecificationResponse(AnswerSchema):
     name = fields.String(metadata={"example": "Standard"})
     prices = fields.List(fields.Nested(PriceResponse))
     quantity = fields.Nested(QuantityResponse, allow_none=True)
+    image = fields.Nested(ImageSchema, allow_none=True)
+    cloud_prices = fields.List(fields.Nested(CloudPriceSchema))
 
 
 class SellerResponse(AnswerSchema):
@@ -484,6 +657,20 @@ class QuoteRequest(StrictSchema):
     billing_mode = fields.String(required=True, validate=validate.OneOf(BILLING_MODES))
     period = fields.Nested(PeriodSchema, load_default=None, allow_none=True)
     quantity = fields.Integer(load_default=None, allow_none=True, strict=True)
+    deployment = fields.Nested(DeploymentSizingSchema, load_default=None, allow_none=True)
+
+
+class ChargeLineResponse(AnswerSchema):
+    """One line of a price breakdown: what, how many, at what price each."""
+
+    item = fields.String(
+        validate=validate.OneOf(("product", "image", "servers", "disks", "eip")),
+        metadata={"example": "servers"},
+    )
+    description = fields.String(metadata={"example": "2 servers s6.large.2 for 1 month"})
+    quantity = fields.Integer(metadata={"example": 2})
+    unit_price = fields.Nested(MoneySchema)
+    amount = fields.Nested(MoneySchema)
 
 
 class QuoteResponse(AnswerSchema):
@@ -503,6 +690,8 @@ class QuoteResponse(AnswerSchema):
     quantity = fields.Integer()
     unit_price = fields.Nested(MoneySchema)
     amount = fields.Nested(MoneySchema)
+    breakdown = fields.List(fields.Nested(ChargeLineResponse))
+    image = fields.Nested(ImageSchema, allow_none=True)
 
 
 class SellerContactResponse(AnswerSchema):

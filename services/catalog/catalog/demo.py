@@ -55,7 +55,7 @@ PRICING = {
         (domain.YEARLY_MONTHLY, domain.YEAR),
         (domain.PAY_PER_USE, domain.HOUR),
     ),
-    "image": ((domain.PAY_PER_USE, domain.HOUR), (domain.ONE_TIME, None)),
+    "image": ((domain.PAY_PER_USE, domain.HOUR), (domain.YEARLY_MONTHLY, domain.MONTH)),
     "professional_service": ((domain.ONE_TIME, None),),
 }
 # a price's amount relative to the month's
@@ -63,6 +63,34 @@ FACTORS = {domain.MONTH: 1.0, domain.YEAR: 10.0, domain.HOUR: 0.005, None: 20.0}
 BATCH = 2000
 SAAS_URL_ENV = "DEMO_SELLER_SAAS_URL"
 DEFAULT_SAAS_URL = "http://127.0.0.1:8300/saas"
+# what every demo image deploys: an image the demo cloud has (``make run`` registers it
+# in the simulated cloud), on flavors it offers, with a web server's security group
+DEMO_IMAGE = {
+    "image_id": os.environ.get("DEMO_IMAGE_ID", "mkp-demo-ubuntu-22.04"),
+    "flavors": ["s6.medium.2", "s6.large.2"],
+    "min_system_disk_gb": 40,
+    "recommended_security_group": {
+        "name": "mkp-demo-web",
+        "rules": [
+            {
+                "direction": "ingress",
+                "protocol": "tcp",
+                "port_range": "22",
+                "remote_ip_prefix": "0.0.0.0/0",
+            },
+            {
+                "direction": "ingress",
+                "protocol": "tcp",
+                "port_range": "443",
+                "remote_ip_prefix": "0.0.0.0/0",
+            },
+        ],
+    },
+}
+DEMO_CLOUD_PRICES = (
+    domain.CloudPrice(domain.HOUR, (("s6.large.2", 8), ("s6.medium.2", 4)), 1, 1),
+    domain.CloudPrice(domain.MONTH, (("s6.large.2", 4800), ("s6.medium.2", 2400)), 10, 300),
+)
 
 
 def _specifications(rng: random.Random, delivery_method: str) -> list[domain.Specification]:
@@ -80,6 +108,8 @@ def _specifications(rng: random.Random, delivery_method: str) -> list[domain.Spe
                 for mode, unit in PRICING[delivery_method]
             ),
             quantity=quantity,
+            image=DEMO_IMAGE if delivery_method == domain.IMAGE else None,
+            cloud_prices=DEMO_CLOUD_PRICES if delivery_method == domain.IMAGE else (),
         )
         for name, scale in (("Standard", 1), ("Enterprise", 3))
     ]
@@ -183,6 +213,8 @@ def seed_demo_products(
                         "quantity_name": spec.quantity.name if spec.quantity else None,
                         "quantity_min": spec.quantity.min if spec.quantity else None,
                         "quantity_max": spec.quantity.max if spec.quantity else None,
+                        "image": spec.image,
+                        "cloud_prices": [price.to_dict() for price in spec.cloud_prices] or None,
                     }
                 )
                 prices.extend(

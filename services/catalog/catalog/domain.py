@@ -8,6 +8,8 @@
 - a product's life: draft -> published -> delisted (``PRODUCT``), one method per move
   on the product, each recording the event that announces it (``ProductLifecycle``);
 - what a configuration costs (``price_configuration``): the price that orders fix;
+  for an image, with its cloud resources itemised (``price_deployment``): servers,
+  disks and EIP bandwidth beside the image's own price;
 - how search text is matched (``normalise_text``, ``parse_text_query``): one
   tokeniser, here, for the stored documents and for the buyer's ``q``, so PostgreSQL
   and SQLite match the same products and nothing a buyer types is read as syntax.
@@ -31,6 +33,7 @@ from mercato.terms import (
     DELISTED,
     DRAFT,
     HOUR,
+    IMAGE,
     LICENSE,
     MONTH,
     ONE_TIME,
@@ -83,11 +86,49 @@ class Quantity:
 
 
 @dataclass(frozen=True)
+class CloudPrice:
+    """What one server's cloud resources cost per ``period_unit``: a server of each
+    flavor, a GB of disk, a Mbit/s of EIP bandwidth (minor units)."""
+
+    period_unit: str
+    flavors: tuple[tuple[str, int], ...]
+    disk_gb: int
+    eip_mbps: int
+
+    def of_flavor(self, flavor_id: str) -> int | None:
+        return dict(self.flavors).get(flavor_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period_unit": self.period_unit,
+            "flavors": dict(self.flavors),
+            "disk_gb": self.disk_gb,
+            "eip_mbps": self.eip_mbps,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CloudPrice:
+        return cls(
+            period_unit=data["period_unit"],
+            flavors=tuple(sorted(data["flavors"].items())),
+            disk_gb=data["disk_gb"],
+            eip_mbps=data["eip_mbps"],
+        )
+
+
+@dataclass(frozen=True)
 class Specification:
     name: str
     prices: tuple[Price, ...]
     quantity: Quantity | None = None
     id: str | None = None
+    # an image product's: what it deploys (``ImageSchema``'s fields) and what the cloud
+    # resources of a deployment cost
+    image: dict[str, Any] | None = None
+    cloud_prices: tuple[CloudPrice, ...] = ()
+
+    def cloud_price(self, period_unit: str | None) -> CloudPrice | None:
+        return next((p for p in self.cloud_prices if p.period_unit == period_unit), None)
 
     def price_for(self, billing_mode: str, period_unit: str | None) -> Price | None:
         for price in self.prices:
@@ -177,7 +218,53 @@ def check_product(
     _check_supervision(errors, delivery_method, service_supervision)
     _check_saas_endpoint(errors, delivery_method, saas_endpoint_url)
     _check_specifications(errors, specifications)
+    _check_images(errors, delivery_method, specifications)
     errors.raise_if_any()
+
+
+def cloud_unit(billing_mode: str, period_unit: str | None) -> str:
+    """The period unit an image's cloud resources are priced by: a term's own unit; by
+    the hour for pay-per-use and for a one-time image (its servers run pay-per-use,
+    the order prices their first hour, as pay-per-use orders do)."""
+    return period_unit if billing_mode == YEARLY_MONTHLY and period_unit else HOUR
+
+
+def _check_images(
+    errors: _Errors, delivery_method: str, specifications: Sequence[Specification]
+) -> None:
+    """An image product's specifications each say what they deploy and what its cloud
+    resources cost for every period unit they are priced by (``cloud_unit``), every
+    flavor included. Other products' specifications have neither."""
+    for index, spec in enumerate(specifications):
+        base = f"specifications.{index}"
+        if delivery_method != IMAGE:
+            if spec.image is not None:
+                errors.add(f"{base}.image", "only an image product's specifications have one")
+            if spec.cloud_prices:
+                errors.add(
+                    f"{base}.cloud_prices", "only an image product's specifications have them"
+                )
+            continue
+        if spec.image is None:
+            errors.add(f"{base}.image", "is required for an image product")
+            continue
+        units = [p.period_unit for p in spec.cloud_prices]
+        if len(set(units)) != len(units):
+            errors.add(f"{base}.cloud_prices", "must have one price per period unit")
+        for price in spec.prices:
+            unit = cloud_unit(price.billing_mode, price.period_unit)
+            if spec.cloud_price(unit) is None:
+                errors.add(
+                    f"{base}.cloud_prices",
+                    f"must price the cloud resources per {unit} for its {price.billing_mode} price",
+                )
+        for position, cloud_price in enumerate(spec.cloud_prices):
+            missing = [f for f in spec.image["flavors"] if cloud_price.of_flavor(f) is None]
+            if missing:
+                errors.add(
+                    f"{base}.cloud_prices.{position}.flavors",
+                    f"must price every flavor of the image; missing {', '.join(missing)}",
+                )
 
 
 def check_supervision(delivery_method: str, service_supervision: bool) -> None:
@@ -405,6 +492,129 @@ def price_configuration(
         unit_price=Money(price.amount, currency),
         amount=Money(price.amount * periods * quantity, currency),
     )
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    """One line of a price breakdown."""
+
+    item: str  # product, image, servers, disks, eip
+    description: str
+    quantity: int
+    unit_price: Money
+    amount: Money
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "description": self.description,
+            "quantity": self.quantity,
+            "unit_price": self.unit_price.to_dict(),
+            "amount": self.amount.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class DeploymentSizing:
+    """What of a deployment its price depends on (``DeploymentSizingSchema``)."""
+
+    flavor_id: str
+    system_disk_gb: int | None
+    data_disk_gbs: tuple[int, ...]
+    eip_mbps: int | None
+    count: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentSizing:
+        return cls(
+            flavor_id=data["flavor_id"],
+            system_disk_gb=data.get("system_disk_gb"),
+            data_disk_gbs=tuple(disk["size_gb"] for disk in data.get("data_disks") or ()),
+            eip_mbps=(data.get("eip") or {}).get("bandwidth_mbps"),
+            count=data.get("count", 1),
+        )
+
+
+def _for_periods(period: Period | None, unit: str | None) -> str:
+    if period is None:
+        return f"for 1 {unit}" if unit else ""
+    plural = "" if period.count == 1 else "s"
+    return f"for {period.count} {period.unit}{plural}"
+
+
+def price_deployment(
+    spec: Specification,
+    priced: PricedConfiguration,
+    sizing: DeploymentSizing | None,
+) -> tuple[ChargeLine, ...]:
+    """The itemised price of deploying an image: the image for each server, the
+    servers of the chosen flavor, their system and data disks, and the EIP bandwidth,
+    each for the configuration's periods (one hour for pay-per-use). ValidationError
+    naming the ``deployment`` field a configuration the specification cannot price
+    breaks."""
+    errors = _Errors()
+    if spec.image is None:
+        if sizing is not None:
+            errors.add("deployment", "only an image product is deployed")
+        errors.raise_if_any()
+        return ()
+    if sizing is None:
+        errors.add("deployment", "is required for an image product")
+        errors.raise_if_any()
+    assert sizing is not None
+    cloud = spec.cloud_price(
+        cloud_unit(priced.billing_mode, priced.period.unit if priced.period else None)
+    )
+    if sizing.flavor_id not in spec.image["flavors"]:
+        errors.add("deployment.flavor_id", f"must be one of {', '.join(spec.image['flavors'])}")
+    minimum = spec.image.get("min_system_disk_gb", 1)
+    if sizing.system_disk_gb is not None and sizing.system_disk_gb < minimum:
+        errors.add("deployment.system_disk_gb", f"must be at least {minimum} for this image")
+    if cloud is None:  # check_images keeps this from a published product
+        errors.add("billing_mode", "this image has no cloud resource prices for it")
+    errors.raise_if_any()
+    assert cloud is not None
+    currency = priced.amount.currency
+    periods = priced.period.count if priced.period is not None else 1
+    when = _for_periods(priced.period, None if priced.period else HOUR)
+    count = sizing.count
+    server_price = (cloud.of_flavor(sizing.flavor_id) or 0) * periods
+    disk_gb = (sizing.system_disk_gb or minimum) + sum(sizing.data_disk_gbs)
+    lines = [
+        ChargeLine(
+            "image",
+            f"the image for {count} server{'s' if count > 1 else ''} {when}",
+            count,
+            priced.amount,
+            Money(priced.amount.amount * count, currency),
+        ),
+        ChargeLine(
+            "servers",
+            f"{count} x {sizing.flavor_id} {when}",
+            count,
+            Money(server_price, currency),
+            Money(server_price * count, currency),
+        ),
+        ChargeLine(
+            "disks",
+            f"{disk_gb} GB of disks a server {when}",
+            count,
+            Money(cloud.disk_gb * disk_gb * periods, currency),
+            Money(cloud.disk_gb * disk_gb * periods * count, currency),
+        ),
+    ]
+    if sizing.eip_mbps is not None:
+        eip = cloud.eip_mbps * sizing.eip_mbps * periods
+        lines.append(
+            ChargeLine(
+                "eip",
+                f"an EIP of {sizing.eip_mbps} Mbit/s a server {when}",
+                count,
+                Money(eip, currency),
+                Money(eip * count, currency),
+            )
+        )
+    return tuple(lines)
 
 
 # -- search text ------------------------------------------------------------------

@@ -16,6 +16,7 @@ backend-specific and exists only where its migration created it:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSVECTOR
@@ -130,6 +131,10 @@ class Specification(Base):
     quantity_name: Mapped[str | None] = mapped_column(sa.String(50))
     quantity_min: Mapped[int | None] = mapped_column(sa.Integer())
     quantity_max: Mapped[int | None] = mapped_column(sa.Integer())
+    # an image product's: what it deploys and what the cloud resources cost (JSON as
+    # the contract's ImageSchema and CloudPriceSchema; read and written whole)
+    image: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON())
+    cloud_prices: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON())
 
     prices: Mapped[list[SpecificationPrice]] = relationship(
         order_by="SpecificationPrice.id", cascade="all, delete-orphan"
@@ -149,6 +154,8 @@ class Specification(Base):
                 for price in self.prices
             ),
             quantity=quantity,
+            image=self.image,
+            cloud_prices=tuple(domain.CloudPrice.from_dict(p) for p in self.cloud_prices or ()),
         )
 
 

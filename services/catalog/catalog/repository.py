@@ -58,6 +58,8 @@ _QUOTED_SPECIFICATION = (
         _SPECIFICATIONS.c.quantity_name,
         _SPECIFICATIONS.c.quantity_min,
         _SPECIFICATIONS.c.quantity_max,
+        _SPECIFICATIONS.c.image,
+        _SPECIFICATIONS.c.cloud_prices,
         _PRICES.c.billing_mode,
         _PRICES.c.period_unit,
         _PRICES.c.amount,
@@ -199,6 +201,10 @@ class CatalogRepository:
                     if row.billing_mode is not None
                 ),
                 quantity=quantity,
+                image=first.image,
+                cloud_prices=tuple(
+                    domain.CloudPrice.from_dict(price) for price in first.cloud_prices or ()
+                ),
             )
         return domain.Quotable(
             product_id=first.product_id,

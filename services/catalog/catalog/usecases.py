@@ -18,7 +18,7 @@ from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import BusinessRuleViolation, NotFound
 from mercato.identity import OPERATOR, SELLER, Identity
-from mercato.money import money
+from mercato.money import Money, money
 
 # -- sellers -------------------------------------------------------------------
 
@@ -114,6 +114,8 @@ def _specification_view(spec: domain.Specification, currency: str) -> dict[str, 
             if spec.quantity
             else None
         ),
+        "image": spec.image,
+        "cloud_prices": [price.to_dict() for price in spec.cloud_prices],
     }
 
 
@@ -177,6 +179,10 @@ def _specification_drafts(specifications: list[dict[str, Any]]) -> list[domain.S
                 for price in spec["prices"]
             ),
             quantity=domain.Quantity(**spec["quantity"]) if spec.get("quantity") else None,
+            image=spec.get("image"),
+            cloud_prices=tuple(
+                domain.CloudPrice.from_dict(p) for p in spec.get("cloud_prices") or ()
+            ),
         )
         for spec in specifications
     ]
@@ -250,6 +256,8 @@ def _new_product(
             quantity_name=spec.quantity.name if spec.quantity else None,
             quantity_min=spec.quantity.min if spec.quantity else None,
             quantity_max=spec.quantity.max if spec.quantity else None,
+            image=spec.image,
+            cloud_prices=[price.to_dict() for price in spec.cloud_prices] or None,
         )
         spec_row.prices = [
             SpecificationPrice(
@@ -473,10 +481,15 @@ def quote(
     billing_mode: str,
     period: dict[str, Any] | None,
     quantity: int | None,
+    deployment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a configuration of a published product costs now (orders fix this price
     into an order). NotFound for an unknown, unpublished product or a specification
     not its own; ValidationError naming the field for a configuration it does not offer.
+
+    An image is priced with the deployment's cloud resources (``deployment``, required
+    for it): ``amount`` is then the breakdown's total, and the answer carries the
+    image (what provisioning deploys).
     """
     offer = uow.catalog.quotable(product_id, specification_id)
     if offer is None or offer.status != domain.PUBLISHED:
@@ -491,6 +504,20 @@ def quote(
         period=domain.Period(**period) if period else None,
         quantity=quantity,
     )
+    breakdown = domain.price_deployment(
+        specification,
+        priced,
+        domain.DeploymentSizing.from_dict(deployment) if deployment else None,
+    )
+    amount = priced.amount
+    if breakdown:
+        amount = Money(sum(line.amount.amount for line in breakdown), amount.currency)
+    else:
+        breakdown = (
+            domain.ChargeLine(
+                "product", specification.name, priced.quantity, priced.unit_price, priced.amount
+            ),
+        )
     return {
         "product_id": offer.product_id,
         "product_name": offer.product_name,
@@ -505,5 +532,7 @@ def quote(
         "period": priced.period.to_dict() if priced.period else None,
         "quantity": priced.quantity,
         "unit_price": priced.unit_price.to_dict(),
-        "amount": priced.amount.to_dict(),
+        "amount": amount.to_dict(),
+        "breakdown": [line.to_dict() for line in breakdown],
+        "image": specification.image,
     }

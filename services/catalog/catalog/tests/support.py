@@ -34,6 +34,31 @@ OPERATOR = Identity("acc_ops", "usr_ops", "operator", ("operator",))
 SAAS_ENDPOINT = "https://saas.acme.example.com/mercato"
 
 
+# what an image product's specification deploys, and its cloud resources' prices
+IMAGE = {
+    "image_id": "img-acme-backup-22",
+    "flavors": ["s6.medium.2", "s6.large.2"],
+    "min_system_disk_gb": 40,
+    "recommended_security_group": {
+        "name": "acme-backup",
+        "rules": [{"direction": "ingress", "protocol": "tcp", "port_range": "443"}],
+    },
+}
+CLOUD_PRICES = [
+    {
+        "period_unit": unit,
+        "flavors": {"s6.medium.2": medium, "s6.large.2": 2 * medium},
+        "disk_gb": disk,
+        "eip_mbps": eip,
+    }
+    for unit, medium, disk, eip in (
+        ("hour", 4, 1, 1),
+        ("month", 2400, 10, 300),
+        ("year", 24000, 100, 3000),
+    )
+]
+
+
 def product_payload(**overrides: Any) -> dict[str, Any]:
     """A valid ``create_product`` body: one specification with every billing mode and
     a quantity dimension of 1..1000 users. A saas product gets ``SAAS_ENDPOINT``
@@ -61,6 +86,10 @@ def product_payload(**overrides: Any) -> dict[str, Any]:
         ],
     }
     payload.update(copy.deepcopy(overrides))
+    if payload["delivery_method"] == "image":
+        for spec in payload["specifications"]:
+            spec.setdefault("image", copy.deepcopy(IMAGE))
+            spec.setdefault("cloud_prices", copy.deepcopy(CLOUD_PRICES))
     if payload["delivery_method"] == "saas" and "saas_endpoint_url" not in overrides:
         payload["saas_endpoint_url"] = SAAS_ENDPOINT
     return payload

@@ -764,10 +764,51 @@ def test_a_quote_fixes_everything_an_order_needs(seller):
         "quantity": 10,
         "unit_price": {"amount": 1500, "currency": "USD"},
         "amount": {"amount": 45000, "currency": "USD"},
+        "breakdown": [
+            {
+                "item": "product",
+                "description": "Standard",
+                "quantity": 10,
+                "unit_price": {"amount": 1500, "currency": "USD"},
+                "amount": {"amount": 45000, "currency": "USD"},
+            }
+        ],
+        "image": None,
     }
     assert (yearly["unit_price"]["amount"], yearly["amount"]["amount"]) == (15000, 120000)
     assert (hourly["period"], hourly["amount"]["amount"]) == (None, 75)
     assert (once["quantity"], once["amount"]["amount"]) == (1, 90000)
+
+
+def test_an_image_is_quoted_with_its_deployment_itemised(seller):
+    config, _clock = seller
+    product = list_product(config, delivery_method="image", service_supervision=False)
+    deployment = {
+        "flavor_id": "s6.large.2",
+        "system_disk_gb": 60,
+        "data_disks": [{"size_gb": 100}],
+        "eip": {"bandwidth_mbps": 10},
+        "count": 2,
+    }
+    with rpc(config, BUYER) as buyer:
+        quote = buyer.quote(quote_of(product, quantity=..., deployment=deployment))
+        with pytest.raises(ValidationError) as missing:
+            buyer.quote(quote_of(product, quantity=...))
+        with pytest.raises(ValidationError) as unoffered:
+            buyer.quote(quote_of(product, quantity=..., deployment={"flavor_id": "x1.huge"}))
+    lines = {line["item"]: line["amount"]["amount"] for line in quote["breakdown"]}
+    # three months of: the image (1500 a month) and a 4800 server, 160 GB at 10 and
+    # 10 Mbit/s at 300, on each of two servers
+    assert lines == {
+        "image": 1500 * 3 * 2,
+        "servers": 4800 * 3 * 2,
+        "disks": 160 * 10 * 3 * 2,
+        "eip": 10 * 300 * 3 * 2,
+    }
+    assert quote["amount"] == {"amount": sum(lines.values()), "currency": "USD"}
+    assert quote["image"]["image_id"] == "img-acme-backup-22"
+    assert missing.value.fields == {"deployment": ["is required for an image product"]}
+    assert "deployment.flavor_id" in unoffered.value.fields
 
 
 def test_quotes_of_what_is_not_for_sale_are_not_found(seller):
