@@ -11,6 +11,11 @@ from marshmallow import (
     validates_schema,
 )
 
+from mercato.contracts.catalog import (
+    RESOURCE_NAME_RULE,
+    ChargeLineResponse,
+    DeploymentSizingSchema,
+)
 from mercato.contracts.common import CardRequest, PeriodSchema
 from mercato.contracts.registry import register
 from mercato.money import MoneySchema
@@ -287,6 +292,71 @@ register(
 ORDER_ID_RULE = validate.Length(min=1, max=64)
 
 
+QUICK, CUSTOMIZED = "quick", "customized"
+RECOMMENDED_SECURITY_GROUP = "recommended"
+
+
+class DeploymentRequest(DeploymentSizingSchema):
+    """Where and how an image is deployed in the buyer's cloud account (guide: quick or
+    customized provisioning). ``quick``: an existing VPC and subnet, a security group
+    id or ``recommended``, no EIP, one server. ``customized``: ``vpc_id: null`` creates
+    a VPC and its subnet, an EIP may be added, 1 to 10 servers."""
+
+    mode = fields.String(required=True, validate=validate.OneOf((QUICK, CUSTOMIZED)))
+    region = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "Default: the linked cloud account's region."},
+    )
+    vpc_id = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=64)
+    )
+    subnet_id = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=64)
+    )
+    security_group = fields.String(
+        load_default=RECOMMENDED_SECURITY_GROUP,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "A security group id of the account, or `recommended`: the "
+            "seller's recommended group, created on demand.",
+            "example": RECOMMENDED_SECURITY_GROUP,
+        },
+    )
+    server_name = fields.String(
+        required=True, validate=RESOURCE_NAME_RULE, metadata={"example": "helix-web"}
+    )
+    admin_password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=8, max=26, error="must be 8 to 26 characters"),
+        metadata={
+            "description": "The servers' administrator password, by the cloud's rules: "
+            "8 to 26 characters with three of upper case, lower case, digits and "
+            "special characters, not containing the server name. Sent only to the "
+            "cloud; never stored in plaintext nor returned.",
+        },
+    )
+
+    @validates_schema
+    def mode_rules(self, data, **kwargs):
+        errors: dict[str, list[str]] = {}
+        if data.get("vpc_id") is not None and data.get("subnet_id") is None:
+            errors["subnet_id"] = ["is required with a vpc_id"]
+        if data.get("vpc_id") is None and data.get("subnet_id") is not None:
+            errors["vpc_id"] = ["is required with a subnet_id"]
+        if data.get("mode") == QUICK:
+            if data.get("vpc_id") is None:
+                errors["vpc_id"] = ["quick provisioning uses an existing VPC"]
+            if data.get("eip") is not None:
+                errors["eip"] = ["quick provisioning adds no EIP; use customized"]
+            if data.get("count", 1) != 1:
+                errors["count"] = ["quick provisioning deploys one server; use customized"]
+        if errors:
+            raise ValidationError(errors)
+
+
 class PlaceOrderRequest(StrictSchema):
     """Buy one configuration of a product (``place_order``): a specification, a billing
     mode, its period (yearly/monthly only) and a quantity within the specification's
@@ -341,6 +411,12 @@ class PlaceOrderRequest(StrictSchema):
             "`false`: the seller sees the buyer's account name only.",
             "example": False,
         },
+    )
+    deployment = fields.Nested(
+        DeploymentRequest,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Required for an image product; refused for the others."},
     )
 
     @validates_schema
@@ -411,6 +487,27 @@ class OrderLineResponse(AnswerSchema):
     quantity = fields.Integer(metadata={"example": 10})
     unit_price = fields.Nested(MoneySchema)
     amount = fields.Nested(MoneySchema)
+    breakdown = fields.List(
+        fields.Nested(ChargeLineResponse),
+        metadata={"description": "The price itemised: an image's servers, disks and EIP."},
+    )
+    deployment_id = fields.String(
+        allow_none=True, metadata={"description": "An image's deployment in the buyer's cloud."}
+    )
+
+
+class OrderQuoteRequest(PlaceOrderRequest):
+    """``POST /v1/orders/quotes``: the body of ``POST /v1/orders``; nothing is placed,
+    and the terms need not be accepted yet."""
+
+    accept_terms = StrictBoolean(load_default=False)
+
+
+class OrderQuoteResponse(AnswerSchema):
+    """What the order would cost now, itemised."""
+
+    amount_due = fields.Nested(MoneySchema)
+    lines = fields.List(fields.Nested(ChargeLineResponse))
 
 
 class OrderResponse(AnswerSchema):

@@ -108,6 +108,9 @@ class LineRules:
     unit_price: int
     amount: int
     currency: str
+    # the price itemised (an image's servers, disks, EIP) and an image's deployment
+    breakdown: list[dict[str, Any]] | None
+    deployment_id: str | None
 
     def period(self) -> dict[str, Any] | None:
         if self.period_unit is None:
@@ -135,6 +138,17 @@ class LineRules:
             **self.configuration(),
             "unit_price": money(self.unit_price, self.currency),
             "amount": money(self.amount, self.currency),
+            "breakdown": self.breakdown
+            or [
+                {
+                    "item": "product",
+                    "description": self.specification_name,
+                    "quantity": self.quantity,
+                    "unit_price": money(self.unit_price, self.currency),
+                    "amount": money(self.amount, self.currency),
+                }
+            ],
+            "deployment_id": self.deployment_id,
         }
 
     def expiry_from(self, start: dt.datetime) -> dt.datetime | None:

@@ -6,6 +6,7 @@ Each mapped class takes its moves and views from ``orders.domain``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -84,6 +85,9 @@ class OrderLine(Base, LineRules):
     unit_price: Mapped[int] = mapped_column(sa.BigInteger)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
+    # an image's price itemised (catalog's breakdown) and its deployment in provisioning
+    breakdown: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    deployment_id: Mapped[str | None] = mapped_column(sa.String(40))
 
     order: Mapped[Order] = relationship(back_populates="lines")
 

@@ -36,6 +36,7 @@ class OrdersService(MercatoService):
     catalog = TimedRpcProxy("catalog")
     iam = TimedRpcProxy("iam_agency")
     billing = TimedRpcProxy("billing")
+    provisioning = TimedRpcProxy("provisioning")
     projects = EnterpriseProjects()  # iam-agency's recent yes per (account, project)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -55,8 +56,18 @@ class OrdersService(MercatoService):
             iam=self.projects.asking(self.iam, buyer.account_id),
             billing=self.billing,
             payment_window=window,
+            agencies=self.iam,
+            provisioning=self.provisioning,
         )
         return dump(schemas.OrderOut, order)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def quote_order(self, payload: dict) -> dict:
+        """What an order would cost now, itemised (docs/api.md ``POST /v1/orders/quotes``)."""
+        self.caller.require_role(BUYER)
+        request = load(contract.OrderQuoteRequest, payload)
+        quote = usecases.quote_order(request=request, catalog=self.catalog)
+        return dump(contract.OrderQuoteResponse, quote)
 
     @rpc(expected_exceptions=EXPECTED)
     def pay_order(self, order_id: str, payload: dict) -> dict:

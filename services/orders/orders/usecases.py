@@ -54,12 +54,20 @@ def place_order(
     iam,
     billing,
     payment_window: dt.timedelta,
+    agencies=None,
+    provisioning=None,
 ) -> dict[str, Any]:
     """Fix the quoted price into a new unpaid order.
 
     A reseller's customer does not pay: the reseller pays at once, so the answer is
     already ``paid``. Should billing not answer, the order stays unpaid and the
     customer's pay request (which always charges the reseller) completes it.
+
+    An image is deployed into the buyer's cloud account: before anything is placed
+    its agencies must be authorised at Mercato's current policy version (``agencies``,
+    iam-agency; 409 AGENCY_NOT_AUTHORIZED or AGENCY_REAUTHORIZATION_REQUIRED) and the
+    account's quotas must hold the deployment (``provisioning``; 422 QUOTA_EXCEEDED);
+    provisioning then keeps the deployment (its password sealed) for the paid order.
     """
     if request["accept_terms"] is not True:
         raise BusinessRuleViolation(
@@ -73,15 +81,24 @@ def place_order(
             f"unknown enterprise project {project_id}",
             {"enterprise_project_id": ["no such enterprise project in this account"]},
         ) from None
-    quote = catalog.quote(
-        {
-            key: request[key]
-            for key in ("product_id", "specification_id", "billing_mode", "period", "quantity")
-            if request.get(key) is not None
-        }
-    )
+    quote = _quote(catalog, request)
+    deployment = request.get("deployment")
+    if deployment is not None:
+        _check_deployable(buyer, deployment, quote, agencies, provisioning)
     order = _order_from_quote(quote, buyer, project_id, clock.now(), payment_window)
     order.share_contact = request.get("share_contact") is True
+    if deployment is not None:
+        line = order.lines[0]
+        line.deployment_id = provisioning.prepare_deployment(
+            {
+                "order_id": order.id,
+                "account_id": buyer.account_id,
+                "product_id": line.product_id,
+                "specification_id": line.specification_id,
+                "deployment": deployment,
+                "image": quote["image"],
+            }
+        )["deployment_id"]
     order.place()
     uow.orders.add(order)
     uow.emit_recorded(order)
@@ -100,6 +117,47 @@ def place_order(
         except ServiceUnavailable:
             _log.warning("billing did not answer; reseller order %s stays unpaid", order.id)
     return order.view()
+
+
+def quote_order(*, request: dict[str, Any], catalog) -> dict[str, Any]:
+    """What ``place_order`` would fix now, itemised (``POST /v1/orders/quotes``): the
+    same checks of the configuration, nothing placed, no agency or quota asked."""
+    quote = _quote(catalog, request)
+    return {"amount_due": quote["amount"], "lines": quote["breakdown"]}
+
+
+# what of a deployment sets its price: the catalog prices it
+_SIZING = ("flavor_id", "system_disk_gb", "data_disks", "eip", "count")
+
+
+def _quote(catalog, request: dict[str, Any]) -> dict[str, Any]:
+    asked = {
+        key: request[key]
+        for key in ("product_id", "specification_id", "billing_mode", "period", "quantity")
+        if request.get(key) is not None
+    }
+    deployment = request.get("deployment")
+    if deployment is not None:
+        asked["deployment"] = {key: deployment[key] for key in _SIZING if key in deployment}
+    return catalog.quote(asked)
+
+
+def _check_deployable(buyer: Identity, deployment, quote, agencies, provisioning) -> None:
+    readiness = agencies.deployment_readiness(buyer.account_id)
+    if not readiness["ready"]:
+        raise Conflict(readiness["message"], code=readiness["error"])
+    sizing = {key: value for key, value in deployment.items() if key != "admin_password"}
+    check = provisioning.check_deployment(
+        {"account_id": buyer.account_id, "deployment": sizing, "image": quote["image"]}
+    )
+    exceeded = check.get("quota_exceeded")
+    if exceeded:
+        raise BusinessRuleViolation(
+            f"the cloud account's {exceeded['quota']} quota is too small: the deployment "
+            f"needs {exceeded['needed']}, {exceeded['available']} left",
+            code="QUOTA_EXCEEDED",
+            fields={"deployment": [f"exceeds the {exceeded['quota']} quota"]},
+        )
 
 
 def _order_from_quote(
@@ -143,6 +201,7 @@ def _order_from_quote(
             unit_price=quote["unit_price"]["amount"],
             amount=quote["amount"]["amount"],
             currency=quote["amount"]["currency"],
+            breakdown=quote["breakdown"] if quote.get("image") else None,
         )
     ]
     return order

@@ -19,7 +19,7 @@ from mercato_testing.fakes import InMemoryRepository
 from orders.domain import NewSubscription
 from orders.models import Order, Subscription
 
-KNOWN_PRODUCTS = ("prd_known", "prd_supervised")
+KNOWN_PRODUCTS = ("prd_known", "prd_supervised", "prd_image")
 # what the tests' buyers order, unless a test says otherwise
 ORDER_REQUEST = {
     "product_id": "prd_known",
@@ -54,6 +54,51 @@ def quote_for(payload: dict[str, Any]) -> dict[str, Any]:
         "quantity": quantity,
         "unit_price": {"amount": PRICE, "currency": "USD"},
         "amount": {"amount": PRICE * count * quantity, "currency": "USD"},
+        "breakdown": [
+            {
+                "item": "product",
+                "description": "Standard",
+                "quantity": quantity,
+                "unit_price": {"amount": PRICE, "currency": "USD"},
+                "amount": {"amount": PRICE * count * quantity, "currency": "USD"},
+            }
+        ],
+        "image": None,
+        **(_image_quote(payload, count) if payload["product_id"] == "prd_image" else {}),
+    }
+
+
+IMAGE = {"image_id": "img-known", "flavors": ["s6.large.2"], "min_system_disk_gb": 40}
+SERVER_PRICE = 4800  # a month
+
+
+def _image_quote(payload: dict[str, Any], count: int) -> dict[str, Any]:
+    """An image is priced with its servers (catalog's breakdown, shortened)."""
+    if "deployment" not in payload:
+        from mercato.errors import ValidationError
+
+        raise ValidationError("invalid", {"deployment": ["is required for an image product"]})
+    servers = payload["deployment"].get("count", 1)
+    lines = [
+        ("image", PRICE * count * servers),
+        ("servers", SERVER_PRICE * count * servers),
+    ]
+    return {
+        "delivery_method": "image",
+        "service_supervision": False,
+        "quantity": 1,
+        "amount": {"amount": sum(amount for _, amount in lines), "currency": "USD"},
+        "breakdown": [
+            {
+                "item": item,
+                "description": item,
+                "quantity": servers,
+                "unit_price": {"amount": amount // servers, "currency": "USD"},
+                "amount": {"amount": amount, "currency": "USD"},
+            }
+            for item, amount in lines
+        ],
+        "image": IMAGE,
     }
 
 
@@ -91,6 +136,35 @@ class Catalog:
 class Iam:
     def get_enterprise_project(self, project_id):
         return enterprise_project(project_id)
+
+
+class Agencies:
+    """iam-agency's ``deployment_readiness``: ready unless a test says why not."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def deployment_readiness(self, account_id):
+        if self.error is None:
+            return {"ready": True, "error": None, "message": "both agencies are authorised"}
+        return {"ready": False, "error": self.error, "message": f"{self.error} for {account_id}"}
+
+
+class Provisioning:
+    """provisioning's pre-order check and the deployments it keeps."""
+
+    def __init__(self) -> None:
+        self.quota_exceeded: dict[str, Any] | None = None
+        self.prepared: list[dict[str, Any]] = []
+        self.checked: list[dict[str, Any]] = []
+
+    def check_deployment(self, payload):
+        self.checked.append(payload)
+        return {"ok": self.quota_exceeded is None, "quota_exceeded": self.quota_exceeded}
+
+    def prepare_deployment(self, payload):
+        self.prepared.append(payload)
+        return {"deployment_id": f"dep_{payload['order_id']}"}
 
 
 class Billing:

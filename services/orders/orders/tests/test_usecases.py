@@ -42,6 +42,8 @@ class World:
         self.uow = FakeUnitOfWork(orders=self.repository)
         self.clock = ManualClock(START)
         self.billing = fakes.Billing()
+        self.agencies = fakes.Agencies()
+        self.provisioning = fakes.Provisioning()
 
     def place(self, buyer: Identity = BUYER, **changes) -> dict:
         return usecases.place_order(
@@ -53,6 +55,8 @@ class World:
             iam=fakes.Iam(),
             billing=self.billing,
             payment_window=WINDOW,
+            agencies=self.agencies,
+            provisioning=self.provisioning,
         )
 
     def pay(self, order_id: str, buyer: Identity = BUYER, method: str = "balance") -> dict:
@@ -334,3 +338,68 @@ def test_the_sweep_cancels_only_orders_past_their_window_and_not_mid_payment(wor
 def test_the_order_refuses_a_move_its_status_does_not_allow(move, status):
     with pytest.raises(Conflict, match=f"the order is {status}; {move} needs it"):
         ORDER.move(move, status)
+
+
+# -- images -------------------------------------------------------------------------
+
+DEPLOYMENT = {
+    "mode": "customized",
+    "flavor_id": "s6.large.2",
+    "vpc_id": None,
+    "subnet_id": None,
+    "security_group": "recommended",
+    "server_name": "web",
+    "admin_password": "Secr3t!Pass",
+    "data_disks": [],
+    "eip": None,
+    "count": 2,
+}
+
+
+def place_image(world: World, **changes) -> dict:
+    return world.place(product_id="prd_image", deployment={**DEPLOYMENT, **changes})
+
+
+def test_an_image_order_keeps_its_itemised_price_and_its_deployment(world):
+    order = place_image(world)
+    (line,) = order["lines"]
+    assert [item["item"] for item in line["breakdown"]] == ["image", "servers"]
+    assert order["amount_due"]["amount"] == (fakes.PRICE + fakes.SERVER_PRICE) * 2 * 2
+    assert line["deployment_id"] == f"dep_{order['id']}"
+    (prepared,) = world.provisioning.prepared
+    assert prepared["deployment"]["admin_password"] == "Secr3t!Pass"
+    assert prepared["image"] == fakes.IMAGE
+    # the quota check never sees the password
+    (checked,) = world.provisioning.checked
+    assert "admin_password" not in checked["deployment"]
+
+
+@pytest.mark.parametrize("error", ["AGENCY_NOT_AUTHORIZED", "AGENCY_REAUTHORIZATION_REQUIRED"])
+def test_an_image_order_without_authorised_agencies_is_refused_before_anything_is_placed(
+    world, error
+):
+    world.agencies.error = error
+    with pytest.raises(Conflict) as refused:
+        place_image(world)
+    assert refused.value.code == error
+    assert not world.repository._orders
+    assert world.provisioning.prepared == [] and world.provisioning.checked == []
+
+
+def test_an_image_order_over_the_accounts_quota_is_refused_naming_the_quota(world):
+    world.provisioning.quota_exceeded = {"quota": "instances", "needed": 2, "available": 1}
+    with pytest.raises(BusinessRuleViolation) as refused:
+        place_image(world)
+    assert refused.value.code == "QUOTA_EXCEEDED"
+    assert "instances quota" in refused.value.message
+    assert not world.repository._orders and world.provisioning.prepared == []
+
+
+def test_a_quote_prices_the_order_without_placing_it_or_asking_the_cloud(world):
+    quote = usecases.quote_order(
+        request={**ORDER_REQUEST, "product_id": "prd_image", "deployment": DEPLOYMENT},
+        catalog=fakes.Catalog(),
+    )
+    assert quote["amount_due"]["amount"] == (fakes.PRICE + fakes.SERVER_PRICE) * 2 * 2
+    assert [line["item"] for line in quote["lines"]] == ["image", "servers"]
+    assert not world.repository._orders and world.provisioning.checked == []
