@@ -283,9 +283,26 @@ ROUTES = (
         status=201,
         errors={
             404: "NOT_FOUND: no such published product or specification",
-            422: "TERMS_NOT_ACCEPTED: `accept_terms` was not true",
+            409: "AGENCY_NOT_AUTHORIZED or AGENCY_REAUTHORIZATION_REQUIRED: an image needs "
+            "both agencies authorised at Mercato's current policy version; nothing placed",
+            422: "TERMS_NOT_ACCEPTED: `accept_terms` was not true; QUOTA_EXCEEDED: the cloud "
+            "account's quota (named in the message) cannot hold the deployment",
         },
         rpc=("orders", "place_order"),
+    ),
+    Route(
+        "POST",
+        "/v1/orders/quotes",
+        "quote_order",
+        summary="Price an order",
+        tag=ORDERS,
+        who=BUYER,
+        about="What `POST /v1/orders` with the same body would cost now, itemised (an "
+        "image's servers, disks and EIP bandwidth beside the image); nothing is placed.",
+        body=orders.OrderQuoteRequest,
+        response=orders.OrderQuoteResponse,
+        errors={404: "NOT_FOUND: no such published product or specification"},
+        rpc=("orders", "quote_order"),
     ),
     Route(
         "GET",

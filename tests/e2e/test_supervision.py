@@ -3,108 +3,31 @@ with the whole system running (the ``system`` fixture is in conftest.py)."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
+from tests.e2e.parties import CARD, Party, eventually, new_party, sign_in
+
 pytestmark = pytest.mark.e2e
 
-CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
-PASSWORD = "a long e2e password"
 PRICE = 50_000
-
-
-class Party:
-    """A signed-in account calling the gateway."""
-
-    def __init__(
-        self, system, account: dict | None, headers: dict[str, str], email: str = ""
-    ) -> None:
-        self.system = system
-        self.account = account or {}
-        self.headers = headers
-        self.email = email
-
-    def sign_in_again(self) -> None:
-        """After the test clock moved past a token's lifetime."""
-        self.headers = _sign_in(self.system, self.email, PASSWORD)
-
-    @property
-    def id(self) -> str:
-        return self.account["id"]
-
-    def call(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.system.gateway}{path}",
-            json=body,
-            params=params or None,
-            headers={
-                **self.headers,
-                **({"Idempotency-Key": uuid.uuid4().hex} if method == "POST" else {}),
-            },
-            timeout=15,
-        )
-
-    def upload(self, filename: str, content: bytes) -> requests.Response:
-        return requests.post(
-            f"{self.system.gateway}/v1/attachments",
-            files={"file": (filename, content, "application/octet-stream")},
-            headers=self.headers,
-            timeout=30,
-        )
-
-    def ok(self, method: str, path: str, body: Any = None, status: int = 200, **params) -> Any:
-        response = self.call(method, path, body, **params)
-        assert response.status_code == status, (method, path, response.status_code, response.text)
-        return response.json()
-
-
-def _sign_in(system, email: str, password: str) -> dict[str, str]:
-    issued = requests.post(
-        f"{system.gateway}/v1/auth/tokens", json={"email": email, "password": password}, timeout=15
-    )
-    assert issued.status_code == 201, issued.text
-    return {"Authorization": f"Bearer {issued.json()['token']}"}
-
-
-def _new(system, type_: str) -> Party:
-    email = f"sup-{type_}-{uuid.uuid4().hex[:8]}@example.com"
-    created = requests.post(
-        f"{system.gateway}/v1/accounts",
-        json={"name": f"Supervision {type_}", "email": email, "password": PASSWORD, "type": type_},
-        timeout=15,
-    )
-    assert created.status_code == 201, created.text
-    return Party(system, created.json(), _sign_in(system, email, PASSWORD), email)
 
 
 def _demo_seeded(system) -> None:
     """make run seeds the demo accounts and products after the processes are ready."""
-    _eventually(system.log, lambda log: "demo accounts" in log)
+    eventually(system.log, lambda log: "demo accounts" in log)
 
 
 def _operator(system) -> Party:
     _demo_seeded(system)
-    return Party(system, None, _sign_in(system, "operator@demo.mercato", "operator-demo-pass"))
-
-
-def _eventually(read: Callable[[], Any], until: Callable[[Any], bool], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if until(value) or time.monotonic() > deadline:
-            assert until(value), value
-            return value
-        time.sleep(0.3)
+    return Party(system, None, sign_in(system, "operator@demo.mercato", "operator-demo-pass"))
 
 
 def _seller_with_service(system) -> tuple[Party, dict]:
-    seller = _new(system, "seller")
+    seller = new_party(system, "seller")
     seller.ok(
         "PUT",
         "/v1/seller/profile",
@@ -139,7 +62,7 @@ def _seller_with_service(system) -> tuple[Party, dict]:
 def _buy(system, product: dict, **configuration: Any) -> tuple[Party, dict, dict]:
     """A new buyer pays the product's first specification from its balance (once, a
     one-time purchase unless ``configuration`` says otherwise); its flow, once started."""
-    buyer = _new(system, "buyer")
+    buyer = new_party(system, "buyer")
     buyer.ok(
         "POST",
         "/v1/billing/top-ups",
@@ -160,7 +83,7 @@ def _buy(system, product: dict, **configuration: Any) -> tuple[Party, dict, dict
         status=201,
     )
     buyer.ok("POST", f"/v1/orders/{order['id']}/pay", {"payment_method": "balance"})
-    flows = _eventually(
+    flows = eventually(
         lambda: buyer.ok("GET", "/v1/supervision/flows", q=order["id"]),
         lambda page: page["total"] == 1,
     )
@@ -168,7 +91,7 @@ def _buy(system, product: dict, **configuration: Any) -> tuple[Party, dict, dict
 
 
 def _order_status(buyer: Party, order: dict, status: str) -> dict:
-    return _eventually(
+    return eventually(
         lambda: buyer.ok("GET", f"/v1/orders/{order['id']}"), lambda o: o["status"] == status
     )
 
@@ -230,7 +153,8 @@ def test_a_professional_service_from_request_to_acceptance(system):
     downloaded = seller.call("GET", f"/v1/attachments/{attachment['id']}")
     assert downloaded.status_code == 200 and downloaded.content == pdf
     assert (
-        _new(system, "seller").call("GET", f"/v1/attachments/{attachment['id']}").status_code == 404
+        new_party(system, "seller").call("GET", f"/v1/attachments/{attachment['id']}").status_code
+        == 404
     )
     confirmed = seller.ok("POST", f"{flow_path}/confirmation", {})
     assert confirmed["step"] == "in_service"
@@ -256,7 +180,7 @@ def test_a_professional_service_from_request_to_acceptance(system):
         "accepted",
     ]
     _order_status(buyer, order, "completed")
-    apps = _eventually(
+    apps = eventually(
         lambda: buyer.ok("GET", "/v1/purchased-apps"),
         lambda page: [app["status"] for app in page["items"]] == ["enabled"],
     )
@@ -276,8 +200,8 @@ def test_strangers_get_nothing_and_each_party_only_its_own_steps(system):
     seller, product = _seller_with_service(system)
     buyer, order, flow = _buy(system, product)
     flow_path = f"/v1/supervision/flows/{flow['id']}"
-    other_buyer = _new(system, "buyer")
-    other_seller = _new(system, "seller")
+    other_buyer = new_party(system, "buyer")
+    other_seller = new_party(system, "seller")
     anonymous = Party(system, None, {})
 
     appeal = {"reason": "Hijack", "description": "Not mine."}
@@ -365,7 +289,7 @@ def test_an_appeal_freezes_the_flow_and_a_partial_refund_balances_the_ledger(sys
     cancelled = _order_status(buyer, order, "cancelled")
     assert "Refunded on appeal" in cancelled["cancel_reason"]
 
-    refunds = _eventually(
+    refunds = eventually(
         lambda: [
             m for m in buyer.ok("GET", "/v1/billing/transactions")["items"] if m["kind"] == "refund"
         ],
@@ -378,7 +302,7 @@ def test_an_appeal_freezes_the_flow_and_a_partial_refund_balances_the_ledger(sys
         kinds = [m["kind"] for m in party.ok("GET", "/v1/messages")["items"]]
         assert "appeal_resolved" in kinds
     # billing's refund event becomes the buyer's message, once
-    refunded = _eventually(
+    refunded = eventually(
         lambda: [m for m in buyer.ok("GET", "/v1/messages")["items"] if m["kind"] == "refund_made"],
         bool,
     )
@@ -421,7 +345,7 @@ def test_an_appeal_continued_then_completed_by_the_operator(system):
 
 def test_a_supervised_saas_tenant_is_created_when_the_seller_confirms(system):
     _demo_seeded(system)
-    demo_seller = Party(system, None, _sign_in(system, "seller@demo.mercato", "seller-demo-pass"))
+    demo_seller = Party(system, None, sign_in(system, "seller@demo.mercato", "seller-demo-pass"))
     (found,) = requests.get(
         f"{system.gateway}/v1/products", params={"q": "Lumen"}, timeout=15
     ).json()["items"]
@@ -441,7 +365,7 @@ def test_a_supervised_saas_tenant_is_created_when_the_seller_confirms(system):
     demo_seller.ok("POST", f"{flow_path}/confirmation", {})
 
     # the seller's application creates the tenant; its delivery moves the flow
-    delivered = _eventually(
+    delivered = eventually(
         lambda: buyer.ok("GET", flow_path), lambda f: f["step"] == "awaiting_acceptance"
     )
     application = delivered["application"]
@@ -458,7 +382,7 @@ def test_a_supervised_saas_tenant_is_created_when_the_seller_confirms(system):
 
     assert buyer.ok("POST", f"{flow_path}/acceptance", {})["step"] == "completed"
     _order_status(buyer, order, "completed")
-    (app,) = _eventually(
+    (app,) = eventually(
         lambda: buyer.ok("GET", "/v1/purchased-apps")["items"],
         lambda items: [a["status"] for a in items] == ["enabled"],
     )
