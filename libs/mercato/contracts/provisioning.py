@@ -159,3 +159,299 @@ class LicensePublicKeyResponse(AnswerSchema):
     public_key = fields.String(metadata={"description": "The raw 32-byte key, base64url."})
     public_key_pem = fields.String()
     license_format = fields.String()
+
+
+# -- images: deployments into the buyer's cloud account ---------------------------------
+#
+# A deployment's events carry its steps and resources, never a credential nor the
+# administrator password (sealed in provisioning, sent only to the cloud, encrypted
+# under the buyer's KMS key).
+
+_DEPLOYMENT = "dep_6a7b8c9d0e1f42a3b4c5d6e7f8a9b0c1"
+_DEPLOYMENT_EXAMPLE = {
+    "deployment_id": _DEPLOYMENT,
+    "order_id": _ORDER,
+    "subscription_id": _SUBSCRIPTION,
+    "account_id": _BUYER,
+}
+DEPLOYMENT_STATUSES = (
+    "pending",
+    "creating",
+    "compensating",
+    "active",
+    "failed",
+    "releasing",
+    "released",
+)
+DEPLOYMENT_STEPS = (
+    "check_agency",
+    "prepare_keys",
+    "create_stack",
+    "network",
+    "security_group",
+    "eip",
+    "volumes",
+    "servers",
+)
+
+
+class _DeploymentV1(StrictSchema):
+    """Which deployment: of which order and subscription, for which buyer."""
+
+    deployment_id = fields.String(required=True)
+    order_id = fields.String(required=True)
+    subscription_id = fields.String(required=True, allow_none=True)
+    account_id = fields.String(required=True)
+
+
+class DeploymentStartedV1(_DeploymentV1):
+    steps = fields.List(fields.String(validate=validate.OneOf(DEPLOYMENT_STEPS)), required=True)
+    started_at = fields.AwareDateTime(required=True)
+
+
+class DeploymentStepCompletedV1(_DeploymentV1):
+    step = fields.String(required=True, validate=validate.OneOf(DEPLOYMENT_STEPS))
+    started_at = fields.AwareDateTime(required=True)
+    finished_at = fields.AwareDateTime(required=True)
+    next_step = fields.String(required=True, allow_none=True)
+
+
+class DeployedResourceV1(StrictSchema):
+    type = fields.String(
+        required=True,
+        metadata={"description": "vpc, subnet, security_group, eip, volume or server"},
+    )
+    id = fields.String(required=True, allow_none=True)
+    name = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True)
+    addresses = fields.List(fields.String(), required=True)
+
+
+class DeploymentActiveV1(_DeploymentV1):
+    stack_id = fields.String(required=True, allow_none=True)
+    resources = fields.List(fields.Nested(DeployedResourceV1), required=True)
+    active_at = fields.AwareDateTime(required=True)
+
+
+class DeploymentFailedV1(_DeploymentV1):
+    reason = fields.String(required=True)
+    compensation_reason = fields.String(required=True, allow_none=True)
+    failed_step = fields.String(required=True, allow_none=True)
+    failed_at = fields.AwareDateTime(required=True)
+
+
+class DeploymentReleasedV1(_DeploymentV1):
+    stack_id = fields.String(required=True, allow_none=True)
+    released_at = fields.AwareDateTime(required=True)
+
+
+_STARTED_AT = dt.datetime(2026, 1, 15, 9, 30, 5, tzinfo=dt.UTC)
+register(
+    "provisioning.deployment.started",
+    1,
+    DeploymentStartedV1,
+    summary="An image order was paid and its deployment into the buyer's cloud account "
+    "started; the steps it will run, in order.",
+    subject="the deployment id",
+    example_subject=_DEPLOYMENT,
+    example={
+        **_DEPLOYMENT_EXAMPLE,
+        "steps": ["check_agency", "prepare_keys", "create_stack", "security_group", "servers"],
+        "started_at": _STARTED_AT,
+    },
+)
+register(
+    "provisioning.deployment.step_completed",
+    1,
+    DeploymentStepCompletedV1,
+    summary="A step of an image deployment completed; the next one (null: none) started.",
+    subject="the deployment id",
+    example_subject=_DEPLOYMENT,
+    example={
+        **_DEPLOYMENT_EXAMPLE,
+        "step": "create_stack",
+        "started_at": _STARTED_AT,
+        "finished_at": dt.datetime(2026, 1, 15, 9, 30, 9, tzinfo=dt.UTC),
+        "next_step": "security_group",
+    },
+)
+register(
+    "provisioning.deployment.active",
+    1,
+    DeploymentActiveV1,
+    summary="An image deployment is active: its servers run in the buyer's cloud account; "
+    "the resources created, with their ids and addresses.",
+    subject="the deployment id",
+    example_subject=_DEPLOYMENT,
+    example={
+        **_DEPLOYMENT_EXAMPLE,
+        "stack_id": "stk_0a1b2c3d",
+        "resources": [
+            {
+                "type": "server",
+                "id": "srv_4d5e6f",
+                "name": "helix-web",
+                "status": "CREATION_COMPLETE",
+                "addresses": ["192.168.0.12"],
+            }
+        ],
+        "active_at": dt.datetime(2026, 1, 15, 9, 32, tzinfo=dt.UTC),
+    },
+)
+register(
+    "provisioning.deployment.failed",
+    1,
+    DeploymentFailedV1,
+    summary="An image deployment failed and everything it had created was deleted; "
+    "provisioning.delivery.failed follows, so orders cancels the order and billing "
+    "refunds it.",
+    subject="the deployment id",
+    example_subject=_DEPLOYMENT,
+    example={
+        **_DEPLOYMENT_EXAMPLE,
+        "reason": "The step servers did not finish within 600 seconds. Everything created "
+        "for it was deleted.",
+        "compensation_reason": "deadline",
+        "failed_step": "servers",
+        "failed_at": dt.datetime(2026, 1, 15, 9, 45, tzinfo=dt.UTC),
+    },
+)
+register(
+    "provisioning.deployment.released",
+    1,
+    DeploymentReleasedV1,
+    summary="An image deployment's stack was deleted from the buyer's cloud account "
+    "(the subscription ended).",
+    subject="the deployment id",
+    example_subject=_DEPLOYMENT,
+    example={
+        **_DEPLOYMENT_EXAMPLE,
+        "stack_id": "stk_0a1b2c3d",
+        "released_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
+    },
+)
+
+
+# -- RPC: deployments ---------------------------------------------------------------------
+
+
+class DeploymentSpecRequest(StrictSchema):
+    """An order's ``deployment`` as provisioning takes it (orders' ``DeploymentRequest``,
+    loaded there; ``admin_password`` only in ``prepare_deployment``)."""
+
+    mode = fields.String(required=True, validate=validate.OneOf(("quick", "customized")))
+    region = fields.String(load_default=None, allow_none=True)
+    flavor_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    vpc_id = fields.String(load_default=None, allow_none=True)
+    subnet_id = fields.String(load_default=None, allow_none=True)
+    security_group = fields.String(load_default="recommended")
+    server_name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    admin_password = fields.String(load_default=None, load_only=True)
+    system_disk_gb = fields.Integer(load_default=None, allow_none=True)
+    data_disks = fields.List(fields.Dict(), load_default=list)
+    eip = fields.Dict(load_default=None, allow_none=True)
+    count = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
+    availability_zone = fields.String(load_default=None, allow_none=True)
+
+
+class _ImageRequest(StrictSchema):
+    image_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    flavors = fields.List(fields.String(), load_default=list)
+    min_system_disk_gb = fields.Integer(load_default=40)
+    recommended_security_group = fields.Dict(required=True)
+
+
+class PrepareDeploymentRequest(StrictSchema):
+    """``prepare_deployment``: orders keeps an image order's deployment here while it
+    places the order."""
+
+    order_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    account_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    product_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    specification_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    deployment = fields.Nested(DeploymentSpecRequest, required=True)
+    image = fields.Nested(_ImageRequest, required=True)
+
+
+class PrepareDeploymentResponse(AnswerSchema):
+    deployment_id = fields.String()
+
+
+class CheckDeploymentRequest(StrictSchema):
+    """``check_deployment``: before placing, whether the buyer's account can hold it."""
+
+    account_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    deployment = fields.Nested(DeploymentSpecRequest, required=True)
+    image = fields.Nested(_ImageRequest, required=True)
+
+
+class QuotaExceededSchema(AnswerSchema):
+    quota = fields.String(
+        metadata={"description": "instances, cores, ram, vpc, subnet, securityGroup, publicIp"}
+    )
+    needed = fields.Integer()
+    available = fields.Integer()
+
+
+class CheckDeploymentResponse(AnswerSchema):
+    ok = fields.Boolean()
+    quota_exceeded = fields.Nested(QuotaExceededSchema, allow_none=True)
+
+
+CLOUD_RESOURCE_KINDS = ("flavors", "vpcs", "subnets", "security_groups")
+
+
+class CloudResourcesRequest(StrictSchema):
+    """``list_cloud_resources``: what the buyer can choose from its own account."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(CLOUD_RESOURCE_KINDS))
+    vpc_id = fields.String(load_default=None, allow_none=True)
+
+
+class CloudResourcesResponse(AnswerSchema):
+    """``items`` per kind: flavors ``{id, name, vcpus, ram_mb}``, vpcs ``{id, name, cidr,
+    status}``, subnets ``{id, name, cidr, vpc_id, status}``, security groups ``{id, name,
+    description}``."""
+
+    kind = fields.String()
+    items = fields.List(fields.Dict())
+
+
+class ReleaseDeploymentRequest(StrictSchema):
+    deployment_id = fields.String(load_default=None, allow_none=True)
+    subscription_id = fields.String(load_default=None, allow_none=True)
+
+
+class DeploymentStepSchema(AnswerSchema):
+    name = fields.String()
+    status = fields.String(metadata={"description": "pending, running, succeeded, failed"})
+    started_at = fields.AwareDateTime(allow_none=True)
+    finished_at = fields.AwareDateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class DeployedResourceSchema(AnswerSchema):
+    type = fields.String()
+    id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    status = fields.String()
+    addresses = fields.List(fields.String())
+
+
+class DeploymentResponse(AnswerSchema):
+    """An image's deployment as its buyer sees it (``deployment_of_order``,
+    ``deployment_of_subscription``, ``release_deployment``)."""
+
+    deployment_id = fields.String()
+    order_id = fields.String()
+    subscription_id = fields.String(allow_none=True)
+    status = fields.String(
+        metadata={
+            "description": "pending, creating, compensating (deleting what a failed "
+            "deployment created), active, failed, releasing, released"
+        }
+    )
+    stack_id = fields.String(allow_none=True)
+    steps = fields.List(fields.Nested(DeploymentStepSchema))
+    resources = fields.List(fields.Nested(DeployedResourceSchema))
+    failure_reason = fields.String(allow_none=True)

@@ -3,8 +3,9 @@ a failed one left at the seller. No nameko, no SQL.
 
 A delivery's statuses (``DELIVERY``):
 
-- ``waiting``: delivered by a flow of its own (images: cloud servers under an agency;
-  professional services: service supervision), or a supervised SaaS tenant waiting
+- ``waiting``: delivered by a flow of its own (images: their deployment, which ends
+  it with ``deployed`` or ``deployment_failed``; professional services: service
+  supervision), or a supervised SaaS tenant waiting
   for its seller to confirm the buyer's request (``start``, on
   ``supervision.flow.confirmed``, makes it ``pending`` with a full window);
 - ``pending``: claimed by the sweep and tried, step by step, until it succeeds or its
@@ -54,6 +55,9 @@ DELIVERY = StateMachine(
     "delivery",
     {
         "start": ((WAITING,), PENDING),
+        # an image's delivery waits for its deployment, and ends with it
+        "deployed": ((WAITING,), SUCCEEDED),
+        "deployment_failed": ((WAITING,), FAILED),
         "claim": ((PENDING,), PENDING),
         "record_instance": ((PENDING,), PENDING),
         "succeed": ((PENDING,), SUCCEEDED),
@@ -185,6 +189,9 @@ class DeliveryLifecycle(RecordsEvents):
 
     def succeed(self, delivered: Delivered, now: dt.datetime) -> None:
         self.status = DELIVERY.move("succeed", self.status)
+        self._succeeded(delivered, now)
+
+    def _succeeded(self, delivered: Delivered, now: dt.datetime) -> None:
         self.instance_id = delivered.instance_id or self.instance_id
         self.license_key = delivered.license_key
         self.username = delivered.username
@@ -219,6 +226,25 @@ class DeliveryLifecycle(RecordsEvents):
             },
         )
 
+    def deployed(self, delivered: Delivered, now: dt.datetime) -> None:
+        """An image's deployment is active: its waiting delivery succeeds, and the
+        subscription's period runs from now."""
+        self.status = DELIVERY.move("deployed", self.status)
+        if self.starts_at is None:
+            self.starts_at = now
+            self.expires_at = subscription_expiry(
+                now, self.billing_mode, self.period_unit, self.period_count
+            )
+        self._succeeded(delivered, now)
+
+    def deployment_failed(self, reason: str, now: dt.datetime) -> None:
+        """An image's deployment failed (what it created is deleted): the delivery
+        fails with the deployment's reason, so orders cancels and billing refunds once."""
+        self.status = DELIVERY.move("deployment_failed", self.status)
+        self._attempt_failed(reason, now)
+        self.next_attempt_at = None
+        self._failed(reason, now)
+
     def window_passed(self, now: dt.datetime) -> bool:
         return now >= self.deadline_at
 
@@ -241,18 +267,22 @@ class DeliveryLifecycle(RecordsEvents):
         self._attempt_failed(error, now)
         hours = (self.deadline_at - self.created_at).total_seconds() / 3600
         self.next_attempt_at = None
-        self.failure_reason = (
+        self._failed(
             f"The seller's system did not deliver {self.product_name} within "
-            f"{hours:g} hours, so the order is cancelled and the payment refunded."
+            f"{hours:g} hours, so the order is cancelled and the payment refunded.",
+            now,
         )
+        if self.instance_id is not None:
+            self.release_due_at = now
+
+    def _failed(self, reason: str, now: dt.datetime) -> None:
+        self.failure_reason = reason
         self.record(
             DELIVERY_FAILED,
             subject=self.subscription_id,
             account_id=self.account_id,
             data={**self._identifying(), "reason": self.failure_reason, "failed_at": now},
         )
-        if self.instance_id is not None:
-            self.release_due_at = now
 
     def _attempt_failed(self, error: str, now: dt.datetime) -> None:
         self.attempts += 1

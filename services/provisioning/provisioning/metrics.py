@@ -27,3 +27,24 @@ CREDENTIAL_REVEALS = Counter(
     "Requests to reveal a delivered password, by outcome: revealed or rate_limited",
     ["outcome"],
 )
+DEPLOYMENTS = Counter(
+    "mercato_provisioning_deployments_total",
+    "Image deployments by the status they reached: pending (prepared with the order), "
+    "creating (the order paid), active, failed (compensated: its stack deleted, the order "
+    "refunded), releasing, released",
+    ["status"],
+)
+DEPLOYMENT_STEP_SECONDS = Histogram(
+    "mercato_provisioning_deployment_step_seconds",
+    "How long each step of an image deployment took, from its start to its completion "
+    "(check_agency, prepare_keys, create_stack, network, security_group, eip, volumes, "
+    "servers)",
+    ["step"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+DEPLOYMENT_COMPENSATIONS = Counter(
+    "mercato_provisioning_deployment_compensations_total",
+    "Image deployments that compensated (their stack deleted before they failed), by "
+    "reason: cloud_error, stack_failed, deadline, policy_denied, agency",
+    ["reason"],
+)

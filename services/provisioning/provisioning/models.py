@@ -8,13 +8,14 @@ secret and a seller's license signing key are each sealed with AES-GCM
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import mercato.contracts.provisioning  # noqa: F401  (registers provisioning's event types)
 from mercato.tables import UTCDateTime, add_messaging_tables
-from provisioning import domain
+from provisioning import deployments, domain
 
 # SQLite autoincrements INTEGER primary keys only
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -125,4 +126,73 @@ class SellerSigningKey(Base):
     public_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
     private_key_id: Mapped[str] = mapped_column(sa.String(32))
     private_sealed: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Deployment(Base, deployments.DeploymentLifecycle):
+    """An image's deployment into the buyer's cloud account, from the order being placed
+    (``pending``) to ``active`` or ``failed``, and later ``released``. ``order_id`` is
+    unique: preparing the same order again answers the same deployment. Its moves are
+    ``deployments.DeploymentLifecycle``'s.
+
+    ``spec`` is the order's ``deployment`` without its password, with the image it
+    deploys; the password is sealed (``password_key_id``, ``password_sealed``) and
+    opened only to encrypt it for the stack service under the buyer's KMS key.
+    """
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        sa.Index("ix_deployments_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40), index=True)  # the buyer
+    product_id: Mapped[str] = mapped_column(sa.String(40))
+    specification_id: Mapped[str] = mapped_column(sa.String(40))
+    # set when the order is paid
+    subscription_id: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(sa.String(40))
+    spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    password_key_id: Mapped[str] = mapped_column(sa.String(32))
+    password_sealed: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    # pending, creating, compensating, active, failed, releasing, released
+    status: Mapped[str] = mapped_column(sa.String(16))
+    # [{name, status, started_at, finished_at, error}] in the order they run
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    step_deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    stack_name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    stack_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # CreateStack was sent: a stack may exist and must be deleted on failure
+    stack_requested: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
+    delete_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # the password as the stack service takes it: encrypted under a data key of the
+    # buyer's KMS key (vars_structure); never the plaintext
+    stack_vars: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    # [{type, id, name, status, addresses}] once active
+    resources: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # a replica working on it holds it until then; a crashed replica's lease runs out
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    compensation_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    deletion_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CloudKey(Base):
+    """The KMS key Mercato made in a buyer's cloud account (once per account), under
+    whose data keys deployments' passwords travel to the stack service."""
+
+    __tablename__ = "cloud_keys"
+
+    account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

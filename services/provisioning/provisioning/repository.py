@@ -1,7 +1,7 @@
 """Every statement provisioning's use cases run, behind a named method.
 
 The use cases reach the tables only through these repositories (``uow.deliveries``,
-``uow.seller_keys``), so they read as the flow and run on in-memory stand-ins in unit
+``uow.seller_keys``, ``uow.deployments``), so they read as the flow and run on in-memory stand-ins in unit
 tests (``provisioning.tests.fakes``). The order-paid event's path keeps its prebuilt
 single-column read and its Core insert (``mercato.db``; docs/performance.md).
 """
@@ -16,8 +16,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mercato.db import insert_now, insert_or_ignore
-from provisioning import domain
-from provisioning.models import CredentialReveal, Delivery, SellerInterfaceKey, SellerSigningKey
+from provisioning import deployments, domain
+from provisioning.models import (
+    CloudKey,
+    CredentialReveal,
+    Delivery,
+    Deployment,
+    SellerInterfaceKey,
+    SellerSigningKey,
+)
 
 _DELIVERIES = cast(sa.Table, Delivery.__table__)
 _DELIVERY_OF_SUBSCRIPTION = sa.select(_DELIVERIES.c.id).where(
@@ -159,5 +166,81 @@ class SellerKeyRepository:
         either way, answers the key that stands."""
         insert_or_ignore(self.session, SellerSigningKey, _values(key))
         standing = self.session.get(SellerSigningKey, key.seller_account_id, populate_existing=True)
+        assert standing is not None
+        return standing
+
+
+class DeploymentRepository:
+    """Deployments and the KMS key made in each buyer's cloud account.
+
+    The timer finds due deployments with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) and
+    leases them (``lease_until``) for the cloud calls it makes outside any transaction,
+    so two replicas never work on the same one and a crashed replica's lease runs out.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, deployment: Deployment) -> None:
+        self.session.add(deployment)
+        self.session.flush()
+
+    def of_order(self, order_id: str, *, lock: bool = False) -> Deployment | None:
+        query = sa.select(Deployment).where(Deployment.order_id == order_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def of_subscription(self, subscription_id: str, *, lock: bool = False) -> Deployment | None:
+        query = sa.select(Deployment).where(Deployment.subscription_id == subscription_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def get(self, deployment_id: str, *, lock: bool = False) -> Deployment | None:
+        query = sa.select(Deployment).where(Deployment.id == deployment_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def lock(self, deployment_id: str) -> Deployment:
+        """The deployment, locked until commit and read afresh."""
+        deployment = self.get(deployment_id, lock=True)
+        assert deployment is not None
+        return deployment
+
+    def lock_due(self, now: dt.datetime, limit: int) -> list[Deployment]:
+        """Up to ``limit`` deployments being worked on (creating, compensating,
+        releasing), due by ``now`` and leased to no one, the longest due first, locked;
+        rows another worker holds are skipped."""
+        return list(
+            self.session.scalars(
+                sa.select(Deployment)
+                .where(
+                    Deployment.status.in_(deployments.WORKED),
+                    Deployment.next_attempt_at <= now,
+                    sa.or_(Deployment.lease_until.is_(None), Deployment.lease_until < now),
+                )
+                .order_by(Deployment.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        )
+
+    def cloud_key(self, account_id: str) -> CloudKey | None:
+        return self.session.get(CloudKey, account_id, populate_existing=True)
+
+    def replace_cloud_key(self, account_id: str, key_id: str) -> None:
+        """The account's key was deleted in the cloud: the new one replaces it."""
+        self.session.execute(
+            sa.update(CloudKey).where(CloudKey.account_id == account_id).values(key_id=key_id)
+        )
+
+    def add_cloud_key_if_missing(self, key: CloudKey) -> CloudKey:
+        """The account's first KMS key, unless another worker recorded one meanwhile:
+        either way, answers the key that stands."""
+        insert_or_ignore(self.session, CloudKey, _values(key))
+        standing = self.session.get(CloudKey, key.account_id, populate_existing=True)
         assert standing is not None
         return standing

@@ -16,18 +16,19 @@ from nameko.extensions import DependencyProvider
 import seller_interface
 from mercato.contracts import provisioning as contract
 from mercato.db import Database
-from mercato.errors import EXPECTED, ValidationError
+from mercato.errors import EXPECTED, Forbidden, ValidationError
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.terms import SAAS
 from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
-from mercato.validation import dump
-from provisioning import schemas, usecases
+from mercato.validation import dump, load
+from provisioning import deploying, deployments, schemas, usecases
+from provisioning.cloud.driver import HuaweiCloudDriver
 from provisioning.keyring import KEYS_CONFIG, Keyring
 from provisioning.models import metadata
-from provisioning.repository import DeliveryRepository, SellerKeyRepository
+from provisioning.repository import DeliveryRepository, DeploymentRepository, SellerKeyRepository
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ RETRY_MAX_KEY = "DELIVERY_RETRY_MAX_SECONDS"
 LEASE_KEY = "DELIVERY_LEASE_SECONDS"
 SELLER_TIMEOUT_KEY = "SELLER_TIMEOUT_SECONDS"
 ALLOW_PRIVATE_KEY = "ALLOW_PRIVATE_SELLER_ENDPOINTS"
+CLOUD_ENDPOINT_KEY = "CLOUD_ENDPOINT"
+CLOUD_TIMEOUT_KEY = "CLOUD_TIMEOUT_SECONDS"
+CLOUD_REGION_KEY = "CLOUD_REGION"
+DEPLOYMENT_SWEEP_KEY = "DEPLOYMENT_SWEEP_SECONDS"
+DEPLOYMENT_LEASE_KEY = "DEPLOYMENT_LEASE_SECONDS"
+DEPLOYMENT_POLL_KEY = "DEPLOYMENT_POLL_SECONDS"
+DEPLOYMENT_RETRY_MAX_KEY = "DEPLOYMENT_RETRY_MAX_SECONDS"
+DEPLOYMENT_DELETION_WINDOW_KEY = "DEPLOYMENT_DELETION_WINDOW_SECONDS"
+# one deadline per step: DEPLOYMENT_STEP_<STEP>_SECONDS, e.g. DEPLOYMENT_STEP_SERVERS_SECONDS
+DEPLOYMENT_STEP_KEY = "DEPLOYMENT_STEP_{}_SECONDS"
 # a sweep hands its timer back after this long, so a stop never waits for a long queue
 SWEEP_BUDGET_SECONDS = 20.0
 
@@ -75,6 +86,46 @@ class DeliveryPolicyProvider(DependencyProvider):
         return self.policy
 
 
+class DeploymentPolicyProvider(DependencyProvider):
+    """The deployment saga's deadlines, lease and polling, from the config."""
+
+    def setup(self):
+        config = self.container.config
+        default = deployments.DeploymentPolicy()
+
+        def seconds(key: str, fallback: dt.timedelta) -> dt.timedelta:
+            return dt.timedelta(seconds=float(config.get(key) or fallback.total_seconds()))
+
+        self.policy = deployments.DeploymentPolicy(
+            deadlines={
+                step: float(config.get(DEPLOYMENT_STEP_KEY.format(step.upper())) or deadline)
+                for step, deadline in default.deadlines.items()
+            },
+            lease=seconds(DEPLOYMENT_LEASE_KEY, default.lease),
+            poll=seconds(DEPLOYMENT_POLL_KEY, default.poll),
+            max_retry=seconds(DEPLOYMENT_RETRY_MAX_KEY, default.max_retry),
+            deletion_window=seconds(DEPLOYMENT_DELETION_WINDOW_KEY, default.deletion_window),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.policy
+
+
+class CloudDriverProvider(DependencyProvider):
+    """The cloud's SDK clients behind ``CloudDriver``, pointed at ``CLOUD_ENDPOINT``."""
+
+    def setup(self):
+        config = self.container.config
+        self.driver = HuaweiCloudDriver(
+            str(config.get(CLOUD_ENDPOINT_KEY) or "http://127.0.0.1:8400"),
+            timeout=float(config.get(CLOUD_TIMEOUT_KEY) or 10.0),
+            region=str(config.get(CLOUD_REGION_KEY) or ""),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.driver
+
+
 class SellerClients(DependencyProvider):
     """Makes the signed HTTP client for a seller's SaaS endpoint."""
 
@@ -96,20 +147,33 @@ class ProvisioningService(MercatoService):
 
     db = Database(
         metadata,
-        repositories={"deliveries": DeliveryRepository, "seller_keys": SellerKeyRepository},
+        repositories={
+            "deliveries": DeliveryRepository,
+            "seller_keys": SellerKeyRepository,
+            "deployments": DeploymentRepository,
+        },
     )
     config = Config()
     catalog = TimedRpcProxy("catalog")
     keyring = KeyringProvider()
     policy = DeliveryPolicyProvider()
     seller_client = SellerClients()
+    iam_agency = TimedRpcProxy("iam_agency")
+    deployment_policy = DeploymentPolicyProvider()
+    cloud = CloudDriverProvider()
 
     @handles_event("orders.order.paid")
     def on_order_paid(self, event) -> None:
         """Record a delivery per subscription of a paid order, due at once. The sweep
         delivers it within ``DELIVERY_SWEEP_SECONDS``: the event is acknowledged as soon
         as the deliveries are recorded, never held while a seller answers."""
-        usecases.accept_paid_order(self.db, self.clock, order=event.data, policy=self.policy)
+        usecases.accept_paid_order(
+            self.db,
+            self.clock,
+            order=event.data,
+            policy=self.policy,
+            deployment_policy=self.deployment_policy,
+        )
 
     @handles_event(
         "supervision.flow.confirmed",
@@ -143,6 +207,31 @@ class ProvisioningService(MercatoService):
                 )
             if not claimed and failed is None:
                 return
+
+    @configured_timer(DEPLOYMENT_SWEEP_KEY, 1.0)
+    def run_due_deployments(self) -> None:
+        """Image deployments' rounds: steps, compensations, releases (safe with several
+        replicas: each deployment is leased to one)."""
+        started = time.monotonic()
+        while time.monotonic() - started < SWEEP_BUDGET_SECONDS:
+            claimed = deploying.claim_due_deployments(self.db, self.clock, self.deployment_policy)
+            if not claimed:
+                return
+            for deployment in claimed:
+                try:
+                    deploying.advance_deployment(
+                        self.db,
+                        self.clock,
+                        deployment,
+                        iam_agency=self.iam_agency,
+                        driver=self.cloud,
+                        keyring=self.keyring,
+                        policy=self.deployment_policy,
+                    )
+                except Exception:
+                    # the lease runs out and another round tries again
+                    self.db.rollback()
+                    _log.exception("deployment %s stopped by an unexpected error", deployment.id)
 
     def _step(self, delivery) -> None:
         try:
@@ -215,4 +304,78 @@ class ProvisioningService(MercatoService):
                 and identity.has_role(SELLER)
                 and identity.account_id == seller_account_id,
             ),
+        )
+
+    # -- images: deployments --------------------------------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def prepare_deployment(self, payload: dict) -> dict:
+        """orders, placing an image order: keep its deployment (password sealed) until
+        the order is paid. ``{deployment_id}``; the same order again, the same id."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.PrepareDeploymentRequest, payload)
+        return dump(
+            contract.PrepareDeploymentResponse,
+            deploying.prepare_deployment(
+                self.db, self.clock, buyer=buyer, request=request, keyring=self.keyring
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def check_deployment(self, payload: dict) -> dict:
+        """orders, before placing: the flavor and image exist and the quotas hold it."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.CheckDeploymentRequest, payload)
+        if request["account_id"] != buyer.account_id:
+            raise Forbidden("a deployment is checked for the caller's own account")
+        return dump(
+            contract.CheckDeploymentResponse,
+            deploying.check_deployment(
+                request=request, iam_agency=self.iam_agency, driver=self.cloud
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_cloud_resources(self, payload: dict) -> dict:
+        """The buyer's flavors, VPCs, subnets or security groups, read in its account."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.CloudResourcesRequest, payload)
+        return dump(
+            contract.CloudResourcesResponse,
+            deploying.list_cloud_resources(
+                buyer=buyer, request=request, iam_agency=self.iam_agency, driver=self.cloud
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def release_deployment(self, payload: dict) -> dict:
+        """``{subscription_id}`` or ``{deployment_id}``: delete an active deployment's
+        stack (releasing, then released)."""
+        caller = self.caller.require_role(BUYER, OPERATOR)
+        request = load(contract.ReleaseDeploymentRequest, payload)
+        if not request.get("deployment_id") and not request.get("subscription_id"):
+            raise ValidationError(
+                "name the deployment", {"subscription_id": ["subscription_id or deployment_id"]}
+            )
+        return dump(
+            contract.DeploymentResponse,
+            deploying.release_deployment(self.db, self.clock, caller=caller, request=request),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def deployment_of_order(self, order_id: str) -> dict:
+        """An image order's deployment (its buyer or an operator; anyone else: 404)."""
+        viewer = self.caller.require_role(BUYER, OPERATOR)
+        return dump(
+            contract.DeploymentResponse,
+            deploying.deployment_of(self.db, viewer=viewer, order_id=str(order_id)),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def deployment_of_subscription(self, subscription_id: str) -> dict:
+        """A purchased image's deployment (its buyer or an operator; anyone else: 404)."""
+        viewer = self.caller.require_role(BUYER, OPERATOR)
+        return dump(
+            contract.DeploymentResponse,
+            deploying.deployment_of(self.db, viewer=viewer, subscription_id=str(subscription_id)),
         )

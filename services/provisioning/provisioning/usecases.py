@@ -40,8 +40,9 @@ from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
-from mercato.terms import SAAS
-from provisioning import domain, endpoints, licenses, metrics
+from mercato.terms import IMAGE, SAAS
+from provisioning import deploying, domain, endpoints, licenses, metrics
+from provisioning.deployments import DeploymentPolicy
 from provisioning.domain import DeliveryPolicy as DeliveryPolicy  # the service builds it here
 from provisioning.keyring import Keyring, Sealed
 from provisioning.models import CredentialReveal, Delivery, SellerInterfaceKey, SellerSigningKey
@@ -70,10 +71,16 @@ SellerClientFactory = Callable[[str, str, str], seller_interface.SellerClient]
 
 
 def accept_paid_order(
-    uow, clock: Clock, *, order: dict[str, Any], policy: DeliveryPolicy
+    uow,
+    clock: Clock,
+    *,
+    order: dict[str, Any],
+    policy: DeliveryPolicy,
+    deployment_policy: DeploymentPolicy | None = None,
 ) -> list[str]:
     """Record a delivery per subscription of a paid order; answers the ids of those due
-    now. Does not commit: the event handler commits them with the event's inbox row."""
+    now. An image's delivery waits for its deployment, which starts now. Does not
+    commit: the event handler commits them with the event's inbox row."""
     now = clock.now()
     due = []
     for item in order.get("subscriptions") or []:
@@ -83,6 +90,10 @@ def accept_paid_order(
         uow.deliveries.add(delivery)
         if delivery.status == domain.PENDING:
             due.append(delivery.id)
+        elif delivery.delivery_method == IMAGE:
+            deploying.start_deployment(
+                uow, clock, deployment_policy or DeploymentPolicy(), delivery=delivery
+            )
     return due
 
 

@@ -20,6 +20,7 @@ from provisioning.keyring import Keyring, generate_key_spec
 from provisioning.tests.fakes import (
     FakeCatalog,
     FakeDeliveryRepository,
+    FakeDeploymentRepository,
     FakeSeller,
     FakeSellerKeys,
 )
@@ -41,7 +42,11 @@ def world():
     """A unit of work, a clock at START, a keyring, catalog and a seller that has
     issued its interface credentials."""
     world = SimpleNamespace(
-        uow=FakeUnitOfWork(deliveries=FakeDeliveryRepository(), seller_keys=FakeSellerKeys()),
+        uow=FakeUnitOfWork(
+            deliveries=FakeDeliveryRepository(),
+            seller_keys=FakeSellerKeys(),
+            deployments=FakeDeploymentRepository(),
+        ),
         clock=ManualClock(START),
         keyring=Keyring.from_spec(generate_key_spec("k1")),
         catalog=FakeCatalog(),
