@@ -26,9 +26,16 @@ import sqlalchemy as sa
 from mercato import config
 from mercato.standalone import standalone_unit_of_work
 from mercato.topology import BY_NAME
+from provisioning import deployments
 from provisioning.domain import interface_binding, password_binding, signing_binding
 from provisioning.keyring import KEYS_CONFIG, Keyring, Sealed
-from provisioning.models import Delivery, SellerInterfaceKey, SellerSigningKey, metadata
+from provisioning.models import (
+    Delivery,
+    Deployment,
+    SellerInterfaceKey,
+    SellerSigningKey,
+    metadata,
+)
 
 BATCH = 200
 
@@ -69,6 +76,13 @@ SEALINGS = {
         SellerSigningKey.private_sealed,
         lambda row: signing_binding(row.seller_account_id),
         SellerSigningKey.seller_account_id,
+    ),
+    "deployment passwords": _Sealing(
+        Deployment,
+        Deployment.password_key_id,
+        Deployment.password_sealed,
+        lambda row: deployments.password_binding(row.account_id, row.id),
+        Deployment.id,
     ),
 }
 

@@ -284,7 +284,7 @@ class DeploymentLifecycle(RecordsEvents):
         return None
 
     def step_overdue(self, now: dt.datetime) -> bool:
-        return self.step_deadline_at is not None and now > self.step_deadline_at
+        return self.step_deadline_at is not None and now >= self.step_deadline_at
 
     def _set_step(self, name: str, **changes: Any) -> dict[str, Any]:
         steps = [dict(step) for step in self.steps]

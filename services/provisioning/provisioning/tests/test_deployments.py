@@ -426,3 +426,32 @@ def test_a_repeated_paid_event_starts_the_deployment_once(world):
         world.uow, world.clock, POLICY, delivery=world.uow.deliveries.lock(deployment.delivery_id)
     ) is None  # fmt: skip
     assert the(world, deployment_id).started_at == started
+
+
+def test_a_crashed_worker_s_deployment_is_resumed_once_its_lease_runs_out(world):
+    order_id, deployment_id = prepare(world)
+    pay(world, order_id)
+    assert len(deploying.claim_due_deployments(world.uow, world.clock, POLICY)) == 1
+    # the worker dies here, its lease held: no one else may take it meanwhile
+    assert deploying.claim_due_deployments(world.uow, world.clock, POLICY) == []
+    world.clock.advance(POLICY.lease + dt.timedelta(seconds=1))
+    assert [d.id for d in deploying.claim_due_deployments(world.uow, world.clock, POLICY)] == [
+        deployment_id
+    ]
+
+
+def test_a_create_stack_retried_after_a_crash_adopts_the_stack(world):
+    order_id, deployment_id = prepare(world)
+    pay(world, order_id)
+    rounds(world, 2)  # check_agency, prepare_keys
+    deployment = the(world, deployment_id)
+    assert deployment.current_step == "create_stack"
+    # the stack was created, but the worker died before recording it
+    world.cloud.create_stack(
+        None, name=deployment.stack_name, template={"resource": {}}, vars_structure=[],
+        client_token=deployment_id,
+    )  # fmt: skip
+    rounds(world, 2)
+    deployment = the(world, deployment_id)
+    assert deployment.stack_id == f"stk-{deployment.stack_name}"
+    assert list(world.cloud.stacks) == [deployment.stack_name]

@@ -471,6 +471,7 @@ def test_resealing_moves_every_secret_to_the_new_key_so_the_old_one_can_go(
             "delivered passwords": {"new": 1},
             "seller interface secrets": {"new": 1},
             "license signing keys": {"new": 1},
+            "deployment passwords": {},
         }
 
     start_provisioning(CREDENTIAL_KEYS=new)  # the old key is gone
