@@ -236,6 +236,7 @@ class _Round:
     stack_id: str | None = None
     stack_vars: list[dict[str, Any]] | None = None
     delete_requested: bool = False
+    resend_delete: bool = False  # DeleteStack to be sent again on the next round
     retry: str | None = None  # a transient error: tried again after the backoff
     compensate: tuple[str, str] | None = None  # (reason, explanation)
     activate: list[dict[str, Any]] | None = None
@@ -497,18 +498,17 @@ def _deleting(
             return
         if stack["status"] == DELETION_IN_PROGRESS:
             return  # looked at again soon
-        stale = (
-            claimed.delete_requested_at is None
-            or stack["status"] == DELETION_FAILED
-            or now - claimed.delete_requested_at > policy.poll * 10
-        )
         if stack["status"] == DELETION_FAILED and claimed.delete_requested_at is not None:
+            # the stack service could not delete everything: asked again after the backoff
             raise CloudError(
                 f"the stack could not be deleted: {stack.get('status_message') or 'failed'}",
                 code=DELETION_FAILED,
                 status=None,
             )
-        if stale:
+        if (
+            claimed.delete_requested_at is None
+            or now - claimed.delete_requested_at > policy.poll * 10
+        ):
             driver.delete_stack(creds, claimed.stack_name)
             found.delete_requested = True
     except (AgencyRefused, CloudError) as exc:
@@ -517,6 +517,11 @@ def _deleting(
                 f"Its stack {claimed.stack_name} could not be deleted ({exc}); delete it in "
                 "your cloud account."
             )
+            return
+        if isinstance(exc, CloudError) and exc.code == DELETION_FAILED:
+            found.delete_requested = False
+            found.retry = str(exc)
+            found.resend_delete = True
             return
         raise
 
@@ -540,6 +545,8 @@ def _apply(
         deployment.stack_vars = found.stack_vars
     if found.delete_requested:
         deployment.delete_requested_at = now
+    if found.resend_delete:
+        deployment.delete_requested_at = None
     for step in found.completed:
         if deployment.current_step == step:
             durations.append((step, deployment.complete_step(step, now, policy)))

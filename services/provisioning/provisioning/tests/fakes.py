@@ -257,6 +257,7 @@ class FakeCloud:
         self.keys: list[str] = []
         self.fail_on: dict[str, Exception] = {}
         self.calls: list[str] = []
+        self.deletions_failing = 0  # how many DeleteStack end DELETION_FAILED
         self.quotas: dict[str, int | None] = {"instances": 10, "cores": 40, "ram": 81920}
         self.network: dict[str, int | None] = {"vpc": 5, "subnet": 20, "securityGroup": 20,
                                                "publicIp": 5}  # fmt: skip
@@ -354,7 +355,9 @@ class FakeCloud:
     def delete_stack(self, creds, name):
         self._called("delete_stack")
         if name in self.stacks:
-            self.stacks[name]["status"] = "DELETION_IN_PROGRESS"
+            failing = self.deletions_failing > 0
+            self.deletions_failing -= 1
+            self.stacks[name]["status"] = "DELETION_FAILED" if failing else "DELETION_IN_PROGRESS"
 
     def server_addresses(self, creds, server_id):
         return ["192.168.0.10"]

@@ -455,3 +455,15 @@ def test_a_create_stack_retried_after_a_crash_adopts_the_stack(world):
     deployment = the(world, deployment_id)
     assert deployment.stack_id == f"stk-{deployment.stack_name}"
     assert list(world.cloud.stacks) == [deployment.stack_name]
+
+
+def test_a_deletion_that_fails_is_asked_again(world):
+    order_id, deployment_id = prepare(world)
+    pay(world, order_id)
+    rounds(world, 4)
+    world.cloud.deletions_failing = 1
+    world.clock.advance(POLICY.deadline("security_group") + dt.timedelta(seconds=1))
+    rounds(world, 12)
+    deployment = the(world, deployment_id)
+    assert deployment.status == "failed" and world.cloud.stacks == {}
+    assert world.cloud.calls.count("delete_stack") == 2
