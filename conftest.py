@@ -62,3 +62,14 @@ def make_service_config(rabbit_config, databases):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def cloud_simulator(tmp_path_factory):
+    """One simulated cloud (``simulators/cloud``) for the session; each test makes its
+    own accounts (``cloud_simulator.create_account(name)``) so tests stay independent."""
+    from mercato_testing.cloud import start_cloud_simulator
+
+    handle = start_cloud_simulator(tmp_path_factory.mktemp("cloud-simulator"))
+    yield handle
+    handle.stop()

@@ -1,0 +1,3 @@
+"""ecs (being written)."""
+
+ROUTES: list = []

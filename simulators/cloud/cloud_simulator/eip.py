@@ -1,0 +1,3 @@
+"""eip (being written)."""
+
+ROUTES: list = []

@@ -1,0 +1,3 @@
+"""evs (being written)."""
+
+ROUTES: list = []

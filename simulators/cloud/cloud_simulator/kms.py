@@ -1,0 +1,3 @@
+"""kms (being written)."""
+
+ROUTES: list = []

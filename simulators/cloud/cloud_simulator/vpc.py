@@ -1,0 +1,3 @@
+"""vpc (being written)."""
+
+ROUTES: list = []
