@@ -203,3 +203,224 @@ class AccountCardsResponse(AnswerSchema):
     left out."""
 
     items = fields.List(fields.Nested(AccountCardResponse))
+
+
+# -- cloud accounts and agencies (guide section 9) ----------------------------------------
+
+AGENCY_NAMES = ("mkp_agency_trust", "mkp_rfs_agency_trust")
+AGENCY_STATUSES = ("not_authorized", "authorized", "needs_reauthorization", "broken")
+CLOUD_PROVIDERS = ("simulated", "huaweicloud")
+CLOUD_ID_RULE = validate.Regexp(
+    r"^[A-Za-z0-9_.-]{1,64}$", error="1 to 64 letters, digits, '_', '.' or '-'"
+)
+ACTION_RULE = validate.Regexp(
+    r"^[A-Za-z0-9*?]{1,64}(:[A-Za-z0-9*?]{1,64}){1,2}$",
+    error="an IAM action such as ecs:cloudServers:create",
+)
+
+
+class AgencyProblem(StrictSchema):
+    """What a check found wrong with an agency."""
+
+    code = fields.String(
+        required=True,
+        metadata={
+            "description": "AGENCY_MISSING, AGENCY_REPLACED, TRUST_CHANGED, POLICY_MISSING, "
+            "POLICY_CHANGED, POLICY_NOT_GRANTED, POLICY_REUSED, ASSUME_FAILED or CHECK_REFUSED",
+            "example": "POLICY_CHANGED",
+        },
+    )
+    message = fields.String(
+        required=True,
+        metadata={
+            "example": "mkp_deployment_policy differs from version 2: lacks rf:stack:deleteStack"
+        },
+    )
+
+
+class AgencyEventV1(StrictSchema):
+    account_id = fields.String(required=True)
+    agency = fields.String(required=True, validate=validate.OneOf(AGENCY_NAMES))
+    policy_version = fields.Integer(required=True, allow_none=True)
+    problems = fields.List(fields.Nested(AgencyProblem), required=True)
+
+
+_ACCOUNT_EXAMPLE = "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6"
+_AGENCY_EXAMPLE = {
+    "account_id": _ACCOUNT_EXAMPLE,
+    "agency": "mkp_agency_trust",
+    "policy_version": 2,
+    "problems": [],
+}
+
+register(
+    "iam_agency.agency.authorized",
+    1,
+    AgencyEventV1,
+    summary="A buyer authorised an agency: it exists in the buyer's cloud account with "
+    "the policy version named, granted on the project (one event per agency).",
+    subject="the account's id",
+    example_subject=_ACCOUNT_EXAMPLE,
+    example=_AGENCY_EXAMPLE,
+)
+register(
+    "iam_agency.agency.revoked",
+    1,
+    AgencyEventV1,
+    summary="An agency's authorisation was cancelled (the buyer deleted it, or linked "
+    "another cloud account): from now on no deployment may use it.",
+    subject="the account's id",
+    example_subject=_ACCOUNT_EXAMPLE,
+    example=_AGENCY_EXAMPLE,
+)
+register(
+    "iam_agency.agency.broken",
+    1,
+    AgencyEventV1,
+    summary="A check found an authorised agency deleted, changed or its policy reused in "
+    "the buyer's cloud account (``problems`` says what); it may not be used until the "
+    "buyer authorises the agencies again.",
+    subject="the account's id",
+    example_subject=_ACCOUNT_EXAMPLE,
+    example={
+        **_AGENCY_EXAMPLE,
+        "problems": [
+            {
+                "code": "POLICY_REUSED",
+                "message": "mkp_deployment_policy is also granted to agency ops_admin",
+            }
+        ],
+    },
+)
+
+
+class CloudAccountRequest(StrictSchema):
+    """The buyer's account at the cloud (``link_cloud_account``, ``PUT /v1/cloud-account``)."""
+
+    provider = fields.String(
+        load_default="simulated",
+        validate=validate.OneOf(CLOUD_PROVIDERS),
+        metadata={"description": "simulated (the default) or huaweicloud", "example": "simulated"},
+    )
+    region = fields.String(
+        required=True, validate=CLOUD_ID_RULE, metadata={"example": "sim-region-1"}
+    )
+    domain_id = fields.String(
+        required=True,
+        validate=CLOUD_ID_RULE,
+        metadata={"description": "The cloud account's id.", "example": "d0c1a2b3c4d5"},
+    )
+    project_id = fields.String(
+        required=True,
+        validate=CLOUD_ID_RULE,
+        metadata={"description": "The project of the region.", "example": "p0a1b2c3d4e5"},
+    )
+
+
+class CloudAccountResponse(AnswerSchema):
+    provider = fields.String()
+    region = fields.String()
+    domain_id = fields.String()
+    project_id = fields.String()
+    linked_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class AgencyPolicyView(AnswerSchema):
+    name = fields.String(metadata={"example": "mkp_deployment_policy"})
+    version = fields.Integer(metadata={"example": 2})
+    document = fields.Dict(metadata={"description": "The IAM policy 1.1 document of that version."})
+
+
+class AgencyView(AnswerSchema):
+    """An agency as the buyer sees it; ``policy`` is the version granted, or the one to
+    grant when not authorised."""
+
+    name = fields.String(validate=validate.OneOf(AGENCY_NAMES))
+    delegate = fields.String(
+        metadata={
+            "description": "Who the agency trusts: Mercato's cloud account, or the stack "
+            "service (op_svc_rfs)",
+            "example": "op_svc_rfs",
+        }
+    )
+    policy = fields.Nested(AgencyPolicyView)
+    required_version = fields.Integer(
+        metadata={"description": "The policy version Mercato now asks for.", "example": 2}
+    )
+    status = fields.String(validate=validate.OneOf(AGENCY_STATUSES))
+    authorized_at = fields.AwareDateTime(allow_none=True)
+    checked_at = fields.AwareDateTime(allow_none=True)
+    problems = fields.List(fields.Nested(AgencyProblem))
+
+
+class DeprecatedAgency(AnswerSchema):
+    name = fields.String(metadata={"example": "mkp_admin_trust"})
+    advice = fields.String()
+
+
+class AgenciesResponse(AnswerSchema):
+    """Both agencies (``list_agencies`` and what authorise, check and delete answer)."""
+
+    items = fields.List(fields.Nested(AgencyView))
+    deprecated = fields.List(fields.Nested(DeprecatedAgency))
+
+
+class AgencyAuthorizationRequest(StrictSchema):
+    """Keys of a user of the buyer's cloud account allowed to manage IAM: used for the
+    authorisation's calls only, never stored nor logged."""
+
+    access_key = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"example": "AKIDEXAMPLE"},
+    )
+    secret_key = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=256),
+        metadata={"example": "secret-example"},
+    )
+
+
+class AgencySimulationRequest(StrictSchema):
+    agency = fields.String(required=True, validate=validate.OneOf(AGENCY_NAMES))
+    action = fields.String(
+        required=True, validate=ACTION_RULE, metadata={"example": "rf:stack:deleteStack"}
+    )
+
+
+class AgencySimulationResponse(AnswerSchema):
+    decision = fields.String(validate=validate.OneOf(("allow", "deny")))
+    statement = fields.Dict(
+        allow_none=True,
+        metadata={"description": "The statement that decided (null: none matched)."},
+    )
+    policy = fields.Dict(metadata={"example": {"name": "mkp_deployment_policy", "version": 2}})
+
+
+class DeploymentReadinessResponse(AnswerSchema):
+    """Whether a deployment may start in the account (``deployment_readiness``, internal)."""
+
+    ready = fields.Boolean()
+    error = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(("AGENCY_NOT_AUTHORIZED", "AGENCY_REAUTHORIZATION_REQUIRED")),
+    )
+    message = fields.String()
+
+
+class AgencyCredentialsResponse(AnswerSchema):
+    """Temporary credentials of the account's mkp_agency_trust and the policy granted to
+    it (``agency_credentials``, internal: provisioning only)."""
+
+    provider = fields.String()
+    region = fields.String()
+    domain_id = fields.String()
+    project_id = fields.String()
+    access_key = fields.String()
+    secret_key = fields.String()
+    security_token = fields.String()
+    expires_at = fields.AwareDateTime()
+    policy = fields.Dict()

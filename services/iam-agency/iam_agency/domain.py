@@ -1,4 +1,5 @@
-"""Rules of accounts and credentials. No nameko, no SQL.
+"""Rules of accounts and credentials, and of the agencies buyers authorise. No nameko,
+no SQL.
 
 Passwords are hashed with Argon2id (argon2-cffi's RFC 9106 low-memory profile:
 3 passes over 64 MiB). The hash runs in a real OS thread (eventlet's tpool) so that a
@@ -18,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
 
+from mercato.domain import StateMachine
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 
 TOKEN_PREFIX = "mkt_"  # noqa: S105 - a prefix, not a secret
@@ -70,3 +72,118 @@ def token_is_live(
     expires_at: dt.datetime, revoked_at: dt.datetime | None, now: dt.datetime
 ) -> bool:
     return revoked_at is None and now < expires_at
+
+
+# -- agencies -------------------------------------------------------------------------
+# An agency's stored status moves by the buyer's authorisation and deletion and by the
+# checks; ``needs_reauthorization`` is not stored: it is what an authorised agency is
+# while Mercato asks for a newer policy version than the one granted.
+
+NOT_AUTHORIZED = "not_authorized"
+AUTHORIZED = "authorized"
+NEEDS_REAUTHORIZATION = "needs_reauthorization"
+BROKEN = "broken"
+AGENCY_STATUSES = (NOT_AUTHORIZED, AUTHORIZED, NEEDS_REAUTHORIZATION, BROKEN)
+
+AGENCY = StateMachine(
+    "agency",
+    {
+        "authorize": ((NOT_AUTHORIZED, AUTHORIZED, BROKEN), AUTHORIZED),
+        "break": ((AUTHORIZED,), BROKEN),
+        "revoke": ((NOT_AUTHORIZED, AUTHORIZED, BROKEN), NOT_AUTHORIZED),
+    },
+)
+
+# the errors deployment_readiness and agency_credentials answer
+AGENCY_NOT_AUTHORIZED = "AGENCY_NOT_AUTHORIZED"
+AGENCY_REAUTHORIZATION_REQUIRED = "AGENCY_REAUTHORIZATION_REQUIRED"
+AGENCY_BROKEN = "AGENCY_BROKEN"
+
+# what a check finds wrong (each problem is {code, message})
+AGENCY_MISSING = "AGENCY_MISSING"
+AGENCY_REPLACED = "AGENCY_REPLACED"
+TRUST_CHANGED = "TRUST_CHANGED"
+POLICY_MISSING = "POLICY_MISSING"
+POLICY_CHANGED = "POLICY_CHANGED"
+POLICY_NOT_GRANTED = "POLICY_NOT_GRANTED"
+POLICY_REUSED = "POLICY_REUSED"
+ASSUME_FAILED = "ASSUME_FAILED"
+CHECK_REFUSED = "CHECK_REFUSED"
+
+
+def problem(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def effective_status(stored: str, granted_version: int | None, current_version: int) -> str:
+    """What the buyer sees: an authorised agency granted an older policy version than
+    Mercato now asks for needs to be authorised again."""
+    if stored == AUTHORIZED and (granted_version or 0) < current_version:
+        return NEEDS_REAUTHORIZATION
+    return stored
+
+
+def readiness(statuses: dict[str, str]) -> dict[str, object]:
+    """May a deployment start, from every agency's effective status (by name)?
+    ``{ready, error, message}``; the first agency not ready names the error."""
+    for name, status in statuses.items():
+        if status == NOT_AUTHORIZED:
+            return {
+                "ready": False,
+                "error": AGENCY_NOT_AUTHORIZED,
+                "message": f"{name} is not authorised: authorise the agencies first",
+            }
+    for name, status in statuses.items():
+        if status in (NEEDS_REAUTHORIZATION, BROKEN):
+            why = "is broken" if status == BROKEN else "needs a newer policy version"
+            return {
+                "ready": False,
+                "error": AGENCY_REAUTHORIZATION_REQUIRED,
+                "message": f"{name} {why}: authorise the agencies again",
+            }
+    return {"ready": True, "error": None, "message": "the agencies are authorised"}
+
+
+def credentials_refusal(statuses: dict[str, str]) -> tuple[str, str] | None:
+    """Why temporary credentials may not be handed out ((code, message)), or None."""
+    for code, wanted in (
+        (AGENCY_NOT_AUTHORIZED, NOT_AUTHORIZED),
+        (AGENCY_BROKEN, BROKEN),
+        (AGENCY_REAUTHORIZATION_REQUIRED, NEEDS_REAUTHORIZATION),
+    ):
+        for name, status in statuses.items():
+            if status == wanted:
+                return code, f"{name} is {status.replace('_', ' ')}"
+    return None
+
+
+def _statement_key(statement: dict) -> tuple:
+    actions = statement.get("Action") or []
+    actions = [actions] if isinstance(actions, str) else actions
+    rest = {k: v for k, v in statement.items() if k not in ("Effect", "Action")}
+    return (
+        str(statement.get("Effect", "")).lower(),
+        tuple(sorted(str(a) for a in actions)),
+        repr(sorted(rest.items())),
+    )
+
+
+def policy_differences(expected: dict, found: dict) -> list[str]:
+    """How ``found`` differs from ``expected``, in words; empty when they mean the same
+    (the order of statements and of actions does not matter)."""
+    if str(found.get("Version")) != str(expected.get("Version")):
+        return [f"version {found.get('Version')} instead of {expected.get('Version')}"]
+    expected_keys = sorted(_statement_key(s) for s in expected.get("Statement") or [])
+    found_keys = sorted(_statement_key(s) for s in found.get("Statement") or [])
+    if expected_keys == found_keys:
+        return []
+    wanted = {a for key in expected_keys if key[0] == "allow" for a in key[1]}
+    have = {a for key in found_keys if key[0] == "allow" for a in key[1]}
+    differences = []
+    if wanted - have:
+        differences.append("lacks " + ", ".join(sorted(wanted - have)))
+    if have - wanted:
+        differences.append("adds " + ", ".join(sorted(have - wanted)))
+    if any(key[0] != "allow" for key in found_keys):
+        differences.append("has Deny statements")
+    return differences or ["its statements differ"]

@@ -78,3 +78,50 @@ class EnterpriseProject(Base):
     name: Mapped[str] = mapped_column(sa.String(100))
     status: Mapped[str] = mapped_column(sa.String(16), default="enabled")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CloudAccount(Base):
+    """The buyer's account at the cloud that its images are deployed into (one per
+    marketplace account), and the schedule of its agencies' checks."""
+
+    __tablename__ = "cloud_accounts"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("accounts.id"), primary_key=True
+    )
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    region: Mapped[str] = mapped_column(sa.String(64))
+    domain_id: Mapped[str] = mapped_column(sa.String(64))
+    project_id: Mapped[str] = mapped_column(sa.String(64))
+    # names of agencies Mercato no longer uses, found in the account at the last look
+    deprecated: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    linked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # the scheduled check: due from check_due_at; a replica holds it until claimed_until
+    check_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    check_claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Agency(Base):
+    """One of the agencies an account authorised (``policies.AGENCIES``): what was
+    granted, where it is in the cloud, and what the last check found."""
+
+    __tablename__ = "agencies"
+
+    account_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("cloud_accounts.account_id"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(32))
+    policy_name: Mapped[str] = mapped_column(sa.String(64))
+    # the policy version granted (None before the first authorisation)
+    policy_version: Mapped[int | None] = mapped_column(sa.Integer)
+    # ids in the buyer's cloud account
+    agency_id: Mapped[str | None] = mapped_column(sa.String(64))
+    role_id: Mapped[str | None] = mapped_column(sa.String(64))
+    authorized_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    problems: Mapped[list[dict]] = mapped_column(sa.JSON, default=list)
+    # moves on every change of status: a replica's cached credentials of an older
+    # revision are not handed out
+    revision: Mapped[int] = mapped_column(sa.Integer, server_default="0")

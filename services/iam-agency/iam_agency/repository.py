@@ -1,15 +1,23 @@
-"""Where iam-agency keeps accounts, users, API tokens and enterprise projects: every
-statement behind named methods (``uow.accounts``)."""
+"""Where iam-agency keeps accounts, users, API tokens and enterprise projects
+(``uow.accounts``), and cloud accounts with their agencies (``uow.agencies``): every
+statement behind named methods.
+
+The scheduled checks find their accounts with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL;
+SQLite runs one writer at a time) and hold them by a lease (``check_claimed_until``),
+so two replicas never check one account at once, and an account a crashed replica held
+is checked again once its lease ran out.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from iam_agency.models import Account, ApiToken, EnterpriseProject, User
+from iam_agency.models import Account, Agency, ApiToken, CloudAccount, EnterpriseProject, User
 
 
 class EmailTaken(Exception):
@@ -87,5 +95,67 @@ class AccountRepository:
         return self.session.get(EnterpriseProject, (account_id, project_id))
 
 
+class AgencyRepository:
+    """Cloud accounts and their agencies."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def cloud_account(self, account_id: str) -> CloudAccount | None:
+        return self.session.get(CloudAccount, account_id)
+
+    def lock_cloud_account(self, account_id: str) -> CloudAccount | None:
+        return self.session.scalar(
+            sa.select(CloudAccount)
+            .where(CloudAccount.account_id == account_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    def add_cloud_account(self, cloud_account: CloudAccount) -> None:
+        self.session.add(cloud_account)
+        self.session.flush()
+
+    def agencies(self, account_id: str) -> dict[str, Agency]:
+        """The account's agencies by name (those ever written)."""
+        rows = self.session.scalars(sa.select(Agency).where(Agency.account_id == account_id))
+        return {agency.name: agency for agency in rows}
+
+    def lock_agencies(self, account_id: str) -> dict[str, Agency]:
+        rows = self.session.scalars(
+            sa.select(Agency)
+            .where(Agency.account_id == account_id)
+            .order_by(Agency.name)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return {agency.name: agency for agency in rows}
+
+    def add_agency(self, agency: Agency) -> None:
+        self.session.add(agency)
+
+    def claim_due_checks(self, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[str]:
+        """Up to ``limit`` accounts whose check is due and that no replica holds, the
+        longest due first, now held until ``lease_until`` (committed by the caller)."""
+        due = (
+            sa.select(CloudAccount)
+            .where(
+                CloudAccount.check_due_at <= now,
+                sa.or_(
+                    CloudAccount.check_claimed_until.is_(None),
+                    CloudAccount.check_claimed_until <= now,
+                ),
+            )
+            .order_by(CloudAccount.check_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        claimed = list(self.session.scalars(due))
+        for cloud_account in claimed:
+            cloud_account.check_claimed_until = lease_until
+        return [cloud_account.account_id for cloud_account in claimed]
+
+
 # what a unit of work of iam-agency offers its use cases (the service and the CLI)
-REPOSITORIES = {"accounts": AccountRepository}
+REPOSITORIES = {"accounts": AccountRepository, "agencies": AgencyRepository}

@@ -5,20 +5,45 @@ from __future__ import annotations
 import datetime as dt
 
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 
 from iam_agency import usecases
+from iam_agency.cloud import IamCloud, Keys
+from iam_agency.credentials import CredentialCache
 from iam_agency.models import metadata
 from iam_agency.repository import REPOSITORIES
+from iam_agency.settings import AGENCY_CHECK_SWEEP_SECONDS, Settings
 from mercato.contracts import iam_agency as contract
 from mercato.db import Database
-from mercato.errors import EXPECTED
-from mercato.identity import OPERATOR, RESELLER, SELLER
+from mercato.errors import EXPECTED, NotFound
+from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER, Identity
 from mercato.service import MercatoService
+from mercato.timers import configured_timer
 from mercato.transport import rpc
-from mercato.validation import dump, load
+from mercato.validation import StrictBoolean, StrictSchema, dump, load
 
 TOKEN_TTL_KEY = "TOKEN_TTL_SECONDS"  # noqa: S105 - a config key
 DEFAULT_TOKEN_TTL_SECONDS = 12 * 3600
+DEFAULT_CHECK_SWEEP_SECONDS = 30.0
+
+
+class Agencies(DependencyProvider):
+    """The agency use cases' settings, the cloud's IAM and this process's credential
+    cache, made once at start (a bad setting stops the service there)."""
+
+    def setup(self) -> None:
+        settings = Settings.from_config(self.container.config)
+        self.deps = usecases.AgencyDeps(settings, IamCloud(settings.cloud), CredentialCache())
+
+    def get_dependency(self, worker_ctx) -> usecases.AgencyDeps:
+        return self.deps
+
+
+def _internal_caller_may_ask(caller: Identity | None, account_id: str) -> None:
+    """The internal agency RPCs answer another service's own work (no caller: a timer)
+    or a caller acting for the account itself; anyone else learns nothing."""
+    if caller is not None and caller.account_id != account_id and not caller.has_role(OPERATOR):
+        raise NotFound("cloud account not found")
 
 
 class IamAgencyService(MercatoService):
@@ -26,6 +51,7 @@ class IamAgencyService(MercatoService):
 
     db = Database(metadata, repositories=REPOSITORIES)
     config = Config()
+    agencies = Agencies()
 
     @property
     def _token_ttl(self) -> dt.timedelta:
@@ -98,3 +124,108 @@ class IamAgencyService(MercatoService):
         self.caller.require_role(SELLER, OPERATOR)
         data = load(contract.AccountCardsRequest, payload)
         return dump(contract.AccountCardsResponse, usecases.account_cards(self.db, **data))
+
+    # -- cloud account and agencies (guide section 9) -----------------------------------
+
+    @rpc(expected_exceptions=EXPECTED)
+    def link_cloud_account(self, payload: dict) -> dict:
+        """``{provider, region, domain_id, project_id}``: the buyer's cloud account."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.CloudAccountRequest, payload)
+        linked = usecases.link_cloud_account(
+            self.db, self.clock, self.agencies, account_id=buyer.account_id, request=request
+        )
+        return dump(contract.CloudAccountResponse, linked)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_cloud_account(self) -> dict:
+        buyer = self.caller.require_role(BUYER)
+        return dump(
+            contract.CloudAccountResponse,
+            usecases.get_cloud_account(self.db, account_id=buyer.account_id),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_agencies(self) -> dict:
+        """Both agencies with their status and policy, and the deprecated ones found."""
+        buyer = self.caller.require_role(BUYER)
+        return dump(
+            contract.AgenciesResponse,
+            usecases.list_agencies(self.db, self.agencies, account_id=buyer.account_id),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def authorize_agencies(self, payload: dict) -> dict:
+        """``{access_key, secret_key}`` of a user of the buyer's cloud account allowed to
+        manage IAM: both agencies created or updated and granted; the keys forgotten."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.AgencyAuthorizationRequest, payload)
+        keys = Keys(request["access_key"], request["secret_key"])
+        del request, payload
+        agencies = usecases.authorize_agencies(
+            self.db, self.clock, self.agencies, account_id=buyer.account_id, keys=keys
+        )
+        return dump(contract.AgenciesResponse, agencies)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def check_agencies(self) -> dict:
+        """Check both agencies in the cloud now; answers them as ``list_agencies``."""
+        buyer = self.caller.require_role(BUYER)
+        checked = usecases.check_agencies(
+            self.db, self.clock, self.agencies, account_id=buyer.account_id
+        )
+        return dump(contract.AgenciesResponse, checked)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def delete_agency(self, name: str) -> dict:
+        """Cancel an agency's authorisation at once and delete it in the cloud."""
+        buyer = self.caller.require_role(BUYER)
+        remaining = usecases.delete_agency(
+            self.db, self.clock, self.agencies, account_id=buyer.account_id, name=str(name)
+        )
+        return dump(contract.AgenciesResponse, remaining)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def simulate_agency_action(self, payload: dict) -> dict:
+        """``{agency, action}``: the decision of the policy granted to the agency."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.AgencySimulationRequest, payload)
+        decision = usecases.simulate_agency_action(
+            self.db, self.agencies, account_id=buyer.account_id, **request
+        )
+        return dump(contract.AgencySimulationResponse, decision)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def deployment_readiness(self, account_id: str) -> dict:
+        """Internal (orders, before placing an image order): may a deployment start in
+        the account? From the agencies' state here, without a cloud call."""
+        account_id = str(account_id)
+        _internal_caller_may_ask(self.caller.identity, account_id)
+        return dump(
+            contract.DeploymentReadinessResponse,
+            usecases.deployment_readiness(self.db, self.agencies, account_id=account_id),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def agency_credentials(self, account_id: str, check: bool = False) -> dict:
+        """Internal (provisioning): temporary credentials of the account's
+        mkp_agency_trust and its policy; ``check`` checks the agencies in the cloud
+        first. Never logged."""
+        account_id = str(account_id)
+        _internal_caller_may_ask(self.caller.identity, account_id)
+        check = load(_CheckFlag, {"check": check})["check"]
+        credentials = usecases.agency_credentials(
+            self.db, self.clock, self.agencies, account_id=account_id, check=check
+        )
+        return dump(contract.AgencyCredentialsResponse, credentials)
+
+    @configured_timer(AGENCY_CHECK_SWEEP_SECONDS, DEFAULT_CHECK_SWEEP_SECONDS)
+    def run_due_checks(self) -> None:
+        """The scheduled checks of authorised agencies (``AGENCY_CHECK_SECONDS`` apart).
+        Safe with two replicas: each holds the accounts it checks."""
+        while usecases.run_due_checks(self.db, self.clock, self.agencies) > 0:
+            pass
+
+
+class _CheckFlag(StrictSchema):
+    check = StrictBoolean(required=True)

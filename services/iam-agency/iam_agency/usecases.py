@@ -1,19 +1,43 @@
-"""iam-agency's use cases. Each takes a unit of work (``uow.accounts`` is the
-repository; ``emit``, ``commit``) and a clock, so it runs the same under nameko, in the
-command line and in unit tests."""
+"""iam-agency's use cases. Each takes a unit of work (``uow.accounts`` and
+``uow.agencies`` are the repositories; ``emit``, ``commit``) and a clock, so it runs the
+same under nameko, in the command line and in unit tests; the agency use cases also take
+``AgencyDeps`` (settings, the cloud's IAM, the credential cache)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import dataclass
 from typing import Any
 
-from iam_agency import domain
-from iam_agency.models import Account, ApiToken, EnterpriseProject, User
+from iam_agency import domain, policies
+from iam_agency.cloud import (
+    CloudAgency,
+    CloudError,
+    IamCloud,
+    IamSession,
+    Keys,
+    TemporaryCredentials,
+)
+from iam_agency.credentials import CredentialCache
+from iam_agency.metrics import AGENCY_AUTHORIZATIONS, AGENCY_CHECKS, AGENCY_CREDENTIALS
+from iam_agency.models import Account, Agency, ApiToken, CloudAccount, EnterpriseProject, User
 from iam_agency.repository import EmailTaken
+from iam_agency.settings import Settings
 from mercato.clock import Clock
 from mercato.db import new_id
-from mercato.errors import Conflict, NotFound, Unauthenticated
+from mercato.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+    ValidationError,
+)
+from mercato.iampolicy import evaluate
 from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER
+
+_log = logging.getLogger(__name__)
 
 
 def open_account(
@@ -185,3 +209,746 @@ def account_cards(uow, *, account_ids: list[str], contact_account_ids: list[str]
             card["email"] = emails[account_id]
         cards.append(card)
     return {"items": cards}
+
+
+# -- cloud accounts and agencies ----------------------------------------------------------
+# The agency use cases never hold a database transaction open across a cloud call: they
+# read what they need, end the read, call the cloud, and then lock the rows and write
+# what the cloud answered (checking that nobody changed them meanwhile).
+
+MKP_AGENCY, RFS_AGENCY = policies.MKP_AGENCY, policies.RFS_AGENCY
+CHECK_BATCH = 10
+
+
+@dataclass(frozen=True)
+class AgencyDeps:
+    """What the agency use cases need beside the unit of work and the clock."""
+
+    settings: Settings
+    iam: IamCloud
+    cache: CredentialCache
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """An agency row as read before a cloud call."""
+
+    name: str
+    status: str
+    policy_version: int | None
+    agency_id: str | None
+    role_id: str | None
+    revision: int
+
+
+@dataclass(frozen=True)
+class _Linked:
+    account_id: str
+    provider: str
+    region: str
+    domain_id: str
+    project_id: str
+    agencies: dict[str, _Seen]
+
+    @property
+    def revision(self) -> tuple[int, ...]:
+        return tuple(self.agencies[n].revision if n in self.agencies else -1 for n in AGENCY_NAMES)
+
+
+AGENCY_NAMES = policies.AGENCY_NAMES
+
+
+def _read_linked(uow, account_id: str) -> _Linked | None:
+    """The account's cloud account and agencies as they are now; the read ends here."""
+    cloud_account = uow.agencies.cloud_account(account_id)
+    if cloud_account is None:
+        uow.rollback()
+        return None
+    seen = {
+        name: _Seen(
+            name, row.status, row.policy_version, row.agency_id, row.role_id, row.revision or 0
+        )
+        for name, row in uow.agencies.agencies(account_id).items()
+    }
+    linked = _Linked(
+        account_id,
+        cloud_account.provider,
+        cloud_account.region,
+        cloud_account.domain_id,
+        cloud_account.project_id,
+        seen,
+    )
+    uow.rollback()
+    return linked
+
+
+def _statuses(agencies: dict[str, _Seen], settings: Settings) -> dict[str, str]:
+    statuses = {}
+    for name in AGENCY_NAMES:
+        row = agencies.get(name)
+        stored = row.status if row else domain.NOT_AUTHORIZED
+        statuses[name] = domain.effective_status(
+            stored, row.policy_version if row else None, settings.policy_version
+        )
+    return statuses
+
+
+def _delegate(definition: policies.AgencyDefinition, settings: Settings) -> str:
+    if definition.delegate == policies.MERCATO_DELEGATE:
+        return settings.cloud.domain_name or settings.cloud.domain_id or "mercato"
+    return definition.delegate
+
+
+def _cloud_account_view(cloud_account: CloudAccount) -> dict[str, Any]:
+    return {
+        "provider": cloud_account.provider,
+        "region": cloud_account.region,
+        "domain_id": cloud_account.domain_id,
+        "project_id": cloud_account.project_id,
+        "linked_at": cloud_account.linked_at,
+        "updated_at": cloud_account.updated_at,
+    }
+
+
+def link_cloud_account(
+    uow, clock: Clock, deps: AgencyDeps, *, account_id: str, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Link (or change) the buyer's cloud account. Another domain or project makes the
+    agencies authorised in the old one unusable here: they are revoked."""
+    if uow.accounts.account(account_id) is None:
+        raise NotFound("account not found")
+    now = clock.now()
+    cloud_account = uow.agencies.lock_cloud_account(account_id)
+    if cloud_account is None:
+        cloud_account = CloudAccount(
+            account_id=account_id,
+            deprecated=[],
+            linked_at=now,
+            check_due_at=None,
+            check_claimed_until=None,
+            **request,
+        )
+        cloud_account.updated_at = now
+        uow.agencies.add_cloud_account(cloud_account)
+    else:
+        moved = (cloud_account.domain_id, cloud_account.project_id) != (
+            request["domain_id"],
+            request["project_id"],
+        )
+        if moved:
+            for agency in uow.agencies.lock_agencies(account_id).values():
+                _revoke(uow, agency, now, reason="the cloud account was changed")
+            cloud_account.deprecated = []
+            cloud_account.check_due_at = None
+            deps.cache.forget(account_id)
+        for key, value in request.items():
+            setattr(cloud_account, key, value)
+        cloud_account.updated_at = now
+    uow.commit()
+    return _cloud_account_view(cloud_account)
+
+
+def get_cloud_account(uow, *, account_id: str) -> dict[str, Any]:
+    cloud_account = uow.agencies.cloud_account(account_id)
+    if cloud_account is None:
+        raise NotFound("no cloud account is linked")
+    return _cloud_account_view(cloud_account)
+
+
+def list_agencies(uow, deps: AgencyDeps, *, account_id: str) -> dict[str, Any]:
+    """Both agencies as the buyer sees them, and the deprecated ones found."""
+    settings = deps.settings
+    cloud_account = uow.agencies.cloud_account(account_id)
+    rows = uow.agencies.agencies(account_id) if cloud_account is not None else {}
+    items = []
+    for name, definition in policies.AGENCIES.items():
+        row = rows.get(name)
+        stored = row.status if row else domain.NOT_AUTHORIZED
+        granted = row.policy_version if row and stored != domain.NOT_AUTHORIZED else None
+        version = granted or settings.policy_version
+        items.append(
+            {
+                "name": name,
+                "delegate": _delegate(definition, settings),
+                "policy": {
+                    "name": definition.policy_name,
+                    "version": version,
+                    "document": definition.document(version),
+                },
+                "required_version": settings.policy_version,
+                "status": domain.effective_status(stored, granted, settings.policy_version),
+                "authorized_at": row.authorized_at if row and granted else None,
+                "checked_at": row.checked_at if row and granted else None,
+                "problems": list(row.problems or []) if row and granted else [],
+            }
+        )
+    deprecated = list(cloud_account.deprecated or []) if cloud_account is not None else []
+    return {
+        "items": items,
+        "deprecated": [
+            {"name": name, "advice": policies.DEPRECATED_AGENCIES[name]}
+            for name in deprecated
+            if name in policies.DEPRECATED_AGENCIES
+        ],
+    }
+
+
+def _require_linked(uow, account_id: str) -> _Linked:
+    linked = _read_linked(uow, account_id)
+    if linked is None:
+        raise Conflict(
+            "link your cloud account first (PUT /v1/cloud-account)",
+            code="CLOUD_ACCOUNT_NOT_LINKED",
+        )
+    return linked
+
+
+def _trust(definition: policies.AgencyDefinition, settings: Settings) -> tuple[str | None, str]:
+    """(trusted domain id or None, trusted domain name) of an agency."""
+    if definition.delegate == policies.MERCATO_DELEGATE:
+        return settings.cloud.domain_id or None, settings.cloud.domain_name
+    return None, definition.delegate
+
+
+def _trusts(agency: CloudAgency, definition: policies.AgencyDefinition, settings: Settings) -> bool:
+    trust_id, trust_name = _trust(definition, settings)
+    if agency.trust_domain_name:
+        return agency.trust_domain_name == trust_name
+    return trust_id is not None and agency.trust_domain_id == trust_id
+
+
+def _authorize_in_cloud(
+    session: IamSession, settings: Settings, project_id: str
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Create or update both agencies and their policies at the current version and
+    grant them on the project: ``({name: (agency id, role id)}, deprecated names)``."""
+    existing = {agency.name: agency for agency in session.list_agencies()}
+    deprecated = sorted(name for name in existing if name in policies.DEPRECATED_AGENCIES)
+    custom = {policy.name: policy for policy in session.list_custom_policies()}
+    granted: dict[str, tuple[str, str]] = {}
+    for name, definition in policies.AGENCIES.items():
+        _trust_id, trust_name = _trust(definition, settings)
+        agency = existing.get(name)
+        if agency is None:
+            try:
+                agency = session.create_agency(
+                    name,
+                    trust_domain_id=None,
+                    trust_domain_name=trust_name,
+                    description=definition.description,
+                )
+            except CloudError as exc:
+                if not exc.conflict:
+                    raise
+                # created meanwhile (another authorisation): use that one
+                agency = {a.name: a for a in session.list_agencies()}[name]
+        if not _trusts(agency, definition, settings):
+            session.update_agency_trust(
+                agency.id,
+                trust_domain_id=None,
+                trust_domain_name=trust_name,
+                description=definition.description,
+            )
+        document = definition.document(settings.policy_version)
+        policy = custom.get(definition.policy_name)
+        if policy is None:
+            policy = session.create_custom_policy(
+                definition.policy_name, definition.description, document
+            )
+        elif domain.policy_differences(document, policy.document):
+            session.update_custom_policy(
+                policy.id, definition.policy_name, definition.description, document
+            )
+        session.grant(project_id, agency.id, policy.id)
+        granted[name] = (agency.id, policy.id)
+    return granted, deprecated
+
+
+def authorize_agencies(
+    uow, clock: Clock, deps: AgencyDeps, *, account_id: str, keys: Keys
+) -> dict[str, Any]:
+    """With the buyer's keys (used for these calls only, never kept): both agencies and
+    their policies at the current version, granted on the project."""
+    settings = deps.settings
+    if not settings.cloud.domain_name:
+        raise ServiceUnavailable(
+            "Mercato's own cloud account is not configured (MERCATO_CLOUD_DOMAIN_NAME)"
+        )
+    linked = _require_linked(uow, account_id)
+    try:
+        with deps.iam.with_keys(keys, linked.domain_id) as session:
+            granted, deprecated = _authorize_in_cloud(session, settings, linked.project_id)
+    except CloudError as exc:
+        AGENCY_AUTHORIZATIONS.labels("refused" if exc.refused else "error").inc()
+        _log.info("authorising the agencies of %s failed: %s", account_id, exc.message)
+        if exc.unauthenticated:
+            raise ValidationError(
+                "the cloud did not accept these keys",
+                {"access_key": ["not accepted by the cloud account (check the key and secret)"]},
+            ) from None
+        if exc.forbidden:
+            raise ValidationError(
+                "the user of these keys may not manage IAM agencies and policies",
+                {"access_key": ["belongs to a user that may not manage IAM"]},
+            ) from None
+        if exc.refused:
+            raise BusinessRuleViolation(exc.message, code="CLOUD_REFUSED") from None
+        raise ServiceUnavailable(exc.message) from None
+    now = clock.now()
+    cloud_account = uow.agencies.lock_cloud_account(account_id)
+    if cloud_account is None or cloud_account.domain_id != linked.domain_id:
+        raise Conflict("the cloud account was changed meanwhile: authorise again")
+    rows = uow.agencies.lock_agencies(account_id)
+    for name, (agency_id, role_id) in granted.items():
+        definition = policies.AGENCIES[name]
+        agency = rows.get(name)
+        if agency is None:
+            agency = Agency(
+                account_id=account_id,
+                name=name,
+                status=domain.NOT_AUTHORIZED,
+                policy_name=definition.policy_name,
+                problems=[],
+                revision=0,
+            )
+            uow.agencies.add_agency(agency)
+        agency.status = domain.AGENCY.move("authorize", agency.status)
+        agency.policy_name = definition.policy_name
+        agency.policy_version = settings.policy_version
+        agency.agency_id = agency_id
+        agency.role_id = role_id
+        agency.authorized_at = now
+        agency.checked_at = now
+        agency.problems = []
+        agency.revision = (agency.revision or 0) + 1
+        _emit_agency(uow, "iam_agency.agency.authorized", agency)
+    cloud_account.deprecated = deprecated
+    cloud_account.check_due_at = now + dt.timedelta(seconds=settings.check_seconds)
+    cloud_account.updated_at = now
+    uow.commit()
+    deps.cache.forget(account_id)
+    AGENCY_AUTHORIZATIONS.labels("authorized").inc()
+    return list_agencies(uow, deps, account_id=account_id)
+
+
+def _emit_agency(uow, event_type: str, agency: Agency) -> None:
+    uow.emit(
+        event_type,
+        subject=agency.account_id,
+        account_id=agency.account_id,
+        data={
+            "account_id": agency.account_id,
+            "agency": agency.name,
+            "policy_version": agency.policy_version,
+            "problems": list(agency.problems or []),
+        },
+    )
+
+
+def _revoke(uow, agency: Agency, now: dt.datetime, *, reason: str) -> None:
+    if agency.status == domain.NOT_AUTHORIZED:
+        return
+    agency.status = domain.AGENCY.move("revoke", agency.status)
+    agency.problems = []
+    agency.checked_at = now
+    agency.revision = (agency.revision or 0) + 1
+    _emit_agency(uow, "iam_agency.agency.revoked", agency)
+    _log.info("agency %s of %s revoked: %s", agency.name, agency.account_id, reason)
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def _inspect(
+    session: IamSession, settings: Settings, linked: _Linked, names: list[str]
+) -> tuple[dict[str, list[dict[str, str]]], list[str] | None]:
+    """What is wrong with each of ``names`` in the cloud, read under mkp_agency_trust;
+    and the deprecated agencies found (None: the policy granted allows no IAM reads)."""
+    mkp = linked.agencies[MKP_AGENCY]
+    granted_mkp = policies.document(policies.DEPLOYMENT_POLICY, mkp.policy_version or 1)
+    if not evaluate(granted_mkp, "iam:agencies:listAgencies").allowed:
+        return {}, None  # an older policy: the assumed role is all that can be checked
+    findings: dict[str, list[dict[str, str]]] = {name: [] for name in names}
+    try:
+        agencies = session.list_agencies()
+        by_name = {agency.name: agency for agency in agencies}
+        roles_of = {
+            agency.id: _granted_roles(session, linked.project_id, agency.id) for agency in agencies
+        }
+        for name in names:
+            seen = linked.agencies[name]
+            definition = policies.AGENCIES[name]
+            problems = findings[name]
+            agency = by_name.get(name)
+            if agency is None:
+                problems.append(
+                    domain.problem(domain.AGENCY_MISSING, f"{name} no longer exists in the account")
+                )
+                continue
+            if seen.agency_id and agency.id != seen.agency_id:
+                problems.append(
+                    domain.problem(
+                        domain.AGENCY_REPLACED, f"{name} was deleted and created again by someone"
+                    )
+                )
+            if not _trusts(agency, definition, settings):
+                _id, trusted = _trust(definition, settings)
+                now_trusts = agency.trust_domain_name or agency.trust_domain_id
+                problems.append(
+                    domain.problem(
+                        domain.TRUST_CHANGED, f"{name} now trusts {now_trusts} instead of {trusted}"
+                    )
+                )
+            problems.extend(_policy_problems(session, definition, seen))
+            if seen.role_id and seen.role_id not in roles_of.get(agency.id, set()):
+                problems.append(
+                    domain.problem(
+                        domain.POLICY_NOT_GRANTED,
+                        f"{definition.policy_name} is no longer granted to {name}",
+                    )
+                )
+        owners = {linked.agencies[name].role_id: name for name in names}
+        for agency in agencies:
+            for role_id in roles_of.get(agency.id, set()):
+                owner = owners.get(role_id)
+                if owner is not None and agency.name != owner:
+                    policy_name = policies.AGENCIES[owner].policy_name
+                    findings[owner].append(
+                        domain.problem(
+                            domain.POLICY_REUSED,
+                            f"{policy_name} is also granted to agency {agency.name}",
+                        )
+                    )
+    except CloudError as exc:
+        if not exc.forbidden:
+            raise
+        findings.setdefault(MKP_AGENCY, []).append(
+            domain.problem(
+                domain.CHECK_REFUSED,
+                f"the cloud refused {exc.call}, which the policy granted allows: the policy of "
+                f"{MKP_AGENCY} was changed",
+            )
+        )
+        return findings, None
+    deprecated = sorted(name for name in by_name if name in policies.DEPRECATED_AGENCIES)
+    return findings, deprecated
+
+
+def _granted_roles(session: IamSession, project_id: str, agency_id: str) -> set[str]:
+    try:
+        return session.granted_role_ids(project_id, agency_id)
+    except CloudError as exc:
+        if exc.not_found:
+            return set()
+        raise
+
+
+def _policy_problems(
+    session: IamSession, definition: policies.AgencyDefinition, seen: _Seen
+) -> list[dict[str, str]]:
+    if not seen.role_id:
+        return []
+    try:
+        found = session.show_custom_policy(seen.role_id)
+    except CloudError as exc:
+        if not exc.not_found:
+            raise
+        return [domain.problem(domain.POLICY_MISSING, f"{definition.policy_name} no longer exists")]
+    expected = definition.document(seen.policy_version or 1)
+    differences = domain.policy_differences(expected, found.document)
+    if not differences:
+        return []
+    return [
+        domain.problem(
+            domain.POLICY_CHANGED,
+            f"{definition.policy_name} differs from version {seen.policy_version}: "
+            + "; ".join(differences),
+        )
+    ]
+
+
+def check_account(
+    uow, clock: Clock, deps: AgencyDeps, *, account_id: str, release_claim: bool = False
+) -> dict[str, str]:
+    """Check the account's authorised agencies in the cloud now; the result by agency
+    (``authorized``, ``broken`` or ``error``). An agency found deleted, changed or
+    reused is broken from now on; an assume_role the cloud refuses breaks
+    mkp_agency_trust. A cloud that does not answer changes nothing."""
+    settings = deps.settings
+    linked = _read_linked(uow, account_id)
+    if linked is None:
+        return {}
+    names = [
+        n
+        for n in AGENCY_NAMES
+        if n in linked.agencies and linked.agencies[n].status == domain.AUTHORIZED
+    ]
+    findings: dict[str, list[dict[str, str]]] = {}
+    deprecated: list[str] | None = None
+    assumed: TemporaryCredentials | None = None
+    error: CloudError | None = None
+    if names:
+        try:
+            assumed = deps.iam.assume(MKP_AGENCY, linked.domain_id, settings.credentials_seconds)
+        except CloudError as exc:
+            if not exc.refused:
+                error = exc
+            else:
+                findings[MKP_AGENCY] = [
+                    domain.problem(
+                        domain.ASSUME_FAILED,
+                        f"Mercato could not assume {MKP_AGENCY}: {exc.message}",
+                    )
+                ]
+        if assumed is not None and MKP_AGENCY in linked.agencies:
+            try:
+                with deps.iam.with_temporary(assumed, linked.domain_id) as session:
+                    findings, deprecated = _inspect(session, settings, linked, names)
+            except CloudError as exc:
+                error = exc
+    now = clock.now()
+    results: dict[str, str] = {}
+    cloud_account = uow.agencies.lock_cloud_account(account_id)
+    rows = uow.agencies.lock_agencies(account_id)
+    for name in names:
+        agency = rows.get(name)
+        if agency is None or agency.revision != linked.agencies[name].revision:
+            continue  # authorised again or deleted meanwhile: this check is stale
+        if error is not None:
+            results[name] = "error"
+            continue
+        problems = findings.get(name) or []
+        agency.checked_at = now
+        if problems:
+            agency.status = domain.AGENCY.move("break", agency.status)
+            agency.problems = problems
+            agency.revision = (agency.revision or 0) + 1
+            _emit_agency(uow, "iam_agency.agency.broken", agency)
+            results[name] = domain.BROKEN
+        else:
+            agency.problems = []
+            results[name] = domain.AUTHORIZED
+    if cloud_account is not None:
+        if deprecated is not None:
+            cloud_account.deprecated = deprecated
+        cloud_account.check_due_at = now + dt.timedelta(seconds=settings.check_seconds)
+        if release_claim:
+            cloud_account.check_claimed_until = None
+    uow.commit()
+    for result in results.values():
+        AGENCY_CHECKS.labels(result).inc()
+    if error is not None:
+        _log.warning("checking the agencies of %s failed: %s", account_id, error.message)
+    if any(result == domain.BROKEN for result in results.values()):
+        deps.cache.forget(account_id)
+        _log.info("agencies of %s found broken: %s", account_id, sorted(results))
+    elif assumed is not None and not error and results.get(MKP_AGENCY) == domain.AUTHORIZED:
+        # the credentials the check was made with serve the deployments that follow
+        fresh = _read_linked(uow, account_id)
+        if fresh is not None:
+            _remember(deps, clock, account_id, fresh.revision, assumed)
+    if error is not None and results:
+        raise ServiceUnavailable(f"the agencies could not be checked: {error.message}")
+    return results
+
+
+def check_agencies(uow, clock: Clock, deps: AgencyDeps, *, account_id: str) -> dict[str, Any]:
+    """The buyer's check now; answers the agencies as ``list_agencies`` does."""
+    _require_linked(uow, account_id)
+    check_account(uow, clock, deps, account_id=account_id)
+    return list_agencies(uow, deps, account_id=account_id)
+
+
+def claim_due_checks(uow, clock: Clock, deps: AgencyDeps, *, limit: int = CHECK_BATCH) -> list[str]:
+    """Accounts whose scheduled check is due, held by this replica for the lease."""
+    now = clock.now()
+    lease = now + dt.timedelta(seconds=deps.settings.check_lease_seconds)
+    claimed = uow.agencies.claim_due_checks(now, lease, limit)
+    uow.commit()
+    return claimed
+
+
+def run_due_checks(uow, clock: Clock, deps: AgencyDeps) -> int:
+    """One batch of scheduled checks; how many accounts were checked."""
+    claimed = claim_due_checks(uow, clock, deps)
+    for account_id in claimed:
+        try:
+            check_account(uow, clock, deps, account_id=account_id, release_claim=True)
+        except ServiceUnavailable:
+            pass  # counted and logged; the lease runs out and the next sweep tries again
+    return len(claimed)
+
+
+# -- deletion, simulation, readiness, credentials ------------------------------------------
+
+
+def delete_agency(
+    uow, clock: Clock, deps: AgencyDeps, *, account_id: str, name: str
+) -> dict[str, Any]:
+    """Cancel an agency's authorisation at once, then delete it in the cloud (best
+    effort). Without mkp_agency_trust Mercato can use nothing in the account, so
+    deleting it cancels both: the stack service's agency first, then itself."""
+    if name not in policies.AGENCIES:
+        raise NotFound(f"no agency {name}")
+    names = [RFS_AGENCY, MKP_AGENCY] if name == MKP_AGENCY else [RFS_AGENCY]
+    cloud_account = uow.agencies.lock_cloud_account(account_id)
+    if cloud_account is None:
+        raise NotFound("no cloud account is linked")
+    domain_id = cloud_account.domain_id
+    rows = uow.agencies.lock_agencies(account_id)
+    now = clock.now()
+    in_cloud = []
+    for each in names:
+        agency = rows.get(each)
+        if agency is None:
+            continue
+        if agency.agency_id:
+            in_cloud.append((each, agency.agency_id))
+        _revoke(uow, agency, now, reason="deleted by the buyer")
+        agency.agency_id = None
+    uow.commit()
+    deps.cache.forget(account_id)
+    if in_cloud:
+        _delete_in_cloud(deps, account_id, domain_id, in_cloud)
+    return list_agencies(uow, deps, account_id=account_id)
+
+
+def _delete_in_cloud(
+    deps: AgencyDeps, account_id: str, domain_id: str, agencies: list[tuple[str, str]]
+) -> None:
+    try:
+        assumed = deps.iam.assume(MKP_AGENCY, domain_id, deps.settings.credentials_seconds)
+        with deps.iam.with_temporary(assumed, domain_id) as session:
+            for name, agency_id in agencies:
+                try:
+                    session.delete_agency(agency_id)
+                except CloudError as exc:
+                    if not exc.not_found:
+                        _log.warning("deleting %s of %s failed: %s", name, account_id, exc.message)
+    except CloudError as exc:
+        _log.warning(
+            "the agencies of %s could not be deleted in the cloud: %s", account_id, exc.message
+        )
+
+
+def simulate_agency_action(
+    uow, deps: AgencyDeps, *, account_id: str, agency: str, action: str
+) -> dict[str, Any]:
+    """The decision of the policy version granted to ``agency`` (the current version
+    when not authorised) on ``action``."""
+    definition = policies.AGENCIES.get(agency)
+    if definition is None:
+        raise NotFound(f"no agency {agency}")
+    row = uow.agencies.agencies(account_id).get(agency)
+    granted = row.policy_version if row and row.status != domain.NOT_AUTHORIZED else None
+    version = granted or deps.settings.policy_version
+    decision = evaluate(definition.document(version), action)
+    return {
+        "decision": decision.decision,
+        "statement": decision.statement,
+        "policy": {"name": definition.policy_name, "version": version},
+    }
+
+
+def deployment_readiness(uow, deps: AgencyDeps, *, account_id: str) -> dict[str, Any]:
+    """May a deployment start in the account, by the agencies' state here (no cloud
+    call)?"""
+    if uow.agencies.cloud_account(account_id) is None:
+        return {
+            "ready": False,
+            "error": domain.AGENCY_NOT_AUTHORIZED,
+            "message": "no cloud account is linked: link it and authorise the agencies",
+        }
+    rows = uow.agencies.agencies(account_id)
+    seen = {
+        name: _Seen(name, row.status, row.policy_version, None, None, row.revision or 0)
+        for name, row in rows.items()
+    }
+    return domain.readiness(_statuses(seen, deps.settings))
+
+
+def _remember(
+    deps: AgencyDeps,
+    clock: Clock,
+    account_id: str,
+    revision: tuple[int, ...],
+    credentials: TemporaryCredentials,
+) -> None:
+    # the lifetime asked for, from now by the service's clock (the cloud grants it)
+    usable_until = clock.now() + dt.timedelta(
+        seconds=deps.settings.credentials_seconds - deps.settings.credentials_margin_seconds
+    )
+    deps.cache.put(account_id, revision, credentials, usable_until)
+
+
+def agency_credentials(
+    uow, clock: Clock, deps: AgencyDeps, *, account_id: str, check: bool
+) -> dict[str, Any]:
+    """Temporary credentials of the account's mkp_agency_trust for a deployment, with
+    the policy granted to it; ``check`` runs the cloud check first. Refused with a
+    Conflict naming why (AGENCY_NOT_AUTHORIZED, AGENCY_BROKEN,
+    AGENCY_REAUTHORIZATION_REQUIRED)."""
+    settings = deps.settings
+    if check:
+        check_account(uow, clock, deps, account_id=account_id)
+    linked = _read_linked(uow, account_id)
+    if linked is None:
+        raise Conflict(
+            "no cloud account is linked: link it and authorise the agencies",
+            code=domain.AGENCY_NOT_AUTHORIZED,
+        )
+    refusal = domain.credentials_refusal(_statuses(linked.agencies, settings))
+    if refusal is not None:
+        code, message = refusal
+        raise Conflict(message, code=code)
+    credentials = deps.cache.get(account_id, linked.revision, clock.now())
+    if credentials is not None:
+        AGENCY_CREDENTIALS.labels("cached").inc()
+    else:
+        try:
+            credentials = deps.iam.assume(
+                MKP_AGENCY, linked.domain_id, settings.credentials_seconds
+            )
+        except CloudError as exc:
+            if not exc.refused:
+                raise ServiceUnavailable(exc.message) from None
+            _break_on_assume(uow, clock, deps, linked, exc)
+            raise Conflict(
+                f"{MKP_AGENCY} is broken: {exc.message}", code=domain.AGENCY_BROKEN
+            ) from None
+        _remember(deps, clock, account_id, linked.revision, credentials)
+        AGENCY_CREDENTIALS.labels("assumed").inc()
+    mkp = linked.agencies[MKP_AGENCY]
+    return {
+        "provider": linked.provider,
+        "region": linked.region,
+        "domain_id": linked.domain_id,
+        "project_id": linked.project_id,
+        "access_key": credentials.keys.access_key,
+        "secret_key": credentials.keys.secret_key,
+        "security_token": credentials.keys.security_token,
+        "expires_at": credentials.expires_at,
+        "policy": policies.document(policies.DEPLOYMENT_POLICY, mkp.policy_version or 1),
+    }
+
+
+def _break_on_assume(uow, clock: Clock, deps: AgencyDeps, linked: _Linked, exc: CloudError) -> None:
+    rows = uow.agencies.lock_agencies(linked.account_id)
+    agency = rows.get(MKP_AGENCY)
+    if (
+        agency is not None
+        and agency.status == domain.AUTHORIZED
+        and agency.revision == linked.agencies[MKP_AGENCY].revision
+    ):
+        agency.status = domain.AGENCY.move("break", agency.status)
+        agency.problems = [
+            domain.problem(
+                domain.ASSUME_FAILED, f"Mercato could not assume {MKP_AGENCY}: {exc.message}"
+            )
+        ]
+        agency.checked_at = clock.now()
+        agency.revision = (agency.revision or 0) + 1
+        _emit_agency(uow, "iam_agency.agency.broken", agency)
+        AGENCY_CHECKS.labels(domain.BROKEN).inc()
+    uow.commit()
+    deps.cache.forget(linked.account_id)
