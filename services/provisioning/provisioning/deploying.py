@@ -72,6 +72,8 @@ def credentials(iam_agency, account_id: str, *, check: bool) -> CloudCredentials
     except MercatoError as exc:
         if exc.code in AGENCY_ERRORS or isinstance(exc, Conflict):
             raise AgencyRefused(exc.code, exc.message) from None
+        if isinstance(exc, NotFound):  # no cloud account linked
+            raise AgencyRefused("AGENCY_NOT_AUTHORIZED", exc.message) from None
         raise
     return CloudCredentials.from_answer(answer)
 
