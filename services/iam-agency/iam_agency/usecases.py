@@ -561,13 +561,16 @@ def _revoke(uow, agency: Agency, now: dt.datetime, *, reason: str) -> None:
 
 def _inspect(
     session: IamSession, settings: Settings, linked: _Linked, names: list[str]
-) -> tuple[dict[str, list[dict[str, str]]], list[str] | None]:
+) -> tuple[dict[str, list[dict[str, str]]], list[str] | None, set[str]]:
     """What is wrong with each of ``names`` in the cloud, read under mkp_agency_trust;
-    and the deprecated agencies found (None: the policy granted allows no IAM reads)."""
+    the deprecated agencies found (None: not read); and which agencies were checked
+    (an older policy allows no IAM reads: then only that mkp_agency_trust could be
+    assumed is known)."""
+    assumed_only = {MKP_AGENCY} & set(names)
     mkp = linked.agencies[MKP_AGENCY]
     granted_mkp = policies.document(policies.DEPLOYMENT_POLICY, mkp.policy_version or 1)
     if not evaluate(granted_mkp, "iam:agencies:listAgencies").allowed:
-        return {}, None  # an older policy: the assumed role is all that can be checked
+        return {}, None, assumed_only
     findings: dict[str, list[dict[str, str]]] = {name: [] for name in names}
     try:
         agencies = session.list_agencies()
@@ -629,9 +632,9 @@ def _inspect(
                 f"{MKP_AGENCY} was changed",
             )
         )
-        return findings, None
+        return findings, None, {MKP_AGENCY}
     deprecated = sorted(name for name in by_name if name in policies.DEPRECATED_AGENCIES)
-    return findings, deprecated
+    return findings, deprecated, set(names)
 
 
 def _granted_roles(session: IamSession, project_id: str, agency_id: str) -> set[str]:
@@ -684,6 +687,7 @@ def check_account(
         if n in linked.agencies and linked.agencies[n].status == domain.AUTHORIZED
     ]
     findings: dict[str, list[dict[str, str]]] = {}
+    inspected: set[str] = set()
     deprecated: list[str] | None = None
     assumed: TemporaryCredentials | None = None
     error: CloudError | None = None
@@ -693,7 +697,8 @@ def check_account(
         except CloudError as exc:
             if not exc.refused:
                 error = exc
-            else:
+            else:  # nothing else can be checked without it
+                inspected = {MKP_AGENCY} & set(names)
                 findings[MKP_AGENCY] = [
                     domain.problem(
                         domain.ASSUME_FAILED,
@@ -703,7 +708,7 @@ def check_account(
         if assumed is not None and MKP_AGENCY in linked.agencies:
             try:
                 with deps.iam.with_temporary(assumed, linked.domain_id) as session:
-                    findings, deprecated = _inspect(session, settings, linked, names)
+                    findings, deprecated, inspected = _inspect(session, settings, linked, names)
             except CloudError as exc:
                 error = exc
     now = clock.now()
@@ -711,6 +716,8 @@ def check_account(
     cloud_account = uow.agencies.lock_cloud_account(account_id)
     rows = uow.agencies.lock_agencies(account_id)
     for name in names:
+        if error is None and name not in inspected:
+            continue
         agency = rows.get(name)
         if agency is None or agency.revision != linked.agencies[name].revision:
             continue  # authorised again or deleted meanwhile: this check is stale
@@ -731,7 +738,9 @@ def check_account(
     if cloud_account is not None:
         if deprecated is not None:
             cloud_account.deprecated = deprecated
-        cloud_account.check_due_at = now + dt.timedelta(seconds=settings.check_seconds)
+        # nothing authorised: nothing to check until the next authorisation
+        due = now + dt.timedelta(seconds=settings.check_seconds) if names else None
+        cloud_account.check_due_at = due
         if release_claim:
             cloud_account.check_claimed_until = None
     uow.commit()

@@ -213,3 +213,34 @@ def test_settings_never_show_mercatos_secret_key():
         {"MERCATO_CLOUD_ACCESS_KEY": "AKMERCATO", "MERCATO_CLOUD_SECRET_KEY": "very-secret-sk"}
     )
     assert "very-secret-sk" not in repr(settings)
+
+
+def test_cloud_errors_name_the_call_and_never_a_key():
+    from huaweicloudsdkcore.exceptions.exceptions import (
+        ClientRequestException,
+        ConnectionException,
+        SdkError,
+        ServerResponseException,
+    )
+
+    from iam_agency.cloud import CloudError, _translated
+
+    secrets = ("AKSECRETKEY", "the-secret-key", "the-token")
+    refused = ClientRequestException(
+        401, SdkError("req-1", "APIGW.0301", "unknown ak AKSECRETKEY with the-secret-key")
+    )
+    with pytest.raises(CloudError) as raised, _translated("ListAgencies", secrets):
+        raise refused
+    assert raised.value.refused and raised.value.unauthenticated
+    assert raised.value.code == "APIGW.0301"
+    assert "ListAgencies" in raised.value.message
+    assert not any(secret in raised.value.message for secret in secrets)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+    with pytest.raises(CloudError) as failed, _translated("ShowAgency", secrets):
+        raise ServerResponseException(503, SdkError("req-2", "IAM.0001", "busy"))
+    assert failed.value.status == 503 and not failed.value.refused
+
+    with pytest.raises(CloudError) as unanswered, _translated("ShowAgency", secrets):
+        raise ConnectionException("connection refused")
+    assert unanswered.value.status is None and not unanswered.value.refused
