@@ -452,10 +452,16 @@ def _authorize_in_cloud(
         document = definition.document(settings.policy_version)
         policy = custom.get(definition.policy_name)
         if policy is None:
-            policy = session.create_custom_policy(
-                definition.policy_name, definition.description, document
-            )
-        elif domain.policy_differences(document, policy.document):
+            try:
+                policy = session.create_custom_policy(
+                    definition.policy_name, definition.description, document
+                )
+            except CloudError as exc:
+                if not exc.conflict:
+                    raise
+                # created meanwhile (another authorisation): bring that one up to date
+                policy = {p.name: p for p in session.list_custom_policies()}[definition.policy_name]
+        if domain.policy_differences(document, policy.document):
             session.update_custom_policy(
                 policy.id, definition.policy_name, definition.description, document
             )

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -558,4 +559,52 @@ def test_two_replicas_check_an_account_on_schedule_once(
     )
     assert checks == 2  # one check of the account's two agencies, by one replica
     assert events.read() == [broken]
+    events.close()
+
+
+def test_two_authorisations_at_once_make_one_of_each_agency_and_policy(world):
+    world.link()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: world.authorize(), range(2)))
+    for answer in answers:
+        assert {item["status"] for item in answer["items"]} == {"authorized"}
+    with world.admin_iam() as admin:
+        assert sorted(a.name for a in admin.list_agencies()) == [MKP, RFS]
+        assert sorted(p.name for p in admin.list_custom_policies()) == [
+            policies.DEPLOYMENT_POLICY,
+            policies.RFS_DEPLOYMENT_POLICY,
+        ]
+
+
+def test_linking_another_cloud_account_revokes_the_agencies_of_the_old_one(world, cloud_simulator):
+    world.link()
+    world.authorize()
+    events = EventQueue(world.config["AMQP_URI"], "iam_agency", "iam_agency.agency.revoked")
+    elsewhere = cloud_simulator.create_account(f"elsewhere-{uuid.uuid4().hex[:8]}")
+    with world.as_buyer() as iam:
+        same = iam.link_cloud_account(
+            {
+                "region": world.buyer_cloud["region"],
+                "domain_id": world.buyer_cloud["domain_id"],
+                "project_id": world.buyer_cloud["project_id"],
+            }
+        )
+        assert same["provider"] == "simulated"
+        assert {item["status"] for item in iam.list_agencies()["items"]} == {"authorized"}
+        moved = iam.link_cloud_account(
+            {
+                "provider": "simulated",
+                "region": elsewhere["region"],
+                "domain_id": elsewhere["domain_id"],
+                "project_id": elsewhere["project_id"],
+            }
+        )
+        assert moved["domain_id"] == elsewhere["domain_id"]
+        assert iam.get_cloud_account()["domain_id"] == elsewhere["domain_id"]
+        assert {item["status"] for item in iam.list_agencies()["items"]} == {"not_authorized"}
+        with pytest.raises(ValidationError) as refused:
+            iam.link_cloud_account({"provider": "aws", "region": "r", "domain_id": "d"})
+    assert sorted(refused.value.fields) == ["project_id", "provider"]
+    revoked = wait_for(lambda: len(events.read()) >= 2 and events.read(), "two revocations")
+    assert sorted(e["data"]["agency"] for e in revoked) == [MKP, RFS]
     events.close()
