@@ -133,6 +133,7 @@ def start_cloud_simulator(
     tmp.mkdir(parents=True, exist_ok=True)
     log_path = tmp / "cloud-simulator.log"
     env = {**os.environ, "CLOUD_SIMULATOR_STEP_SECONDS": str(step_seconds)}
+    offset = log_path.stat().st_size if log_path.exists() else 0  # a reused tmp_dir's old lines
     with open(log_path, "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
             [
@@ -150,7 +151,7 @@ def start_cloud_simulator(
         )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
+        for line in log_path.read_text(errors="replace")[offset:].splitlines():
             if line.startswith("{") and '"listening"' in line:
                 return CloudSimulatorHandle(process, int(json.loads(line)["port"]), log_path)
         if process.poll() is not None:

@@ -4,6 +4,7 @@ simulated cloud until SIGTERM or SIGINT."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import threading
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # our own JSON line per request
     if args.db != ":memory:":
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.db)
