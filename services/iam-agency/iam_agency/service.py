@@ -40,9 +40,10 @@ class Agencies(DependencyProvider):
 
 
 def _internal_caller_may_ask(caller: Identity | None, account_id: str) -> None:
-    """The internal agency RPCs answer another service's own work (no caller: a timer)
-    or a caller acting for the account itself; anyone else learns nothing."""
-    if caller is not None and caller.account_id != account_id and not caller.has_role(OPERATOR):
+    """The internal agency RPCs (never on the gateway) answer another service's own
+    work (no caller: a timer) or a request made for the account itself; anyone else,
+    an operator included, learns nothing."""
+    if caller is not None and caller.account_id != account_id:
         raise NotFound("cloud account not found")
 
 
@@ -161,7 +162,6 @@ class IamAgencyService(MercatoService):
         buyer = self.caller.require_role(BUYER)
         request = load(contract.AgencyAuthorizationRequest, payload)
         keys = Keys(request["access_key"], request["secret_key"])
-        del request, payload
         agencies = usecases.authorize_agencies(
             self.db, self.clock, self.agencies, account_id=buyer.account_id, keys=keys
         )
