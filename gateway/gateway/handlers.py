@@ -8,6 +8,7 @@ response schema, or a whole ``Response`` (the operations endpoints).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -19,6 +20,7 @@ from gateway.idempotency import downstream_key
 from mercato.clock import ControllableClock, SystemClock
 from mercato.contracts.common import ClockResponse
 from mercato.errors import Forbidden, NotFound, ServiceUnavailable
+from mercato.terms import IMAGE
 from mercato.topology import SERVICES
 from mercato.validation import dump
 
@@ -133,8 +135,17 @@ def purchased_app(gateway: Any, request: Request, subscription_id: str) -> dict[
         seller = gateway.catalog.delivery_settings(subscription["product_id"])["seller"]
     except (NotFound, ServiceUnavailable):
         seller = {"company_name": subscription.get("seller_company_name")}
+    extra: dict[str, Any] = {}
+    if subscription["delivery_method"] == IMAGE:
+        try:
+            extra["deployment"] = gateway.provisioning.deployment_of_subscription(subscription_id)
+        except NotFound:  # paid a moment ago: provisioning has not heard of it yet
+            extra["deployment"] = {"status": "pending", "steps": [], "resources": []}
+        except ServiceUnavailable:
+            extra["deployment"] = None
     return {
         **subscription,
+        **extra,
         "application": {**delivered, "product_guide_url": subscription.get("product_guide_url")},
         "basic": {
             "specification_name": subscription["specification_name"],
@@ -145,6 +156,19 @@ def purchased_app(gateway: Any, request: Request, subscription_id: str) -> dict[
         },
         "seller": seller,
     }
+
+
+# -- the buyer's cloud -------------------------------------------------------------------
+
+
+def cloud_resources(kind: str) -> Callable[..., dict[str, Any]]:
+    """A handler answering the buyer's ``kind`` (flavors, vpcs, subnets, security
+    groups), read by provisioning in the buyer's own cloud account."""
+
+    def listed(gateway: Any, request: Request, query: dict[str, Any] | None = None) -> Any:
+        return gateway.provisioning.list_cloud_resources({"kind": kind, **(query or {})})
+
+    return listed
 
 
 # -- the test clock ---------------------------------------------------------------------

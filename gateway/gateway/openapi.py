@@ -42,6 +42,7 @@ MESSAGES = "Messages"
 ATTACHMENTS = "Attachments"
 OPERATIONS_TAG = "Operations"
 TEST_CLOCK = "Test clock"
+AGENCIES = "Agencies and cloud accounts"
 TAGS = [
     {
         "name": ACCOUNTS,
@@ -67,6 +68,12 @@ TAGS = [
         "decide.",
     },
     {"name": MESSAGES, "description": "Direct messages: what waits for you, appeal results."},
+    {
+        "name": AGENCIES,
+        "description": "Images are deployed into the buyer's own cloud account, under two "
+        "agencies the buyer authorises once with keys Mercato never keeps: link the "
+        "account, authorise, check, cancel; and what the account offers to deploy on.",
+    },
     {
         "name": ATTACHMENTS,
         "description": "Files for a service request, a provision or an appeal: uploaded "

@@ -408,6 +408,12 @@ class CloudResourcesRequest(StrictSchema):
     vpc_id = fields.String(load_default=None, allow_none=True)
 
 
+class SubnetsQuery(StrictSchema):
+    """``GET /v1/cloud/subnets``: the subnets of one VPC."""
+
+    vpc_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
 class CloudResourcesResponse(AnswerSchema):
     """``items`` per kind: flavors ``{id, name, vcpus, ram_mb}``, vpcs ``{id, name, cidr,
     status}``, subnets ``{id, name, cidr, vpc_id, status}``, security groups ``{id, name,
