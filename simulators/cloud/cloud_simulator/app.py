@@ -69,7 +69,7 @@ class CloudSimulator:
         self.routes = SERVICE_ROUTES
         self.url_map = Map(
             [
-                Rule(route.path, endpoint=index, methods=[route.method])
+                Rule(route.path, endpoint=str(index), methods=[route.method])
                 for index, route in enumerate(self.routes)
             ],
             strict_slashes=False,
@@ -118,7 +118,7 @@ class CloudSimulator:
                 None,
                 None,
             )
-        route = self.routes[index]
+        route = self.routes[int(index)]
         caller_domain = None
         try:
             raw = request.get_data(cache=True)
@@ -149,7 +149,7 @@ class CloudSimulator:
                 store=self.store,
                 settings=self.settings,
                 caller=caller,
-                params=params,
+                params=dict(params),
                 query=request.args,
                 body=body,
                 headers=request.headers,
@@ -167,9 +167,9 @@ class CloudSimulator:
             )
         except Exception:
             log("error", request_id=request_id, traceback=traceback.format_exc())
-            error = CloudError(500, route.style, "SIM.0500", "Internal error in the simulator.")
+            internal = CloudError(500, route.style, "SIM.0500", "Internal error in the simulator.")
             return (
-                json_response(500, error.body(request_id), request_id),
+                json_response(500, internal.body(request_id), request_id),
                 route.action,
                 caller_domain,
             )

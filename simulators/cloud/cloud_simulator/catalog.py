@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-FLAVORS = [
+from typing import Any
+
+FLAVORS: list[dict[str, Any]] = [
     {"id": "s6.small.1", "vcpus": 1, "ram": 1024},
     {"id": "s6.medium.2", "vcpus": 1, "ram": 2048},
     {"id": "s6.large.2", "vcpus": 2, "ram": 4096},
@@ -12,7 +14,7 @@ FLAVORS = [
     {"id": "c6.2xlarge.2", "vcpus": 8, "ram": 16384},
     {"id": "m6.large.8", "vcpus": 2, "ram": 16384},
 ]
-FLAVORS_BY_ID = {flavor["id"]: flavor for flavor in FLAVORS}
+FLAVORS_BY_ID: dict[str, dict[str, Any]] = {flavor["id"]: flavor for flavor in FLAVORS}
 VOLUME_TYPES = ("SATA", "SAS", "SSD", "GPSSD", "ESSD")
 
 

@@ -108,7 +108,8 @@ def create_servers(call: Call) -> Answer:
     require(flavor is not None, bad_request(STYLE, "The flavor does not exist.", code="Ecs.0021"))
     assert flavor is not None
     image = ims.find_image(call.store, image_id)
-    require(image is not None, bad_request(STYLE, "The image does not exist.", code="Ecs.0023"))
+    if image is None:
+        raise bad_request(STYLE, "The image does not exist.", code="Ecs.0023")
     nics = server.get("nics") or []
     require(bool(nics), bad_request(STYLE, "server.nics is required."))
     domain = call.caller.domain_id

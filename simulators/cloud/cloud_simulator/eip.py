@@ -85,7 +85,9 @@ def create_publicip(call: Call) -> Answer:
         call.store.insert_resource(
             eip_id, call.caller.domain_id, "eip", data["public_ip_address"], "DOWN", data
         )
-    body = eip_body(call.store.resource(call.caller.domain_id, "eip", eip_id))
+    created = call.store.resource(call.caller.domain_id, "eip", eip_id)
+    assert created is not None
+    body = eip_body(created)
     return 200, {"publicip": {k: body[k] for k in (
         "id", "status", "type", "public_ip_address", "bandwidth_size", "create_time", "ip_version",
         "enterprise_project_id", "tenant_id", "alias")}}  # fmt: skip

@@ -155,6 +155,12 @@ class Store:
         )
         return resource_dict(row) if row else None
 
+    def created(self, domain_id: str, rtype: str, rid: str) -> dict:
+        """A resource just inserted (so certainly there)."""
+        resource = self.resource(domain_id, rtype, rid)
+        assert resource is not None, rid
+        return resource
+
     def resources(self, domain_id: str, rtype: str | None = None) -> list[dict]:
         if rtype is None:
             rows = self.all(

@@ -56,7 +56,7 @@ def create_vpc(call: Call) -> Answer:
             {"cidr": cidr, "description": call.field("vpc", "description", required=False, default=""),
              "created_at": iso(call.store.now(), micro=False)},
         )  # fmt: skip
-    return 200, {"vpc": vpc_body(call.store.resource(call.caller.domain_id, "vpc", vpc_id))}
+    return 200, {"vpc": vpc_body(call.store.created(call.caller.domain_id, "vpc", vpc_id))}
 
 
 def list_vpcs(call: Call) -> Answer:
@@ -136,7 +136,7 @@ def create_subnet(call: Call) -> Answer:
              "availability_zone": call.field("subnet", "availability_zone", required=False),
              "neutron_subnet_id": str(uuid.uuid4()), "created_at": iso(call.store.now(), micro=False)},
         )  # fmt: skip
-    return 200, {"subnet": subnet_body(call.store.resource(domain, "subnet", subnet_id))}
+    return 200, {"subnet": subnet_body(call.store.created(domain, "subnet", subnet_id))}
 
 
 def list_subnets(call: Call) -> Answer:
@@ -197,7 +197,7 @@ def create_security_group(call: Call) -> Answer:
             group_id, call.caller.domain_id, "security_group", name, "ACTIVE",
             {"vpc_id": call.field("security_group", "vpc_id", required=False)},
         )  # fmt: skip
-    group = call.store.resource(call.caller.domain_id, "security_group", group_id)
+    group = call.store.created(call.caller.domain_id, "security_group", group_id)
     return 200, {"security_group": group_body(call, group)}
 
 
@@ -257,8 +257,7 @@ def create_security_group_rule(call: Call) -> Answer:
     call.store.insert_resource(
         rule_id, call.caller.domain_id, "security_group_rule", "", "ACTIVE", data
     )
-    rule = call.store.resource(call.caller.domain_id, "security_group_rule", rule_id)
-    return 200, {"security_group_rule": rule_body(rule)}
+    return 200, {"security_group_rule": rule_body({"id": rule_id, "data": data})}
 
 
 # -- quotas ----------------------------------------------------------------------------
