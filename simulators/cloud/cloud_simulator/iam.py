@@ -163,6 +163,17 @@ def assume_service_agency(store: Store, domain_id: str, agency_name: str) -> Cal
     )
 
 
+def _page(call: Call, items: list) -> list:
+    """IAM's paging: ``page`` (from 1) and ``per_page`` together, else everything."""
+    try:
+        page, per_page = int(call.query.get("page", 0)), int(call.query.get("per_page", 0))
+    except ValueError:
+        raise bad_request(STYLE, "page and per_page must be numbers.") from None
+    if page < 1 or per_page < 1:
+        return items
+    return items[(page - 1) * per_page : page * per_page]
+
+
 # -- agencies ---------------------------------------------------------------------------
 
 
@@ -264,7 +275,7 @@ def list_agencies(call: Call) -> Answer:
         for row in rows
         if (not name or row["name"] == name) and (not trust or row["trust_domain_id"] == trust)
     ]
-    return 200, {"agencies": agencies}
+    return 200, {"agencies": _page(call, agencies)}
 
 
 def show_agency(call: Call) -> Answer:
@@ -396,7 +407,7 @@ def list_roles(call: Call) -> Answer:
         "SELECT * FROM roles WHERE domain_id = ? ORDER BY created_at", call.caller.domain_id
     )
     return 200, {
-        "roles": [role_body(row) for row in rows],
+        "roles": [role_body(row) for row in _page(call, rows)],
         "links": {"self": "/v3.0/OS-ROLE/roles", "previous": None, "next": None},
         "total_number": len(rows),
     }

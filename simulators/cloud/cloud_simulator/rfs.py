@@ -54,6 +54,10 @@ class DeploymentFailed(Exception):
     pass
 
 
+class DeploymentStopped(Exception):
+    """The stack stopped deploying (DeleteStack) while a call was delayed."""
+
+
 # -- the stack service calling the other services ------------------------------------------
 
 
@@ -63,6 +67,7 @@ class StackContext:
     settings: Settings
     stack_id: str
     caller: Caller
+    deploying: bool = False
 
     def invoke(
         self,
@@ -74,6 +79,8 @@ class StackContext:
     ) -> Any:
         """Call a service as the assumed agency: the policy check and faults first."""
         outcome = iam.authorize(self.store, self.caller, action)
+        if self.deploying and self.status() != DEPLOYMENT_IN_PROGRESS:
+            raise DeploymentStopped  # e.g. deleted during a delay fault: create nothing more
         call = Call(
             store=self.store,
             settings=self.settings,
@@ -462,7 +469,7 @@ def deploy(store: Store, settings: Settings, stack_id: str) -> None:
         position: int | None = None
         try:
             caller = _assume(store, stack)
-            ctx = StackContext(store, settings, stack_id, caller)
+            ctx = StackContext(store, settings, stack_id, caller, deploying=True)
             template = json.loads(stack["template"])
             variables = _variables(ctx, template, stack)
             created: dict[tuple[str, str], dict[int, dict]] = {}
@@ -514,6 +521,8 @@ def deploy(store: Store, settings: Settings, stack_id: str) -> None:
                     "LOG",
                     f"Deployment complete in {int(time.monotonic() - started)} s.",
                 )
+        except DeploymentStopped:
+            return
         except (CloudError, DeploymentFailed, TemplateError) as error:
             message = error.message if isinstance(error, CloudError) else str(error)
             row = None

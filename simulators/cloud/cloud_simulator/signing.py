@@ -45,6 +45,15 @@ def _url_encode(text: str) -> str:
     return quote(text, safe="~")
 
 
+def _as_signed(value: str) -> str:
+    """HTTP carries a header's UTF-8 bytes and the server reads them as Latin-1; the
+    client signed the text itself."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def canonical_uri(path: str) -> str:
     uri = "/".join(_url_encode(segment) for segment in unquote(path).split("/"))
     return uri if uri.endswith("/") else uri + "/"
@@ -90,7 +99,7 @@ def expected_signature(
     signed_at: datetime,
 ) -> str:
     header_lines = "".join(
-        f"{name}:{(headers.get(name) or '').strip()}\n" for name in signed_headers
+        f"{name}:{_as_signed(headers.get(name) or '').strip()}\n" for name in signed_headers
     )
     if body:
         payload_hash = headers.get("X-Sdk-Content-Sha256") or hashlib.sha256(body).hexdigest()

@@ -120,6 +120,8 @@ def test_agency_policy_and_grant_round_trip(cloud_simulator, accounts):
     assert [role.id for role in roles] == [role_id]
     assert roles[0].policy.statement[0].action == READ_AGENCIES[0]["Action"]
     listed = iam.list_custom_policies(ListCustomPoliciesRequest()).roles
+    second_page = iam.list_custom_policies(ListCustomPoliciesRequest(page=2, per_page=1))
+    assert (second_page.roles, second_page.total_number) == ([], 1)
     assert [role.id for role in listed] == [role_id]
 
     iam.update_agency_custom_policy(
