@@ -265,6 +265,9 @@ def _own_agency(call: Call):
 
 
 def list_agencies(call: Call) -> Answer:
+    asked = call.query.get("domain_id")
+    if asked and asked != call.caller.domain_id:
+        raise CloudError(403, STYLE, "IAM.0003", "domain_id is not the caller's account.")
     rows = call.store.all(
         "SELECT * FROM agencies WHERE domain_id = ? ORDER BY created_at", call.caller.domain_id
     )

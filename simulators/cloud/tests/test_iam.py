@@ -105,6 +105,9 @@ def test_an_old_signature_date_is_refused(cloud_simulator, accounts):
 def test_agency_policy_and_grant_round_trip(cloud_simulator, accounts):
     buyer, mercato = accounts
     iam = global_client(cloud_simulator.url, buyer)
+    with pytest.raises(ClientRequestException) as caught:  # another account's agencies
+        iam.list_agencies(ListAgenciesRequest(domain_id=mercato["domain_id"]))
+    assert caught.value.status_code == 403
     agency_id = create_agency(iam, buyer, "mkp_agency_trust", mercato["domain_name"])
     role_id = grant_policy(iam, buyer, agency_id, READ_AGENCIES, unique("mkp_deployment_policy"))
 
