@@ -32,7 +32,14 @@ from typing import Any
 
 from mercato.clock import Clock
 from mercato.db import new_id
-from mercato.errors import Conflict, Forbidden, MercatoError, NotFound, ValidationError
+from mercato.errors import (
+    Conflict,
+    Forbidden,
+    MercatoError,
+    NotFound,
+    ServiceUnavailable,
+    ValidationError,
+)
 from mercato.identity import Identity
 from provisioning import deployments, domain, metrics
 from provisioning.cloud.driver import (
@@ -187,8 +194,6 @@ def list_cloud_resources(
 
 
 def _unavailable(exc: CloudError) -> MercatoError:
-    from mercato.errors import ServiceUnavailable
-
     if isinstance(exc, PolicyDenied):
         return Conflict(
             f"{exc.message}: authorise the agencies again", code="AGENCY_REAUTHORIZATION_REQUIRED"

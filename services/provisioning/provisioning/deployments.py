@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mercato.domain import RecordsEvents, StateMachine
+from mercato.errors import Conflict
 from mercato.identity import OPERATOR, Identity
 
 PENDING, CREATING, ACTIVE, FAILED = "pending", "creating", "active", "failed"
@@ -40,7 +41,6 @@ DEPLOYMENT = StateMachine(
     "deployment",
     {
         "start": ((PENDING,), CREATING),
-        "claim": (WORKED, CREATING),  # the target is not used: a claim keeps the status
         "complete_step": ((CREATING,), CREATING),
         "activate": ((CREATING,), ACTIVE),
         "compensate": ((CREATING,), COMPENSATING),
@@ -331,8 +331,9 @@ class DeploymentLifecycle(RecordsEvents):
         )  # fmt: skip
 
     def claim(self, now: dt.datetime, policy: DeploymentPolicy) -> None:
-        """Leased to one worker for one round of cloud calls."""
-        DEPLOYMENT.move("claim", self.status)
+        """Leased to one worker for one round of cloud calls (its status unchanged)."""
+        if self.status not in WORKED:
+            raise Conflict(f"the deployment is {self.status}; nothing to work on")
         self.lease_until = now + policy.lease
 
     def complete_step(self, name: str, now: dt.datetime, policy: DeploymentPolicy) -> float:
