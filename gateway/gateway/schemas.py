@@ -13,7 +13,7 @@ from marshmallow import fields, validate
 
 from mercato.contracts.catalog import SellerContactResponse
 from mercato.contracts.orders import PurchasedAppResponse
-from mercato.contracts.provisioning import ApplicationResponse
+from mercato.contracts.provisioning import ApplicationResponse, DeploymentResponse
 from mercato.validation import AnswerSchema
 
 
@@ -86,3 +86,11 @@ class PurchasedAppDetailsResponse(PurchasedAppResponse):
     application = fields.Nested(PurchasedApplicationResponse, allow_none=True)
     basic = fields.Nested(PurchasedAppBasicResponse, allow_none=True)
     seller = fields.Nested(SellerContactResponse, allow_none=True)
+    deployment = fields.Nested(
+        DeploymentResponse,
+        allow_none=True,
+        metadata={
+            "description": "An image's deployment in the buyer's cloud account: its status, "
+            "each step, and the resources it made (null when provisioning did not answer)."
+        },
+    )

@@ -8,14 +8,18 @@
 3. creates the demo operator (the command-line way, as in production);
 4. gives provisioning a credential encryption key (made once into ``var/``, unless
    ``PROVISIONING_CREDENTIAL_KEYS`` is set);
-5. starts the seven processes under honcho, each line of their logs prefixed by name;
-6. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
+5. starts the simulated cloud (``simulators/cloud``, ``mercato_devrun.cloud``) with
+   Mercato's own cloud account and a demo buyer's, and gives iam-agency and
+   provisioning its address and Mercato's keys;
+6. starts the seven processes under honcho, each line of their logs prefixed by name;
+7. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
    public API, has the seller list and publish a few products (two SaaS products, one
    of them supervised; a license and a professional service, which are always
    supervised), issues the seller's SaaS interface credentials and starts the
    reference seller application (``examples/seller-saas``) with them, so the demo
-   SaaS products can be bought and opened at once; then prints the gateway URL and
-   the demo credentials.
+   SaaS products can be bought and opened at once; lists an image product and links
+   the demo buyer's cloud account; then prints the gateway URL and the demo
+   credentials.
 
 Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop).
 
@@ -42,6 +46,7 @@ from kombu import Connection
 from mercato import config
 from mercato.clock import CONTROLLABLE
 from mercato.topology import GATEWAY, PROCESSES, SERVICES, Process
+from mercato_devrun import cloud
 
 READY_TIMEOUT_SECONDS = 90
 CREDENTIAL_KEYS_FILE = Path("var") / "provisioning-credential-keys"
@@ -250,6 +255,56 @@ DEMO_PRODUCTS = [
 ]
 
 
+# an image: servers deployed into the buyer's own cloud account under its agencies
+DEMO_IMAGE_PRODUCT = {
+    "name": "Helix CMS Server",
+    "summary": "A content management server on Ubuntu, deployed into your cloud account.",
+    "description": "Helix CMS preinstalled on Ubuntu 22.04, behind the seller's recommended "
+    "security group (SSH and HTTPS). Deployed on servers in your own account.",
+    "category": "collaboration",
+    "delivery_method": "image",
+    "service_supervision": False,
+    "product_guide_url": "https://demo.mercato/guides/helix-cms",
+    "terms": "The image is licensed per server; the cloud resources are billed with it.",
+    "specifications": [
+        {
+            "name": "Standard",
+            "prices": [
+                {"billing_mode": "yearly_monthly", "period_unit": "month", "amount": 2900},
+                {"billing_mode": "pay_per_use", "period_unit": "hour", "amount": 6},
+            ],
+            "image": {
+                "image_id": "mkp-demo-ubuntu-22.04",
+                "flavors": ["s6.medium.2", "s6.large.2"],
+                "min_system_disk_gb": 40,
+                "recommended_security_group": {
+                    "name": "helix-cms-web",
+                    "rules": [
+                        {"direction": "ingress", "protocol": "tcp", "port_range": "22"},
+                        {"direction": "ingress", "protocol": "tcp", "port_range": "443"},
+                    ],
+                },
+            },
+            "cloud_prices": [
+                {
+                    "period_unit": "month",
+                    "flavors": {"s6.medium.2": 2400, "s6.large.2": 4800},
+                    "disk_gb": 10,
+                    "eip_mbps": 300,
+                },
+                {
+                    "period_unit": "hour",
+                    "flavors": {"s6.medium.2": 4, "s6.large.2": 8},
+                    "disk_gb": 1,
+                    "eip_mbps": 1,
+                },
+            ],
+        }
+    ],
+}
+DEMO_PRODUCTS.append(DEMO_IMAGE_PRODUCT)
+
+
 def seed_demo_accounts(gateway: str) -> None:
     for account in DEMO_ACCOUNTS:
         response = requests.post(f"{gateway}/v1/accounts", json=account, timeout=10)
@@ -265,6 +320,25 @@ def demo_seller_headers(gateway: str) -> dict[str, str]:
         timeout=10,
     ).json()["token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def link_demo_buyer_cloud(gateway: str, accounts: dict) -> None:
+    """The demo buyer's cloud account, linked once (``PUT /v1/cloud-account``); its
+    agencies are the buyer's to authorise (README, "Deploy an image")."""
+    buyer = next(account for account in DEMO_ACCOUNTS if account["type"] == "buyer")
+    token = requests.post(
+        f"{gateway}/v1/auth/tokens",
+        json={"email": buyer["email"], "password": buyer["password"]},
+        timeout=10,
+    ).json()["token"]
+    linked = requests.put(
+        f"{gateway}/v1/cloud-account",
+        json=cloud.demo_buyer_cloud_account(accounts),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    if linked.status_code != 200:
+        _say(f"could not link the demo buyer's cloud account: {linked.status_code} {linked.text}")
 
 
 def seed_demo_products(gateway: str) -> None:
@@ -375,7 +449,7 @@ def ensure_credential_keys() -> None:
     os.environ["PROVISIONING_CREDENTIAL_KEYS"] = CREDENTIAL_KEYS_FILE.read_text().strip()
 
 
-def announce_when_ready(started: float, seller_app: SellerApp) -> None:
+def announce_when_ready(started: float, seller_app: SellerApp, accounts: dict) -> None:
     not_ready = wait_until_ready(started + READY_TIMEOUT_SECONDS)
     if not_ready:
         _say(f"not ready after {READY_TIMEOUT_SECONDS}s: {', '.join(not_ready)} (see their logs)")
@@ -383,6 +457,7 @@ def announce_when_ready(started: float, seller_app: SellerApp) -> None:
     gateway = http_base(GATEWAY)
     seed_demo_accounts(gateway)
     seed_demo_products(gateway)
+    link_demo_buyer_cloud(gateway, accounts)
     seller_app.start(gateway)
     _say(f"all {len(PROCESSES)} processes ready in {time.monotonic() - started:.1f}s")
     _say(f"gateway: {gateway}  (API docs: {gateway}/docs)")
@@ -390,6 +465,10 @@ def announce_when_ready(started: float, seller_app: SellerApp) -> None:
     for account in [{**DEMO_OPERATOR, "type": "operator"}, *DEMO_ACCOUNTS]:
         _say(f"  {account['type']:<9} {account['email']:<24} {account['password']}")
     _say(f"demo seller's SaaS application: http://{seller_app_address()}/saas")
+    _say(
+        f"simulated cloud: {cloud.endpoint()} (the demo buyer's cloud keys, to authorise "
+        f"its agencies: {os.environ.get('CLOUD_ACCOUNTS_FILE', cloud.ACCOUNTS_FILE)})"
+    )
     if os.environ.get(config.MERCATO_CLOCK, "").strip().lower() == CONTROLLABLE:
         _say(
             "test clock: the demo operator moves every service's time with "
@@ -441,6 +520,12 @@ def main() -> int:
     )
 
     ensure_credential_keys()
+    # the simulated cloud, with Mercato's own account and the demo buyer's
+    simulated_cloud = cloud.SimulatedCloud()
+    simulated_cloud.start()
+    accounts = cloud.ensure_accounts()
+    for key, value in cloud.service_environment(accounts).items():
+        os.environ.setdefault(key, value)
     # the demo seller's application listens on 127.0.0.1: allowed on a laptop only
     os.environ.setdefault("PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS", "true")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -451,9 +536,12 @@ def main() -> int:
         command = f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
         manager.add_process(process.name, command, env=env, cwd=str(config.ROOT))
     seller_app = SellerApp()
-    threading.Thread(target=announce_when_ready, args=(started, seller_app), daemon=True).start()
+    threading.Thread(
+        target=announce_when_ready, args=(started, seller_app, accounts), daemon=True
+    ).start()
     try:
         manager.loop()
     finally:
         seller_app.stop()
+        simulated_cloud.stop()
     return manager.returncode or 0

@@ -90,6 +90,11 @@ def system(request, tmp_path_factory, infra, databases):
     # a seller that never delivers fails its orders in seconds rather than hours
     env["PROVISIONING_DELIVERY_WINDOW_SECONDS"] = "15"
     env["PROVISIONING_DELIVERY_RETRY_MAX_SECONDS"] = "2"
+    # the simulated cloud on a port, a database and accounts of its own, quick to build
+    env["CLOUD_SIMULATOR_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    env["CLOUD_SIMULATOR_DB"] = str(workdir / "cloud-simulator.sqlite3")
+    env["CLOUD_ACCOUNTS_FILE"] = str(workdir / "cloud-accounts.json")
+    env["CLOUD_SIMULATOR_STEP_SECONDS"] = "0.05"
     env.update(getattr(request.module, "SYSTEM_ENV", {}))
 
     log_path = workdir / "make-run.log"

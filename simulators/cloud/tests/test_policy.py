@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cloud_simulator.policy import evaluate
 
 ALLOW_ECS = {"Effect": "Allow", "Action": ["ecs:cloudServers:*"]}
