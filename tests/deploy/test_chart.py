@@ -592,6 +592,8 @@ def test_only_provisioning_reaches_sellers_on_443_and_never_inside_the_cluster(o
     # the gateway reaches its object store over HTTPS (networkPolicy.objectStore; an S3
     # endpoint is a public address unless `to` narrows it)
     gateway = pods.pop(DEPLOYMENT_NAME["gateway"])
+    # iam-agency reaches the cloud's API on 443 (networkPolicy.cloud, tests/deploy/test_cloud.py)
+    iam_agency = pods.pop(DEPLOYMENT_NAME["iam_agency"])
     assert pods, "the other Deployments and the hook Jobs"
 
     for address in PUBLIC_ADDRESSES:
@@ -603,6 +605,7 @@ def test_only_provisioning_reaches_sellers_on_443_and_never_inside_the_cluster(o
             assert not reaches(policies, labels, address, 443), (name, address)
     for address in INTERNAL_ADDRESSES:
         assert not reaches(policies, provisioning, address, 443), address
+        assert not reaches(policies, iam_agency, address, 443), address
 
 
 def test_the_gateways_egress_to_its_object_store_can_be_narrowed():
@@ -656,10 +659,16 @@ def test_the_gateway_is_told_its_object_store_and_spools_uploads_in_a_larger_tmp
 
 
 def test_seller_egress_can_be_turned_off_or_given_other_ports():
+    def without_cloud(objects):
+        """The policies but the cloud API's (which opens 443 to provisioning too)."""
+        policies = chart.of_kind(objects, "NetworkPolicy")
+        assert policies.pop(f"{chart.RELEASE}-cloud")
+        return list(policies.values())
+
     off = chart.merged(
         chart.REQUIRED_VALUES, {"processes": {"provisioning": {"sellerEgress": {"enabled": False}}}}
     )
-    policies = list(chart.of_kind(chart.manifests(off), "NetworkPolicy").values())
+    policies = without_cloud(chart.manifests(off))
     labels = pod_labels(chart.manifests(off))[DEPLOYMENT_NAME["provisioning"]]
     assert not reaches(policies, labels, PUBLIC_ADDRESSES[0], 443)
 
@@ -667,7 +676,7 @@ def test_seller_egress_can_be_turned_off_or_given_other_ports():
         chart.REQUIRED_VALUES, {"processes": {"provisioning": {"sellerEgress": {"ports": [8443]}}}}
     )
     objects = chart.manifests(other)
-    policies = list(chart.of_kind(objects, "NetworkPolicy").values())
+    policies = without_cloud(objects)
     labels = pod_labels(objects)[DEPLOYMENT_NAME["provisioning"]]
     assert reaches(policies, labels, PUBLIC_ADDRESSES[0], 8443)
     assert not reaches(policies, labels, PUBLIC_ADDRESSES[0], 443)

@@ -11,14 +11,17 @@ from tests.deploy import chart
 OPERATIONS = chart.repo_path("docs", "operations.md")
 DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
 
-# What the alerts must watch (the first four are Mercato's own metrics; the consumer
-# gauge is the one proposed for the readiness check).
+# What the alerts must watch (Mercato's own metrics; the consumer gauge is the one
+# proposed for the readiness check, the last three are image deployments and agencies).
 ALERTED = {
     "mercato_entrypoint_calls_total",
     "mercato_entrypoint_duration_seconds",
     "mercato_outbox_oldest_age_seconds",
     "mercato_dead_letters",
     "mercato_queue_consumers",
+    "mercato_provisioning_deployments_total",
+    "mercato_provisioning_deployment_compensations_total",
+    "mercato_iam_agency_checks_total",
 }
 CHARTED = {
     "mercato_entrypoint_calls_total",
@@ -34,6 +37,11 @@ CHARTED = {
     "mercato_refunds_total",
     "mercato_deliveries_total",
     "mercato_seller_calls_total",
+    "mercato_provisioning_deployments_total",
+    "mercato_provisioning_deployment_step_seconds",
+    "mercato_provisioning_deployment_compensations_total",
+    "mercato_iam_agency_checks_total",
+    "mercato_iam_agency_credentials_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
 }

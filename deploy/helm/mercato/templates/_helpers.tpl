@@ -164,8 +164,41 @@ The secret variables one process reads, as a JSON list of {env, name, key, value
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if eq $p.name "iam_agency" }}
+{{- /* Mercato's own cloud account's keys: iam-agency alone assumes the agencies */}}
+{{- $account := $root.Values.cloud.mercatoAccount | default dict }}
+{{- range $name, $env := dict "accessKey" "MERCATO_CLOUD_ACCESS_KEY" "secretKey" "MERCATO_CLOUD_SECRET_KEY" }}
+{{- $item := index $account $name | default dict }}
+{{- if or $item.value $item.existingSecret }}
+{{- $source := include "mercato.secretSource" (dict "root" $root "item" $item "defaultKey" $env) | fromJson }}
+{{- $out = append $out (merge (dict "env" $env) $source) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/*
+The cloud's non-secret settings one process reads (only those set; an empty one leaves
+the process's own default), as a JSON object of variable -> value: CLOUD_ENDPOINT and
+CLOUD_REGION for iam-agency and provisioning, Mercato's own account's domain for
+iam-agency. In these processes' env, not the ConfigMap every process reads.
+(dict "root" $ "process" $p)
+*/}}
+{{- define "mercato.cloudEnv" -}}
+{{- $cloud := .root.Values.cloud | default dict }}
+{{- $account := $cloud.mercatoAccount | default dict }}
+{{- $env := dict }}
+{{- if has .process.name (list "iam_agency" "provisioning") }}
+{{- with $cloud.endpoint }}{{ $_ := set $env "CLOUD_ENDPOINT" . }}{{ end }}
+{{- with $cloud.region }}{{ $_ := set $env "CLOUD_REGION" . }}{{ end }}
+{{- end }}
+{{- if eq .process.name "iam_agency" }}
+{{- with $account.domainId }}{{ $_ := set $env "MERCATO_CLOUD_DOMAIN_ID" . }}{{ end }}
+{{- with $account.domainName }}{{ $_ := set $env "MERCATO_CLOUD_DOMAIN_NAME" . }}{{ end }}
+{{- end }}
+{{- toJson $env }}
 {{- end }}
 
 {{/* The AMQP URI's source for a hook Job. */}}
@@ -299,6 +332,16 @@ Kubernetes rounds up: the budget must leave at least one replica free to evict *
 {{- $errors = append $errors (printf "%s.objectStore: set both accessKeyId and secretAccessKey, or neither (boto3 then finds credentials itself)" $at) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- $account := $v.cloud.mercatoAccount | default dict }}
+{{- $accessKey := $account.accessKey | default dict }}
+{{- $secretKey := $account.secretKey | default dict }}
+{{- $hasAccessKey := or $accessKey.value $accessKey.existingSecret }}
+{{- $hasSecretKey := or $secretKey.value $secretKey.existingSecret }}
+{{- if ne (not $hasAccessKey) (not $hasSecretKey) }}
+{{- $errors = append $errors "cloud.mercatoAccount: set both accessKey and secretKey, or neither" }}
+{{- else if and $hasAccessKey (not (and $account.domainId $account.domainName)) }}
+{{- $errors = append $errors "cloud.mercatoAccount: with its keys, set domainId and domainName too (buyers' mkp_agency_trust trusts the account by its domain name; iam-agency assumes agencies with its domain id)" }}
 {{- end }}
 {{- if $v.ingress.enabled }}
 {{- if not $v.ingress.hosts }}
