@@ -303,7 +303,7 @@ class CloudAccountRequest(StrictSchema):
         metadata={"description": "simulated (the default) or huaweicloud", "example": "simulated"},
     )
     region = fields.String(
-        required=True, validate=CLOUD_ID_RULE, metadata={"example": "sim-region-1"}
+        required=True, validate=CLOUD_ID_RULE, metadata={"example": "cn-north-4"}
     )
     domain_id = fields.String(
         required=True,
