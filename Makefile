@@ -43,7 +43,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs/mercato libs/mercato_testing libs/mercato_devrun libs/mercato_subscribers libs/seller_interface services/catalog/catalog services/orders/orders \
 	    services/supervision/supervision services/billing/billing \
-	    services/provisioning/provisioning services/iam-agency/iam_agency gateway/gateway
+	    services/provisioning/provisioning services/iam-agency/iam_agency gateway/gateway \
+    simulators/cloud/cloud_simulator
 
 format: install
 	$(VENV)/bin/ruff check --fix .
