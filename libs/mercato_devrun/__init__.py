@@ -47,6 +47,7 @@ from mercato import config
 from mercato.clock import CONTROLLABLE
 from mercato.topology import GATEWAY, PROCESSES, SERVICES, Process
 from mercato_devrun import cloud
+from mercato_devrun.children import ChildProcess
 
 READY_TIMEOUT_SECONDS = 90
 CREDENTIAL_KEYS_FILE = Path("var") / "provisioning-credential-keys"
@@ -383,13 +384,13 @@ def seed_demo_products(gateway: str) -> None:
         )
 
 
-class SellerApp:
+class SellerApp(ChildProcess):
     """The demo seller's SaaS application (the reference app), run beside the
     services with interface credentials the demo seller issues through the API at
     each start (a new pair replaces the last)."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
+        super().__init__("seller-saas")
 
     def start(self, gateway: str) -> None:
         issued = requests.post(
@@ -403,7 +404,7 @@ class SellerApp:
             return
         host, _, port = seller_app_address().rpartition(":")
         database = os.environ.get("DEMO_SELLER_SAAS_DB", str(Path("var") / "seller-saas.sqlite3"))
-        self.process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+        self.spawn(
             [
                 sys.executable,
                 str(SELLER_APP),
@@ -416,24 +417,7 @@ class SellerApp:
                 "SELLER_ACCESS_KEY": issued.json()["access_key"],
                 "SELLER_SECRET": issued.json()["secret"],
             },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
-        threading.Thread(target=self._relay_output, daemon=True).start()
-
-    def _relay_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            print(f"{time.strftime('%H:%M:%S')} seller-saas  | {line.rstrip()}", flush=True)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def ensure_credential_keys() -> None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from mercato_devrun.children import ChildProcess
 
 ACCOUNTS_FILE = Path("var") / "cloud-accounts.json"  # or CLOUD_ACCOUNTS_FILE
 DATABASE = Path("var") / "cloud-simulator.sqlite3"  # or CLOUD_SIMULATOR_DB
@@ -44,15 +44,16 @@ def endpoint() -> str:
     return f"http://{address()}"
 
 
-class SimulatedCloud:
-    """The simulator as a child process of ``make run``, its log lines prefixed."""
+class SimulatedCloud(ChildProcess):
+    """The simulator as a child process of ``make run``."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
+        super().__init__("cloud")
 
     def start(self) -> None:
+        """Start it and wait until it answers (RuntimeError if it does not)."""
         host, _, port = address().rpartition(":")
-        self.process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+        self.spawn(
             [
                 sys.executable,
                 "-m",
@@ -60,33 +61,16 @@ class SimulatedCloud:
                 f"--host={host}",
                 f"--port={port}",
                 f"--db={os.environ.get('CLOUD_SIMULATOR_DB', str(DATABASE))}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            ]
         )
-        threading.Thread(target=self._relay_output, daemon=True).start()
         deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline and self.process.poll() is None:
+        while time.monotonic() < deadline and self.running():
             try:
                 requests.get(f"{endpoint()}/sim/accounts", timeout=1)
                 return
             except requests.RequestException:
                 time.sleep(0.2)
         raise RuntimeError(f"the simulated cloud did not answer at {endpoint()}")
-
-    def _relay_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            print(f"{time.strftime('%H:%M:%S')} cloud        | {line.rstrip()}", flush=True)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def ensure_accounts() -> dict[str, dict[str, Any]]:
