@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.parties import eventually
 from tests.e2e.test_supervision import (
     _buy,
-    _eventually,
     _operator,
     _order_status,
     _seller_with_service,
@@ -39,7 +39,7 @@ def test_legacy_steps_then_automatic_acceptance_then_the_new_process(system):
     # five days and a minute later: within two days of the automatic acceptance
     operator.ok("POST", "/v1/admin/clock", {"advance_seconds": 5 * DAY + 60})
     buyer.sign_in_again()
-    notices = _eventually(
+    notices = eventually(
         lambda: [
             m for m in buyer.ok("GET", "/v1/messages")["items"] if m["kind"] == "auto_accept_soon"
         ],
@@ -53,12 +53,12 @@ def test_legacy_steps_then_automatic_acceptance_then_the_new_process(system):
     operator = _operator(system)
     operator.ok("POST", "/v1/admin/clock", {"advance_seconds": 2 * DAY})
     buyer.sign_in_again()
-    accepted = _eventually(
+    accepted = eventually(
         lambda: buyer.ok("GET", flow_path), lambda f: f["step"] == "completed", timeout=15
     )
     assert accepted["records"][-1]["actor"] == "system"
     _order_status(buyer, order, "completed")
-    apps = _eventually(
+    apps = eventually(
         lambda: buyer.ok("GET", "/v1/purchased-apps")["items"],
         lambda items: [a["status"] for a in items] == ["enabled"],
     )
