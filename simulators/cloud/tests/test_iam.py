@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import requests
-from huaweicloudsdkcore.auth.credentials import GlobalCredentials
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkiam.v3 import (
     AgencyPolicy,
@@ -21,7 +20,15 @@ from huaweicloudsdkiam.v3 import (
     UpdateAgencyCustomPolicyRequestBody,
 )
 
-from .support import assume, create_agency, global_client, grant_policy, trusted_agency, unique
+from mercato_testing.cloud import (
+    assume,
+    create_agency,
+    global_client,
+    global_credentials,
+    grant_policy,
+    trusted_agency,
+    unique,
+)
 
 READ_AGENCIES = [{"Effect": "Allow", "Action": ["iam:agencies:listAgencies", "iam:roles:getRole"]}]
 
@@ -59,7 +66,7 @@ def test_a_tampered_request_is_refused(cloud_simulator, accounts):
     buyer, _ = accounts
     from huaweicloudsdkcore.sdk_request import SdkRequest
 
-    credentials = GlobalCredentials(buyer["access_key"], buyer["secret_key"], buyer["domain_id"])
+    credentials = global_credentials(buyer)
     host = cloud_simulator.url.removeprefix("http://")
     request = SdkRequest(
         method="GET",
@@ -85,7 +92,7 @@ def test_an_old_signature_date_is_refused(cloud_simulator, accounts):
     from huaweicloudsdkcore.sdk_request import SdkRequest
 
     buyer, _ = accounts
-    credentials = GlobalCredentials(buyer["access_key"], buyer["secret_key"], buyer["domain_id"])
+    credentials = global_credentials(buyer)
     request = SdkRequest(
         method="GET",
         schema="http",

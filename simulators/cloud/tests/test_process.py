@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from huaweicloudsdkiam.v3 import ListAgenciesRequest
 
-from mercato_testing.cloud import start_cloud_simulator
-
-from .support import create_agency, global_client
+from mercato_testing.cloud import create_agency, global_client, start_cloud_simulator
 
 
 def test_accounts_and_agencies_survive_a_restart(tmp_path):

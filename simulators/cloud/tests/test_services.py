@@ -81,7 +81,7 @@ from huaweicloudsdkvpc.v2 import (
     VpcClient,
 )
 
-from .support import project_client, trusted_agency, unique
+from mercato_testing.cloud import project_client, trusted_agency, unique
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from huaweicloudsdkrfs.v1 import (
     VarsStructure,
 )
 
-from .support import (
+from mercato_testing.cloud import (
     create_agency,
     global_client,
     grant_policy,

@@ -12,7 +12,6 @@ import pytest
 
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, Forbidden, NotFound, ValidationError
-from mercato.identity import Identity
 from mercato_testing.fakes import FakeUnitOfWork
 from provisioning import deploying, deployments, domain, usecases
 from provisioning.cloud.driver import CloudError, PolicyDenied
@@ -25,44 +24,20 @@ from provisioning.tests.fakes import (
     FakeIamAgency,
     FakeSellerKeys,
 )
+from provisioning.tests.specs import (
+    BUYER,
+    HTTPS_RULE,
+    INTERNAL_RULE,
+    OTHER,
+    PASSWORD,
+    START,
+    image,
+    image_subscription,
+    quick,
+)
 
-START = dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC)
-BUYER = Identity("acc_buyer", "usr_buyer", "buyer", ("buyer",))
-OTHER = Identity("acc_other", "usr_other", "buyer", ("buyer",))
 POLICY = deployments.DeploymentPolicy()
-PASSWORD = "Helix-2026-pass"
-IMAGE = {
-    "image_id": "img-helix-cms-22",
-    "flavors": ["s6.medium.2"],
-    "min_system_disk_gb": 40,
-    "recommended_security_group": {
-        "name": "helix-web",
-        "rules": [
-            {"direction": "ingress", "protocol": "tcp", "port_range": "443",
-             "remote_ip_prefix": "0.0.0.0/0"},
-            {"direction": "ingress", "protocol": "tcp", "port_range": "8000-8080",
-             "remote_ip_prefix": "10.0.0.0/8"},
-        ],
-    },
-}  # fmt: skip
-
-
-def quick(**overrides):
-    return {
-        "mode": "quick",
-        "region": None,
-        "flavor_id": "s6.medium.2",
-        "vpc_id": "vpc-1",
-        "subnet_id": "sub-1",
-        "security_group": "recommended",
-        "server_name": "helix-web",
-        "admin_password": PASSWORD,
-        "system_disk_gb": None,
-        "data_disks": [],
-        "eip": None,
-        "count": 1,
-        **overrides,
-    }
+IMAGE = image("img-helix-cms-22", HTTPS_RULE, INTERNAL_RULE)
 
 
 def customized(**overrides):
@@ -121,23 +96,7 @@ def pay(world, order_id: str) -> str:
         order={
             "order_id": order_id,
             "account_id": BUYER.account_id,
-            "subscriptions": [
-                {
-                    "subscription_id": subscription_id,
-                    "order_line_id": f"oln_{uuid.uuid4().hex}",
-                    "product_id": "prd_helix",
-                    "product_name": "Helix CMS",
-                    "seller_account_id": "acc_seller",
-                    "specification_id": "spc_std",
-                    "specification_name": "Standard",
-                    "delivery_method": "image",
-                    "service_supervision": False,
-                    "billing_mode": "yearly_monthly",
-                    "period": {"unit": "month", "count": 1},
-                    "quantity": 1,
-                    "expires_at": None,
-                }
-            ],
+            "subscriptions": [image_subscription(subscription_id, f"oln_{uuid.uuid4().hex}")],
         },
         policy=domain.DeliveryPolicy(),
         deployment_policy=POLICY,

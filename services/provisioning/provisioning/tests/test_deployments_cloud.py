@@ -18,10 +18,10 @@ from mercato.transport import rpc
 from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
 from provisioning.service import ProvisioningService
 from provisioning.tests.cloud_account import AgencyStandIn, authorise
+from provisioning.tests.specs import HTTPS_RULE, image, image_subscription, quick
 
 pytestmark = pytest.mark.interface
 
-PASSWORD = "Helix-2026-pass"
 DELIVERY_SUCCEEDED = "provisioning.delivery.succeeded"
 DELIVERY_FAILED = "provisioning.delivery.failed"
 
@@ -92,21 +92,8 @@ def image_id(cloud_simulator) -> str:
 
 
 def deployment(**overrides):
-    return {
-        "mode": "customized",
-        "region": None,
-        "flavor_id": "s6.medium.2",
-        "vpc_id": None,
-        "subnet_id": None,
-        "security_group": "recommended",
-        "server_name": "helix-web",
-        "admin_password": PASSWORD,
-        "system_disk_gb": None,
-        "data_disks": [],
-        "eip": None,
-        "count": 1,
-        **overrides,
-    }
+    """A customized deployment of one server, its VPC and subnet made by the stack."""
+    return quick(mode="customized", vpc_id=None, subnet_id=None, **overrides)
 
 
 def as_caller(config, identity):
@@ -125,20 +112,9 @@ def prepare_and_pay(config, cloud_simulator, identity, **spec) -> tuple[str, str
                 "product_id": "prd_helix",
                 "specification_id": "spc_std",
                 "deployment": deployment(**spec),
-                "image": {
-                    "image_id": image_id(cloud_simulator),
-                    "flavors": ["s6.medium.2"],
-                    "min_system_disk_gb": 40,
-                    "recommended_security_group": {
-                        "name": "helix-web",
-                        "rules": [
-                            {"direction": "ingress", "protocol": "tcp", "port_range": "443",
-                             "remote_ip_prefix": "0.0.0.0/0"}
-                        ],
-                    },
-                },
+                "image": image(image_id(cloud_simulator), HTTPS_RULE),
             }
-        )  # fmt: skip
+        )
     subscription_id = f"sub_{uuid.uuid4().hex}"
     publish_event(
         config["AMQP_URI"],
@@ -151,23 +127,7 @@ def prepare_and_pay(config, cloud_simulator, identity, **spec) -> tuple[str, str
             "payment_id": f"pay_{uuid.uuid4().hex}",
             "payment_method": "balance",
             "amount": {"amount": 5000, "currency": "USD"},
-            "subscriptions": [
-                {
-                    "subscription_id": subscription_id,
-                    "order_line_id": f"oln_{uuid.uuid4().hex}",
-                    "product_id": "prd_helix",
-                    "product_name": "Helix CMS",
-                    "seller_account_id": "acc_seller",
-                    "specification_id": "spc_std",
-                    "specification_name": "Standard",
-                    "delivery_method": "image",
-                    "service_supervision": False,
-                    "billing_mode": "yearly_monthly",
-                    "period": {"unit": "month", "count": 1},
-                    "quantity": 1,
-                    "expires_at": None,
-                }
-            ],
+            "subscriptions": [image_subscription(subscription_id, f"oln_{uuid.uuid4().hex}")],
         },
         subject=order_id,
     )

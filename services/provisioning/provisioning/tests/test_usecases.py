@@ -24,11 +24,9 @@ from provisioning.tests.fakes import (
     FakeSeller,
     FakeSellerKeys,
 )
+from provisioning.tests.specs import BUYER, OTHER, START
 from seller_interface import Activity, ResultCode
 
-START = dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC)
-BUYER = Identity("acc_buyer", "usr_buyer", "buyer", ("buyer",))
-OTHER = Identity("acc_other", "usr_other", "buyer", ("buyer",))
 OPERATOR = Identity("acc_ops", "usr_ops", "operator", ("operator",))
 SELLER = Identity("acc_seller", "usr_seller", "seller", ("seller",))
 # the stand-in seller listens on loopback, as the reference app does in `make run`
