@@ -14,7 +14,7 @@ import datetime as dt
 from typing import Any
 
 from mercato.errors import Conflict, NotFound
-from mercato_testing.fakes import InMemoryRepository
+from mercato_testing.fakes import FakeUnitOfWork, InMemoryRepository
 from provisioning.cloud.driver import StackExists
 from provisioning.deployments import WORKED
 from provisioning.domain import FAILED, PENDING
@@ -364,3 +364,12 @@ class FakeCloud:
 
     def public_ip(self, creds, publicip_id):
         return "203.0.113.7"
+
+
+def fake_unit_of_work() -> FakeUnitOfWork:
+    """A unit of work over provisioning's three in-memory repositories."""
+    return FakeUnitOfWork(
+        deliveries=FakeDeliveryRepository(),
+        seller_keys=FakeSellerKeys(),
+        deployments=FakeDeploymentRepository(),
+    )

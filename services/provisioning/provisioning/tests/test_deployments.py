@@ -12,17 +12,14 @@ import pytest
 
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, Forbidden, NotFound, ValidationError
-from mercato_testing.fakes import FakeUnitOfWork
 from provisioning import deploying, deployments, domain, usecases
 from provisioning.cloud.driver import CloudError, PolicyDenied
 from provisioning.cloud.template import build_template
 from provisioning.keyring import Keyring, generate_key_spec
 from provisioning.tests.fakes import (
     FakeCloud,
-    FakeDeliveryRepository,
-    FakeDeploymentRepository,
     FakeIamAgency,
-    FakeSellerKeys,
+    fake_unit_of_work,
 )
 from provisioning.tests.specs import (
     BUYER,
@@ -57,11 +54,7 @@ def customized(**overrides):
 @pytest.fixture
 def world():
     return SimpleNamespace(
-        uow=FakeUnitOfWork(
-            deliveries=FakeDeliveryRepository(),
-            seller_keys=FakeSellerKeys(),
-            deployments=FakeDeploymentRepository(),
-        ),
+        uow=fake_unit_of_work(),
         clock=ManualClock(START),
         keyring=Keyring.from_spec(generate_key_spec("k1")),
         iam=FakeIamAgency(),

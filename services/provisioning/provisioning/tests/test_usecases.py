@@ -14,15 +14,12 @@ from mercato.clock import ManualClock
 from mercato.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
 from mercato.periods import add_months
-from mercato_testing.fakes import FakeUnitOfWork
 from provisioning import domain, licenses, usecases
 from provisioning.keyring import Keyring, generate_key_spec
 from provisioning.tests.fakes import (
     FakeCatalog,
-    FakeDeliveryRepository,
-    FakeDeploymentRepository,
     FakeSeller,
-    FakeSellerKeys,
+    fake_unit_of_work,
 )
 from provisioning.tests.specs import BUYER, OTHER, START
 from seller_interface import Activity, ResultCode
@@ -40,11 +37,7 @@ def world():
     """A unit of work, a clock at START, a keyring, catalog and a seller that has
     issued its interface credentials."""
     world = SimpleNamespace(
-        uow=FakeUnitOfWork(
-            deliveries=FakeDeliveryRepository(),
-            seller_keys=FakeSellerKeys(),
-            deployments=FakeDeploymentRepository(),
-        ),
+        uow=fake_unit_of_work(),
         clock=ManualClock(START),
         keyring=Keyring.from_spec(generate_key_spec("k1")),
         catalog=FakeCatalog(),
