@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from tests.e2e.parties import CARD, Party, eventually, new_party
 
@@ -204,19 +205,61 @@ def test_an_image_order_is_refused_before_anything_is_placed(system):
     assert cloud.resources(account["domain_id"]) == []
 
 
-def test_a_cloud_error_mid_deployment_deletes_what_was_made_and_refunds_once(system):
+def test_an_order_under_an_older_policy_version_asks_for_authorisation_again(system):
+    cloud = Cloud(system)
+    product = _image_product(system)
+    buyer, account = _buyer_with_cloud(system, cloud)
+    # as if the buyer had authorised before Mercato's policies moved on to version 2
+    engine = sa.create_engine(system.env["IAM_AGENCY_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE agencies SET policy_version = 1 WHERE account_id = :account"),
+            {"account": buyer.id},
+        )
+    engine.dispose()
+    statuses = {a["name"]: a["status"] for a in buyer.ok("GET", "/v1/agencies")["items"]}
+    assert set(statuses.values()) == {"needs_reauthorization"}
+    refused = buyer.call("POST", "/v1/orders", _order_body(product))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "AGENCY_REAUTHORIZATION_REQUIRED"
+    assert buyer.ok("GET", "/v1/orders")["total"] == 0
+
+    buyer.ok(
+        "POST",
+        "/v1/agencies/authorization",
+        {"access_key": account["access_key"], "secret_key": account["secret_key"]},
+    )
+    buyer.ok("POST", "/v1/orders", _order_body(product), status=201)
+
+
+# a fault at each step of a deployment: the call the step makes, and how it fails
+FAULTS = {
+    "prepare_keys": {"action": "kms:dek:create", "mode": "fail", "status": 400},
+    "create_stack": {"action": "rf:stack:createStack", "mode": "fail", "status": 400},
+    "network": {"action": "vpc:networks:create", "mode": "fail", "status": 400},
+    "security_group": {"action": "vpc:securityGroups:create", "mode": "fail", "status": 400},
+    "eip": {"action": "vpc:publicIps:create", "mode": "fail", "status": 400},
+    "volumes": {"action": "evs:volumes:create", "mode": "job_error"},
+    "servers": {"action": "ecs:cloudServers:create", "mode": "job_error"},
+}
+
+
+@pytest.mark.parametrize("step", list(FAULTS))
+def test_a_cloud_error_at_any_step_deletes_what_was_made_and_refunds_once(system, step):
     cloud = Cloud(system)
     product = _image_product(system)
     buyer, account = _buyer_with_cloud(system, cloud)
     before = _balance(buyer)
-    # the servers fail to build after the network, the group and the disk exist
-    cloud.fault(action="ecs:cloudServers:create", mode="job_error", count=1)
+    body = _order_body(product, eip={"bandwidth_mbps": 2}, data_disks=[{"size_gb": 10}])
+    order = buyer.ok("POST", "/v1/orders", body, status=201)
+    cloud.fault(count=1, **FAULTS[step])
     try:
-        order = buyer.ok("POST", "/v1/orders", _order_body(product), status=201)
         buyer.ok("POST", f"/v1/orders/{order['id']}/pay", {"payment_method": "balance"})
         app = _deployed(buyer, order, "failed")
     finally:
         cloud.clear_faults()
+    failed = [s["name"] for s in app["deployment"]["steps"] if s["status"] == "failed"]
+    assert failed == [step], app["deployment"]["steps"]
     assert app["deployment"]["failure_reason"]
     eventually(lambda: cloud.resources(account["domain_id"]), lambda left: left == [])
     # the path of any failed delivery: the order cancelled, saying why, and refunded
@@ -232,6 +275,22 @@ def test_a_cloud_error_mid_deployment_deletes_what_was_made_and_refunds_once(sys
         if movement["kind"] == "refund"
     ]
     assert refunds == [(order["amount_due"]["amount"], order["id"])]
+
+
+def test_an_agency_cancelled_between_order_and_deployment_fails_it_with_nothing_made(system):
+    cloud = Cloud(system)
+    product = _image_product(system)
+    buyer, account = _buyer_with_cloud(system, cloud)
+    before = _balance(buyer)
+    order = buyer.ok("POST", "/v1/orders", _order_body(product), status=201)
+    agencies = buyer.ok("DELETE", "/v1/agencies/mkp_agency_trust")
+    assert {a["status"] for a in agencies["items"]} == {"not_authorized"}
+    buyer.ok("POST", f"/v1/orders/{order['id']}/pay", {"payment_method": "balance"})
+    app = _deployed(buyer, order, "failed")
+    assert "agenc" in app["deployment"]["failure_reason"]
+    assert cloud.of_type(account["domain_id"], "server") == []
+    assert cloud.of_type(account["domain_id"], "stack") == []
+    eventually(lambda: _balance(buyer), lambda balance: balance == before)
 
 
 def test_another_buyer_sees_nothing_of_a_deployment_its_agencies_or_its_cloud(system):

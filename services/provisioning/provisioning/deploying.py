@@ -246,6 +246,7 @@ class _Round:
     resend_delete: bool = False  # DeleteStack to be sent again on the next round
     retry: str | None = None  # a transient error: tried again after the backoff
     compensate: tuple[str, str] | None = None  # (reason, explanation)
+    failed_step: str | None = None  # the step whose resource the stack could not create
     activate: list[dict[str, Any]] | None = None
     gone: bool = False  # the stack is deleted (compensation or release done)
     leftovers: str | None = None  # deleting gave up
@@ -406,22 +407,7 @@ def _watch_stack(claimed: Deployment, found: _Round, creds, driver: CloudDriver)
     if stack is None:
         found.compensate = (deployments.STACK_FAILED, "The stack disappeared from the cloud.")
         return
-    if stack["status"] == DEPLOYMENT_FAILED:
-        found.compensate = (
-            deployments.STACK_FAILED,
-            f"The cloud could not create the deployment: {stack.get('status_message') or ''}"
-            .rstrip(": ") + ".",
-        )  # fmt: skip
-        return
     resources = driver.stack_resources(creds, claimed.stack_name)
-    failed = [r for r in resources if r["status"] == CREATION_FAILED]
-    if failed:
-        found.compensate = (
-            deployments.STACK_FAILED,
-            f"The cloud could not create {failed[0]['type']} {failed[0]['name']}: "
-            f"{failed[0].get('status_message') or 'failed'}.",
-        )
-        return
     expected = expected_resources(claimed.spec, creds.region)
     done: dict[str, int] = {}
     for resource in resources:
@@ -433,6 +419,26 @@ def _watch_stack(claimed: Deployment, found: _Round, creds, driver: CloudDriver)
         for s in claimed.steps
         if s["status"] in (deployments.STEP_PENDING, deployments.STEP_RUNNING)
     ]
+    failed = [r for r in resources if r["status"] == CREATION_FAILED]
+    if stack["status"] == DEPLOYMENT_FAILED or failed:
+        # the steps whose resources were all made are done; the failure is the step
+        # of the resource the stack service could not create (the last one running
+        # when it names none)
+        for step in remaining:
+            if done.get(step, 0) < expected.get(step, 0):
+                break
+            found.completed.append(step)
+        if failed:
+            found.failed_step = deployments.STEP_OF_RESOURCE_TYPE.get(failed[0]["type"])
+            explanation = (
+                f"The cloud could not create {failed[0]['type']} {failed[0]['name']}: "
+                f"{failed[0].get('status_message') or stack.get('status_message') or 'failed'}"
+            )
+        else:
+            reason = stack.get("status_message") or ""
+            explanation = f"The cloud could not create the deployment: {reason}"
+        found.compensate = (deployments.STACK_FAILED, explanation.rstrip(": ") + ".")
+        return
     complete = stack["status"] == DEPLOYMENT_COMPLETE
     for step in remaining:
         if complete or done.get(step, 0) >= expected.get(step, 0):
@@ -558,7 +564,7 @@ def _apply(
         if deployment.current_step == step:
             durations.append((step, deployment.complete_step(step, now, policy)))
     if found.compensate is not None:
-        deployment.compensate(*found.compensate, now)
+        deployment.compensate(*found.compensate, now, step=found.failed_step)
         outcome = "compensate"
     elif found.activate is not None:
         deployment.activate(found.activate, now)

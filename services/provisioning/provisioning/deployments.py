@@ -406,12 +406,15 @@ class DeploymentLifecycle(RecordsEvents):
             },
         )
 
-    def compensate(self, reason: str, explanation: str, now: dt.datetime) -> None:
-        """A step failed (``explanation``, in words the buyer can read; ``reason`` one of
-        ``COMPENSATION_REASONS``): what was created is deleted before the deployment
-        fails. Nothing was asked of the stack service yet: it fails at once after."""
+    def compensate(
+        self, reason: str, explanation: str, now: dt.datetime, step: str | None = None
+    ) -> None:
+        """A step failed (``step``, else the current one; ``explanation``, in words the
+        buyer can read; ``reason`` one of ``COMPENSATION_REASONS``): what was created is
+        deleted before the deployment fails. Nothing was asked of the stack service yet:
+        it fails at once after."""
         self.status = DEPLOYMENT.move("compensate", self.status)
-        step = self.current_step
+        step = step or self.current_step
         if step is not None:
             self._set_step(step, status=STEP_FAILED, finished_at=now.isoformat(),
                            error=explanation[:500])  # fmt: skip
