@@ -10,6 +10,7 @@ import datetime as dt
 
 from marshmallow import fields, validate
 
+from mercato.contracts.orders import DeploymentRequest
 from mercato.contracts.registry import register
 from mercato.terms import DELIVERY_METHODS
 from mercato.validation import AnswerSchema, StrictSchema
@@ -335,23 +336,21 @@ register(
 # -- RPC: deployments ---------------------------------------------------------------------
 
 
-class DeploymentSpecRequest(StrictSchema):
-    """An order's ``deployment`` as provisioning takes it (orders' ``DeploymentRequest``,
-    loaded there; ``admin_password`` only in ``prepare_deployment``)."""
+class DeploymentSpecRequest(DeploymentRequest):
+    """An order's ``deployment`` as provisioning takes it: orders' ``DeploymentRequest``
+    (its rules checked again at this boundary), the admin password only in
+    ``prepare_deployment`` (``check_deployment`` is asked without it), and the
+    availability zone a deployment may name."""
 
-    mode = fields.String(required=True, validate=validate.OneOf(("quick", "customized")))
-    region = fields.String(load_default=None, allow_none=True)
-    flavor_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    vpc_id = fields.String(load_default=None, allow_none=True)
-    subnet_id = fields.String(load_default=None, allow_none=True)
-    security_group = fields.String(load_default="recommended")
-    server_name = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    admin_password = fields.String(load_default=None, load_only=True)
-    system_disk_gb = fields.Integer(load_default=None, allow_none=True)
-    data_disks = fields.List(fields.Dict(), load_default=list)
-    eip = fields.Dict(load_default=None, allow_none=True)
-    count = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
-    availability_zone = fields.String(load_default=None, allow_none=True)
+    admin_password = fields.String(
+        load_default=None,
+        allow_none=True,
+        load_only=True,
+        validate=validate.Length(min=8, max=26, error="must be 8 to 26 characters"),
+    )
+    availability_zone = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=64)
+    )
 
 
 class _ImageRequest(StrictSchema):
