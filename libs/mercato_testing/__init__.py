@@ -154,6 +154,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct local TCP ports nothing listens on just now: all held open
+    while they are chosen, so that no two of them are the same port."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _normalise(url: str) -> str:
     # testcontainers and people write postgres:// or postgresql+psycopg2://
     if url.startswith("postgres://"):

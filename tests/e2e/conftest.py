@@ -16,7 +16,7 @@ import pytest
 
 from mercato.topology import GATEWAY, PROCESSES, SERVICES
 from mercato_devrun import listening_on, start, wait_until_ready
-from mercato_testing import free_port, with_vhost
+from mercato_testing import free_ports, with_vhost
 
 READY_TIMEOUT = 120
 
@@ -70,7 +70,9 @@ def system(request, tmp_path_factory, infra, databases):
     manager.create_vhost(vhost)
     manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
 
-    ports = {process.name: free_port() for process in PROCESSES}
+    # every process's port, the seller's application's and the simulated cloud's: distinct
+    *process_ports, seller_port, cloud_port = free_ports(len(PROCESSES) + 2)
+    ports = {process.name: port for process, port in zip(PROCESSES, process_ports, strict=True)}
     env = {
         **os.environ,
         "AMQP_URI": with_vhost(infra.amqp_uri, vhost),
@@ -84,14 +86,14 @@ def system(request, tmp_path_factory, infra, databases):
     env["GATEWAY_DATABASE_URL"] = databases.empty("gateway")
     workdir = tmp_path_factory.mktemp("e2e")
     # the demo seller's SaaS application (the reference app) on a port of its own
-    env["DEMO_SELLER_SAAS_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    env["DEMO_SELLER_SAAS_ADDRESS"] = f"127.0.0.1:{seller_port}"
     env["DEMO_SELLER_SAAS_DB"] = str(workdir / "seller-saas.sqlite3")
     env["PROVISIONING_DELIVERY_SWEEP_SECONDS"] = "0.3"
     # a seller that never delivers fails its orders in seconds rather than hours
     env["PROVISIONING_DELIVERY_WINDOW_SECONDS"] = "15"
     env["PROVISIONING_DELIVERY_RETRY_MAX_SECONDS"] = "2"
     # the simulated cloud on a port, a database and accounts of its own, quick to build
-    env["CLOUD_SIMULATOR_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    env["CLOUD_SIMULATOR_ADDRESS"] = f"127.0.0.1:{cloud_port}"
     env["CLOUD_SIMULATOR_DB"] = str(workdir / "cloud-simulator.sqlite3")
     env["CLOUD_ACCOUNTS_FILE"] = str(workdir / "cloud-accounts.json")
     env["CLOUD_SIMULATOR_STEP_SECONDS"] = "0.05"
