@@ -45,6 +45,7 @@ from marshmallow import Schema
 from werkzeug.wrappers import Request, Response
 
 from gateway.errors import JSON
+from gateway.idempotency import downstream_key
 from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.contracts.common import EmptyRequest
 from mercato.identity import ACCOUNT_TYPES
@@ -204,6 +205,10 @@ def handle(
         return respond(route.status, route.response, answer, dict(route.headers) or None)
 
     if route.honours_idempotency_key:
+        key = downstream_key(request)
+        if key is not None:
+            # every RPC this request makes carries the key (a nameko context header)
+            gateway.caller.carry_request_key(key)
         return gateway.idempotency.once(request, body, work)
     return work()
 

@@ -27,6 +27,10 @@ USER_ID = "user_id"
 ROLES = "roles"
 ENTERPRISE_PROJECT_ID = "enterprise_project_id"
 RESELLER_ACCOUNT_ID = "reseller_account_id"
+# the digest of the client's Idempotency-Key, set by the gateway on a POST that honours
+# one: a service that creates or charges something keeps it with what it made, so a
+# retry of the same request (the client's, after a lost answer) finds the first result
+REQUEST_KEY = "request_key"
 
 IDENTITY_KEYS = (
     ACCOUNT_ID,
@@ -114,6 +118,12 @@ class CallerContext:
         return ensure_correlation_id(self._worker_ctx)
 
     @property
+    def request_key(self) -> str | None:
+        """The request's downstream idempotency key (``REQUEST_KEY``), None without one."""
+        key = self._worker_ctx.data.get(REQUEST_KEY)
+        return str(key) if key else None
+
+    @property
     def identity(self) -> Identity | None:
         return Identity.from_context(self._worker_ctx.data)
 
@@ -136,6 +146,10 @@ class CallerContext:
         if identity.account_id != owner_account_id and not identity.has_role(OPERATOR):
             raise NotFound(f"{what} not found")
         return identity
+
+    def carry_request_key(self, key: str) -> None:
+        """Carry ``key`` (``REQUEST_KEY``) on every RPC this worker sends from now on."""
+        self._worker_ctx.data[REQUEST_KEY] = key
 
     def act_as(self, identity: Identity) -> None:
         """Carry ``identity`` on every RPC and event this worker sends from now on."""
