@@ -114,4 +114,6 @@ def error_response(exc: BaseException) -> Response:
         headers["Allow"] = ", ".join(exc.allowed)
     if isinstance(exc, IdempotencyKeyInFlight):
         headers["Retry-After"] = "1"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
     return json_response(status, exc.to_body(), headers)

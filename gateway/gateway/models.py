@@ -1,5 +1,6 @@
-"""The gateway's tables: the messaging tables every service has, and the idempotency
-records (``gateway.idempotency`` explains what each column keeps and why)."""
+"""The gateway's tables: the messaging tables every service has, the idempotency
+records (``gateway.idempotency`` explains what each column keeps and why) and the
+sign-in and sign-up limits' counters (``gateway.ratelimits``)."""
 
 from __future__ import annotations
 
@@ -46,4 +47,18 @@ class IdempotencyRecord(Base):
     content_type: Mapped[str | None] = mapped_column(sa.String(100))
     response: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RateLimitWindow(Base):
+    """How many attempts one bucket (a limit and whom it counts: an email's digest, a
+    client's address) made in one fixed window (``gateway.ratelimits``). Replicas share
+    the rows, so a limit holds whichever replica an attempt reaches."""
+
+    __tablename__ = "rate_limit_windows"
+
+    bucket: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    hits: Mapped[int] = mapped_column(sa.Integer)
+    # the window's end: after it the row counts nothing and ``purge`` deletes it
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -21,6 +21,7 @@ from gateway.openapi import (
     SUPERVISION,
     TEST_CLOCK,
 )
+from gateway.ratelimits import SIGN_IN, SIGN_UP
 from gateway.routing import ANYONE, AUTHENTICATED, TOKEN_OPTIONAL, Route
 from mercato.contracts import billing, catalog, iam_agency, orders, provisioning, supervision
 from mercato.contracts.common import ClockAdvanceRequest, ClockResponse, EmptyRequest
@@ -28,6 +29,10 @@ from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 from mercato.validation import PageSchema
 
 EMAIL_TAKEN = {409: "EMAIL_TAKEN: the email already has an account"}
+TOO_MANY_SIGN_UPS = {
+    429: "RATE_LIMITED: too many sign-ups for this email or from this address; "
+    "`Retry-After` says when to try again"
+}
 NO_STORE = {"Cache-Control": "no-store"}
 
 ROUTES = (
@@ -44,7 +49,8 @@ ROUTES = (
         body=iam_agency.SignUpRequest,
         response=iam_agency.AccountResponse,
         status=201,
-        errors=EMAIL_TAKEN,
+        errors={**EMAIL_TAKEN, **TOO_MANY_SIGN_UPS},
+        rate_limit=SIGN_UP,
         rpc=("iam_agency", "sign_up"),
     ),
     Route(
@@ -58,7 +64,12 @@ ROUTES = (
         body=iam_agency.SignInRequest,
         response=iam_agency.TokenResponse,
         status=201,
-        errors={401: "UNAUTHENTICATED: wrong email or password"},
+        errors={
+            401: "UNAUTHENTICATED: wrong email or password",
+            429: "RATE_LIMITED: too many sign-ins for this email or from this address; "
+            "`Retry-After` says when to try again",
+        },
+        rate_limit=SIGN_IN,
         rpc=("iam_agency", "issue_token"),
     ),
     Route(

@@ -17,7 +17,7 @@ when the class is, before any container is built). Every one of them does, in or
 3. the body (``web.read_json``) or the query string (``web.read_query``), loaded with
    the route's schema: the very schema the service loads it with again (a route with a
    ``raw_body``, the upload, leaves its body to its handler, which reads it as it
-   arrives);
+   arrives); a route with a ``rate_limit`` counts the attempt (429 past the limit);
 4. with an ``Idempotency-Key`` on a route that honours it, the first answer again or
    the work once;
 5. the RPC, with one convention: the path's ids positionally, then the loaded body or
@@ -46,6 +46,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.errors import JSON
 from gateway.idempotency import downstream_key
+from gateway.ratelimits import KINDS as RATE_LIMITS
 from gateway.web import http, no_content, path_id, read_json, read_query, respond
 from mercato.contracts.common import EmptyRequest
 from mercato.identity import ACCOUNT_TYPES
@@ -103,6 +104,9 @@ class Route:
     # the largest body this route takes, when it is not the gateway's MAX_BODY_BYTES
     # (only the upload takes more)
     max_body_bytes: int | None = None
+    # the limit its attempts count against (``gateway.ratelimits``: sign_in, sign_up),
+    # checked once the body is valid and before anything else is done
+    rate_limit: str | None = None
 
     def __post_init__(self) -> None:
         where = f"route {self.method} {self.path}"
@@ -128,6 +132,10 @@ class Route:
             problems.append("a raw body is read by a handler")
         if (self.body_media_type != JSON) != (self.raw_body is not None):
             problems.append("a raw body has its own media type; a JSON body has a schema")
+        if self.rate_limit is not None and (
+            self.rate_limit not in RATE_LIMITS or self.body is None
+        ):
+            problems.append(f"a rate limit is one of {', '.join(RATE_LIMITS)}, on a body's route")
         if self.idempotent and self.method != "POST":
             problems.append("Idempotency-Key is honoured on POST only")
         if (self.response is None) != (self.status == 204 or self.raw_response is not None):
@@ -186,6 +194,8 @@ def handle(
     if route.body is not None:
         body = read_json(request, gateway.settings.max_body_bytes)
         payload = load(route.body, body)
+        if route.rate_limit is not None:
+            gateway.rate_limits.check(route.rate_limit, request, payload)
         if route.body is not EmptyRequest:
             args.append(payload)
     elif route.query is not None:

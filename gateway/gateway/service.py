@@ -18,6 +18,7 @@ from gateway.auth import Authentication
 from gateway.idempotency import Idempotency
 from gateway.models import metadata
 from gateway.product_cache import ProductCacheProvider
+from gateway.ratelimits import RateLimits
 from gateway.routes import ROUTES
 from gateway.routing import serves
 from gateway.settings import SettingsProvider
@@ -34,8 +35,8 @@ class GatewayService(MercatoService):
     owns accounts; ``catalog``, ``orders``, ``billing``, ``provisioning`` and
     ``supervision`` own what their names say (every service also keeps the test clock);
     ``object_store`` keeps attachments' bytes; ``auth`` keeps validated tokens briefly;
-    ``idempotency`` keeps the answers to POSTs that carried an Idempotency-Key, in
-    ``db``."""
+    ``idempotency`` keeps the answers to POSTs that carried an Idempotency-Key, and
+    ``rate_limits`` counts sign-ins and sign-ups, in ``db``."""
 
     name = "gateway"
 
@@ -52,6 +53,8 @@ class GatewayService(MercatoService):
     settings = SettingsProvider()
     auth = Authentication()
     idempotency = Idempotency()
+    # sign-in and sign-up attempts, per email and per client address, in ``db``
+    rate_limits = RateLimits()
     # published products' details, dropped when catalog announces a change
     products = ProductCacheProvider()
     # attachments' bytes (supervision keeps what they are)
@@ -72,5 +75,7 @@ class GatewayService(MercatoService):
 
     @timer(interval=PURGE_INTERVAL_SECONDS)
     def purge_idempotency_records(self) -> None:
-        """Delete idempotency records past their TTL (safe on every replica at once)."""
+        """Delete idempotency records past their TTL and the rate limits' ended windows
+        (safe on every replica at once)."""
         self.idempotency.purge()
+        self.rate_limits.purge()

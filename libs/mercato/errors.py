@@ -84,7 +84,24 @@ class BusinessRuleViolation(MercatoError):
 
 @deserialize_to_instance
 class RateLimited(MercatoError):
+    """Too many requests of one kind; ``retry_after`` is how many seconds until one may
+    go through again (the gateway's ``Retry-After``)."""
+
     default_code = "RATE_LIMITED"
+    DEFAULT_RETRY_AFTER_SECONDS: ClassVar[int] = 60
+
+    def __init__(
+        self,
+        message: str,
+        fields: dict[str, list[str]] | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message, fields, code)
+        given = self.DEFAULT_RETRY_AFTER_SECONDS if retry_after is None else retry_after
+        self.retry_after = max(1, int(given))
+        # crosses RPC with the rest of the error
+        self.args = (*self.args, self.retry_after)
 
 
 @deserialize_to_instance
