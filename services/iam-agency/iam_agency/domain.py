@@ -3,7 +3,11 @@ no SQL.
 
 Passwords are hashed with Argon2id (argon2-cffi's RFC 9106 low-memory profile:
 3 passes over 64 MiB). The hash runs in a real OS thread (eventlet's tpool) so that a
-sign-in does not stall the other green threads of the process for its ~50 ms.
+sign-in does not stall the other green threads of the process for its ~50 ms. At most
+``PASSWORD_HASHING.slots`` hashes run at once in a process; one that cannot start
+within ``PASSWORD_HASHING.wait_seconds`` is refused (RateLimited, retry in a second),
+so a flood of sign-ins or sign-ups queues a bounded amount of work (64 MiB a hash)
+instead of all of it.
 
 API tokens are 256 random bits; the database keeps only their SHA-256 digest, which is
 enough for a secret that is never chosen by a person.
@@ -18,8 +22,10 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventlet import tpool
+from eventlet.semaphore import Semaphore
 
 from mercato.domain import StateMachine
+from mercato.errors import RateLimited
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 
 TOKEN_PREFIX = "mkt_"  # noqa: S105 - a prefix, not a secret
@@ -37,15 +43,39 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
+class HashingSlots:
+    """At most ``slots`` Argon2 computations at once; a caller waits ``wait_seconds`` at
+    most for one, then is refused with RateLimited (Retry-After: 1)."""
+
+    def __init__(self, slots: int = 4, wait_seconds: float = 2.0) -> None:
+        self.slots = slots
+        self.wait_seconds = wait_seconds
+        self._semaphore = Semaphore(slots)
+
+    def run(self, work, *args):
+        if not self._semaphore.acquire(timeout=self.wait_seconds):
+            raise RateLimited(
+                "too many sign-ins and sign-ups are being checked just now; retry shortly",
+                retry_after=1,
+            )
+        try:
+            return tpool.execute(work, *args)
+        finally:
+            self._semaphore.release()
+
+
+PASSWORD_HASHING = HashingSlots()
+
+
 def hash_password(password: str) -> str:
-    return tpool.execute(_hasher.hash, password)
+    return PASSWORD_HASHING.run(_hasher.hash, password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return bool(tpool.execute(_hasher.verify, password_hash or _DUMMY_HASH, password)) and (
-            password_hash is not None
-        )
+        return bool(
+            PASSWORD_HASHING.run(_hasher.verify, password_hash or _DUMMY_HASH, password)
+        ) and (password_hash is not None)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -7,7 +7,7 @@ from nameko.testing.services import worker_factory
 
 from iam_agency import domain
 from iam_agency.service import IamAgencyService
-from mercato.errors import ValidationError
+from mercato.errors import RateLimited, ValidationError
 
 
 def test_password_hash_is_argon2id_and_verifies_only_the_same_password():
@@ -19,6 +19,48 @@ def test_password_hash_is_argon2id_and_verifies_only_the_same_password():
 
 def test_unknown_user_never_verifies():
     assert not domain.verify_password(None, "whatever it is")
+
+
+def test_a_hash_that_cannot_start_in_time_is_refused_with_retry_after(monkeypatch):
+    slots = domain.HashingSlots(slots=1, wait_seconds=0.05)
+    monkeypatch.setattr(domain, "PASSWORD_HASHING", slots)
+    hashed = domain.hash_password("a long enough password")
+    slots._semaphore.acquire()  # a flood holds every slot
+
+    with pytest.raises(RateLimited) as refused:
+        domain.verify_password(hashed, "a long enough password")
+    with pytest.raises(RateLimited):
+        domain.hash_password("another long password")
+
+    assert refused.value.retry_after == 1
+    slots._semaphore.release()
+    assert domain.verify_password(hashed, "a long enough password")
+
+
+def test_hashes_beyond_the_slots_wait_their_turn(monkeypatch):
+    import eventlet
+
+    slots = domain.HashingSlots(slots=2, wait_seconds=30)
+    monkeypatch.setattr(domain, "PASSWORD_HASHING", slots)
+    running, most = 0, 0
+    real = domain._hasher
+
+    class Counted:
+        def hash(self, password):
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            try:
+                return real.hash(password)
+            finally:
+                running -= 1
+
+    monkeypatch.setattr(domain, "_hasher", Counted())
+    pool = eventlet.GreenPool(6)
+    hashes = list(pool.imap(domain.hash_password, [f"password number {n}" for n in range(6)]))
+
+    assert len(hashes) == 6
+    assert most <= 2
 
 
 def test_tokens_are_random_and_only_their_digest_is_kept():
