@@ -8,9 +8,21 @@ A POST that carries ``Idempotency-Key: <key>``:
 - after a 2xx: the record keeps the response; the same key with the same request gets
   it again (same status and body, header ``Idempotent-Replayed: true``), with no work;
 - the same key with another request (method, path or body): 422 IDEMPOTENCY_KEY_REUSED;
-- after a 4xx or 5xx: the key is released. A rejected or failed request changed
-  nothing, so the client may retry with the same key and the retry sees the present
-  state (a 402 that a top-up has since cured goes through);
+- after a refusal (a 4xx: invalid, not allowed, a rule broken): the key is released. A
+  refused request changed nothing, so the client may retry with the same key and the
+  retry sees the present state (a 402 that a top-up has since cured goes through);
+- after a failure that may have done the work (a 5xx: a service that did not answer in
+  time, a broken connection, a bug; or a worker killed mid-request): the record stays,
+  ``unknown``. The same key with the same request runs it again, and every RPC it makes
+  carries the same downstream key (``downstream_key``, the context's ``request_key``),
+  which the service kept with what the first attempt did: it answers that first result
+  instead of doing the work twice;
+- a 2xx whose response must not be stored (``Cache-Control: no-store``: a sign-in's
+  token, a seller's interface secret) is not kept either: the record stays, ``unkept``,
+  so the key still belongs to that request (another body is 422), and a retry runs it
+  again: the service answers what is valid now (a new token; the same interface
+  secret while it is the seller's, from the service's own keyring), never a copy of a
+  secret that may since have been revoked or rotated;
 - records live ``IDEMPOTENCY_TTL_HOURS`` after their request (then ``purge`` deletes
   them); an in-flight record whose replica died is taken over by a retry once its
   lease (``IDEMPOTENCY_LEASE_SECONDS``) has run out.
@@ -18,8 +30,7 @@ A POST that carries ``Idempotency-Key: <key>``:
 Scope: the caller's account (``account:<id>``); requests without a caller (sign-up,
 sign-in) share the scope ``anonymous``.
 
-Nothing secret is stored in the clear, though responses can hold secrets (the token of
-a sign-in) and requests always do (passwords):
+Nothing secret is stored in the clear, though requests always hold secrets (passwords):
 
 - ``fingerprint`` = HMAC-SHA256(IDEMPOTENCY_SECRET, label_1 | method | path | body);
 - the response is encrypted with AES-256-GCM under
@@ -56,7 +67,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request, Response
 
-from gateway.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from gateway.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, status_for
 from gateway.models import COMPLETED, IN_FLIGHT, IdempotencyRecord
 from gateway.settings import DEV_IDEMPOTENCY_SECRET, Settings
 from mercato.clock import Clock, ContainerClock, SystemClock
@@ -78,10 +89,16 @@ _HKDF_INFO = b"mercato.gateway.idempotency.aes-256-gcm.v1"
 _SEALED_VERSION = b"\x01"
 _NONCE_BYTES = 12
 _CLAIM_ATTEMPTS = 3
+# a record's states beside IN_FLIGHT and COMPLETED: its request ran, and its response
+# is not kept, so a retry runs it again (the services answer their first result)
+UNKNOWN = "unknown"  # it failed in a way that may have done the work (a 5xx)
+UNKEPT = "unkept"  # it succeeded with a response that must not be stored (no-store)
+RERUN = (UNKNOWN, UNKEPT)
 
 IDEMPOTENCY = Counter(
     "mercato_gateway_idempotency_total",
-    "POSTs with an Idempotency-Key by outcome: claimed, replayed, reused, in_flight, released",
+    "POSTs with an Idempotency-Key by outcome: claimed, replayed, rerun, reused, in_flight, "
+    "released, unknown, unkept",
     ["outcome"],
 )
 
@@ -124,12 +141,15 @@ class Keyring:
 
 @dataclass(frozen=True)
 class Claim:
-    """This request holds the key: do the work, then ``complete`` or ``release``."""
+    """This request holds the key: do the work, then ``complete``, ``settle`` or
+    ``release``."""
 
     scope: str
     key: str
     lease: str
     material: bytes
+    # the key's request ran before with no answer kept: this is its retry
+    rerun: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,26 +254,27 @@ class IdempotencyStore:
                 )
             if record.state == COMPLETED:
                 return self._replay(record, material)
-            if record.locked_until > now:
+            if record.state == IN_FLIGHT and record.locked_until > now:
                 raise IdempotencyKeyInFlight(
                     "the first request with this Idempotency-Key is still being handled; "
                     "retry shortly"
                 )
-            # abandoned by a replica that died mid-request: take it over
+            # ran before with no answer kept (unknown, unkept), or abandoned by a replica
+            # that died mid-request: this retry runs it again, holding the key meanwhile
             lease = uuid.uuid4().hex
             taken = session.execute(
                 sa.update(IdempotencyRecord)
                 .where(
                     self._record(scope, key),
                     IdempotencyRecord.lease == record.lease,
-                    IdempotencyRecord.state == IN_FLIGHT,
+                    IdempotencyRecord.state == record.state,
                 )
-                .values(lease=lease, locked_until=now + self.lease)
+                .values(state=IN_FLIGHT, lease=lease, locked_until=now + self.lease)
                 .execution_options(synchronize_session=False)
             )
             if taken.rowcount != 1:  # type: ignore[attr-defined]
                 return None
-            return Claim(scope, key, lease, material)
+            return Claim(scope, key, lease, material, rerun=True)
 
     def _replay(self, record: IdempotencyRecord, material: bytes) -> Replay:
         assert record.status_code is not None and record.response is not None
@@ -281,6 +302,32 @@ class IdempotencyStore:
                     status_code=status,
                     content_type=content_type,
                     response=sealed,
+                    expires_at=now + self.ttl,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def settle(self, claim: Claim, state: str) -> bool:
+        """Keep the key for its request without its response (``UNKNOWN``, ``UNKEPT``):
+        a retry with the same request may run it again at once; False if the claim was
+        lost meanwhile."""
+        assert state in RERUN
+        now = self.clock.now()
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                sa.update(IdempotencyRecord)
+                .where(
+                    self._record(claim.scope, claim.key),
+                    IdempotencyRecord.lease == claim.lease,
+                    IdempotencyRecord.state == IN_FLIGHT,
+                )
+                .values(
+                    state=state,
+                    locked_until=now,
+                    status_code=None,
+                    content_type=None,
+                    response=None,
                     expires_at=now + self.ttl,
                 )
                 .execution_options(synchronize_session=False)
@@ -340,6 +387,17 @@ def _is_success(status: int) -> bool:
     return 200 <= status < 300
 
 
+def _changed_nothing(status: int | None) -> bool:
+    """A refusal (4xx): the request was invalid, not allowed or broke a rule, and a
+    refused request changes nothing. Anything else (a 5xx, an unmapped error, a worker
+    killed mid-request) may have done the work somewhere downstream."""
+    return status is not None and 400 <= status < 500
+
+
+def _must_not_be_stored(response: Response) -> bool:
+    return "no-store" in response.cache_control
+
+
 class IdempotentRequests:
     """One worker's access to the store: ``once(request, body, work)``."""
 
@@ -368,16 +426,24 @@ class IdempotentRequests:
         if isinstance(outcome, Replay):
             IDEMPOTENCY.labels("replayed").inc()
             return outcome.response()
-        IDEMPOTENCY.labels("claimed").inc()
+        IDEMPOTENCY.labels("rerun" if outcome.rerun else "claimed").inc()
         try:
             response = work()
-        except BaseException:
-            self._release(outcome)
+        except BaseException as exc:
+            if _changed_nothing(status_for(exc)):
+                self._release(outcome)
+            else:
+                self._settle(outcome, UNKNOWN)
             raise
         if _is_success(response.status_code):
-            self._complete(outcome, response)
-        else:
+            if _must_not_be_stored(response):
+                self._settle(outcome, UNKEPT)
+            else:
+                self._complete(outcome, response)
+        elif _changed_nothing(response.status_code):
             self._release(outcome)
+        else:
+            self._settle(outcome, UNKNOWN)
         return response
 
     def _complete(self, claim: Claim, response: Response) -> None:
@@ -388,6 +454,17 @@ class IdempotentRequests:
         except Exception:
             # the work is done: answer it; a retry after the lease may do it again
             _log.exception("could not keep the response of Idempotency-Key %s", claim.key)
+            return
+        if not kept:
+            _log.warning("Idempotency-Key %s was taken over before its request ended", claim.key)
+
+    def _settle(self, claim: Claim, state: str) -> None:
+        IDEMPOTENCY.labels(state).inc()
+        try:
+            kept = self._store.settle(claim, state)
+        except Exception:
+            # the claim stays in flight until its lease runs out; then a retry takes it over
+            _log.exception("could not keep Idempotency-Key %s as %s", claim.key, state)
             return
         if not kept:
             _log.warning("Idempotency-Key %s was taken over before its request ended", claim.key)

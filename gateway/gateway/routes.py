@@ -64,6 +64,8 @@ ROUTES = (
         body=iam_agency.SignInRequest,
         response=iam_agency.TokenResponse,
         status=201,
+        # the token is a secret: not cached, and not kept for an Idempotency-Key's replay
+        headers=NO_STORE,
         errors={
             401: "UNAUTHENTICATED: wrong email or password",
             429: "RATE_LIMITED: too many sign-ins for this email or from this address; "

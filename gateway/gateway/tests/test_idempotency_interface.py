@@ -1,5 +1,6 @@
 """Idempotency-Key through the gateway: replayed, refused for another body, one piece
-of work under concurrency, released after a failure; secrets never stored in the clear."""
+of work under concurrency, released after a refusal, kept after a failure that may
+have done the work; secrets never stored."""
 
 import eventlet
 import pytest
@@ -7,7 +8,7 @@ import requests
 import sqlalchemy as sa
 from nameko.testing.services import entrypoint_hook
 
-from gateway.tests.marketplace import PASSWORD, new_account
+from gateway.tests.marketplace import PASSWORD, bearer, new_account
 from iam_agency.service import IamAgencyService
 
 pytestmark = pytest.mark.interface
@@ -62,23 +63,41 @@ def test_concurrent_requests_with_one_key_create_one_account(stack):
     assert stack.iam_rows("accounts") == 1
 
 
-def test_replayed_sign_in_returns_the_same_token_never_stored_in_the_clear(stack):
+def test_sign_in_replayed_after_sign_out_never_answers_the_revoked_token(stack):
     account = new_account()
     stack.post("/v1/accounts", json=account)
     credentials = {"email": account["email"], "password": PASSWORD}
     headers = {"Idempotency-Key": "signin-1"}
-
     first = stack.post("/v1/auth/tokens", json=credentials, headers=headers)
+    assert first.status_code == 201
+    revoked = first.json()["token"]
+    assert stack.delete("/v1/auth/tokens/current", headers=bearer(revoked)).status_code == 204
+
     again = stack.post("/v1/auth/tokens", json=credentials, headers=headers)
 
-    assert first.status_code == again.status_code == 201
-    assert again.json()["token"] == first.json()["token"]
-    assert stack.iam_rows("api_tokens") == 1
+    # a sign-in is safe to repeat: it is signed in again, never handed the revoked token
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again.headers
+    token = again.json()["token"]
+    assert token != revoked
+    assert stack.get("/v1/me", headers=bearer(token)).status_code == 200
+    assert stack.get("/v1/me", headers=bearer(revoked)).status_code == 401
+
+
+def test_sign_in_answer_is_never_stored(stack):
+    account = new_account()
+    stack.post("/v1/accounts", json=account)
+    credentials = {"email": account["email"], "password": PASSWORD}
+
+    first = stack.post("/v1/auth/tokens", json=credentials, headers={"Idempotency-Key": "s-1"})
+
+    assert first.status_code == 201
     engine = sa.create_engine(stack.gateway_config["DATABASE_URL"], poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         (row,) = connection.execute(sa.text("SELECT * FROM idempotency_records")).all()
     engine.dispose()
-    stored = repr(tuple(row)).encode() + bytes(row.response)
+    assert row.state == "unkept" and row.response is None
+    stored = repr(tuple(row)).encode()
     for secret in (first.json()["token"].encode(), PASSWORD.encode(), account["email"].encode()):
         assert secret not in stored
 
@@ -101,7 +120,7 @@ def test_other_password_with_the_same_key_cannot_read_the_stored_token(stack):
     assert "token" not in guess.text
 
 
-def test_failed_request_releases_its_key_for_a_retry(
+def test_request_that_failed_with_503_keeps_its_key_and_its_retry_runs_again(
     start_stack, container_factory, make_service_config
 ):
     stack = start_stack(with_iam=False)
@@ -110,7 +129,9 @@ def test_failed_request_releases_its_key_for_a_retry(
 
     down = stack.post("/v1/accounts", json=account, headers=headers)
     assert down.status_code == 503
-    assert stack.gateway_rows() == 0
+    # the work may have been done downstream: the key stays with its request
+    assert stack.gateway_rows() == 1
+    assert stack.post("/v1/accounts", json=new_account(), headers=headers).status_code == 422
 
     iam_config = make_service_config("iam_agency")
     container_factory(IamAgencyService, iam_config).start()
@@ -118,7 +139,22 @@ def test_failed_request_releases_its_key_for_a_retry(
 
     assert retried.status_code == 201
     assert "Idempotent-Replayed" not in retried.headers
-    assert stack.post("/v1/accounts", json=account, headers=headers).json() == retried.json()
+    again = stack.post("/v1/accounts", json=account, headers=headers)
+    assert again.json() == retried.json() and again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_refused_request_releases_its_key_for_a_retry(stack):
+    taken = new_account()
+    stack.post("/v1/accounts", json=taken)
+    account = new_account(email=taken["email"])
+    headers = {"Idempotency-Key": "refused-1"}
+
+    refused = stack.post("/v1/accounts", json=account, headers=headers)
+
+    assert refused.status_code == 409
+    assert stack.gateway_rows() == 0
+    retried = stack.post("/v1/accounts", json=new_account(), headers=headers)
+    assert retried.status_code == 201
 
 
 def test_malformed_idempotency_key_is_400(stack):

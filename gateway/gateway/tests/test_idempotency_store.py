@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from gateway.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
-from gateway.idempotency import Claim, IdempotencyStore, Keyring, Replay, canonical_request
+from gateway.idempotency import (
+    UNKEPT,
+    UNKNOWN,
+    Claim,
+    IdempotencyStore,
+    Keyring,
+    Replay,
+    canonical_request,
+)
 from gateway.models import IdempotencyRecord
 from mercato.clock import ManualClock
 from mercato.db import create_engine
@@ -140,3 +148,47 @@ def test_concurrent_requests_with_one_key_claim_it_once(store):
     claims = [o for o in outcomes if isinstance(o, Claim)]
     assert len(claims) == 1
     assert all(isinstance(o, IdempotencyKeyInFlight) for o in outcomes if o is not claims[0])
+
+
+def test_request_that_may_have_done_its_work_keeps_its_key_for_a_retry(store, engine):
+    first = store.claim(SCOPE, "k1", MATERIAL)
+    assert store.settle(first, UNKNOWN)
+    (row,) = rows(engine)
+    assert row.state == UNKNOWN and row.response is None
+
+    retry = store.claim(SCOPE, "k1", MATERIAL)
+
+    assert isinstance(retry, Claim) and retry.rerun and retry.lease != first.lease
+    assert store.complete(retry, 201, "application/json", ANSWER)
+    assert store.claim(SCOPE, "k1", MATERIAL) == Replay(201, "application/json", ANSWER)
+
+
+def test_unknown_key_still_belongs_to_its_request(store):
+    store.settle(store.claim(SCOPE, "k1", MATERIAL), UNKNOWN)
+    with pytest.raises(IdempotencyKeyReused):
+        store.claim(SCOPE, "k1", OTHER)
+
+
+def test_retry_of_an_unknown_request_holds_the_key_while_it_runs(store):
+    store.settle(store.claim(SCOPE, "k1", MATERIAL), UNKNOWN)
+    store.claim(SCOPE, "k1", MATERIAL)
+    with pytest.raises(IdempotencyKeyInFlight):
+        store.claim(SCOPE, "k1", MATERIAL)
+
+
+def test_response_not_to_be_stored_is_not_kept_and_its_retry_runs_again(store, engine):
+    store.settle(store.claim(SCOPE, "k1", MATERIAL), UNKEPT)
+    (row,) = rows(engine)
+    assert row.state == UNKEPT and row.response is None and row.status_code is None
+    retry = store.claim(SCOPE, "k1", MATERIAL)
+    assert isinstance(retry, Claim) and retry.rerun
+
+
+def test_settling_a_lost_claim_changes_nothing(store, clock):
+    abandoned = store.claim(SCOPE, "k1", MATERIAL)
+    clock.advance(LEASE)
+    retry = store.claim(SCOPE, "k1", MATERIAL)
+    assert store.settle(abandoned, UNKNOWN) is False
+    with pytest.raises(IdempotencyKeyInFlight):
+        store.claim(SCOPE, "k1", MATERIAL)
+    assert store.complete(retry, 201, "application/json", ANSWER)
