@@ -10,6 +10,14 @@ for a log collector, and ``text``, a short line a person reads in a terminal
 and the process's name in front of each line).
 ``auto``, the default, is text when the output is a terminal and JSON otherwise, so a
 container's logs are JSON; ``make run`` asks for text when it runs in a terminal.
+
+A rejection the contract expects (a 400, 401, 403, 404, 409, 422, 429: any
+``mercato.errors`` class but ``ServiceUnavailable``, or an error an entrypoint declares
+in ``expected_exceptions``) is one INFO line with no traceback
+(``rejected gateway.sign_in: Unauthenticated: wrong email or password``): nameko would
+log it as a WARNING with the whole traceback. ``Rejections`` rewrites those records;
+every process installs it when its service is named (``set_process_service``). A
+traceback in the logs means a bug or an outage, nothing else.
 """
 
 from __future__ import annotations
@@ -29,9 +37,61 @@ _process_service = "-"
 
 
 def set_process_service(name: str) -> None:
-    """Name the service for records logged outside any worker (start-up, relay)."""
+    """Name the service for records logged outside any worker (start-up, relay), and
+    have its entrypoints' rejections logged as one line (``Rejections``)."""
     global _process_service
     _process_service = name
+    quiet_rejections()
+
+
+# what nameko's container logs when an entrypoint raises (nameko/containers.py)
+_EXPECTED_MESSAGE = "(expected) error handling worker %s: %s"
+_ERROR_MESSAGE = "error handling worker %s: %s"
+CONTAINER_LOGGER = "nameko.containers"
+
+
+class Rejections(logging.Filter):
+    """On nameko's container logger: an entrypoint's expected error, or any Mercato
+    error a caller is meant to see, becomes one INFO line without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in (_EXPECTED_MESSAGE, _ERROR_MESSAGE) or not isinstance(
+            record.args, tuple
+        ):
+            return True
+        worker_ctx, exc = record.args
+        if record.msg == _ERROR_MESSAGE and not _is_rejection(exc):
+            return True  # a bug: the traceback is what it needs
+        entrypoint = getattr(worker_ctx, "entrypoint", None)
+        where = ".".join(
+            part
+            for part in (
+                getattr(worker_ctx, "service_name", None),
+                getattr(entrypoint, "method_name", None),
+            )
+            if part
+        )
+        record.msg = "rejected %s: %s: %s"
+        record.args = (where or "-", type(exc).__name__, exc)
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.exc_info = record.exc_text = record.stack_info = None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def _is_rejection(exc: object) -> bool:
+    from mercato.errors import EXPECTED  # errors imports nameko; logs stays light
+
+    return isinstance(exc, EXPECTED)
+
+
+_REJECTIONS = Rejections()
+
+
+def quiet_rejections() -> None:
+    """Install ``Rejections`` on nameko's container logger (once)."""
+    logger = logging.getLogger(CONTAINER_LOGGER)
+    if _REJECTIONS not in logger.filters:
+        logger.addFilter(_REJECTIONS)
 
 
 def bind(**fields: str) -> contextvars.Token:
