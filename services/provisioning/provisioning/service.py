@@ -26,6 +26,7 @@ from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import dump, load
 from provisioning import deploying, deployments, schemas, usecases
 from provisioning.cloud.driver import HuaweiCloudDriver
+from provisioning.endpoints import pinned_session
 from provisioning.keyring import KEYS_CONFIG, Keyring
 from provisioning.models import metadata
 from provisioning.repository import DeliveryRepository, DeploymentRepository, SellerKeyRepository
@@ -136,10 +137,26 @@ class SellerClients(DependencyProvider):
         )
 
     def get_dependency(self, worker_ctx):
-        def client(endpoint: str, access_key: str, secret: str) -> seller_interface.SellerClient:
-            return seller_interface.SellerClient(endpoint, access_key, secret, timeout=self.timeout)
+        def client(
+            endpoint: str, access_key: str, secret: str, address: str | None = None
+        ) -> seller_interface.SellerClient:
+            if address is None:  # development: any address, looked up as usual
+                return seller_interface.SellerClient(
+                    endpoint, access_key, secret, timeout=self.timeout
+                )
+            return _PinnedSellerClient(
+                endpoint, access_key, secret, timeout=self.timeout, session=pinned_session(address)
+            )
 
         return client
+
+
+class _PinnedSellerClient(seller_interface.SellerClient):
+    """A seller client on a session pinned to the checked address, closed with it."""
+
+    def close(self) -> None:
+        super().close()
+        self._session.close()
 
 
 class ProvisioningService(MercatoService):

@@ -64,7 +64,8 @@ class RetryLater(Exception):
         self.processing = processing
 
 
-SellerClientFactory = Callable[[str, str, str], seller_interface.SellerClient]
+# (endpoint, access key, secret, the checked address to connect to, None in development)
+SellerClientFactory = Callable[[str, str, str, str | None], seller_interface.SellerClient]
 
 
 # -- accepting paid orders ---------------------------------------------------------
@@ -303,11 +304,15 @@ def _seller_client(
     endpoint = settings.get("saas_endpoint_url")
     if not endpoint:
         raise RetryLater("the product has no SaaS endpoint")
-    if not policy.allow_private_endpoints and endpoints.is_private(endpoint):
-        raise RetryLater(
-            "the SaaS endpoint is on loopback or a private network, refused outside "
-            "development (PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS)"
-        )
+    address = None
+    if not policy.allow_private_endpoints:
+        # the client connects to the very address checked here (no second lookup)
+        address = endpoints.public_address(endpoint)
+        if address is None:
+            raise RetryLater(
+                "the SaaS endpoint is on loopback or a private network, refused outside "
+                "development (PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS)"
+            )
     key = uow.seller_keys.interface_key(delivery.seller_account_id)
     if key is None:
         raise RetryLater("the seller has not issued its SaaS interface credentials")
@@ -315,7 +320,7 @@ def _seller_client(
         Sealed(key.secret_key_id, key.secret_sealed),
         bound_to=domain.interface_binding(key.seller_account_id, key.access_key),
     )
-    return seller_client(endpoint, key.access_key, secret)
+    return seller_client(endpoint, key.access_key, secret, address)
 
 
 def _new_instance(client, delivery: Delivery, policy: DeliveryPolicy) -> str:

@@ -121,8 +121,13 @@ class FakeSeller:
         self.release_answer = ResultCode.SUCCESS
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.instances: dict[str, str] = {}  # order line -> instance id
+        # the address each client was pinned to (None: looked up as usual, development)
+        self.addresses: list[str | None] = []
 
-    def client(self, endpoint: str, access_key: str, secret: str) -> FakeSellerClient:
+    def client(
+        self, endpoint: str, access_key: str, secret: str, address: str | None = None
+    ) -> FakeSellerClient:
+        self.addresses.append(address)
         return FakeSellerClient(self)
 
     def asked(self, activity: Activity) -> int:

@@ -322,6 +322,15 @@ def test_a_private_endpoint_is_refused_outside_development(world):
     assert world.seller.calls == []
 
 
+def test_the_seller_is_called_at_the_address_that_was_checked(world):
+    world.catalog.endpoint = "https://8.8.8.8/saas"
+    policy = domain.DeliveryPolicy()
+    pay(world, policy=policy)
+    assert sweep(world, policy) == ["succeeded"]
+    # the client connects to the checked address, never looking the name up again
+    assert world.seller.addresses and set(world.seller.addresses) == {"8.8.8.8"}
+
+
 def test_a_seller_without_interface_credentials_is_not_called(world):
     world.uow.seller_keys.table("interface_keys").clear()
     subscription_id = pay(world)
