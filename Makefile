@@ -44,7 +44,7 @@ lint: install
 	$(VENV)/bin/mypy libs/mercato libs/mercato_testing libs/mercato_devrun libs/mercato_subscribers libs/seller_interface services/catalog/catalog services/orders/orders \
 	    services/supervision/supervision services/billing/billing \
 	    services/provisioning/provisioning services/iam-agency/iam_agency gateway/gateway \
-    simulators/cloud/cloud_simulator
+    simulators/cloud/cloud_simulator simulators/payments/payments_simulator
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -6,14 +6,21 @@ import eventlet
 
 eventlet.monkey_patch()  # before anything imports socket or threading
 
+import os  # noqa: E402
+
 import pytest  # noqa: E402
 
 from mercato_testing import (  # noqa: E402
+    TEST_CONTEXT_KEY,
     Databases,
     Infrastructure,
     MissingInfrastructure,
     service_config,
 )
+
+# every Mercato process signs and verifies the caller context with this key: the
+# containers tests start and the systems they run (mercato.identity)
+os.environ.setdefault("MERCATO_CONTEXT_KEY", TEST_CONTEXT_KEY)
 
 _infra: Infrastructure | None = None
 
@@ -71,5 +78,16 @@ def cloud_simulator(tmp_path_factory):
     from mercato_testing.cloud import start_cloud_simulator
 
     handle = start_cloud_simulator(tmp_path_factory.mktemp("cloud-simulator"))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def payments_simulator(tmp_path_factory):
+    """One simulated card provider (``simulators/payments``) for the session: billing's
+    ``CARD_GATEWAY_URL``. Tests get their own tokens (``payments_simulator.token(number)``)."""
+    from mercato_testing.payments import start_payments_simulator
+
+    handle = start_payments_simulator(tmp_path_factory.mktemp("payments-simulator"))
     yield handle
     handle.stop()
