@@ -150,10 +150,43 @@ def dump(schema: Schema | type[Schema], data: Any) -> Any:
     return (_instance(schema) if isinstance(schema, type) else schema).dump(data)
 
 
+# NUL (PostgreSQL's text cannot hold it) and lone UTF-16 surrogates (JSON's \ud800
+# escapes decode to them; no UTF-8 encoder takes them)
+_UNSAFE = re.compile(r"[\x00\ud800-\udfff]")
+UNSAFE_TEXT = "Must not contain NUL characters or lone surrogates."
+
+
+def unsafe_strings(value: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Where ``value`` holds a string with NUL or a lone surrogate, as a validation
+    error's fields (``{"items.0.name": [...]}``); a key with one is named escaped."""
+    found: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        if _UNSAFE.search(value):
+            found[prefix or "_schema"] = [UNSAFE_TEXT]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = str(key)
+            if _UNSAFE.search(name):
+                name = name.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+                found[f"{prefix}.{name}" if prefix else name] = [UNSAFE_TEXT]
+                continue
+            found.update(unsafe_strings(item, f"{prefix}.{name}" if prefix else name))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.update(unsafe_strings(item, f"{prefix}.{index}" if prefix else str(index)))
+    return found
+
+
 def load(schema: Schema | type[Schema], payload: Any, *, partial: bool = False) -> Any:
+    """``payload`` loaded with ``schema``, or a ValidationError naming each field and the
+    rule it broke. A string with NUL or a lone surrogate is refused first, wherever it is:
+    no database, encoder or log line downstream can take it."""
     instance = _instance(schema) if isinstance(schema, type) else schema
     if payload is None:
         payload = {}
+    unsafe = unsafe_strings(payload)
+    if unsafe:
+        raise ValidationError(f"invalid request: check {', '.join(sorted(unsafe))}", unsafe)
     try:
         return instance.load(payload, partial=partial)
     except SchemaError as exc:
