@@ -24,6 +24,11 @@ A billing account's figures are kept in step with its postings:
   reseller owes, so a reseller's balance goes negative as it pays for its customers;
 - ``credit_used = credit_receivable``.
 
+Every account has a credit limit (0 until an operator grants one), and what it owes
+never exceeds it: credit used plus a negative balance (a reseller's debt for its
+customers' orders). So a reseller pays for its customers only within its limit, as
+anyone pays on credit (``AccountState.authorize``).
+
 A refund is the mirror of the payment it returns: the same two ledger accounts, the
 signs swapped (``refund_postings``). So a balance refund credits the buyer's
 ``customer_balance`` again, a credit refund lowers ``credit_receivable`` (credit used),
@@ -42,10 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 from mercato.domain import RecordsEvents, StateMachine
 from mercato.errors import BusinessRuleViolation, Conflict, PaymentRequired, ValidationError
-from mercato.money import Money, money
+from mercato.money import Money, marketplace_currency, money, require_marketplace_currency
 from mercato.terms import BALANCE, CREDIT, CREDIT_CARD, RESELLER
-
-ACCOUNT_CURRENCY = "USD"
 
 # the statuses of a payment, a top-up and a refund
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
@@ -189,8 +192,14 @@ class AccountState:
     credit_used: int = 0
 
     @property
+    def owed(self) -> int:
+        """What the account owes the marketplace: credit used, and a negative balance
+        (a reseller's, for its customers' orders)."""
+        return self.credit_used + max(0, -self.balance)
+
+    @property
     def available_credit(self) -> int:
-        return max(0, self.credit_limit - self.credit_used)
+        return max(0, self.credit_limit - self.owed)
 
     def apply(self, account_id: str, postings: Iterable[Posting]) -> AccountState:
         """The figures after ``postings`` (only those on this account's ledgers count)."""
@@ -207,17 +216,27 @@ class AccountState:
     def authorize(self, method: str, amount: int) -> None:
         """Refuse (PaymentRequired, nothing changes) what the account cannot pay.
 
-        A card payment does not touch the account; a reseller's balance may go
-        negative (it settles outside Mercato).
+        A card payment does not touch the account. A reseller's payment takes its
+        balance first and then goes negative (it settles outside Mercato), but what it
+        owes stays within its credit limit, as a credit payment's does.
         """
         if method == BALANCE and self.balance < amount:
             raise PaymentRequired(
                 f"insufficient balance: {amount} needed, {max(self.balance, 0)} available"
             )
-        if method == CREDIT and self.credit_used + amount > self.credit_limit:
+        if method == CREDIT and self.owed + amount > self.credit_limit:
             raise PaymentRequired(
                 f"credit limit exceeded: {amount} needed, {self.available_credit} of "
                 f"{self.credit_limit} available"
+            )
+        if method == RESELLER and self.credit_used + max(0, amount - self.balance) > (
+            self.credit_limit
+        ):
+            raise PaymentRequired(
+                f"the reseller's credit limit is exceeded: {amount} needed, "
+                f"{max(self.balance, 0)} of balance and {self.available_credit} of "
+                f"{self.credit_limit} credit available",
+                code="RESELLER_CREDIT_LIMIT_EXCEEDED",
             )
 
 
@@ -231,13 +250,14 @@ def derived_state(credit_limit: int, sums: Mapping[str, int]) -> AccountState:
     )
 
 
+def account_currency() -> str:
+    """Billing accounts are kept in the marketplace currency (``MARKETPLACE_CURRENCY``)."""
+    return marketplace_currency()
+
+
 def require_account_currency(price: Money, field: str = "amount.currency") -> None:
-    """Refuse (ValidationError naming ``field``) money not in the account currency."""
-    if price.currency != ACCOUNT_CURRENCY:
-        raise ValidationError(
-            f"billing accounts are kept in {ACCOUNT_CURRENCY}",
-            {field: [f"must be {ACCOUNT_CURRENCY}, the account currency"]},
-        )
+    """Refuse (ValidationError naming ``field``) money not in the marketplace currency."""
+    require_marketplace_currency(price.currency, field)
 
 
 class AccountFigures:

@@ -151,9 +151,15 @@ class JournalEntry(Base):
     payment's own entry)."""
 
     __tablename__ = "journal_entries"
-    __table_args__ = (sa.Index("ix_journal_entries_account_id_id", "account_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_journal_entries_account_id_id", "account_id", "id"),
+        sa.UniqueConstraint("txn_id", name="uq_journal_entries_txn_id"),
+    )
 
+    # ``id`` orders the statement and joins the postings; ``txn_id`` (``txn_<random>``)
+    # is what the statement shows, opaque like every other id
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    txn_id: Mapped[str] = mapped_column(sa.String(40))
     kind: Mapped[str] = mapped_column(sa.String(16))
     account_id: Mapped[str] = mapped_column(sa.String(40))
     payment_id: Mapped[str | None] = mapped_column(
@@ -176,6 +182,20 @@ class JournalEntry(Base):
 
     postings: Mapped[list[LedgerPosting]] = relationship(back_populates="entry")
     refund: Mapped[Refund | None] = relationship(lazy="joined")
+
+
+class CancelledOrder(Base):
+    """An order orders cancelled before it was paid (``orders.order.cancelled`` without
+    a refund). billing charges it no more, and a payment of it that settles anyway (a
+    card the gateway confirmed late, a pay that raced the cancellation) is refunded in
+    full, once (``refund_payments_of_cancelled_orders``)."""
+
+    __tablename__ = "cancelled_orders"
+
+    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    cancelled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class LedgerPosting(Base):

@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from billing import domain
 from billing.models import (
     BillingAccount,
+    CancelledOrder,
     JournalEntry,
     LedgerPosting,
     Payment,
@@ -45,6 +46,17 @@ class PendingCardRefund(NamedTuple):
     currency: str
     payment_method: str
     charge_key: str | None  # the refunded payment's charge at the card gateway
+
+
+class LatePayment(NamedTuple):
+    """A succeeded payment of an order orders cancelled unpaid, not refunded yet."""
+
+    payment_id: str
+    order_id: str
+    account_id: str
+    amount: int
+    currency: str
+    reason: str  # the order's cancel reason
 
 
 class RefundBesideItsPayment(NamedTuple):
@@ -116,7 +128,7 @@ class BillingRepository:
             BillingAccount,
             {
                 "account_id": account_id,
-                "currency": domain.ACCOUNT_CURRENCY,
+                "currency": domain.account_currency(),
                 "balance": 0,
                 "credit_limit": 0,
                 "credit_used": 0,
@@ -295,6 +307,44 @@ class BillingRepository:
             .limit(limit)
         ).all()
         return [PendingCardRefund(*row) for row in rows]
+
+    # -- orders cancelled before they were paid ----------------------------------------
+
+    def add_cancelled_order(
+        self, order_id: str, account_id: str, reason: str, now: dt.datetime
+    ) -> None:
+        """Record, once, that orders cancelled ``order_id`` unpaid."""
+        if self.session.get(CancelledOrder, order_id) is not None:
+            return
+        insert_or_ignore(
+            self.session,
+            CancelledOrder,
+            {"order_id": order_id, "account_id": account_id, "reason": reason, "cancelled_at": now},
+            unique=["order_id"],
+        )
+
+    def is_cancelled_order(self, order_id: str) -> bool:
+        return self.session.get(CancelledOrder, order_id) is not None
+
+    def late_payments(self, limit: int) -> list[LatePayment]:
+        """Succeeded payments of orders cancelled unpaid that have no refund yet, oldest
+        first: each is to be refunded in full."""
+        rows = self.session.execute(
+            sa.select(
+                Payment.id,
+                Payment.order_id,
+                Payment.account_id,
+                Payment.amount,
+                Payment.currency,
+                CancelledOrder.reason,
+            )
+            .join(CancelledOrder, CancelledOrder.order_id == Payment.order_id)
+            .outerjoin(Refund, Refund.payment_id == Payment.id)
+            .where(Payment.status == domain.SUCCEEDED, Refund.id.is_(None))
+            .order_by(Payment.completed_at)
+            .limit(limit)
+        ).all()
+        return [LatePayment(*row) for row in rows]
 
     # -- the audit's reads ------------------------------------------------------------
 

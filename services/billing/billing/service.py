@@ -176,7 +176,7 @@ class BillingService(MercatoService):
         """The caller's ledger movements, newest first; ``query``: ``{page, page_size}``
         (default the first 20)::
 
-            {"items": [{"id": "txn_12", "kind": "payment" | "top_up" | "refund",
+            {"items": [{"id": "txn_3f0c…", "kind": "payment" | "top_up" | "refund",
                         "payment_method": "balance" | … | null,
                         "amount": {"amount": -129900, "currency": "USD"},   # signed
                         "balance_after": {…}, "credit_used_after": {…},
@@ -219,14 +219,23 @@ class BillingService(MercatoService):
         """Refund the payment of an order cancelled after it was paid (its delivery
         failed): the compensation step of the purchase saga, exactly once per payment.
 
-        Acts only when the event carries ``payment_id`` and ``refund`` (money); the
-        cancellation of an unpaid order concerns billing not. A refund billing must
+        Acts when the event carries ``payment_id`` and ``refund`` (money). The
+        cancellation of an unpaid order is recorded: billing charges that order no
+        more, and refunds in full a payment of it that settles anyway. A refund billing must
         refuse (more than the payment took, another currency, a payment that did not
         succeed, or a payment that is not this order's) is dead-lettered for an
         operator, not guessed at: it means orders and billing disagree about money.
         """
         data = event.data
         if not (data.get("payment_id") and data.get("refund")):
+            usecases.order_cancelled_unpaid(
+                self.db,
+                self.clock,
+                self.card_gateway,
+                order_id=data["order_id"],
+                account_id=data["account_id"],
+                reason=data["reason"],
+            )
             return
         usecases.refund_payment(
             self.db,
@@ -246,6 +255,7 @@ class BillingService(MercatoService):
         usecases.recover_pending_charges(
             self.db, self.clock, self.card_gateway, grace=self._recovery_grace
         )
+        usecases.refund_late_payments(self.db, self.clock, self.card_gateway)
 
     @property
     def _recovery_grace(self) -> dt.timedelta:

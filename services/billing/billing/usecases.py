@@ -124,7 +124,7 @@ def refund_view(refund: Refund) -> dict[str, Any]:
 
 
 def balance_view(account_id: str, account: BillingAccount | None) -> dict[str, Any]:
-    currency = account.currency if account else domain.ACCOUNT_CURRENCY
+    currency = account.currency if account else domain.account_currency()
     figures = account.figures if account else domain.AccountState()
     return {
         "account_id": account_id,
@@ -137,7 +137,7 @@ def balance_view(account_id: str, account: BillingAccount | None) -> dict[str, A
 
 def _transaction_view(entry: JournalEntry) -> dict[str, Any]:
     return {
-        "id": f"txn_{entry.id}",
+        "id": entry.txn_id,
         "kind": entry.kind,
         "payment_method": entry.payment_method,
         "amount": money(entry.amount, entry.currency),
@@ -173,6 +173,7 @@ def _post(
     after = account.figures_after(postings)
     uow.billing.move_account(account, after, now)
     entry = JournalEntry(
+        txn_id=new_id("txn"),
         kind=kind,
         account_id=account.account_id,
         payment_id=payment.id if payment else None,
@@ -233,6 +234,11 @@ def pay_order(
     checked_card = (
         domain.check_card(card or {}, now) if payment_method == domain.CREDIT_CARD else None
     )
+    if uow.billing.is_cancelled_order(order_id):
+        uow.rollback()
+        raise Conflict(
+            f"order {order_id} was cancelled; nothing was charged", code="ORDER_CANCELLED"
+        )
     for _ in range(_CLAIM_TRIES):
         payment = uow.billing.lock_payment_of_order(order_id)
         written = payment is not None
@@ -633,6 +639,60 @@ def get_refund(uow, *, caller: Identity, order_id: str) -> dict[str, Any]:
     if refund is None or not _may_see(caller, refund):
         raise NotFound(f"no refund for order {order_id}")
     return refund_view(refund)
+
+
+# -- payments of cancelled orders ---------------------------------------------------
+
+
+def order_cancelled_unpaid(
+    uow, clock: Clock, gateway: PaymentGateway, *, order_id: str, account_id: str, reason: str
+) -> None:
+    """orders cancelled an order before it was paid (its buyer, or its payment window):
+    billing charges it no more, and a payment of it that succeeded anyway (a pay that
+    raced the cancellation) is refunded in full now. One still pending at the card
+    gateway is refunded once it settles (``refund_late_payments``). Runs in the event
+    handler's transaction, as ``refund_payment``."""
+    uow.billing.add_cancelled_order(order_id, account_id, reason[:REASON_LENGTH], clock.now())
+    payment = uow.billing.lock_payment_of_order(order_id)
+    if payment is not None and payment.status == domain.SUCCEEDED:
+        _log.warning("payment %s of order %s, cancelled unpaid, is refunded", payment.id, order_id)
+        refund_payment(
+            uow,
+            clock,
+            gateway,
+            payment_id=payment.id,
+            order_id=order_id,
+            account_id=payment.account_id,
+            amount=money(payment.amount, payment.currency),
+            reason=reason,
+        )
+
+
+def refund_late_payments(uow, clock: Clock, gateway: PaymentGateway) -> int:
+    """Refund, once each, the succeeded payments of orders cancelled unpaid (a card
+    charge the gateway confirmed after the cancellation, or a pay that committed beside
+    it). Each in its own transaction; answers how many were refunded."""
+    late = uow.billing.late_payments(RECOVERY_BATCH)
+    uow.rollback()
+    for payment in late:
+        with _on_its_own(uow, "late_payment", payment.payment_id):
+            _log.warning(
+                "payment %s of order %s, cancelled unpaid, is refunded",
+                payment.payment_id,
+                payment.order_id,
+            )
+            refund_payment(
+                uow,
+                clock,
+                gateway,
+                payment_id=payment.payment_id,
+                order_id=payment.order_id,
+                account_id=payment.account_id,
+                amount=money(payment.amount, payment.currency),
+                reason=payment.reason,
+            )
+            uow.commit()
+    return len(late)
 
 
 # -- recovery -----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from billing.payment_gateway import (
     PaymentGateway,
     RefundResult,
 )
-from billing.repository import PendingCardRefund, RefundBesideItsPayment
+from billing.repository import LatePayment, PendingCardRefund, RefundBesideItsPayment
 from mercato.db import Page
 from mercato.identity import Identity
 from mercato.money import Money
@@ -37,6 +37,7 @@ from mercato_testing.fakes import InMemoryRepository
 
 ACCOUNTS, PAYMENTS, TOP_UPS, REFUNDS = "accounts", "payments", "top_ups", "refunds"
 ENTRIES, POSTINGS = "journal_entries", "ledger_postings"
+CANCELLED = "cancelled_orders"
 
 
 class FakeBillingRepository(InMemoryRepository):
@@ -74,7 +75,7 @@ class FakeBillingRepository(InMemoryRepository):
         if account_id not in accounts:
             accounts[account_id] = BillingAccount(
                 account_id=account_id,
-                currency=domain.ACCOUNT_CURRENCY,
+                currency=domain.account_currency(),
                 balance=0,
                 credit_limit=0,
                 credit_used=0,
@@ -213,6 +214,27 @@ class FakeBillingRepository(InMemoryRepository):
         ]
         return sorted(rows, key=lambda row: row.updated_at)[:limit]
 
+    # -- orders cancelled before they were paid ----------------------------------------
+
+    def add_cancelled_order(
+        self, order_id: str, account_id: str, reason: str, now: dt.datetime
+    ) -> None:
+        self.table(CANCELLED).setdefault(order_id, (account_id, reason))
+
+    def is_cancelled_order(self, order_id: str) -> bool:
+        return order_id in self.table(CANCELLED)
+
+    def late_payments(self, limit: int) -> list[LatePayment]:
+        cancelled = self.table(CANCELLED)
+        return [
+            LatePayment(row.id, row.order_id, row.account_id, row.amount, row.currency, reason)
+            for row in self.table(PAYMENTS).values()
+            if row.order_id in cancelled
+            and row.status == domain.SUCCEEDED
+            and self.refund_of_payment(row.id) is None
+            for _account, reason in [cancelled[row.order_id]]
+        ][:limit]
+
     # -- the audit's reads ------------------------------------------------------------
 
     def unbalanced_entries(self) -> list[int]:
@@ -308,7 +330,7 @@ def started_payment(
         payer_account_id=account_id,
         enterprise_project_id="default",
         amount=amount,
-        currency=domain.ACCOUNT_CURRENCY,
+        currency=domain.account_currency(),
         created_at=now,
     )
     payment.start(domain.CREDIT_CARD if card else domain.BALANCE, card, now)

@@ -79,9 +79,13 @@ class Books:
             idempotency_key=key,
         )
 
-    def grant_credit(self, amount: int, currency: str = "USD") -> dict:
+    def grant_credit(self, amount: int, currency: str = "USD", account_id: str = BUYER) -> dict:
         return usecases.set_credit_limit(
-            self.uow, self.clock, operator=OPERATOR, account_id=BUYER, amount=usd(amount, currency)
+            self.uow,
+            self.clock,
+            operator=OPERATOR,
+            account_id=account_id,
+            amount=usd(amount, currency),
         )
 
     def refund_without_commit(self, payment: dict, **changes: Any) -> dict:

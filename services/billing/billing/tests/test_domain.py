@@ -92,11 +92,32 @@ def test_credit_pays_up_to_the_limit_and_not_a_cent_more():
         AccountState().authorize(domain.CREDIT, 1)  # no credit granted
 
 
-def test_a_reseller_and_a_card_pay_whatever_the_balance():
-    AccountState(balance=-50_000).authorize(domain.RESELLER, 10_000)
+def test_a_card_pays_whatever_the_balance():
     AccountState().authorize(domain.CREDIT_CARD, 10_000)
+
+
+def test_a_reseller_pays_for_its_customers_within_its_credit_limit():
+    """Its balance first, then what it owes up to its limit: its balance has a floor."""
+    AccountState(balance=-50_000, credit_limit=60_000).authorize(domain.RESELLER, 10_000)
+    AccountState(balance=5_000).authorize(domain.RESELLER, 5_000)
+    with pytest.raises(PaymentRequired) as refused:
+        AccountState(balance=-50_000, credit_limit=60_000).authorize(domain.RESELLER, 10_001)
+    assert refused.value.code == "RESELLER_CREDIT_LIMIT_EXCEEDED"
+    with pytest.raises(PaymentRequired):
+        AccountState().authorize(domain.RESELLER, 1)  # no limit granted: no debt
+    # credit used on its own orders counts against the same limit
+    with pytest.raises(PaymentRequired):
+        AccountState(credit_limit=10_000, credit_used=9_000).authorize(domain.RESELLER, 1_001)
     after = AccountState().apply(RESELLER, domain.payment_postings(domain.RESELLER, RESELLER, 700))
     assert after.balance == -700
+
+
+def test_a_resellers_debt_takes_from_its_credit_too():
+    owing = AccountState(balance=-7_000, credit_limit=10_000)
+    assert owing.available_credit == 3_000
+    with pytest.raises(PaymentRequired):
+        owing.authorize(domain.CREDIT, 3_001)
+    owing.authorize(domain.CREDIT, 3_000)
 
 
 def test_figures_kept_in_step_equal_the_figures_derived_from_the_postings():

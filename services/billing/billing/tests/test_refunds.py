@@ -76,10 +76,11 @@ def books(databases):
         repositories={"billing": BillingRepository},
     ) as uow:
         books = PostgresBooks(uow)
-        # a buyer with money on its balance and credit granted
+        # a buyer with money on its balance and credit granted, and its reseller's credit
         books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
         books.top_up(100_000)
         books.grant_credit(50_000)
+        books.grant_credit(50_000, account_id=RESELLER)
         yield books
         audit = usecases.audit_ledger(uow)
         assert audit["balanced"], audit

@@ -438,7 +438,13 @@ def test_a_declined_top_up_is_refused_recorded_and_adds_nothing(billing):
 # -- resellers ----------------------------------------------------------------------
 
 
+def grant_credit(billing: Billing, account_id: str, amount: int) -> dict:
+    with billing.rpc(OPERATOR) as service:
+        return service.set_credit_limit(account_id, {"amount": usd(amount)})
+
+
 def test_a_reseller_pays_for_its_customer(billing, events):
+    grant_credit(billing, "acc_reseller", 25_000)
     payment = pay(
         billing, CUSTOMER, "ord_customer", 25_000, "reseller", payer_account_id="acc_reseller"
     )
@@ -789,6 +795,7 @@ def test_a_card_refund_the_gateway_does_not_answer_completes_later_once(billing,
 
 
 def test_a_reseller_is_refunded_for_its_customers_cancelled_order(billing, refund_events):
+    grant_credit(billing, "acc_reseller", 25_000)
     payment = pay(
         billing,
         CUSTOMER,

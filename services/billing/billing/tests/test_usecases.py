@@ -154,6 +154,7 @@ def test_lowering_the_credit_limit_below_what_is_used_stops_credit_payments_only
 
 
 def test_a_reseller_pays_for_its_customer_and_its_balance_goes_negative(billing):
+    billing.grant_credit(25_000, account_id=RESELLER)
     payment = billing.pay("ord_r", 25_000, domain.RESELLER, payer=RESELLER)
 
     assert (payment["status"], payment["payer_account_id"]) == ("succeeded", RESELLER)
@@ -360,10 +361,21 @@ def test_money_in_another_currency_than_the_accounts_is_refused_naming_the_field
     ):
         with pytest.raises(ValidationError) as raised:
             refused()
-        assert raised.value.fields == {"amount.currency": ["must be USD, the account currency"]}
+        assert raised.value.fields == {"amount.currency": ["must be USD, the marketplace currency"]}
 
     assert billing.repository.rows() == {}
     assert billing.gateway.charge_calls == 0
+
+
+def test_the_marketplace_currency_is_one_setting(billing, monkeypatch):
+    monkeypatch.setenv("MARKETPLACE_CURRENCY", "EUR")
+    with pytest.raises(ValidationError) as raised:
+        billing.pay("ord_usd", 100, domain.CREDIT_CARD)
+    assert raised.value.fields == {"amount.currency": ["must be EUR, the marketplace currency"]}
+    assert billing.pay("ord_eur", 100, domain.CREDIT_CARD, currency="EUR")["status"] == (
+        "succeeded"
+    )
+    assert billing.figures()["balance"] == 0
 
 
 # -- refunds ------------------------------------------------------------------------
@@ -374,6 +386,7 @@ def test_a_refund_puts_the_money_back_the_way_it_came(billing, method):
     payer = RESELLER if method == domain.RESELLER else BUYER
     billing.top_up(20_000)
     billing.grant_credit(20_000)
+    billing.grant_credit(20_000, account_id=RESELLER)
     before = billing.figures(payer)
     payment = billing.pay("ord_1", 12_999, method, payer=payer)
 
@@ -536,6 +549,7 @@ def test_a_card_refund_the_processor_made_for_another_amount_fails_for_an_operat
 
 
 def test_a_refund_is_seen_by_its_buyer_its_payer_and_operators_only(billing):
+    billing.grant_credit(2_000, account_id=RESELLER)
     payment = billing.pay("ord_seen", 2_000, domain.RESELLER, payer=RESELLER)
     refund = billing.refund(payment)
 
