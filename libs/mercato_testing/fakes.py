@@ -20,10 +20,13 @@ kept only once committed.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 from mercato.contracts import Envelope, new_envelope
 from mercato.db import UnitOfWork
+from mercato.errors import BusinessRuleViolation, Conflict
+from mercato.request_keys import RequestKey
 
 
 class InMemoryRepository:
@@ -46,7 +49,9 @@ class InMemoryRepository:
 class FakeUnitOfWork:
     """``mercato.db.UnitOfWork``'s interface, with in-memory repositories."""
 
-    def __init__(self, **repositories: InMemoryRepository) -> None:
+    def __init__(self, **repositories: Any) -> None:
+        # every service's unit of work has its request keys (``mercato.request_keys``)
+        repositories.setdefault("request_keys", InMemoryRequestKeys())
         self.repositories = repositories
         self.pending: list[Envelope] = []
         self.committed: list[Envelope] = []
@@ -105,3 +110,29 @@ class FakeUnitOfWork:
 
     def committed_events(self, event_type: str) -> list[Envelope]:
         return [envelope for envelope in self.committed if envelope.type == event_type]
+
+
+class InMemoryRequestKeys(InMemoryRepository):
+    """``mercato.request_keys.RequestKeys`` in memory (every fake unit of work has one)."""
+
+    def first_result(self, kept: RequestKey | None) -> str | None:
+        if kept is None:
+            return None
+        row = self.table("request_keys").get((kept.account_id, kept.key, kept.operation))
+        if row is None:
+            return None
+        if row[0] != kept.fingerprint:
+            raise BusinessRuleViolation(
+                "this Idempotency-Key was used with another request; use a new key",
+                code="IDEMPOTENCY_KEY_REUSED",
+            )
+        return row[1]
+
+    def keep(self, kept: RequestKey | None, result_id: str, now: dt.datetime) -> None:
+        if kept is None:
+            return
+        rows = self.table("request_keys")
+        where = (kept.account_id, kept.key, kept.operation)
+        if where in rows:
+            raise Conflict("another request with this Idempotency-Key is being handled")
+        rows[where] = (kept.fingerprint, result_id)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.catalog  # noqa: F401  (registers the catalog's events)
 from catalog import domain
+from mercato.request_keys import add_request_keys_table
 from mercato.tables import UTCDateTime, add_messaging_tables
 
 
@@ -33,6 +34,7 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+add_request_keys_table(metadata)
 
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 

@@ -20,6 +20,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
+from mercato.request_keys import RequestKeys
 from mercato.service import MercatoService
 from mercato.transport import rpc
 from mercato.validation import PageSchema, dump, load
@@ -28,7 +29,9 @@ from mercato.validation import PageSchema, dump, load
 class CatalogService(MercatoService):
     name = "catalog"
 
-    db = Database(metadata, repositories={"catalog": CatalogRepository})
+    db = Database(
+        metadata, repositories={"catalog": CatalogRepository, "request_keys": RequestKeys}
+    )
 
     # -- sellers -----------------------------------------------------------------
 
@@ -104,7 +107,11 @@ class CatalogService(MercatoService):
         caller = self.caller.require_role(SELLER)
         data = load(contract.CreateProductRequest, payload)
         product = usecases.create_product(
-            self.db, self.clock, seller_account_id=caller.account_id, product=data
+            self.db,
+            self.clock,
+            seller_account_id=caller.account_id,
+            product=data,
+            request_key=self.caller.request_key,
         )
         return dump(contract.SellerProductDetailsResponse, product)
 
@@ -118,7 +125,11 @@ class CatalogService(MercatoService):
         caller = self.caller.require_role(SELLER)
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         product = usecases.publish_product(
-            self.db, self.clock, seller_account_id=caller.account_id, **data
+            self.db,
+            self.clock,
+            seller_account_id=caller.account_id,
+            request_key=self.caller.request_key,
+            **data,
         )
         return dump(contract.SellerProductDetailsResponse, product)
 
@@ -142,9 +153,15 @@ class CatalogService(MercatoService):
         """Operators take a published product off the marketplace: ``{"reason": …}`` is
         kept and shown to its seller; published -> delisted, announced as
         catalog.product.changed. Answers the product; Conflict unless it is published."""
-        self.caller.require_role(OPERATOR)
+        caller = self.caller.require_role(OPERATOR)
         data = load(schemas.DelistSchema, {**payload, "product_id": product_id})
-        product = usecases.delist_product(self.db, self.clock, **data)
+        product = usecases.delist_product(
+            self.db,
+            self.clock,
+            operator_account_id=caller.account_id,
+            request_key=self.caller.request_key,
+            **data,
+        )
         return dump(contract.ProductResponse, product)
 
     @rpc(expected_exceptions=EXPECTED)

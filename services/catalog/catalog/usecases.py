@@ -19,6 +19,7 @@ from mercato.db import new_id
 from mercato.errors import BusinessRuleViolation, NotFound
 from mercato.identity import OPERATOR, SELLER, Identity
 from mercato.money import Money, money
+from mercato.request_keys import RequestKey
 
 # -- sellers -------------------------------------------------------------------
 
@@ -189,7 +190,12 @@ def _specification_drafts(specifications: list[dict[str, Any]]) -> list[domain.S
 
 
 def create_product(
-    uow, clock: Clock, *, seller_account_id: str, product: dict[str, Any]
+    uow,
+    clock: Clock,
+    *,
+    seller_account_id: str,
+    product: dict[str, Any],
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """A new draft product of the seller, priced in the seller's currency.
 
@@ -197,8 +203,16 @@ def create_product(
     profile (made when its account is opened, or by ``upsert_seller_profile``); else
     422 SELLER_PROFILE_REQUIRED. A license or a professional service must be
     supervised (ValidationError naming ``service_supervision``). Answers the seller's
-    view (with ``saas_endpoint_url`` and ``request_template``).
+    view (with ``saas_endpoint_url`` and ``request_template``). With a
+    ``request_key`` (``mercato.request_keys``) a retry answers the product the first
+    request created.
     """
+    kept = RequestKey.of(
+        request_key, account_id=seller_account_id, operation="create_product", arguments=product
+    )
+    first = uow.request_keys.first_result(kept)
+    if first is not None:
+        return _seller_details(uow.catalog.product_page(first))
     seller = uow.catalog.seller(seller_account_id)
     if seller is None:
         raise BusinessRuleViolation(
@@ -214,6 +228,7 @@ def create_product(
     )
     row = _new_product(seller, product, specs, saas_endpoint_url, clock)
     uow.catalog.add_product(row)
+    uow.request_keys.keep(kept, row.id, clock.now())
     uow.commit()
     return _seller_details(row)
 
@@ -273,30 +288,64 @@ def _new_product(
 
 
 def publish_product(
-    uow, clock: Clock, *, seller_account_id: str, product_id: str
+    uow,
+    clock: Clock,
+    *,
+    seller_account_id: str,
+    product_id: str,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """Draft -> published, by the product's own seller (another seller: NotFound); a
     saas product needs its endpoint first (422 SAAS_ENDPOINT_REQUIRED). Announces
-    catalog.product.published in the same transaction. Answers the seller's view."""
+    catalog.product.published in the same transaction. Answers the seller's view; a
+    retry of a publish that succeeded (same ``request_key``) answers the product
+    rather than a conflict (it is no draft any more)."""
     product = uow.catalog.lock_product(product_id)
     if product is None or product.seller_account_id != seller_account_id:
         raise NotFound("product not found")
-    product.publish(clock.now())
-    uow.emit_recorded(product)
-    uow.commit()
-    return _seller_details(product)
+    kept = RequestKey.of(
+        request_key,
+        account_id=seller_account_id,
+        operation="publish_product",
+        arguments={"product_id": product_id},
+    )
+    if uow.request_keys.first_result(kept) is None:
+        product.publish(clock.now())
+        uow.emit_recorded(product)
+        uow.request_keys.keep(kept, product.id, clock.now())
+        uow.commit()
+    return _seller_details(uow.catalog.product_page(product_id))
 
 
-def delist_product(uow, clock: Clock, *, product_id: str, reason: str) -> dict[str, Any]:
+def delist_product(
+    uow,
+    clock: Clock,
+    *,
+    product_id: str,
+    reason: str,
+    operator_account_id: str | None = None,
+    request_key: str | None = None,
+) -> dict[str, Any]:
     """Published -> delisted, by an operator: buyers no longer find, quote or save it.
-    Announces catalog.product.changed in the same transaction."""
+    Announces catalog.product.changed in the same transaction. A retry of a delist
+    that succeeded (the operator's same ``request_key``) answers the product."""
     product = uow.catalog.lock_product(product_id)
     if product is None:
         raise NotFound("product not found")
-    product.delist(reason, clock.now())
-    uow.emit_recorded(product)
-    uow.commit()
-    return _details(product)
+    kept = None
+    if operator_account_id is not None:
+        kept = RequestKey.of(
+            request_key,
+            account_id=operator_account_id,
+            operation="delist_product",
+            arguments={"product_id": product_id, "reason": reason},
+        )
+    if uow.request_keys.first_result(kept) is None:
+        product.delist(reason, clock.now())
+        uow.emit_recorded(product)
+        uow.request_keys.keep(kept, product.id, clock.now())
+        uow.commit()
+    return _details(uow.catalog.product_page(product_id))
 
 
 def _may_see_unpublished(product: Product, viewer: Identity | None) -> bool:
