@@ -231,11 +231,6 @@ def readyz(gateway: Any, request: Request) -> Response:
     return json_response(200 if report["status"] == probes.READY else 503, report)
 
 
-def metrics(gateway: Any, request: Request) -> Response:
-    body, content_type = gateway.observability.render_metrics()
-    return Response(body, status=200, content_type=content_type)
-
-
 def openapi_document(gateway: Any, request: Request) -> Response:
     return json_response(200, openapi.document(type(gateway)))
 

@@ -665,7 +665,7 @@ ROUTES = (
         "list_supervision_flows",
         summary="Service supervision: my flows",
         tag=SUPERVISION,
-        who=AUTHENTICATED,
+        who=(BUYER, SELLER),
         about="The caller's flows, newest first: a buyer's orders, a seller's products' "
         "orders. Filter by `step`, or `q` (an order id, or words of the product's name).",
         query=supervision.FlowsQuery,
@@ -744,7 +744,7 @@ ROUTES = (
         "open_supervision_appeal",
         summary="Appeal (buyer or seller)",
         tag=SUPERVISION,
-        who=AUTHENTICATED,
+        who=(BUYER, SELLER),
         about="At any step before completion; the flow is frozen until an operator "
         "decides, within three working days.",
         body=supervision.AppealRequest,
@@ -918,19 +918,6 @@ ROUTES = (
         errors={503: "not ready: the body's problems say why"},
         calls_services=False,
         handler=handlers.readyz,
-    ),
-    Route(
-        "GET",
-        "/metrics",
-        "metrics",
-        summary="Prometheus metrics",
-        tag=OPERATIONS_TAG,
-        who=ANYONE,
-        about="Prometheus metrics of this process.",
-        media_type="text/plain; version=0.0.4",
-        raw_response={"type": "string"},
-        calls_services=False,
-        handler=handlers.metrics,
     ),
     Route(
         "GET",

@@ -68,14 +68,20 @@ def start(env: Mapping[str, str], output: IO[bytes]) -> subprocess.Popen:
     )
 
 
+# the key of ``listening_on``'s ports for the gateway's operations server (its /metrics)
+GATEWAY_OPS = "gateway_ops"
+
+
 def listening_on(ports: Mapping[str, int]) -> dict[str, str]:
     """The environment that has each process serve HTTP on 127.0.0.1 at its port in
-    ``ports`` (by name): a service its /metrics and /readyz, the gateway its API."""
+    ``ports`` (by name): a service its /metrics and /readyz, the gateway its API, and
+    its /metrics at ``ports[GATEWAY_OPS]`` (any free port when not given)."""
     env = {
         f"{process.env_prefix}_OPS_ADDRESS": f"127.0.0.1:{ports[process.name]}"
         for process in SERVICES
     }
     env["GATEWAY_ADDRESS"] = f"127.0.0.1:{ports[GATEWAY.name]}"
+    env["GATEWAY_OPS_ADDRESS"] = f"127.0.0.1:{ports.get(GATEWAY_OPS, 0)}"
     return env
 
 
@@ -137,9 +143,10 @@ def ensure_broker() -> str | None:
 
 
 def http_base(process: Process) -> str:
-    """Where a process serves /readyz, read from its config (so from the environment)."""
+    """Where a process serves /readyz (the gateway: its API), read from its config (so
+    from the environment)."""
     loaded = config.load(process.config_path)
-    address = loaded.get(config.OPS_ADDRESS) or loaded.get("WEB_SERVER_ADDRESS")
+    address = loaded.get("WEB_SERVER_ADDRESS") or loaded.get(config.OPS_ADDRESS)
     host, _, port = str(address).rpartition(":")
     host = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
     return f"http://{host}:{port}"

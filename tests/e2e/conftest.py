@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mercato.topology import GATEWAY, PROCESSES, SERVICES
-from mercato_devrun import listening_on, start, wait_until_ready
+from mercato_devrun import GATEWAY_OPS, listening_on, start, wait_until_ready
 from mercato_testing import free_ports, with_vhost
 
 READY_TIMEOUT = 120
@@ -29,6 +29,11 @@ class System:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        """Where a process serves /metrics: a service on its port, the gateway on its
+        operations port (never its public API's)."""
+        return f"{self.url(GATEWAY_OPS if name == GATEWAY.name else name)}/metrics"
 
     @property
     def gateway(self) -> str:
@@ -70,9 +75,11 @@ def system(request, tmp_path_factory, infra, databases):
     manager.create_vhost(vhost)
     manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
 
-    # every process's port, the seller's application's and the simulated cloud's: distinct
-    *process_ports, seller_port, cloud_port = free_ports(len(PROCESSES) + 2)
+    # every process's port, the gateway's operations port, the seller's application's and
+    # the simulated cloud's: distinct
+    *process_ports, gateway_ops_port, seller_port, cloud_port = free_ports(len(PROCESSES) + 3)
     ports = {process.name: port for process, port in zip(PROCESSES, process_ports, strict=True)}
+    ports[GATEWAY_OPS] = gateway_ops_port
     env = {
         **os.environ,
         "AMQP_URI": with_vhost(infra.amqp_uri, vhost),

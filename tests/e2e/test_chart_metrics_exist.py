@@ -21,7 +21,7 @@ def test_every_metric_the_chart_reads_is_exposed_by_a_process(system):
 
     exposed: dict[str, set[str]] = {}
     for process in PROCESSES:
-        response = requests.get(f"{system.url(process.name)}/metrics", timeout=10)
+        response = requests.get(system.metrics_url(process.name), timeout=10)
         assert response.status_code == 200, process.name
         for family in chart.exposed_families(response.text):
             exposed.setdefault(family, set()).add(process.name)

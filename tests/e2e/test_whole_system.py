@@ -111,12 +111,14 @@ def test_demo_seller_products_are_published_for_buyers_to_find(system):
 def test_every_process_serves_metrics_with_its_entrypoint_counters(system):
     requests.get(f"{system.gateway}/healthz", timeout=5)
     for process in PROCESSES:
-        body = requests.get(f"{system.url(process.name)}/metrics", timeout=5).text
+        body = requests.get(system.metrics_url(process.name), timeout=5).text
         assert "process_resident_memory_bytes" in body, process.name
         assert "mercato_outbox_backlog" in body, process.name
-    gateway_metrics = requests.get(f"{system.gateway}/metrics", timeout=5).text
+    gateway_metrics = requests.get(system.metrics_url("gateway"), timeout=5).text
     assert 'kind="http"' in gateway_metrics
-    iam_metrics = requests.get(f"{system.url('iam_agency')}/metrics", timeout=5).text
+    # anonymous callers of the public API see none of it
+    assert requests.get(f"{system.gateway}/metrics", timeout=5).status_code == 404
+    iam_metrics = requests.get(system.metrics_url("iam_agency"), timeout=5).text
     assert 'entrypoint="authenticate",kind="rpc",outcome="success"' in iam_metrics
 
 

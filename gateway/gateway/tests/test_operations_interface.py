@@ -1,4 +1,5 @@
-"""The operations endpoints on the gateway's own port: probes, metrics, OpenAPI, docs."""
+"""The operations endpoints: probes, OpenAPI and docs on the gateway's own port, metrics
+on its operations port only."""
 
 import logging
 
@@ -8,6 +9,7 @@ from openapi_spec_validator import validate
 
 from gateway.web import GatewayWebServer
 from mercato.logs import ContextFilter
+from mercato_testing import free_port
 
 pytestmark = pytest.mark.interface
 
@@ -54,12 +56,16 @@ def test_readyz_is_503_naming_the_database_when_it_is_unreachable(start_stack):
     assert response.json()["problems"]["db"].startswith("database unreachable")
 
 
-def test_metrics_are_prometheus_text_counting_the_gateways_entrypoints(stack):
+def test_metrics_are_on_the_operations_port_only(start_stack):
+    ops_port = free_port()
+    stack = start_stack(OPS_ADDRESS=f"127.0.0.1:{ops_port}")
     stack.get("/healthz")
-    response = stack.get("/metrics")
+
+    assert stack.get("/metrics").status_code == 404  # the public port: nothing to see
+    response = requests.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=10)
+
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
-    assert response.headers["X-Request-ID"]
     assert (
         'mercato_entrypoint_calls_total{entrypoint="healthz",kind="http",outcome="success",'
         'service="gateway"}' in response.text
