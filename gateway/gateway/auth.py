@@ -2,8 +2,9 @@
 
 Every authenticated request names a token (``Authorization: Bearer <token>``);
 iam-agency's ``authenticate`` says whose it is. The answer becomes the worker's
-``Identity`` (``caller.act_as``), so every RPC the request makes downstream carries the
-caller in its context data.
+``Identity`` (``caller.act_as``), signed with ``MERCATO_CONTEXT_KEY`` and valid for a
+few minutes (``mercato.identity``), so every RPC the request makes downstream carries
+the caller in its context data and every service can tell it from a forgery.
 
 Asking iam-agency on every request would double the load on it, so a validated token
 is kept in this process (a ``mercato.cache.TimedCache``) for ``TOKEN_CACHE_SECONDS``
@@ -29,7 +30,7 @@ from mercato.cache import TimedCache
 from mercato.clock import Clock, ContainerClock
 from mercato.contracts.iam_agency import AuthenticatedResponse
 from mercato.errors import Forbidden, Unauthenticated
-from mercato.identity import CallerContext, Identity
+from mercato.identity import CallerContext, ContextSigner, Identity
 
 MAX_CACHED_TOKENS = 10_000
 
@@ -113,7 +114,8 @@ class Authenticator:
 
 
 class Authentication(DependencyProvider):
-    """Holds the process's token cache; injects an ``Authenticator`` per worker."""
+    """Holds the process's token cache and the caller context's signer; injects an
+    ``Authenticator`` per worker."""
 
     def setup(self):
         settings = Settings.from_config(self.container.config)
@@ -121,6 +123,7 @@ class Authentication(DependencyProvider):
             settings.token_cache_seconds, max_entries=MAX_CACHED_TOKENS
         )
         self.clock: Clock = ContainerClock(self.container)
+        self.signer = ContextSigner.from_config(self.container.config)
 
     def get_dependency(self, worker_ctx):
-        return Authenticator(self.cache, CallerContext(worker_ctx), self.clock)
+        return Authenticator(self.cache, CallerContext(worker_ctx, self.signer), self.clock)

@@ -25,6 +25,9 @@ MERCATO_CLOCK = "MERCATO_CLOCK"
 MERCATO_CLOCK_START = "MERCATO_CLOCK_START"
 # "development" or "production": production refuses what only tests may do
 MERCATO_ENVIRONMENT = "MERCATO_ENVIRONMENT"
+# the secret key(s) that sign and verify the caller context (mercato.identity): the same
+# in every Mercato process, in no one else's hands
+MERCATO_CONTEXT_KEY = "MERCATO_CONTEXT_KEY"
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 

@@ -49,9 +49,10 @@ from mercato import config
 from mercato.contracts import Envelope, new_envelope
 from mercato.domain import RecordsEvents
 from mercato.identity import (
+    ACCOUNT_ID,
     CAUSATION_EVENT_ID,
     CORRELATION_ID,
-    IDENTITY_KEYS,
+    Identity,
     ensure_correlation_id,
 )
 from mercato.outbox import OutboxRelay
@@ -258,19 +259,26 @@ class UnitOfWork:
         producer's request instead.
         """
         context = self._worker_ctx.data
+        if account_id is None:
+            caller = Identity.from_context(context)
+            # the account asking, not a service working on its own (a timer, a handler)
+            account_id = None if caller is None or caller.is_service else context[ACCOUNT_ID]
         envelope = new_envelope(
             event_type,
             version=version,
             subject=subject,
             data=data,
-            account_id=account_id if account_id is not None else context.get("account_id"),
+            account_id=account_id,
             correlation_id=ensure_correlation_id(self._worker_ctx),
             causation_id=context.get(CAUSATION_EVENT_ID) or self._worker_ctx.call_id,
         )
-        # the context the consumer's worker will inherit: caller, correlation, cause
-        headers = {key: context[key] for key in IDENTITY_KEYS if context.get(key)}
-        headers[CORRELATION_ID] = envelope.correlation_id
-        headers[CAUSATION_EVENT_ID] = envelope.id
+        # what the consumer's worker inherits: the correlation and the cause, never the
+        # caller (its roles, its signature): subscribers read these headers, and an
+        # event is a fact to act on, not a request made by someone (mercato.identity)
+        headers = {
+            CORRELATION_ID: envelope.correlation_id,
+            CAUSATION_EVENT_ID: envelope.id,
+        }
         self._database.outbox.add(self.session, envelope, headers)
         self._emitted = True
         return envelope

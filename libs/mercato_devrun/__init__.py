@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -51,6 +52,7 @@ from mercato_devrun.children import ChildProcess
 
 READY_TIMEOUT_SECONDS = 90
 CREDENTIAL_KEYS_FILE = Path("var") / "provisioning-credential-keys"
+CONTEXT_KEY_FILE = Path("var") / "context-key"
 SELLER_APP = Path("examples") / "seller-saas" / "seller_saas.py"
 
 
@@ -440,6 +442,17 @@ def ensure_credential_keys() -> None:
     os.environ["PROVISIONING_CREDENTIAL_KEYS"] = CREDENTIAL_KEYS_FILE.read_text().strip()
 
 
+def ensure_context_key() -> None:
+    """Every process signs and verifies who is calling with ``MERCATO_CONTEXT_KEY``
+    (``mercato.identity``); on a laptop it is made once and kept in ``var/``."""
+    if os.environ.get(config.MERCATO_CONTEXT_KEY):
+        return
+    if not CONTEXT_KEY_FILE.exists():
+        CONTEXT_KEY_FILE.touch(mode=0o600)
+        CONTEXT_KEY_FILE.write_text(secrets.token_urlsafe(32) + "\n")
+    os.environ[config.MERCATO_CONTEXT_KEY] = CONTEXT_KEY_FILE.read_text().strip()
+
+
 def announce_when_ready(started: float, seller_app: SellerApp, accounts: dict) -> None:
     not_ready = wait_until_ready(started + READY_TIMEOUT_SECONDS)
     if not_ready:
@@ -511,6 +524,7 @@ def main() -> int:
     )
 
     ensure_credential_keys()
+    ensure_context_key()
     # the simulated cloud, with Mercato's own account and the demo buyer's
     simulated_cloud = cloud.SimulatedCloud()
     simulated_cloud.start()

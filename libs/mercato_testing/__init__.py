@@ -220,6 +220,26 @@ class Databases:
 
 # provisioning's credential keyring in tests: one throw-away AES-256 key
 TEST_CREDENTIAL_KEYS = "test:" + base64.b64encode(os.urandom(32)).decode()
+# the caller context's signing key in tests (conftest.py puts it in the environment, so
+# every process a test starts, nameko's or a whole system's, holds the same one)
+TEST_CONTEXT_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def signed_context(who: Any) -> dict[str, Any] | None:
+    """Context data for a test's RPC proxy, its identity signed as the gateway signs it.
+
+    ``who`` is an ``Identity``, a context dict (``{"account_id", "user_id", "roles", …}``
+    and anything else, kept as it is) or None (anonymous)."""
+    from mercato.identity import SIGNED_CONTEXT_KEYS, ContextSigner, Identity
+
+    if who is None:
+        return None
+    data = who.to_context() if isinstance(who, Identity) else dict(who)
+    identity = Identity.from_context(data)
+    if identity is None:
+        return data
+    rest = {key: value for key, value in data.items() if key not in SIGNED_CONTEXT_KEYS}
+    return {**rest, **ContextSigner.from_config({}).sign(identity)}
 
 
 def service_config(
@@ -235,6 +255,10 @@ def service_config(
     loaded[config.OUTBOX_SWEEP_SECONDS] = 0.2
     if service == "provisioning" and not loaded.get("CREDENTIAL_KEYS"):
         loaded["CREDENTIAL_KEYS"] = TEST_CREDENTIAL_KEYS
+    if not loaded.get(config.MERCATO_CONTEXT_KEY):
+        loaded[config.MERCATO_CONTEXT_KEY] = os.environ.get(
+            config.MERCATO_CONTEXT_KEY, TEST_CONTEXT_KEY
+        )
     loaded.update(overrides)
     return loaded
 

@@ -41,7 +41,7 @@ from mercato.identity import Identity
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.transport import rpc
-from mercato_testing import interface
+from mercato_testing import interface, signed_context
 from mercato_testing.interface import events_consumed, sample
 
 pytestmark = pytest.mark.interface
@@ -320,13 +320,17 @@ def dispatch(config, payload, headers=None):
 # -- a state change and its event commit together -------------------------------------
 
 
-def test_committed_state_change_publishes_its_event_with_the_callers_context(producer, consumer):
+def test_committed_state_change_publishes_its_event_with_its_correlation_not_its_caller(
+    producer, consumer
+):
+    """The handler works as its own service: an event carries no caller (its roles, its
+    signature) for a subscriber to read or for a handler to act on."""
     producer_config, producer_engine, _container = producer
     _consumer_config, consumer_engine = consumer
     published_before = sample(
         "mercato_events_published_total", service="outbox_producer", event_type=ACCOUNT_CREATED
     )
-    context = {**BUYER.to_context(), "correlation_id": "corr-commit-1"}
+    context = signed_context({**BUYER.to_context(), "correlation_id": "corr-commit-1"})
 
     with ServiceRpcProxy("outbox_producer", producer_config, context_data=context) as proxy:
         event_id = proxy.open_account("Northwind Traders")
@@ -335,8 +339,10 @@ def test_committed_state_change_publishes_its_event_with_the_callers_context(pro
     assert copy.name == "Northwind Traders"
     assert copy.correlation_id == "corr-commit-1"
     assert copy.causation_event_id == event_id
-    assert copy.caller_account_id == "acc_buyer"
-    assert copy.caller_roles == "buyer_admin,purchaser"
+    assert copy.caller_account_id == "svc_inbox_consumer"
+    assert copy.caller_roles == "service"
+    ((headers,),) = select(producer_engine, sa.select(OUTBOX.c.headers))
+    assert headers == {"correlation_id": "corr-commit-1", "causation_event_id": event_id}
     assert select(producer_engine, sa.select(accounts.c.name)) == [("Northwind Traders",)]
     wait_for(lambda: published_at(producer_engine, event_id), "the row marked published")
     assert (
@@ -548,7 +554,11 @@ def test_redelivered_event_is_applied_once(consumer):
     wait_for(lambda: consumed("duplicate") == duplicates_before + 1, "the repeat")
 
     (copy,) = copies_of(engine, envelope.id)
-    assert (copy.correlation_id, copy.caller_account_id) == ("corr-redelivered", "acc_buyer")
+    # the identity in the event's headers is not believed: the handler is its own service
+    assert (copy.correlation_id, copy.caller_account_id) == (
+        "corr-redelivered",
+        "svc_inbox_consumer",
+    )
     assert len(ATTEMPTS[envelope.id]) == 1
     assert consumed("processed") == processed_before + 1
     inbox_rows = select(engine, INBOX.select().where(INBOX.c.event_id == envelope.id))

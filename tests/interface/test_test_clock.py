@@ -12,6 +12,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from mercato.clock import ClockRefused
 from mercato.errors import Forbidden, NotFound, ValidationError
+from mercato_testing import signed_context
 from mercato_testing.interface import caller
 from orders.service import OrdersService
 from supervision.service import SupervisionService
@@ -40,7 +41,9 @@ def test_an_operator_reads_and_moves_a_services_clock_and_a_restart_keeps_it(
     config = make_service_config("orders", MERCATO_CLOCK="controllable", MERCATO_CLOCK_START=START)
     running = _orders(container_factory, config)
 
-    with ServiceRpcProxy("orders", config, timeout=10, context_data=OPERATOR) as orders:
+    with ServiceRpcProxy(
+        "orders", config, timeout=10, context_data=signed_context(OPERATOR)
+    ) as orders:
         state = orders.clock_state()
         started = dt.datetime(2025, 3, 25, tzinfo=dt.UTC)
         # started at that instant, to the second (offsets are whole seconds)
@@ -67,7 +70,9 @@ def test_only_an_operator_moves_the_clock(container_factory, make_service_config
     config = make_service_config("orders", MERCATO_CLOCK="controllable")
     _orders(container_factory, config)
 
-    with ServiceRpcProxy("orders", config, timeout=10, context_data=BUYER) as orders:
+    with ServiceRpcProxy(
+        "orders", config, timeout=10, context_data=signed_context(BUYER)
+    ) as orders:
         with pytest.raises(Forbidden):
             orders.move_clock({"offset_seconds": 3600})
         assert orders.clock_state()["offset_seconds"] == 0
@@ -77,7 +82,9 @@ def test_a_service_on_the_system_clock_has_no_test_clock(container_factory, make
     config = make_service_config("supervision")  # MERCATO_CLOCK defaults to system
     container_factory(SupervisionService, config).start()
 
-    with ServiceRpcProxy("supervision", config, timeout=10, context_data=OPERATOR) as service:
+    with ServiceRpcProxy(
+        "supervision", config, timeout=10, context_data=signed_context(OPERATOR)
+    ) as service:
         with pytest.raises(NotFound):
             service.clock_state()
         with pytest.raises(NotFound):

@@ -12,11 +12,20 @@ from nameko.containers import WorkerContext
 
 from mercato.errors import Forbidden, NotFound, Unauthenticated
 from mercato.identity import (
+    BUYER as BUYER_ROLE,
+)
+from mercato.identity import (
+    CALLER_EXPIRES,
+    CONTEXT_TTL_SECONDS,
     CORRELATION_ID,
     OPERATOR,
     CallerContext,
+    ContextKeyMissing,
+    ContextSigner,
     Identity,
     ensure_correlation_id,
+    parse_context_keys,
+    service_identity,
 )
 
 BUYER = Identity(
@@ -142,3 +151,132 @@ def test_correlation_id_ignores_an_unsafe_x_request_id(header):
     assert correlation_id != header
     assert len(correlation_id) == 32
     assert ensure_correlation_id(worker_ctx) == correlation_id  # stable for the worker
+
+
+# -- the signed caller context ------------------------------------------------------------
+
+KEY = b"k" * 32
+OTHER_KEY = b"o" * 32
+T0 = 1_800_000_000.0
+
+
+class FixedTime:
+    def __init__(self, at: float = T0) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def _signer(keys=(KEY,), at=None):
+    return ContextSigner(keys, now=at or FixedTime())
+
+
+def test_a_signed_context_verifies_as_its_identity():
+    signed = _signer().sign(BUYER)
+
+    assert signed[CALLER_EXPIRES] == int(T0) + CONTEXT_TTL_SECONDS
+    assert _signer().verify(signed) == BUYER
+
+
+def test_a_context_naming_no_one_is_an_anonymous_caller():
+    assert _signer().verify({CORRELATION_ID: "c-1"}) is None
+
+
+def test_an_unsigned_identity_is_refused():
+    with pytest.raises(Unauthenticated) as refused:
+        _signer().verify(BUYER.to_context())
+    assert refused.value.code == "CONTEXT_UNSIGNED"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"roles": ["buyer_admin", "purchaser", "operator"]},
+        {"roles": ["operator"]},
+        {"account_id": "acc_someone_else"},
+        {"user_id": "usr_mallory"},
+        {"account_type": "operator"},
+        {"enterprise_project_id": "ep_other"},
+        {"reseller_account_id": "acc_reseller"},
+        {"caller_expires": int(T0) + 10 * CONTEXT_TTL_SECONDS},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_signed_context_altered_in_any_field_is_refused(change):
+    signed = {**_signer().sign(BUYER), **change}
+
+    with pytest.raises(Unauthenticated) as refused:
+        _signer().verify(signed)
+    assert refused.value.code == "CONTEXT_ALTERED"
+
+
+def test_a_context_signed_with_another_key_is_refused():
+    signed = _signer(keys=(OTHER_KEY,)).sign(BUYER)
+
+    with pytest.raises(Unauthenticated, match="signature"):
+        _signer().verify(signed)
+
+
+def test_a_context_signed_with_a_second_key_verifies_during_a_rotation():
+    signed = _signer(keys=(OTHER_KEY,)).sign(BUYER)
+
+    assert _signer(keys=(KEY, OTHER_KEY)).verify(signed) == BUYER
+
+
+def test_a_context_past_its_expiry_is_refused():
+    clock = FixedTime()
+    signed = _signer(at=clock).sign(BUYER)
+    clock.at += CONTEXT_TTL_SECONDS
+
+    with pytest.raises(Unauthenticated) as refused:
+        _signer(at=clock).verify(signed)
+    assert refused.value.code == "CONTEXT_EXPIRED"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"roles": "operator"},
+        {"roles": [1]},
+        {"account_id": 7},
+        {"caller_expires": "1900000000"},
+        {"caller_expires": True},
+        {"enterprise_project_id": ["ep"]},
+    ],
+    ids=lambda change: f"{next(iter(change))}-{type(next(iter(change.values()))).__name__}",
+)
+def test_a_context_of_the_wrong_types_is_refused_not_a_crash(change):
+    signed = {**_signer().sign(BUYER), **change}
+
+    with pytest.raises(Unauthenticated):
+        _signer().verify(signed)
+
+
+@pytest.mark.parametrize(
+    "raw", [None, "", " , ", "short"], ids=["unset", "empty", "commas", "too-short"]
+)
+def test_a_missing_or_short_context_key_stops_the_process(raw):
+    with pytest.raises(ContextKeyMissing, match="MERCATO_CONTEXT_KEY"):
+        parse_context_keys(raw)
+
+
+def test_context_keys_are_comma_separated_the_first_signing():
+    assert parse_context_keys(f" {'a' * 32} ,{'b' * 40}") == (b"a" * 32, b"b" * 40)
+
+
+def test_act_as_carries_the_identity_signed():
+    worker_ctx = _worker_ctx({CORRELATION_ID: "c-1"})
+
+    CallerContext(worker_ctx, _signer()).act_as(BUYER)
+
+    assert worker_ctx.data[CORRELATION_ID] == "c-1"
+    assert _signer().verify(worker_ctx.data) == BUYER
+
+
+def test_a_service_identity_passes_no_persons_role():
+    worker = service_identity("provisioning")
+
+    assert worker.is_service
+    assert not worker.has_role(BUYER_ROLE, "seller", "reseller", OPERATOR)
+    assert not BUYER.is_service

@@ -27,6 +27,7 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.money import Money
+from mercato_testing import signed_context
 from mercato_testing.interface import (
     EventQueue,
     caller,
@@ -61,7 +62,7 @@ class Billing:
     engine: sa.engine.Engine
 
     def rpc(self, who: dict | None = None) -> ServiceRpcProxy:
-        return ServiceRpcProxy("billing", self.config, timeout=30, context_data=who)
+        return ServiceRpcProxy("billing", self.config, timeout=30, context_data=signed_context(who))
 
     def scalar(self, sql: str, **params):
         with self.engine.connect() as connection:

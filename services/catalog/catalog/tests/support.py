@@ -21,6 +21,7 @@ from mercato.identity import Identity
 from mercato.migrations import upgrade
 from mercato.standalone import standalone_unit_of_work
 from mercato.topology import BY_NAME
+from mercato_testing import signed_context
 
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 
@@ -111,7 +112,7 @@ def quote_of(product: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 def rpc(config: dict[str, Any], identity: Identity | None = None) -> ServiceRpcProxy:
     """A proxy to the catalog that calls as ``identity`` (anonymous when None)."""
-    context = identity.to_context() if identity else None
+    context = signed_context(identity)
     return ServiceRpcProxy("catalog", config, timeout=20, context_data=context)
 
 

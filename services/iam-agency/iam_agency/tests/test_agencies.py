@@ -26,6 +26,7 @@ from iam_agency.cloud import CloudSettings, IamCloud, IamSession, Keys
 from iam_agency.service import IamAgencyService
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, NotFound, ValidationError
+from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue, caller, sample, wait_for
 
 pytestmark = pytest.mark.interface
@@ -44,7 +45,9 @@ class World:
     buyer: dict  # the buyer's identity in Mercato
 
     def rpc(self, who: dict | None = None) -> ServiceRpcProxy:
-        return ServiceRpcProxy("iam_agency", self.config, timeout=60, context_data=who)
+        return ServiceRpcProxy(
+            "iam_agency", self.config, timeout=60, context_data=signed_context(who)
+        )
 
     def as_buyer(self) -> ServiceRpcProxy:
         return self.rpc(self.buyer)

@@ -14,6 +14,7 @@ from iam_agency.service import IamAgencyService
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
 from mercato.identity import Identity
+from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue
 
 pytestmark = pytest.mark.interface
@@ -34,7 +35,9 @@ def iam(container_factory, make_service_config):
 
 
 def rpc(config, **context):
-    return ServiceRpcProxy("iam_agency", config, timeout=15, context_data=context or None)
+    return ServiceRpcProxy(
+        "iam_agency", config, timeout=15, context_data=signed_context(context or None)
+    )
 
 
 def sign_up(config, email="ann@example.com", type="buyer"):

@@ -21,6 +21,7 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.transport import rpc
+from mercato_testing import signed_context
 from mercato_testing.interface import (
     EventQueue,
     caller,
@@ -131,7 +132,7 @@ def orders(container_factory, make_service_config):
 
 
 def as_caller(config, caller):
-    return ServiceRpcProxy("orders", config, timeout=20, context_data=dict(caller))
+    return ServiceRpcProxy("orders", config, timeout=20, context_data=signed_context(dict(caller)))
 
 
 def test_placed_order_fixes_the_quoted_price_and_waits_for_payment(orders):

@@ -15,6 +15,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from mercato.errors import EXPECTED, Conflict, NotFound
 from mercato.transport import rpc
+from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
 from provisioning.service import ProvisioningService
 from provisioning.tests.cloud_account import AgencyStandIn, authorise
@@ -97,7 +98,9 @@ def deployment(**overrides):
 
 
 def as_caller(config, identity):
-    return ServiceRpcProxy("provisioning", config, timeout=30, context_data=dict(identity))
+    return ServiceRpcProxy(
+        "provisioning", config, timeout=30, context_data=signed_context(dict(identity))
+    )
 
 
 def prepare_and_pay(config, cloud_simulator, identity, **spec) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from mercato.errors import NotFound, RateLimited
 from mercato.periods import add_months
 from mercato.transport import rpc
+from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
 from mercato_testing.seller import reference_seller
 from provisioning import licenses
@@ -116,7 +117,9 @@ def seller(config, tmp_path):
 
 
 def as_caller(config, caller):
-    return ServiceRpcProxy("provisioning", config, timeout=20, context_data=dict(caller))
+    return ServiceRpcProxy(
+        "provisioning", config, timeout=20, context_data=signed_context(dict(caller))
+    )
 
 
 def paid_order(method: str = "saas", *, supervision: bool | None = None) -> dict:

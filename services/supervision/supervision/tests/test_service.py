@@ -16,6 +16,7 @@ from nameko.testing.services import replace_dependencies
 from mercato.clock import ManualClock
 from mercato.db import create_engine
 from mercato.errors import Conflict, Forbidden, NotFound
+from mercato_testing import signed_context
 from mercato_testing.interface import (
     EventQueue,
     caller,
@@ -41,7 +42,9 @@ class Supervision:
     engine: sa.engine.Engine
 
     def rpc(self, who: dict) -> ServiceRpcProxy:
-        return ServiceRpcProxy("supervision", self.config, timeout=30, context_data=who)
+        return ServiceRpcProxy(
+            "supervision", self.config, timeout=30, context_data=signed_context(who)
+        )
 
     def scalar(self, sql: str, **params):
         with self.engine.connect() as connection:
