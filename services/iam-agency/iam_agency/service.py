@@ -41,9 +41,9 @@ class Agencies(DependencyProvider):
 
 def _internal_caller_may_ask(caller: Identity | None, account_id: str) -> None:
     """The internal agency RPCs (never on the gateway) answer another service's own
-    work (no caller: a timer) or a request made for the account itself; anyone else,
-    an operator included, learns nothing."""
-    if caller is not None and caller.account_id != account_id:
+    work (a timer's signed service identity) or a request made for the account itself;
+    anyone else, an anonymous caller or an operator included, learns nothing."""
+    if caller is None or (not caller.is_service and caller.account_id != account_id):
         raise NotFound("cloud account not found")
 
 

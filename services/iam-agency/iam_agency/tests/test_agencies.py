@@ -26,6 +26,7 @@ from iam_agency.cloud import CloudSettings, IamCloud, IamSession, Keys
 from iam_agency.service import IamAgencyService
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, NotFound, ValidationError
+from mercato.identity import service_identity
 from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue, caller, sample, wait_for
 
@@ -33,6 +34,10 @@ pytestmark = pytest.mark.interface
 
 START = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
 MKP, RFS = policies.MKP_AGENCY, policies.RFS_AGENCY
+
+
+# provisioning's sweeps ask for credentials as provisioning itself (mercato.identity)
+PROVISIONING = service_identity("provisioning").to_context()
 
 
 @dataclass
@@ -256,7 +261,7 @@ def test_a_check_finds_an_agency_deleted_in_the_cloud(world):
     assert broken["data"]["agency"] == RFS
     assert broken["data"]["problems"][0]["code"] == "AGENCY_MISSING"
     events.close()
-    with world.rpc() as internal:
+    with world.rpc(PROVISIONING) as internal:
         readiness = internal.deployment_readiness(world.buyer["account_id"])
         assert readiness["ready"] is False
         assert readiness["error"] == "AGENCY_REAUTHORIZATION_REQUIRED"
@@ -275,7 +280,7 @@ def test_a_deleted_mkp_agency_breaks_it_when_it_cannot_be_assumed(world):
     with world.admin_iam() as admin:
         mkp = next(a for a in admin.list_agencies() if a.name == MKP)
         admin.delete_agency(mkp.id)
-    with world.rpc() as internal, pytest.raises(Conflict) as refused:
+    with world.rpc(PROVISIONING) as internal, pytest.raises(Conflict) as refused:
         internal.agency_credentials(world.buyer["account_id"], True)
     assert refused.value.code == "AGENCY_BROKEN"
     agencies = world.agencies()
@@ -373,7 +378,7 @@ def test_a_newer_policy_version_asks_for_reauthorization(
     agencies = world.agencies()
     assert {a["status"] for a in agencies.values()} == {"needs_reauthorization"}
     assert {(a["policy"]["version"], a["required_version"]) for a in agencies.values()} == {(1, 2)}
-    with world.rpc() as internal:
+    with world.rpc(PROVISIONING) as internal:
         readiness = internal.deployment_readiness(buyer["account_id"])
         assert readiness["error"] == "AGENCY_REAUTHORIZATION_REQUIRED"
         with pytest.raises(Conflict) as refused:
@@ -394,7 +399,7 @@ def test_deleting_an_agency_invalidates_it_at_once_and_deletes_it_in_the_cloud(w
     world.link()
     world.authorize()
     events = EventQueue(world.config["AMQP_URI"], "iam_agency", "iam_agency.agency.revoked")
-    with world.rpc() as internal:
+    with world.rpc(PROVISIONING) as internal:
         credentials = internal.agency_credentials(world.buyer["account_id"], False)
     assert credentials["access_key"]
 
@@ -404,7 +409,7 @@ def test_deleting_an_agency_invalidates_it_at_once_and_deletes_it_in_the_cloud(w
         answer = iam.delete_agency(MKP)
 
     assert {item["status"] for item in answer["items"]} == {"not_authorized"}
-    with world.rpc() as internal:
+    with world.rpc(PROVISIONING) as internal:
         with pytest.raises(Conflict) as refused:
             internal.agency_credentials(world.buyer["account_id"], False)
         assert refused.value.code == "AGENCY_NOT_AUTHORIZED"
@@ -427,7 +432,7 @@ def test_deleting_the_stack_services_agency_keeps_mercatos(world):
     assert answer[MKP]["status"] == "authorized"
     with world.admin_iam() as admin:
         assert [a.name for a in admin.list_agencies()] == [MKP]
-    with world.rpc() as internal, pytest.raises(Conflict) as refused:
+    with world.rpc(PROVISIONING) as internal, pytest.raises(Conflict) as refused:
         internal.agency_credentials(world.buyer["account_id"], False)
     assert refused.value.code == "AGENCY_NOT_AUTHORIZED"
 
@@ -437,7 +442,7 @@ def test_credentials_are_kept_until_shortly_before_they_expire_then_renewed(worl
     world.authorize()
     account_id = world.buyer["account_id"]
     cached_before = sample("mercato_iam_agency_credentials_total", source="cached")
-    with world.rpc() as internal:
+    with world.rpc(PROVISIONING) as internal:
         first = internal.agency_credentials(account_id, False)
         again = internal.agency_credentials(account_id, False)
         world.clock.advance(seconds=3600 - 121)
@@ -485,12 +490,18 @@ def test_another_account_sees_and_uses_none_of_it(world):
         with pytest.raises(Conflict) as refused:
             iam.agency_credentials(other["account_id"], False)
         assert refused.value.code == "AGENCY_NOT_AUTHORIZED"
+    # a call naming no one is not another service's own work (that one is signed)
+    with world.rpc() as anonymous:
+        with pytest.raises(NotFound):
+            anonymous.agency_credentials(world.buyer["account_id"], False)
+        with pytest.raises(NotFound):
+            anonymous.deployment_readiness(world.buyer["account_id"])
     assert {item["status"] for item in world.agencies().values()} == {"authorized"}
 
 
 def test_deployment_readiness_answers_from_local_state(world):
     account_id = world.buyer["account_id"]
-    with world.rpc() as internal:
+    with world.rpc(PROVISIONING) as internal:
         assert internal.deployment_readiness(account_id)["error"] == "AGENCY_NOT_AUTHORIZED"
         world.link()
         assert internal.deployment_readiness(account_id)["error"] == "AGENCY_NOT_AUTHORIZED"
