@@ -49,6 +49,11 @@ ENTRYPOINT_DURATION = Histogram(
 ENTRYPOINT_IN_FLIGHT = Gauge(
     "mercato_entrypoint_in_flight", "Workers running now", ["service", "kind"]
 )
+RPC_EXPIRED = Counter(
+    "mercato_rpc_expired_total",
+    "RPC requests dropped unrun because their caller had stopped waiting (past the request's deadline)",
+    ["service", "method"],
+)
 EVENTS_PUBLISHED = Counter(
     "mercato_events_published_total",
     "Events the outbox relay published with a broker confirm",

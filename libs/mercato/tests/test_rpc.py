@@ -3,6 +3,7 @@ against the real RabbitMQ, each test on a throw-away vhost (nameko's ``rabbit_co
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 
@@ -14,10 +15,16 @@ from nameko.rpc import rpc as nameko_rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from mercato.errors import NotFound, ServiceUnavailable
-from mercato.transport import TimedRpcProxy, rpc
+from mercato.tests.broker_proxy import BrokerProxy
+from mercato.transport import TimedRpcProxy, channels, rpc
 from mercato.transport.channels import BrokerChannels
+from mercato.transport.rpc import DEADLINE_HEADER
+from mercato_testing.interface import sample
 
 pytestmark = pytest.mark.interface
+
+# how many times each key was run by a callee's ``record``
+RECORDED: collections.Counter[str] = collections.Counter()
 
 
 class Callee:
@@ -35,6 +42,23 @@ class Callee:
     def slow(self, seconds):
         eventlet.sleep(seconds)
         return "late"
+
+    @rpc
+    def record(self, key):
+        RECORDED[key] += 1
+        return key
+
+
+class BusyCallee(Callee):
+    """Run with one worker: a slow call keeps every other request waiting in the queue."""
+
+    name = "busy"
+
+
+class ProxiedCallee(Callee):
+    """Talks to the broker through a ``BrokerProxy`` the test cuts."""
+
+    name = "proxied_callee"
 
 
 class PlainNamekoCallee:
@@ -79,6 +103,31 @@ class Caller:
         pool = eventlet.GreenPool(count)
         return sorted(pool.imap(lambda i: self.callee.echo(str(i)), range(count)))
 
+    @rpc
+    def relay_record(self, key):
+        return self.callee.record(key)
+
+    @rpc
+    def relay_after(self, seconds, value):
+        eventlet.sleep(seconds)
+        return self.callee.echo(value)
+
+
+class BusyCaller:
+    name = "busy_caller"
+
+    busy = TimedRpcProxy("busy", timeout=0.5)
+
+    @rpc
+    def relay_record(self, key):
+        return self.busy.record(key)
+
+
+class ProxiedCaller(Caller):
+    """Talks to the broker through a ``BrokerProxy`` the test cuts."""
+
+    name = "proxied_caller"
+
 
 @pytest.fixture
 def system(container_factory, rabbit_config):
@@ -90,9 +139,41 @@ def system(container_factory, rabbit_config):
     return {container.service_name: container for container in containers}
 
 
-def call(rabbit_config, method, *args, timeout=5):
-    with ServiceRpcProxy("caller", rabbit_config, timeout=timeout) as caller:
+@pytest.fixture
+def proxy(rabbit_config):
+    relay = BrokerProxy(rabbit_config["AMQP_URI"])
+    yield relay
+    relay.close()
+
+
+def call(rabbit_config, method, *args, timeout=5, service="caller"):
+    with ServiceRpcProxy(service, rabbit_config, timeout=timeout) as caller:
         return getattr(caller, method)(*args)
+
+
+def eventually(attempt, *, within: float = 30.0):
+    """``attempt()``'s result once it stops raising (a service reconnecting)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return attempt()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def idle(container, within: float = 10.0) -> None:
+    """Wait until ``container`` runs no worker (or has died)."""
+    deadline = time.monotonic() + within
+    time.sleep(0.5)
+    while container._worker_threads and not container._died.ready():
+        assert time.monotonic() < deadline, "workers still running"
+        time.sleep(0.1)
+
+
+def local_port(channel) -> int:
+    return channel.connection.connection.transport.sock.getsockname()[1]
 
 
 def channels_of(container) -> BrokerChannels:
@@ -218,3 +299,105 @@ def test_stopping_the_container_closes_its_channels(system, rabbit_config):
     system["caller"].stop()
     assert all(not channel.connection.connected for channel in kept)
     assert channels.confirming._free.qsize() == 0
+
+
+def test_a_request_whose_confirm_never_comes_fails_the_call_and_is_not_sent_again(
+    system, rabbit_config, proxy, container_factory, monkeypatch
+):
+    """The broker took the request (the callee runs it) but its confirm is lost: the
+    call fails, and the request is not sent again on a fresh channel (which would
+    have run it twice: a second order, a second charge)."""
+    monkeypatch.setattr(channels, "CONFIRM_TIMEOUT_SECONDS", 1.0)
+    caller = container_factory(ProxiedCaller, {**rabbit_config, "AMQP_URI": proxy.amqp_uri})
+    caller.start()
+    assert call(rabbit_config, "relay_record", "warm", service="proxied_caller") == "warm"
+    (kept,) = channels_of(caller).confirming._free.queue
+    proxy.mute(local_port(kept))
+
+    with pytest.raises(ServiceUnavailable, match=r"did not confirm the call callee\.record"):
+        call(rabbit_config, "relay_record", "once", service="proxied_caller")
+    time.sleep(1)
+    assert RECORDED["once"] == 1
+    # the next call goes out on a fresh channel
+    assert call(rabbit_config, "relay_record", "next", service="proxied_caller") == "next"
+
+
+def test_a_request_whose_caller_stopped_waiting_is_never_run(container_factory, rabbit_config):
+    """The only worker is busy for 2 s; a call waiting 0.5 s behind it expires in the
+    queue instead of running 1.5 s after its caller was told 503."""
+    container_factory(BusyCallee, {**rabbit_config, "max_workers": 1}).start()
+    container_factory(BusyCaller, rabbit_config).start()
+    with ServiceRpcProxy("busy", rabbit_config) as busy:
+        pending = busy.slow.call_async(2)
+        time.sleep(0.3)
+        with pytest.raises(ServiceUnavailable, match=r"did not answer record within 0\.5s"):
+            call(rabbit_config, "relay_record", "too late", service="busy_caller")
+        assert pending.result() == "late"
+    time.sleep(1)
+    assert RECORDED["too late"] == 0
+
+
+def test_a_request_past_its_deadline_is_dropped_before_a_worker_starts(system, rabbit_config):
+    """The broker may hand over a request before its expiration (a consumer's
+    prefetch): the callee checks the deadline header itself."""
+    expired_before = sample("mercato_rpc_expired_total", service="callee", method="record")
+    exchange = get_rpc_exchange(rabbit_config)
+    with Connection(rabbit_config["AMQP_URI"]) as connection:
+        producer = connection.Producer(serializer="json")
+        for key, deadline in (("past", time.time() - 1), ("future", time.time() + 30)):
+            producer.publish(
+                {"args": [key], "kwargs": {}},
+                exchange=exchange,
+                routing_key="callee.record",
+                headers={DEADLINE_HEADER: deadline},
+                reply_to="nobody-listens",
+                correlation_id=key,
+            )
+    deadline = time.monotonic() + 5
+    while RECORDED["future"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (RECORDED["past"], RECORDED["future"]) == (0, 1)
+    after = sample("mercato_rpc_expired_total", service="callee", method="record")
+    assert after == expired_before + 1
+
+
+def test_an_answer_the_broker_cannot_take_does_not_kill_the_callee(
+    rabbit_config, proxy, container_factory
+):
+    """The broker goes away while a call runs: its answer cannot be sent. The callee
+    loses that answer, not its life, and serves again once the broker is back."""
+    callee = container_factory(ProxiedCallee, {**rabbit_config, "AMQP_URI": proxy.amqp_uri})
+    callee.start()
+    with ServiceRpcProxy("proxied_callee", rabbit_config, timeout=5) as proxied:
+        proxied.slow.call_async(1)
+        time.sleep(0.3)
+        proxy.down()
+        idle(callee)  # the call ended and tried to answer
+        assert not callee._died.ready()
+        proxy.up()
+    assert eventually(lambda: call(rabbit_config, "echo", "back", service="proxied_callee")) == (
+        "back"
+    )
+    assert not callee._died.ready()
+
+
+def test_a_call_sent_while_the_broker_is_away_fails_that_call_only(
+    system, rabbit_config, proxy, container_factory
+):
+    """The issue's crash: a worker sends a request after the broker went away. That
+    call fails (ServiceUnavailable, its answer lost too); the process lives on and
+    calls again once the broker is back."""
+    caller = container_factory(ProxiedCaller, {**rabbit_config, "AMQP_URI": proxy.amqp_uri})
+    caller.start()
+    assert call(rabbit_config, "relay", "before", service="proxied_caller") == "before!"
+    with ServiceRpcProxy("proxied_caller", rabbit_config, timeout=5) as proxied:
+        proxied.relay_after.call_async(0.5, "during")
+        time.sleep(0.2)
+        proxy.down()
+        idle(caller)  # the worker's send failed, then its answer
+        assert not caller._died.ready()
+        proxy.up()
+    assert eventually(lambda: call(rabbit_config, "relay", "after", service="proxied_caller")) == (
+        "after!"
+    )
+    assert not caller._died.ready()

@@ -14,7 +14,13 @@ plain nameko one call each other and consume each other's events;
 ``tests/test_transport_compat.py`` checks it against nameko's own proxies and handlers.
 """
 
-from mercato.transport.channels import BROKER_ERRORS, BrokerChannel, BrokerChannels, Unroutable
+from mercato.transport.channels import (
+    BROKER_ERRORS,
+    BrokerChannel,
+    BrokerChannels,
+    Unconfirmed,
+    Unroutable,
+)
 from mercato.transport.publisher import ConfirmedPublisher, OutgoingMessage, event_message
 from mercato.transport.rpc import Rpc, TimedRpcProxy, rpc
 
@@ -26,6 +32,7 @@ __all__ = [
     "OutgoingMessage",
     "Rpc",
     "TimedRpcProxy",
+    "Unconfirmed",
     "Unroutable",
     "event_message",
     "rpc",

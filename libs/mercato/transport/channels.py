@@ -15,13 +15,18 @@ is owed read before its next message is written:
   how a caller learns at once that nobody serves the method (``Unroutable``).
 - ``plain``: answers, which need no confirm (see ``mercato.transport.Rpc``).
 
-A kept channel may have been closed meanwhile (a broker restart, an operator's forced
-close). py-amqp reads what waits on the connection before it publishes, so the
-broker's close raises there; the channel is closed and the message sent once more on
-a fresh one. A connection cut without a word (a proxy's idle timeout) shows later: a
-request's confirm never comes, and it too is sent again; an answer, sent without a
-confirm, is lost, and its caller times out as it would had the callee died. A message
-that fails twice raises; the sender sees the broker as away.
+A message is never sent twice. A send has two steps: writing the message, then (on a
+confirming channel) reading the broker's confirm. A failure in the first step means the
+broker did not take the message (py-amqp reads what waits on the connection before it
+writes, so a close the broker sent meanwhile, a broker restart or an operator's forced
+close, raises there; a write that fails leaves at most an incomplete frame, which the
+broker discards). Only then, and only on a channel kept from an earlier message, is the
+message written once more on a fresh channel. A failure in the second step (no confirm
+within the timeout, the connection lost while waiting) leaves it unknown whether the
+broker routed the message: ``Unconfirmed`` is raised and nothing is sent again, so a
+callee never runs one request twice. A connection cut without a word (a proxy's idle
+timeout) shows only there. An answer, sent without a confirm, may then be lost, and its
+caller times out as it would had the callee died.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 import amqp
 import kombu
 import kombu.exceptions
+from amqp import spec as amqp_spec
 from eventlet.queue import Empty, LightQueue
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.extensions import SharedExtension
@@ -54,6 +60,11 @@ class Unroutable(Exception):
     """No queue took a ``mandatory`` message: nobody consumes its routing key."""
 
 
+class Unconfirmed(Exception):
+    """The message was written but the broker's confirm never came (timeout, connection
+    lost while waiting): it may or may not have been routed, so it is not sent again."""
+
+
 class BrokerChannel:
     """One connection with one channel on it, used by one green thread at a time
     (here, and by the outbox relay's ``ConfirmedPublisher``)."""
@@ -71,8 +82,9 @@ class BrokerChannel:
             self.channel.confirm_select()
 
     def declare(self, exchange: kombu.Exchange) -> None:
-        """Declare ``exchange`` on this channel's first message to it."""
-        if exchange.name not in self._declared:
+        """Declare ``exchange`` on this channel's first message to it (the default
+        exchange, named "", is the broker's and never declared)."""
+        if exchange.name and exchange.name not in self._declared:
             exchange.declare(channel=self.channel)
             self._declared.add(exchange.name)
 
@@ -87,6 +99,19 @@ class BrokerChannel:
         except Exception:  # already broken: nothing to release
             _log.debug("closing a broker channel failed", exc_info=True)
 
+    def abandon(self) -> None:
+        """Drop a connection that failed, without the closing handshake: a broker that
+        stopped answering would keep ``close()`` waiting for its close-ok."""
+        try:
+            self.connection.collect()
+        except Exception:
+            _log.debug("dropping a broker channel failed", exc_info=True)
+
+
+def _refused(method, *args) -> None:
+    if method == amqp_spec.Basic.Nack:
+        raise amqp.exceptions.MessageNacked()
+
 
 class _ChannelPool:
     def __init__(self, amqp_uri: str, *, confirms: bool, ssl: Any, login_method: str | None):
@@ -97,32 +122,37 @@ class _ChannelPool:
         self._free: LightQueue = LightQueue()
         self._closed = False
 
-    def publish(self, message: amqp.Message, *, exchange: kombu.Exchange, routing_key: str) -> None:
+    def publish(
+        self,
+        message: amqp.Message,
+        *,
+        exchange: kombu.Exchange,
+        routing_key: str,
+        confirm_timeout: float | None = None,
+    ) -> None:
+        """Send ``message`` once. Raises ``Unroutable`` (no queue took it: sent, not
+        delivered), ``Unconfirmed`` (written, fate unknown), a refusal
+        (``MessageNacked``) or the error that kept it from being written."""
         try:
             channel, kept = self._free.get_nowait(), True
         except Empty:
             channel, kept = self._open(), False
         try:
-            self._send_on(channel, message, exchange, routing_key)
-        except Unroutable:
-            raise
-        except Exception:
-            if not kept:
+            self._write(channel, message, exchange, routing_key)
+        except BaseException as exc:
+            channel.abandon()
+            if not kept or not isinstance(exc, BROKER_ERRORS):
                 raise
-            _log.info("a kept broker channel was broken; sending on a new one")
-            self._send_on(self._open(), message, exchange, routing_key)
-
-    def _send_on(self, channel: BrokerChannel, message, exchange: kombu.Exchange, routing_key: str):
-        """Send on ``channel``, then free it for the next message; a channel that
-        failed (or whose green thread was killed mid-send) is closed instead."""
-        try:
-            self._send(channel, message, exchange, routing_key)
-        except Unroutable:
-            self._release(channel)  # the broker answered: the channel is sound
-            raise
-        except BaseException:
-            channel.close()
-            raise
+            # not written: the broker never saw it, so a fresh channel may send it
+            _log.info("a kept broker channel was broken (%r); sending on a new one", exc)
+            channel = self._open()
+            try:
+                self._write(channel, message, exchange, routing_key)
+            except BaseException:
+                channel.abandon()
+                raise
+        if self._confirms:
+            self._await_confirm(channel, routing_key, confirm_timeout)
         self._release(channel)
 
     def _open(self) -> BrokerChannel:
@@ -130,20 +160,34 @@ class _ChannelPool:
             self._amqp_uri, confirms=self._confirms, ssl=self._ssl, login_method=self._login_method
         )
 
-    def _send(self, channel: BrokerChannel, message, exchange: kombu.Exchange, routing_key: str):
+    def _write(self, channel: BrokerChannel, message, exchange: kombu.Exchange, routing_key: str):
         channel.declare(exchange)
-        if not self._confirms:
-            channel.channel.basic_publish(message, exchange=exchange.name, routing_key=routing_key)
-            return
         channel.returned = False
-        channel.channel.basic_publish_confirm(
-            message,
-            exchange=exchange.name,
-            routing_key=routing_key,
-            mandatory=True,
-            confirm_timeout=CONFIRM_TIMEOUT_SECONDS,
+        # amqp's own ``_basic_publish`` writes only: on a confirming channel its
+        # ``basic_publish`` would also wait for the confirm, which is the second step
+        channel.channel._basic_publish(
+            message, exchange=exchange.name, routing_key=routing_key, mandatory=self._confirms
         )
+
+    def _await_confirm(self, channel: BrokerChannel, routing_key: str, timeout: float | None):
+        """The second step: the confirm (after a return, when no queue took it)."""
+        timeout = min(timeout or CONFIRM_TIMEOUT_SECONDS, CONFIRM_TIMEOUT_SECONDS)
+        try:
+            channel.channel.wait(
+                [amqp_spec.Basic.Ack, amqp_spec.Basic.Nack], callback=_refused, timeout=timeout
+            )
+        except amqp.exceptions.MessageNacked:
+            self._release(channel)  # the broker answered: the channel is sound
+            raise
+        except BaseException as exc:
+            # a green thread killed here (its caller gave up) leaves the channel owed a
+            # confirm: it cannot carry another message
+            channel.abandon()
+            if isinstance(exc, BROKER_ERRORS):  # a timeout is an OSError
+                raise Unconfirmed(f"{routing_key}: no confirm from the broker ({exc!r})") from exc
+            raise
         if channel.returned:
+            self._release(channel)
             raise Unroutable(routing_key)
 
     def _release(self, channel: BrokerChannel) -> None:

@@ -118,7 +118,7 @@ class ConfirmedPublisher:
                     f"the broker refused {len(self._refused)} of {len(messages)} messages"
                 )
         except BaseException:
-            self.close()
+            self.abandon()
             raise
 
     # The channel's confirm listeners see every ack and nack, including one that
@@ -151,3 +151,9 @@ class ConfirmedPublisher:
         broker, self._channel = self._channel, None
         if broker is not None:
             broker.close()
+
+    def abandon(self) -> None:
+        """Drop a connection that failed (see ``BrokerChannel.abandon``)."""
+        broker, self._channel = self._channel, None
+        if broker is not None:
+            broker.abandon()

@@ -11,11 +11,21 @@ so it is ``ServiceUnavailable`` too.
 
 The messages are nameko's own (body, ``nameko.*`` context headers, ``reply_to`` and
 ``correlation_id``), so a Mercato service and a plain nameko one call each other.
+
+A request is sent once (``mercato.transport.channels``): a request the broker may have
+taken but did not confirm fails the call (``ServiceUnavailable``) and is not sent
+again, so a callee never runs one call twice. A request carries its caller's deadline
+twice: as the AMQP ``expiration`` (the broker drops it once it has waited in the queue
+longer than the caller waits) and as the ``x-mercato-deadline`` header (seconds since
+the epoch), which ``Rpc`` checks before it starts a worker: a request whose caller has
+given up is never run late. A plain nameko callee ignores the header.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 import uuid
 
 import amqp
@@ -28,11 +38,16 @@ from nameko.messaging import HeaderEncoder
 from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
 
-from mercato import config
+from mercato import config, metrics
 from mercato.errors import ServiceUnavailable
-from mercato.transport.channels import BROKER_ERRORS, BrokerChannels, Unroutable
+from mercato.transport.channels import BROKER_ERRORS, BrokerChannels, Unconfirmed, Unroutable
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# when the caller stops waiting, in seconds since the epoch (wall clock: it crosses
+# processes and machines, whose clocks NTP keeps within far less than a timeout)
+DEADLINE_HEADER = "x-mercato-deadline"
 
 
 def _message(body, content_type: str, encoding: str, **properties) -> amqp.Message:
@@ -68,6 +83,7 @@ class _TimedServiceProxy:
                         f"{service_name}.{method_name}",
                         args,
                         kwargs,
+                        timeout=self._timeout,
                         reply_to=reply_listener.routing_key,
                         correlation_id=correlation_id,
                     )
@@ -115,23 +131,35 @@ class TimedRpcProxy(DependencyProvider, HeaderEncoder):
         )
         return _TimedServiceProxy(self, worker_ctx, timeout)
 
-    def send(self, worker_ctx, routing_key: str, args, kwargs, **properties) -> None:
-        """Publish one request: ``Unroutable`` when no service takes it,
-        ``ServiceUnavailable`` when the broker does not."""
+    def send(
+        self, worker_ctx, routing_key: str, args, kwargs, *, timeout: float, **properties
+    ) -> None:
+        """Publish one request, once, that expires when its caller stops waiting
+        (``timeout`` seconds from now): ``Unroutable`` when no service takes it,
+        ``ServiceUnavailable`` when the broker does not take it or may have taken it
+        without confirming (then the callee may run it: it is not sent again)."""
         content_type, encoding, body = kombu.serialization.dumps(
             {"args": args, "kwargs": kwargs}, self._serializer
         )
+        headers = self.get_message_headers(worker_ctx)
+        headers[DEADLINE_HEADER] = time.time() + timeout
         message = _message(
             body,
             content_type,
             encoding,
-            application_headers=self.get_message_headers(worker_ctx),
+            application_headers=headers,
+            # whole milliseconds, at least 1 (0 would mean: deliver now or never)
+            expiration=str(max(1, int(timeout * 1000))),
             **properties,
         )
         try:
             self.channels.confirming.publish(
-                message, exchange=self._exchange, routing_key=routing_key
+                message, exchange=self._exchange, routing_key=routing_key, confirm_timeout=timeout
             )
+        except Unconfirmed as exc:
+            raise ServiceUnavailable(
+                f"the message broker did not confirm the call {routing_key}; it was not sent again"
+            ) from exc
         except BROKER_ERRORS as exc:
             raise ServiceUnavailable(
                 f"the message broker did not take the call {routing_key}: {exc!r}"
@@ -151,6 +179,15 @@ class Rpc(NamekoRpc):
     lost it after writing it to disk and confirming. Requests keep their confirms:
     they are how a caller learns at once that no service is listening.
 
+    A request past its caller's deadline (``DEADLINE_HEADER``) is acknowledged and
+    dropped before a worker starts: nobody waits for its answer, and running it late
+    (an order placed minutes after the buyer saw a 503) is what the deadline prevents.
+
+    An answer the broker does not take (it is away) is logged and dropped, never
+    raised: raised from here it would kill the container, and so the process, over
+    one lost answer whose caller times out anyway. The container's consumers
+    reconnect by themselves once the broker is back.
+
     It shares nameko's ``RpcConsumer``, so it may sit beside ``nameko.rpc.rpc``.
     """
 
@@ -160,8 +197,28 @@ class Rpc(NamekoRpc):
         super().setup()
         self._reply_exchange = get_rpc_exchange(self.container.config)
 
+    def handle_message(self, body, message):
+        deadline = (message.headers or {}).get(DEADLINE_HEADER)
+        if isinstance(deadline, (int, float)) and time.time() > deadline:
+            _log.warning(
+                "dropped a call to %s whose caller stopped waiting %.1fs ago",
+                self.method_name,
+                time.time() - deadline,
+            )
+            metrics.RPC_EXPIRED.labels(self.container.service_name, self.method_name).inc()
+            self.rpc_consumer.queue_consumer.ack_message(message)
+            return
+        super().handle_message(body, message)
+
     def handle_result(self, message, worker_ctx, result, exc_info):
-        result, exc_info = self._reply(message, result, exc_info)
+        try:
+            result, exc_info = self._reply(message, result, exc_info)
+        except BROKER_ERRORS as exc:
+            _log.warning(
+                "the answer to %s was lost: the message broker did not take it (%r)",
+                self.method_name,
+                exc,
+            )
         self.rpc_consumer.queue_consumer.ack_message(message)
         return result, exc_info
 
