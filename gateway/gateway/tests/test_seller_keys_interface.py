@@ -4,6 +4,7 @@ catalog, orders, billing and provisioning containers."""
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from gateway.tests.marketplace import (
     assert_error,
@@ -21,13 +22,29 @@ def test_interface_credentials_are_issued_once_per_idempotency_key(market):
     key = {"Idempotency-Key": uuid.uuid4().hex}
     first = seller.ok(seller.post("/v1/seller/interface-credentials", {}, headers=key), 201)
     assert first["access_key"].startswith("ak_") and first["secret"]
-    # a retry whose answer was lost gets the same pair, not a new one
+    # a retry whose answer was lost gets the same pair, not a new one: provisioning
+    # answers it from its keyring, the gateway kept no copy of the secret
     again = seller.post("/v1/seller/interface-credentials", {}, headers=key)
     assert again.status_code == 201 and again.json() == first
-    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in again.headers
+    assert first["secret"].encode() not in stored_responses(market)
     # without the key, asking again rotates the pair
     rotated = seller.ok(seller.post("/v1/seller/interface-credentials", {}), 201)
     assert rotated["access_key"] != first["access_key"]
+    # the first key's secret is no longer valid: its retry never shows it again
+    stale = assert_error(
+        seller.post("/v1/seller/interface-credentials", {}, headers=key), 409, "CONFLICT"
+    )
+    assert first["secret"] not in str(stale)
+
+
+def stored_responses(market) -> bytes:
+    """Every response the gateway keeps for replays, as bytes."""
+    engine = sa.create_engine(market.gateway_config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT * FROM idempotency_records")).all()
+    engine.dispose()
+    return b"".join(repr(tuple(row)).encode() + bytes(row.response or b"") for row in rows)
 
 
 def test_only_a_seller_issues_interface_credentials_and_with_an_empty_body(market):

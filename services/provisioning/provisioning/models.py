@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import mercato.contracts.provisioning  # noqa: F401  (registers provisioning's event types)
+from mercato.request_keys import add_request_keys_table
 from mercato.tables import UTCDateTime, add_messaging_tables
 from provisioning import deployments, domain
 
@@ -27,6 +28,7 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+add_request_keys_table(metadata)
 
 
 class Delivery(Base, domain.DeliveryLifecycle):

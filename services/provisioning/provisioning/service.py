@@ -19,6 +19,7 @@ from mercato.db import Database
 from mercato.errors import EXPECTED, Forbidden, ValidationError
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
+from mercato.request_keys import RequestKeys
 from mercato.service import MercatoService
 from mercato.terms import SAAS
 from mercato.timers import configured_timer
@@ -168,6 +169,7 @@ class ProvisioningService(MercatoService):
             "deliveries": DeliveryRepository,
             "seller_keys": SellerKeyRepository,
             "deployments": DeploymentRepository,
+            "request_keys": RequestKeys,
         },
     )
     config = Config()
@@ -292,12 +294,17 @@ class ProvisioningService(MercatoService):
 
     @rpc(expected_exceptions=EXPECTED)
     def issue_interface_credentials(self) -> dict:
-        """A seller's new access key and secret for its SaaS endpoint (shown once)."""
+        """A seller's new access key and secret for its SaaS endpoint (shown once; a
+        retry of the same request answers the same pair while it is the seller's)."""
         seller = self.caller.require_role(SELLER)
         return dump(
             contract.InterfaceCredentialsResponse,
             usecases.issue_interface_credentials(
-                self.db, self.clock, seller=seller, keyring=self.keyring
+                self.db,
+                self.clock,
+                seller=seller,
+                keyring=self.keyring,
+                request_key=self.caller.request_key,
             ),
         )
 

@@ -38,8 +38,9 @@ import eventlet
 import seller_interface
 from mercato.clock import Clock
 from mercato.db import new_id
-from mercato.errors import NotFound, RateLimited, ServiceUnavailable
+from mercato.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
+from mercato.request_keys import RequestKey
 from mercato.terms import IMAGE, SAAS
 from provisioning import deploying, domain, endpoints, licenses, metrics
 from provisioning.deployments import DeploymentPolicy
@@ -563,10 +564,22 @@ def reveal_credentials(
 
 
 def issue_interface_credentials(
-    uow, clock: Clock, *, seller: Identity, keyring: Keyring
+    uow, clock: Clock, *, seller: Identity, keyring: Keyring, request_key: str | None = None
 ) -> dict[str, Any]:
     """A new access key and secret for the seller's SaaS endpoint; the secret is shown
-    this once. A second call replaces the pair (rotation)."""
+    this once. A second call replaces the pair (rotation).
+
+    A retry of the same request (``request_key``) answers the pair it issued, opened
+    from the keyring, while that pair is still the seller's: the gateway never keeps
+    this answer, so the secret lives only here, under the keyring's rotation. Once
+    another request has replaced the pair, the retry is a Conflict: the secret it
+    issued is no longer valid, and is not shown again."""
+    kept = RequestKey.of(
+        request_key, account_id=seller.account_id, operation="issue_interface_credentials"
+    )
+    issued = uow.request_keys.first_result(kept)
+    if issued is not None:
+        return _issued_interface_credentials(uow, seller, keyring, issued)
     now = clock.now()
     access_key = seller_interface.new_access_key()
     secret = seller_interface.new_secret()
@@ -580,12 +593,35 @@ def issue_interface_credentials(
             created_at=now,
         )
     )
+    uow.request_keys.keep(kept, access_key, now)
     uow.commit()
     return {
         "seller_account_id": seller.account_id,
         "access_key": access_key,
         "secret": secret,
         "created_at": now,
+    }
+
+
+def _issued_interface_credentials(
+    uow, seller: Identity, keyring: Keyring, access_key: str
+) -> dict[str, Any]:
+    """The pair a first request issued, if it is still the seller's."""
+    key = uow.seller_keys.interface_key(seller.account_id)
+    if key is None or key.access_key != access_key:
+        raise Conflict(
+            "the credentials this request issued have been replaced since; issue new ones "
+            "with a new Idempotency-Key"
+        )
+    secret = keyring.open(
+        Sealed(key.secret_key_id, key.secret_sealed),
+        bound_to=domain.interface_binding(seller.account_id, key.access_key),
+    )
+    return {
+        "seller_account_id": seller.account_id,
+        "access_key": key.access_key,
+        "secret": secret,
+        "created_at": key.created_at,
     }
 
 

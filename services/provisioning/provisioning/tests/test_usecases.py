@@ -430,6 +430,37 @@ def test_issuing_interface_credentials_again_replaces_the_pair(world):
     assert world.uow.seller_keys.interface_key(SELLER.account_id).access_key == again["access_key"]
 
 
+def test_a_retried_issue_answers_the_pair_it_issued_from_the_keyring(world):
+    def issue(key: str) -> dict:
+        return usecases.issue_interface_credentials(
+            world.uow, world.clock, seller=SELLER, keyring=world.keyring, request_key=key
+        )
+
+    first = issue("k" * 64)
+    world.clock.advance(minutes=1)
+    again = issue("k" * 64)
+
+    assert again == first  # the same pair, not replaced once more
+    assert world.uow.seller_keys.interface_key(SELLER.account_id).access_key == first["access_key"]
+
+
+def test_a_retried_issue_whose_pair_was_replaced_since_shows_no_secret(world):
+    def issue(key: str) -> dict:
+        return usecases.issue_interface_credentials(
+            world.uow, world.clock, seller=SELLER, keyring=world.keyring, request_key=key
+        )
+
+    first = issue("a" * 64)
+    rotated = issue("b" * 64)
+
+    with pytest.raises(Conflict):
+        issue("a" * 64)
+    assert (
+        world.uow.seller_keys.interface_key(SELLER.account_id).access_key == (rotated["access_key"])
+    )
+    assert rotated["access_key"] != first["access_key"]
+
+
 # -- the state machine -------------------------------------------------------------------------
 
 
