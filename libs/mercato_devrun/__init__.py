@@ -11,7 +11,8 @@
 5. starts the simulated cloud (``simulators/cloud``, ``mercato_devrun.cloud``) with
    Mercato's own cloud account and a demo buyer's, and gives iam-agency and
    provisioning its address and Mercato's keys;
-6. starts the seven processes under honcho, each line of their logs prefixed by name;
+6. starts the seven processes under honcho, each line of their logs prefixed by name,
+   and starts again, after a backoff, any that dies (``mercato_devrun.restarts``);
 7. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
    public API, has the seller list and publish a few products (two SaaS products, one
    of them supervised; a license and a professional service, which are always
@@ -21,7 +22,8 @@
    the demo buyer's cloud account; then prints the gateway URL and the demo
    credentials.
 
-Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop).
+Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop); a process that exits
+unasked is restarted, never the cause of the others stopping.
 
 Every variable of the environment reaches every process: ``MERCATO_CLOCK=controllable
 make run`` runs the system on the test clock (``mercato.clock``), which an operator moves
@@ -49,6 +51,7 @@ from mercato.clock import CONTROLLABLE
 from mercato.topology import GATEWAY, PROCESSES, SERVICES, Process
 from mercato_devrun import cloud
 from mercato_devrun.children import ChildProcess
+from mercato_devrun.restarts import RestartingManager
 
 READY_TIMEOUT_SECONDS = 90
 CREDENTIAL_KEYS_FILE = Path("var") / "provisioning-credential-keys"
@@ -482,7 +485,6 @@ def announce_when_ready(started: float, seller_app: SellerApp, accounts: dict) -
 
 
 def main() -> int:
-    from honcho.manager import Manager
     from honcho.printer import Printer
 
     started = time.monotonic()
@@ -536,7 +538,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # the processes write into honcho's pipes, not the terminal: say what it is
     env.setdefault("LOG_FORMAT", "text" if sys.stdout.isatty() else "json")
-    manager = Manager(Printer(sys.stdout))
+    manager = RestartingManager(Printer(sys.stdout))
     for process in PROCESSES:
         command = f"exec {sys.executable} -m nameko run --config {process.config_path} {process.nameko_target}"
         manager.add_process(process.name, command, env=env, cwd=str(config.ROOT))
