@@ -5,7 +5,7 @@ import datetime as dt
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from mercato.contracts.common import CardRequest
+from mercato.contracts.common import ID_RULE, CardField
 from mercato.contracts.registry import register
 from mercato.money import MoneySchema, PositiveMoneySchema
 from mercato.terms import CREDIT_CARD, PAYER_METHODS, RESELLER
@@ -158,7 +158,7 @@ class OrderPaymentRequest(StrictSchema):
         load_default="default", validate=validate.Length(min=1, max=64)
     )
     payment_method = fields.String(required=True, validate=validate.OneOf(PAYER_METHODS))
-    card = fields.Nested(CardRequest, load_default=None)
+    card = CardField(load_default=None)
 
     @validates_schema
     def _card_and_payer_fit_the_method(self, data, **kwargs):
@@ -219,7 +219,13 @@ class TopUpRequest(StrictSchema):
     """Add money to the prepaid balance, taken from a card."""
 
     amount = fields.Nested(PositiveMoneySchema, required=True)
-    card = fields.Nested(CardRequest, required=True)
+    card = CardField(
+        required=True,
+        metadata={
+            "description": "`{token}` from the card provider or `{card_id}` of a kept card; "
+            "a card number is refused (400 naming `card`)."
+        },
+    )
 
 
 class TopUpPayload(TopUpRequest):
@@ -228,6 +234,39 @@ class TopUpPayload(TopUpRequest):
     top-up again instead of charging the card twice."""
 
     idempotency_key = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+
+
+# -- RPC: cards the account keeps (bind_card, list_cards, delete_card) -----------------
+
+
+class BindCardRequest(StrictSchema):
+    """Keep a card on the account: the provider keeps it, Mercato its reference."""
+
+    token = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "A token from the card provider (`POST /v1/tokens` there).",
+            "example": "tok_4c1f0e9a2b3d4e5f6a7b8c9d0e1f2a3b",
+        },
+    )
+
+
+class CardResponse(AnswerSchema):
+    """A card the account keeps: all Mercato knows of it."""
+
+    id = fields.String(metadata={"example": "card_2b7e4f1a9c3d4e5f8a6b0c1d2e3f4a5b"})
+    brand = fields.String(metadata={"example": "visa"})
+    last4 = fields.String(metadata={"example": "4242"})
+    expiry = fields.String(metadata={"description": "MM/YY.", "example": "12/30"})
+    created_at = fields.AwareDateTime()
+
+
+CardPage = page_of(CardResponse, "CardPage")
+
+
+class CardIdRequest(StrictSchema):
+    card_id = fields.String(required=True, validate=ID_RULE)
 
 
 class CreditLimitRequest(StrictSchema):

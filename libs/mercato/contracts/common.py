@@ -10,7 +10,9 @@ very schema the service loads it with again, and its OpenAPI document shows thei
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from collections.abc import Mapping
+
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from mercato.clock import MAX_OFFSET_SECONDS
 from mercato.terms import PERIOD_UNITS_OF_A_TERM, YEAR
@@ -44,30 +46,52 @@ class PeriodSchema(StrictSchema):
 
 
 class CardRequest(StrictSchema):
-    """A payment card, passed on to billing, which checks the number (Luhn), expiry
-    and CVC. Only its brand and last four digits are ever stored."""
+    """A card to pay with. Card numbers never reach Mercato: a client exchanges the card
+    for a ``token`` at the card provider (``POST /v1/tokens`` there), or names a card
+    the account keeps (``card_id``, see ``/v1/billing/cards``). Exactly one of them."""
 
-    number = fields.String(
-        required=True,
-        load_only=True,
-        validate=validate.Length(min=12, max=23),
+    token = fields.String(
+        validate=validate.Length(min=1, max=64),
         metadata={
-            "example": "4242424242424242",
-            "description": "Up to 19 digits, optionally in groups.",
+            "description": "A token from the card provider (`POST /v1/tokens` there).",
+            "example": "tok_4c1f0e9a2b3d4e5f6a7b8c9d0e1f2a3b",
         },
     )
-    expiry = fields.String(
-        required=True,
-        load_only=True,
-        validate=validate.Length(min=4, max=7),
-        metadata={"description": "MM/YY.", "example": "12/30"},
+    card_id = fields.String(
+        validate=ID_RULE,
+        metadata={
+            "description": "A card the account keeps (`POST /v1/billing/cards`).",
+            "example": "card_2b7e4f1a9c3d4e5f8a6b0c1d2e3f4a5b",
+        },
     )
-    cvc = fields.String(
-        required=True,
-        load_only=True,
-        validate=validate.Length(min=3, max=4),
-        metadata={"example": "123"},
-    )
+
+    @validates_schema
+    def _one_card(self, data, **kwargs):
+        if "token" in data and "card_id" in data:
+            raise ValidationError("give a token or a card_id, not both", "card_id")
+        if "token" not in data and "card_id" not in data:
+            raise ValidationError("give a token from the card provider, or a card_id", "token")
+
+
+# what a card's number looks like in a body: refused whole, never passed on
+RAW_CARD_FIELDS = frozenset({"number", "expiry", "cvc", "exp_month", "exp_year"})
+
+
+class CardField(fields.Nested):
+    """A body's ``card`` (``CardRequest``). A card number, expiry or CVC in it is refused
+    naming ``card`` itself, before anything reads it: they go to the card provider,
+    never to Mercato."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(CardRequest, **kwargs)
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        if isinstance(value, Mapping) and RAW_CARD_FIELDS & set(value):
+            raise ValidationError(
+                "card numbers are not taken: send {token} from the card provider "
+                "(POST /v1/tokens there) or {card_id} of a kept card"
+            )
+        return super()._deserialize(value, attr, data, partial=partial, **kwargs)
 
 
 # the longest one move of the test clock: ten years

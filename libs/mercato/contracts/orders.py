@@ -16,7 +16,7 @@ from mercato.contracts.catalog import (
     ChargeLineResponse,
     DeploymentSizingSchema,
 )
-from mercato.contracts.common import CardRequest, PeriodSchema
+from mercato.contracts.common import CardField, PeriodSchema
 from mercato.contracts.registry import register
 from mercato.money import MoneySchema
 from mercato.terms import (
@@ -439,10 +439,13 @@ class PayOrderRequest(StrictSchema):
             "example": "balance",
         },
     )
-    card = fields.Nested(
-        CardRequest,
+    card = CardField(
         load_default=None,
-        metadata={"description": "Required for credit_card; refused for the other methods."},
+        metadata={
+            "description": "Required for credit_card, refused for the other methods: "
+            "`{token}` from the card provider or `{card_id}` of a kept card; a card "
+            "number is refused (400 naming `card`)."
+        },
     )
 
     @validates_schema

@@ -1,44 +1,36 @@
-"""Billing's nameko dependencies: the card gateway."""
+"""Billing's nameko dependencies: the card provider."""
 
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
 
-from billing.payment_gateway import PaymentGateway, SimulatedCardGateway, TimedGateway
+from billing.payment_gateway import HttpCardGateway, PaymentGateway
 
-CARD_GATEWAY = "CARD_GATEWAY"
+CARD_GATEWAY_URL = "CARD_GATEWAY_URL"
 CARD_GATEWAY_TIMEOUT_SECONDS = "CARD_GATEWAY_TIMEOUT_SECONDS"
-SIMULATED = "simulated"
-DEFAULT_GATEWAY_TIMEOUT_SECONDS = 10.0
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:8500"
+# The innermost of the nested budgets (docs/operations.md, "Timeouts"): a card the
+# provider is slow with is left pending well before orders stops waiting for billing
+# (ORDERS_BILLING_TIMEOUT_SECONDS, 8 s), so the buyer gets the pending payment, not a 503.
+DEFAULT_GATEWAY_TIMEOUT_SECONDS = 4.0
 
 
 class CardGateway(DependencyProvider):
-    """Injects the card gateway, every call bounded by ``CARD_GATEWAY_TIMEOUT_SECONDS``.
+    """Injects the card provider's driver (``HttpCardGateway`` at ``CARD_GATEWAY_URL``),
+    every call bounded by ``CARD_GATEWAY_TIMEOUT_SECONDS``; one per container, its HTTP
+    connections reused."""
 
-    ``CARD_GATEWAY: simulated`` (the only driver today) is the embedded processor; it
-    keeps its records through the engine of the service's ``Database`` dependency.
-    """
-
-    def __init__(self, database_attr: str = "db") -> None:
-        self.database_attr = database_attr
+    def __init__(self) -> None:
         self.gateway: PaymentGateway | None = None
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
-        driver = config.get(CARD_GATEWAY, SIMULATED) or SIMULATED
-        if driver != SIMULATED:
-            raise ValueError(f"unknown {CARD_GATEWAY} {driver!r}; known: {SIMULATED}")
-        self.timeout = float(
-            config.get(CARD_GATEWAY_TIMEOUT_SECONDS, DEFAULT_GATEWAY_TIMEOUT_SECONDS)
-        )
+        url = str(config.get(CARD_GATEWAY_URL) or DEFAULT_GATEWAY_URL)
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{CARD_GATEWAY_URL} must be an http(s) URL, not {url!r}")
+        timeout = float(config.get(CARD_GATEWAY_TIMEOUT_SECONDS) or DEFAULT_GATEWAY_TIMEOUT_SECONDS)
+        self.gateway = HttpCardGateway(url, timeout)
 
-    def get_dependency(self, worker_ctx):
-        if self.gateway is None:
-            database = next(
-                dependency
-                for dependency in self.container.dependencies
-                if dependency.attr_name == self.database_attr
-            )
-            simulated = SimulatedCardGateway(database.engine, hang_seconds=self.timeout * 3 + 1)
-            self.gateway = TimedGateway(simulated, self.timeout)
+    def get_dependency(self, worker_ctx) -> PaymentGateway:
+        assert self.gateway is not None
         return self.gateway

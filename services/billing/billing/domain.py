@@ -1,7 +1,8 @@
 """Billing's rules: the chart of ledger accounts, what each payment and refund posts,
 when an account may pay or be refunded, the moves of a payment, a top-up and a refund
 (each a ``StateMachine``, a method per move that records the event it causes), and what
-a card must look like. No nameko, no SQL.
+Mercato knows of a card (``Card``: the provider's reference, never the number). No
+nameko, no SQL.
 
 The ledger is double entry. Every journal entry is a set of postings whose signed
 amounts (minor units, debit positive, credit negative) sum to zero. The ledger
@@ -40,7 +41,6 @@ back to ``card_clearing``, out of which the card processor pays the card back.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -550,80 +550,17 @@ class RefundLifecycle(_MovesMoney, RecordsEvents):
 
 # -- cards --------------------------------------------------------------------------
 
-_DIGITS = re.compile(r"^\d{12,19}$")
-_EXPIRY = re.compile(r"^(\d{2})\s*/\s*(\d{2})$")
-_SEPARATORS = re.compile(r"[\s-]")
-
 
 @dataclass(frozen=True)
 class Card:
-    """A checked card. Only ``brand`` and ``last4`` are ever stored."""
+    """A card as the provider knows it: ``source`` is what a charge names (a token, or
+    the provider's id of a card the account keeps); brand, last four digits and expiry
+    are all Mercato ever sees of it. The number and CVC stay at the provider."""
 
-    number: str
-    exp_month: int
-    exp_year: int
-    cvc: str
+    source: str
     brand: str
+    last4: str
+    expiry: str  # MM/YY
 
-    @property
-    def last4(self) -> str:
-        return self.number[-4:]
-
-    def __repr__(self) -> str:  # never the number or the CVC in a log
+    def __repr__(self) -> str:  # never the token in a log
         return f"Card({self.brand} ****{self.last4})"
-
-
-def luhn_valid(number: str) -> bool:
-    if not number.isdigit():
-        return False
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
-
-
-def card_brand(number: str) -> str:
-    if number.startswith("4"):
-        return "visa"
-    if number[:2] in ("34", "37"):
-        return "amex"
-    if 51 <= int(number[:2]) <= 55 or 2221 <= int(number[:4]) <= 2720:
-        return "mastercard"
-    return "card"
-
-
-def check_card(card: Mapping[str, Any], now: dt.datetime) -> Card:
-    """The card if its number passes Luhn, its ``MM/YY`` expiry is not in the past
-    (a card works through the last day of its month) and its CVC has the brand's
-    length; else ValidationError naming ``card.number``, ``card.expiry`` or ``card.cvc``."""
-    errors: dict[str, list[str]] = {}
-    number = _SEPARATORS.sub("", str(card.get("number", "")))
-    if not _DIGITS.match(number):
-        errors["card.number"] = ["must be 12 to 19 digits"]
-    elif not luhn_valid(number):
-        errors["card.number"] = ["is not a valid card number (Luhn check failed)"]
-    brand = card_brand(number) if "card.number" not in errors else "card"
-
-    exp_month = exp_year = 0
-    matched = _EXPIRY.match(str(card.get("expiry", "")).strip())
-    if not matched or not 1 <= int(matched.group(1)) <= 12:
-        errors["card.expiry"] = ["must be MM/YY"]
-    else:
-        exp_month, exp_year = int(matched.group(1)), 2000 + int(matched.group(2))
-        current = now.astimezone(dt.UTC)
-        if (exp_year, exp_month) < (current.year, current.month):
-            errors["card.expiry"] = ["the card has expired"]
-
-    cvc = str(card.get("cvc", ""))
-    cvc_length = 4 if brand == "amex" else 3
-    if not (cvc.isdigit() and len(cvc) == cvc_length):
-        errors["card.cvc"] = [f"must be {cvc_length} digits"]
-
-    if errors:
-        raise ValidationError(f"invalid card: check {', '.join(sorted(errors))}", errors)
-    return Card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc, brand=brand)

@@ -217,35 +217,23 @@ class LedgerPosting(Base):
     entry: Mapped[JournalEntry] = relationship(back_populates="postings")
 
 
-class CardGatewayCharge(Base):
-    """The simulated card gateway's own record of each charge (``payment_gateway``):
-    what a real processor would hold. Written in its own transaction, so a charge
-    survives a crash of the payment that asked for it and is found by its key."""
+class BoundCard(Base):
+    """A card the account keeps (the guide's bound card). The provider keeps the card
+    itself; Mercato only its reference (``provider_card_id``), brand, last four digits
+    and expiry. ``request_key`` (the binding request's Idempotency-Key digest) is unique
+    per account, so a retried binding answers the first card."""
 
-    __tablename__ = "card_gateway_charges"
-
-    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(80), unique=True)
-    amount: Mapped[int] = mapped_column(sa.BigInteger)
-    currency: Mapped[str] = mapped_column(sa.String(3))
-    card_brand: Mapped[str] = mapped_column(sa.String(16))
-    card_last4: Mapped[str] = mapped_column(sa.String(4))
-    status: Mapped[str] = mapped_column(sa.String(16))
-    decline_code: Mapped[str | None] = mapped_column(sa.String(40))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-
-
-class CardGatewayRefund(Base):
-    """The simulated card gateway's record of each refund of a charge, kept like its
-    charges (``payment_gateway``): found by its idempotency key after a lost answer."""
-
-    __tablename__ = "card_gateway_refunds"
+    __tablename__ = "bound_cards"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "request_key", name="uq_bound_cards_request_key"),
+        sa.Index("ix_bound_cards_account_id_created_at", "account_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(80), unique=True)
-    charge_id: Mapped[str] = mapped_column(sa.String(40), index=True)
-    amount: Mapped[int] = mapped_column(sa.BigInteger)
-    currency: Mapped[str] = mapped_column(sa.String(3))
-    status: Mapped[str] = mapped_column(sa.String(16))
-    failure_code: Mapped[str | None] = mapped_column(sa.String(40))
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    provider_card_id: Mapped[str] = mapped_column(sa.String(64))
+    brand: Mapped[str] = mapped_column(sa.String(16))
+    last4: Mapped[str] = mapped_column(sa.String(4))
+    expiry: Mapped[str] = mapped_column(sa.String(5))
+    request_key: Mapped[str | None] = mapped_column(sa.String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -11,7 +11,8 @@ import datetime as dt
 
 from nameko.dependency_providers import Config
 
-from billing import schemas, usecases
+from billing import cards, schemas, usecases
+from billing.card_repository import CardRepository
 from billing.dependencies import (
     CARD_GATEWAY_TIMEOUT_SECONDS,
     DEFAULT_GATEWAY_TIMEOUT_SECONDS,
@@ -38,7 +39,7 @@ DEFAULT_RECOVERY_GRACE_SECONDS = 60.0
 class BillingService(MercatoService):
     name = "billing"
 
-    db = Database(metadata, repositories={"billing": BillingRepository})
+    db = Database(metadata, repositories={"billing": BillingRepository, "cards": CardRepository})
     config = Config()
     card_gateway = CardGateway()
 
@@ -54,8 +55,9 @@ class BillingService(MercatoService):
              "amount": {"amount": 129900, "currency": "USD"},
              "enterprise_project_id": "default",     # optional, default "default"
              "payment_method": "balance" | "credit_card" | "credit" | "reseller",
-             "card": {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}}
-                                                      # credit_card only
+             "card": {"token": "tok_…"} | {"card_id": "card_…"}}
+                                                      # credit_card only: a token from
+                                                      # the card provider, or a kept card
 
         Answer (the order's payment)::
 
@@ -81,7 +83,10 @@ class BillingService(MercatoService):
         again and charges nothing (the orders service decides whether that is a 409).
         Errors: ``PaymentRequired`` (insufficient balance, credit limit exceeded;
         nothing changed), ``ValidationError`` (fields such as ``amount.amount``,
-        ``card.number``, ``card.expiry``, ``card.cvc``, ``payer_account_id``),
+        ``card`` (a card number sent: never taken), ``card.token`` (unknown to the
+        provider, or an expired card), ``card.card_id`` (not a card of the buyer),
+        ``payer_account_id``), ``ServiceUnavailable`` (the provider could not say what
+        the token is; nothing changed),
         ``Forbidden`` (the caller is not the buyer; for ``reseller``, the payer is not
         the caller's reseller), ``Conflict`` (the order was paid for another amount or
         by another account), ``Unauthenticated``.
@@ -139,7 +144,7 @@ class BillingService(MercatoService):
         """Add money to the caller's balance from a card, through the card gateway.
 
         Payload: ``{"amount": {"amount": 50000, "currency": "USD"},
-        "card": {"number", "expiry", "cvc"}, "idempotency_key": "…" (optional: the same
+        "card": {"token"} | {"card_id"}, "idempotency_key": "…" (optional: the same
         key answers the first top-up again, charging nothing)}``.
 
         A declined card raises ``PaymentRequired`` (code ``CARD_DECLINED`` or
@@ -162,6 +167,47 @@ class BillingService(MercatoService):
                 code=str(record["failure_code"] or "CARD_DECLINED").upper(),
             )
         return dump(contract.TopUpResponse, record)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def bind_card(self, payload: dict) -> dict:
+        """Keep a card on the caller's account (the guide's bound card): ``{"token":
+        "tok_…"}`` from the card provider. The provider keeps the card; billing keeps
+        its reference, brand, last four digits and expiry. Answer: ``{"id": "card_…",
+        "brand": "visa", "last4": "4242", "expiry": "12/30", "created_at": "…"}``;
+        ``card: {"card_id": …}`` then pays with it. A retry of the same request (its
+        request key) answers the first card. ``ValidationError`` naming ``token`` for a
+        token the provider does not know or an expired card."""
+        caller = self.caller.require()
+        data = load(contract.BindCardRequest, payload)
+        card = cards.bind_card(
+            self.db,
+            self.clock,
+            self.card_gateway,
+            account_id=caller.account_id,
+            token=data["token"],
+            request_key=self.caller.request_key,
+        )
+        return dump(contract.CardResponse, card)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_cards(self, query: dict | None = None) -> dict:
+        """The cards the caller's account keeps, newest first: ``{items: [card], total,
+        page, page_size}``."""
+        caller = self.caller.require()
+        data = load(PageSchema, query)
+        return dump(
+            contract.CardPage, cards.list_cards(self.db, account_id=caller.account_id, **data)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def delete_card(self, card_id: str) -> None:
+        """Forget one of the caller's cards, at the provider too (``NotFound`` for any
+        other account's)."""
+        caller = self.caller.require()
+        data = load(contract.CardIdRequest, {"card_id": card_id})
+        cards.delete_card(
+            self.db, self.card_gateway, account_id=caller.account_id, card_id=data["card_id"]
+        )
 
     @rpc(expected_exceptions=EXPECTED)
     def get_top_up(self, top_up_id: str) -> dict:

@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from billing import domain, metrics
+from billing import cards, domain, metrics
 from billing.models import BillingAccount, JournalEntry, Payment, Refund, TopUp
 from billing.payment_gateway import ChargeResult, GatewayError, PaymentGateway, RefundResult
 from mercato.clock import Clock
@@ -232,7 +232,9 @@ def pay_order(
     domain.require_account_currency(price)
     now = clock.now()
     checked_card = (
-        domain.check_card(card or {}, now) if payment_method == domain.CREDIT_CARD else None
+        cards.card_to_charge(uow, gateway, account_id=account_id, card=card or {}, now=now)
+        if payment_method == domain.CREDIT_CARD
+        else None
     )
     if uow.billing.is_cancelled_order(order_id):
         uow.rollback()
@@ -377,7 +379,7 @@ def top_up(
     price = Money(amount["amount"], amount["currency"])
     domain.require_account_currency(price)
     now = clock.now()
-    checked = domain.check_card(card, now)
+    checked = cards.card_to_charge(uow, gateway, account_id=account_id, card=card, now=now)
     for _ in range(_CLAIM_TRIES):
         if idempotency_key is not None:
             existing = uow.billing.top_up_by_key(account_id, idempotency_key)

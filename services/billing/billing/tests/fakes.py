@@ -28,6 +28,7 @@ from billing.payment_gateway import (
     GatewayTimeout,
     PaymentGateway,
     RefundResult,
+    UnknownCard,
 )
 from billing.repository import LatePayment, PendingCardRefund, RefundBesideItsPayment
 from mercato.db import Page
@@ -347,7 +348,9 @@ def _columns(row: Any) -> Any:
 class FakeCardProcessor(PaymentGateway):
     """A card processor in memory: charges and refunds once per key.
 
-    ``declining`` maps card numbers to the decline code it answers for them;
+    A token is ``tok_`` and the card's digits (``tok_4242424242424242``): any such
+    token is a Visa card expiring 12/35 ending in its last four digits; anything else is
+    unknown. ``declining`` maps tokens to the decline code it answers for them;
     ``silent_charges`` and ``silent_refunds`` count the next calls whose charge or
     refund it makes but whose answer it loses (as a timeout would); ``unreachable``
     makes every call time out having done nothing; ``refusing`` makes it refuse every
@@ -367,11 +370,31 @@ class FakeCardProcessor(PaymentGateway):
     on_charge: Callable[[], None] | None = None
     on_refund: Callable[[], None] | None = None
 
+    kept: dict[str, Card] = field(default_factory=dict)
+
+    def card(self, token: str) -> Card | None:
+        # answered even when ``unreachable``: that plays a charge lost on its way
+        if not (token.startswith("tok_") and token[4:].isdigit()):
+            return None
+        return Card(source=token, brand="visa", last4=token[-4:], expiry="12/35")
+
+    def keep(self, token: str, idempotency_key: str) -> Card:
+        found = self.card(token)
+        if found is None:
+            raise UnknownCard(token)
+        kept = Card(
+            source=f"card_{len(self.kept)}", brand="visa", last4=found.last4, expiry=found.expiry
+        )
+        return self.kept.setdefault(idempotency_key, kept)
+
+    def forget(self, source: str) -> None:
+        self._reach("forget card")
+
     def charge(self, idempotency_key: str, card: Card, amount: Money) -> ChargeResult:
         self.charge_calls += 1
         self._reach("charge")
         if idempotency_key not in self.charges:
-            code = self.declining.get(card.number)
+            code = self.declining.get(card.source)
             self.charges[idempotency_key] = ChargeResult(
                 idempotency_key,
                 f"ch_{len(self.charges)}",

@@ -15,8 +15,9 @@ from mercato.identity import Identity
 START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 GRACE = dt.timedelta(seconds=60)
 BUYER, RESELLER = "acc_buyer", "acc_reseller"
-GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
-DECLINING_CARD = {**GOOD_CARD, "number": "4000000000000002"}
+# tokens of the in-memory processor (``fakes.FakeCardProcessor``)
+GOOD_CARD = {"token": "tok_4242424242424242"}
+DECLINING_CARD = {"token": "tok_4000000000000002"}
 REASON = "Delivery failed: the SaaS tenant could not be created."
 
 
@@ -35,7 +36,7 @@ class Books:
     def __init__(self, uow: Any) -> None:
         self.uow = uow
         self.clock = ManualClock(START)
-        self.gateway = FakeCardProcessor(declining={DECLINING_CARD["number"]: "card_declined"})
+        self.gateway = FakeCardProcessor(declining={DECLINING_CARD["token"]: "card_declined"})
 
     def pay(
         self,

@@ -1,142 +1,96 @@
-"""The simulated card gateway on a real PostgreSQL database (billing's migrated schema):
-a key is charged once, declines say why, a timed-out charge is found by its key."""
+"""billing's card provider driver (``HttpCardGateway``) against the simulated provider
+as a process, over real HTTP."""
 
-import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
+from __future__ import annotations
+
+import time
+import uuid
 
 import pytest
-import sqlalchemy as sa
 
-from billing import domain
-from billing.payment_gateway import (
-    CHARGE_DECLINED,
-    CHARGE_SUCCEEDED,
-    GatewayTimeout,
-    SimulatedCardGateway,
-    TimedGateway,
-)
-from mercato.db import create_engine
+from billing.payment_gateway import GatewayError, GatewayTimeout, HttpCardGateway, UnknownCard
 from mercato.money import Money
+from mercato_testing import payments
 
-NOW = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
-USD_10 = Money(1_000, "USD")
-
-
-def card(number: str) -> domain.Card:
-    return domain.check_card({"number": number, "expiry": "12/30", "cvc": "123"}, NOW)
+BUDGET = 0.5
 
 
 @pytest.fixture
-def engine(databases):
-    engine = create_engine(databases.fresh("billing"))
-    yield engine
-    engine.dispose()
+def gateway(payments_simulator):
+    return HttpCardGateway(payments_simulator.url, BUDGET)
 
 
-def charges(engine) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.text("SELECT count(*) FROM card_gateway_charges")).scalar_one()
+def key() -> str:
+    return f"test.{uuid.uuid4().hex}"
 
 
-def test_a_key_is_charged_once_however_often_it_is_sent(engine):
-    gateway = SimulatedCardGateway(engine)
-
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        results = list(
-            pool.map(
-                lambda _: gateway.charge("pay_1.1", card("4242424242424242"), USD_10), range(5)
-            )
-        )
-
-    assert {result.charge_id for result in results} == {results[0].charge_id}
-    assert results[0].status == CHARGE_SUCCEEDED and results[0].amount == USD_10
-    assert charges(engine) == 1
-    assert gateway.lookup("pay_1.1") == results[0]
-    assert gateway.lookup("pay_1.2") is None
+def test_a_token_is_read_as_brand_last_four_and_expiry_only(gateway, payments_simulator):
+    token = payments_simulator.token(payments.MASTERCARD)
+    card = gateway.card(token)
+    assert card is not None
+    assert (card.source, card.brand, card.last4, card.expiry) == (
+        token,
+        "mastercard",
+        "4444",
+        "12/30",
+    )
+    assert gateway.card("tok_never_issued") is None
 
 
-@pytest.mark.parametrize(
-    ("number", "code"),
-    [("4000000000000002", "card_declined"), ("4000000000009995", "insufficient_funds")],
-)
-def test_test_cards_decline_with_their_reason(engine, number, code):
-    result = SimulatedCardGateway(engine).charge("pay_2.1", card(number), USD_10)
+def test_a_charge_is_made_once_per_key_and_found_by_it(gateway, payments_simulator):
+    card = gateway.card(payments_simulator.token())
+    charge_key = key()
+    first = gateway.charge(charge_key, card, Money(1_250, "USD"))
+    assert first.succeeded and first.amount == Money(1_250, "USD")
+    assert gateway.charge(charge_key, card, Money(1_250, "USD")) == first
+    assert gateway.lookup(charge_key) == first
+    assert gateway.lookup(key()) is None
+    assert len(payments_simulator.charges_for(charge_key)) == 1
 
-    assert (result.status, result.decline_code) == (CHARGE_DECLINED, code)
-    assert not result.succeeded
+
+def test_a_declined_card_answers_its_decline_code(gateway, payments_simulator):
+    card = gateway.card(payments_simulator.token(payments.INSUFFICIENT_FUNDS))
+    declined = gateway.charge(key(), card, Money(100, "USD"))
+    assert (declined.status, declined.decline_code) == ("declined", "insufficient_funds")
 
 
-def test_the_timeout_card_charges_but_does_not_answer_in_time(engine):
-    gateway = TimedGateway(SimulatedCardGateway(engine, hang_seconds=30), timeout=0.2)
-
+def test_an_unanswered_charge_times_out_within_the_budget_and_is_found_later(
+    gateway, payments_simulator
+):
+    card = gateway.card(payments_simulator.token(payments.HANGING))
+    charge_key = key()
+    started = time.monotonic()
     with pytest.raises(GatewayTimeout):
-        gateway.charge("pay_3.1", card("4000000000000119"), USD_10)
-
-    found = gateway.lookup("pay_3.1")
-    assert found is not None and found.succeeded
-    assert charges(engine) == 1
+        gateway.charge(charge_key, card, Money(900, "USD"))
+    assert time.monotonic() - started < BUDGET + 0.5
+    assert gateway.lookup(charge_key).succeeded
 
 
-def refunds(engine) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.text("SELECT count(*) FROM card_gateway_refunds")).scalar_one()
+def test_refunds_once_per_key_and_a_refused_refund_answers_why(gateway, payments_simulator):
+    good = gateway.charge(key(), gateway.card(payments_simulator.token()), Money(1_000, "USD"))
+    refund_key = key()
+    refunded = gateway.refund(good.charge_id, Money(1_000, "USD"), refund_key)
+    assert refunded.succeeded
+    assert gateway.refund(good.charge_id, Money(1_000, "USD"), refund_key) == refunded
+    closed = gateway.card(payments_simulator.token(payments.REFUND_DECLINING))
+    charged = gateway.charge(key(), closed, Money(500, "USD"))
+    refused = gateway.refund(charged.charge_id, Money(500, "USD"), key())
+    assert (refused.status, refused.failure_code) == ("failed", "refund_declined")
 
 
-def test_a_refund_key_refunds_once_however_often_it_is_sent(engine):
-    gateway = SimulatedCardGateway(engine)
-    charge = gateway.charge("pay_4.1", card("4242424242424242"), USD_10)
-
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        results = list(
-            pool.map(lambda _: gateway.refund(charge.charge_id, USD_10, "rfd_4"), range(5))
-        )
-
-    assert {result.refund_id for result in results} == {results[0].refund_id}
-    assert results[0].succeeded and results[0].charge_id == charge.charge_id
-    assert results[0].amount == USD_10
-    assert refunds(engine) == 1
+def test_a_kept_card_is_charged_by_the_providers_id_until_forgotten(gateway, payments_simulator):
+    kept = gateway.keep(payments_simulator.token(), key())
+    assert kept.source.startswith("card_") and kept.last4 == "4242"
+    assert gateway.charge(key(), kept, Money(300, "USD")).succeeded
+    gateway.forget(kept.source)
+    gateway.forget(kept.source)  # forgotten already: nothing to do
+    with pytest.raises(GatewayError):
+        gateway.charge(key(), kept, Money(300, "USD"))
+    with pytest.raises(UnknownCard):
+        gateway.keep("tok_never_issued", key())
 
 
-def test_a_charge_is_never_refunded_beyond_what_it_took(engine):
-    gateway = SimulatedCardGateway(engine)
-    charge = gateway.charge("pay_5.1", card("4242424242424242"), USD_10)
-
-    first = gateway.refund(charge.charge_id, Money(600, "USD"), "rfd_5a")
-    too_much = gateway.refund(charge.charge_id, Money(401, "USD"), "rfd_5b")
-    rest = gateway.refund(charge.charge_id, Money(400, "USD"), "rfd_5c")
-
-    assert first.succeeded and rest.succeeded
-    assert (too_much.status, too_much.failure_code) == ("failed", "charge_not_refundable")
-
-
-@pytest.mark.parametrize("number", ["4000000000000002", None])
-def test_a_declined_or_unknown_charge_cannot_be_refunded(engine, number):
-    gateway = SimulatedCardGateway(engine)
-    charge_id = gateway.charge("pay_6.1", card(number), USD_10).charge_id if number else "ch_none"
-
-    result = gateway.refund(charge_id, USD_10, "rfd_6")
-
-    assert (result.status, result.failure_code) == ("failed", "charge_not_refundable")
-
-
-def test_the_refund_declining_card_refuses_refunds(engine):
-    gateway = SimulatedCardGateway(engine)
-    charge = gateway.charge("pay_7.1", card("4000000000005126"), USD_10)
-
-    result = gateway.refund(charge.charge_id, USD_10, "rfd_7")
-
-    assert charge.succeeded
-    assert (result.status, result.failure_code) == ("failed", "refund_declined")
-
-
-def test_the_refund_timeout_card_refunds_but_does_not_answer_in_time(engine):
-    gateway = TimedGateway(SimulatedCardGateway(engine, hang_seconds=30), timeout=0.2)
-    charge = gateway.charge("pay_8.1", card("4000000000000077"), USD_10)
-    assert charge.succeeded  # its charges answer at once
-
-    with pytest.raises(GatewayTimeout):
-        gateway.refund(charge.charge_id, USD_10, "rfd_8")
-
-    again = gateway.refund(charge.charge_id, USD_10, "rfd_8")  # answers at once
-    assert again.succeeded
-    assert refunds(engine) == 1
+def test_a_provider_that_is_not_there_is_a_gateway_error():
+    gateway = HttpCardGateway("http://127.0.0.1:9", BUDGET)  # nothing listens on discard
+    with pytest.raises(GatewayError):
+        gateway.lookup(key())

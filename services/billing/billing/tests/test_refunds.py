@@ -77,7 +77,7 @@ def books(databases):
     ) as uow:
         books = PostgresBooks(uow)
         # a buyer with money on its balance and credit granted, and its reseller's credit
-        books.gateway.charge("seed", domain.check_card(GOOD_CARD, START), Money(100_000, "USD"))
+        books.gateway.charge("seed", books.gateway.card(GOOD_CARD["token"]), Money(100_000, "USD"))
         books.top_up(100_000)
         books.grant_credit(50_000)
         books.grant_credit(50_000, account_id=RESELLER)

@@ -13,8 +13,6 @@ import sqlalchemy as sa
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import replace_dependencies
 
-from billing import domain
-from billing.payment_gateway import SimulatedCardGateway
 from billing.service import BillingService
 from mercato.clock import ManualClock
 from mercato.db import create_engine
@@ -26,8 +24,7 @@ from mercato.errors import (
     Unauthenticated,
     ValidationError,
 )
-from mercato.money import Money
-from mercato_testing import signed_context
+from mercato_testing import payments, signed_context
 from mercato_testing.interface import (
     EventQueue,
     caller,
@@ -43,10 +40,12 @@ START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 GATEWAY_TIMEOUT = 0.5
 GRACE = dt.timedelta(seconds=60)
 
-GOOD_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
-DECLINING_CARD = {**GOOD_CARD, "number": "4000000000000002"}
-NO_FUNDS_CARD = {**GOOD_CARD, "number": "4000000000009995"}
-TIMEOUT_CARD = {**GOOD_CARD, "number": "4000000000000119"}
+# the provider's test cards (simulators/payments): a body's card is a token of one,
+# got from the simulated provider by ``pay`` and ``top_up``
+GOOD_CARD = payments.GOOD
+DECLINING_CARD = payments.DECLINING
+NO_FUNDS_CARD = payments.INSUFFICIENT_FUNDS
+TIMEOUT_CARD = payments.HANGING
 
 ANN = caller("acc_ann", "buyer")
 BOB = caller("acc_bob", "buyer")
@@ -60,6 +59,7 @@ class Billing:
     config: dict
     clock: ManualClock
     engine: sa.engine.Engine
+    payments: payments.PaymentsSimulatorHandle
 
     def rpc(self, who: dict | None = None) -> ServiceRpcProxy:
         return ServiceRpcProxy("billing", self.config, timeout=30, context_data=signed_context(who))
@@ -69,9 +69,10 @@ class Billing:
             return connection.execute(sa.text(sql), params).scalar_one()
 
 
-def _config(make_service_config):
+def _config(make_service_config, provider):
     return make_service_config(
         "billing",
+        CARD_GATEWAY_URL=provider.url,
         CARD_GATEWAY_TIMEOUT_SECONDS=GATEWAY_TIMEOUT,
         PAYMENT_RECOVERY_INTERVAL_SECONDS=0.1,
         PAYMENT_RECOVERY_GRACE_SECONDS=GRACE.total_seconds(),
@@ -86,13 +87,14 @@ def _start(container_factory, config, clock):
 
 
 @pytest.fixture
-def billing(container_factory, make_service_config):
-    """A running billing whose clock the test moves; audits the books afterwards."""
-    config = _config(make_service_config)
+def billing(container_factory, make_service_config, payments_simulator):
+    """A running billing whose clock the test moves, charging cards at the simulated
+    provider; audits the books afterwards."""
+    config = _config(make_service_config, payments_simulator)
     clock = ManualClock(START)
     _start(container_factory, config, clock)
     engine = create_engine(config["DATABASE_URL"], pool_size=2)
-    service = Billing(config, clock, engine)
+    service = Billing(config, clock, engine, payments_simulator)
     yield service
     try:
         assert_books_balance(service)
@@ -143,7 +145,14 @@ def usd(amount: int) -> dict:
     return {"amount": amount, "currency": "USD"}
 
 
+def as_card(billing: Billing, card) -> dict:
+    """A test card's number as a body's ``card``: a token of it from the provider."""
+    return {"token": billing.payments.token(card)} if isinstance(card, str) else card
+
+
 def pay(billing: Billing, who: dict, order_id: str, amount: int, method: str, **extra) -> dict:
+    if "card" in extra:
+        extra["card"] = as_card(billing, extra["card"])
     payload = {
         "order_id": order_id,
         "account_id": who["account_id"],
@@ -159,7 +168,7 @@ def pay(billing: Billing, who: dict, order_id: str, amount: int, method: str, **
 
 def top_up(billing: Billing, who: dict, amount: int, card=GOOD_CARD, **extra) -> dict:
     with billing.rpc(who) as service:
-        return service.top_up({"amount": usd(amount), "card": card, **extra})
+        return service.top_up({"amount": usd(amount), "card": as_card(billing, card), **extra})
 
 
 def balance(billing: Billing, who: dict) -> dict:
@@ -173,8 +182,24 @@ def statement(billing: Billing, who: dict, page: int = 1, page_size: int = 20) -
         return service.list_transactions({"page": page, "page_size": page_size})
 
 
+def _ids(billing: Billing, sql: str) -> set[str]:
+    with billing.engine.connect() as connection:
+        return set(connection.execute(sa.text(sql)).scalars())
+
+
 def gateway_charges(billing: Billing) -> int:
-    return billing.scalar("SELECT count(*) FROM card_gateway_charges")
+    """The charges the provider made for this billing's payments and top-ups."""
+    ours = _ids(billing, "SELECT id FROM payments UNION SELECT id FROM top_ups")
+    return sum(
+        charge["idempotency_key"].split(".")[0] in ours
+        for charge in billing.payments.ledger()["charges"]
+    )
+
+
+def gateway_refunds(billing: Billing) -> int:
+    """The refunds the provider made for this billing's refunds."""
+    ours = _ids(billing, "SELECT id FROM refunds")
+    return sum(refund["idempotency_key"] in ours for refund in billing.payments.ledger()["refunds"])
 
 
 def entries_for(billing: Billing, order_id: str) -> int:
@@ -373,12 +398,13 @@ def test_a_bad_card_is_refused_naming_the_field_and_changes_nothing(billing):
     billing.clock.set(dt.datetime(2031, 1, 5, tzinfo=dt.UTC))  # GOOD_CARD expired 12/30
     with pytest.raises(ValidationError) as raised:
         pay(billing, ANN, "ord_bad_card", 100, "credit_card", card=GOOD_CARD)
-    assert raised.value.fields == {"card.expiry": ["the card has expired"]}
+    assert raised.value.fields == {"card.token": ["the card has expired"]}
     with pytest.raises(ValidationError) as raised:
-        top_up(
-            billing, ANN, 100, card={"number": "4242424242424241", "expiry": "12/35", "cvc": "12a"}
-        )
-    assert set(raised.value.fields) == {"card.number", "card.cvc"}
+        top_up(billing, ANN, 100, card={"token": "tok_unknown"})
+    assert set(raised.value.fields) == {"card.token"}
+    with pytest.raises(ValidationError) as raised:
+        top_up(billing, ANN, 100, card={"number": GOOD_CARD, "expiry": "12/35", "cvc": "123"})
+    assert set(raised.value.fields) == {"card"}
     assert billing.scalar("SELECT count(*) FROM payments") == 0
     assert billing.scalar("SELECT count(*) FROM top_ups") == 0
     assert gateway_charges(billing) == 0
@@ -531,8 +557,12 @@ def _crashed_card_payment(billing: Billing, order_id: str, *, charged: bool) -> 
             {"id": payment_id, "order_id": order_id, "key": key, "now": billing.clock.now()},
         )
     if charged:
-        card = domain.check_card(GOOD_CARD, billing.clock.now())
-        SimulatedCardGateway(billing.engine).charge(key, card, Money(4_200, "USD"))
+        billing.payments.call(
+            "POST",
+            "/v1/charges",
+            {"source": billing.payments.token(GOOD_CARD), "amount": 4_200, "currency": "USD"},
+            **{"Idempotency-Key": key},
+        )
     return payment_id
 
 
@@ -632,7 +662,7 @@ def test_a_refused_retry_after_a_decline_leaves_the_failed_payment_as_it_was(bil
 
 # -- refunds: the compensation of an order cancelled after it was paid ----------------
 
-REFUND_TIMEOUT_CARD = {**GOOD_CARD, "number": "4000000000000077"}
+REFUND_TIMEOUT_CARD = payments.REFUND_HANGING
 DELIVERY_FAILED = "Delivery failed: the SaaS tenant could not be created."
 HANDLER = "billing.on_order_cancelled"
 
@@ -747,7 +777,7 @@ def test_the_same_cancellation_delivered_twice_refunds_once(billing, refund_even
     )
 
     assert billing.scalar("SELECT count(*) FROM refunds") == 1
-    assert billing.scalar("SELECT count(*) FROM card_gateway_refunds") == 1
+    assert gateway_refunds(billing) == 1
     assert refund_entries(billing, "ord_twice") == 1
     assert len(of_type(refund_events(), "billing.refund.completed", "ord_twice")) == 1
 
@@ -788,7 +818,7 @@ def test_a_card_refund_the_gateway_does_not_answer_completes_later_once(billing,
 
     done = refund_of(billing, ANN, "ord_slow_refund")
     assert (done["id"], done["status"]) == (pending["id"], "succeeded")
-    assert billing.scalar("SELECT count(*) FROM card_gateway_refunds") == 1
+    assert gateway_refunds(billing) == 1
     assert refund_entries(billing, "ord_slow_refund") == 1
     assert len(of_type(refund_events(), "billing.refund.completed", "ord_slow_refund")) == 1
     item = statement(billing, ANN)["items"][0]
@@ -854,3 +884,96 @@ def test_a_cancellation_asking_more_back_than_was_paid_is_dead_lettered(billing,
     error = billing.scalar("SELECT error FROM dead_letters WHERE event_id = :e", e=event_id)
     assert "REFUND_EXCEEDS_PAYMENT" in error or "exceeds the 1000 paid" in error
     assert handled(billing) == 0  # the inbox row went with the refused effect
+
+
+# -- cards the account keeps ----------------------------------------------------------
+
+
+def bind(billing: Billing, who: dict, number: str = GOOD_CARD, **context) -> dict:
+    with billing.rpc({**who, **context}) as service:
+        return service.bind_card({"token": billing.payments.token(number)})
+
+
+def cards_of(billing: Billing, who: dict) -> list[dict]:
+    with billing.rpc(who) as service:
+        return service.list_cards({"page": 1, "page_size": 20})["items"]
+
+
+def test_a_bound_card_keeps_only_the_providers_reference_and_pays(billing, events):
+    card = bind(billing, ANN, payments.MASTERCARD)
+    assert set(card) == {"id", "brand", "last4", "expiry", "created_at"}
+    assert (card["brand"], card["last4"], card["expiry"]) == ("mastercard", "4444", "12/30")
+    assert cards_of(billing, ANN) == [card]
+    stored = billing.scalar("SELECT provider_card_id FROM bound_cards WHERE id = :i", i=card["id"])
+    assert stored.startswith("card_") and stored != card["id"]
+
+    payment = pay(billing, ANN, "ord_bound", 3_300, "credit_card", card={"card_id": card["id"]})
+
+    assert payment["status"] == "succeeded"
+    assert payment["card"] == {"brand": "mastercard", "last4": "4444"}
+    (charged,) = [c for c in billing.payments.ledger()["charges"] if c["source"] == stored]
+    assert (charged["amount"], charged["status"]) == (3_300, "succeeded")
+    assert len(of_type(events(), "billing.payment.succeeded", "ord_bound")) == 1
+
+
+def test_binding_the_same_request_again_answers_the_first_card(billing):
+    first = bind(billing, ANN, request_key="bind-1")
+    again = bind(billing, ANN, request_key="bind-1")
+    other = bind(billing, BOB, request_key="bind-1")  # keys are per account
+    assert again == first and other["id"] != first["id"]
+    assert [c["id"] for c in cards_of(billing, ANN)] == [first["id"]]
+
+
+def test_another_accounts_card_is_no_card_of_yours(billing):
+    card = bind(billing, ANN)
+    with pytest.raises(ValidationError) as raised:
+        pay(billing, BOB, "ord_stolen", 100, "credit_card", card={"card_id": card["id"]})
+    assert set(raised.value.fields) == {"card.card_id"}
+    with billing.rpc(BOB) as service, pytest.raises(NotFound):
+        service.delete_card(card["id"])
+    assert cards_of(billing, BOB) == []
+    assert billing.scalar("SELECT count(*) FROM payments") == 0
+    assert gateway_charges(billing) == 0
+
+
+def test_a_deleted_card_is_forgotten_here_and_at_the_provider(billing):
+    card = bind(billing, ANN)
+    provider_card = billing.scalar(
+        "SELECT provider_card_id FROM bound_cards WHERE id = :i", i=card["id"]
+    )
+    with billing.rpc(ANN) as service:
+        assert service.delete_card(card["id"]) is None
+        with pytest.raises(NotFound):
+            service.delete_card(card["id"])
+    assert cards_of(billing, ANN) == []
+    gone = billing.payments.session.get(f"{billing.payments.url}/v1/cards/{provider_card}")
+    assert gone.status_code == 404
+    with pytest.raises(ValidationError) as raised:
+        pay(billing, ANN, "ord_deleted_card", 100, "credit_card", card={"card_id": card["id"]})
+    assert set(raised.value.fields) == {"card.card_id"}
+
+
+def test_an_unknown_token_binds_nothing(billing):
+    with billing.rpc(ANN) as service, pytest.raises(ValidationError) as raised:
+        service.bind_card({"token": "tok_never_issued"})
+    assert set(raised.value.fields) == {"token"}
+    assert billing.scalar("SELECT count(*) FROM bound_cards") == 0
+
+
+def test_a_slow_provider_leaves_the_payment_pending_within_billings_budget(billing):
+    """The slow test card answers after the provider's delay, longer than billing waits
+    (CARD_GATEWAY_TIMEOUT_SECONDS): billing answers ``pending`` by its own budget, and
+    recovery settles it."""
+    started = dt.datetime.now(dt.UTC)
+    payment = pay(billing, ANN, "ord_slow_card", 5_000, "credit_card", card=payments.SLOW)
+    waited = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    assert payment["status"] == "pending"
+    assert waited < 3  # the budget (0.5 s) and the token lookup, not the provider's 6 s
+    billing.clock.advance(GRACE * 2)
+    with billing.rpc(ANN) as service:
+        wait_for(
+            lambda: service.get_payment("ord_slow_card")["status"] == "succeeded",
+            "recovery to find the slow card's charge",
+            timeout=30,
+        )
+    assert gateway_charges(billing) == 1

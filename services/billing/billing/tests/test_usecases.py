@@ -194,7 +194,7 @@ def test_a_second_pay_of_the_same_order_answers_the_first_payment_and_charges_on
 def test_a_pay_that_loses_the_race_for_the_order_answers_the_winners_payment(billing, method):
     billing.top_up(10_000)
     charges = billing.gateway.charge_calls
-    card = domain.check_card(GOOD_CARD, START)
+    card = billing.gateway.card(GOOD_CARD["token"])
     winner = started_payment("pay_winner", "ord_race", BUYER, 4_000, card, START)
     billing.repository.pay_concurrently_first(winner)
 
