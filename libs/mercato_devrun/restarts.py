@@ -39,7 +39,7 @@ class RestartingManager(Manager):
 
     def loop(self) -> None:
         def _terminate(signum, frame):
-            self._system_print("%s received\n" % SIGNALS[signum]["name"])
+            self._system_print(f"{SIGNALS[signum]['name']} received\n")
             self.returncode = SIGNALS[signum]["rc"]
             self.terminate()
 
@@ -76,13 +76,13 @@ class RestartingManager(Manager):
             self._printer.write(msg)
         elif msg.type == "start":
             self._processes[msg.name]["pid"] = msg.data["pid"]
-            self._system_print("%s started (pid=%s)\n" % (msg.name, msg.data["pid"]))
+            self._system_print("{} started (pid={})\n".format(msg.name, msg.data["pid"]))
             if self._terminating:  # restarted just as make run was asked to stop
                 self._procmgr.terminate(msg.data["pid"])
         elif msg.type == "stop":
             name, returncode = msg.name, msg.data["returncode"]
             self._processes[name]["returncode"] = returncode
-            self._system_print("%s stopped (rc=%s)\n" % (name, returncode))
+            self._system_print(f"{name} stopped (rc={returncode})\n")
             self._processes[name]["process"].join(timeout=1)
             if self._terminating:
                 return
@@ -90,7 +90,7 @@ class RestartingManager(Manager):
             failures = 1 if ran >= HEALTHY_RUN_SECONDS else self._failures.get(name, 0) + 1
             self._failures[name] = failures
             delay = backoff(failures)
-            self._system_print("%s exited unasked; restarting it in %gs\n" % (name, delay))
+            self._system_print(f"{name} exited unasked; restarting it in {delay:g}s\n")
             self._restart_at[name] = time.monotonic() + delay
 
     def _restart(self, name: str) -> None:
@@ -112,7 +112,7 @@ class RestartingManager(Manager):
             if "returncode" in entry or "pid" not in entry:
                 continue
             signame = "SIGKILL" if force else "SIGTERM"
-            self._system_print("sending %s to %s (pid %s)\n" % (signame, name, entry["pid"]))
+            self._system_print("sending {} to {} (pid {})\n".format(signame, name, entry["pid"]))
             if force:
                 self._procmgr.kill(entry["pid"])
             else:
