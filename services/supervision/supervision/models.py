@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import mercato.contracts.supervision  # noqa: F401  (registers supervision's event types)
+from mercato.request_keys import add_request_keys_table
 from mercato.tables import UTCDateTime, add_messaging_tables
 from supervision import domain
 
@@ -22,6 +23,7 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+add_request_keys_table(metadata)
 
 
 class Flow(Base, domain.FlowRules):

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mercato.db import Page, fetch_page, insert_now, insert_or_ignore
+from mercato.request_keys import RequestKeys
 from mercato.terms import AWAITING_ACCEPTANCE
 from supervision import domain
 from supervision.models import Appeal, Attachment, Flow, FlowRecord, Message, Submission
@@ -293,4 +294,5 @@ REPOSITORIES = {
     "appeals": AppealRepository,
     "attachments": AttachmentRepository,
     "messages": MessageRepository,
+    "request_keys": RequestKeys,
 }

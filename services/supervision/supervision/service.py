@@ -71,7 +71,13 @@ class SupervisionService(MercatoService):
         caller = self.caller.require_role(BUYER)
         request = load(contract.RequestSubmission, payload)
         flow = usecases.submit_request(
-            self.db, self.clock, self.settings, caller=caller, flow_id=str(flow_id), request=request
+            self.db,
+            self.clock,
+            self.settings,
+            caller=caller,
+            flow_id=str(flow_id),
+            request=request,
+            request_key=self.caller.request_key,
         )
         return dump(contract.FlowResponse, flow)
 
@@ -81,7 +87,13 @@ class SupervisionService(MercatoService):
         caller = self.caller.require_role(SELLER)
         answer = load(contract.Confirmation, payload)
         flow = usecases.answer_request(
-            self.db, self.clock, self.settings, caller=caller, flow_id=str(flow_id), answer=answer
+            self.db,
+            self.clock,
+            self.settings,
+            caller=caller,
+            flow_id=str(flow_id),
+            answer=answer,
+            request_key=self.caller.request_key,
         )
         return dump(contract.FlowResponse, flow)
 
@@ -96,13 +108,20 @@ class SupervisionService(MercatoService):
             caller=caller,
             flow_id=str(flow_id),
             provision=provision,
+            request_key=self.caller.request_key,
         )
         return dump(contract.FlowResponse, flow)
 
     @rpc(expected_exceptions=EXPECTED)
     def accept(self, flow_id: str) -> dict:
         caller = self.caller.require_role(BUYER)
-        flow = usecases.accept(self.db, self.clock, caller=caller, flow_id=str(flow_id))
+        flow = usecases.accept(
+            self.db,
+            self.clock,
+            caller=caller,
+            flow_id=str(flow_id),
+            request_key=self.caller.request_key,
+        )
         return dump(contract.FlowResponse, flow)
 
     # -- appeals --------------------------------------------------------------------------
@@ -112,7 +131,13 @@ class SupervisionService(MercatoService):
         caller = self.caller.require_role(BUYER, SELLER)
         request = load(contract.AppealRequest, payload)
         appeal = usecases.open_appeal(
-            self.db, self.clock, self.settings, caller=caller, flow_id=str(flow_id), request=request
+            self.db,
+            self.clock,
+            self.settings,
+            caller=caller,
+            flow_id=str(flow_id),
+            request=request,
+            request_key=self.caller.request_key,
         )
         return dump(contract.AppealView, appeal)
 
@@ -133,6 +158,7 @@ class SupervisionService(MercatoService):
             caller=caller,
             appeal_id=str(appeal_id),
             resolution=resolution,
+            request_key=self.caller.request_key,
         )
         return dump(contract.AppealView, appeal)
 

@@ -16,6 +16,7 @@ from mercato.db import new_id
 from mercato.errors import BusinessRuleViolation, Conflict, Forbidden, NotFound, ValidationError
 from mercato.identity import OPERATOR, Identity
 from mercato.money import money
+from mercato.request_keys import RequestKey
 from mercato.terms import AWAITING_ACCEPTANCE, COMPLETED, SAAS
 from supervision import attachments, domain, metrics
 from supervision.domain import (
@@ -99,6 +100,18 @@ def _flow_of_party(uow, caller: Identity, flow_id: str, *, lock: bool) -> Flow:
     if flow is None or not flow.is_party(caller.account_id):
         raise NotFound("flow not found")
     return flow
+
+
+def _kept(
+    uow, caller: Identity, request_key: str | None, operation: str, arguments: dict[str, Any]
+) -> tuple[RequestKey | None, str | None]:
+    """The request's key as this operation keeps it, and the id its first request
+    answered (None the first time): a retry of a step that was taken answers the flow
+    or appeal as it is, instead of a Conflict (the step is no longer the flow's)."""
+    kept = RequestKey.of(
+        request_key, account_id=caller.account_id, operation=operation, arguments=arguments
+    )
+    return kept, uow.request_keys.first_result(kept)
 
 
 def _flow_as(uow, caller: Identity, flow_id: str, role: str) -> Flow:
@@ -219,12 +232,23 @@ def _tell_whose_turn(uow, flow: Flow, now: dt.datetime) -> None:
 
 
 def submit_request(
-    uow, clock: Clock, settings: Settings, *, caller: Identity, flow_id: str, request: dict
+    uow,
+    clock: Clock,
+    settings: Settings,
+    *,
+    caller: Identity,
+    flow_id: str,
+    request: dict,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     flow = _flow_as(uow, caller, flow_id, BUYER_ACTOR)
     now = clock.now()
+    kept, first = _kept(uow, caller, request_key, "submit_request", {"flow_id": flow_id, **request})
+    if first is not None:
+        return flow_view(uow, flow, now)
     flow.submit_request(now, settings.working_days().add(now, settings.confirm_days))
     _submitted(uow, flow, caller, now, kind="request", action="request_submitted", body=request)
+    uow.request_keys.keep(kept, flow.id, now)
     return _commit_and_view(uow, flow, now)
 
 
@@ -252,12 +276,23 @@ def _submitted(
 
 
 def answer_request(
-    uow, clock: Clock, settings: Settings, *, caller: Identity, flow_id: str, answer: dict
+    uow,
+    clock: Clock,
+    settings: Settings,
+    *,
+    caller: Identity,
+    flow_id: str,
+    answer: dict,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """The seller confirms the buyer's request (or, on the legacy process, the order),
     or sends the request back with a reason."""
     flow = _flow_as(uow, caller, flow_id, SELLER_ACTOR)
     now = clock.now()
+    kept, first = _kept(uow, caller, request_key, "answer_request", {"flow_id": flow_id, **answer})
+    if first is not None:
+        return flow_view(uow, flow, now)
+    uow.request_keys.keep(kept, flow.id, now)
     if answer["reject"]:
         flow.reject_request(now, settings.working_days().add(now, settings.confirm_days))
         request = uow.flows.latest_request(flow.id)
@@ -291,20 +326,39 @@ def answer_request(
 
 
 def provide_service(
-    uow, clock: Clock, settings: Settings, *, caller: Identity, flow_id: str, provision: dict
+    uow,
+    clock: Clock,
+    settings: Settings,
+    *,
+    caller: Identity,
+    flow_id: str,
+    provision: dict,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     flow = _flow_as(uow, caller, flow_id, SELLER_ACTOR)
     now = clock.now()
+    kept, first = _kept(
+        uow, caller, request_key, "provide_service", {"flow_id": flow_id, **provision}
+    )
+    if first is not None:
+        return flow_view(uow, flow, now)
     flow.provide(now, settings.auto_accept_days, by_seller=True)
     _submitted(uow, flow, caller, now, kind="provision", action="service_provided", body=provision)
+    uow.request_keys.keep(kept, flow.id, now)
     return _commit_and_view(uow, flow, now)
 
 
-def accept(uow, clock: Clock, *, caller: Identity, flow_id: str) -> dict[str, Any]:
+def accept(
+    uow, clock: Clock, *, caller: Identity, flow_id: str, request_key: str | None = None
+) -> dict[str, Any]:
     flow = _flow_as(uow, caller, flow_id, BUYER_ACTOR)
     now = clock.now()
+    kept, first = _kept(uow, caller, request_key, "accept", {"flow_id": flow_id})
+    if first is not None:
+        return flow_view(uow, flow, now)
     flow.accept(now, by=BUYER_ACTOR)
     _completed(uow, flow, now, actor=BUYER_ACTOR, account_id=caller.account_id)
+    uow.request_keys.keep(kept, flow.id, now)
     return _commit_and_view(uow, flow, now)
 
 
@@ -345,12 +399,25 @@ def _commit_and_view(uow, flow: Flow, now: dt.datetime) -> dict[str, Any]:
 
 
 def open_appeal(
-    uow, clock: Clock, settings: Settings, *, caller: Identity, flow_id: str, request: dict
+    uow,
+    clock: Clock,
+    settings: Settings,
+    *,
+    caller: Identity,
+    flow_id: str,
+    request: dict,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """The buyer or the seller appeals, at any step before completion; one open appeal
-    per flow, and the flow is frozen until an operator resolves it."""
+    per flow, and the flow is frozen until an operator resolves it. A retry of an
+    appeal that was opened (same ``request_key``) answers that appeal."""
     flow = _flow_of_party(uow, caller, flow_id, lock=True)
     now = clock.now()
+    kept, first = _kept(uow, caller, request_key, "open_appeal", {"flow_id": flow_id, **request})
+    if first is not None:
+        opened = uow.appeals.get(first)
+        assert opened is not None
+        return appeal_view(opened, flow, now)
     if flow.step in (COMPLETED, CLOSED):
         raise Conflict(f"the flow is {flow.step}; an appeal needs it before completion")
     if flow.open_appeal_id is not None:
@@ -396,6 +463,7 @@ def open_appeal(
         f"operator's decision, due by {_day(appeal.due_at)}.",
     )
     _emit_appeal(uow, appeal, flow, now)
+    uow.request_keys.keep(kept, appeal.id, now)
     view = appeal_view(appeal, flow, now)
     uow.commit()
     return view
@@ -417,16 +485,23 @@ def resolve_appeal(
     caller: Identity,
     appeal_id: str,
     resolution: dict,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """An operator decides: ``continue`` (the flow resumes where it was), ``complete``
     (as if accepted) or ``refund`` (0 < refund <= paid goes back to the payer, the order
-    is cancelled, the flow ``closed``)."""
+    is cancelled, the flow ``closed``). A retry of a decision that was taken (same
+    ``request_key``) answers the appeal."""
     appeal = uow.appeals.lock(appeal_id)
     if appeal is None:
         raise NotFound("appeal not found")
     flow = uow.flows.lock(appeal.flow_id)
     assert flow is not None
     now = clock.now()
+    kept, first = _kept(
+        uow, caller, request_key, "resolve_appeal", {"appeal_id": appeal_id, **resolution}
+    )
+    if first is not None:
+        return appeal_view(appeal, flow, now)
     decision = resolution["decision"]
     refund = resolution.get("refund")
     if refund is not None:
@@ -490,6 +565,7 @@ def resolve_appeal(
         )
     _emit_appeal(uow, appeal, flow, now)
     uow.emit_recorded(flow)
+    uow.request_keys.keep(kept, appeal.id, now)
     view = appeal_view(appeal, flow, now)
     uow.commit()
     return view
