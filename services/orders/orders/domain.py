@@ -69,8 +69,8 @@ SUBSCRIPTION = StateMachine(
 CANCELLED_BY_BUYER = "cancelled by the buyer"
 PAYMENT_WINDOW_PASSED = "the payment window passed before the order was paid"
 
-# how long an attempted payment keeps the expiry sweep away from its order
-PAYMENT_ATTEMPT_GRACE = dt.timedelta(minutes=10)
+# the requests a downstream key (``caller.request_key``) may name
+PLACE, PAY, CANCEL = "place", "pay", "cancel"
 
 
 def payment_deadline(created_at: dt.datetime, window: dt.timedelta) -> dt.datetime:
@@ -81,8 +81,20 @@ def is_expired(status: str, deadline: dt.datetime, now: dt.datetime) -> bool:
     return status == UNPAID and now >= deadline
 
 
-def payment_attempt_in_progress(started_at: dt.datetime | None, now: dt.datetime) -> bool:
-    return started_at is not None and now - started_at < PAYMENT_ATTEMPT_GRACE
+def payment_attempt_in_progress(started_at: dt.datetime | None) -> bool:
+    """A payment attempt is marked (``payment_started_at``) from the pay request until
+    billing's answer or event says how it ended: for as long as it is, the order is not
+    cancelled under it, however long that takes (a card gateway that answers late)."""
+    return started_at is not None
+
+
+def request_may_be_in_flight(
+    started_at: dt.datetime, now: dt.datetime, budget: dt.timedelta
+) -> bool:
+    """Whether the pay request that marked an attempt may still reach billing: within
+    the orders-to-billing budget it may; after it, a billing that has no payment of the
+    order never will (the request expired, or its caller gave up)."""
+    return now - started_at < budget
 
 
 # -- what was bought -------------------------------------------------------------------

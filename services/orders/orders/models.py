@@ -57,6 +57,21 @@ class Order(Base, OrderRules):
     )
 
 
+class OrderRequest(Base):
+    """A request an account made under a downstream key (``caller.request_key``, the
+    digest of its Idempotency-Key): placing, paying or cancelling an order. A retry of
+    the same request finds it here and answers that order instead of doing the work
+    again; one key names one request of one account."""
+
+    __tablename__ = "order_requests"
+
+    account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    request_key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    action: Mapped[str] = mapped_column(sa.String(16))  # place, pay or cancel
+    order_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("orders.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class OrderLine(Base, LineRules):
     """One configuration bought, with the price fixed when the order was placed."""
 

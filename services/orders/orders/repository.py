@@ -23,10 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mercato.db import Page, fetch_page, insert_now
+from mercato.db import Page, fetch_page, insert_now, insert_or_ignore
 from mercato.terms import ENABLED, ENABLING, UNPAID
 from orders.domain import NewSubscription
-from orders.models import Order, OrderLine, Subscription
+from orders.models import Order, OrderLine, OrderRequest, Subscription
 
 
 def _afresh(query):
@@ -141,16 +141,73 @@ class OrderRepository:
         return self.session.scalar(_PAYMENT_OF_ORDER, {"order_id": order_id})
 
     def unpaid_past_deadline(self, now, *, limit: int) -> Sequence[Order]:
-        """Unpaid orders whose payment window has passed, oldest deadline first, locked;
-        rows another worker holds are skipped (two replicas sweep side by side)."""
+        """Unpaid orders whose payment window has passed and that no payment attempt
+        marks, oldest deadline first, locked; rows another worker holds are skipped
+        (two replicas sweep side by side)."""
         return self.session.scalars(
             sa.select(Order)
-            .where(Order.status == UNPAID, Order.payment_deadline <= now)
+            .where(
+                Order.status == UNPAID,
+                Order.payment_deadline <= now,
+                Order.payment_started_at.is_(None),
+            )
             .order_by(Order.payment_deadline)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         ).all()
+
+    def attempted_past_deadline(self, now, *, started_before, limit: int) -> list[str]:
+        """Unpaid orders past their payment window with a payment attempt marked before
+        ``started_before``: whether billing took the payment decides what becomes of
+        them. Oldest deadline first; not locked (billing is asked first)."""
+        return list(
+            self.session.scalars(
+                sa.select(Order.id)
+                .where(
+                    Order.status == UNPAID,
+                    Order.payment_deadline <= now,
+                    Order.payment_started_at < started_before,
+                )
+                .order_by(Order.payment_deadline)
+                .limit(limit)
+            )
+        )
+
+    def forget_unplaced(self, order: Order) -> None:
+        """Delete an order that was never placed (its payer refused it) with its lines
+        and requests: no event announced it, so nothing else knows of it."""
+        for table, column in (
+            (OrderRequest, OrderRequest.order_id),
+            (OrderLine, OrderLine.order_id),
+            (Order, Order.id),
+        ):
+            self.session.execute(sa.delete(table).where(column == order.id))
+
+    # -- requests under a downstream key --
+
+    def request(self, account_id: str, request_key: str) -> OrderRequest | None:
+        """What the account did under ``request_key``, if anything."""
+        return self.session.get(OrderRequest, (account_id, request_key), populate_existing=True)
+
+    def add_request(
+        self, account_id: str, request_key: str, action: str, order_id: str, now
+    ) -> bool:
+        """Keep that the account made ``action`` on ``order_id`` under ``request_key``.
+        False if the key names a request already (a concurrent one waits for the first
+        to end, then finds its row): roll back and read that one."""
+        return insert_or_ignore(
+            self.session,
+            OrderRequest,
+            {
+                "account_id": account_id,
+                "request_key": request_key,
+                "action": action,
+                "order_id": order_id,
+                "created_at": now,
+            },
+            unique=["account_id", "request_key"],
+        )
 
     def page_of_account(
         self, account_id: str, *, status: str | None, page: int, page_size: int

@@ -8,8 +8,8 @@ from nameko.dependency_providers import Config
 
 from mercato.contracts import orders as contract
 from mercato.db import Database
-from mercato.errors import EXPECTED
-from mercato.identity import BUYER, SELLER
+from mercato.errors import EXPECTED, NotFound
+from mercato.identity import BUYER, SELLER, Identity
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
@@ -26,6 +26,10 @@ DEFAULT_PAYMENT_WINDOW_HOURS = 24
 # cancelled at most this long after its window passed (or the test clock moved past it)
 EXPIRY_SWEEP_KEY = "ORDER_EXPIRY_SWEEP_SECONDS"
 DEFAULT_EXPIRY_SWEEP_SECONDS = 5
+# how long after a pay request marked its attempt it may still reach billing; past it,
+# an attempt billing has no payment of no longer holds its order
+ATTEMPT_BUDGET_KEY = "ORDER_PAYMENT_ATTEMPT_BUDGET_SECONDS"
+DEFAULT_ATTEMPT_BUDGET_SECONDS = 30
 
 
 class OrdersService(MercatoService):
@@ -58,6 +62,7 @@ class OrdersService(MercatoService):
             payment_window=window,
             agencies=self.iam,
             provisioning=self.provisioning,
+            request_key=self.caller.request_key,
         )
         return dump(schemas.OrderOut, order)
 
@@ -81,13 +86,23 @@ class OrdersService(MercatoService):
             order_id=str(order_id),
             request=request,
             billing=self.billing,
+            request_key=self.caller.request_key,
+            attempt_budget=self._attempt_budget,
         )
         return dump(schemas.OrderOut, order)
 
     @rpc(expected_exceptions=EXPECTED)
     def cancel_order(self, order_id: str) -> dict:
         buyer = self.caller.require_role(BUYER)
-        order = usecases.cancel_order(self.db, self.clock, buyer=buyer, order_id=str(order_id))
+        order = usecases.cancel_order(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            order_id=str(order_id),
+            billing=self.billing,
+            request_key=self.caller.request_key,
+            attempt_budget=self._attempt_budget,
+        )
         return dump(schemas.OrderOut, order)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -220,6 +235,31 @@ class OrdersService(MercatoService):
 
     @configured_timer(EXPIRY_SWEEP_KEY, DEFAULT_EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:
-        """Cancel unpaid orders whose payment window passed (safe with two replicas)."""
+        """Cancel unpaid orders whose payment window passed (safe with two replicas);
+        those with a payment attempt marked are settled by what billing has of it."""
         while usecases.cancel_expired_orders(self.db, self.clock) > 0:
             pass
+        usecases.settle_expired_attempts(
+            self.db, self.clock, payment_of=self._payment_as_buyer, budget=self._attempt_budget
+        )
+
+    def _payment_as_buyer(self, order) -> dict | None:
+        """billing's payment of ``order``, asked as its buyer (whose payment it is)."""
+        self.caller.act_as(
+            Identity(
+                account_id=order.account_id,
+                user_id=f"svc_{self.name}",
+                account_type=BUYER,
+                roles=(BUYER,),
+            )
+        )
+        try:
+            return self.billing.get_payment(order.id)
+        except NotFound:
+            return None
+
+    @property
+    def _attempt_budget(self) -> dt.timedelta:
+        return dt.timedelta(
+            seconds=float(self.config.get(ATTEMPT_BUDGET_KEY, DEFAULT_ATTEMPT_BUDGET_SECONDS))
+        )

@@ -24,6 +24,7 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.identity import OPERATOR, Identity
+from mercato.money import require_marketplace_currency
 from mercato.terms import (
     AWAITING_ACCEPTANCE,
     CANCELLED,
@@ -39,6 +40,10 @@ from orders import domain, metrics
 from orders.models import Order, OrderLine
 
 _log = logging.getLogger(__name__)
+
+# how long a pay request may still reach billing after it marked its attempt: past it,
+# an attempt billing has no payment of is over (the orders-to-billing budget, with room)
+DEFAULT_ATTEMPT_BUDGET = dt.timedelta(seconds=30)
 
 
 # -- placing ---------------------------------------------------------------------
@@ -56,12 +61,18 @@ def place_order(
     payment_window: dt.timedelta,
     agencies=None,
     provisioning=None,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """Fix the quoted price into a new unpaid order.
 
     A reseller's customer does not pay: the reseller pays at once, so the answer is
-    already ``paid``. Should billing not answer, the order stays unpaid and the
-    customer's pay request (which always charges the reseller) completes it.
+    already ``paid``; a reseller payment billing refuses leaves nothing (no order, no
+    event) and answers billing's error. Should billing not answer, the order stays
+    unpaid, its attempt marked, and billing's event or the customer's pay request
+    (which always charges the reseller) completes it.
+
+    ``request_key`` (the caller's downstream key): a retry of the same request answers
+    the order the first one placed, and places nothing.
 
     An image is deployed into the buyer's cloud account: before anything is placed
     its agencies must be authorised at Mercato's current policy version (``agencies``,
@@ -69,6 +80,10 @@ def place_order(
     account's quotas must hold the deployment (``provisioning``; 422 QUOTA_EXCEEDED);
     provisioning then keeps the deployment (its password sealed) for the paid order.
     """
+    if request_key is not None:
+        first = _first_request(uow, buyer.account_id, request_key, domain.PLACE)
+        if first is not None:
+            return first.view()
     if request["accept_terms"] is not True:
         raise BusinessRuleViolation(
             "the product's terms must be accepted to place an order", code="TERMS_NOT_ACCEPTED"
@@ -82,6 +97,7 @@ def place_order(
             {"enterprise_project_id": ["no such enterprise project in this account"]},
         ) from None
     quote = _quote(catalog, request)
+    require_marketplace_currency(quote["amount"]["currency"], "product_id")
     deployment = request.get("deployment")
     if deployment is not None:
         _check_deployable(buyer, deployment, quote, agencies, provisioning)
@@ -99,24 +115,83 @@ def place_order(
                 "image": quote["image"],
             }
         )["deployment_id"]
+    if order.paid_by_reseller:
+        order.payment_started_at = order.created_at  # billing is asked at once
     order.place()
     uow.orders.add(order)
+    if request_key is not None and not uow.orders.add_request(
+        buyer.account_id, request_key, domain.PLACE, order.id, order.created_at
+    ):
+        uow.rollback()  # the same request, placed meanwhile: answer that one
+        return _placed_first(uow, buyer.account_id, request_key)
+    if order.paid_by_reseller:
+        return _place_paid_by_reseller(uow, clock, order, billing)
     uow.emit_recorded(order)
     uow.commit()
     metrics.ORDERS.labels(UNPAID).inc()
-    if order.paid_by_reseller:
-        try:
-            return pay_order(
-                uow,
-                clock,
-                buyer=buyer,
-                order_id=order.id,
-                request={"payment_method": RESELLER},
-                billing=billing,
-            )
-        except ServiceUnavailable:
-            _log.warning("billing did not answer; reseller order %s stays unpaid", order.id)
     return order.view()
+
+
+def _place_paid_by_reseller(uow, clock: Clock, order: Order, billing) -> dict[str, Any]:
+    """Charge the reseller for its customer's new order, and commit the order with its
+    payment, or nothing. The order's transaction stays open while billing charges the
+    reseller (a movement in billing's books, no card gateway): a refusal rolls it back,
+    so no order and no event remain; billing's event of the payment waits for the
+    order's commit (its handler retries until it sees the order, then finds it paid)."""
+    try:
+        payment = billing.pay_order(
+            {**order.parties(), "amount": order.amount(), "payment_method": RESELLER}
+        )
+    except ServiceUnavailable:
+        # billing may have charged the reseller: the order is placed with its attempt
+        # marked; billing's event or the customer's pay request completes it
+        _log.warning("billing did not answer; reseller order %s stays unpaid", order.id)
+        uow.emit_recorded(order)
+        uow.commit()
+        metrics.ORDERS.labels(UNPAID).inc()
+        return order.view()
+    except Exception:
+        uow.rollback()
+        raise
+    if payment["status"] != "succeeded":  # a reseller payment never pends
+        uow.rollback()
+        raise PaymentRequired(
+            f"the reseller's payment was refused: {payment.get('failure_reason') or 'no reason'}",
+            code="PAYMENT_DECLINED",
+        )
+    uow.emit_recorded(order)
+    metrics.ORDERS.labels(UNPAID).inc()
+    paid = record_payment(
+        uow,
+        clock,
+        order_id=order.id,
+        payment_id=payment["id"],
+        payment_method=payment["payment_method"],
+    )
+    uow.commit()
+    return paid.view()
+
+
+def _first_request(uow, account_id: str, request_key: str, action: str) -> Order | None:
+    """The order the account's request under ``request_key`` made or changed, if that
+    request was ``action``; Conflict if the key named another request. None if the key
+    is new."""
+    made = uow.orders.request(account_id, request_key)
+    if made is None:
+        return None
+    if made.action != action:
+        raise Conflict(
+            f"this Idempotency-Key was used for another request ({made.action} an order)",
+            code="IDEMPOTENCY_KEY_REUSED",
+        )
+    return uow.orders.get(made.order_id)
+
+
+def _placed_first(uow, account_id: str, request_key: str) -> dict[str, Any]:
+    first = _first_request(uow, account_id, request_key, domain.PLACE)
+    if first is None:  # the concurrent request rolled back: the key is free, try again
+        raise Conflict("the same request is being placed; try again")
+    return first.view()
 
 
 def quote_order(*, request: dict[str, Any], catalog) -> dict[str, Any]:
@@ -217,7 +292,15 @@ def _own(order: Order | None, buyer: Identity) -> Order:
 
 
 def pay_order(
-    uow, clock: Clock, *, buyer: Identity, order_id: str, request: dict[str, Any], billing
+    uow,
+    clock: Clock,
+    *,
+    buyer: Identity,
+    order_id: str,
+    request: dict[str, Any],
+    billing,
+    request_key: str | None = None,
+    attempt_budget: dt.timedelta = DEFAULT_ATTEMPT_BUDGET,
 ) -> dict[str, Any]:
     """Charge the order through billing (exactly once per order) and mark it paid.
 
@@ -225,10 +308,25 @@ def pay_order(
     is committed, so no row lock is held while billing (and a card gateway behind it)
     works and the expiry sweep leaves the order alone meanwhile; billing is asked; its
     answer is recorded.
+
+    ``request_key`` (the caller's downstream key): a retry of a pay that paid the order
+    answers the paid order (not a conflict) and charges nothing. A pay after the
+    payment window of an order whose attempt is still marked answers what became of
+    that attempt (``payment_of`` billing), never a second charge.
     """
+    if request_key is not None:
+        first = _first_request(uow, buyer.account_id, request_key, domain.PAY)
+        if first is not None and first.id == order_id and first.paid_at is not None:
+            return first.view()
     order = _own(uow.orders.lock(order_id), buyer)
     now = clock.now()
     if domain.is_expired(order.status, order.payment_deadline, now):
+        if domain.payment_attempt_in_progress(order.payment_started_at):
+            # the attempt started in time: its outcome decides, not the clock
+            uow.rollback()
+            return _pay_after_the_window(
+                uow, clock, buyer=buyer, order_id=order_id, billing=billing, budget=attempt_budget
+            )
         order.cancel(domain.PAYMENT_WINDOW_PASSED, now)
         uow.emit_recorded(order)
         uow.commit()
@@ -239,6 +337,8 @@ def pay_order(
     method = RESELLER if order.paid_by_reseller else request["payment_method"]
     order.payment_started_at = now
     uow.orders.mark_payment_started(order)
+    if request_key is not None:
+        uow.orders.add_request(buyer.account_id, request_key, domain.PAY, order.id, now)
     uow.commit()
 
     try:
@@ -252,7 +352,8 @@ def pay_order(
         )
     except ServiceUnavailable:
         # billing may still complete the payment: keep the mark, so the expiry sweep
-        # leaves the order alone until billing's event arrives
+        # leaves the order alone until billing's event arrives (or billing says it has
+        # no payment of it)
         raise
     except Exception:
         uow.orders.clear_payment_mark(order.id)
@@ -277,7 +378,91 @@ def pay_order(
         payment_method=payment["payment_method"],
     )
     uow.commit()
+    if paid.status == CANCELLED:
+        raise Conflict(
+            "the order was cancelled while it was being paid; billing refunds the payment",
+            code="ORDER_CANCELLED",
+        )
     return paid.view()
+
+
+def _pay_after_the_window(
+    uow, clock: Clock, *, buyer: Identity, order_id: str, billing, budget: dt.timedelta
+) -> dict[str, Any]:
+    """A pay of an order past its window whose payment attempt is marked: answer what
+    became of the attempt (paid, or still pending), or cancel the order as its window
+    passed if billing took no payment."""
+    order = settle_payment_attempt(
+        uow,
+        clock,
+        order_id=order_id,
+        payment_of=lambda order: _payment_of(billing, order.id),
+        budget=budget,
+    )
+    uow.commit()
+    if order is None:
+        raise NotFound("order not found")
+    if order.status == CANCELLED:
+        raise Conflict("the payment window of this order has passed; it is cancelled")
+    if order.status == UNPAID and order.payment_started_at is None:
+        raise Conflict("the payment window of this order has passed")
+    return order.view()
+
+
+def _payment_of(billing, order_id: str) -> dict[str, Any] | None:
+    """The order's payment as billing has it, None if billing has none."""
+    try:
+        return billing.get_payment(order_id)
+    except NotFound:
+        return None
+
+
+def settle_payment_attempt(
+    uow, clock: Clock, *, order_id: str, payment_of, budget: dt.timedelta
+) -> Order | None:
+    """Decide an unpaid order's marked payment attempt from what billing has of it
+    (``payment_of(order)``: its payment, or None), asked with no lock held:
+
+    - a succeeded payment pays the order (``record_payment``);
+    - a pending one leaves the order as it is: billing's event will settle it;
+    - no payment, while the pay request may still be on its way (``budget``), leaves
+      it as it is too;
+    - a failed payment, or none once the request can no longer arrive, ends the
+      attempt: the mark is cleared, and an order past its window is cancelled (billing
+      then refuses a pay of it, and refunds one that lands anyway).
+
+    Answers the order (None if there is none); the caller commits.
+    """
+    order = uow.orders.lock(order_id)
+    if order is None or order.status != UNPAID or order.payment_started_at is None:
+        return order
+    asked_about = order.payment_started_at
+    uow.rollback()  # hold no connection while billing is asked
+    payment = payment_of(order)
+    order = uow.orders.lock(order_id)
+    if order is None or order.status != UNPAID or order.payment_started_at != asked_about:
+        return order  # settled meanwhile, or a new attempt started
+    now = clock.now()
+    status = payment["status"] if payment is not None else None
+    if status == "succeeded":
+        return record_payment(
+            uow,
+            clock,
+            order_id=order_id,
+            payment_id=payment["id"],
+            payment_method=payment["payment_method"],
+        )
+    if status == "pending" or (
+        status is None and domain.request_may_be_in_flight(asked_about, now, budget)
+    ):
+        return order
+    uow.orders.clear_payment_mark(order.id)
+    order.payment_started_at = None
+    if domain.is_expired(order.status, order.payment_deadline, now):
+        order.cancel(domain.PAYMENT_WINDOW_PASSED, now)
+        uow.emit_recorded(order)
+        metrics.ORDERS.labels(CANCELLED).inc()
+    return order
 
 
 def is_payment_recorded(uow, *, order_id: str, payment_id: str) -> bool:
@@ -307,8 +492,12 @@ def record_payment(
             )
         elif order.status == CANCELLED:
             # billing took the money after the order was cancelled: the order stays
-            # cancelled; refunding such a payment is billing's recovery to make
-            _log.error("payment %s arrived for cancelled order %s", payment_id, order.id)
+            # cancelled, and billing, which heard of the cancellation, refunds it once
+            _log.warning(
+                "payment %s arrived for cancelled order %s; billing refunds it",
+                payment_id,
+                order.id,
+            )
         return order
     uow.orders.load_lines(order)
     subscriptions = order.pay(
@@ -457,16 +646,49 @@ def refund_on_appeal(uow, clock: Clock, *, order_id: str, refund_amount: int, re
 # -- cancelling ------------------------------------------------------------------
 
 
-def cancel_order(uow, clock: Clock, *, buyer: Identity, order_id: str) -> dict[str, Any]:
-    """The buyer cancels an unpaid order that no payment is under way for."""
+def cancel_order(
+    uow,
+    clock: Clock,
+    *,
+    buyer: Identity,
+    order_id: str,
+    billing=None,
+    request_key: str | None = None,
+    attempt_budget: dt.timedelta = DEFAULT_ATTEMPT_BUDGET,
+) -> dict[str, Any]:
+    """The buyer cancels an unpaid order that no payment is under way for. A payment
+    attempt still marked is asked about first (``settle_payment_attempt``): one billing
+    has no payment of (any more) no longer holds the order. ``request_key``: a retry of
+    the same cancel answers the cancelled order."""
+    if request_key is not None:
+        first = _first_request(uow, buyer.account_id, request_key, domain.CANCEL)
+        if first is not None and first.id == order_id and first.status == CANCELLED:
+            return first.view()
     order = _own(uow.orders.lock(order_id), buyer)
+    if (
+        order.status == UNPAID
+        and domain.payment_attempt_in_progress(order.payment_started_at)
+        and billing is not None
+    ):
+        uow.rollback()
+        settle_payment_attempt(
+            uow,
+            clock,
+            order_id=order_id,
+            payment_of=lambda order: _payment_of(billing, order.id),
+            budget=attempt_budget,
+        )
+        uow.commit()
+        order = _own(uow.orders.lock(order_id), buyer)
     now = clock.now()
     if order.status != UNPAID:
         raise Conflict(f"only an unpaid order can be cancelled; this one is {order.status}")
-    if domain.payment_attempt_in_progress(order.payment_started_at, now):
+    if domain.payment_attempt_in_progress(order.payment_started_at):
         raise Conflict("a payment of this order is in progress")
     order.cancel(domain.CANCELLED_BY_BUYER, now)
     uow.emit_recorded(order)
+    if request_key is not None:
+        uow.orders.add_request(buyer.account_id, request_key, domain.CANCEL, order.id, now)
     view = order.view()
     uow.commit()
     metrics.ORDERS.labels(CANCELLED).inc()
@@ -474,19 +696,43 @@ def cancel_order(uow, clock: Clock, *, buyer: Identity, order_id: str) -> dict[s
 
 
 def cancel_expired_orders(uow, clock: Clock, *, batch_size: int = 100) -> int:
-    """Cancel one batch of unpaid orders whose payment window passed; how many were
-    cancelled. Safe with two replicas: each claims rows the other does not hold."""
+    """Cancel one batch of unpaid orders whose payment window passed and that no
+    payment attempt marks; how many were cancelled. Safe with two replicas: each claims
+    rows the other does not hold."""
     now = clock.now()
     cancelled = 0
     for order in uow.orders.unpaid_past_deadline(now, limit=batch_size):
-        if domain.payment_attempt_in_progress(order.payment_started_at, now):
-            continue
         order.cancel(domain.PAYMENT_WINDOW_PASSED, now)
         uow.emit_recorded(order)
         cancelled += 1
     uow.commit()
     metrics.ORDERS.labels(CANCELLED).inc(cancelled)
     return cancelled
+
+
+def settle_expired_attempts(
+    uow, clock: Clock, *, payment_of, budget: dt.timedelta, batch_size: int = 100
+) -> int:
+    """Ask billing about the marked payment attempts of unpaid orders past their window
+    (marked longer ago than ``budget``) and settle each (``settle_payment_attempt``):
+    paid, left pending, or cancelled. ``payment_of(order)`` asks billing as the order's
+    buyer. An attempt billing does not answer for stays as it is until the next sweep.
+    Answers how many were asked about."""
+    now = clock.now()
+    order_ids = uow.orders.attempted_past_deadline(
+        now, started_before=now - budget, limit=batch_size
+    )
+    uow.rollback()
+    for order_id in order_ids:
+        try:
+            settle_payment_attempt(
+                uow, clock, order_id=order_id, payment_of=payment_of, budget=budget
+            )
+            uow.commit()
+        except ServiceUnavailable:
+            uow.rollback()
+            _log.warning("billing did not answer about order %s; asking again later", order_id)
+    return len(order_ids)
 
 
 # -- reading ---------------------------------------------------------------------

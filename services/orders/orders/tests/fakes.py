@@ -17,7 +17,7 @@ from mercato.errors import NotFound, PaymentRequired
 from mercato.terms import ENABLED, UNPAID
 from mercato_testing.fakes import InMemoryRepository
 from orders.domain import NewSubscription
-from orders.models import Order, Subscription
+from orders.models import Order, OrderRequest, Subscription
 
 KNOWN_PRODUCTS = ("prd_known", "prd_supervised", "prd_image")
 # what the tests' buyers order, unless a test says otherwise
@@ -174,17 +174,26 @@ class Billing:
         self.calls: list[dict[str, Any]] = []
         self.next_status = "succeeded"
         self.refuse: Exception | None = None
+        # each order's payment as billing keeps it (``get_payment``); a test may settle one
+        self.payments: dict[str, dict[str, Any]] = {}
 
     def pay_order(self, payload):
         self.calls.append(payload)
         if self.refuse is not None:
             raise self.refuse
-        return payment_answer(
+        answer = payment_answer(
             payload,
             self.next_status,
             payment_id=f"pay_{payload['order_id']}",
             failure_reason="card declined" if self.next_status == "failed" else None,
         )
+        self.payments[payload["order_id"]] = answer
+        return answer
+
+    def get_payment(self, order_id):
+        if order_id not in self.payments:
+            raise NotFound(f"no payment for order {order_id}")
+        return self.payments[order_id]
 
 
 INSUFFICIENT = PaymentRequired("the balance is short")
@@ -228,8 +237,49 @@ class FakeOrderRepository(InMemoryRepository):
         return order.payment_id if order else None
 
     def unpaid_past_deadline(self, now: dt.datetime, *, limit: int) -> Sequence[Order]:
-        due = [o for o in self._orders.values() if o.status == UNPAID and o.payment_deadline <= now]
+        due = [
+            o
+            for o in self._orders.values()
+            if o.status == UNPAID and o.payment_deadline <= now and o.payment_started_at is None
+        ]
         return sorted(due, key=lambda o: o.payment_deadline)[:limit]
+
+    def attempted_past_deadline(
+        self, now: dt.datetime, *, started_before: dt.datetime, limit: int
+    ) -> list[str]:
+        due = [
+            o
+            for o in self._orders.values()
+            if o.status == UNPAID
+            and o.payment_deadline <= now
+            and o.payment_started_at is not None
+            and o.payment_started_at < started_before
+        ]
+        return [o.id for o in sorted(due, key=lambda o: o.payment_deadline)][:limit]
+
+    def forget_unplaced(self, order: Order) -> None:
+        self._orders.pop(order.id, None)
+        requests = self.table("order_requests")
+        for key in [key for key, row in requests.items() if row.order_id == order.id]:
+            del requests[key]
+
+    def request(self, account_id: str, request_key: str) -> OrderRequest | None:
+        return self.table("order_requests").get((account_id, request_key))
+
+    def add_request(
+        self, account_id: str, request_key: str, action: str, order_id: str, now: dt.datetime
+    ) -> bool:
+        requests = self.table("order_requests")
+        if (account_id, request_key) in requests:
+            return False
+        requests[(account_id, request_key)] = OrderRequest(
+            account_id=account_id,
+            request_key=request_key,
+            action=action,
+            order_id=order_id,
+            created_at=now,
+        )
+        return True
 
     def page_of_account(
         self, account_id: str, *, status: str | None, page: int, page_size: int
