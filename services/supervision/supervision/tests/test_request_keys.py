@@ -10,19 +10,28 @@ import uuid
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
+from mercato.clock import ManualClock
+from mercato.db import create_engine
 from mercato.errors import BusinessRuleViolation, Conflict
 from mercato.identity import REQUEST_KEY
 from mercato_testing import signed_context
-from supervision.tests.test_service import (  # noqa: F401 - the fixture, by name
-    BUYER,
-    OPERATOR,
-    SELLER,
-    flow_of,
-    paid,
-    supervision,
-)
+from supervision.tests import test_service
+from supervision.tests.test_service import BUYER, OPERATOR, SELLER, flow_of, paid
 
 pytestmark = pytest.mark.interface
+
+
+@pytest.fixture
+def supervision(container_factory, make_service_config):
+    """supervision running as in test_service."""
+    config = make_service_config(
+        "supervision", SUPERVISION_SWEEP_SECONDS=0.1, SUPERVISION_HOLIDAYS_COUNTRY="US"
+    )
+    clock = ManualClock(test_service.START)
+    test_service._start(container_factory, config, clock)
+    engine = create_engine(config["DATABASE_URL"], pool_size=2)
+    yield test_service.Supervision(config, clock, engine)
+    engine.dispose()
 
 
 def keyed(supervision, who: dict, key: str) -> ServiceRpcProxy:
