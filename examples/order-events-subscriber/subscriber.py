@@ -232,7 +232,7 @@ class Subscriber:
 
     def _declare(self, connection: pika.BlockingConnection):
         """The queue (durable; kept as it is when it was declared ahead), the exchange
-        (as nameko declares it: a durable topic exchange) and the bindings."""
+        (Mercato's, checked) and the bindings."""
         channel = connection.channel()
         try:
             channel.queue_declare(self.args.queue, passive=True)
@@ -247,7 +247,9 @@ class Subscriber:
                 "declared the queue now: events published before were lost to it",
                 queue=self.args.queue,
             )
-        channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+        # Mercato declares its exchanges; a subscriber's own broker user may only check
+        # that this one is there (mercato-create-subscriber, docs/events.md)
+        channel.exchange_declare(EXCHANGE, exchange_type="topic", passive=True)
         for routing_key in self.args.routing_key or ROUTING_KEYS:
             channel.queue_bind(self.args.queue, EXCHANGE, routing_key=routing_key)
         channel.basic_qos(prefetch_count=self.args.prefetch)
