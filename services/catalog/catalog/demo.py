@@ -137,7 +137,7 @@ def seed_demo_products(
     # does not), so seeding makes its own around the session
     catalog = CatalogRepository(uow.session)
     now = (clock or SystemClock()).now()
-    catalog.add_seller_if_missing(seller_account_id, company_name, domain.DEFAULT_CURRENCY, now)
+    catalog.add_seller_if_missing(seller_account_id, company_name, domain.seller_currency(), now)
     seller = catalog.seller(seller_account_id)
     assert seller is not None
     rng = random.Random(seed)  # noqa: S311 - demo data, not a secret

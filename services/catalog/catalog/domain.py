@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mercato.contracts.catalog import MAX_PRICE_AMOUNT, MAX_QUANTITY, RELEVANCE
 from mercato.domain import RecordsEvents, StateMachine
 from mercato.errors import BusinessRuleViolation, ValidationError
-from mercato.money import Money
+from mercato.money import Money, marketplace_currency
 from mercato.terms import (
     BILLING_MODES,
     DELISTED,
@@ -57,7 +57,14 @@ PERIOD_UNITS_OF_MODE: dict[str, tuple[str | None, ...]] = {
 # how many periods a yearly/monthly purchase may run: 1-11 months or 1-5 years
 PERIOD_COUNTS: dict[str, tuple[int, int]] = {MONTH: (1, 11), YEAR: (1, 5)}
 
-DEFAULT_CURRENCY = "USD"
+
+
+def seller_currency() -> str:
+    """The currency sellers price in: the marketplace's one (``MARKETPLACE_CURRENCY``),
+    so that every order placed can be charged."""
+    return marketplace_currency()
+
+
 MAX_QUERY_TERMS = 16
 
 # What is delivered this way is only done once the buyer accepts it: a license is

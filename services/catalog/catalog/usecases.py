@@ -18,7 +18,7 @@ from mercato.clock import Clock
 from mercato.db import new_id
 from mercato.errors import BusinessRuleViolation, NotFound
 from mercato.identity import OPERATOR, SELLER, Identity
-from mercato.money import Money, money
+from mercato.money import Money, money, require_marketplace_currency
 from mercato.request_keys import RequestKey
 
 # -- sellers -------------------------------------------------------------------
@@ -32,7 +32,7 @@ def register_seller_account(
     event handler commits this with its inbox row. True if the account is a seller."""
     if account_type != SELLER:
         return False
-    uow.catalog.add_seller_if_missing(account_id, name[:200], domain.DEFAULT_CURRENCY, clock.now())
+    uow.catalog.add_seller_if_missing(account_id, name[:200], domain.seller_currency(), clock.now())
     return True
 
 
@@ -64,10 +64,13 @@ def upsert_seller_profile(
 
     ``currency`` (absent: unchanged, USD for a new seller) is that of the products the
     seller creates from now on; existing products keep the currency they were priced in.
-    A new company name is searchable on every product of the seller at once.
+    A new company name is searchable on every product of the seller at once. A currency
+    other than the marketplace's is refused naming ``currency``, and changes nothing.
     """
+    if currency:
+        require_marketplace_currency(currency, "currency")
     uow.catalog.add_seller_if_missing(
-        account_id, company_name, domain.DEFAULT_CURRENCY, clock.now()
+        account_id, company_name, domain.seller_currency(), clock.now()
     )
     seller = uow.catalog.lock_seller(account_id)
     renamed = seller.company_name != company_name

@@ -594,7 +594,7 @@ def test_a_late_account_event_keeps_the_profile_the_seller_set(catalog):
         assert service.get_seller_profile()["company_name"] == "Acme Cloud Ltd"
 
 
-def test_seller_profile_is_replaced_and_its_currency_prices_new_products(seller):
+def test_seller_profile_is_replaced_and_its_products_priced_in_the_marketplace_currency(seller):
     config, _clock = seller
     old = list_product(config)
     profile = set_up_seller(
@@ -604,22 +604,33 @@ def test_seller_profile_is_replaced_and_its_currency_prices_new_products(seller)
         email="Sales@Acme.example.com",
         mobile=None,
         support_range=None,
-        currency="EUR",
+        currency="USD",
     )
     assert profile["company_name"] == "Acme Europe GmbH"
     assert profile["email"] == "sales@acme.example.com"
-    assert (profile["mobile"], profile["support_range"], profile["currency"]) == (None, None, "EUR")
+    assert (profile["mobile"], profile["support_range"], profile["currency"]) == (None, None, "USD")
     new = list_product(config)
     with rpc(config) as anyone:
         assert anyone.get_product(old["id"])["lowest_price"] == {"amount": 3, "currency": "USD"}
-        assert anyone.get_product(new["id"])["lowest_price"] == {"amount": 3, "currency": "EUR"}
+        assert anyone.get_product(new["id"])["lowest_price"] == {"amount": 3, "currency": "USD"}
         renamed = anyone.search_products({"q": "acme europe"})
         assert renamed["total"] == 2
         assert {item["seller"]["company_name"] for item in renamed["items"]} == {"Acme Europe GmbH"}
         assert anyone.search_products({"q": "Acme Cloud"})["total"] == 0
     set_up_seller(config, SELLER, company_name="Acme Europe GmbH")  # no currency: kept
     with rpc(config, SELLER) as service:
-        assert service.get_seller_profile()["currency"] == "EUR"
+        assert service.get_seller_profile()["currency"] == "USD"
+
+
+def test_a_price_in_another_currency_than_the_marketplaces_is_refused_naming_it(seller):
+    """An order in EUR could be placed and never paid: the seller cannot price in it."""
+    config, _clock = seller
+    with pytest.raises(ValidationError) as refused:
+        set_up_seller(config, SELLER, company_name="Acme Europe GmbH", currency="EUR")
+    assert refused.value.fields == {"currency": ["must be USD, the marketplace currency"]}
+    with rpc(config, SELLER) as service:
+        profile = service.get_seller_profile()
+    assert (profile["company_name"], profile["currency"]) == ("Acme Cloud Ltd", "USD")
 
 
 @pytest.mark.parametrize(
