@@ -58,7 +58,6 @@ PERIOD_UNITS_OF_MODE: dict[str, tuple[str | None, ...]] = {
 PERIOD_COUNTS: dict[str, tuple[int, int]] = {MONTH: (1, 11), YEAR: (1, 5)}
 
 
-
 def seller_currency() -> str:
     """The currency sellers price in: the marketplace's one (``MARKETPLACE_CURRENCY``),
     so that every order placed can be charged."""
