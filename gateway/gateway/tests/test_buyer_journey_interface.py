@@ -208,6 +208,24 @@ def test_reseller_customer_order_is_paid_by_the_reseller_when_placed(market):
     customer_token = sign_in(market, customer_email)
     customer_headers = {"Authorization": f"Bearer {customer_token}"}
 
+    # a reseller pays for its customers within the credit limit an operator grants it
+    refused = market.post("/v1/orders", json=order_body(product), headers=customer_headers)
+    assert_error(refused, 402, "RESELLER_CREDIT_LIMIT_EXCEEDED")
+    assert market.get("/v1/orders", headers=customer_headers).json()["total"] == 0
+    create_operator(
+        market.iam_config["DATABASE_URL"],
+        name="Ops",
+        email="ops-reseller@mercato.test",
+        password="ops password 1",
+    )
+    operator_token = sign_in(market, "ops-reseller@mercato.test", "ops password 1")
+    granted = market.post(
+        f"/v1/admin/accounts/{reseller.id}/credit-limit",
+        json={"amount": money(9000)},
+        headers={"Authorization": f"Bearer {operator_token}"},
+    )
+    assert granted.status_code == 200, granted.text
+
     placed = market.post("/v1/orders", json=order_body(product), headers=customer_headers)
 
     assert placed.status_code == 201, placed.text
