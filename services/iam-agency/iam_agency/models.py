@@ -7,6 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mercato.request_keys import add_request_keys_table
 from mercato.tables import UTCDateTime, add_messaging_tables
 
 
@@ -16,6 +17,7 @@ class Base(DeclarativeBase):
 
 metadata = Base.metadata
 add_messaging_tables(metadata)
+add_request_keys_table(metadata)
 
 
 class Account(Base):

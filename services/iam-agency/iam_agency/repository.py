@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from iam_agency.models import Account, Agency, ApiToken, CloudAccount, EnterpriseProject, User
+from mercato.request_keys import RequestKeys
 
 
 class EmailTaken(Exception):
@@ -158,4 +159,8 @@ class AgencyRepository:
 
 
 # what a unit of work of iam-agency offers its use cases (the service and the CLI)
-REPOSITORIES = {"accounts": AccountRepository, "agencies": AgencyRepository}
+REPOSITORIES = {
+    "accounts": AccountRepository,
+    "agencies": AgencyRepository,
+    "request_keys": RequestKeys,
+}

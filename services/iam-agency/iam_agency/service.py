@@ -72,7 +72,11 @@ class IamAgencyService(MercatoService):
         reseller = self.caller.require_role(RESELLER)
         data = load(contract.ResellerCustomerRequest, payload)
         customer = usecases.open_reseller_customer(
-            self.db, self.clock, reseller_account_id=reseller.account_id, **data
+            self.db,
+            self.clock,
+            reseller_account_id=reseller.account_id,
+            request_key=self.caller.request_key,
+            **data,
         )
         return dump(contract.ResellerCustomerResponse, customer)
 
@@ -163,7 +167,12 @@ class IamAgencyService(MercatoService):
         request = load(contract.AgencyAuthorizationRequest, payload)
         keys = Keys(request["access_key"], request["secret_key"])
         agencies = usecases.authorize_agencies(
-            self.db, self.clock, self.agencies, account_id=buyer.account_id, keys=keys
+            self.db,
+            self.clock,
+            self.agencies,
+            account_id=buyer.account_id,
+            keys=keys,
+            request_key=self.caller.request_key,
         )
         return dump(contract.AgenciesResponse, agencies)
 

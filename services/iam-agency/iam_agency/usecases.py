@@ -36,6 +36,7 @@ from mercato.errors import (
 )
 from mercato.iampolicy import evaluate
 from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER
+from mercato.request_keys import RequestKey
 
 _log = logging.getLogger(__name__)
 
@@ -49,8 +50,10 @@ def open_account(
     password: str,
     type: str,
     reseller_account_id: str | None = None,
+    kept: RequestKey | None = None,
 ) -> dict[str, Any]:
-    """Create an account with its first user and its ``default`` enterprise project."""
+    """Create an account with its first user and its ``default`` enterprise project;
+    ``kept``, the request's key, is kept with it (``mercato.request_keys``)."""
     if type not in ACCOUNT_TYPES:
         raise ValueError(f"unknown account type {type}")
     email = domain.normalise_email(email)
@@ -95,6 +98,7 @@ def open_account(
             "reseller_account_id": reseller_account_id,
         },
     )
+    uow.request_keys.keep(kept, account.id, now)
     uow.commit()
     return {"id": account.id, "name": account.name, "email": email, "type": account.type}
 
@@ -144,12 +148,40 @@ def authenticate(uow, clock: Clock, token: str) -> dict[str, Any]:
 
 
 def open_reseller_customer(
-    uow, clock: Clock, *, reseller_account_id: str, name: str, email: str, password: str
+    uow,
+    clock: Clock,
+    *,
+    reseller_account_id: str,
+    name: str,
+    email: str,
+    password: str,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
-    """A buyer account associated with a reseller, who pays for its orders."""
+    """A buyer account associated with a reseller, who pays for its orders. A retry of
+    the same request (``request_key``) answers the customer it opened, not
+    EMAIL_TAKEN. (The password is no part of the key's fingerprint: nothing derived
+    from it is kept beside its salted hash.)"""
     reseller = uow.accounts.account(reseller_account_id)
     if reseller is None or reseller.type != RESELLER:
         raise NotFound("reseller account not found")
+    email = domain.normalise_email(email)
+    kept = RequestKey.of(
+        request_key,
+        account_id=reseller_account_id,
+        operation="create_reseller_customer",
+        arguments={"name": name, "email": email},
+    )
+    first = uow.request_keys.first_result(kept)
+    if first is not None:
+        opened = uow.accounts.account(first)
+        assert opened is not None
+        return {
+            "id": opened.id,
+            "name": opened.name,
+            "email": email,
+            "type": opened.type,
+            "reseller_account_id": reseller_account_id,
+        }
     customer = open_account(
         uow,
         clock,
@@ -158,6 +190,7 @@ def open_reseller_customer(
         password=password,
         type=BUYER,
         reseller_account_id=reseller_account_id,
+        kept=kept,
     )
     return {**customer, "reseller_account_id": reseller_account_id}
 
@@ -471,10 +504,26 @@ def _authorize_in_cloud(
 
 
 def authorize_agencies(
-    uow, clock: Clock, deps: AgencyDeps, *, account_id: str, keys: Keys
+    uow,
+    clock: Clock,
+    deps: AgencyDeps,
+    *,
+    account_id: str,
+    keys: Keys,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """With the buyer's keys (used for these calls only, never kept): both agencies and
-    their policies at the current version, granted on the project."""
+    their policies at the current version, granted on the project. A retry of an
+    authorisation that went through (same ``request_key``) answers the agencies
+    without calling the cloud again (the secret is no part of the key's fingerprint)."""
+    kept = RequestKey.of(
+        request_key,
+        account_id=account_id,
+        operation="authorize_agencies",
+        arguments={"access_key": keys.access_key},
+    )
+    if uow.request_keys.first_result(kept) is not None:
+        return list_agencies(uow, deps, account_id=account_id)
     settings = deps.settings
     if not settings.cloud.domain_name:
         raise ServiceUnavailable(
@@ -531,6 +580,7 @@ def authorize_agencies(
     cloud_account.deprecated = deprecated
     cloud_account.check_due_at = now + dt.timedelta(seconds=settings.check_seconds)
     cloud_account.updated_at = now
+    uow.request_keys.keep(kept, account_id, now)
     uow.commit()
     deps.cache.forget(account_id)
     AGENCY_AUTHORIZATIONS.labels("authorized").inc()
