@@ -27,6 +27,7 @@ NAMESPACE = "shop"
 # process and the two keys (base64 of 32 zero bytes is a well-formed, useless key).
 REQUIRED_VALUES: dict[str, Any] = {
     "amqp": {"uri": "amqp://mercato:secret@rabbitmq.data:5672/mercato"},
+    "contextKey": {"value": "a-context-key-of-32-characters-or-more"},
     "processes": {
         **{
             name: {"database": {"url": f"postgresql://{name}:secret@pg.data:5432/{name}"}}

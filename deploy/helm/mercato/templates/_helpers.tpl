@@ -149,6 +149,9 @@ The secret variables one process reads, as a JSON list of {env, name, key, value
 {{- if not $hook }}
 {{- $amqp := include "mercato.secretSource" (dict "root" $root "item" (dict "url" $root.Values.amqp.uri "existingSecret" $root.Values.amqp.existingSecret "existingSecretKey" $root.Values.amqp.existingSecretKey) "defaultKey" "AMQP_URI") | fromJson }}
 {{- $out = append $out (merge (dict "env" "AMQP_URI") $amqp) }}
+{{- /* every process signs and verifies the caller context with the same key */}}
+{{- $contextKey := include "mercato.secretSource" (dict "root" $root "item" $root.Values.contextKey "defaultKey" "MERCATO_CONTEXT_KEY") | fromJson }}
+{{- $out = append $out (merge (dict "env" "MERCATO_CONTEXT_KEY") $contextKey) }}
 {{- if eq $p.name "provisioning" }}
 {{- $keys := include "mercato.secretSource" (dict "root" $root "item" $p.credentialKeys "defaultKey" "PROVISIONING_CREDENTIAL_KEYS") | fromJson }}
 {{- $out = append $out (merge (dict "env" "PROVISIONING_CREDENTIAL_KEYS") $keys) }}
@@ -199,6 +202,24 @@ iam-agency. In these processes' env, not the ConfigMap every process reads.
 {{- with $account.domainName }}{{ $_ := set $env "MERCATO_CLOUD_DOMAIN_NAME" . }}{{ end }}
 {{- end }}
 {{- toJson $env }}
+{{- end }}
+
+{{/*
+The secret variables of the hook Job that makes one subscriber's broker user, as
+"mercato.processSecrets" gives them: the broker, the user's password and, when set,
+the management API. (dict "root" $ "user" <eventSubscribers.users item>)
+*/}}
+{{- define "mercato.subscriberUserSecrets" -}}
+{{- $root := .root }}
+{{- $out := list (merge (dict "env" "AMQP_URI") (include "mercato.hookAmqpSource" $root | fromJson)) }}
+{{- $password := include "mercato.secretSource" (dict "root" $root "item" .user.password "defaultKey" (printf "SUBSCRIBER_PASSWORD_%s" .user.name) "hook" true) | fromJson }}
+{{- $out = append $out (merge (dict "env" "MERCATO_SUBSCRIBER_PASSWORD") $password) }}
+{{- $management := $root.Values.eventSubscribers.managementUri | default dict }}
+{{- if or $management.value $management.existingSecret }}
+{{- $source := include "mercato.secretSource" (dict "root" $root "item" $management "defaultKey" "RABBITMQ_MANAGEMENT_URI" "hook" true) | fromJson }}
+{{- $out = append $out (merge (dict "env" "RABBITMQ_MANAGEMENT_URI") $source) }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
 {{/* The AMQP URI's source for a hook Job. */}}
@@ -352,6 +373,29 @@ Kubernetes rounds up: the budget must leave at least one replica free to evict *
 {{- $errors = append $errors "ingress.hosts: every entry needs a host" }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- $contextKey := $v.contextKey | default dict }}
+{{- if not (or $contextKey.value $contextKey.existingSecret) }}
+{{- $errors = append $errors "contextKey: set value (32 random characters or more: head -c32 /dev/urandom | base64) or existingSecret; every process signs and verifies who is calling with it" }}
+{{- else if $contextKey.value }}
+{{- range (splitList "," $contextKey.value) }}
+{{- if lt (len (trim .)) 32 }}
+{{- $errors = append $errors "contextKey.value: each comma-separated key needs at least 32 random characters" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $subscriberNames := list }}
+{{- range $v.eventSubscribers.users }}
+{{- $password := .password | default dict }}
+{{- if not (or $password.value $password.existingSecret) }}
+{{- $errors = append $errors (printf "eventSubscribers.users: %s needs a password (value, or existingSecret the subscriber's team also reads)" .name) }}
+{{- else if and $password.value (lt (len $password.value) 16) }}
+{{- $errors = append $errors (printf "eventSubscribers.users: %s's password needs at least 16 characters" .name) }}
+{{- end }}
+{{- if has .name $subscriberNames }}
+{{- $errors = append $errors (printf "eventSubscribers.users: %s is listed twice" .name) }}
+{{- end }}
+{{- $subscriberNames = append $subscriberNames .name }}
 {{- end }}
 {{- range $v.eventSubscribers.queues }}
 {{- if not .bindings }}
