@@ -2,6 +2,8 @@
 of work under concurrency, released after a refusal, kept after a failure that may
 have done the work; secrets never stored."""
 
+from typing import ClassVar
+
 import eventlet
 import pytest
 import requests
@@ -10,6 +12,9 @@ from nameko.testing.services import entrypoint_hook
 
 from gateway.tests.marketplace import PASSWORD, bearer, new_account
 from iam_agency.service import IamAgencyService
+from mercato.errors import EXPECTED
+from mercato.transport import rpc
+from mercato_testing.interface import count_rows
 
 pytestmark = pytest.mark.interface
 
@@ -141,6 +146,42 @@ def test_request_that_failed_with_503_keeps_its_key_and_its_retry_runs_again(
     assert "Idempotent-Replayed" not in retried.headers
     again = stack.post("/v1/accounts", json=account, headers=headers)
     assert again.json() == retried.json() and again.headers["Idempotent-Replayed"] == "true"
+
+
+class AnswerLostIam(IamAgencyService):
+    """iam-agency whose first sign-up is done (committed) and then answered too late for
+    the gateway: the answer is lost, as when a reply dies with a broker or a process."""
+
+    late: ClassVar[list[float]] = []
+
+    @rpc(expected_exceptions=EXPECTED)
+    def sign_up(self, payload: dict) -> dict:
+        answer = super().sign_up(payload)
+        if self.late:
+            eventlet.sleep(self.late.pop())
+        return answer
+
+
+def test_retry_of_a_request_whose_answer_was_lost_answers_its_first_result(
+    start_stack, container_factory, make_service_config
+):
+    stack = start_stack(with_iam=False, RPC_TIMEOUT_SECONDS=1)
+    iam_config = make_service_config("iam_agency")
+    container_factory(AnswerLostIam, iam_config).start()
+    AnswerLostIam.late[:] = [2.0]
+    account = new_account()
+    headers = {"Idempotency-Key": "lost-1"}
+
+    lost = stack.post("/v1/accounts", json=account, headers=headers)
+    assert lost.status_code == 503
+    assert count_rows(iam_config, "accounts") == 1  # the work was done
+
+    retried = stack.post("/v1/accounts", json=account, headers=headers)
+
+    # the same account, not EMAIL_TAKEN, and no second one
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["email"] == account["email"]
+    assert count_rows(iam_config, "accounts") == 1
 
 
 def test_refused_request_releases_its_key_for_a_retry(stack):

@@ -63,7 +63,7 @@ class IamAgencyService(MercatoService):
     def sign_up(self, payload: dict) -> dict:
         """Open a buyer, seller or reseller account: ``{name, email, password, type}``."""
         data = load(contract.SignUpRequest, payload)
-        account = usecases.open_account(self.db, self.clock, **data)
+        account = usecases.sign_up(self.db, self.clock, request_key=self.caller.request_key, **data)
         return dump(contract.AccountResponse, account)
 
     @rpc(expected_exceptions=EXPECTED)

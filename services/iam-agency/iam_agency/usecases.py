@@ -6,6 +6,7 @@ same under nameko, in the command line and in unit tests; the agency use cases a
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +146,35 @@ def authenticate(uow, clock: Clock, token: str) -> dict[str, Any]:
         "reseller_account_id": account.reseller_account_id,
         "expires_at": api_token.expires_at,
     }
+
+
+def sign_up(
+    uow,
+    clock: Clock,
+    *,
+    name: str,
+    email: str,
+    password: str,
+    type: str,
+    request_key: str | None = None,
+) -> dict[str, Any]:
+    """Open an account (``open_account``). A sign-up has no caller yet, so its request
+    key is kept under the email's digest: a retry of the same sign-up (``request_key``)
+    answers the account it opened, not EMAIL_TAKEN. The password is no part of the
+    key's fingerprint (nothing derived from it is kept beside its salted hash)."""
+    email = domain.normalise_email(email)
+    kept = RequestKey.of(
+        request_key,
+        account_id=hashlib.sha256(email.encode()).hexdigest(),
+        operation="sign_up",
+        arguments={"name": name, "email": email, "type": type},
+    )
+    first = uow.request_keys.first_result(kept)
+    if first is not None:
+        opened = uow.accounts.account(first)
+        assert opened is not None
+        return {"id": opened.id, "name": opened.name, "email": email, "type": opened.type}
+    return open_account(uow, clock, name=name, email=email, password=password, type=type, kept=kept)
 
 
 def open_reseller_customer(

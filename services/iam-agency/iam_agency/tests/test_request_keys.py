@@ -98,3 +98,25 @@ def test_a_reseller_customer_retried_with_its_key_is_the_first_one(uow, clock):
     with pytest.raises(BusinessRuleViolation) as reused:  # the key for another customer
         create(KEY, name="Carol")
     assert reused.value.code == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_a_sign_up_retried_with_its_key_answers_the_account_it_opened(uow, clock):
+    def sign_up(key: str, name: str = "Ann"):
+        return usecases.sign_up(
+            uow,
+            clock,
+            name=name,
+            email="Ann@Example.com",
+            password="long password",
+            type="buyer",
+            request_key=key,
+        )
+
+    first = sign_up(KEY)
+    again = sign_up(KEY)
+
+    assert again == first
+    assert len(uow.committed_events("iam_agency.account.created")) == 1
+    with pytest.raises(Conflict) as taken:  # another sign-up for the same email
+        sign_up(OTHER_KEY)
+    assert taken.value.code == "EMAIL_TAKEN"
