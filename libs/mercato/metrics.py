@@ -74,11 +74,6 @@ EVENT_RETRIES = Counter(
     "Handler attempts that failed with a transient error and were retried",
     ["service", "handler", "event_type"],
 )
-DEAD_LETTERS = Gauge(
-    "mercato_dead_letters",
-    "Events held in the dead-letter table awaiting an operator",
-    ["service"],
-)
 OUTBOX_BACKLOG = Gauge(
     "mercato_outbox_backlog", "Events committed but not yet published", ["service"]
 )

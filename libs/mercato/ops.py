@@ -30,6 +30,12 @@ QUEUE_CONSUMERS = Gauge(
     "read at each readiness probe",
     ["service", "queue"],
 )
+DEAD_LETTERS = Gauge(
+    "mercato_dead_letters",
+    "Events waiting in each event handler's dead-letter queue for an operator (all "
+    "replicas), read at each readiness probe",
+    ["service", "queue"],
+)
 QUEUE_MESSAGES = Gauge(
     "mercato_queue_messages",
     "Messages ready on each queue this service consumes, read at each readiness probe",
@@ -58,6 +64,17 @@ def _consumed_queues(container) -> list[str]:
     return sorted(set(names))
 
 
+def _dead_letter_queues(container) -> list[str]:
+    """The dead-letter queues of the container's event handlers (``mercato.inbox``)."""
+    return sorted(
+        {
+            entrypoint.dead_letter_queue
+            for entrypoint in container.entrypoints
+            if getattr(entrypoint, "dead_letter_queue", None)
+        }
+    )
+
+
 def check_consumers(container) -> str | None:
     """None when every queue this container consumes has a consumer attached."""
     for consumer in _queue_consumers(container):
@@ -81,6 +98,9 @@ def check_consumers(container) -> str | None:
                 QUEUE_MESSAGES.labels(container.service_name, name).set(messages)
                 if consumers < 1 and problem is None:
                     problem = f"queue {name} has no consumer"
+            for name in _dead_letter_queues(container):
+                _name, messages, _consumers = channel.queue_declare(queue=name, passive=True)
+                DEAD_LETTERS.labels(container.service_name, name).set(messages)
     except Exception as exc:
         return f"broker unreachable: {type(exc).__name__}: {exc}"
     return problem

@@ -4,7 +4,8 @@ Every service's metadata gets three tables from ``add_messaging_tables``:
 
 - ``outbox_messages``: events committed with the state change they announce;
 - ``inbox_messages``: (handler, event id) of every event a handler has applied;
-- ``dead_letters``: events a handler gave up on, kept for an operator.
+- ``dead_letters``: events a handler gave up on before dead letters moved to the
+  broker's dead-letter queues (``mercato.inbox``); kept for the rows it may hold.
 
 ``OutboxRelay`` publishes the outbox to the source's nameko event exchange
 (``<source>.events``, routing key = event type) with publisher confirms, so nameko
@@ -34,7 +35,7 @@ from sqlalchemy.engine import Engine
 from mercato import metrics
 from mercato.clock import utc
 from mercato.contracts import Envelope
-from mercato.tables import DEAD_LETTERS, OUTBOX
+from mercato.tables import OUTBOX
 from mercato.transport import ConfirmedPublisher, OutgoingMessage, event_message
 
 _log = logging.getLogger(__name__)
@@ -79,7 +80,6 @@ class OutboxRelay:
             .where(self.table.c.id.in_(sa.bindparam("ids", expanding=True)))
             .values(published_at=sa.bindparam("published_at"))
         )
-        self.dead_letters = metadata.tables[DEAD_LETTERS]
         self.service_name = service_name
         self.sweep_seconds = sweep_seconds
         self._config = container_config
@@ -222,7 +222,7 @@ class OutboxRelay:
             self.observe()
 
     def observe(self) -> None:
-        """Refresh the backlog, oldest-age and dead-letter gauges."""
+        """Refresh the backlog and oldest-age gauges."""
         table = self.table
         with self.engine.connect() as connection:
             backlog, oldest = connection.execute(
@@ -230,15 +230,11 @@ class OutboxRelay:
                     table.c.published_at.is_(None)
                 )
             ).one()
-            dead = connection.execute(
-                sa.select(sa.func.count()).select_from(self.dead_letters)
-            ).scalar_one()
         metrics.OUTBOX_BACKLOG.labels(self.service_name).set(backlog)
         age = 0.0
         if oldest is not None:
             age = max(0.0, (_now() - utc(oldest)).total_seconds())
         metrics.OUTBOX_OLDEST_AGE.labels(self.service_name).set(age)
-        metrics.DEAD_LETTERS.labels(self.service_name).set(dead)
 
     def _purge_if_due(self) -> None:
         if time.monotonic() - self._last_purge < PURGE_EVERY_SECONDS:

@@ -58,3 +58,56 @@ SERVICES = (
 GATEWAY = Process("gateway", "gateway", ROOT / "gateway", 8000, "GatewayService")
 PROCESSES = (*SERVICES, GATEWAY)
 BY_NAME = {process.name: process for process in PROCESSES}
+
+
+@dataclass(frozen=True)
+class EventHandlerQueue:
+    """One service-pool ``@handles_event`` handler: its durable queue on the broker."""
+
+    service: str
+    method: str
+    event_type: str
+
+    @property
+    def source(self) -> str:
+        return self.event_type.split(".", 1)[0]
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.source}.events"
+
+    @property
+    def queue(self) -> str:
+        """nameko's name for it: ``evt-<source>-<event type>--<service>.<method>``."""
+        return f"evt-{self.source}-{self.event_type}--{self.service}.{self.method}"
+
+
+# Every Mercato event handler, so that its queue can be declared and bound before any
+# service publishes (``mercato-migrate``, the Helm hook, ``make run``) and so that the
+# outbox relay knows which events a Mercato service must receive. Services never
+# import each other; libs/mercato/tests/test_topology.py checks this list against the
+# services' own handlers.
+EVENT_HANDLERS = (
+    EventHandlerQueue("billing", "on_order_cancelled", "orders.order.cancelled"),
+    EventHandlerQueue("catalog", "on_account_created", "iam_agency.account.created"),
+    EventHandlerQueue("orders", "on_payment_succeeded", "billing.payment.succeeded"),
+    EventHandlerQueue("orders", "on_payment_failed", "billing.payment.failed"),
+    EventHandlerQueue("orders", "on_delivery_succeeded", "provisioning.delivery.succeeded"),
+    EventHandlerQueue("orders", "on_delivery_failed", "provisioning.delivery.failed"),
+    EventHandlerQueue("orders", "on_flow_started", "supervision.flow.started"),
+    EventHandlerQueue("orders", "on_service_provided", "supervision.flow.service_provided"),
+    EventHandlerQueue("orders", "on_flow_completed", "supervision.flow.completed"),
+    EventHandlerQueue("orders", "on_flow_closed", "supervision.flow.closed"),
+    EventHandlerQueue("provisioning", "on_order_paid", "orders.order.paid"),
+    EventHandlerQueue("provisioning", "on_flow_confirmed", "supervision.flow.confirmed"),
+    EventHandlerQueue("supervision", "on_order_paid", "orders.order.paid"),
+    EventHandlerQueue("supervision", "on_delivery_succeeded", "provisioning.delivery.succeeded"),
+    EventHandlerQueue("supervision", "on_order_cancelled", "orders.order.cancelled"),
+    EventHandlerQueue("supervision", "on_refund_completed", "billing.refund.completed"),
+)
+# the event types some Mercato service handles: one of these that no queue takes was lost
+CONSUMED_EVENT_TYPES = frozenset(handler.event_type for handler in EVENT_HANDLERS)
+
+
+def handlers_of(service: str) -> tuple[EventHandlerQueue, ...]:
+    return tuple(handler for handler in EVENT_HANDLERS if handler.service == service)

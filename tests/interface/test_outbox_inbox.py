@@ -3,8 +3,8 @@
 docs/architecture.md promises delivery at least once and effects exactly once: a state change
 and its event commit together, the relay publishes with publisher confirms (right after
 the commit, and in a sweep for what a crash left behind), a consumer applies an event
-once however often it arrives, and a handler's failure is retried or dead-lettered,
-never dropped. Each test below is one of those promises, broken on purpose where it can
+once however often it arrives, and a handler's failure is retried through the broker's
+delay queues or dead-lettered to its dead-letter queue, never dropped. Each test below is one of those promises, broken on purpose where it can
 be (a broker that refuses a message, a row held by another relay, a database that
 drops the connection).
 
@@ -19,6 +19,7 @@ import collections
 import contextlib
 import datetime as dt
 import functools
+import json
 import time
 import uuid
 
@@ -34,11 +35,11 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from catalog.models import metadata as catalog_metadata
-from mercato import metrics, outbox, tables
+from mercato import metrics, ops, outbox, tables
 from mercato.contracts import new_envelope
 from mercato.db import Database, create_engine, new_id
 from mercato.identity import Identity
-from mercato.inbox import handles_event
+from mercato.inbox import delay_name, handles_event
 from mercato.service import MercatoService
 from mercato.transport import rpc
 from mercato_testing import interface, signed_context
@@ -72,7 +73,6 @@ account_copies = sa.Table(
 )
 OUTBOX = metadata.tables[tables.OUTBOX]
 INBOX = metadata.tables[tables.INBOX]
-DEAD_LETTERS = metadata.tables[tables.DEAD_LETTERS]
 
 BUYER = Identity("acc_buyer", "usr_alice", "buyer", ("buyer_admin", "purchaser"), "ep_finance")
 
@@ -130,7 +130,7 @@ class Consumer(MercatoService):
     db = Database(metadata)
     context = ContextData()
 
-    @handles_event(ACCOUNT_CREATED, max_attempts=3, backoff_seconds=0.05)
+    @handles_event(ACCOUNT_CREATED)
     def copy_account(self, event):
         attempts = ATTEMPTS[event.id]
         attempts.append(time.monotonic())
@@ -199,11 +199,29 @@ def copies_of(engine, event_id: str):
     return select(engine, account_copies.select().where(account_copies.c.event_id == event_id))
 
 
-def dead_letters_of(engine, event_id: str | None = None):
-    query = DEAD_LETTERS.select()
-    if event_id is not None:
-        query = query.where(DEAD_LETTERS.c.event_id == event_id)
-    return select(engine, query)
+CONSUMER_QUEUE = "evt-iam_agency-iam_agency.account.created--inbox_consumer.copy_account"
+DEAD_LETTER_QUEUE = CONSUMER_QUEUE + ".dead-letters"
+
+
+def dead_letters_in(config) -> list:
+    """The messages waiting in the consumer's dead-letter queue (left there)."""
+    with Connection(config["AMQP_URI"]) as connection:
+        channel = connection.channel()
+        taken = []
+        while (message := channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)) is not None:
+            taken.append(message)
+        channel.basic_recover(requeue=True)
+        return taken
+
+
+def dead_letter_of(config, event_id: str):
+    """The dead letter of ``event_id``, once it is there."""
+
+    def find():
+        found = [m for m in dead_letters_in(config) if json.loads(m.body).get("id") == event_id]
+        return found[0] if found else None
+
+    return wait_for(find, "the dead letter")
 
 
 def published_at(engine, event_id: str):
@@ -296,9 +314,13 @@ def service_database(make_service_config):
         engine.dispose()
 
 
+# the consumer's retry delays: three attempts, 50 ms then 100 ms apart
+TEST_RETRY_DELAYS = "0.05,0.1"
+
+
 @pytest.fixture
 def consumer(service_database, container_factory):
-    config, engine = service_database()
+    config, engine = service_database(EVENT_RETRY_DELAYS_SECONDS=TEST_RETRY_DELAYS)
     container = container_factory(Consumer, config)
     container.start()
     return config, engine
@@ -604,10 +626,10 @@ def test_transient_failure_is_retried_with_backoff_then_applied(consumer):
     wait_for(lambda: consumed("processed") == processed_before + 1, "the event applied")
     assert len(copies_of(engine, envelope.id)) == 1
     first, second, third = ATTEMPTS[envelope.id]
-    assert second - first >= 0.05  # backoff_seconds
-    assert third - second >= 0.1  # doubled
+    assert second - first >= 0.05  # the first delay queue's TTL
+    assert third - second >= 0.1  # the second's
     assert retries() == retries_before + 2
-    assert dead_letters_of(engine, envelope.id) == []
+    assert dead_letters_in(config) == []
 
 
 def test_timed_out_handler_is_retried_like_any_transient_failure(consumer):
@@ -625,41 +647,55 @@ def test_timed_out_handler_is_retried_like_any_transient_failure(consumer):
     assert len(copies_of(engine, envelope.id)) == 1
 
 
-def test_handler_that_keeps_failing_transiently_is_dead_lettered_after_its_attempts(consumer):
+def test_handler_that_keeps_failing_transiently_is_dead_lettered_with_its_headers(
+    consumer, container_factory
+):
     config, engine = consumer
-    envelope = envelope_for("broken")
+    envelope = envelope_for("broken", correlation_id="corr-dead")
     dead_before, retries_before = consumed("dead_lettered"), retries()
 
-    dispatch(config, envelope.dump())
+    dispatch(config, envelope.dump(), context_headers(BUYER, "corr-dead"))
 
-    (letter,) = wait_for(lambda: dead_letters_of(engine, envelope.id), "a dead letter")
-    assert letter.attempts == 3
-    assert letter.handler == "inbox_consumer.copy_account"
-    assert letter.event_type == ACCOUNT_CREATED
-    assert "OperationalError" in letter.error
-    assert letter.payload == envelope.dump()
+    letter = dead_letter_of(config, envelope.id)
+    headers = letter.headers
+    assert headers["x-mercato-attempt"] == 3
+    assert headers["x-mercato-handler"] == "inbox_consumer.copy_account"
+    assert headers["x-mercato-queue"] == CONSUMER_QUEUE
+    assert "OperationalError" in headers["x-mercato-error"]
+    # the original context travels with it, for a replay to run as the first delivery
+    assert headers["nameko.correlation_id"] == "corr-dead"
+    assert headers["nameko.account_id"] == BUYER.account_id
+    assert letter.properties["delivery_mode"] == 2
+    assert json.loads(letter.body) == envelope.dump()
     assert consumed("dead_lettered") == dead_before + 1
     assert retries() == retries_before + 2
     assert len(ATTEMPTS[envelope.id]) == 3
     assert copies_of(engine, envelope.id) == []
-    # not in the inbox, so an operator's replay of the dead letter will be applied
+    # not in the inbox, so a replay of the dead letter will be applied
     assert select(engine, INBOX.select().where(INBOX.c.event_id == envelope.id)) == []
-    wait_for(
-        lambda: sample("mercato_dead_letters", service="inbox_consumer") == 1,
-        "the dead-letter gauge",
-    )
+
+
+def test_the_dead_letter_gauge_counts_each_handlers_queue(service_database, container_factory):
+    config, _engine = service_database(EVENT_RETRY_DELAYS_SECONDS=TEST_RETRY_DELAYS)
+    container = container_factory(Consumer, config)
+    container.start()
+    envelope = envelope_for("bug")
+    dispatch(config, envelope.dump())
+    dead_letter_of(config, envelope.id)
+    assert ops.check_consumers(container) is None
+    assert sample("mercato_dead_letters", service="inbox_consumer", queue=DEAD_LETTER_QUEUE) == 1
 
 
 def test_non_transient_failure_is_dead_lettered_without_retrying(consumer):
-    config, engine = consumer
+    config, _engine = consumer
     envelope = envelope_for("bug")
     retries_before = retries()
 
     dispatch(config, envelope.dump())
 
-    (letter,) = wait_for(lambda: dead_letters_of(engine, envelope.id), "a dead letter")
-    assert letter.attempts == 1
-    assert "ValueError: the handler has a bug" in letter.error
+    letter = dead_letter_of(config, envelope.id)
+    assert letter.headers["x-mercato-attempt"] == 1
+    assert "ValueError: the handler has a bug" in letter.headers["x-mercato-error"]
     assert len(ATTEMPTS[envelope.id]) == 1
     assert retries() == retries_before
 
@@ -681,7 +717,7 @@ def _not_an_envelope(_payload):
     "breaks_it", [_missing_name, _unknown_version, _not_an_envelope], ids=lambda f: f.__name__
 )
 def test_event_breaking_its_contract_is_dead_lettered(breaks_it, consumer):
-    config, engine = consumer
+    config, _engine = consumer
     envelope = envelope_for("Broken Contract")
     payload = breaks_it(envelope.dump())
     # a payload that is no envelope has no type to count it under
@@ -697,33 +733,86 @@ def test_event_breaking_its_contract_is_dead_lettered(breaks_it, consumer):
 
     dispatch(config, payload)
 
-    (letter,) = wait_for(lambda: dead_letters_of(engine), "a dead letter")
-    assert letter.error.startswith("invalid event")
-    assert letter.attempts == 1
-    if isinstance(payload, dict):
-        assert (letter.event_id, letter.payload) == (envelope.id, payload)
-    else:
-        assert (letter.event_id, letter.event_type) == (None, None)
-        assert letter.payload == {"raw": repr(payload)}
+    (letter,) = wait_for(lambda: dead_letters_in(config), "a dead letter")
+    assert letter.headers["x-mercato-error"].startswith("invalid event")
+    assert letter.headers["x-mercato-attempt"] == 1
+    assert json.loads(letter.body) == payload
     assert dead_lettered() == before + 1
     assert ATTEMPTS[envelope.id] == []
 
 
-def test_failure_is_kept_in_the_queue_while_its_dead_letter_cannot_be_written(consumer):
-    """With nowhere to put the dead letter, the message goes back to the queue and is
-    tried again, until the dead letter can be written."""
-    config, engine = consumer
+def test_failure_stays_in_its_queue_while_the_broker_does_not_take_its_dead_letter(consumer):
+    """With nowhere to put the dead letter (its queue deleted by hand), the message
+    goes back to its queue and is tried again, until the dead letter can be sent."""
+    config, _engine = consumer
     envelope = envelope_for("bug")
-    with engine.begin() as connection:
-        connection.execute(sa.text("ALTER TABLE dead_letters RENAME TO dead_letters_away"))
+    with Connection(config["AMQP_URI"]) as connection:
+        connection.channel().queue_delete(DEAD_LETTER_QUEUE)
 
     dispatch(config, envelope.dump())
     wait_for(lambda: len(ATTEMPTS[envelope.id]) >= 3, "the message redelivered")
-    with engine.begin() as connection:
-        connection.execute(sa.text("ALTER TABLE dead_letters_away RENAME TO dead_letters"))
+    with Connection(config["AMQP_URI"]) as connection:
+        Queue(DEAD_LETTER_QUEUE, durable=True)(connection.channel()).declare()
 
-    (letter,) = wait_for(lambda: dead_letters_of(engine, envelope.id), "the dead letter")
-    assert "ValueError: the handler has a bug" in letter.error
+    letter = dead_letter_of(config, envelope.id)
+    assert "ValueError: the handler has a bug" in letter.headers["x-mercato-error"]
+
+
+def waiting_in_delay_queues(config, delays: str) -> int:
+    with Connection(config["AMQP_URI"]) as connection:
+        channel = connection.channel()
+        return sum(
+            channel.queue_declare(delay_name(float(delay)), passive=True)[1]
+            for delay in delays.split(",")
+        )
+
+
+@contextlib.contextmanager
+def database_away(databases, engine):
+    """The consumer's database refuses every connection (and drops the open ones)
+    until the block ends: a failover, as the service sees it."""
+    name = engine.url.database
+    admin = sa.create_engine(
+        engine.url.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+        connection.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+    try:
+        yield
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        engine.dispose()
+
+
+def test_a_handler_outlasts_a_database_outage_through_the_delay_queues(
+    service_database, container_factory, databases
+):
+    """The database is away for 2.5 s: the event waits in the broker's delay queues
+    (0.5 s, 1 s, 2 s, 4 s here; minutes in production), not in a worker, and is
+    applied once the database is back, without being dead-lettered."""
+    config, engine = service_database(EVENT_RETRY_DELAYS_SECONDS="0.5,1,2,4")
+    container_factory(Consumer, config).start()
+    envelope = envelope_for("Applied After The Outage")
+    retries_before, processed_before = retries(), consumed("processed")
+
+    with database_away(databases, engine):
+        dispatch(config, envelope.dump())
+        wait_for(lambda: waiting_in_delay_queues(config, "0.5,1,2,4") == 1, "the event delayed")
+        wait_for(lambda: retries() >= retries_before + 2, "two failed attempts")
+        time.sleep(0.5)
+
+    wait_for(lambda: consumed("processed") == processed_before + 1, "the event applied")
+    assert 2 <= retries() - retries_before <= 4
+    assert len(copies_of(engine, envelope.id)) == 1
+    assert dead_letters_in(config) == []
 
 
 def test_relay_publishes_from_the_embedded_sqlite_database_too(
