@@ -20,6 +20,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import fields
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from werkzeug.wrappers import Response
 
@@ -30,6 +31,8 @@ from gateway.routing import ANYONE, TOKEN_OPTIONAL, Route
 from gateway.web import BODY_FIELD, REQUEST_ID_HEADER, GatewayHttp
 
 OPENAPI_VERSION = "3.0.3"
+# what ``idempotency.idempotency_key`` takes: visible ASCII
+IDEMPOTENCY_KEY_PATTERN = "^[\\x21-\\x7e]+$"
 API_VERSION = "1.0.0"
 TITLE = "Mercato public API"
 
@@ -251,14 +254,17 @@ def build(service_cls: type) -> dict[str, Any]:
     for name, method, rule in routes(service_cls):
         if name not in names:
             raise LookupError(f"{name} ({method} {rule}) is served but not declared")
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title=TITLE,
         version=API_VERSION,
         openapi_version=OPENAPI_VERSION,
-        plugins=[MarshmallowPlugin()],
+        plugins=[marshmallow],
         info={"description": INTRO},
         tags=TAGS,
     )
+    # OpenAPI's format for a URL is "uri" (apispec writes "url", which no validator knows)
+    marshmallow.map_to_openapi_type(fields.Url, "string", "uri")
     spec.components.schema("Error", schema=schemas.ErrorResponse)
     spec.components.security_scheme(
         "bearerAuth",
@@ -276,9 +282,11 @@ def build(service_cls: type) -> dict[str, Any]:
         {
             "name": REQUEST_ID_HEADER,
             "required": False,
-            "description": "Names the request in every service's logs; generated if absent "
-            "or not a sane token.",
-            "schema": request_id_schema,
+            "description": "Names the request in every service's logs: kept when it is 1 to "
+            "128 of `A-Z a-z 0-9 . _ : -`, any other value is replaced by a new id (never "
+            "refused); generated if absent.",
+            # whatever a client sends is taken (and replaced if it is not sane)
+            "schema": {"type": "string"},
         },
     )
     spec.components.parameter(
@@ -288,8 +296,14 @@ def build(service_cls: type) -> dict[str, Any]:
             "name": IDEMPOTENCY_KEY_HEADER,
             "required": False,
             "description": "Makes a retry safe: the same key and body answer the first "
-            "response again, without doing the work twice. Kept at least 24 hours, per account.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+            "response again, without doing the work twice. Kept at least 24 hours, per "
+            f"account. 1 to {MAX_KEY_LENGTH} visible ASCII characters (a 400 otherwise).",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_KEY_LENGTH,
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+            },
         },
     )
     spec.components.header(
@@ -309,7 +323,18 @@ def build(service_cls: type) -> dict[str, Any]:
         by_path.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _empty_query_values_allowed(spec.to_dict())
+
+
+def _empty_query_values_allowed(document: dict[str, Any]) -> dict[str, Any]:
+    """Say of every optional query parameter what the server does: an empty value
+    (``?status=``) counts as not given (``mercato.validation.QuerySchema``)."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") == "query" and not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
+    return document
 
 
 _documents: dict[str, dict[str, Any]] = {}

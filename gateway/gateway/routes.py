@@ -257,6 +257,7 @@ ROUTES = (
         body=catalog.SaveProductRequest,
         response=catalog.SavedResponse,
         status=201,
+        errors={404: "NOT_FOUND: no such published product"},
         rpc=("catalog", "save_product"),
     ),
     Route(

@@ -203,13 +203,55 @@ def test_a_body_with_no_required_field_may_be_left_out(document):
     assert document["paths"]["/v1/orders"]["post"]["requestBody"]["required"] is True
 
 
-def test_card_numbers_and_passwords_are_write_only(document):
+def test_passwords_are_write_only_and_a_card_is_a_token_or_a_kept_card(document):
     schemas = document["components"]["schemas"]
-    assert schemas["CardRequest"]["properties"]["number"]["writeOnly"] is True
-    assert schemas["CardRequest"]["properties"]["cvc"]["writeOnly"] is True
     assert schemas["ResellerCustomerRequest"]["properties"]["password"]["writeOnly"] is True
+    assert set(schemas["CardRequest"]["properties"]) == {"token", "card_id"}
+    assert "/v1/billing/cards" in document["paths"]
+    assert "/v1/billing/cards/{card_id}" in document["paths"]
 
 
 def test_docs_page_marks_optional_tokens(document):
     page = openapi.render_html(document)
     assert "takes, if sent," in page
+
+
+# -- the document says what the server does (schemathesis checks it against the running
+# gateway: tests/e2e/test_openapi_conformance.py) -----------------------------------------
+
+
+def test_any_x_request_id_is_taken_so_the_document_states_no_pattern_for_it(document):
+    parameter = document["components"]["parameters"]["RequestId"]
+    assert "pattern" not in parameter["schema"]
+    # what comes back is always a sane id
+    assert "pattern" in document["components"]["headers"]["X-Request-ID"]["schema"]
+
+
+def test_the_idempotency_key_s_characters_are_stated(document):
+    schema = document["components"]["parameters"]["IdempotencyKey"]["schema"]
+    pattern = re.compile(schema["pattern"])
+    assert pattern.match("abc-123_~!")
+    assert not pattern.match("with space")
+    assert not pattern.match("é")
+
+
+def test_every_optional_query_parameter_may_be_empty(document):
+    query = [
+        parameter
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", ())
+        if parameter.get("in") == "query"
+    ]
+    assert query
+    assert all(p.get("allowEmptyValue") for p in query if not p.get("required"))
+
+
+def test_urls_have_openapi_s_uri_format(document):
+    formats = re.findall(r"'format': '([a-z-]+)'", str(document))
+    assert "url" not in formats
+    assert "uri" in formats
+
+
+def test_saving_an_unknown_product_documents_its_404(document):
+    assert "404" in document["paths"]["/v1/saved-products"]["post"]["responses"]
