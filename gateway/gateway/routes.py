@@ -569,6 +569,47 @@ ROUTES = (
         handler=handlers.top_up,
     ),
     Route(
+        "POST",
+        "/v1/billing/cards",
+        "bind_card",
+        summary="Keep a card on the account",
+        tag=ORDERS,
+        who=AUTHENTICATED,
+        about="Keep a card on the account (a bound card): `{token}` from the card provider "
+        "(`POST /v1/tokens` there; card numbers never reach Mercato). The provider keeps "
+        "the card, Mercato its brand, last four digits and expiry; `card: {card_id}` then "
+        "pays with it. With an Idempotency-Key, a retry answers the first card.",
+        body=billing.BindCardRequest,
+        response=billing.CardResponse,
+        status=201,
+        rpc=("billing", "bind_card"),
+    ),
+    Route(
+        "GET",
+        "/v1/billing/cards",
+        "list_cards",
+        summary="Cards kept on the account",
+        tag=ORDERS,
+        who=AUTHENTICATED,
+        about="The cards the account keeps, newest first.",
+        query=PageSchema,
+        response=billing.CardPage,
+        rpc=("billing", "list_cards"),
+    ),
+    Route(
+        "DELETE",
+        "/v1/billing/cards/{card_id}",
+        "delete_card",
+        summary="Forget a kept card",
+        tag=ORDERS,
+        who=AUTHENTICATED,
+        about="Forget a card the account keeps, at the card provider too (404 for any "
+        "other account's card).",
+        status=204,
+        errors={404: "NOT_FOUND: no such card on this account"},
+        rpc=("billing", "delete_card"),
+    ),
+    Route(
         "GET",
         "/v1/billing/transactions",
         "list_transactions",

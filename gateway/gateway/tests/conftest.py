@@ -77,7 +77,7 @@ class Stack:
 
 
 @pytest.fixture
-def start_stack(container_factory, make_service_config):
+def start_stack(container_factory, make_service_config, payments_simulator):
     """``start_stack(with_iam=True, iam_clock=None, service_cls=GatewayService,
     with_market=False, **gateway_config_overrides)``; ``with_market`` starts catalog,
     orders and billing too, each on its own fresh database."""
@@ -102,7 +102,9 @@ def start_stack(container_factory, make_service_config):
         market: dict[str, tuple[dict[str, Any], Any]] = {}
         if with_market:
             for name, cls in MARKET_SERVICES.items():
-                config = make_service_config(name)
+                # billing charges cards at the simulated card provider
+                extra = {"CARD_GATEWAY_URL": payments_simulator.url} if name == "billing" else {}
+                config = make_service_config(name, **extra)
                 container = container_factory(cls, config)
                 container.start()
                 market[name] = (config, container)

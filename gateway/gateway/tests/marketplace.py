@@ -10,8 +10,11 @@ from typing import Any
 
 import requests
 
+from mercato_testing import payments
+
 PASSWORD = "correct horse battery"
-CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
+# what a client must never send Mercato: the card itself (it goes to the card provider)
+RAW_CARD = {"number": payments.GOOD, "expiry": payments.EXPIRY, "cvc": payments.CVC}
 
 # one specification, "Standard": monthly 1500, yearly 15000, one-time 90000, 1-100 servers
 PRODUCT: dict[str, Any] = {
@@ -130,9 +133,23 @@ def seller_with_product(stack, product: dict[str, Any] | None = None) -> tuple[C
     return seller, published
 
 
+def card(stack: Any, number: str = payments.GOOD) -> dict[str, str]:
+    """A body's ``card``: a token of the test card ``number`` from the card provider the
+    stack's billing charges (the simulated one), as a client gets it before paying."""
+    provider = stack.market["billing"][0]["CARD_GATEWAY_URL"]
+    token = requests.post(
+        f"{provider}/v1/tokens",
+        json={"number": number, "expiry": payments.EXPIRY, "cvc": payments.CVC},
+        timeout=10,
+    )
+    token.raise_for_status()
+    return {"token": token.json()["token"]}
+
+
 def top_up(buyer: Client, amount: int) -> dict[str, Any]:
     answer = buyer.ok(
-        buyer.post("/v1/billing/top-ups", {"amount": money(amount), "card": CARD}), 201
+        buyer.post("/v1/billing/top-ups", {"amount": money(amount), "card": card(buyer.stack)}),
+        201,
     )
     assert answer["status"] == "succeeded", answer
     return answer

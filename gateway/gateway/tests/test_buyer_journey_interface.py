@@ -8,9 +8,9 @@ import time
 import pytest
 
 from gateway.tests.marketplace import (
-    CARD,
     PRODUCT,
     assert_error,
+    card,
     money,
     order_body,
     place_order,
@@ -141,7 +141,10 @@ def test_buyer_pays_by_card_without_a_balance(market):
     order = place_order(buyer, product, billing_mode="one_time", period=None, quantity=1)
 
     paid = buyer.ok(
-        buyer.post(f"/v1/orders/{order['id']}/pay", {"payment_method": "credit_card", "card": CARD})
+        buyer.post(
+            f"/v1/orders/{order['id']}/pay",
+            {"payment_method": "credit_card", "card": card(market)},
+        )
     )
 
     assert paid["status"] == "paid"

@@ -7,14 +7,16 @@ import sqlalchemy as sa
 from gateway import openapi
 from gateway.service import GatewayService
 from gateway.tests.marketplace import (
-    CARD,
     PRODUCT,
+    RAW_CARD,
     assert_error,
+    card,
     money,
     order_body,
     seller_with_product,
     sign_up,
 )
+from mercato_testing import payments
 
 pytestmark = pytest.mark.interface
 
@@ -138,7 +140,7 @@ def forget_idempotency_keys(stack) -> None:
 
 def test_a_top_up_with_a_key_charges_the_card_once_even_if_the_gateway_forgot_the_key(market):
     buyer = sign_up(market, "buyer")
-    body = {"amount": money(5000), "card": CARD}
+    body = {"amount": money(5000), "card": card(market)}
     key = {"Idempotency-Key": "top-up-1"}
 
     first = buyer.post("/v1/billing/top-ups", body, headers=key)
@@ -155,9 +157,9 @@ def test_a_top_up_with_a_key_charges_the_card_once_even_if_the_gateway_forgot_th
 def test_a_top_up_of_nothing_or_a_bare_number_is_400(market):
     buyer = sign_up(market, "buyer")
     for body, field in (
-        ({"amount": money(0), "card": CARD}, "amount.amount"),
-        ({"amount": 5000, "card": CARD}, "amount"),
-        ({"amount": money(100), "card": {**CARD, "number": "1"}}, "card.number"),
+        ({"amount": money(0), "card": card(market)}, "amount.amount"),
+        ({"amount": 5000, "card": card(market)}, "amount"),
+        ({"amount": money(100), "card": {"token": ""}}, "card.token"),
     ):
         fields = assert_error(buyer.post("/v1/billing/top-ups", body), 400, "VALIDATION_ERROR")[
             "fields"
@@ -166,14 +168,55 @@ def test_a_top_up_of_nothing_or_a_bare_number_is_400(market):
     assert market.rows("billing", "top_ups") == 0
 
 
-def test_an_invalid_card_number_is_billings_400(market):
+def test_a_card_number_is_refused_naming_card_and_reaches_no_service(market):
+    buyer = sign_up(market, "buyer")
+    for raw in (RAW_CARD, {"number": payments.GOOD}, {**card(market), "cvc": "123"}):
+        response = buyer.post("/v1/billing/top-ups", {"amount": money(100), "card": raw})
+        assert assert_error(response, 400, "VALIDATION_ERROR")["fields"].keys() == {"card"}
+    assert buyer.balance()["balance"] == money(0)
+    assert market.rows("billing", "top_ups") == 0
+
+
+def test_a_token_the_provider_never_issued_is_billings_400(market):
     buyer = sign_up(market, "buyer")
     response = buyer.post(
-        "/v1/billing/top-ups",
-        {"amount": money(100), "card": {**CARD, "number": "4242424242424241"}},
+        "/v1/billing/top-ups", {"amount": money(100), "card": {"token": "tok_never_issued"}}
     )
-    assert "card.number" in assert_error(response, 400, "VALIDATION_ERROR")["fields"]
+    assert "card.token" in assert_error(response, 400, "VALIDATION_ERROR")["fields"]
     assert buyer.balance()["balance"] == money(0)
+
+
+def test_a_bound_card_pays_and_is_forgotten_and_is_no_one_elses(market):
+    buyer, other = sign_up(market, "buyer"), sign_up(market, "buyer")
+    bound = buyer.ok(
+        buyer.post(
+            "/v1/billing/cards",
+            {"token": card(market, payments.MASTERCARD)["token"]},
+            headers={"Idempotency-Key": "bind-1"},
+        ),
+        201,
+    )
+    assert set(bound) == {"id", "brand", "last4", "expiry", "created_at"}
+    assert (bound["brand"], bound["last4"]) == ("mastercard", "4444")
+    assert buyer.ok(buyer.get("/v1/billing/cards"))["items"] == [bound]
+    assert other.ok(other.get("/v1/billing/cards"))["items"] == []
+
+    topped = buyer.ok(
+        buyer.post("/v1/billing/top-ups", {"amount": money(700), "card": {"card_id": bound["id"]}}),
+        201,
+    )
+    assert topped["card"] == {"brand": "mastercard", "last4": "4444"}
+    stolen = other.post(
+        "/v1/billing/top-ups", {"amount": money(700), "card": {"card_id": bound["id"]}}
+    )
+    assert "card.card_id" in assert_error(stolen, 400, "VALIDATION_ERROR")["fields"]
+    assert_error(other.delete(f"/v1/billing/cards/{bound['id']}"), 404, "NOT_FOUND")
+
+    assert buyer.delete(f"/v1/billing/cards/{bound['id']}").status_code == 204
+    assert buyer.ok(buyer.get("/v1/billing/cards"))["items"] == []
+    assert_error(buyer.delete(f"/v1/billing/cards/{bound['id']}"), 404, "NOT_FOUND")
+    assert buyer.balance()["balance"] == money(700)
+    assert other.balance()["balance"] == money(0)
 
 
 def test_saving_a_product_that_does_not_exist_is_404(market):

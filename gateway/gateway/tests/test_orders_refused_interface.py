@@ -5,9 +5,10 @@ field's fault, and nothing changed (no order, no charge, no ledger movement)."""
 import pytest
 
 from gateway.tests.marketplace import (
-    CARD,
     PRODUCT,
+    RAW_CARD,
     assert_error,
+    card,
     money,
     order_body,
     place_order,
@@ -15,6 +16,7 @@ from gateway.tests.marketplace import (
     sign_up,
     top_up,
 )
+from mercato_testing import payments
 
 pytestmark = pytest.mark.interface
 
@@ -172,7 +174,7 @@ def test_a_declined_card_is_402_and_leaves_the_order_unpaid(shop):
 
     response = buyer.post(
         f"/v1/orders/{order['id']}/pay",
-        {"payment_method": "credit_card", "card": {**CARD, "number": "4000000000000002"}},
+        {"payment_method": "credit_card", "card": card(buyer.stack, payments.DECLINING)},
     )
 
     assert_error(response, 402, "PAYMENT_DECLINED")
@@ -184,7 +186,9 @@ def test_a_declined_card_is_402_and_leaves_the_order_unpaid(shop):
     [
         ({"payment_method": "cash"}, "payment_method"),
         ({"payment_method": "credit_card"}, "card"),
-        ({"payment_method": "balance", "card": CARD}, "card"),
+        ({"payment_method": "balance", "card": {"token": "tok_any"}}, "card"),
+        ({"payment_method": "credit_card", "card": RAW_CARD}, "card"),
+        ({"payment_method": "credit_card", "card": {"token": "tok_never_issued"}}, "card.token"),
         ({}, "payment_method"),
     ],
 )

@@ -111,7 +111,8 @@ ORDER = {
     "quantity": 2,
     "accept_terms": True,
 }
-CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
+CARD = {"token": "tok_4c1f0e9a2b3d4e5f6a7b8c9d0e1f2a3b"}
+RAW_CARD = {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
 PROFILE = {
     "company_name": "Acme Ltd",
     "email": "help@acme.test",
@@ -198,8 +199,11 @@ def test_order_body_gets_its_defaults():
         ({"payment_method": "credit_card"}, "card"),
         ({"payment_method": "balance", "card": CARD}, "card"),
         ({"payment_method": "cash"}, "payment_method"),
-        ({"payment_method": "credit_card", "card": {**CARD, "number": "42"}}, "card.number"),
+        ({"payment_method": "credit_card", "card": RAW_CARD}, "card"),
+        ({"payment_method": "credit_card", "card": {**CARD, "cvc": "123"}}, "card"),
         ({"payment_method": "credit_card", "card": {**CARD, "pin": "1"}}, "card.pin"),
+        ({"payment_method": "credit_card", "card": {}}, "card.token"),
+        ({"payment_method": "credit_card", "card": {**CARD, "card_id": "card_1"}}, "card.card_id"),
         ({}, "payment_method"),
     ],
 )
@@ -220,6 +224,7 @@ def test_pay_body_names_the_field(body, field):
         ({"amount": {"amount": 100}, "card": CARD}, "amount.currency"),
         ({"amount": {"amount": 100, "currency": "USD", "x": 1}, "card": CARD}, "amount.x"),
         ({"amount": {"amount": 100, "currency": "USD"}}, "card"),
+        ({"amount": {"amount": 100, "currency": "USD"}, "card": RAW_CARD}, "card"),
     ],
 )
 def test_top_up_takes_a_positive_money_object_and_a_card(body, field):
@@ -325,6 +330,8 @@ def test_an_empty_body_refuses_any_field():
         (orders.PlaceOrderRequest, ORDER),
         (orders.PlaceOrderRequest, {**ORDER, "billing_mode": "one_time", "period": None}),
         (orders.PayOrderRequest, {"payment_method": "credit_card", "card": CARD}),
+        (orders.PayOrderRequest, {"payment_method": "credit_card", "card": {"card_id": "card_1"}}),
+        (billing.BindCardRequest, {"token": "tok_1"}),
         (billing.CreditLimitRequest, {"amount": {"amount": 0, "currency": "USD"}}),
         (iam_agency.SignUpRequest, SIGN_UP),
     ],
