@@ -76,13 +76,15 @@ def test_place_order_input_is_checked_field_by_field(change, field):
     ("payload", "field"),
     [
         ({"payment_method": "credit_card"}, "card"),
+        ({"payment_method": "balance", "card": {"token": "tok_4242424242424242"}}, "card"),
         (
             {
-                "payment_method": "balance",
+                "payment_method": "credit_card",
                 "card": {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"},
             },
             "card",
         ),
+        ({"payment_method": "credit_card", "card": {}}, "card.token"),
         ({"payment_method": "cash"}, "payment_method"),
     ],
 )

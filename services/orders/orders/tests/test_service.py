@@ -57,7 +57,8 @@ class FakeIam:
 
 
 class FakeBilling:
-    """Charges each order at most once, like billing; a card ending 0002 is declined."""
+    """Charges each order at most once, like billing. Cards are tokens named for the
+    provider's test cards (``tok_…0002`` is declined, ``tok_…0119`` left pending)."""
 
     name = "billing"
     charges: dict = {}
@@ -68,13 +69,13 @@ class FakeBilling:
     def pay_order(self, payload):
         FakeBilling.calls.append(payload)
         card = payload.get("card") or {}
-        if card.get("number", "").endswith("0119"):  # the gateway has not answered yet
+        if card.get("token", "").endswith("0119"):  # the gateway has not answered yet
             return fakes.payment_answer(payload, "pending", payment_id="pay_pending")
-        if card.get("number", "").endswith("0002"):
+        if card.get("token", "").endswith("0002"):
             return fakes.payment_answer(payload, "failed", failure_reason="card declined")
         if payload["payment_method"] == "credit":
             raise PaymentRequired("credit limit exceeded")
-        if card.get("number", "").endswith("4444"):
+        if card.get("token", "").endswith("4444"):
             return FakeBilling.announce_before_answering(payload)
         with FakeBilling.lock:
             payment = FakeBilling.charges.setdefault(
@@ -247,7 +248,7 @@ def test_someone_elses_order_is_not_found(orders):
 
 def test_declined_card_leaves_the_order_unpaid_to_try_again(orders):
     config, _clock, _ = orders
-    card = {"number": "4000000000000002", "expiry": "12/30", "cvc": "123"}
+    card = {"token": "tok_4000000000000002"}
     with as_caller(config, BUYER) as service:
         order = service.place_order(ORDER)
         with pytest.raises(PaymentRequired) as raised:
@@ -348,7 +349,7 @@ def wait_for_status(config, order_id, status):
 
 def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
     config, _clock, _ = orders
-    card = {"number": "4000000000000119", "expiry": "12/30", "cvc": "123"}
+    card = {"token": "tok_4000000000000119"}
     duplicates_before = duplicates()
     with as_caller(config, BUYER) as service:
         order = service.place_order(ORDER)
@@ -382,7 +383,7 @@ def test_pending_card_payment_completes_when_billing_announces_it_once(orders):
 
 def test_pending_card_payment_that_fails_frees_the_order(orders):
     config, _clock, _ = orders
-    card = {"number": "4000000000000119", "expiry": "12/30", "cvc": "123"}
+    card = {"token": "tok_4000000000000119"}
     with as_caller(config, BUYER) as service:
         order = service.place_order(ORDER)
         service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})
@@ -409,7 +410,7 @@ def test_pending_card_payment_that_fails_frees_the_order(orders):
 
 def test_payment_event_overtaking_the_rpc_answer_pays_the_order_once(orders):
     config, _clock, _ = orders
-    card = {"number": "5555555555554444", "expiry": "12/30", "cvc": "123"}
+    card = {"token": "tok_5555555555554444"}
     with as_caller(config, BUYER) as service:
         order = service.place_order(ORDER)
         paid = service.pay_order(order["id"], {"payment_method": "credit_card", "card": card})

@@ -30,7 +30,7 @@ OTHER = Identity("acc_other", "usr_other", "buyer", ("buyer",))
 CUSTOMER = Identity(
     "acc_customer", "usr_customer", "buyer", ("buyer",), reseller_account_id="acc_reseller"
 )
-CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
+CARD = {"token": "tok_4242424242424242"}
 ORDER_REQUEST = fakes.ORDER_REQUEST
 
 
