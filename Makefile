@@ -7,11 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run migrate test lint format operator lock asyncapi bench clean
+.PHONY: help install run migrate test faults lint format operator lock asyncapi bench clean
 
 help:
 	@echo "make run      start all seven processes (SQLite under var/, local RabbitMQ, demo data)"
 	@echo "make test     every test against a real RabbitMQ and PostgreSQL (AMQP_URI, DATABASE_URL)"
+	@echo "make faults   the fault suite: brokers restarted, processes killed; prints the counts"
 	@echo "make lint     ruff and mypy"
 	@echo "make migrate  upgrade every service's database to head"
 	@echo "make bench    the buyer journey against a baseline measured in the same run"
@@ -37,6 +38,12 @@ operator: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault suite (tests/faults, docs/operations.md "Fault suite"): a RabbitMQ and a
+# PostgreSQL of its own, restarted, and processes killed, under a stream of purchases;
+# prints the table of what was lost or done twice (every count must be 0).
+faults: install
+	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
