@@ -117,18 +117,27 @@ class TimedRpcProxy(DependencyProvider, HeaderEncoder):
     rpc_reply_listener = ReplyListener()
     channels = BrokerChannels()
 
-    def __init__(self, target_service: str, timeout: float | None = None) -> None:
+    def __init__(
+        self, target_service: str, timeout: float | None = None, setting: str | None = None
+    ) -> None:
+        """``timeout``: this proxy's own budget (else ``RPC_TIMEOUT_SECONDS``);
+        ``setting``: the config key that overrides it, for a call whose budget must
+        nest around the callee's own (docs/operations.md, "Timeouts")."""
         self.target_service = target_service
         self._timeout = timeout
+        self._setting = setting
 
     def setup(self) -> None:
         self._exchange = get_rpc_exchange(self.container.config)
         self._serializer = self.container.config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
 
     def get_dependency(self, worker_ctx):
+        settings = self.container.config
         timeout = self._timeout or float(
-            self.container.config.get(config.RPC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS)
+            settings.get(config.RPC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS)
         )
+        if self._setting and settings.get(self._setting):
+            timeout = float(settings[self._setting])
         return _TimedServiceProxy(self, worker_ctx, timeout)
 
     def send(

@@ -39,7 +39,8 @@ class OrdersService(MercatoService):
     config = Config()
     catalog = TimedRpcProxy("catalog")
     iam = TimedRpcProxy("iam_agency")
-    billing = TimedRpcProxy("billing")
+    # outside billing's own budget for the card provider (docs/operations.md, "Timeouts")
+    billing = TimedRpcProxy("billing", timeout=10.0, setting="ORDERS_BILLING_TIMEOUT_SECONDS")
     provisioning = TimedRpcProxy("provisioning")
     projects = EnterpriseProjects()  # iam-agency's recent yes per (account, project)
 
