@@ -64,6 +64,11 @@ EVENT_PUBLISH_FAILURES = Counter(
     "Outbox relay attempts that the broker did not confirm (retried on the next sweep)",
     ["service"],
 )
+EVENTS_UNROUTABLE = Counter(
+    "mercato_events_unroutable_total",
+    "Events the broker returned to the outbox relay because no queue took them",
+    ["service", "event_type"],
+)
 EVENTS_CONSUMED = Counter(
     "mercato_events_consumed_total",
     "Events a handler finished with: processed, duplicate (seen before, or its effect already applied) or dead_lettered",

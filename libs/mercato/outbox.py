@@ -15,6 +15,14 @@ left behind. Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so 
 replicas never publish the same row at the same time; a crash between publish and
 mark publishes again (delivery is at least once, consumers deduplicate by event id).
 Published rows are kept for a retention period, then deleted.
+
+Events are published ``mandatory``, so the broker says when no queue took one
+(``mercato_events_unroutable_total``). An event type no Mercato service handles may
+go unrouted (outside subscribers bind what they want): its row is marked published.
+One a Mercato service handles (``mercato.topology.EVENT_HANDLERS``) must not: its
+handlers' queues were not declared (``mercato-declare-event-queues`` did not run). The
+relay then declares them itself, leaves the row unpublished and publishes it again at
+once, into the queue that now waits for the handler.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from mercato import metrics
 from mercato.clock import utc
 from mercato.contracts import Envelope
 from mercato.tables import OUTBOX
+from mercato.topology import CONSUMED_EVENT_TYPES, EVENT_HANDLERS
 from mercato.transport import ConfirmedPublisher, OutgoingMessage, event_message
 
 _log = logging.getLogger(__name__)
@@ -83,6 +92,7 @@ class OutboxRelay:
         self.service_name = service_name
         self.sweep_seconds = sweep_seconds
         self._config = container_config
+        self._amqp_uri = amqp_uri
         self._broker = ConfirmedPublisher(
             amqp_uri,
             ssl=container_config.get(AMQP_SSL_CONFIG_KEY),
@@ -171,14 +181,18 @@ class OutboxRelay:
     def publish_pending(self) -> int:
         """Publish unpublished rows in batches; return how many were published."""
         published = 0
+        retried = False
         while not self._stopping:
-            count = self._publish_batch()
+            count, held = self._publish_batch()
             published += count
+            if held and not retried:
+                retried = True  # their queues are declared now: publish them again at once
+                continue
             if count < BATCH_SIZE:
                 break
         return published
 
-    def _publish_batch(self) -> int:
+    def _publish_batch(self) -> tuple[int, int]:
         """Publish one batch. On PostgreSQL the rows stay locked while they are
         published, so another replica's relay skips them. A SQLite file has one
         process, so nothing competes for its rows, and the process's one connection is
@@ -187,18 +201,57 @@ class OutboxRelay:
         with self.engine.begin() as connection:
             rows = connection.execute(self._select_pending).all()
             if hold_lock:
-                self._publish_rows(rows)
-                self._mark_published(connection, rows)
+                published = self._publish_rows(rows)
+                self._mark_published(connection, published)
         if rows and not hold_lock:
-            self._publish_rows(rows)
+            published = self._publish_rows(rows)
             with self.engine.begin() as connection:
-                self._mark_published(connection, rows)
-        for row in rows:
+                self._mark_published(connection, published)
+        if not rows:
+            return 0, 0
+        for row in published:
             metrics.EVENTS_PUBLISHED.labels(self.service_name, row.event_type).inc()
-        return len(rows)
+        return len(published), len(rows) - len(published)
 
-    def _publish_rows(self, rows) -> None:
-        self._broker.publish_confirmed([self._message(row) for row in rows])
+    def _publish_rows(self, rows) -> list:
+        """Publish ``rows``; return those that may be marked published (all but the
+        unrouted ones a Mercato handler must receive)."""
+        if not rows:
+            return []
+        returned = self._broker.publish_confirmed([self._message(row) for row in rows])
+        if not returned:
+            return list(rows)
+        lost_types = set()
+        for row in rows:
+            if row.payload["id"] in returned:
+                metrics.EVENTS_UNROUTABLE.labels(self.service_name, row.event_type).inc()
+                if row.event_type in CONSUMED_EVENT_TYPES:
+                    lost_types.add(row.event_type)
+        if lost_types:
+            _log.error(
+                "no queue took %s, which Mercato services handle: declaring their queues "
+                "and publishing again (run mercato-declare-event-queues before the services)",
+                ", ".join(sorted(lost_types)),
+            )
+            self._declare_handler_queues(lost_types)
+        return [
+            row
+            for row in rows
+            if not (row.payload["id"] in returned and row.event_type in lost_types)
+        ]
+
+    def _declare_handler_queues(self, event_types: set[str]) -> None:
+        with kombu.Connection(self._amqp_uri) as connection:
+            channel = connection.channel()
+            for handler in EVENT_HANDLERS:
+                if handler.event_type in event_types:
+                    exchange = kombu.Exchange(handler.exchange, type="topic", durable=True)
+                    kombu.Queue(
+                        handler.queue,
+                        exchange=exchange,
+                        routing_key=handler.event_type,
+                        durable=True,
+                    )(channel).declare()
 
     def _mark_published(self, connection, rows) -> None:
         if rows:

@@ -418,6 +418,62 @@ def test_rolled_back_unit_of_work_publishes_nothing(outcome, producer, consumer)
 # -- the relay ------------------------------------------------------------------------
 
 
+CATALOG_QUEUE = "evt-iam_agency-iam_agency.account.created--catalog.on_account_created"
+
+
+def unroutable(event_type: str) -> float:
+    return sample(
+        "mercato_events_unroutable_total", service="outbox_producer", event_type=event_type
+    )
+
+
+def waiting_in(config, queue: str) -> int:
+    with Connection(config["AMQP_URI"]) as connection:
+        return connection.channel().queue_declare(queue, passive=True)[1]
+
+
+def test_an_event_a_mercato_service_handles_is_never_published_into_the_void(
+    service_database, container_factory
+):
+    """No handler queue was declared (no mercato-declare-event-queues, no consumer ever
+    started): the broker returns the event; the relay declares the queues of the
+    services that handle it and publishes it again, so it waits there for catalog."""
+    config, engine = service_database()
+    (event_id,) = leave_in_outbox(engine, [envelope_for("Nobody Bound Yet")])
+    before = unroutable(ACCOUNT_CREATED)
+
+    container_factory(Producer, config).start()
+
+    wait_for(lambda: published_at(engine, event_id), "the row marked published")
+    assert unroutable(ACCOUNT_CREATED) == before + 1
+    assert waiting_in(config, CATALOG_QUEUE) == 1
+
+
+def test_an_event_no_mercato_service_handles_may_go_unrouted(service_database, container_factory):
+    """Only outside subscribers may want it, and none bound a queue: it is counted as
+    unroutable and marked published (nobody's queue to wait in)."""
+    config, engine = service_database()
+    event_type = "iam_agency.test.nobody_handles"
+    envelope = envelope_for("Nobody Wants This")
+    with engine.begin() as connection:
+        connection.execute(
+            OUTBOX.insert(),
+            {
+                "event_id": envelope.id,
+                "event_type": event_type,
+                "payload": {**envelope.dump(), "type": event_type},
+                "headers": {},
+                "created_at": envelope.occurred_at,
+            },
+        )
+    before = unroutable(event_type)
+
+    container_factory(Producer, config).start()
+
+    wait_for(lambda: published_at(engine, envelope.id), "the row marked published")
+    assert unroutable(event_type) == before + 1
+
+
 def test_relay_marks_a_row_published_only_once_the_broker_confirms_it(producer, consumer):
     """Without confirms the relay would mark a row the broker refused, and the event
     would be lost; with them it keeps the row and publishes it once the broker takes

@@ -76,9 +76,14 @@ class ConfirmedPublisher:
         self._next_tag = 1  # the broker numbers a confirm-mode channel's messages from 1
         self._unconfirmed: set[int] = set()
         self._refused: list[int] = []
+        self._returned: set[str] = set()
 
-    def publish_confirmed(self, messages: list[OutgoingMessage]) -> None:
+    def publish_confirmed(self, messages: list[OutgoingMessage]) -> set[str]:
         """Return once the broker has confirmed every message; raise otherwise.
+
+        Messages are published ``mandatory``: the answer is the ``message_id`` of each
+        one no queue took (the broker returns it before confirming it), for the caller
+        to decide whether that is a loss.
 
         A connection kept since the last batch may have been cut meanwhile (a broker
         restart, a proxy's idle timeout) without a word; that shows only when it is
@@ -87,19 +92,20 @@ class ConfirmedPublisher:
         deliver go out twice: delivery is at least once.) A refusal is not retried.
         """
         if not messages:
-            return
+            return set()
         kept = self._channel is not None
         try:
-            self._publish_all(messages)
+            return self._publish_all(messages)
         except amqp.exceptions.MessageNacked:
             raise
         except Exception:
             if not kept:
                 raise
             _log.info("outbox relay's broker connection was broken; publishing on a new one")
-            self._publish_all(messages)
+            return self._publish_all(messages)
 
-    def _publish_all(self, messages: list[OutgoingMessage]) -> None:
+    def _publish_all(self, messages: list[OutgoingMessage]) -> set[str]:
+        self._returned = set()
         try:
             broker = self._open_channel()
             for outgoing in messages:
@@ -110,6 +116,7 @@ class ConfirmedPublisher:
                     outgoing.message,
                     exchange=outgoing.exchange.name,
                     routing_key=outgoing.routing_key,
+                    mandatory=True,
                 )
             while self._unconfirmed and not self._refused:
                 broker.connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
@@ -117,6 +124,7 @@ class ConfirmedPublisher:
                 raise amqp.exceptions.MessageNacked(
                     f"the broker refused {len(self._refused)} of {len(messages)} messages"
                 )
+            return set(self._returned)
         except BaseException:
             self.abandon()
             raise
@@ -134,6 +142,9 @@ class ConfirmedPublisher:
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._refused.append(delivery_tag)
 
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        self._returned.add(str(message.properties.get("message_id")))
+
     def _open_channel(self) -> BrokerChannel:
         if self._channel is None:
             broker = BrokerChannel(
@@ -141,6 +152,7 @@ class ConfirmedPublisher:
             )
             broker.channel.events["basic_ack"].add(self._on_ack)
             broker.channel.events["basic_nack"].add(self._on_nack)
+            broker.channel.events["basic_return"].add(self._on_return)
             self._channel = broker
             self._unconfirmed.clear()
             self._refused.clear()
