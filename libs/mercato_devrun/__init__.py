@@ -2,7 +2,9 @@
 
 1. checks that RabbitMQ answers at ``AMQP_URI`` (starts one with testcontainers when a
    Docker engine is present; otherwise says in one line how to start one), and declares
-   the subscriber queues of ``EVENT_SUBSCRIBER_QUEUES`` (docs/events.md);
+   the subscriber queues of ``EVENT_SUBSCRIBER_QUEUES`` (docs/events.md) and every
+   service's event handler queues (``mercato.migrations.declare_event_queues``), so no
+   event is published before the queue that must receive it exists;
 2. migrates every service's database (SQLite files under ``var/`` unless the
    ``<SERVICE>_DATABASE_URL`` variables say otherwise);
 3. creates the demo operator (the command-line way, as in production);
@@ -505,6 +507,10 @@ def main() -> int:
         return 2
     if declared:
         _say(f"declared subscriber queues: {', '.join(queue.queue for queue in declared)}")
+    # and every service's event handler queues, with their dead-letter and delay queues
+    from mercato.migrations import declare_event_queues
+
+    _say(f"declared {len(declare_event_queues(amqp_uri))} event handler queues")
 
     from mercato.migrations import database_url, upgrade
 
