@@ -106,7 +106,13 @@ IDEMPOTENCY = Counter(
 def canonical_request(method: str, path: str, body: Any) -> bytes:
     """The request as the fingerprint and the response key see it."""
     canonical_body = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return b"\x00".join([method.upper().encode(), path.encode(), canonical_body.encode()])
+    # a lone surrogate (which JSON can carry, "\ud800") must not fail the request here:
+    # kept as its code unit's bytes, the same request gives the same material
+    return b"\x00".join([method.upper().encode(), _utf8(path), _utf8(canonical_body)])
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 class Keyring:

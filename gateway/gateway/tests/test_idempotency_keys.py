@@ -113,3 +113,15 @@ def test_the_key_a_service_keeps_is_a_fixed_length_digest_of_the_clients():
 
 def test_no_key_none_passed_on():
     assert downstream_key(post_with({})) is None
+
+
+def test_a_lone_surrogate_or_nul_in_the_request_has_a_fingerprint_not_an_error():
+    strange = {"name": "\ud800 half a pair", "note": "nul\x00inside"}
+    fingerprint = Keyring(SECRET).fingerprint(material(strange, path="/v1/\udcff"))
+    assert fingerprint == Keyring(SECRET).fingerprint(material(strange, path="/v1/\udcff"))
+    assert fingerprint != Keyring(SECRET).fingerprint(material({"name": "\ud801 half a pair"}))
+
+
+def test_the_canonical_form_of_ordinary_text_is_plain_utf8():
+    # records made before the surrogate rule still match their retries
+    assert material({"name": "Zoë"}) == b'POST\x00/v1/auth/tokens\x00{"name":"Zo\xc3\xab"}'
