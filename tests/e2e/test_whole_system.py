@@ -279,6 +279,19 @@ def test_reseller_customer_order_is_paid_by_the_reseller_when_placed(system):
     _customer, customer = _new_account(
         system, "buyer", headers=reseller, path="/v1/reseller/customers"
     )
+    # the reseller pays for its customers within the credit an operator grants it
+    operator = requests.post(
+        f"{system.gateway}/v1/auth/tokens",
+        json={"email": "operator@demo.mercato", "password": "operator-demo-pass"},
+        timeout=15,
+    ).json()["token"]
+    granted = requests.post(
+        f"{system.gateway}/v1/admin/accounts/{_reseller['id']}/credit-limit",
+        json={"amount": {"amount": 9_000, "currency": "USD"}},
+        headers={"Authorization": f"Bearer {operator}", "Idempotency-Key": uuid.uuid4().hex},
+        timeout=15,
+    )
+    assert granted.status_code == 200, granted.text
     order = _buy_backup(system, customer)
     assert order["status"] == "paid"
     _assert_purchased(system, customer, order)
