@@ -104,8 +104,11 @@ itself). A rejected request changes nothing.
 Every POST accepts an `{IDEMPOTENCY_KEY_HEADER}` header: the same key with the same body
 answers the first response again (with `{REPLAYED_HEADER}: true`) without doing the work
 twice; with another body it is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still
-running, 409 `CONFLICT`. Keys are kept at least 24 hours, per account. A request that
-failed (4xx or 5xx) releases its key.
+running, 409 `CONFLICT`. Keys are kept at least 24 hours, per account. A request refused
+with a 4xx releases its key; one that failed with a 5xx keeps it, and the same request
+sent again runs again, each service answering the first result of its work (a retry
+after a 503 is always safe). Answers that carry secrets (`Cache-Control: no-store`) are
+never stored: their retry runs again.
 
 Every response carries `{REQUEST_ID_HEADER}`: the one the client sent (1 to 128 of
 `A-Z a-z 0-9 . _ : -`) or a new one; it names the request in the logs of every service."""
