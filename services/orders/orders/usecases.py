@@ -180,7 +180,7 @@ def _first_request(uow, account_id: str, request_key: str, action: str) -> Order
     if made is None:
         return None
     if made.action != action:
-        raise Conflict(
+        raise BusinessRuleViolation(
             f"this Idempotency-Key was used for another request ({made.action} an order)",
             code="IDEMPOTENCY_KEY_REUSED",
         )

@@ -9,7 +9,13 @@ import datetime as dt
 
 import pytest
 
-from mercato.errors import Conflict, PaymentRequired, ServiceUnavailable, ValidationError
+from mercato.errors import (
+    BusinessRuleViolation,
+    Conflict,
+    PaymentRequired,
+    ServiceUnavailable,
+    ValidationError,
+)
 from orders import usecases
 from orders.tests import fakes
 from orders.tests.test_usecases import BUYER, CARD, CUSTOMER, ORDER_REQUEST, WINDOW, World
@@ -241,7 +247,7 @@ def test_the_same_cancel_twice_answers_the_cancelled_order(world):
 
 def test_a_key_used_for_another_request_is_a_conflict(world):
     order = place(world, "key-1")
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(BusinessRuleViolation) as refused:
         pay(world, order["id"], key="key-1")
     assert refused.value.code == "IDEMPOTENCY_KEY_REUSED"
     assert world.billing.calls == []
