@@ -297,6 +297,8 @@ ROUTES = (
         response=orders.OrderResponse,
         status=201,
         errors={
+            402: "RESELLER_CREDIT_LIMIT_EXCEEDED: a reseller's customer's order its "
+            "reseller's credit limit does not cover; no order placed, nothing charged",
             404: "NOT_FOUND: no such published product or specification",
             409: "AGENCY_NOT_AUTHORIZED or AGENCY_REAUTHORIZATION_REQUIRED: an image needs "
             "both agencies authorised at Mercato's current policy version; nothing placed",
