@@ -19,6 +19,10 @@ The counts (each must be zero):
   cancelled; each subscription created, activated) the subscriber never received;
 - ``events duplicated``: a fact received under more than one event id (a redelivery of
   the same id is at-least-once delivery, not a duplicate);
+- ``buys failed``: a purchase the careful client could not complete (refused, or no
+  answer within its patience): a fault may delay a purchase, not refuse it;
+- ``dead letters``: events a handler gave up on during the test (its dead-letter queue
+  grew): a fault the retries should have outlasted;
 - ``processes died``: a process that died without the suite killing it (a broker blip
   must not kill one), and ``system stopped``: `make run` exited instead of restarting it.
 """
@@ -44,6 +48,8 @@ COUNTS = (
     "refunds duplicated",
     "events lost",
     "events duplicated",
+    "buys failed",
+    "dead letters",
     "processes died",
     "system stopped",
 )
@@ -119,16 +125,17 @@ def settle(purchases: list[Purchase], subscriber_out: Path, timeout: float = 150
     return False
 
 
-def implied_events(buyer, order: dict) -> set[tuple[str, str]]:
-    """The order events the order's state, as the API shows it, says were announced."""
+def implied_events(order: dict, apps: list[dict]) -> set[tuple[str, str]]:
+    """The order events the order's state, as the API shows it, says were announced
+    (``apps``: the buyer's purchased apps)."""
     facts = {("orders.order.created", order["id"])}
     if order.get("paid_at"):
         facts.add(("orders.order.paid", order["id"]))
-        apps = [a for a in buyer.all("/v1/purchased-apps") if a["order_id"] == order["id"]]
-        facts |= {("orders.subscription.created", app["id"]) for app in apps}
+        mine = [app for app in apps if app["order_id"] == order["id"]]
+        facts |= {("orders.subscription.created", app["id"]) for app in mine}
         facts |= {
             ("orders.subscription.activated", app["id"])
-            for app in apps
+            for app in mine
             if app["status"] in ("enabled", "expired", "frozen")
         }
     if order["status"] == "completed":
@@ -144,24 +151,55 @@ def received_events(subscriber_out: Path) -> list[dict]:
     return [json.loads(line) for line in subscriber_out.read_text().splitlines() if line.strip()]
 
 
-def check(purchases: list[Purchase], subscriber_out: Path) -> Verdict:
-    verdict = Verdict(purchases=len(purchases))
+@dataclass
+class Observed:
+    """What the system's records say once it has settled: per buyer (by account id) its
+    orders, ledger movements and purchased apps; what the subscriber received; and the
+    card provider's charges and refunds (None without the provider's simulator)."""
+
+    orders: dict[str, list[dict]]
+    movements: dict[str, list[dict]]
+    apps: dict[str, list[dict]]
+    received: list[dict]
+    provider: dict | None = None
+
+
+def observe(purchases: list[Purchase], subscriber_out: Path) -> Observed:
+    buyers = {p.buyer.account_id: p.buyer for p in purchases}
     system = purchases[0].buyer.system if purchases else None
     provider = None
     if system is not None and has_provider(system):
         provider = requests.get(f"{system.payments_url}/sim/ledger", timeout=30).json()
+    return Observed(
+        orders={k: b.all("/v1/orders") for k, b in buyers.items()},
+        movements={k: b.all("/v1/billing/transactions") for k, b in buyers.items()},
+        apps={k: b.all("/v1/purchased-apps") for k, b in buyers.items()},
+        received=received_events(subscriber_out),
+        provider=provider,
+    )
+
+
+def check(purchases: list[Purchase], subscriber_out: Path) -> Verdict:
+    return count(purchases, observe(purchases, subscriber_out))
+
+
+def count(purchases: list[Purchase], observed: Observed) -> Verdict:
+    """The counts of the module's docstring, from what the client was told
+    (``purchases``) and what the system's records say (``observed``)."""
+    verdict = Verdict(purchases=len(purchases))
     by_buyer: dict[str, list[Purchase]] = collections.defaultdict(list)
     for purchase in purchases:
         by_buyer[purchase.buyer.account_id].append(purchase)
-    received = received_events(subscriber_out)
+        if purchase.error:
+            verdict.add("buys failed", f"{purchase.order_id}: {purchase.error[:300]}")
     ids_by_fact: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
-    for line in received:
+    for line in observed.received:
         ids_by_fact[(line["type"], line["subject"])].add(line["id"])
 
-    for bought in by_buyer.values():
+    for account_id, bought in by_buyer.items():
         buyer = bought[0].buyer
-        orders = {o["id"]: o for o in buyer.all("/v1/orders")}
-        movements = buyer.all("/v1/billing/transactions")
+        orders = {o["id"]: o for o in observed.orders.get(account_id, [])}
+        movements = observed.movements.get(account_id, [])
 
         # orders
         for purchase in bought:
@@ -182,14 +220,13 @@ def check(purchases: list[Purchase], subscriber_out: Path) -> Verdict:
             )
 
         # the ledger
-        payments = collections.Counter(
-            m["order_id"] for m in movements if m["kind"] == "payment" and m.get("order_id")
-        )
-        paid_amount = collections.Counter()
-        refunded_amount = collections.Counter()
-        refunds = collections.Counter()
+        payments: collections.Counter = collections.Counter()
+        paid_amount: collections.Counter = collections.Counter()
+        refunded_amount: collections.Counter = collections.Counter()
+        refunds: collections.Counter = collections.Counter()
         for m in movements:
             if m.get("order_id") and m["kind"] == "payment":
+                payments[m["order_id"]] += 1
                 paid_amount[m["order_id"]] += abs(m["amount"]["amount"])
             if m.get("order_id") and m["kind"] == "refund":
                 refunds[m["order_id"]] += 1
@@ -213,12 +250,12 @@ def check(purchases: list[Purchase], subscriber_out: Path) -> Verdict:
                 )
 
         # the card provider's own records
-        if provider is not None:
-            check_provider(verdict, provider, bought, orders)
+        if observed.provider is not None:
+            check_provider(verdict, observed.provider, bought, orders)
 
         # the subscriber
         for order in orders.values():
-            for fact in implied_events(buyer, order):
+            for fact in implied_events(order, observed.apps.get(account_id, [])):
                 ids = ids_by_fact.get(fact, set())
                 if not ids:
                     verdict.add("events lost", f"{fact[0]} {fact[1]}")

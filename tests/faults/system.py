@@ -84,8 +84,11 @@ class FaultySystem:
             "CLOUD_SIMULATOR_DB": str(workdir / "cloud-simulator.sqlite3"),
             "CLOUD_ACCOUNTS_FILE": str(workdir / "cloud-accounts.json"),
             "CLOUD_SIMULATOR_STEP_SECONDS": "0.05",
-            # the payment provider's simulator, once make run starts one (simulators/payments)
+            # the card provider's simulator (simulators/payments) on a port of its own
+            "CARD_GATEWAY_URL": f"http://{self.payments_address}",
             "PAYMENTS_SIMULATOR_ADDRESS": self.payments_address,
+            "PAYMENTS_SIMULATOR_HOST": "127.0.0.1",
+            "PAYMENTS_SIMULATOR_PORT": str(payments_port),
             "PAYMENTS_SIMULATOR_DB": str(workdir / "payments-simulator.sqlite3"),
             "PROVISIONING_DELIVERY_SWEEP_SECONDS": "0.3",
             "PROVISIONING_DELIVERY_RETRY_MAX_SECONDS": "2",
@@ -123,7 +126,9 @@ class FaultySystem:
         self.system_stops = 0  # times make run exited while a test ran
         self.killed_names: list[str] = []  # processes the suite killed on purpose
         self.log_offset = 0
+        self.dead_letters_before: dict[str, int] = {}
         self._pids: dict[str, int] = {}
+        self.provider = None  # the card provider's simulator, when the suite runs it
 
     # -- starting and stopping -------------------------------------------------------
 
@@ -141,12 +146,31 @@ class FaultySystem:
     def start(self) -> FaultySystem:
         if self.starts == 0:
             self.create_databases()
+            self.start_provider()
         with open(self.log_path, "ab") as log:
             self.process = start(self.env, log)
         self.starts += 1
         self.wait_ready()
         self._pids = self.pids()
         return self
+
+    def start_provider(self) -> None:
+        """Billing charges cards at a provider (``CARD_GATEWAY_URL``): the simulated one,
+        started here when `make run` does not start it itself."""
+        import importlib.util
+
+        import mercato_devrun
+
+        if importlib.util.find_spec("payments_simulator") is None:
+            return  # billing charges through its embedded simulation
+        devrun = Path(mercato_devrun.__file__).parent
+        if any("payments_simulator" in f.read_text() for f in devrun.glob("*.py")):
+            return  # make run starts it, on the address the environment gives
+        from mercato_testing.payments import start_payments_simulator
+
+        self.provider = start_payments_simulator(self.workdir / "payments")
+        self.payments_address = f"127.0.0.1:{self.provider.port}"
+        self.env["CARD_GATEWAY_URL"] = self.provider.url
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         not_ready = wait_until_ready(
@@ -181,6 +205,11 @@ class FaultySystem:
         for pid in left.values():
             if self._ours(pid):
                 os.kill(pid, signal.SIGKILL)
+
+    def shut_down(self) -> None:
+        self.stop()
+        if self.provider is not None:
+            self.provider.stop()
 
     def _ours(self, pid: int) -> bool:
         """Whether ``pid`` is still one of this system's processes (not a reused pid)."""
@@ -223,10 +252,31 @@ class FaultySystem:
         return found
 
     def begin(self) -> None:
-        """A test starts: deaths and stops are counted from here."""
+        """A test starts: deaths, stops and dead letters are counted from here."""
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.killed_names: list[str] = []
         self.system_stops = 0
+        self.dead_letters_before = self.dead_letters()
+
+    def dead_letters(self) -> dict[str, int]:
+        """Messages waiting in each dead-letter queue (``<queue>.dead-letters``), from
+        the broker's management API."""
+        answer = requests.get(
+            f"{self.rabbit.management_uri}/api/queues/%2F",
+            params={"columns": "name,messages"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return {
+            queue["name"]: queue.get("messages") or 0
+            for queue in answer.json()
+            if queue["name"].endswith("dead-letters")
+        }
+
+    def new_dead_letters(self) -> dict[str, int]:
+        now = self.dead_letters()
+        grown = {q: n - self.dead_letters_before.get(q, 0) for q, n in now.items()}
+        return {q: n for q, n in grown.items() if n > 0}
 
     def deaths(self) -> list[str]:
         """Processes that exited since ``begin`` without the suite killing them and
