@@ -594,6 +594,9 @@ def test_only_provisioning_reaches_sellers_on_443_and_never_inside_the_cluster(o
     gateway = pods.pop(DEPLOYMENT_NAME["gateway"])
     # iam-agency reaches the cloud's API on 443 (networkPolicy.cloud, tests/deploy/test_cloud.py)
     iam_agency = pods.pop(DEPLOYMENT_NAME["iam_agency"])
+    # billing reaches the card provider on 443 (networkPolicy.cardProvider,
+    # tests/deploy/test_card_provider.py)
+    pods.pop(DEPLOYMENT_NAME["billing"])
     assert pods, "the other Deployments and the hook Jobs"
 
     for address in PUBLIC_ADDRESSES:
