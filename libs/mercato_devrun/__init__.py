@@ -12,7 +12,9 @@
    ``PROVISIONING_CREDENTIAL_KEYS`` is set);
 5. starts the simulated cloud (``simulators/cloud``, ``mercato_devrun.cloud``) with
    Mercato's own cloud account and a demo buyer's, and gives iam-agency and
-   provisioning its address and Mercato's keys;
+   provisioning its address and Mercato's keys; starts the simulated card provider
+   (``simulators/payments``, ``mercato_devrun.payments``) on 127.0.0.1:8500 and gives
+   billing its address (``CARD_GATEWAY_URL``);
 6. starts the seven processes under honcho, each line of their logs prefixed by name,
    and starts again, after a backoff, any that dies (``mercato_devrun.restarts``);
 7. once every ``/readyz`` answers 200, signs up the demo buyer and seller through the
@@ -51,7 +53,7 @@ from kombu import Connection
 from mercato import config
 from mercato.clock import CONTROLLABLE
 from mercato.topology import GATEWAY, PROCESSES, SERVICES, Process
-from mercato_devrun import cloud
+from mercato_devrun import cloud, payments
 from mercato_devrun.children import ChildProcess
 from mercato_devrun.restarts import RestartingManager
 
@@ -478,6 +480,10 @@ def announce_when_ready(started: float, seller_app: SellerApp, accounts: dict) -
         f"simulated cloud: {cloud.endpoint()} (the demo buyer's cloud keys, to authorise "
         f"its agencies: {os.environ.get('CLOUD_ACCOUNTS_FILE', cloud.ACCOUNTS_FILE)})"
     )
+    _say(
+        f"simulated card provider: {payments.endpoint()} (a card token: POST "
+        f"{payments.endpoint()}/v1/tokens; test cards in simulators/payments/README.md)"
+    )
     if os.environ.get(config.MERCATO_CLOCK, "").strip().lower() == CONTROLLABLE:
         _say(
             "test clock: the demo operator moves every service's time with "
@@ -539,6 +545,10 @@ def main() -> int:
     accounts = cloud.ensure_accounts()
     for key, value in cloud.service_environment(accounts).items():
         os.environ.setdefault(key, value)
+    # the simulated card provider billing charges cards at
+    simulated_payments = payments.SimulatedPayments()
+    simulated_payments.start()
+    os.environ.setdefault("CARD_GATEWAY_URL", payments.endpoint())
     # the demo seller's application listens on 127.0.0.1: allowed on a laptop only
     os.environ.setdefault("PROVISIONING_ALLOW_PRIVATE_SELLER_ENDPOINTS", "true")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -556,5 +566,6 @@ def main() -> int:
         manager.loop()
     finally:
         seller_app.stop()
+        simulated_payments.stop()
         simulated_cloud.stop()
     return manager.returncode or 0

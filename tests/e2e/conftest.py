@@ -75,9 +75,11 @@ def system(request, tmp_path_factory, infra, databases):
     manager.create_vhost(vhost)
     manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
 
-    # every process's port, the gateway's operations port, the seller's application's and
-    # the simulated cloud's: distinct
-    *process_ports, gateway_ops_port, seller_port, cloud_port = free_ports(len(PROCESSES) + 3)
+    # every process's port, the gateway's operations port, the seller's application's,
+    # the simulated cloud's and the simulated card provider's: distinct
+    *process_ports, gateway_ops_port, seller_port, cloud_port, payments_port = free_ports(
+        len(PROCESSES) + 4
+    )
     ports = {process.name: port for process, port in zip(PROCESSES, process_ports, strict=True)}
     ports[GATEWAY_OPS] = gateway_ops_port
     env = {
@@ -104,6 +106,10 @@ def system(request, tmp_path_factory, infra, databases):
     env["CLOUD_SIMULATOR_DB"] = str(workdir / "cloud-simulator.sqlite3")
     env["CLOUD_ACCOUNTS_FILE"] = str(workdir / "cloud-accounts.json")
     env["CLOUD_SIMULATOR_STEP_SECONDS"] = "0.05"
+    # the simulated card provider on a port and a database of its own
+    env["PAYMENTS_SIMULATOR_ADDRESS"] = f"127.0.0.1:{payments_port}"
+    env["PAYMENTS_SIMULATOR_DB"] = str(workdir / "payments-simulator.sqlite3")
+    env["CARD_GATEWAY_URL"] = f"http://127.0.0.1:{payments_port}"
     env.update(getattr(request.module, "SYSTEM_ENV", {}))
 
     log_path = workdir / "make-run.log"
@@ -112,6 +118,7 @@ def system(request, tmp_path_factory, infra, databases):
     running = System(process, log_path, ports)
     running.env = env
     running.amqp_uri = env["AMQP_URI"]
+    running.payments_url = env["CARD_GATEWAY_URL"]  # the card provider billing charges
     running.ready_seconds = running.wait_ready()
     yield running
     if process.poll() is None:

@@ -10,8 +10,23 @@ from typing import Any
 
 import requests
 
-CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
+from mercato_testing import payments
+
 PASSWORD = "a long e2e password"
+
+
+def card(system, number: str = payments.GOOD) -> dict[str, str]:
+    """A body's ``card``: a token of the test card ``number`` got from the system's card
+    provider (the simulated one, ``CARD_GATEWAY_URL``), as a client gets it before
+    paying; card numbers never go to Mercato."""
+    provider = system.env.get("CARD_GATEWAY_URL", "http://127.0.0.1:8500")
+    answer = requests.post(
+        f"{provider}/v1/tokens",
+        json={"number": number, "expiry": payments.EXPIRY, "cvc": payments.CVC},
+        timeout=15,
+    )
+    assert answer.status_code == 201, answer.text
+    return {"token": answer.json()["token"]}
 
 
 class Party:

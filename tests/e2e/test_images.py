@@ -11,7 +11,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.e2e.parties import CARD, Party, eventually, new_party
+from tests.e2e.parties import Party, card, eventually, new_party
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +74,7 @@ def _buyer_with_cloud(system, cloud: Cloud, *, authorise: bool = True) -> tuple[
     buyer.ok(
         "POST",
         "/v1/billing/top-ups",
-        {"amount": {"amount": 500_000, "currency": "USD"}, "card": CARD},
+        {"amount": {"amount": 500_000, "currency": "USD"}, "card": card(system)},
         status=201,
     )
     account = cloud.new_account()

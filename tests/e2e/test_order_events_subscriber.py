@@ -30,6 +30,7 @@ from mercato.config import ROOT
 from mercato.contracts import asyncapi, contract_for
 from mercato_subscribers import declare_queues, parse_queues
 from mercato_testing.interface import wait_for
+from tests.e2e.parties import card
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,6 @@ ROUTING_KEYS = ("orders.order.*", "orders.subscription.*")
 WAIT_SECONDS = 45.0
 # after the expected events arrived, how long a duplicate gets to show up
 SETTLE_SECONDS = 2.0
-CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
 
 
 # -- the broker ------------------------------------------------------------------------
@@ -220,7 +220,8 @@ class Buyer:
         assert issued.status_code == 201, issued.text
         self.headers = {"Authorization": f"Bearer {issued.json()['token']}"}
         topped = self.post(
-            "/v1/billing/top-ups", {"amount": {"amount": 100_000, "currency": "USD"}, "card": CARD}
+            "/v1/billing/top-ups",
+            {"amount": {"amount": 100_000, "currency": "USD"}, "card": card(system)},
         )
         assert topped.status_code == 201, topped.text
 

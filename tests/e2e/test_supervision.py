@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.parties import CARD, Party, eventually, new_party, sign_in
+from tests.e2e.parties import Party, card, eventually, new_party, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +66,7 @@ def _buy(system, product: dict, **configuration: Any) -> tuple[Party, dict, dict
     buyer.ok(
         "POST",
         "/v1/billing/top-ups",
-        {"amount": {"amount": 100_000, "currency": "USD"}, "card": CARD},
+        {"amount": {"amount": 100_000, "currency": "USD"}, "card": card(system)},
         status=201,
     )
     order = buyer.ok(

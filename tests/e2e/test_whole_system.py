@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from mercato.topology import PROCESSES
+from tests.e2e.parties import card
 
 pytestmark = pytest.mark.e2e
 
@@ -123,8 +124,6 @@ def test_every_process_serves_metrics_with_its_entrypoint_counters(system):
 
 
 # -- the buyer's journey, every way to pay ------------------------------------------------
-
-CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
 
 
 def _signed_in(system, email: str, password: str) -> dict[str, str]:
@@ -241,7 +240,7 @@ def test_buyer_finds_buys_and_pays_with_each_method(system, method):
     if method == "balance":
         topped = requests.post(
             f"{system.gateway}/v1/billing/top-ups",
-            json={"amount": {"amount": 50_000, "currency": "USD"}, "card": CARD},
+            json={"amount": {"amount": 50_000, "currency": "USD"}, "card": card(system)},
             headers=buyer,
             timeout=15,
         )
@@ -256,7 +255,7 @@ def test_buyer_finds_buys_and_pays_with_each_method(system, method):
         )
         assert granted.status_code == 200, granted.text
     order = _buy_backup(system, buyer)
-    body = {"payment_method": method, **({"card": CARD} if method == "credit_card" else {})}
+    body = {"payment_method": method, **({"card": card(system)} if method == "credit_card" else {})}
 
     paid = _pay(system, buyer, order, body)
     assert paid.status_code == 200, paid.text
@@ -309,7 +308,7 @@ def test_saas_is_delivered_by_the_sellers_app_and_its_password_revealed(system):
     _account, buyer = _new_account(system, "buyer")
     topped = requests.post(
         f"{system.gateway}/v1/billing/top-ups",
-        json={"amount": {"amount": 20_000, "currency": "USD"}, "card": CARD},
+        json={"amount": {"amount": 20_000, "currency": "USD"}, "card": card(system)},
         headers=buyer,
         timeout=15,
     )
@@ -382,7 +381,7 @@ def test_a_license_key_verifies_offline_with_the_sellers_published_key(system):
     )
     assert placed.status_code == 201, placed.text
     order = placed.json()
-    paid = _pay(system, buyer, order, {"payment_method": "credit_card", "card": CARD})
+    paid = _pay(system, buyer, order, {"payment_method": "credit_card", "card": card(system)})
     assert paid.status_code == 200, paid.text
     # a license is supervised: its key is delivered at payment and its flow waits for the
     # buyer's acceptance; until then it is not under Purchased Apps
@@ -481,7 +480,7 @@ def test_a_seller_that_never_delivers_gets_the_order_cancelled_and_refunded_once
     _buyer_account, buyer = _new_account(system, "buyer")
     requests.post(
         f"{system.gateway}/v1/billing/top-ups",
-        json={"amount": {"amount": 10_000, "currency": "USD"}, "card": CARD},
+        json={"amount": {"amount": 10_000, "currency": "USD"}, "card": card(system)},
         headers=buyer,
         timeout=15,
     ).raise_for_status()
