@@ -31,13 +31,8 @@ from mercato.config import ROOT
 from mercato.contracts.envelope import EnvelopeSchema, new_envelope
 from mercato.contracts.registry import EVENT_CONTRACTS, EventContract
 from mercato.identity import (
-    ACCOUNT_ID,
-    ACCOUNT_TYPE,
     CAUSATION_EVENT_ID,
     CORRELATION_ID,
-    ENTERPRISE_PROJECT_ID,
-    ROLES,
-    USER_ID,
 )
 
 ASYNCAPI_VERSION = "2.6.0"
@@ -75,12 +70,9 @@ EXAMPLE_CAUSATION_ID = "gateway.post_request.6d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f
 _HEADERS: dict[str, tuple[dict[str, Any], str]] = {
     CORRELATION_ID: ({"type": "string"}, "Correlation id of the request (as in the payload)."),
     CAUSATION_EVENT_ID: ({"type": "string"}, "This event's id, the cause of what it leads to."),
-    ACCOUNT_ID: ({"type": "string"}, "Account of the caller whose request led to it."),
-    ACCOUNT_TYPE: ({"type": "string"}, "buyer, seller, reseller or operator."),
-    USER_ID: ({"type": "string"}, "User of the caller."),
-    ROLES: ({"type": "array", "items": {"type": "string"}}, "Roles of the caller."),
-    ENTERPRISE_PROJECT_ID: ({"type": "string"}, "Enterprise project of the request."),
 }
+# no caller (account, user, roles, signature): an event is a fact, not a request, and a
+# subscriber has no use for who asked (mercato.identity)
 
 
 def _converter() -> OpenAPIConverter:
@@ -154,7 +146,7 @@ def _message(contract: EventContract) -> dict[str, Any]:
         },
         "headers": {
             "type": "object",
-            "description": "AMQP headers: the caller's context, for nameko subscribers.",
+            "description": "AMQP headers: the correlation and the cause, for nameko subscribers.",
             "properties": {
                 f"{HEADER_PREFIX}.{key}": {**schema, "description": description}
                 for key, (schema, description) in _HEADERS.items()
