@@ -3,8 +3,8 @@ answer was lost (a 503) does its work once, however often it is sent again; a re
 sign-in never answers a token revoked since; a retried issue of interface credentials
 answers the pair it issued while it is the seller's, and never a replaced one.
 
-The gateway waits 3 s for a service here, so a service stopped for longer answers 503
-while the request waits in its queue."""
+The gateway waits 3 s for a service here (orders included), so a service stopped for
+longer answers 503 while the request waits in its queue."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.e2e.parties import PASSWORD, eventually, new_party
 
 pytestmark = pytest.mark.e2e
 
-SYSTEM_ENV = {"RPC_TIMEOUT_SECONDS": "3"}
+SYSTEM_ENV = {"RPC_TIMEOUT_SECONDS": "3", "GATEWAY_ORDERS_TIMEOUT_SECONDS": "3"}
 
 
 def post(system, path: str, body: dict, headers: dict[str, str], key: str) -> requests.Response:
@@ -62,31 +62,71 @@ def named(seller, name: str) -> list[dict]:
 
 def test_a_create_whose_answer_was_lost_creates_one_product_however_often_retried(system):
     seller = new_party(system, "seller")
+    # catalog makes the seller's profile from iam-agency's event: before it is stopped
+    eventually(lambda: seller.call("GET", "/v1/seller/profile").status_code, lambda s: s == 200)
     name = f"Retried CRM {uuid.uuid4().hex[:6]}"
     key = uuid.uuid4().hex
-    catalog = pid_of(system, "catalog")
 
-    os.kill(catalog, signal.SIGSTOP)
-    try:
-        lost = post(system, "/v1/seller/products", product(name), seller.headers, key)
-    finally:
-        os.kill(catalog, signal.SIGCONT)
-    assert lost.status_code == 503, lost.text
-
-    # the request may still run now that catalog is back (it waited in its queue), or
-    # have expired there; give it the time to, then retry with the same key
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not named(seller, name):
-        time.sleep(0.5)
-    retried = eventually(
-        lambda: post(system, "/v1/seller/products", product(name), seller.headers, key),
-        lambda response: response.status_code != 409,  # the first still in flight: wait
+    retried = lost_then_retried(
+        system,
+        "catalog",
+        "/v1/seller/products",
+        product(name),
+        seller,
+        key,
+        lambda: named(seller, name),
     )
     assert retried.status_code == 201, retried.text
     again = post(system, "/v1/seller/products", product(name), seller.headers, key)
 
     assert again.status_code == 201 and again.json()["id"] == retried.json()["id"]
     assert [item["id"] for item in named(seller, name)] == [retried.json()["id"]]
+
+
+def lost_then_retried(system, process: str, path: str, body: dict, party, key: str, done):
+    """Send the request while ``process`` is stopped (503: its answer is lost), let the
+    request run late if it still may (``done()`` says it did), then retry it with its
+    key until it is answered; the retry's response."""
+    pid = pid_of(system, process)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        lost = post(system, path, body, party.headers, key)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert lost.status_code == 503, lost.text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.5)
+    return eventually(
+        lambda: post(system, path, body, party.headers, key),
+        lambda response: response.status_code != 409,  # the first still in flight: wait
+    )
+
+
+def test_an_order_whose_answer_was_lost_is_placed_once_however_often_retried(system):
+    seller = new_party(system, "seller")
+    created = seller.ok(
+        "POST", "/v1/seller/products", product(f"Lost order {uuid.uuid4().hex[:6]}"), status=201
+    )
+    listed = seller.ok("POST", f"/v1/seller/products/{created['id']}/publish", {})
+    buyer = new_party(system, "buyer")
+    order = {
+        "product_id": listed["id"],
+        "specification_id": listed["specifications"][0]["id"],
+        "billing_mode": "one_time",
+        "quantity": 1,
+        "accept_terms": True,
+    }
+
+    def orders() -> list[dict]:
+        return buyer.ok("GET", "/v1/orders")["items"]
+
+    retried = lost_then_retried(
+        system, "orders", "/v1/orders", order, buyer, uuid.uuid4().hex, lambda: orders()
+    )
+
+    assert retried.status_code == 201, retried.text
+    assert [item["id"] for item in orders()] == [retried.json()["id"]]
 
 
 def test_a_sign_in_replayed_after_sign_out_signs_in_again(system):
