@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from mercato.clock import (
     MAX_OFFSET_SECONDS,
+    ClockProvider,
     ClockRefused,
     ControllableClock,
     ManualClock,
@@ -127,6 +128,21 @@ def test_the_offset_is_read_again_once_the_cached_one_is_a_second_old(engine):
     ticks.seconds = 1.0
     reader.refresh()
     assert reader.now() == START + dt.timedelta(hours=1)
+
+
+def test_a_worker_starts_while_the_database_is_away_on_the_offset_known(engine, tmp_path):
+    wall, ticks = ManualClock(START), Ticks()
+    current = {"engine": engine}
+    clock = ControllableClock(lambda: current["engine"], wall=wall, monotonic=ticks)
+    clock.move_to(3600)
+    provider = ClockProvider(clock)
+    # a PostgreSQL restart, say: the offset cannot be read again
+    current["engine"] = sa.create_engine(f"sqlite:///{tmp_path / 'gone' / 'clock.sqlite3'}")
+    ticks.seconds = 5.0
+
+    provider.worker_setup(None)  # a failure here would kill the service's container
+
+    assert clock.now() == START + dt.timedelta(hours=1)
 
 
 def test_time_never_goes_back_and_the_same_move_twice_changes_nothing(engine):
