@@ -40,6 +40,13 @@ def pid_of(system, name: str) -> int:
     return int(started[-1])
 
 
+def new_seller(system):
+    """A seller whose profile catalog has made (from iam-agency's event)."""
+    seller = new_party(system, "seller")
+    eventually(lambda: seller.call("GET", "/v1/seller/profile").status_code, lambda s: s == 200)
+    return seller
+
+
 def product(name: str) -> dict:
     return {
         "name": name,
@@ -61,9 +68,7 @@ def named(seller, name: str) -> list[dict]:
 
 
 def test_a_create_whose_answer_was_lost_creates_one_product_however_often_retried(system):
-    seller = new_party(system, "seller")
-    # catalog makes the seller's profile from iam-agency's event: before it is stopped
-    eventually(lambda: seller.call("GET", "/v1/seller/profile").status_code, lambda s: s == 200)
+    seller = new_seller(system)
     name = f"Retried CRM {uuid.uuid4().hex[:6]}"
     key = uuid.uuid4().hex
 
@@ -104,7 +109,7 @@ def lost_then_retried(system, process: str, path: str, body: dict, party, key: s
 
 
 def test_an_order_whose_answer_was_lost_is_placed_once_however_often_retried(system):
-    seller = new_party(system, "seller")
+    seller = new_seller(system)
     created = seller.ok(
         "POST", "/v1/seller/products", product(f"Lost order {uuid.uuid4().hex[:6]}"), status=201
     )
