@@ -172,14 +172,16 @@ def _place_paid_by_reseller(uow, clock: Clock, order: Order, billing) -> dict[st
     return paid.view()
 
 
-def _first_request(uow, account_id: str, request_key: str, action: str) -> Order | None:
+def _first_request(
+    uow, account_id: str, request_key: str, action: str, order_id: str | None = None
+) -> Order | None:
     """The order the account's request under ``request_key`` made or changed, if that
-    request was ``action``; Conflict if the key named another request. None if the key
-    is new."""
+    request was ``action`` (on ``order_id``, when given); 422 IDEMPOTENCY_KEY_REUSED if
+    the key named another request. None if the key is new."""
     made = uow.orders.request(account_id, request_key)
     if made is None:
         return None
-    if made.action != action:
+    if made.action != action or (order_id is not None and made.order_id != order_id):
         raise BusinessRuleViolation(
             f"this Idempotency-Key was used for another request ({made.action} an order)",
             code="IDEMPOTENCY_KEY_REUSED",
@@ -315,8 +317,8 @@ def pay_order(
     that attempt (``payment_of`` billing), never a second charge.
     """
     if request_key is not None:
-        first = _first_request(uow, buyer.account_id, request_key, domain.PAY)
-        if first is not None and first.id == order_id and first.paid_at is not None:
+        first = _first_request(uow, buyer.account_id, request_key, domain.PAY, order_id)
+        if first is not None and first.paid_at is not None:
             return first.view()
     order = _own(uow.orders.lock(order_id), buyer)
     now = clock.now()
@@ -661,8 +663,8 @@ def cancel_order(
     has no payment of (any more) no longer holds the order. ``request_key``: a retry of
     the same cancel answers the cancelled order."""
     if request_key is not None:
-        first = _first_request(uow, buyer.account_id, request_key, domain.CANCEL)
-        if first is not None and first.id == order_id and first.status == CANCELLED:
+        first = _first_request(uow, buyer.account_id, request_key, domain.CANCEL, order_id)
+        if first is not None and first.status == CANCELLED:
             return first.view()
     order = _own(uow.orders.lock(order_id), buyer)
     if (

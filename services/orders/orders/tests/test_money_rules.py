@@ -250,4 +250,8 @@ def test_a_key_used_for_another_request_is_a_conflict(world):
     with pytest.raises(BusinessRuleViolation) as refused:
         pay(world, order["id"], key="key-1")
     assert refused.value.code == "IDEMPOTENCY_KEY_REUSED"
-    assert world.billing.calls == []
+    other = world.place()
+    pay(world, order["id"], key="pay-1")
+    with pytest.raises(BusinessRuleViolation):  # the key paid another order
+        pay(world, other["id"], key="pay-1")
+    assert len(world.billing.calls) == 1
