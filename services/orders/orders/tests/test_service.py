@@ -66,6 +66,18 @@ class FakeBilling:
     lock = threading.Lock()
 
     @rpc
+    def get_payment(self, order_id):
+        """The order's payment: a charge made, or the last attempt's as its pay answered
+        it (a pending card is still pending)."""
+        if order_id in FakeBilling.charges:
+            return FakeBilling.charges[order_id]
+        for payload in reversed(FakeBilling.calls):
+            card = payload.get("card") or {}
+            if payload["order_id"] == order_id and card.get("token", "").endswith("0119"):
+                return fakes.payment_answer(payload, "pending", payment_id="pay_pending")
+        raise NotFound(f"no payment for order {order_id}")
+
+    @rpc
     def pay_order(self, payload):
         FakeBilling.calls.append(payload)
         card = payload.get("card") or {}
