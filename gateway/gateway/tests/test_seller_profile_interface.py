@@ -12,7 +12,7 @@ PROFILE = {
     "email": "help@acme.test",
     "mobile": "+86 755 2878 0808",
     "support_range": "24x7, English",
-    "currency": "EUR",
+    "currency": "USD",
 }
 
 
