@@ -31,7 +31,7 @@ from mercato_devrun import DEMO_OPERATOR
 
 pytestmark = pytest.mark.e2e
 
-CASES_PER_OPERATION = 30
+CASES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
