@@ -1,8 +1,9 @@
 """The OpenAPI document and the running gateway agree: schemathesis generates requests
-from ``/openapi.json`` (valid ones and ones that break a stated rule), a bounded number
-per operation, and checks every answer against the document: no 5xx, a status it
-lists, its media type, headers and body schema, a request that breaks a stated rule
-refused, one that keeps them all not refused for its form."""
+from the document the gateway serves at ``/openapi.json`` (valid ones and ones that
+break a stated rule), a bounded number per operation, each with a token of a role the
+route is for, and checks every answer against the document: no 5xx, a status it lists,
+its media type, headers and body schema, and a request that breaks a stated rule
+refused."""
 
 from __future__ import annotations
 
