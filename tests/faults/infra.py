@@ -128,10 +128,23 @@ class PrivateRabbit:
         # the Erlang VM may outlive its script by a moment: wait until the port is free
         _wait(lambda: not _listening(self.amqp_port), "RabbitMQ's port stays taken", timeout)
 
-    def restart(self, down_seconds: float = 0.0) -> float:
-        """Answers how long the broker was unreachable (seconds)."""
+    def crash(self) -> None:
+        """SIGKILL to the node: connections cut mid-frame, nothing flushed on the way out
+        (what was confirmed is on disk, and must be all that counts)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        _wait(lambda: not _listening(self.amqp_port), "RabbitMQ's port stays taken", 60)
+
+    def restart(self, down_seconds: float = 0.0, *, crash: bool = False) -> float:
+        """Answers how long the broker was unreachable (seconds). ``crash``: killed
+        rather than stopped."""
         started = time.monotonic()
-        self.stop()
+        if crash:
+            self.crash()
+        else:
+            self.stop()
         time.sleep(down_seconds)
         self.start()
         self.restarts += 1

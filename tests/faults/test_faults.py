@@ -46,9 +46,13 @@ def test_no_fault(system):
 
 
 def test_rabbitmq_restarted_mid_stream(system):
-    stream = Stream(system, count=16).prepare().start(spacing=0.5)
-    stream.wait_until(lambda s: s.done() >= 3)
+    """Stopped cleanly once, then killed (SIGKILL) once, each time with purchases in
+    flight, and started again on the same data."""
+    stream = Stream(system, count=20, concurrency=6).prepare().start(spacing=0.4)
+    stream.wait_until(lambda s: s.done() >= 3 and s.in_flight() >= 2)
     system.rabbit.restart()
+    stream.wait_until(lambda s: s.done() >= 10 and s.in_flight() >= 2)
+    system.rabbit.restart(crash=True)
     assert_nothing_went_wrong(finish(system, stream, "RabbitMQ restarted"))
 
 
