@@ -415,7 +415,10 @@ class IdempotentRequests:
         """``work()``'s response, or the first one again if this key already has it.
 
         Call it after authentication (the scope is the caller's account) and after
-        validation (a request that fails validation holds no key)."""
+        validation (a request that fails validation holds no key). What ``work`` ends
+        with decides what the key keeps: a 2xx its response (or nothing, for a
+        no-store one), a refusal (4xx) nothing at all, anything else the key alone
+        (``UNKNOWN``), so that the retry runs again with the same downstream key."""
         key = idempotency_key(request)
         if key is None:
             return work()
