@@ -17,7 +17,7 @@ from catalog.repository import CatalogRepository
 from mercato.contracts import Envelope
 from mercato.contracts import catalog as contract
 from mercato.db import Database
-from mercato.errors import EXPECTED, NotFound
+from mercato.errors import EXPECTED
 from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.request_keys import RequestKeys
@@ -283,9 +283,9 @@ class CatalogService(MercatoService):
 
     @rpc(expected_exceptions=EXPECTED)
     def delivery_settings(self, product_id: str) -> dict:
-        """What delivering a published or delisted product needs: provisioning's own
-        work asks (its sweeps, signed as the service), no one else, since it names the
-        seller's contact; no gateway route leads here.
+        """What delivering a published or delisted product needs (provisioning calls
+        this from its event handlers, whose context carries the buyer's identity or
+        none, so no caller is required; no gateway route leads here).
 
         Answers ``{product_id, seller_account_id, delivery_method,
         service_supervision, saas_endpoint_url, product_guide_url, seller:
@@ -293,8 +293,6 @@ class CatalogService(MercatoService):
         product is saas. A delisted product still answers: a paid order of it must
         still be delivered. NotFound for an unknown product or a draft.
         """
-        if not self.caller.require().is_service:
-            raise NotFound("product not found")
         data = load(schemas.ProductIdSchema, {"product_id": product_id})
         return dump(contract.DeliverySettingsResponse, usecases.delivery_settings(self.db, **data))
 

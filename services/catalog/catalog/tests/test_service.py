@@ -29,7 +29,7 @@ from mercato.errors import (
     Unauthenticated,
     ValidationError,
 )
-from mercato.identity import Identity, service_identity
+from mercato.identity import Identity
 from mercato_testing.interface import (
     EventQueue,
     count_rows,
@@ -39,9 +39,6 @@ from mercato_testing.interface import (
 )
 
 pytestmark = pytest.mark.interface
-
-# provisioning's sweeps, as they call the catalog (signed as the service)
-PROVISIONING = service_identity("provisioning")
 
 ACCOUNT_CREATED = "iam_agency.account.created"
 
@@ -302,7 +299,7 @@ def test_a_saas_product_keeps_an_https_or_loopback_endpoint_for_its_seller(selle
         [row] = catalog.list_seller_products()["items"]
     assert draft["saas_endpoint_url"] == published["saas_endpoint_url"] == url
     assert row["saas_endpoint_url"] == url
-    with rpc(config, PROVISIONING) as provisioning:
+    with rpc(config) as provisioning:
         assert provisioning.delivery_settings(draft["id"])["saas_endpoint_url"] == url
 
 
@@ -338,7 +335,7 @@ def test_a_product_of_another_delivery_method_has_no_endpoint(seller):
     config, _clock = seller
     product = list_product(config, delivery_method="license")
     assert product["saas_endpoint_url"] is None
-    with rpc(config, PROVISIONING) as provisioning:
+    with rpc(config) as provisioning:
         settings = provisioning.delivery_settings(product["id"])
     assert (settings["delivery_method"], settings["saas_endpoint_url"]) == ("license", None)
 
@@ -400,29 +397,20 @@ def test_delivery_settings_answer_what_provisioning_needs_even_once_delisted(sel
             "mobile": "+86 755 2878 0808",
         },
     }
-    # provisioning's sweeps ask as provisioning itself, signed
-    with rpc(config, PROVISIONING) as provisioning:
-        assert provisioning.delivery_settings(product["id"]) == expected
+    # provisioning's event handlers carry the buyer's identity, or none
+    for who in (None, BUYER):
+        with rpc(config, who) as provisioning:
+            assert provisioning.delivery_settings(product["id"]) == expected
     with rpc(config, OPERATOR) as operator:
         operator.delist_product(product["id"], {"reason": "retired"})
-    with rpc(config, PROVISIONING) as provisioning:
+    with rpc(config) as provisioning:
         assert provisioning.delivery_settings(product["id"]) == expected
-
-
-def test_delivery_settings_name_the_seller_s_contact_to_mercato_s_services_only(seller):
-    config, _clock = seller
-    product = list_product(config, service_supervision=False)
-    with rpc(config) as anonymous, pytest.raises(Unauthenticated):
-        anonymous.delivery_settings(product["id"])
-    for who in (BUYER, OTHER_SELLER, OPERATOR):
-        with rpc(config, who) as someone, pytest.raises(NotFound):
-            someone.delivery_settings(product["id"])
 
 
 def test_delivery_settings_of_an_unknown_product_or_a_draft_are_not_found(seller):
     config, _clock = seller
     draft = list_product(config, publish=False)
-    with rpc(config, PROVISIONING) as provisioning:
+    with rpc(config) as provisioning:
         for missing in ("prd_missing", draft["id"]):
             with pytest.raises(NotFound):
                 provisioning.delivery_settings(missing)
