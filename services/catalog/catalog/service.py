@@ -283,9 +283,9 @@ class CatalogService(MercatoService):
 
     @rpc(expected_exceptions=EXPECTED)
     def delivery_settings(self, product_id: str) -> dict:
-        """What delivering a published or delisted product needs (provisioning calls
-        this from its event handlers, whose context carries the buyer's identity or
-        none, so no caller is required; no gateway route leads here).
+        """What delivering a published or delisted product needs (provisioning's sweeps
+        call this as the service, the gateway as the buyer of a purchased app for its
+        seller's contact, so no particular caller is required; no route leads here).
 
         Answers ``{product_id, seller_account_id, delivery_method,
         service_supervision, saas_endpoint_url, product_guide_url, seller:
