@@ -161,3 +161,27 @@ def test_the_provider_charging_one_card_token_twice_is_a_duplicate_payment():
     ]
     verdict = count([purchase()], observed(provider={"charges": charges, "refunds": []}))
     assert failing(verdict) == {"payments duplicated": 1}, verdict.details
+
+
+def test_a_death_is_a_process_that_exited_unasked(tmp_path):
+    from tests.faults.system import FaultySystem
+
+    system = FaultySystem.__new__(FaultySystem)
+    system.log_path = tmp_path / "make-run.log"
+    system.log_path.write_text(
+        "11:59:59 billing      | an earlier test's line\n"
+        "12:00:00 system       | orders stopped (rc=-9)\n"  # the suite's SIGKILL
+        "12:00:00 system       | orders exited unasked; restarting it in 1s\n"
+        "12:00:01 system       | orders started (pid=2)\n"
+        "12:00:05 system       | billing stopped (rc=1)\n"  # died by itself
+        "12:00:05 system       | sending SIGTERM to catalog (pid 3)\n"
+        "12:00:06 system       | catalog stopped (rc=0)\n"  # make run stopped it
+        "12:00:07 system       | SIGINT received\n"
+        "12:00:08 system       | gateway stopped (rc=0)\n"  # the suite stopped make run
+        "mercato | migrated 7 databases\n"
+        "12:01:00 system       | gateway stopped (rc=1)\n"  # died by itself
+    )
+    system.log_offset = len("11:59:59 billing      | an earlier test's line\n")
+    system.killed_names = ["orders"]
+
+    assert system.deaths() == ["billing (rc=1)", "gateway (rc=1)"]
