@@ -31,6 +31,10 @@ from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 from mercato_devrun import DEMO_OPERATOR
 
 pytestmark = pytest.mark.e2e
+# schemathesis's pytest plugin, for this module only: pyproject's addopts keep it from
+# loading with pytest, where it would import ssl before the root conftest.py's eventlet
+# monkey patch (and every TLS connection would then recurse in SSLContext.options)
+pytest_plugins = ["schemathesis.pytest.plugin"]
 
 CASES_PER_OPERATION = 15
 CHECKS = [
