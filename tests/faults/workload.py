@@ -190,6 +190,7 @@ class Purchase:
     placed: bool = False  # the client was answered 201 with the order
     paid: bool = False  # the client was answered 200 with the order paid
     pay_answer: dict | None = None
+    paying: bool = False  # its pay request is under way
     card_token: str | None = None  # the provider's token this purchase paid with
     error: str | None = None
 
@@ -232,15 +233,19 @@ class Purchase:
         if self.method == CARD:
             body["card"] = card_for(self.buyer.system, self.card_number)
             self.card_token = body["card"].get("token")
-        paid = send(
-            self.buyer.system,
-            "POST",
-            f"/v1/orders/{self.order_id}/pay",
-            body,
-            headers=self.buyer.headers,
-            key=self.pay_key,
-            seen=self.pay_seen,
-        )
+        self.paying = True
+        try:
+            paid = send(
+                self.buyer.system,
+                "POST",
+                f"/v1/orders/{self.order_id}/pay",
+                body,
+                headers=self.buyer.headers,
+                key=self.pay_key,
+                seen=self.pay_seen,
+            )
+        finally:
+            self.paying = False
         assert paid.status_code == 200, (paid.status_code, paid.text)
         self.pay_answer = paid.json()
         self.paid = paid.json()["status"] != "unpaid"
@@ -260,7 +265,8 @@ def demo_products(system) -> dict[str, dict]:
 @dataclass
 class Stream:
     """``count`` purchases by ``buyers`` buyers, ``concurrency`` at a time, balance and
-    card, SaaS and license in turn."""
+    card, SaaS and license in turn; the purchases numbered in ``slow_cards`` pay with the
+    card the provider answers late (a payment long under way)."""
 
     system: Any
     count: int = 12
@@ -269,6 +275,7 @@ class Stream:
     card_number: str = GOOD_CARD
     methods: tuple[str, ...] = (BALANCE, CARD)
     kinds: tuple[str, ...] = (SAAS, LICENSE)
+    slow_cards: tuple[int, ...] = ()
     purchases: list[Purchase] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
     started_at: float = 0.0
@@ -285,9 +292,10 @@ class Stream:
                     self.customers[i % len(self.customers)],
                     self.kinds[i % len(self.kinds)],
                     self.methods[(i // len(self.kinds)) % len(self.methods)],
-                    card_number=self.card_number,
+                    card_number=SLOW_CARD if i in self.slow_cards else self.card_number,
                 )
             )
+        assert all(self.purchases[i].method == CARD for i in self.slow_cards)
         return self
 
     def start(self, spacing: float = 0.3) -> Stream:
