@@ -216,7 +216,11 @@ register(
     OrderCancelledV1,
     summary="An order was cancelled (by the buyer, because its payment window passed, or "
     "because its delivery failed), with a reason the buyer can read. When it had been "
-    "paid, ``payment_id`` and ``refund`` say what billing refunds.",
+    "paid, ``payment_id`` and ``refund`` say what billing refunds. Billing acts on every "
+    "cancellation: one without a refund (the order was not paid) means billing charges "
+    "that order no more, and refunds in full, once, a payment of it that settles anyway "
+    "(a card the provider confirmed late, a pay that raced the cancellation); that refund "
+    "is announced as `billing.refund.completed` like any other.",
     subject="the order id",
     example_subject=_ORDER,
     example={
