@@ -141,6 +141,7 @@ def test_the_image_leaves_out_only_tools_and_keeps_what_the_rest_needs():
         "testcontainers",
         "helm-python-sdk",
         "kubernetes-validate",
+        "schemathesis",
     ):
         assert tool not in pinned
     for needed in ("nameko", "kombu", "sqlalchemy", "psycopg2-binary", "prometheus-client"):
