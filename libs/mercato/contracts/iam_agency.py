@@ -33,6 +33,34 @@ register(
 )
 
 
+# -- account time zone (issue 9, H5) ----------------------------------------------------
+
+TIME_ZONE_RULE_TEXT = "an IANA time zone such as Asia/Shanghai"
+
+
+class AccountTimeZoneChangedV1(StrictSchema):
+    account_id = fields.String(required=True)
+    time_zone = fields.String(required=True)  # an IANA name, e.g. Asia/Shanghai
+    changed_at = fields.AwareDateTime(required=True)
+
+
+register(
+    "iam_agency.account.time_zone_changed",
+    1,
+    AccountTimeZoneChangedV1,
+    summary="An account chose another time zone (``PATCH /v1/account``): its "
+    "subscriptions' next renewal and next auto-renew time are reckoned in it (an expiry "
+    "already set does not move). Orders keeps a copy; the newer ``changed_at`` wins.",
+    subject="the account's id",
+    example_subject="acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+    example={
+        "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+        "time_zone": "Asia/Shanghai",
+        "changed_at": "2026-01-15T09:30:00+00:00",
+    },
+)
+
+
 # -- RPC: accounts and sign-in --------------------------------------------------------
 
 SIGN_UP_TYPES = (BUYER, SELLER, RESELLER)
