@@ -46,6 +46,10 @@ CANCELLED = "cancelled"
 FAILED = "failed"
 ORDER_STATUSES = (UNPAID, PAID, DELIVERING, AWAITING_ACCEPTANCE, COMPLETED, CANCELLED, FAILED)
 
+# what an order is for: a new purchase, or a renewal or an upgrade of a subscription
+PURCHASE, RENEWAL, UPGRADE = "purchase", "renewal", "upgrade"
+ORDER_TYPES = (PURCHASE, RENEWAL, UPGRADE)
+
 # a subscription's (a purchased app's) statuses
 ENABLING = "enabling"
 ENABLED = "enabled"
@@ -53,3 +57,7 @@ FROZEN = "frozen"
 EXPIRED = "expired"
 RELEASED = "released"
 SUBSCRIPTION_STATUSES = (ENABLING, ENABLED, FROZEN, EXPIRED, RELEASED)
+
+# an unsubscription request's statuses
+PENDING_REVIEW, APPROVED, REJECTED, REFUNDED = "pending_review", "approved", "rejected", "refunded"
+UNSUBSCRIPTION_STATUSES = (PENDING_REVIEW, APPROVED, REJECTED, REFUNDED)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 import mercato.contracts.orders  # noqa: F401  (registers the events this service emits)
 from mercato.tables import UTCDateTime, add_messaging_tables
+from mercato.terms import PURCHASE
 from orders.domain import LineRules, NewSubscription, OrderRules, SubscriptionRules
 
 
@@ -29,9 +30,20 @@ class Order(Base, OrderRules):
     __table_args__ = (
         sa.Index("ix_orders_account_id_created_at", "account_id", "created_at"),
         sa.Index("ix_orders_status_payment_deadline", "status", "payment_deadline"),
+        sa.Index("ix_orders_subscription_id", "subscription_id"),
+        sa.Index("ix_orders_quote_id", "quote_id", unique=True),
+        sa.Index("ix_orders_auto_renewal_key", "auto_renewal_key", unique=True),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    # purchase, renewal or upgrade (``mercato.terms.ORDER_TYPES``)
+    type: Mapped[str] = mapped_column(sa.String(16), default=PURCHASE, server_default=PURCHASE)
+    # the subscription a renewal or an upgrade is for; None for a purchase
+    subscription_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # the binding quote a renewal or an upgrade was placed from (one order per quote)
+    quote_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # an auto-renewal's "<subscription_id>:<expiry it extends>": one order per period
+    auto_renewal_key: Mapped[str | None] = mapped_column(sa.String(120))
     account_id: Mapped[str] = mapped_column(sa.String(40))  # the buyer
     # who pays: the buyer, or the reseller of a reseller's customer
     payer_account_id: Mapped[str] = mapped_column(sa.String(40))
@@ -113,6 +125,9 @@ class Subscription(Base, SubscriptionRules):
     __tablename__ = "subscriptions"
     __table_args__ = (
         sa.Index("ix_subscriptions_account_id_created_at", "account_id", "created_at"),
+        # the lifecycle sweep: enabled/expired/frozen ones by how long ago they expired
+        sa.Index("ix_subscriptions_status_expires_at", "status", "expires_at"),
+        sa.Index("ix_subscriptions_next_auto_renew_at", "next_auto_renew_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -126,6 +141,25 @@ class Subscription(Base, SubscriptionRules):
     auto_renew: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     activated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # the account's time zone when it was bought: expiries fall at 23:59:59 there
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
+    # the current configuration, once an upgrade changed it (None: the order line's)
+    specification_id: Mapped[str | None] = mapped_column(sa.String(40))
+    specification_name: Mapped[str | None] = mapped_column(sa.String(200))
+    quantity: Mapped[int | None] = mapped_column(sa.Integer)
+    # when the current period began (the first delivery, or the expiry a renewal extended)
+    period_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # why it was released: expired, unsubscribed or cancelled
+    released_reason: Mapped[str | None] = mapped_column(sa.String(16))
+    # renewal reminders sent: 0 none, 1 "expires in 7 days", 2 "freezes in 3 days"
+    reminded_stage: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    auto_renew_period_unit: Mapped[str | None] = mapped_column(sa.String(8))
+    auto_renew_period_count: Mapped[int | None] = mapped_column(sa.Integer)
+    # when the auto-renewal sweep next tries to renew it (None: auto-renew off, or done)
+    next_auto_renew_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    auto_renew_failures: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # an upgrade paid and not yet applied by the seller
+    upgrading_order_id: Mapped[str | None] = mapped_column(sa.String(40))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -144,6 +178,103 @@ class Subscription(Base, SubscriptionRules):
             auto_renew=False,
             activated_at=new.activated_at,
             expires_at=new.expires_at,
+            period_started_at=new.activated_at,
             created_at=new.activated_at,
             updated_at=new.activated_at,
         )
+
+
+class AccountTimeZone(Base):
+    """orders' copy of an account's time zone, as iam-agency announces it
+    (``iam_agency.account.time_zone_changed``); an account without a row is UTC."""
+
+    __tablename__ = "account_time_zones"
+
+    account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    time_zone: Mapped[str] = mapped_column(sa.String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RenewalQuote(Base):
+    """A binding price for renewing a subscription for a period: the renewal order placed
+    from it before ``valid_until`` costs ``amount``, whatever the catalog says then."""
+
+    __tablename__ = "renewal_quotes"
+    __table_args__ = (sa.Index("ix_renewal_quotes_order_id", "order_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("subscriptions.id"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    period_unit: Mapped[str] = mapped_column(sa.String(8))
+    period_count: Mapped[int] = mapped_column(sa.Integer)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    new_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    order_id: Mapped[str | None] = mapped_column(sa.String(40))  # the order placed from it
+
+
+class UpgradeQuote(Base):
+    """A binding price for moving a SaaS subscription to a higher configuration for the
+    time it has left, itemised in ``lines``."""
+
+    __tablename__ = "upgrade_quotes"
+    __table_args__ = (sa.Index("ix_upgrade_quotes_order_id", "order_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("subscriptions.id"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    specification_id: Mapped[str] = mapped_column(sa.String(40))
+    specification_name: Mapped[str] = mapped_column(sa.String(200))
+    quantity: Mapped[int] = mapped_column(sa.Integer)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    valid_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    order_id: Mapped[str | None] = mapped_column(sa.String(40))
+
+
+class Unsubscription(Base):
+    """A buyer's request to unsubscribe with a negotiated refund, and the seller's review
+    of it: pending_review, then approved (refund under way) and refunded, or rejected."""
+
+    __tablename__ = "unsubscriptions"
+    __table_args__ = (
+        sa.Index("ix_unsubscriptions_account_id_requested_at", "account_id", "requested_at"),
+        sa.Index(
+            "ix_unsubscriptions_seller_account_id_requested_at",
+            "seller_account_id",
+            "requested_at",
+        ),
+        sa.Index("ix_unsubscriptions_status_reviewed_at", "status", "reviewed_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("subscriptions.id"), index=True
+    )
+    order_id: Mapped[str] = mapped_column(sa.String(40), index=True)  # the first order
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    payer_account_id: Mapped[str] = mapped_column(sa.String(40))
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40))
+    product_name: Mapped[str] = mapped_column(sa.String(200))
+    specification_name: Mapped[str] = mapped_column(sa.String(200))
+    delivery_method: Mapped[str] = mapped_column(sa.String(24))
+    refund_amount: Mapped[int] = mapped_column(sa.BigInteger)
+    max_refundable: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    reason: Mapped[str] = mapped_column(sa.String(32))
+    reason_detail: Mapped[str | None] = mapped_column(sa.Text)
+    share_contact: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    status: Mapped[str] = mapped_column(sa.String(16))
+    rejection_reason: Mapped[str | None] = mapped_column(sa.Text)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    refunded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
