@@ -460,3 +460,62 @@ class DeploymentResponse(AnswerSchema):
     steps = fields.List(fields.Nested(DeploymentStepSchema))
     resources = fields.List(fields.Nested(DeployedResourceSchema))
     failure_reason = fields.String(allow_none=True)
+
+
+# -- instance actions (H4: after the purchase) ------------------------------------------
+#
+# An upgrade paid in orders (``orders.subscription.upgrading``) is applied to the SaaS
+# tenant by the seller's ``upgradeInstance``; provisioning answers with one of these two.
+
+_UPGRADE_ORDER = "ord_9a8b7c6d5e4f43a2b1c0d9e8f7a6b5c4"
+
+
+class InstanceUpgradedV1(StrictSchema):
+    subscription_id = fields.String(required=True)
+    upgrade_order_id = fields.String(required=True)
+    specification_id = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+    upgraded_at = fields.AwareDateTime(required=True)
+
+
+class InstanceUpgradeFailedV1(StrictSchema):
+    subscription_id = fields.String(required=True)
+    upgrade_order_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    failed_at = fields.AwareDateTime(required=True)
+
+
+register(
+    "provisioning.instance.upgraded",
+    1,
+    InstanceUpgradedV1,
+    summary="The seller's system applied a paid upgrade to the SaaS instance "
+    "(upgradeInstance succeeded): orders gives the subscription its new specification "
+    "and quantity and completes the upgrade order.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        "subscription_id": _SUBSCRIPTION,
+        "upgrade_order_id": _UPGRADE_ORDER,
+        "specification_id": "spc_8f9a0b1c2d3e44f5a6b7c8d9e0f1a2b3",
+        "quantity": 25,
+        "upgraded_at": dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.UTC),
+    },
+)
+register(
+    "provisioning.instance.upgrade_failed",
+    1,
+    InstanceUpgradeFailedV1,
+    summary="The seller's system refused a paid upgrade definitively (upgradeInstance "
+    "answered a result code other than success, or the subscription has no SaaS "
+    "instance): orders cancels the upgrade order with a full refund.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        "subscription_id": _SUBSCRIPTION,
+        "upgrade_order_id": _UPGRADE_ORDER,
+        "reason": "The seller's system refused the upgrade: 000002 (specificationId "
+        "spc_8f9a0b1c2d3e44f5a6b7c8d9e0f1a2b3 is not offered to this tenant).",
+        "failed_at": dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.UTC),
+    },
+)
