@@ -164,6 +164,37 @@ class SubscriptionCreatedV1(StrictSchema):
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
 
 
+class SubscriptionFactsV1(StrictSchema):
+    """Which subscription, whose, from which seller and what it is: the fields every
+    event of a subscription's life after its purchase begins with (expiring, expired,
+    frozen, released, renewed, upgraded, unsubscription), so that a subscriber can act
+    on one without asking orders."""
+
+    subscription_id = fields.String(required=True)
+    order_id = fields.String(required=True)  # the order that bought it
+    account_id = fields.String(required=True)  # the buyer
+    seller_account_id = fields.String(required=True)
+    product_id = fields.String(required=True)
+    product_name = fields.String(required=True)
+    specification_name = fields.String(required=True)
+    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+    billing_mode = fields.String(required=True, validate=validate.OneOf(BILLING_MODES))
+
+
+_SUBSCRIPTION = "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8"
+SUBSCRIPTION_FACTS_EXAMPLE = {
+    "subscription_id": _SUBSCRIPTION,
+    "order_id": _ORDER,
+    "account_id": _BUYER,
+    "seller_account_id": _SELLER,
+    "product_id": _PRODUCT,
+    "product_name": "Northwind CRM",
+    "specification_name": "Standard, 10 users",
+    "delivery_method": "saas",
+    "billing_mode": "yearly_monthly",
+}
+
+
 register(
     "orders.order.created",
     1,

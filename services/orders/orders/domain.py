@@ -454,6 +454,23 @@ class SubscriptionRules(RecordsEvents):
             },
         )
 
+    def facts(self) -> dict[str, Any]:
+        """The fields every event of its life after the purchase begins with
+        (``mercato.contracts.orders.SubscriptionFactsV1``)."""
+        line = self.line
+        return {
+            "subscription_id": self.id,
+            "order_id": self.order_id,
+            "account_id": self.account_id,
+            "seller_account_id": line.seller_account_id,
+            "product_id": line.product_id,
+            "product_name": line.product_name,
+            "specification_name": getattr(self, "specification_name", None)
+            or line.specification_name,
+            "delivery_method": line.delivery_method,
+            "billing_mode": line.billing_mode,
+        }
+
     def release(self, now: dt.datetime) -> None:
         self.status = SUBSCRIPTION.move("release", self.status)
         self.updated_at = now
