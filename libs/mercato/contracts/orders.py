@@ -666,3 +666,99 @@ class SubscriptionResponse(PurchasedAppResponse):
 
 PurchasedAppPage = page_of(PurchasedAppResponse, "PurchasedAppPage")
 SubscriptionPage = page_of(SubscriptionResponse, "SubscriptionPage")
+
+
+# -- H3: unsubscriptions (events) -------------------------------------------------------
+
+# why a buyer unsubscribes (guide 7.2, "State the reason for unsubscription")
+UNSUBSCRIPTION_REASONS = (
+    "wrong_parameters",
+    "redundant_after_deployment",
+    "tests_completed",
+    "low_usability",
+    "requirements_unsatisfied",
+    "unreliable_faults",
+    "other",
+)
+_UNSUBSCRIPTION = "uns_4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9"
+_UNSUBSCRIPTION_FACTS_EXAMPLE = {**SUBSCRIPTION_FACTS_EXAMPLE, "delivery_method": "license"}
+
+
+class UnsubscriptionRequestedV1(SubscriptionFactsV1):
+    unsubscription_id = fields.String(required=True)
+    refund = fields.Nested(MoneySchema, required=True)  # the negotiated refund
+    reason = fields.String(required=True, validate=validate.OneOf(UNSUBSCRIPTION_REASONS))
+    reason_detail = fields.String(required=True, allow_none=True)
+    share_contact = fields.Boolean(required=True)
+    requested_at = fields.AwareDateTime(required=True)
+
+
+class UnsubscriptionApprovedV1(SubscriptionFactsV1):
+    unsubscription_id = fields.String(required=True)
+    refund = fields.Nested(MoneySchema, required=True)
+    approved_at = fields.AwareDateTime(required=True)
+    # true: an image's unused period refunded under the cloud's rule, with no review
+    automatic = fields.Boolean(required=True)
+
+
+class UnsubscriptionRejectedV1(SubscriptionFactsV1):
+    unsubscription_id = fields.String(required=True)
+    rejection_reason = fields.String(required=True)
+    rejected_at = fields.AwareDateTime(required=True)
+
+
+register(
+    "orders.unsubscription.requested",
+    1,
+    UnsubscriptionRequestedV1,
+    summary="A buyer asks to unsubscribe from a license, a professional service or a "
+    "supervised SaaS product during its transaction guarantee period, with the refund it "
+    "negotiated with the seller (at most what the first order paid); the seller is to "
+    "approve or reject it.",
+    subject="the unsubscription id",
+    example_subject=_UNSUBSCRIPTION,
+    example={
+        **_UNSUBSCRIPTION_FACTS_EXAMPLE,
+        "unsubscription_id": _UNSUBSCRIPTION,
+        "refund": {"amount": 100000, "currency": "USD"},
+        "reason": "tests_completed",
+        "reason_detail": None,
+        "share_contact": True,
+        "requested_at": dt.datetime(2026, 1, 20, 10, 0, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.unsubscription.approved",
+    1,
+    UnsubscriptionApprovedV1,
+    summary="An unsubscription was approved: by the seller, or at once for an image under "
+    "the cloud's rule (``automatic``: the unused part of the period). In the same "
+    "transaction the first order was cancelled with ``refund`` (`orders.order.cancelled`: "
+    "billing refunds the payer, supervision closes the flow) and the subscription released "
+    "(`orders.subscription.released`, reason ``unsubscribed``). The refund is due within "
+    "3 hours.",
+    subject="the unsubscription id",
+    example_subject=_UNSUBSCRIPTION,
+    example={
+        **_UNSUBSCRIPTION_FACTS_EXAMPLE,
+        "unsubscription_id": _UNSUBSCRIPTION,
+        "refund": {"amount": 100000, "currency": "USD"},
+        "approved_at": dt.datetime(2026, 1, 21, 8, 0, tzinfo=dt.UTC),
+        "automatic": False,
+    },
+)
+register(
+    "orders.unsubscription.rejected",
+    1,
+    UnsubscriptionRejectedV1,
+    summary="The seller rejected an unsubscription request, with its reason; nothing is "
+    "refunded and the buyer may request again.",
+    subject="the unsubscription id",
+    example_subject=_UNSUBSCRIPTION,
+    example={
+        **_UNSUBSCRIPTION_FACTS_EXAMPLE,
+        "unsubscription_id": _UNSUBSCRIPTION,
+        "rejection_reason": "The refund agreed on the phone was 500.00 USD, not 1000.00.",
+        "rejected_at": dt.datetime(2026, 1, 21, 8, 0, tzinfo=dt.UTC),
+    },
+)
