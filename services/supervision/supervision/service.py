@@ -228,6 +228,68 @@ class SupervisionService(MercatoService):
         """A refund was made: the payer is told by a direct message."""
         usecases.refund_made(self.db, self.clock, refund=event.data)
 
+    # -- after the purchase: one direct message per orders event (supervision.notices) ----
+
+    @handles_event("orders.subscription.expiring")
+    def on_subscription_expiring(self, event) -> None:
+        """7 days before expiry, or 3 days before the freeze: the buyer is reminded."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.expired")
+    def on_subscription_expired(self, event) -> None:
+        """Expired: the buyer is told until when it stays usable."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.frozen")
+    def on_subscription_frozen(self, event) -> None:
+        """Frozen: the buyer is told until when its data is kept."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.released")
+    def on_subscription_released(self, event) -> None:
+        """Released (expired, or unsubscribed): the buyer is told it ended."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.renewed")
+    def on_subscription_renewed(self, event) -> None:
+        """Renewed (by the buyer or automatically): the new expiry."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.auto_renew_failed")
+    def on_auto_renew_failed(self, event) -> None:
+        """An auto-renewal failed: why, and the next attempt."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.upgraded")
+    def on_subscription_upgraded(self, event) -> None:
+        """An upgrade was applied: the new configuration."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.subscription.upgrade_failed")
+    def on_upgrade_failed(self, event) -> None:
+        """An upgrade failed: the refund."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.unsubscription.requested")
+    def on_unsubscription_requested(self, event) -> None:
+        """A buyer asks to unsubscribe: the seller is to review it."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.unsubscription.approved")
+    def on_unsubscription_approved(self, event) -> None:
+        """An unsubscription was approved: the refund within 3 hours."""
+        self._tell_subscription_news(event)
+
+    @handles_event("orders.unsubscription.rejected")
+    def on_unsubscription_rejected(self, event) -> None:
+        """An unsubscription was rejected: the seller's reason."""
+        self._tell_subscription_news(event)
+
+    def _tell_subscription_news(self, event) -> None:
+        usecases.subscription_news(
+            self.db, self.clock, event_type=event.type, event_id=event.id, data=event.data
+        )
+
     # -- what the clock brings --------------------------------------------------------------
 
     @configured_timer(SWEEP_KEY, DEFAULT_SWEEP_SECONDS)

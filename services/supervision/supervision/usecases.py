@@ -18,7 +18,7 @@ from mercato.identity import OPERATOR, Identity
 from mercato.money import money
 from mercato.request_keys import RequestKey
 from mercato.terms import AWAITING_ACCEPTANCE, COMPLETED, SAAS
-from supervision import attachments, domain, metrics
+from supervision import attachments, domain, metrics, notices
 from supervision.domain import (
     BUYER_ACTOR,
     CLOSED,
@@ -658,6 +658,29 @@ def refund_made(uow, clock: Clock, *, refund: dict[str, Any]) -> None:
         f"{refund['order_id']}",
         body=refund["reason"],
         once_as=f"refund:{refund['refund_id']}",
+    )
+
+
+def subscription_news(
+    uow, clock: Clock, *, event_type: str, event_id: str, data: dict[str, Any]
+) -> None:
+    """orders announced a change to a subscription after its purchase (expiring,
+    expired, frozen, released, renewed, an auto-renewal or an upgrade failed, upgraded,
+    an unsubscription requested, approved or rejected): its buyer (the seller, for a
+    request to review) gets one direct message (``supervision.notices``), once per
+    event id, whichever redelivery or replica handles it. The caller (the inbox)
+    commits."""
+    notice = notices.notice_for(event_type, data)
+    if notice is None:
+        return
+    _tell(
+        uow,
+        notice.account_id,
+        clock.now(),
+        kind=notice.kind,
+        subject=notice.subject,
+        body=notice.body,
+        once_as=f"event:{event_id}",
     )
 
 
