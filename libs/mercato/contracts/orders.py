@@ -668,6 +668,116 @@ PurchasedAppPage = page_of(PurchasedAppResponse, "PurchasedAppPage")
 SubscriptionPage = page_of(SubscriptionResponse, "SubscriptionPage")
 
 
+# -- H2: auto-renewal and upgrades (events) ----------------------------------------------
+
+_AUTO_RENEWAL_ORDER = "ord_4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9"
+_UPGRADE_ORDER = "ord_8e9f0a1b2c3d44e5f6a7b8c9d0e1f2a3"
+_TARGET_SPECIFICATION = "spc_8f9a0b1c2d3e44f5a6b7c8d9e0f1a2b3"
+
+
+class SubscriptionAutoRenewFailedV1(SubscriptionFactsV1):
+    renewal_order_id = fields.String(required=True)  # the unpaid order, tried again later
+    reason = fields.String(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    # the next try (03:00 account time the next day); null: none left before the expiry
+    next_attempt_at = fields.AwareDateTime(required=True, allow_none=True)
+
+
+class _SubscriptionUpgradeV1(SubscriptionFactsV1):
+    upgrade_order_id = fields.String(required=True)
+    specification_id = fields.String(required=True)  # the new configuration
+    specification_name = fields.String(required=True)
+    quantity = fields.Integer(required=True, strict=True)
+    previous_specification_id = fields.String(required=True)
+    previous_quantity = fields.Integer(required=True, strict=True)
+
+
+class SubscriptionUpgradingV1(_SubscriptionUpgradeV1):
+    expires_at = fields.AwareDateTime(required=True)  # unchanged by the upgrade
+
+
+class SubscriptionUpgradedV1(_SubscriptionUpgradeV1):
+    upgraded_at = fields.AwareDateTime(required=True)
+
+
+class SubscriptionUpgradeFailedV1(SubscriptionFactsV1):
+    upgrade_order_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    refund = fields.Nested(MoneySchema, required=True)
+
+
+_UPGRADE_EXAMPLE = {
+    **SUBSCRIPTION_FACTS_EXAMPLE,
+    "upgrade_order_id": _UPGRADE_ORDER,
+    "specification_id": _TARGET_SPECIFICATION,
+    "specification_name": "Professional, 25 users",
+    "quantity": 25,
+    "previous_specification_id": _SPECIFICATION,
+    "previous_quantity": 10,
+}
+
+register(
+    "orders.subscription.auto_renew_failed",
+    1,
+    SubscriptionAutoRenewFailedV1,
+    summary="An automatic renewal could not be paid (neither the balance nor the credit "
+    "covered it): the renewal order stays unpaid and is tried again at "
+    "``next_attempt_at`` (03:00 account time the next day), or, when that is null, not "
+    "again before the expiry.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "delivery_method": "license",
+        "renewal_order_id": _AUTO_RENEWAL_ORDER,
+        "reason": "insufficient balance and credit",
+        "expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+        "next_attempt_at": dt.datetime(2027, 1, 9, 3, 0, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.upgrading",
+    1,
+    SubscriptionUpgradingV1,
+    summary="An upgrade of a SaaS subscription was paid: provisioning asks the seller's "
+    "system to apply it (upgradeInstance). The expiry does not move.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **_UPGRADE_EXAMPLE,
+        "expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.upgraded",
+    1,
+    SubscriptionUpgradedV1,
+    summary="The seller's system applied a paid upgrade: the subscription has its new "
+    "specification and quantity, and the upgrade order is completed.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **_UPGRADE_EXAMPLE,
+        "upgraded_at": dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.upgrade_failed",
+    1,
+    SubscriptionUpgradeFailedV1,
+    summary="The seller's system refused a paid upgrade: the upgrade order is cancelled "
+    "and its payment refunded in full (``orders.order.cancelled`` tells billing); the "
+    "subscription keeps its configuration.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "upgrade_order_id": _UPGRADE_ORDER,
+        "reason": "The seller's system refused the upgrade: 000002.",
+        "refund": {"amount": 41250, "currency": "USD"},
+    },
+)
+# -- end of H2's section -----------------------------------------------------------------
 # -- H3: unsubscriptions (events) -------------------------------------------------------
 
 # why a buyer unsubscribes (guide 7.2, "State the reason for unsubscription")

@@ -496,3 +496,213 @@ class SubscriptionRules(RecordsEvents):
             "seller_account_id": line.seller_account_id,
             "seller_company_name": line.seller_company_name,
         }
+
+
+# -- H2: auto-renewal and upgrades ---------------------------------------------------
+# (rules only; the use cases are orders.auto_renewal and orders.upgrades)
+
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from mercato.terms import LICENSE, PROFESSIONAL_SERVICE, SAAS, YEARLY_MONTHLY  # noqa: E402
+
+AUTO_RENEW_HOUR = 3  # an automatic renewal is tried at 03:00 in the subscription's zone
+AUTO_RENEW_DAYS_BEFORE = 7  # ... this many days before its expiry's local date
+
+
+def _zone(time_zone: str | None) -> ZoneInfo:
+    return ZoneInfo(time_zone or "UTC")
+
+
+def auto_renew_at(expires_at: dt.datetime, time_zone: str, now: dt.datetime) -> dt.datetime:
+    """When an automatic renewal of a subscription expiring at ``expires_at`` is tried:
+    03:00 in its zone, 7 days before the expiry's local date; now, if that has passed."""
+    zone = _zone(time_zone)
+    local_day = expires_at.astimezone(zone).date() - dt.timedelta(days=AUTO_RENEW_DAYS_BEFORE)
+    moment = dt.datetime.combine(local_day, dt.time(AUTO_RENEW_HOUR), tzinfo=zone)
+    return max(moment.astimezone(dt.UTC), now)
+
+
+def next_auto_renew_attempt(
+    expires_at: dt.datetime, time_zone: str, now: dt.datetime
+) -> dt.datetime | None:
+    """After a failed attempt at ``now``: 03:00 local the next day, while that is before
+    the expiry; None when no attempt is left."""
+    zone = _zone(time_zone)
+    next_day = now.astimezone(zone).date() + dt.timedelta(days=1)
+    moment = dt.datetime.combine(next_day, dt.time(AUTO_RENEW_HOUR), tzinfo=zone).astimezone(dt.UTC)
+    return moment if moment < expires_at else None
+
+
+def auto_renewal_key(subscription_id: str, expires_at: dt.datetime) -> str:
+    """One automatic renewal order per subscription and period it extends."""
+    return f"{subscription_id}:{expires_at.astimezone(dt.UTC).isoformat()}"
+
+
+def may_auto_renew(delivery_method: str, billing_mode: str) -> bool:
+    """Licenses and professional services bought by the year or month."""
+    return delivery_method in (LICENSE, PROFESSIONAL_SERVICE) and billing_mode == YEARLY_MONTHLY
+
+
+def prorated(price: int, period_started_at: dt.datetime, expires_at: dt.datetime, now) -> int:
+    """``price`` for the part of the period left at ``now`` (``(expires_at - now) /
+    (expires_at - period_started_at)``), rounded half up to the minor unit."""
+    whole = expires_at - period_started_at
+    left = max(expires_at - now, dt.timedelta(0))
+    whole_us = whole // dt.timedelta(microseconds=1)
+    left_us = min(left, whole) // dt.timedelta(microseconds=1)
+    if whole_us <= 0:
+        return 0
+    return (2 * price * left_us + whole_us) // (2 * whole_us)
+
+
+@dataclass(frozen=True)
+class UpgradePrice:
+    """What an upgrade costs for the time left, itemised: the new configuration's value
+    minus the current one's unused value, never below 0."""
+
+    amount: int
+    lines: list[dict[str, Any]]
+
+
+def upgrade_price(
+    *,
+    target_price: int,
+    current_price: int,
+    currency: str,
+    target: dict[str, Any],
+    current: dict[str, Any],
+    period_started_at: dt.datetime,
+    expires_at: dt.datetime,
+    now: dt.datetime,
+) -> UpgradePrice:
+    """``target``/``current``: ``{specification_name, quantity}``."""
+    new_value = prorated(target_price, period_started_at, expires_at, now)
+    unused = prorated(current_price, period_started_at, expires_at, now)
+    days_left = max((expires_at - now).days, 0)
+    lines = [
+        {
+            "item": "new_configuration",
+            "description": f"{target['specification_name']} x {target['quantity']} "
+            f"until the expiry ({days_left} days left)",
+            "quantity": target["quantity"],
+            "amount": money(new_value, currency),
+        },
+        {
+            "item": "unused_value",
+            "description": f"the unused part of {current['specification_name']} x "
+            f"{current['quantity']}",
+            "quantity": current["quantity"],
+            "amount": money(-unused, currency),
+        },
+    ]
+    return UpgradePrice(max(new_value - unused, 0), lines)
+
+
+def is_higher_configuration(
+    *, current_specification_id: str, current_quantity: int, specification_id: str, quantity: int
+) -> bool:
+    """At least the quantity, and another specification or more of it (its price decides
+    the rest)."""
+    return quantity >= current_quantity and (
+        specification_id != current_specification_id or quantity > current_quantity
+    )
+
+
+def current_configuration(subscription: SubscriptionRules) -> dict[str, Any]:
+    """The configuration a subscription has now: the last upgrade's, or its line's."""
+    line = subscription.line
+    return {
+        "specification_id": getattr(subscription, "specification_id", None)
+        or line.specification_id,
+        "specification_name": getattr(subscription, "specification_name", None)
+        or line.specification_name,
+        "quantity": getattr(subscription, "quantity", None) or line.quantity,
+    }
+
+
+def may_upgrade(subscription: SubscriptionRules) -> bool:
+    """A SaaS subscription by the year or month, enabled, with no upgrade under way."""
+    line = subscription.line
+    return (
+        line.delivery_method == SAAS
+        and line.billing_mode == YEARLY_MONTHLY
+        and subscription.status == ENABLED
+        and getattr(subscription, "upgrading_order_id", None) is None
+        and subscription.expires_at is not None
+    )
+
+
+def start_upgrade(
+    subscription: Any, order: OrderRules, target: dict[str, Any], now: dt.datetime
+) -> None:
+    """A paid upgrade: the order is delivering while the seller applies ``target``
+    (``{specification_id, specification_name, quantity}``); the subscription shows it
+    under way."""
+    current = current_configuration(subscription)
+    if order.status == PAID:
+        order.start_delivering(now)
+    subscription.upgrading_order_id = order.id
+    subscription.updated_at = now
+    subscription.record(
+        "orders.subscription.upgrading",
+        subject=subscription.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "upgrade_order_id": order.id,
+            **target,
+            "previous_specification_id": current["specification_id"],
+            "previous_quantity": current["quantity"],
+            "expires_at": subscription.expires_at,
+        },
+    )
+
+
+def apply_upgrade(
+    subscription: Any, order: OrderRules, target: dict[str, Any], now: dt.datetime
+) -> None:
+    """The seller applied the upgrade: the subscription takes the new configuration (its
+    expiry does not move) and the upgrade order completes."""
+    current = current_configuration(subscription)
+    subscription.specification_id = target["specification_id"]
+    subscription.specification_name = target["specification_name"]
+    subscription.quantity = target["quantity"]
+    subscription.upgrading_order_id = None
+    subscription.updated_at = now
+    order.complete(now)
+    subscription.record(
+        "orders.subscription.upgraded",
+        subject=subscription.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "upgrade_order_id": order.id,
+            **target,
+            "previous_specification_id": current["specification_id"],
+            "previous_quantity": current["quantity"],
+            "upgraded_at": now,
+        },
+    )
+
+
+def refuse_upgrade(subscription: Any, order: OrderRules, reason: str, now: dt.datetime) -> None:
+    """The upgrade cannot be applied: the order is cancelled and refunded in full, the
+    subscription keeps its configuration."""
+    if getattr(subscription, "upgrading_order_id", None) == order.id:
+        subscription.upgrading_order_id = None
+        subscription.updated_at = now
+    order.cancel_undelivered(f"Upgrade failed: {reason}", now)
+    subscription.record(
+        "orders.subscription.upgrade_failed",
+        subject=subscription.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "upgrade_order_id": order.id,
+            "reason": reason,
+            "refund": order.amount(),
+        },
+    )
+
+
+# -- end of H2's section -----------------------------------------------------------------

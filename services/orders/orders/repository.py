@@ -289,3 +289,10 @@ class OrderRepository:
 
 # what a unit of work of orders offers its use cases
 REPOSITORIES = {"orders": OrderRepository}
+
+
+# -- H2: auto-renewal and upgrades (their own repository, orders.upgrade_repository) ----
+from orders.upgrade_repository import UpgradeRepository  # noqa: E402
+
+REPOSITORIES["upgrades"] = UpgradeRepository  # type: ignore[assignment]  # (dict of one type)
+# -- end of H2's section -----------------------------------------------------------------

@@ -234,6 +234,21 @@ class OrdersService(MercatoService):
                 reason=event.data["reason"],
             )
 
+    # -- subscription lifecycle, renewals, account time zones (issue 9, H1) --
+
+    @handles_event("iam_agency.account.time_zone_changed")
+    def on_time_zone_changed(self, event) -> None:
+        """Keep the account's time zone: its next purchases and renewals end at 23:59:59
+        there (an expiry already set does not move)."""
+        usecases.keep_time_zone(
+            self.db,
+            account_id=event.data["account_id"],
+            time_zone=event.data["time_zone"],
+            changed_at=event.data["changed_at"],
+        )
+
+    # -- end of issue 9, H1 block --
+
     @configured_timer(EXPIRY_SWEEP_KEY, DEFAULT_EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:
         """Cancel unpaid orders whose payment window passed (safe with two replicas);

@@ -33,8 +33,11 @@ from mercato.terms import (
     DELIVERING,
     ENABLING,
     PAID,
+    PURCHASE,
+    RENEWAL,
     RESELLER,
     UNPAID,
+    UPGRADE,
 )
 from orders import domain, metrics
 from orders.models import Order, OrderLine
@@ -246,6 +249,8 @@ def _order_from_quote(
 ) -> Order:
     order = Order(
         id=new_id("ord"),
+        type=PURCHASE,
+        subscription_id=None,
         account_id=buyer.account_id,
         payer_account_id=buyer.reseller_account_id or buyer.account_id,
         enterprise_project_id=project_id,
@@ -336,6 +341,16 @@ def pay_order(
         raise Conflict("the payment window of this order has passed; it is cancelled")
     if not order.may_pay():
         raise Conflict(f"the order is {order.status}, not unpaid")
+    if order.type == RENEWAL and uow.orders.is_released(order.subscription_id):
+        # refused before charging: nothing to renew any more
+        order.cancel(domain.SUBSCRIPTION_GONE, now)
+        uow.emit_recorded(order)
+        uow.commit()
+        metrics.ORDERS.labels(CANCELLED).inc()
+        raise Conflict(
+            "the purchased app was released; it can no longer be renewed",
+            code="SUBSCRIPTION_RELEASED",
+        )
     method = RESELLER if order.paid_by_reseller else request["payment_method"]
     order.payment_started_at = now
     uow.orders.mark_payment_started(order)
@@ -502,14 +517,42 @@ def record_payment(
             )
         return order
     uow.orders.load_lines(order)
+    if order.type != PURCHASE:
+        return _record_subscription_payment(uow, clock, order, payment_id, payment_method)
     subscriptions = order.pay(
-        payment_id, payment_method, clock.now(), [new_id("sub") for _line in order.lines]
+        payment_id,
+        payment_method,
+        clock.now(),
+        [new_id("sub") for _line in order.lines],
+        time_zone=uow.orders.time_zone_of(order.account_id),
     )
     if not uow.orders.mark_paid(order):  # the row lock makes this the last guard only
         raise Conflict(f"order {order.id} was changed while it was being paid")
     uow.orders.add_subscriptions(order, subscriptions)
     uow.emit_recorded(order)
     metrics.ORDERS.labels(PAID).inc()
+    return order
+
+
+def _record_subscription_payment(
+    uow, clock: Clock, order: Order, payment_id: str, payment_method: str
+) -> Order:
+    """A renewal or an upgrade paid (every pay path comes here through
+    ``record_payment``): no subscription, no ``orders.order.paid``; the payment applies
+    to the subscription in the same transaction."""
+    order.pay_for_subscription(payment_id, payment_method, clock.now())
+    if not uow.orders.mark_paid(order):
+        raise Conflict(f"order {order.id} was changed while it was being paid")
+    metrics.ORDERS.labels(PAID).inc()
+    if order.type == RENEWAL:
+        from orders import renewals
+
+        renewals.apply_renewal(uow, clock, order)
+    elif order.type == UPGRADE:
+        from orders import upgrades  # H2's module
+
+        upgrades.upgrade_paid(uow, clock, order)
+    uow.emit_recorded(order)
     return order
 
 
@@ -576,7 +619,8 @@ def cancel_undelivered_order(uow, clock: Clock, *, subscription_id: str, reason:
         return
     now = clock.now()
     for subscription in uow.orders.lock_subscriptions_of(order.id):
-        subscription.release(now)
+        subscription.release(now, domain.RELEASED_CANCELLED)
+        uow.emit_recorded(subscription)
     order.cancel_undelivered(f"Delivery failed: {reason}", now)
     uow.emit_recorded(order)
     metrics.ORDERS.labels(CANCELLED).inc()
@@ -639,7 +683,8 @@ def refund_on_appeal(uow, clock: Clock, *, order_id: str, refund_amount: int, re
         return
     now = clock.now()
     for subscription in uow.orders.lock_subscriptions_of(order.id):
-        subscription.release(now)
+        subscription.release(now, domain.RELEASED_CANCELLED)
+        uow.emit_recorded(subscription)
     order.cancel_undelivered(reason, now, refund_amount)
     uow.emit_recorded(order)
     metrics.ORDERS.labels(CANCELLED).inc()
@@ -782,3 +827,12 @@ def get_purchased_app(uow, *, buyer: Identity, subscription_id: str) -> dict[str
     if subscription is None or subscription.account_id != buyer.account_id:
         raise NotFound("purchased app not found")
     return subscription.view()
+
+
+# -- account time zones (issue 9) -------------------------------------------------
+
+
+def keep_time_zone(uow, *, account_id: str, time_zone: str, changed_at: dt.datetime) -> None:
+    """iam-agency announced the account's time zone: keep it (a newer change wins). The
+    caller commits."""
+    uow.orders.set_time_zone(account_id, time_zone, changed_at)

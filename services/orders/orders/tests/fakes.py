@@ -308,6 +308,17 @@ class FakeOrderRepository(InMemoryRepository):
         for new in subscriptions:
             row = self._subscriptions[new.id] = Subscription.of(order, new)
             row.line = new.line
+            row.time_zone = new.time_zone
+
+    def time_zone_of(self, account_id: str) -> str:
+        return self.table("account_time_zones").get(account_id, "UTC")
+
+    def set_time_zone(self, account_id: str, time_zone: str, changed_at) -> None:
+        self.table("account_time_zones")[account_id] = time_zone
+
+    def is_released(self, subscription_id: str | None) -> bool:
+        subscription = self._subscriptions.get(subscription_id or "")
+        return subscription is not None and subscription.status == "released"
 
     def order_of_subscription(self, subscription_id: str) -> str | None:
         subscription = self._subscriptions.get(subscription_id)

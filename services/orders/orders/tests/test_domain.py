@@ -26,12 +26,13 @@ def test_add_months_follows_the_calendar(start, months, expected):
 
 
 def test_yearly_monthly_subscription_runs_for_the_period_bought():
+    # 23:59:59 of the day before the same calendar day N months later
     start = dt.datetime(2026, 11, 27, 10, tzinfo=UTC)
     assert domain.subscription_expiry(start, "yearly_monthly", "month", 2) == dt.datetime(
-        2027, 1, 27, 10, tzinfo=UTC
+        2027, 1, 26, 23, 59, 59, tzinfo=UTC
     )
     assert domain.subscription_expiry(start, "yearly_monthly", "year", 1) == dt.datetime(
-        2027, 11, 27, 10, tzinfo=UTC
+        2027, 11, 26, 23, 59, 59, tzinfo=UTC
     )
     assert domain.subscription_expiry(start, "one_time", None, None) is None
     assert domain.subscription_expiry(start, "pay_per_use", None, None) is None

@@ -137,7 +137,7 @@ def test_paying_creates_one_enabling_subscription_per_line_for_the_period(world)
     assert order["status"] == "paid" and order["payment_method"] == "balance"
     subscription = world.repository.subscription(subscription_id)
     assert subscription.status == "enabling"
-    assert subscription.expires_at == dt.datetime(2027, 1, 27, 9, 0, tzinfo=dt.UTC)
+    assert subscription.expires_at == dt.datetime(2027, 1, 26, 23, 59, 59, tzinfo=dt.UTC)
     (paid,) = world.events("orders.order.paid")
     assert paid.data["subscriptions"][0]["subscription_id"] == subscription_id
     assert [e.subject for e in world.events("orders.subscription.created")] == [subscription_id]
