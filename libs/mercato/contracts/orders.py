@@ -872,3 +872,153 @@ register(
         "rejected_at": dt.datetime(2026, 1, 21, 8, 0, tzinfo=dt.UTC),
     },
 )
+
+
+# -- H3: unsubscriptions (RPC and API bodies) --------------------------------------------
+
+from mercato.money import PositiveMoneySchema  # noqa: E402
+from mercato.terms import UNSUBSCRIPTION_STATUSES  # noqa: E402
+
+REASON_DETAIL_MAX = 500
+
+
+class UnsubscriptionRequest(StrictSchema):
+    """``POST /v1/unsubscriptions``: unsubscribe from a purchased app (guide 7.2)."""
+
+    subscription_id = fields.String(
+        required=True, validate=ORDER_ID_RULE, metadata={"example": "sub_7a3d…"}
+    )
+    refund = fields.Nested(
+        PositiveMoneySchema,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "The refund negotiated with the seller: more than 0 and at most "
+            "`max_refundable` (what the first order paid; renewals excluded), in the order's "
+            "currency. Required, except for an image: its refund is the unused part of the "
+            "period, computed (a refund sent for an image is not used)."
+        },
+    )
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(UNSUBSCRIPTION_REASONS),
+        metadata={"example": "tests_completed"},
+    )
+    reason_detail = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=REASON_DETAIL_MAX),
+        metadata={"description": "Up to 500 characters; required with the reason `other`."},
+    )
+    share_contact = StrictBoolean(
+        load_default=False,
+        metadata={
+            "description": "Let the seller see the buyer's email with this request, to reach "
+            "it about the unsubscription; default `false`."
+        },
+    )
+
+    @validates_schema
+    def other_needs_a_detail(self, data, **kwargs):
+        if data.get("reason") == "other" and not (data.get("reason_detail") or "").strip():
+            raise ValidationError("required with the reason other", "reason_detail")
+
+
+class UnsubscriptionsQuery(PageSchema):
+    """The buyer's requests (``GET /v1/unsubscriptions``) or the seller's (``GET
+    /v1/seller/unsubscriptions``), newest first."""
+
+    status = fields.String(
+        validate=validate.OneOf(UNSUBSCRIPTION_STATUSES),
+        metadata={"description": "Only requests in this status (`pending_review`: to review)."},
+    )
+
+    @post_load
+    def every_status_unless_one_is_given(self, data, **kwargs):
+        return {"status": None, **data}
+
+
+class UnsubscriptionRejectionRequest(StrictSchema):
+    """``POST /v1/seller/unsubscriptions/{id}/rejection``: why the seller rejects it."""
+
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=REASON_DETAIL_MAX),
+        metadata={"example": "We agreed on 50.00 USD, not 100.00."},
+    )
+
+
+class EligibleUnsubscriptionResponse(AnswerSchema):
+    """A row of "My Unsubscriptions": a purchased app that may be unsubscribed from now."""
+
+    subscription_id = fields.String(metadata={"example": "sub_7a3d…"})
+    order_id = fields.String(metadata={"description": "The first order, which is refunded."})
+    product_id = fields.String()
+    product_name = fields.String(metadata={"example": "Acme Backup for ECS"})
+    specification_name = fields.String(metadata={"example": "Standard"})
+    quantity = fields.Integer()
+    seller_account_id = fields.String()
+    seller_company_name = fields.String()
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    billing_mode = fields.String(validate=validate.OneOf(BILLING_MODES))
+    status = fields.String(validate=validate.OneOf(SUBSCRIPTION_STATUSES))
+    created_at = fields.AwareDateTime()
+    expires_at = fields.AwareDateTime(allow_none=True)
+    automatic = fields.Boolean(
+        metadata={
+            "description": "An image: the cloud's rule refunds the unused part of the period "
+            "at once, with no review; otherwise the seller reviews the request."
+        }
+    )
+    max_refundable = fields.Nested(
+        MoneySchema,
+        metadata={
+            "description": "What the first order paid (renewals excluded), or an image's "
+            "unused part of its period now (rounded down)."
+        },
+    )
+
+
+EligibleUnsubscriptionPage = page_of(EligibleUnsubscriptionResponse, "EligibleUnsubscriptionPage")
+
+
+class UnsubscriptionResponse(AnswerSchema):
+    """An unsubscription request as its buyer sees it."""
+
+    id = fields.String(metadata={"example": "uns_4d5e…"})
+    subscription_id = fields.String()
+    order_id = fields.String(metadata={"description": "The first order, cancelled if approved."})
+    product_name = fields.String()
+    specification_name = fields.String()
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    seller_account_id = fields.String()
+    refund = fields.Nested(MoneySchema)
+    max_refundable = fields.Nested(MoneySchema)
+    reason = fields.String(validate=validate.OneOf(UNSUBSCRIPTION_REASONS))
+    reason_detail = fields.String(allow_none=True)
+    share_contact = fields.Boolean()
+    status = fields.String(
+        validate=validate.OneOf(UNSUBSCRIPTION_STATUSES),
+        metadata={
+            "description": "`pending_review` (the seller reviews it), `approved` (the refund "
+            "is under way: within 3 hours), `refunded`, or `rejected`.",
+            "example": "pending_review",
+        },
+    )
+    rejection_reason = fields.String(allow_none=True)
+    requested_at = fields.AwareDateTime()
+    reviewed_at = fields.AwareDateTime(allow_none=True)
+    refunded_at = fields.AwareDateTime(allow_none=True)
+
+
+UnsubscriptionPage = page_of(UnsubscriptionResponse, "UnsubscriptionPage")
+
+
+class SellerUnsubscriptionResponse(UnsubscriptionResponse):
+    """A request as the seller reviewing it sees it, with the buyer: its account and
+    name, and its email only when the buyer shared its contact with the request."""
+
+    buyer = fields.Nested(OrderBuyerResponse)
+
+
+SellerUnsubscriptionPage = page_of(SellerUnsubscriptionResponse, "SellerUnsubscriptionPage")
