@@ -24,11 +24,20 @@ from mercato.terms import (
     CREDIT_CARD,
     DELIVERY_METHODS,
     ORDER_STATUSES,
+    ORDER_TYPES,
     PAYMENT_METHODS,
+    PURCHASE,
     SUBSCRIPTION_STATUSES,
     YEARLY_MONTHLY,
 )
-from mercato.validation import AnswerSchema, PageSchema, StrictBoolean, StrictSchema, page_of
+from mercato.validation import (
+    AnswerSchema,
+    PageSchema,
+    QueryInteger,
+    StrictBoolean,
+    StrictSchema,
+    page_of,
+)
 
 # Examples (the AsyncAPI document shows them; the contract tests validate them).
 _ORDER = "ord_7e1d2c3b4a5f46e7d8c9b0a1f2e3d4c5"
@@ -98,6 +107,10 @@ class OrderCreatedV1(_OrderPartiesV1):
     amount_due = fields.Nested(MoneySchema, required=True)
     lines = fields.List(fields.Nested(OrderLineV1), required=True)
     payment_deadline = fields.AwareDateTime(required=True)
+    # added within v1: what the order is for, and the subscription a renewal or an
+    # upgrade is of (None for a purchase)
+    type = fields.String(load_default=PURCHASE, validate=validate.OneOf(ORDER_TYPES))
+    subscription_id = fields.String(load_default=None, allow_none=True)
 
 
 class PaidSubscriptionV1(_ConfigurationV1):
@@ -106,6 +119,8 @@ class PaidSubscriptionV1(_ConfigurationV1):
     subscription_id = fields.String(required=True)
     order_line_id = fields.String(required=True)
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
+    # added within v1: the buyer's time zone (IANA), where the expiry falls at 23:59:59
+    time_zone = fields.String(load_default="UTC")
 
 
 class OrderPaidV1(_OrderPartiesV1):
@@ -318,6 +333,134 @@ register(
         "status": "enabled",
         "activated_at": dt.datetime(2026, 1, 15, 9, 31, tzinfo=dt.UTC),
         "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
+    },
+)
+
+
+# -- subscription lifecycle and renewals (issue 9, H1) ------------------------------
+
+EXPIRING_STAGES = ("before_expiry", "before_freeze")
+RELEASE_REASONS = ("expired", "unsubscribed", "cancelled")
+_RENEWAL_ORDER = "ord_8f2e3d4c5b6a47f8e9d0c1b2a3f4e5d6"
+
+
+class SubscriptionExpiringV1(SubscriptionFactsV1):
+    """A reminder: ``before_expiry`` 7 days before the expiry, ``before_freeze`` 3 days
+    before an expired subscription is frozen."""
+
+    expires_at = fields.AwareDateTime(required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(EXPIRING_STAGES))
+    auto_renew = fields.Boolean(required=True)
+
+
+class SubscriptionExpiredV1(SubscriptionFactsV1):
+    expires_at = fields.AwareDateTime(required=True)
+    grace_ends_at = fields.AwareDateTime(required=True)  # when it is frozen unless renewed
+
+
+class SubscriptionFrozenV1(SubscriptionFactsV1):
+    expires_at = fields.AwareDateTime(required=True)
+    frozen_at = fields.AwareDateTime(required=True)
+    release_at = fields.AwareDateTime(required=True)  # when it is released unless renewed
+
+
+class SubscriptionReleasedV1(SubscriptionFactsV1):
+    reason = fields.String(required=True, validate=validate.OneOf(RELEASE_REASONS))
+    released_at = fields.AwareDateTime(required=True)
+
+
+class SubscriptionRenewedV1(SubscriptionFactsV1):
+    renewal_order_id = fields.String(required=True)
+    previous_status = fields.String(required=True, validate=validate.OneOf(SUBSCRIPTION_STATUSES))
+    previous_expires_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    period = fields.Nested(PeriodV1, required=True)
+    amount = fields.Nested(MoneySchema, required=True)
+    automatic = fields.Boolean(required=True)
+    renewed_at = fields.AwareDateTime(required=True)
+
+
+register(
+    "orders.subscription.expiring",
+    1,
+    SubscriptionExpiringV1,
+    summary="A yearly/monthly subscription nears a deadline: ``before_expiry`` 7 days "
+    "before it expires, ``before_freeze`` 3 days before an expired one is frozen. Sent "
+    "once per stage and period; ``auto_renew`` says whether it renews by itself.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+        "stage": "before_expiry",
+        "auto_renew": False,
+    },
+)
+register(
+    "orders.subscription.expired",
+    1,
+    SubscriptionExpiredV1,
+    summary="A yearly/monthly subscription reached its expiry unrenewed: the grace period "
+    "begins (still usable, renewable); it is frozen at ``grace_ends_at``.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+        "grace_ends_at": dt.datetime(2027, 1, 29, 23, 59, 59, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.frozen",
+    1,
+    SubscriptionFrozenV1,
+    summary="The grace period of an expired subscription ended: it is frozen (a SaaS "
+    "tenant frozen, servers stopped, data kept) until ``release_at``; a renewal unfreezes "
+    "it.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+        "frozen_at": dt.datetime(2027, 1, 29, 23, 59, 59, tzinfo=dt.UTC),
+        "release_at": dt.datetime(2027, 2, 13, 23, 59, 59, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.released",
+    1,
+    SubscriptionReleasedV1,
+    summary="A subscription ended for good: ``expired`` (its retention period passed "
+    "unrenewed) or ``unsubscribed`` (an approved unsubscription). Its resources are "
+    "released (a SaaS tenant, an image's servers).",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "reason": "expired",
+        "released_at": dt.datetime(2027, 2, 13, 23, 59, 59, tzinfo=dt.UTC),
+    },
+)
+register(
+    "orders.subscription.renewed",
+    1,
+    SubscriptionRenewedV1,
+    summary="A renewal order was paid: the subscription runs to the new ``expires_at`` "
+    "(the new period starts at the previous expiry, also when it was expired or frozen) "
+    "and is enabled; ``previous_status`` ``frozen`` means its resources are to be "
+    "unfrozen. ``automatic``: an auto-renewal.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        **SUBSCRIPTION_FACTS_EXAMPLE,
+        "renewal_order_id": _RENEWAL_ORDER,
+        "previous_status": "expired",
+        "previous_expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+        "expires_at": dt.datetime(2028, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+        "period": {"unit": "year", "count": 1},
+        "amount": {"amount": 129900, "currency": "USD"},
+        "automatic": False,
+        "renewed_at": dt.datetime(2027, 1, 20, 8, 0, tzinfo=dt.UTC),
     },
 )
 
@@ -552,6 +695,18 @@ class OrderResponse(AnswerSchema):
     """An order as its buyer sees it."""
 
     id = fields.String(metadata={"example": "ord_5c2e…"})
+    type = fields.String(
+        validate=validate.OneOf(ORDER_TYPES),
+        metadata={
+            "description": "`purchase`, or `renewal` / `upgrade` of a purchased app "
+            "(`subscription_id`).",
+            "example": PURCHASE,
+        },
+    )
+    subscription_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The purchased app a renewal or an upgrade is for."},
+    )
     status = fields.String(validate=validate.OneOf(ORDER_STATUSES), metadata={"example": "unpaid"})
     account_id = fields.String(metadata={"description": "The buyer."})
     paid_by_reseller = fields.Boolean(
@@ -650,6 +805,33 @@ class PurchasedAppResponse(AnswerSchema):
     auto_renew = fields.Boolean()
     enterprise_project_id = fields.String(metadata={"example": "default"})
     created_at = fields.AwareDateTime()
+    # the life after the purchase (issue 9)
+    grace_ends_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "When an expired (unrenewed) app is frozen: the expiry plus the "
+            "grace period. Yearly/monthly only."
+        },
+    )
+    release_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "When a frozen (unrenewed) app is released: the end of the grace "
+            "and retention periods. Yearly/monthly only."
+        },
+    )
+    auto_renew_period = fields.Nested(
+        PeriodSchema,
+        allow_none=True,
+        metadata={"description": "The period each automatic renewal buys, when on."},
+    )
+    specification_id = fields.String(
+        metadata={"description": "The current configuration (an upgrade changes it)."}
+    )
+    quantity = fields.Integer(metadata={"description": "The current quantity.", "example": 10})
+    upgrading = fields.Boolean(
+        metadata={"description": "An upgrade is paid and waits for the seller to apply it."}
+    )
 
 
 class SubscriptionResponse(PurchasedAppResponse):
@@ -1022,3 +1204,75 @@ class SellerUnsubscriptionResponse(UnsubscriptionResponse):
 
 
 SellerUnsubscriptionPage = page_of(SellerUnsubscriptionResponse, "SellerUnsubscriptionPage")
+
+
+# -- RPC: renewals (issue 9, H1) -----------------------------------------------------
+
+
+class RenewalQuoteRequest(StrictSchema):
+    """``POST /v1/purchased-apps/{id}/renewal-quotes``: renew for this period."""
+
+    period = fields.Nested(PeriodSchema, required=True)
+
+
+class RenewalQuoteResponse(AnswerSchema):
+    """A binding price for renewing: the order placed from it before ``valid_until``
+    costs ``amount_due``, whatever the catalog says then."""
+
+    id = fields.String(metadata={"example": "rnq_2f1e…"})
+    subscription_id = fields.String()
+    amount_due = fields.Nested(MoneySchema)
+    period = fields.Nested(PeriodSchema)
+    new_expires_at = fields.AwareDateTime(
+        metadata={
+            "description": "The expiry once renewed: the period counted from the current "
+            "expiry (also when expired or frozen), ending 23:59:59 in the account's time zone."
+        }
+    )
+    valid_until = fields.AwareDateTime(
+        metadata={"description": "Order from this quote before then (at least 15 minutes)."}
+    )
+    created_at = fields.AwareDateTime()
+
+
+class RenewalRequest(StrictSchema):
+    """``POST /v1/purchased-apps/{id}/renewals``: order the renewal a quote priced."""
+
+    quote_id = fields.String(
+        required=True, validate=ORDER_ID_RULE, metadata={"example": "rnq_2f1e…"}
+    )
+
+
+class RenewalsQuery(PageSchema):
+    """``GET /v1/renewals``: subscriptions to renew."""
+
+    days = QueryInteger(
+        load_default=30,
+        validate=validate.Range(min=1, max=365),
+        metadata={
+            "description": "Enabled ones expiring within this many days (default 30); expired "
+            "and frozen ones are always listed.",
+            "example": 30,
+        },
+    )
+
+
+class RenewalItemResponse(AnswerSchema):
+    """A subscription due for renewal (the "Renewals" page)."""
+
+    subscription_id = fields.String()
+    product_name = fields.String()
+    specification_name = fields.String()
+    delivery_method = fields.String(validate=validate.OneOf(DELIVERY_METHODS))
+    status = fields.String(validate=validate.OneOf(SUBSCRIPTION_STATUSES))
+    expires_at = fields.AwareDateTime()
+    days_left = fields.Integer(
+        metadata={"description": "Whole days until the expiry; 0 once expired."}
+    )
+    auto_renew = fields.Boolean()
+    auto_renew_period = fields.Nested(PeriodSchema, allow_none=True)
+    grace_ends_at = fields.AwareDateTime()
+    release_at = fields.AwareDateTime()
+
+
+RenewalPage = page_of(RenewalItemResponse, "RenewalPage")

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mercato.domain import RecordsEvents, StateMachine
+from mercato.errors import BusinessRuleViolation, Conflict
 from mercato.money import money
-from mercato.periods import add_months, subscription_expiry
+from mercato.periods import YEARLY_MONTHLY as TIMED_BILLING_MODE
+from mercato.periods import add_months, renewed_expiry, subscription_expiry
 from mercato.terms import (
     AWAITING_ACCEPTANCE,
     CANCELLED,
@@ -63,10 +65,47 @@ SUBSCRIPTION = StateMachine(
     {
         "enable": ((ENABLING,), ENABLED),
         "release": ((ENABLING, ENABLED, EXPIRED, FROZEN), RELEASED),
+        # the lifecycle after the expiry (orders.lifecycle), and a paid renewal
+        "expire": ((ENABLED,), EXPIRED),
+        "freeze": ((EXPIRED,), FROZEN),
+        "renew": ((ENABLED, EXPIRED, FROZEN), ENABLED),
     },
 )
 
+# why a subscription was released (``subscriptions.released_reason``)
+RELEASED_EXPIRED, RELEASED_UNSUBSCRIBED, RELEASED_CANCELLED = "expired", "unsubscribed", "cancelled"
+
+# renewal reminders (``subscriptions.reminded_stage``): 7 days before the expiry, and 3
+# days before an expired subscription is frozen
+BEFORE_EXPIRY, BEFORE_FREEZE = "before_expiry", "before_freeze"
+REMINDED_NONE, REMINDED_BEFORE_EXPIRY, REMINDED_BEFORE_FREEZE = 0, 1, 2
+REMIND_BEFORE_EXPIRY = dt.timedelta(days=7)
+REMIND_BEFORE_FREEZE = dt.timedelta(days=3)
+RENEWABLE = (ENABLED, EXPIRED, FROZEN)
+# the lifecycle's moves, as the sweep makes them in batches (``orders.lifecycle``)
+EXPIRE, FREEZE, RELEASE_EXPIRED = "expire", "freeze", "release"
+
+
+@dataclass(frozen=True)
+class LifecyclePeriods:
+    """How long an expired subscription stays usable (``grace``) and then frozen with
+    its data kept (``retention``) before it is released (settings
+    SUBSCRIPTION_GRACE_DAYS, SUBSCRIPTION_RETENTION_DAYS)."""
+
+    grace: dt.timedelta = dt.timedelta(days=15)
+    retention: dt.timedelta = dt.timedelta(days=15)
+
+    def grace_ends_at(self, expires_at: dt.datetime) -> dt.datetime:
+        return expires_at + self.grace
+
+    def release_at(self, expires_at: dt.datetime) -> dt.datetime:
+        return expires_at + self.grace + self.retention
+
+
+DEFAULT_PERIODS = LifecyclePeriods()
+
 CANCELLED_BY_BUYER = "cancelled by the buyer"
+SUBSCRIPTION_GONE = "the purchased app was released before this order was paid"
 PAYMENT_WINDOW_PASSED = "the payment window passed before the order was paid"
 
 # the requests a downstream key (``caller.request_key``) may name
@@ -163,8 +202,11 @@ class LineRules:
             "deployment_id": self.deployment_id,
         }
 
-    def expiry_from(self, start: dt.datetime) -> dt.datetime | None:
-        return subscription_expiry(start, self.billing_mode, self.period_unit, self.period_count)
+    def expiry_from(self, start: dt.datetime, time_zone: str | None = "UTC") -> dt.datetime | None:
+        """23:59:59 in ``time_zone`` of the period's last day (``mercato.periods``)."""
+        return subscription_expiry(
+            start, self.billing_mode, self.period_unit, self.period_count, time_zone
+        )
 
 
 @dataclass(frozen=True)
@@ -176,6 +218,7 @@ class NewSubscription:
     status: str
     activated_at: dt.datetime
     expires_at: dt.datetime | None
+    time_zone: str = "UTC"  # the account's when it was bought
 
 
 # -- the order -------------------------------------------------------------------------
@@ -186,6 +229,10 @@ class OrderRules(RecordsEvents):
     and ``view``."""
 
     id: str
+    type: str  # purchase, renewal or upgrade
+    subscription_id: str | None  # what a renewal or an upgrade is of
+    quote_id: str | None
+    auto_renewal_key: str | None
     account_id: str
     payer_account_id: str
     enterprise_project_id: str
@@ -224,6 +271,8 @@ class OrderRules(RecordsEvents):
     def view(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "type": self.type,
+            "subscription_id": self.subscription_id,
             "status": self.status,
             "account_id": self.account_id,
             "paid_by_reseller": self.paid_by_reseller,
@@ -275,8 +324,20 @@ class OrderRules(RecordsEvents):
                 "amount_due": self.amount(),
                 "lines": [line.view() for line in self.lines],
                 "payment_deadline": self.payment_deadline,
+                "type": self.type,
+                "subscription_id": self.subscription_id,
             },
         )
+
+    def pay_for_subscription(self, payment_id: str, payment_method: str, now: dt.datetime) -> None:
+        """A renewal or an upgrade paid: no subscription is created and no
+        ``orders.order.paid`` recorded (that event means a purchase to deliver); the
+        payment applies to its subscription in the same transaction (``renewals``,
+        ``upgrades``)."""
+        self.status = ORDER.move("pay", self.status)
+        self.payment_id, self.payment_method = payment_id, payment_method
+        self.paid_at = self.updated_at = now
+        self.payment_started_at = None
 
     def is_paid_by(self, payment_id: str) -> bool:
         return self.payment_id is not None and self.payment_id == payment_id
@@ -290,15 +351,17 @@ class OrderRules(RecordsEvents):
         payment_method: str,
         now: dt.datetime,
         subscription_ids: Sequence[str],
+        time_zone: str = "UTC",
     ) -> list[NewSubscription]:
         """Paid by ``payment_id``: one subscription per line (``subscription_ids`` in line
-        order), enabling until delivered, its period running from now."""
+        order), enabling until delivered, its period running from now and ending at
+        23:59:59 in the buyer's ``time_zone``."""
         self.status = ORDER.move("pay", self.status)
         self.payment_id, self.payment_method = payment_id, payment_method
         self.paid_at = self.updated_at = now
         self.payment_started_at = None
         subscriptions = [
-            NewSubscription(id, line, ENABLING, now, line.expiry_from(now))
+            NewSubscription(id, line, ENABLING, now, line.expiry_from(now, time_zone), time_zone)
             for id, line in zip(subscription_ids, self.lines, strict=True)
         ]
         self.record(
@@ -317,6 +380,7 @@ class OrderRules(RecordsEvents):
                         "order_line_id": subscription.line.id,
                         **subscription.line.configuration(),
                         "expires_at": subscription.expires_at,
+                        "time_zone": subscription.time_zone,
                     }
                     for subscription in subscriptions
                 ],
@@ -422,6 +486,15 @@ class SubscriptionRules(RecordsEvents):
     created_at: dt.datetime
     updated_at: dt.datetime
     line: LineRules
+    released_reason: str | None
+    time_zone: str
+    period_started_at: dt.datetime | None
+    reminded_stage: int
+    specification_id: str | None
+    quantity: int | None
+    auto_renew_period_unit: str | None
+    auto_renew_period_count: int | None
+    upgrading_order_id: str | None
 
     def enable(
         self,
@@ -436,7 +509,9 @@ class SubscriptionRules(RecordsEvents):
         if starts_at is not None:
             self.activated_at, self.expires_at = starts_at, expires_at
         else:
-            self.activated_at, self.expires_at = now, self.line.expiry_from(now)
+            self.activated_at = now
+            self.expires_at = self.line.expiry_from(now, self.time_zone)
+        self.period_started_at = self.activated_at
         self.updated_at = now
         self.record(
             "orders.subscription.activated",
@@ -471,18 +546,168 @@ class SubscriptionRules(RecordsEvents):
             "billing_mode": line.billing_mode,
         }
 
-    def release(self, now: dt.datetime) -> None:
+    def release(self, now: dt.datetime, reason: str) -> None:
+        """Ended for good (``reason``: ``expired``, ``unsubscribed`` or ``cancelled``):
+        its resources are to be released (``orders.subscription.released``)."""
         self.status = SUBSCRIPTION.move("release", self.status)
+        self.released_reason = reason
         self.updated_at = now
+        self.record(
+            "orders.subscription.released",
+            subject=self.id,
+            account_id=self.account_id,
+            data={**self.facts(), "reason": reason, "released_at": now},
+        )
 
-    def view(self) -> dict[str, Any]:
+    # -- the lifecycle after the expiry, and renewals (issue 9, H1) --
+
+    def current_specification_id(self) -> str:
+        return self.specification_id or self.line.specification_id
+
+    def current_quantity(self) -> int:
+        return self.quantity or self.line.quantity
+
+    def remind(self, stage: str, now: dt.datetime, periods: LifecyclePeriods) -> None:
+        """Tell the buyer a deadline nears (once per stage and period)."""
+        if stage == BEFORE_EXPIRY:
+            self.reminded_stage = REMINDED_BEFORE_EXPIRY
+        else:
+            self.reminded_stage = REMINDED_BEFORE_FREEZE
+        self.updated_at = now
+        self.record(
+            "orders.subscription.expiring",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self.facts(),
+                "expires_at": self.expires_at,
+                "stage": stage,
+                "auto_renew": bool(self.auto_renew),
+            },
+        )
+
+    def expire(self, now: dt.datetime, periods: LifecyclePeriods) -> None:
+        """Its expiry passed unrenewed: the grace period (still usable) begins."""
+        self.status = SUBSCRIPTION.move("expire", self.status)
+        self.updated_at = now
+        assert self.expires_at is not None
+        self.record(
+            "orders.subscription.expired",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self.facts(),
+                "expires_at": self.expires_at,
+                "grace_ends_at": periods.grace_ends_at(self.expires_at),
+            },
+        )
+
+    def freeze(self, now: dt.datetime, periods: LifecyclePeriods) -> None:
+        """The grace period ended: frozen, its data kept until the retention ends."""
+        self.status = SUBSCRIPTION.move("freeze", self.status)
+        self.updated_at = now
+        assert self.expires_at is not None
+        self.record(
+            "orders.subscription.frozen",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self.facts(),
+                "expires_at": self.expires_at,
+                "frozen_at": now,
+                "release_at": periods.release_at(self.expires_at),
+            },
+        )
+
+    def renewal_refusal(self) -> BusinessRuleViolation | Conflict | None:
+        """Why it cannot be renewed now, if it cannot: only a yearly/monthly subscription
+        that is enabled, expired or frozen can (released: 409 SUBSCRIPTION_RELEASED)."""
+        if self.status == RELEASED:
+            return Conflict(
+                "the purchased app was released; it can no longer be renewed",
+                code="SUBSCRIPTION_RELEASED",
+            )
+        if (
+            self.line.billing_mode != TIMED_BILLING_MODE
+            or self.status not in RENEWABLE
+            or self.expires_at is None
+        ):
+            return BusinessRuleViolation(
+                "only a yearly/monthly purchased app that is enabled, expired or frozen can "
+                f"be renewed; this one is {self.line.billing_mode}, {self.status}",
+                code="RENEWAL_NOT_SUPPORTED",
+            )
+        return None
+
+    def renew(
+        self,
+        *,
+        renewal_order_id: str,
+        period: dict[str, Any],
+        amount: dict[str, Any],
+        time_zone: str,
+        automatic: bool,
+        now: dt.datetime,
+    ) -> None:
+        """A renewal paid: the new period starts at the previous expiry (also when it
+        was expired or frozen: the grace and retention days are not given back) and ends
+        at 23:59:59 of its last day in ``time_zone`` (the account's now)."""
+        previous_status, previous_expires_at = self.status, self.expires_at
+        assert previous_expires_at is not None
+        self.status = SUBSCRIPTION.move("renew", self.status)
+        self.expires_at = renewed_expiry(
+            previous_expires_at, period["unit"], period["count"], time_zone
+        )
+        self.period_started_at = previous_expires_at
+        self.time_zone = time_zone
+        self.reminded_stage = REMINDED_NONE
+        self.updated_at = now
+        self.record(
+            "orders.subscription.renewed",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                **self.facts(),
+                "renewal_order_id": renewal_order_id,
+                "previous_status": previous_status,
+                "previous_expires_at": previous_expires_at,
+                "expires_at": self.expires_at,
+                "period": period,
+                "amount": amount,
+                "automatic": automatic,
+                "renewed_at": now,
+            },
+        )
+
+    def lifecycle_view(self, periods: LifecyclePeriods) -> dict[str, Any]:
+        """What the purchased app shows of its life after the purchase."""
+        timed = self.line.billing_mode == TIMED_BILLING_MODE and self.expires_at is not None
+        unit = getattr(self, "auto_renew_period_unit", None)
+        return {
+            "grace_ends_at": periods.grace_ends_at(self.expires_at)
+            if timed and self.expires_at is not None
+            else None,
+            "release_at": periods.release_at(self.expires_at)
+            if timed and self.expires_at is not None
+            else None,
+            "auto_renew_period": {"unit": unit, "count": self.auto_renew_period_count}
+            if unit
+            else None,
+            "specification_id": self.current_specification_id(),
+            "quantity": self.current_quantity(),
+            "upgrading": getattr(self, "upgrading_order_id", None) is not None,
+        }
+
+    def view(self, periods: LifecyclePeriods = DEFAULT_PERIODS) -> dict[str, Any]:
         line = self.line
         return {
+            **self.lifecycle_view(periods),
             "id": self.id,
             "order_id": self.order_id,
             "product_id": line.product_id,
             "product_name": line.product_name,
-            "specification_name": line.specification_name,
+            "specification_name": getattr(self, "specification_name", None)
+            or line.specification_name,
             "delivery_method": line.delivery_method,
             "status": self.status,
             "expires_at": self.expires_at,

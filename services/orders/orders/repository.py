@@ -20,13 +20,15 @@ from collections.abc import Sequence
 from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mercato.db import Page, fetch_page, insert_now, insert_or_ignore
-from mercato.terms import ENABLED, ENABLING, UNPAID
+from mercato.terms import ENABLED, ENABLING, RELEASED, UNPAID
 from orders.domain import NewSubscription
-from orders.models import Order, OrderLine, OrderRequest, Subscription
+from orders.models import AccountTimeZone, Order, OrderLine, OrderRequest, Subscription
 
 
 def _afresh(query):
@@ -78,6 +80,14 @@ _LOCKED_SUBSCRIPTION = (
     .options(lazyload(Subscription.line))
     .with_for_update()
     .execution_options(populate_existing=True)
+)
+
+_TIME_ZONES = cast(sa.Table, AccountTimeZone.__table__)
+_TIME_ZONE_OF = sa.select(_TIME_ZONES.c.time_zone).where(
+    _TIME_ZONES.c.account_id == sa.bindparam("account_id")
+)
+_SUBSCRIPTION_STATUS = sa.select(_SUBSCRIPTIONS.c.status).where(
+    _SUBSCRIPTIONS.c.id == sa.bindparam("subscription_id")
 )
 
 
@@ -239,7 +249,10 @@ class OrderRepository:
     # -- subscriptions --
 
     def add_subscriptions(self, order: Order, subscriptions: Sequence[NewSubscription]) -> None:
-        insert_now(self.session, *(Subscription.of(order, new) for new in subscriptions))
+        rows = [Subscription.of(order, new) for new in subscriptions]
+        for row, new in zip(rows, subscriptions, strict=True):
+            row.time_zone = new.time_zone
+        insert_now(self.session, *rows)
 
     def order_of_subscription(self, subscription_id: str) -> str | None:
         return self.session.scalar(_ORDER_OF_SUBSCRIPTION, {"subscription_id": subscription_id})
@@ -285,6 +298,34 @@ class OrderRepository:
             .order_by(Subscription.created_at.desc(), Subscription.id)
         )
         return fetch_page(self.session, query, page, page_size)
+
+    # -- account time zones (issue 9) --
+
+    def time_zone_of(self, account_id: str) -> str:
+        """The account's time zone as iam-agency last announced it; UTC without one."""
+        return self.session.scalar(_TIME_ZONE_OF, {"account_id": account_id}) or "UTC"
+
+    def set_time_zone(self, account_id: str, time_zone: str, changed_at) -> None:
+        """Keep the account's zone, unless a newer change is kept already."""
+        insert = (
+            pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        statement = insert(_TIME_ZONES).values(
+            account_id=account_id, time_zone=time_zone, updated_at=changed_at
+        )
+        self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[_TIME_ZONES.c.account_id],
+                set_={"time_zone": time_zone, "updated_at": changed_at},
+                where=_TIME_ZONES.c.updated_at < changed_at,
+            )
+        )
+
+    def is_released(self, subscription_id: str | None) -> bool:
+        return (
+            self.session.scalar(_SUBSCRIPTION_STATUS, {"subscription_id": subscription_id})
+            == RELEASED
+        )
 
 
 # what a unit of work of orders offers its use cases
