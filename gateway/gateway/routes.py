@@ -124,6 +124,27 @@ ROUTES = (
         response=billing.BalanceResponse,
         rpc=("billing", "set_credit_limit"),
     ),
+    # -- the account's time zone (issue 9) -------------------------------------------------
+    Route(
+        "PATCH",
+        "/v1/account",
+        "change_account",
+        summary="Change your account's time zone",
+        tag=ACCOUNTS,
+        who=(BUYER, SELLER, RESELLER),
+        about="`{time_zone}`: the account's IANA time zone (such as `Asia/Shanghai`; UTC "
+        "until changed). Subscriptions expire at 23:59:59 local time in it: a change applies "
+        "to the next renewal and the next automatic renewal time, and an expiry already set "
+        "does not move. Answers the account `{id, name, type, time_zone}`; the same zone "
+        "again changes nothing.",
+        body=iam_agency.AccountTimeZoneRequest,
+        response=iam_agency.AccountSummary,
+        errors={
+            400: "VALIDATION_ERROR: malformed JSON, a missing or unknown field, or a "
+            "`time_zone` that is not an IANA time zone (`fields.time_zone` says so)"
+        },
+        rpc=("iam_agency", "change_time_zone"),
+    ),
     # -- catalog: sellers ---------------------------------------------------------------
     Route(
         "PUT",

@@ -61,7 +61,9 @@ TOKEN_OPTIONAL = "anyone, token optional"  # noqa: S105 - who may call, not a se
 AUTHENTICATED = "authenticated"
 WHO = (ANYONE, TOKEN_OPTIONAL, AUTHENTICATED, *ACCOUNT_TYPES)
 
-METHODS = ("GET", "POST", "PUT", "DELETE")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# the methods whose request has a body (a PATCH's names the fields it changes)
+_BODY_METHODS = ("POST", "PUT", "PATCH")
 _PATH_VARIABLE = re.compile(r"{([a-z_]+)}")
 # what a NotFound for an id that cannot be one calls the thing (default: the variable
 # without its ``_id``)
@@ -126,7 +128,7 @@ class Route:
             problems.append("takes a body or a query, not both")
         if self.raw_body is not None and (self.body is not None or self.query is not None):
             problems.append("a raw body is the whole body: no body schema, no query")
-        if self.method in ("POST", "PUT") and self.body is None and self.raw_body is None:
+        if self.method in _BODY_METHODS and self.body is None and self.raw_body is None:
             problems.append("needs a body schema (EmptyRequest when it takes none)")
         if self.raw_body is not None and self.handler is None:
             problems.append("a raw body is read by a handler")

@@ -25,6 +25,7 @@ def test_sign_up_answers_the_new_account_without_its_password(stack):
         "name": "Acme",
         "email": account["email"],
         "type": "seller",
+        "time_zone": "UTC",
     }
     assert body["id"].startswith("acc_")
     assert stack.iam_rows("accounts") == 1
@@ -253,3 +254,54 @@ def test_iam_agency_down_is_503(start_stack):
 
     body = assert_error(response, 503, "SERVICE_UNAVAILABLE")
     assert "iam_agency" in body["message"]
+
+
+# -- the account's time zone (issue 9) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["buyer", "seller", "reseller"])
+def test_an_account_changes_its_time_zone_and_me_shows_it(stack, role):
+    client = sign_up(stack, role)
+    assert stack.get("/v1/me", headers=bearer(client.token)).json()["account"]["time_zone"] == "UTC"
+
+    response = client.request("PATCH", "/v1/account", json={"time_zone": "Asia/Shanghai"})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "id": client.id,
+        "name": "Acme",
+        "type": role,
+        "time_zone": "Asia/Shanghai",
+    }
+    me = stack.get("/v1/me", headers=bearer(client.token)).json()
+    assert me["account"]["time_zone"] == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"time_zone": "Mars/Olympus_Mons"}, "time_zone"),
+        ({"time_zone": "../../etc/passwd"}, "time_zone"),
+        ({"time_zone": ""}, "time_zone"),
+        ({"time_zone": 8}, "time_zone"),
+        ({}, "time_zone"),
+        ({"time_zone": "UTC", "colour": "red"}, "colour"),
+    ],
+    ids=["unknown-zone", "a-path", "empty", "a-number", "missing", "unknown-field"],
+)
+def test_a_time_zone_that_is_no_iana_zone_is_400_naming_it(stack, body, field):
+    client = sign_up(stack, "buyer")
+
+    response = client.request("PATCH", "/v1/account", json=body)
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert field in error["fields"]
+    if field == "time_zone" and isinstance(body.get("time_zone"), str):
+        assert "an IANA time zone such as Asia/Shanghai" in error["fields"]["time_zone"][0]
+    me = stack.get("/v1/me", headers=bearer(client.token)).json()
+    assert me["account"]["time_zone"] == "UTC"
+
+
+def test_changing_the_time_zone_needs_a_token(stack):
+    response = stack.request("PATCH", "/v1/account", json={"time_zone": "Asia/Shanghai"})
+    assert_error(response, 401, "UNAUTHENTICATED")

@@ -163,7 +163,8 @@ def test_only_the_upload_takes_a_larger_body_and_reads_it_itself():
         ({"who": "admin"}, "who must be one of"),
         ({"who": ("buyer", "admin")}, "who as a tuple names roles"),
         ({"raw_body": {"type": "string"}}, "a raw body is the whole body"),
-        ({"method": "PATCH"}, "method must be one of"),
+        ({"method": "HEAD"}, "method must be one of"),
+        ({"method": "PATCH", "body": None}, "needs a body schema"),
         ({"response": None}, "or 204 with no content"),
     ],
 )

@@ -1,6 +1,9 @@
 """iam-agency's contracts: the events it publishes, and what its RPCs accept and answer
 (the public API's accounts and sign-in bodies are these very schemas)."""
 
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from mercato.contracts.common import ID_RULE
@@ -36,6 +39,25 @@ register(
 # -- account time zone (issue 9, H5) ----------------------------------------------------
 
 TIME_ZONE_RULE_TEXT = "an IANA time zone such as Asia/Shanghai"
+DEFAULT_TIME_ZONE = "UTC"
+_TIME_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
+
+
+def is_time_zone(name: object) -> bool:
+    """An IANA time zone name that ``zoneinfo`` knows (``Asia/Shanghai``, ``UTC``); a
+    path, an empty or an overlong name is none."""
+    if not isinstance(name, str) or len(name) > 64 or not _TIME_ZONE_NAME.fullmatch(name):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _time_zone_rule(name: str) -> None:
+    if not is_time_zone(name):
+        raise ValidationError(f"must be {TIME_ZONE_RULE_TEXT}")
 
 
 class AccountTimeZoneChangedV1(StrictSchema):
@@ -121,6 +143,9 @@ class AccountResponse(AnswerSchema):
     name = fields.String(metadata={"example": "Acme Ltd"})
     email = fields.String(metadata={"example": "ops@acme.test"})
     type = fields.String(validate=validate.OneOf(SIGN_UP_TYPES), metadata={"example": BUYER})
+    time_zone = fields.String(
+        metadata={"description": "The account's IANA time zone.", "example": "UTC"}
+    )
 
 
 class ResellerCustomerResponse(AccountResponse):
@@ -167,6 +192,26 @@ class AccountSummary(AnswerSchema):
     id = fields.String()
     name = fields.String()
     type = fields.String(metadata={"description": "buyer, seller, reseller or operator"})
+    time_zone = fields.String(
+        metadata={
+            "description": "The account's IANA time zone (UTC unless changed): "
+            "subscriptions expire at 23:59:59 local time in it.",
+            "example": "Asia/Shanghai",
+        }
+    )
+
+
+class AccountTimeZoneRequest(StrictSchema):
+    """Change the account's time zone (``change_time_zone``, ``PATCH /v1/account``)."""
+
+    time_zone = fields.String(
+        required=True,
+        validate=_time_zone_rule,
+        metadata={
+            "description": TIME_ZONE_RULE_TEXT.capitalize() + ".",
+            "example": "Asia/Shanghai",
+        },
+    )
 
 
 class UserSummary(AnswerSchema):

@@ -80,6 +80,17 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+# -- the account's time zone (issue 9) ------------------------------------------------
+
+DEFAULT_TIME_ZONE = "UTC"
+
+
+def time_zone_changes(current: str | None, wanted: str) -> bool:
+    """Whether choosing ``wanted`` changes the account's zone (an account without one is
+    in UTC): the same zone again is no change, and announces nothing."""
+    return (current or DEFAULT_TIME_ZONE) != wanted
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 

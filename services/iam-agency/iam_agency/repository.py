@@ -46,6 +46,15 @@ class AccountRepository:
     def account(self, account_id: str) -> Account | None:
         return self.session.get(Account, account_id)
 
+    def lock_account(self, account_id: str) -> Account | None:
+        """The account, locked until the transaction ends (a time zone change)."""
+        return self.session.scalar(
+            sa.select(Account)
+            .where(Account.id == account_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
     def user_by_email(self, email: str) -> User | None:
         return self.session.scalar(sa.select(User).where(User.email == email))
 

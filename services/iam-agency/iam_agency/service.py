@@ -110,6 +110,17 @@ class IamAgencyService(MercatoService):
         return dump(contract.MeResponse, described)
 
     @rpc(expected_exceptions=EXPECTED)
+    def change_time_zone(self, payload: dict) -> dict:
+        """``{time_zone}``: the caller's account's IANA time zone (a buyer's, a
+        seller's or a reseller's); answers the account ``{id, name, type, time_zone}``."""
+        caller = self.caller.require_role(BUYER, SELLER, RESELLER)
+        data = load(contract.AccountTimeZoneRequest, payload)
+        account = usecases.change_time_zone(
+            self.db, self.clock, account_id=caller.account_id, **data
+        )
+        return dump(contract.AccountSummary, account)
+
+    @rpc(expected_exceptions=EXPECTED)
     def get_enterprise_project(self, project_id: str) -> dict:
         """One of the caller's enterprise projects (orders check the one an order names)."""
         caller = self.caller.require()

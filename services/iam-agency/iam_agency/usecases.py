@@ -68,6 +68,7 @@ def open_account(
         type=type,
         reseller_account_id=reseller_account_id,
         created_at=now,
+        time_zone=domain.DEFAULT_TIME_ZONE,
     )
     user = User(
         id=new_id("usr"),
@@ -101,7 +102,17 @@ def open_account(
     )
     uow.request_keys.keep(kept, account.id, now)
     uow.commit()
-    return {"id": account.id, "name": account.name, "email": email, "type": account.type}
+    return _account_answer(account, email)
+
+
+def _account_answer(account: Account, email: str) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "email": email,
+        "type": account.type,
+        "time_zone": account.time_zone,
+    }
 
 
 def issue_token(
@@ -173,7 +184,7 @@ def sign_up(
     if first is not None:
         opened = uow.accounts.account(first)
         assert opened is not None
-        return {"id": opened.id, "name": opened.name, "email": email, "type": opened.type}
+        return _account_answer(opened, email)
     return open_account(uow, clock, name=name, email=email, password=password, type=type, kept=kept)
 
 
@@ -205,13 +216,7 @@ def open_reseller_customer(
     if first is not None:
         opened = uow.accounts.account(first)
         assert opened is not None
-        return {
-            "id": opened.id,
-            "name": opened.name,
-            "email": email,
-            "type": opened.type,
-            "reseller_account_id": reseller_account_id,
-        }
+        return {**_account_answer(opened, email), "reseller_account_id": reseller_account_id}
     customer = open_account(
         uow,
         clock,
@@ -240,10 +245,42 @@ def describe_caller(uow, *, account_id: str, user_id: str) -> dict[str, Any]:
         raise NotFound("account not found")
     user, account = row
     return {
-        "account": {"id": account.id, "name": account.name, "type": account.type},
+        "account": _account_summary(account),
         "user": {"id": user.id, "email": user.email},
         "roles": list(user.roles),
     }
+
+
+def _account_summary(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "type": account.type,
+        "time_zone": account.time_zone or domain.DEFAULT_TIME_ZONE,
+    }
+
+
+def change_time_zone(uow, clock: Clock, *, account_id: str, time_zone: str) -> dict[str, Any]:
+    """Set the account's time zone (an IANA name, checked by the contract) and announce
+    it (``iam_agency.account.time_zone_changed``, in the same transaction); the same
+    zone again changes nothing and announces nothing. Answers the account."""
+    account = uow.accounts.lock_account(account_id)
+    if account is None:
+        raise NotFound("account not found")
+    if not domain.time_zone_changes(account.time_zone, time_zone):
+        answer = _account_summary(account)
+        uow.rollback()
+        return answer
+    account.time_zone = time_zone
+    uow.emit(
+        "iam_agency.account.time_zone_changed",
+        subject=account.id,
+        account_id=account.id,
+        data={"account_id": account.id, "time_zone": time_zone, "changed_at": clock.now()},
+    )
+    answer = _account_summary(account)
+    uow.commit()
+    return answer
 
 
 def enterprise_project(uow, *, account_id: str, project_id: str) -> dict[str, Any]:

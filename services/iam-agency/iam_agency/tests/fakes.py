@@ -27,6 +27,8 @@ class FakeAccountRepository(InMemoryRepository):
     def account(self, account_id: str) -> Account | None:
         return self.table("accounts").get(account_id)
 
+    lock_account = account
+
     def user_by_email(self, email: str) -> User | None:
         return next((u for u in self.table("users").values() if u.email == email), None)
 

@@ -80,7 +80,7 @@ def test_sign_up_sign_in_and_describe_the_caller(iam):
         me = service.me()
         project = service.get_enterprise_project("default")
     assert me == {
-        "account": {"id": account["id"], "name": "Ann", "type": "buyer"},
+        "account": {"id": account["id"], "name": "Ann", "type": "buyer", "time_zone": "UTC"},
         "user": {"id": identity["user_id"], "email": "ann@example.com"},
         "roles": ["buyer"],
     }
@@ -271,3 +271,56 @@ def test_account_cards_answer_names_and_the_shared_emails_to_sellers_only(iam):
         service.account_cards(request)
     with rpc(config) as anonymous, pytest.raises(Unauthenticated):
         anonymous.account_cards(request)
+
+
+# -- the account's time zone (issue 9) ----------------------------------------------------
+
+
+def test_an_account_changes_its_time_zone_once_and_announces_it(iam):
+    config, clock = iam
+    account = sign_up(config)
+    assert account["time_zone"] == "UTC"
+    _token, identity = signed_in(config)
+    queue = EventQueue(config["AMQP_URI"], "iam_agency", "iam_agency.account.time_zone_changed")
+    try:
+        with as_caller(config, identity) as service:
+            changed = service.change_time_zone({"time_zone": "Asia/Shanghai"})
+            again = service.change_time_zone({"time_zone": "Asia/Shanghai"})
+            me = service.me()
+            clock.advance(seconds=60)
+            service.change_time_zone({"time_zone": "Europe/Paris"})
+        envelope = queue.next(timeout=15)
+        # the same zone again announced nothing: the next event is the next change
+        following = queue.next(timeout=15)
+    finally:
+        queue.close()
+    expected = {"id": account["id"], "name": "Ann", "type": "buyer", "time_zone": "Asia/Shanghai"}
+    assert changed == again == me["account"] == expected
+    assert envelope["subject"] == account["id"]
+    assert envelope["data"] == {
+        "account_id": account["id"],
+        "time_zone": "Asia/Shanghai",
+        "changed_at": START.isoformat(),
+    }
+    assert following["data"]["time_zone"] == "Europe/Paris"
+    assert following["data"]["changed_at"] == (START + dt.timedelta(seconds=60)).isoformat()
+
+
+def test_a_time_zone_change_names_the_field_of_an_unknown_zone_and_needs_an_account(iam):
+    config, _clock = iam
+    sign_up(config)
+    sign_up(config, email="ops@example.com")
+    _token, identity = signed_in(config)
+    with as_caller(config, identity) as service:
+        for wrong in ("Mars/Olympus_Mons", "../etc/passwd", "", "Asia/Shanghai/x" * 10, 8):
+            with pytest.raises(ValidationError) as raised:
+                service.change_time_zone({"time_zone": wrong})
+            assert list(raised.value.fields) == ["time_zone"]
+            rule = "an IANA time zone such as Asia/Shanghai" if wrong != 8 else "valid string"
+            assert rule in raised.value.fields["time_zone"][0]
+        assert service.me()["account"]["time_zone"] == "UTC"
+    with rpc(config) as anonymous, pytest.raises(Unauthenticated):
+        anonymous.change_time_zone({"time_zone": "UTC"})
+    operator = {**identity, "account_type": "operator", "roles": ["operator"]}
+    with as_caller(config, operator) as service, pytest.raises(Forbidden):
+        service.change_time_zone({"time_zone": "UTC"})

@@ -10,6 +10,7 @@ import pytest
 from iam_agency import usecases
 from iam_agency.tests.fakes import FakeAccountRepository
 from mercato.clock import ManualClock
+from mercato.contracts import iam_agency as contract
 from mercato.errors import Conflict, NotFound, Unauthenticated
 from mercato_testing.fakes import FakeUnitOfWork
 
@@ -115,3 +116,69 @@ def test_account_cards_name_accounts_and_show_only_the_emails_asked_for(uow, clo
             {"account_id": ann["id"], "name": "Ann Ltd", "email": "ann@acme.test"},
         ]
     }
+
+
+# -- the account's time zone (issue 9) ----------------------------------------------------
+
+
+def test_an_account_is_in_utc_until_it_chooses_another_zone_which_is_announced_once(uow, clock):
+    account = sign_up(uow, clock)
+    assert account["time_zone"] == "UTC"
+    clock.advance(dt.timedelta(minutes=5))
+
+    changed = usecases.change_time_zone(
+        uow, clock, account_id=account["id"], time_zone="Asia/Shanghai"
+    )
+    again = usecases.change_time_zone(
+        uow, clock, account_id=account["id"], time_zone="Asia/Shanghai"
+    )
+
+    assert (
+        changed
+        == again
+        == {
+            "id": account["id"],
+            "name": "Acme",
+            "type": "buyer",
+            "time_zone": "Asia/Shanghai",
+        }
+    )
+    (event,) = uow.committed_events("iam_agency.account.time_zone_changed")
+    assert event.subject == account["id"]
+    assert event.data["time_zone"] == "Asia/Shanghai"
+    assert event.data["changed_at"] == "2026-12-01T00:05:00+00:00"
+    user = next(iter(uow.repositories["accounts"].table("users").values()))
+    described = usecases.describe_caller(uow, account_id=account["id"], user_id=user.id)
+    assert described["account"]["time_zone"] == "Asia/Shanghai"
+
+
+def test_back_to_utc_is_a_change_and_an_unknown_account_is_not_found(uow, clock):
+    account = sign_up(uow, clock)
+    usecases.change_time_zone(uow, clock, account_id=account["id"], time_zone="Europe/Paris")
+    usecases.change_time_zone(uow, clock, account_id=account["id"], time_zone="UTC")
+    zones = [e.data["time_zone"] for e in uow.committed_events(TIME_ZONE_CHANGED)]
+    assert zones == ["Europe/Paris", "UTC"]
+    with pytest.raises(NotFound):
+        usecases.change_time_zone(uow, clock, account_id="acc_nobody", time_zone="UTC")
+
+
+TIME_ZONE_CHANGED = "iam_agency.account.time_zone_changed"
+
+
+@pytest.mark.parametrize(
+    "name, valid",
+    [
+        ("UTC", True),
+        ("Asia/Shanghai", True),
+        ("America/Argentina/Buenos_Aires", True),
+        ("Etc/GMT+8", True),
+        ("Mars/Olympus_Mons", False),
+        ("../etc/passwd", False),
+        ("/usr/share/zoneinfo/UTC", False),
+        ("", False),
+        (None, False),
+        ("Asia/Shanghai\n", False),
+    ],
+)
+def test_an_iana_time_zone_is_one_zoneinfo_knows_and_no_path(name, valid):
+    assert contract.is_time_zone(name) is valid
