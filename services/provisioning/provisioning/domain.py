@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mercato.domain import RecordsEvents, StateMachine
 from mercato.identity import OPERATOR, Identity
 from mercato.periods import subscription_expiry
-from mercato.terms import LICENSE, SAAS
+from mercato.terms import IMAGE, LICENSE, SAAS
 from provisioning.keyring import Sealed
 
 WAITING, PENDING, SUCCEEDED, FAILED = "waiting", "pending", "succeeded", "failed"
@@ -366,3 +366,165 @@ def interface_binding(seller_account_id: str, access_key: str) -> str:
 
 def signing_binding(seller_account_id: str) -> str:
     return f"signing-key|{seller_account_id}"
+
+
+# -- instance actions: what a subscription's life after the purchase does to what was
+# delivered (provisioning.instance_actions runs them) -------------------------------------
+#
+# Each orders.subscription.* event becomes zero or more actions, queued in order; the
+# delivery method decides which (``planned_actions``). A seller's answer decides an
+# action's outcome (``seller_outcome``): done, tried again with backoff, or failed.
+
+FREEZE, UNFREEZE, REFRESH, UPGRADE, RELEASE = "freeze", "unfreeze", "refresh", "upgrade", "release"
+REISSUE_LICENSE = "reissue_license"
+STOP_SERVERS, START_SERVERS, RELEASE_DEPLOYMENT = (
+    "stop_servers",
+    "start_servers",
+    "release_deployment",
+)
+ACTION_KINDS = (
+    FREEZE,
+    UNFREEZE,
+    REFRESH,
+    UPGRADE,
+    RELEASE,
+    REISSUE_LICENSE,
+    STOP_SERVERS,
+    START_SERVERS,
+    RELEASE_DEPLOYMENT,
+)
+# the seller's activity each SaaS action calls
+SELLER_ACTIONS = {
+    FREEZE: "updateInstanceStatus",
+    UNFREEZE: "updateInstanceStatus",
+    REFRESH: "refreshInstance",
+    UPGRADE: "upgradeInstance",
+    RELEASE: "releaseInstance",
+}
+CLOUD_ACTIONS = (STOP_SERVERS, START_SERVERS)
+LOCAL_ACTIONS = (REISSUE_LICENSE, RELEASE_DEPLOYMENT)  # no call leaves provisioning
+
+ACTION_PENDING, ACTION_DONE, ACTION_FAILED = "pending", "done", "failed"
+# an attempt's outcome, as mercato_instance_actions_total counts it
+ACTION_RETRIED = "retried"
+
+SUBSCRIPTION_FROZEN = "orders.subscription.frozen"
+SUBSCRIPTION_RENEWED = "orders.subscription.renewed"
+SUBSCRIPTION_RELEASED = "orders.subscription.released"
+SUBSCRIPTION_UPGRADING = "orders.subscription.upgrading"
+INSTANCE_UPGRADED = "provisioning.instance.upgraded"
+INSTANCE_UPGRADE_FAILED = "provisioning.instance.upgrade_failed"
+
+# seller result codes (seller_interface.ResultCode, spelt here to keep the rules plain)
+_SUCCESS, _NO_SUCH_INSTANCE, _PROCESSING, _INTERNAL_ERROR = "000000", "000003", "000004", "000005"
+# the seller may fix its keys or its validation meanwhile: asked again, as deliveries do
+_FIXABLE = ("000001", "000002")
+
+
+@dataclass(frozen=True)
+class InstanceActionPolicy:
+    first_retry: dt.timedelta = dt.timedelta(seconds=30)  # INSTANCE_ACTION_RETRY_SECONDS
+    max_retry: dt.timedelta = dt.timedelta(hours=1)  # INSTANCE_ACTION_RETRY_MAX_SECONDS
+    lease: dt.timedelta = dt.timedelta(seconds=120)  # longer than one batch's calls
+    batch: int = 200  # actions claimed by one statement
+    concurrency: int = 20  # seller and cloud calls of a batch in flight at once
+    call_budget: dt.timedelta = dt.timedelta(seconds=6)  # one whole seller call
+
+    def backoff(self, attempts: int) -> dt.timedelta:
+        """After the ``attempts``-th failed try: doubling from ``first_retry``, at most
+        ``max_retry``."""
+        return min(self.first_retry * 2 ** min(max(attempts, 1) - 1, 20), self.max_retry)
+
+
+@dataclass(frozen=True)
+class SubscriptionDelivered:
+    """What provisioning knows of a subscription's delivery when an event comes."""
+
+    delivery_method: str
+    status: str  # the delivery's
+    instance_id: str | None
+
+
+def planned_actions(
+    event_type: str, data: dict[str, Any], delivered: SubscriptionDelivered | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The actions an orders.subscription.* event asks of what was delivered, in the
+    order they must run, each with its payload. A subscription provisioning never
+    delivered gets none; an upgrade is planned for any SaaS delivery, so that one
+    without an instance fails it (and orders refunds it) instead of waiting forever."""
+    if delivered is None:
+        return []
+    method = delivered.delivery_method
+    saas_live = method == SAAS and (
+        delivered.instance_id is not None or delivered.status in (WAITING, PENDING)
+    )
+    if event_type == SUBSCRIPTION_FROZEN:
+        if method == SAAS and saas_live:
+            return [(FREEZE, {"status": "FREEZE"})]
+        if method == IMAGE:
+            return [(STOP_SERVERS, {})]
+        return []
+    if event_type == SUBSCRIPTION_RENEWED:
+        was_frozen = data.get("previous_status") == "frozen"
+        expires_at = _iso(data["expires_at"])
+        if method == SAAS and saas_live:
+            refresh = (
+                REFRESH,
+                {"expires_at": expires_at, "renewal_order_id": data["renewal_order_id"]},
+            )
+            return [(UNFREEZE, {"status": "UNFREEZE"}), refresh] if was_frozen else [refresh]
+        if method == LICENSE:
+            return [(REISSUE_LICENSE, {"expires_at": expires_at})]
+        if method == IMAGE and was_frozen:
+            return [(START_SERVERS, {})]
+        return []
+    if event_type == SUBSCRIPTION_RELEASED:
+        if method == SAAS and saas_live:
+            return [(RELEASE, {"reason": data.get("reason")})]
+        if method == IMAGE:
+            return [(RELEASE_DEPLOYMENT, {"reason": data.get("reason")})]
+        return []
+    if event_type == SUBSCRIPTION_UPGRADING and method == SAAS:
+        return [
+            (
+                UPGRADE,
+                {
+                    "upgrade_order_id": data["upgrade_order_id"],
+                    "specification_id": data["specification_id"],
+                    "specification_name": data.get("specification_name"),
+                    "quantity": data.get("quantity"),
+                },
+            )
+        ]
+    return []
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def seller_outcome(kind: str, result_code: str | None) -> str:
+    """What a seller's answer (None: no usable answer: timeout, HTTP error, bad
+    signature) makes of a SaaS action: ``done``, ``pending`` (asked again after the
+    backoff) or ``failed``.
+
+    Not answering, 000004 and 000005 are asked again. An upgrade refused any other way
+    fails (orders refunds it). "No such instance" releases nothing, so a release is
+    done; anything else has nothing to act on and fails. 000001 and 000002 of the other
+    actions are asked again: the seller may fix its keys or its validation, and a
+    freeze or a release must not be lost to that."""
+    if result_code == _SUCCESS:
+        return ACTION_DONE
+    if result_code is None or result_code in (_PROCESSING, _INTERNAL_ERROR):
+        return ACTION_PENDING
+    if kind == UPGRADE:
+        return ACTION_FAILED
+    if result_code == _NO_SUCH_INSTANCE:
+        return ACTION_DONE if kind == RELEASE else ACTION_FAILED
+    if result_code in _FIXABLE:
+        return ACTION_PENDING
+    return ACTION_FAILED
+
+
+def upgrade_refused_reason(result_code: str, result_msg: str) -> str:
+    return f"The seller's system refused the upgrade: {result_code} ({result_msg[:200]})."

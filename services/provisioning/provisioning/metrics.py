@@ -1,7 +1,7 @@
 """provisioning's business metrics (the entrypoint and messaging metrics are common to
 every service, see ``mercato.metrics``). No label carries an id."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
     "mercato_deliveries_total",
@@ -47,4 +47,23 @@ DEPLOYMENT_COMPENSATIONS = Counter(
     "Image deployments that compensated (their stack deleted before they failed), by "
     "reason: cloud_error, stack_failed, deadline, policy_denied, agency",
     ["reason"],
+)
+
+# -- after the purchase: instance actions (provisioning.instance_actions) ------------------
+
+INSTANCE_ACTIONS = Counter(
+    "mercato_instance_actions_total",
+    "Attempts of instance actions (freeze, unfreeze, refresh, upgrade, release, "
+    "reissue_license, stop_servers, start_servers, release_deployment) by outcome: done, "
+    "retried (the seller or the cloud did not answer; asked again with backoff) or failed",
+    ["action", "outcome"],
+)
+INSTANCE_ACTIONS_PENDING = Gauge(
+    "mercato_instance_actions_pending",
+    "Instance actions not yet done nor failed, by action (refreshed by the sweep)",
+    ["action"],
+)
+INSTANCE_ACTION_OLDEST_PENDING = Gauge(
+    "mercato_instance_action_oldest_pending_seconds",
+    "Age of the oldest pending instance action, 0 when none (refreshed by the sweep)",
 )

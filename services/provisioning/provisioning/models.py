@@ -198,3 +198,53 @@ class CloudKey(Base):
     account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     key_id: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class InstanceAction(Base):
+    """One thing to do to a delivered subscription's instance after the purchase (a
+    durable queue, ``provisioning.instance_actions``): freeze, unfreeze, refresh,
+    upgrade or release a SaaS tenant at its seller, re-sign a license key, stop or
+    start an image's servers, release its deployment.
+
+    ``seq`` orders one subscription's actions (a freeze runs before a later unfreeze);
+    (``cause_event_id``, ``kind``) is unique, so a redelivered event adds nothing. The
+    seller's or the cloud's call runs outside any transaction under a lease
+    (``lease_until``); a crashed replica's lease runs out. The two partial indexes keep
+    the sweep's claim and the gauges' count on the pending rows only.
+    """
+
+    __tablename__ = "instance_actions"
+    __table_args__ = (
+        sa.UniqueConstraint("cause_event_id", "kind", name="uq_instance_actions_cause_kind"),
+        sa.Index(
+            "ix_instance_actions_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_instance_actions_subscription_pending",
+            "subscription_id",
+            "seq",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index("ix_instance_actions_subscription_id", "subscription_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(sa.String(40))
+    # freeze, unfreeze, refresh, upgrade, release, reissue_license, stop_servers,
+    # start_servers, release_deployment
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    cause_event_id: Mapped[str] = mapped_column(sa.String(64))
+    # pending, done, failed
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

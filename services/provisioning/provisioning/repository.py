@@ -22,6 +22,7 @@ from provisioning.models import (
     CredentialReveal,
     Delivery,
     Deployment,
+    InstanceAction,
     SellerInterfaceKey,
     SellerSigningKey,
 )
@@ -116,6 +117,18 @@ class DeliveryRepository:
         if lock:
             query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.scalar(query)
+
+    def of_subscriptions(
+        self, subscription_ids: list[str], *, lock: bool = False
+    ) -> dict[str, Delivery]:
+        """The deliveries of these subscriptions, by subscription id, in one statement;
+        ``lock`` holds their rows until commit (and reads them afresh)."""
+        if not subscription_ids:
+            return {}
+        query = sa.select(Delivery).where(Delivery.subscription_id.in_(subscription_ids))
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return {delivery.subscription_id: delivery for delivery in self.session.scalars(query)}
 
     def reveals_since(self, account_id: str, since: dt.datetime) -> int:
         """How many passwords the account has revealed after ``since``."""
@@ -228,6 +241,18 @@ class DeploymentRepository:
             )
         )
 
+    def of_subscriptions(
+        self, subscription_ids: list[str], *, lock: bool = False
+    ) -> dict[str, Deployment]:
+        """The deployments of these subscriptions, by subscription id, in one statement."""
+        if not subscription_ids:
+            return {}
+        query = sa.select(Deployment).where(Deployment.subscription_id.in_(subscription_ids))
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        found = self.session.scalars(query)
+        return {str(deployment.subscription_id): deployment for deployment in found}
+
     def cloud_key(self, account_id: str) -> CloudKey | None:
         return self.session.get(CloudKey, account_id, populate_existing=True)
 
@@ -244,3 +269,141 @@ class DeploymentRepository:
         standing = self.session.get(CloudKey, key.account_id, populate_existing=True)
         assert standing is not None
         return standing
+
+
+_ACTIONS = cast(sa.Table, InstanceAction.__table__)
+_EARLIER = _ACTIONS.alias("earlier")
+
+
+class InstanceActionRepository:
+    """The queue of instance actions (``provisioning.instance_actions``).
+
+    Built for sweeps of thousands: actions are added in one INSERT … ON CONFLICT DO
+    NOTHING, claimed a batch per statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+    on the partial index of pending rows), leased in one UPDATE and finished in one
+    executemany UPDATE.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_all(self, rows: list[dict[str, Any]]) -> None:
+        """New actions; one whose (cause_event_id, kind) is recorded already (a
+        redelivered event) is skipped."""
+        if not rows:
+            return
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        self.session.execute(
+            dialect.insert(_ACTIONS).on_conflict_do_nothing(
+                index_elements=["cause_event_id", "kind"]
+            ),
+            rows,
+        )
+
+    def lock_due(self, now: dt.datetime, limit: int) -> list[InstanceAction]:
+        """Up to ``limit`` due actions leased to no one, each the oldest unfinished
+        action of its subscription (a later one waits for it, even while it waits for
+        its retry), the longest due first, locked; rows another worker holds are
+        skipped."""
+        earlier_pending = sa.exists().where(
+            _EARLIER.c.subscription_id == InstanceAction.subscription_id,
+            _EARLIER.c.status == domain.ACTION_PENDING,
+            _EARLIER.c.seq < InstanceAction.seq,
+        )
+        return list(
+            self.session.scalars(
+                sa.select(InstanceAction)
+                .where(
+                    InstanceAction.status == domain.ACTION_PENDING,
+                    InstanceAction.next_attempt_at <= now,
+                    sa.or_(InstanceAction.lease_until.is_(None), InstanceAction.lease_until < now),
+                    ~earlier_pending,
+                )
+                .order_by(InstanceAction.next_attempt_at, InstanceAction.seq)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=InstanceAction)
+                .execution_options(populate_existing=True)
+            )
+        )
+
+    def lease(self, seqs: list[int], until: dt.datetime) -> None:
+        """The claimed actions are this worker's until ``until``."""
+        if seqs:
+            self.session.execute(
+                sa.update(_ACTIONS).where(_ACTIONS.c.seq.in_(seqs)).values(lease_until=until)
+            )
+
+    def lock_leased(self, seqs: list[int], lease_until: dt.datetime) -> set[int]:
+        """Which of these actions are still pending under this very lease (no other
+        worker took them over after it ran out), locked until commit."""
+        if not seqs:
+            return set()
+        return set(
+            self.session.scalars(
+                sa.select(_ACTIONS.c.seq)
+                .where(
+                    _ACTIONS.c.seq.in_(seqs),
+                    _ACTIONS.c.status == domain.ACTION_PENDING,
+                    _ACTIONS.c.lease_until == lease_until,
+                )
+                .with_for_update()
+            )
+        )
+
+    def finish(
+        self,
+        seqs: list[int],
+        *,
+        status: str,
+        next_attempt_at: dt.datetime | None,
+        last_error: str | None,
+        now: dt.datetime,
+    ) -> None:
+        """One outcome of these actions' attempts, in one UPDATE (the use case groups a
+        batch's outcomes, so a sweep of a thousand alike takes one statement): one more
+        attempt, the lease ended; finished unless still pending (then due again at
+        ``next_attempt_at``)."""
+        if not seqs:
+            return
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": _ACTIONS.c.attempts + 1,
+            "lease_until": None,
+            "last_error": last_error,
+            "updated_at": now,
+        }
+        if status == domain.ACTION_PENDING:
+            values["next_attempt_at"] = next_attempt_at
+        else:
+            values["finished_at"] = now
+        self.session.execute(sa.update(_ACTIONS).where(_ACTIONS.c.seq.in_(seqs)).values(**values))
+
+    def of_subscription(self, subscription_id: str) -> list[InstanceAction]:
+        """A subscription's actions in the order they run."""
+        return list(
+            self.session.scalars(
+                sa.select(InstanceAction)
+                .where(InstanceAction.subscription_id == subscription_id)
+                .order_by(InstanceAction.seq)
+                .execution_options(populate_existing=True)
+            )
+        )
+
+    def pending_by_kind(self) -> dict[str, int]:
+        rows = self.session.execute(
+            sa.select(_ACTIONS.c.kind, sa.func.count())
+            .where(_ACTIONS.c.status == domain.ACTION_PENDING)
+            .group_by(_ACTIONS.c.kind)
+        )
+        return {kind: int(count) for kind, count in rows}
+
+    def oldest_pending(self) -> dt.datetime | None:
+        """When the oldest pending action was queued (None: none is)."""
+        return cast(
+            dt.datetime | None,
+            self.session.scalar(
+                sa.select(sa.func.min(InstanceAction.created_at)).where(
+                    InstanceAction.status == domain.ACTION_PENDING
+                )
+            ),
+        )

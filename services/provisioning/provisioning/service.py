@@ -25,12 +25,17 @@ from mercato.terms import SAAS
 from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import dump, load
-from provisioning import deploying, deployments, schemas, usecases
+from provisioning import deploying, deployments, domain, instance_actions, schemas, usecases
 from provisioning.cloud.driver import HuaweiCloudDriver
 from provisioning.endpoints import pinned_session
 from provisioning.keyring import KEYS_CONFIG, Keyring
 from provisioning.models import metadata
-from provisioning.repository import DeliveryRepository, DeploymentRepository, SellerKeyRepository
+from provisioning.repository import (
+    DeliveryRepository,
+    DeploymentRepository,
+    InstanceActionRepository,
+    SellerKeyRepository,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +55,13 @@ DEPLOYMENT_RETRY_MAX_KEY = "DEPLOYMENT_RETRY_MAX_SECONDS"
 DEPLOYMENT_DELETION_WINDOW_KEY = "DEPLOYMENT_DELETION_WINDOW_SECONDS"
 # one deadline per step: DEPLOYMENT_STEP_<STEP>_SECONDS, e.g. DEPLOYMENT_STEP_SERVERS_SECONDS
 DEPLOYMENT_STEP_KEY = "DEPLOYMENT_STEP_{}_SECONDS"
+# after the purchase: instance actions (provisioning.instance_actions)
+INSTANCE_ACTION_SWEEP_KEY = "INSTANCE_ACTION_SWEEP_SECONDS"
+INSTANCE_ACTION_RETRY_KEY = "INSTANCE_ACTION_RETRY_SECONDS"
+INSTANCE_ACTION_RETRY_MAX_KEY = "INSTANCE_ACTION_RETRY_MAX_SECONDS"
+INSTANCE_ACTION_LEASE_KEY = "INSTANCE_ACTION_LEASE_SECONDS"
+INSTANCE_ACTION_BATCH_KEY = "INSTANCE_ACTION_BATCH"
+INSTANCE_ACTION_CONCURRENCY_KEY = "INSTANCE_ACTION_CONCURRENCY"
 # a sweep hands its timer back after this long, so a stop never waits for a long queue
 SWEEP_BUDGET_SECONDS = 20.0
 
@@ -113,6 +125,29 @@ class DeploymentPolicyProvider(DependencyProvider):
         return self.policy
 
 
+class InstanceActionPolicyProvider(DependencyProvider):
+    """The instance actions' backoff, lease and batch, from the config."""
+
+    def setup(self):
+        config = self.container.config
+        default = domain.InstanceActionPolicy()
+
+        def seconds(key: str, fallback: dt.timedelta) -> dt.timedelta:
+            return dt.timedelta(seconds=float(config.get(key) or fallback.total_seconds()))
+
+        self.policy = domain.InstanceActionPolicy(
+            first_retry=seconds(INSTANCE_ACTION_RETRY_KEY, default.first_retry),
+            max_retry=seconds(INSTANCE_ACTION_RETRY_MAX_KEY, default.max_retry),
+            lease=seconds(INSTANCE_ACTION_LEASE_KEY, default.lease),
+            batch=int(config.get(INSTANCE_ACTION_BATCH_KEY) or default.batch),
+            concurrency=int(config.get(INSTANCE_ACTION_CONCURRENCY_KEY) or default.concurrency),
+            call_budget=dt.timedelta(seconds=float(config.get(SELLER_TIMEOUT_KEY) or 5.0) + 1.0),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.policy
+
+
 class CloudDriverProvider(DependencyProvider):
     """The cloud's SDK clients behind ``CloudDriver``, pointed at ``CLOUD_ENDPOINT``."""
 
@@ -170,6 +205,7 @@ class ProvisioningService(MercatoService):
             "seller_keys": SellerKeyRepository,
             "deployments": DeploymentRepository,
             "request_keys": RequestKeys,
+            "instance_actions": InstanceActionRepository,
         },
     )
     config = Config()
@@ -180,6 +216,7 @@ class ProvisioningService(MercatoService):
     iam_agency = TimedRpcProxy("iam_agency")
     deployment_policy = DeploymentPolicyProvider()
     cloud = CloudDriverProvider()
+    instance_action_policy = InstanceActionPolicyProvider()
 
     @handles_event("orders.order.paid")
     def on_order_paid(self, event) -> None:
@@ -267,6 +304,63 @@ class ProvisioningService(MercatoService):
             # the lease runs out and the sweep tries again; never lose the delivery
             self.db.rollback()
             _log.exception("delivery %s stopped by an unexpected error", delivery.id)
+
+    # -- after the purchase: instance actions --------------------------------------------
+    # Each event only queues what it asks of the delivered instance (in its inbox
+    # transaction); the sweep below calls the seller or the cloud.
+
+    @handles_event("orders.subscription.frozen")
+    def on_subscription_frozen(self, event) -> None:
+        """SaaS: freeze the tenant; image: stop its servers."""
+        instance_actions.enqueue(self.db, self.clock, event=event)
+
+    @handles_event("orders.subscription.renewed")
+    def on_subscription_renewed(self, event) -> None:
+        """SaaS: unfreeze (if it was frozen) and refresh the expiry; license: sign the key
+        again with the new expiry; image: start the servers (if it was frozen)."""
+        instance_actions.enqueue(self.db, self.clock, event=event)
+
+    @handles_event("orders.subscription.released")
+    def on_subscription_released(self, event) -> None:
+        """SaaS: release the tenant; image: release the deployment."""
+        instance_actions.enqueue(self.db, self.clock, event=event)
+
+    @handles_event("orders.subscription.upgrading")
+    def on_subscription_upgrading(self, event) -> None:
+        """SaaS: upgrade the tenant; the sweep announces provisioning.instance.upgraded
+        or provisioning.instance.upgrade_failed."""
+        instance_actions.enqueue(self.db, self.clock, event=event)
+
+    @configured_timer(INSTANCE_ACTION_SWEEP_KEY, 2.0)
+    def run_due_instance_actions(self) -> None:
+        """Due instance actions, a batch at a time (safe with several replicas: each
+        batch is leased to one), and the queue's gauges."""
+        started = time.monotonic()
+        try:
+            instance_actions.refresh_gauges(self.db, self.clock)
+        except Exception:
+            self.db.rollback()
+            _log.exception("instance action gauges not refreshed")
+        while time.monotonic() - started < SWEEP_BUDGET_SECONDS:
+            try:
+                claimed = instance_actions.run_due(
+                    self.db,
+                    self.clock,
+                    self.instance_action_policy,
+                    keyring=self.keyring,
+                    catalog=self.catalog,
+                    seller_client=self.seller_client,
+                    iam_agency=self.iam_agency,
+                    driver=self.cloud,
+                    allow_private_endpoints=self.policy.allow_private_endpoints,
+                )
+            except Exception:
+                # the batch's lease runs out and a later round tries again
+                self.db.rollback()
+                _log.exception("instance actions stopped by an unexpected error")
+                return
+            if not claimed:
+                return
 
     @rpc(expected_exceptions=EXPECTED)
     def get_application(self, subscription_id: str) -> dict:

@@ -296,6 +296,12 @@ def _license(uow, clock: Clock, claimed: Delivery, keyring: Keyring) -> domain.D
     return domain.Delivered(license_key=licenses.issue(private, claims))
 
 
+def sign_license(uow, clock: Clock, delivery: Delivery, keyring: Keyring) -> domain.Delivered:
+    """The delivery's license key signed (again) with what it says now: a renewal's
+    key carries the new expiry under the same license id."""
+    return _license(uow, clock, delivery, keyring)
+
+
 def _seller_client(
     uow, delivery: Delivery, keyring: Keyring, catalog, seller_client, policy: DeliveryPolicy
 ) -> seller_interface.SellerClient:
