@@ -84,6 +84,8 @@ REMIND_BEFORE_FREEZE = dt.timedelta(days=3)
 RENEWABLE = (ENABLED, EXPIRED, FROZEN)
 # the lifecycle's moves, as the sweep makes them in batches (``orders.lifecycle``)
 EXPIRE, FREEZE, RELEASE_EXPIRED = "expire", "freeze", "release"
+REMIND_FREEZE, REMIND_EXPIRY = "remind_freeze", "remind_expiry"
+SUBSCRIPTION_STATUSES_SHOWN = (ENABLING, ENABLED, EXPIRED, FROZEN, RELEASED)
 
 
 @dataclass(frozen=True)

@@ -9,3 +9,23 @@ ORDERS = Counter(
     "completed, cancelled",
     ["status"],
 )
+
+
+# -- the subscription lifecycle and renewals (issue 9, H1) --
+import prometheus_client  # noqa: E402
+
+SUBSCRIPTIONS = prometheus_client.Gauge(
+    "mercato_subscriptions",
+    "Subscriptions (purchased apps) in each status, as the lifecycle sweep last counted them",
+    ["status"],
+)
+SUBSCRIPTION_TRANSITIONS = Counter(
+    "mercato_subscription_transitions_total",
+    "Lifecycle moves the sweep made: to expired, frozen, released, or a reminder sent",
+    ["to"],
+)
+RENEWALS = Counter(
+    "mercato_renewals_total",
+    "Renewals applied (paid renewal orders): manual or automatic",
+    ["kind"],
+)

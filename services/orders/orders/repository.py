@@ -26,9 +26,35 @@ from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mercato.db import Page, fetch_page, insert_now, insert_or_ignore
-from mercato.terms import ENABLED, ENABLING, RELEASED, UNPAID
-from orders.domain import NewSubscription
-from orders.models import AccountTimeZone, Order, OrderLine, OrderRequest, Subscription
+from mercato.terms import (
+    ENABLED,
+    ENABLING,
+    EXPIRED,
+    FROZEN,
+    RELEASED,
+    UNPAID,
+    YEARLY_MONTHLY,
+)
+from orders.domain import (
+    EXPIRE,
+    FREEZE,
+    RELEASE_EXPIRED,
+    REMIND_BEFORE_EXPIRY,
+    REMIND_BEFORE_FREEZE,
+    REMIND_EXPIRY,
+    REMIND_FREEZE,
+    REMINDED_BEFORE_EXPIRY,
+    REMINDED_BEFORE_FREEZE,
+    NewSubscription,
+)
+from orders.models import (
+    AccountTimeZone,
+    Order,
+    OrderLine,
+    OrderRequest,
+    RenewalQuote,
+    Subscription,
+)
 
 
 def _afresh(query):
@@ -326,6 +352,151 @@ class OrderRepository:
             self.session.scalar(_SUBSCRIPTION_STATUS, {"subscription_id": subscription_id})
             == RELEASED
         )
+
+    # -- the lifecycle sweep (issue 9, orders.lifecycle) --
+
+    def claim_due(self, move: str, now, periods, *, limit: int) -> Sequence[Subscription]:
+        """Up to ``limit`` subscriptions due for ``move`` (expire, freeze, release,
+        remind_freeze, remind_expiry), earliest expiry first, with their lines, locked
+        until the transaction ends; rows another worker holds are skipped (two replicas
+        sweep side by side, each claiming its own)."""
+        until, after = _due_window(move, now, periods)
+        return (
+            self.session.scalars(_CLAIM_DUE[move], {"until": until, "after": after, "limit": limit})
+            .unique()
+            .all()
+        )
+
+    def write_lifecycle(self, move: str, subscriptions: Sequence[Subscription], now) -> int:
+        """Write one move of a claimed batch with one UPDATE (what the domain set on
+        each: the same values for all), and keep the loaded objects in step, so nothing
+        is left to flush. Answers how many rows changed."""
+        if not subscriptions:
+            return 0
+        statement, values = _LIFECYCLE_WRITES[move]
+        first = subscriptions[0]
+        params = {f"new_{name}": getattr(first, name) for name in values}
+        written = self.session.execute(
+            statement,
+            {"ids": [subscription.id for subscription in subscriptions], **params, "now": now},
+        )
+        for subscription in subscriptions:
+            for name in (*values, "updated_at"):
+                set_committed_value(subscription, name, getattr(subscription, name))
+        return cast(sa.CursorResult, written).rowcount
+
+    def count_by_status(self) -> dict[str, int]:
+        return {status: count for status, count in self.session.execute(_COUNT_BY_STATUS)}
+
+    # -- renewals (issue 9, orders.renewals) --
+
+    def add_renewal_quote(self, quote: RenewalQuote) -> None:
+        insert_now(self.session, quote)
+
+    def lock_renewal_quote(self, quote_id: str) -> RenewalQuote | None:
+        return self.session.scalar(_LOCKED_RENEWAL_QUOTE, {"quote_id": quote_id})
+
+    def page_of_renewals(
+        self, account_id: str, *, expiring_before, page: int, page_size: int
+    ) -> Page:
+        """The account's yearly/monthly subscriptions to renew: enabled ones expiring
+        before ``expiring_before``, and every expired or frozen one; soonest first."""
+        query = (
+            sa.select(Subscription)
+            .join(OrderLine, OrderLine.id == Subscription.order_line_id)
+            .where(
+                Subscription.account_id == account_id,
+                OrderLine.billing_mode == YEARLY_MONTHLY,
+                Subscription.expires_at.is_not(None),
+                sa.or_(
+                    Subscription.status.in_((EXPIRED, FROZEN)),
+                    sa.and_(
+                        Subscription.status == ENABLED,
+                        Subscription.expires_at <= expiring_before,
+                    ),
+                ),
+            )
+            .order_by(Subscription.expires_at, Subscription.id)
+        )
+        return fetch_page(self.session, query, page, page_size)
+
+
+def _due_window(move: str, now, periods):
+    """``(until, after)``: a subscription is due for ``move`` when its expiry is at or
+    before ``until`` (and after ``after``, for a reminder of a deadline still ahead)."""
+    if move == EXPIRE:
+        return now, None
+    if move == FREEZE:
+        return now - periods.grace, None
+    if move == RELEASE_EXPIRED:
+        return now - periods.grace - periods.retention, None
+    if move == REMIND_FREEZE:
+        return now - periods.grace + REMIND_BEFORE_FREEZE, now - periods.grace
+    return now + REMIND_BEFORE_EXPIRY, now  # REMIND_EXPIRY
+
+
+def _claim(*where):
+    return (
+        sa.select(Subscription)
+        .where(Subscription.expires_at <= sa.bindparam("until"), *where)
+        .order_by(Subscription.expires_at)
+        .limit(sa.bindparam("limit"))
+        .with_for_update(skip_locked=True, of=_SUBSCRIPTIONS)
+        .execution_options(populate_existing=True)
+    )
+
+
+_AFTER: sa.BindParameter = sa.bindparam("after")
+_CLAIM_DUE = {
+    EXPIRE: _claim(Subscription.status == ENABLED),
+    FREEZE: _claim(Subscription.status == EXPIRED),
+    RELEASE_EXPIRED: _claim(Subscription.status == FROZEN),
+    REMIND_FREEZE: _claim(
+        Subscription.status == EXPIRED,
+        Subscription.reminded_stage < REMINDED_BEFORE_FREEZE,
+        Subscription.expires_at > _AFTER,
+    ),
+    REMIND_EXPIRY: _claim(
+        Subscription.status == ENABLED,
+        Subscription.reminded_stage < REMINDED_BEFORE_EXPIRY,
+        Subscription.expires_at > _AFTER,
+    ),
+}
+
+
+def _write(from_status: str, *values: str):
+    """One UPDATE of a batch: the ids, still in ``from_status``, get ``values``."""
+    return (
+        _SUBSCRIPTIONS.update()
+        .where(
+            _SUBSCRIPTIONS.c.id.in_(sa.bindparam("ids", expanding=True)),
+            _SUBSCRIPTIONS.c.status == from_status,
+        )
+        .values(
+            {
+                **{name: sa.bindparam(f"new_{name}") for name in values},
+                "updated_at": sa.bindparam("now"),
+            }
+        )
+    ), values
+
+
+_LIFECYCLE_WRITES = {
+    EXPIRE: _write(ENABLED, "status"),
+    FREEZE: _write(EXPIRED, "status"),
+    RELEASE_EXPIRED: _write(FROZEN, "status", "released_reason"),
+    REMIND_FREEZE: _write(EXPIRED, "reminded_stage"),
+    REMIND_EXPIRY: _write(ENABLED, "reminded_stage"),
+}
+_COUNT_BY_STATUS = sa.select(_SUBSCRIPTIONS.c.status, sa.func.count()).group_by(
+    _SUBSCRIPTIONS.c.status
+)
+_LOCKED_RENEWAL_QUOTE = (
+    sa.select(RenewalQuote)
+    .where(RenewalQuote.id == sa.bindparam("quote_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 # what a unit of work of orders offers its use cases

@@ -30,6 +30,12 @@ DEFAULT_EXPIRY_SWEEP_SECONDS = 5
 # an attempt billing has no payment of no longer holds its order
 ATTEMPT_BUDGET_KEY = "ORDER_PAYMENT_ATTEMPT_BUDGET_SECONDS"
 DEFAULT_ATTEMPT_BUDGET_SECONDS = 30
+# -- H1: the subscription lifecycle and renewals (settings) --
+from orders import lifecycle, renewals  # noqa: E402
+
+# how often the subscription lifecycle is swept (expiries, freezes, releases)
+SUBSCRIPTION_SWEEP_KEY = "SUBSCRIPTION_SWEEP_SECONDS"
+DEFAULT_SUBSCRIPTION_SWEEP_SECONDS = 5
 
 
 class OrdersService(MercatoService):
@@ -146,7 +152,10 @@ class OrdersService(MercatoService):
         buyer = self.caller.require()
         params = load(PageSchema, query)
         return dump(
-            contract.SubscriptionPage, usecases.list_purchased_apps(self.db, buyer=buyer, **params)
+            contract.SubscriptionPage,
+            usecases.list_purchased_apps(
+                self.db, buyer=buyer, periods=lifecycle.periods_from(self.config), **params
+            ),
         )
 
     @rpc(expected_exceptions=EXPECTED)
@@ -154,7 +163,12 @@ class OrdersService(MercatoService):
         buyer = self.caller.require()
         return dump(
             contract.SubscriptionResponse,
-            usecases.get_purchased_app(self.db, buyer=buyer, subscription_id=str(subscription_id)),
+            usecases.get_purchased_app(
+                self.db,
+                buyer=buyer,
+                subscription_id=str(subscription_id),
+                periods=lifecycle.periods_from(self.config),
+            ),
         )
 
     @handles_event(
@@ -246,6 +260,65 @@ class OrdersService(MercatoService):
             time_zone=event.data["time_zone"],
             changed_at=event.data["changed_at"],
         )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def quote_renewal(self, subscription_id: str, payload: dict) -> dict:
+        """A binding price for renewing a purchased app for a period (docs/api.md
+        ``POST /v1/purchased-apps/{id}/renewal-quotes``)."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.RenewalQuoteRequest, payload)
+        quote = renewals.quote_renewal(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            subscription_id=str(subscription_id),
+            request=request,
+            catalog=self.catalog,
+            valid_for=renewals.quote_validity(self.config),
+        )
+        return dump(contract.RenewalQuoteResponse, quote)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def place_renewal(self, subscription_id: str, payload: dict) -> dict:
+        """A renewal order from a quote (``POST /v1/purchased-apps/{id}/renewals``)."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.RenewalRequest, payload)
+        window = dt.timedelta(
+            hours=float(self.config.get(PAYMENT_WINDOW_KEY, DEFAULT_PAYMENT_WINDOW_HOURS))
+        )
+        order = renewals.place_renewal(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            subscription_id=str(subscription_id),
+            request=request,
+            billing=self.billing,
+            payment_window=window,
+            request_key=self.caller.request_key,
+        )
+        return dump(schemas.OrderOut, order)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_renewals(self, query: dict) -> dict:
+        """``GET /v1/renewals``: what to renew (expiring within ``days``, expired, frozen)."""
+        buyer = self.caller.require()
+        params = load(contract.RenewalsQuery, query)
+        return dump(
+            contract.RenewalPage,
+            renewals.list_renewals(
+                self.db,
+                self.clock,
+                buyer=buyer,
+                periods=lifecycle.periods_from(self.config),
+                **params,
+            ),
+        )
+
+    @configured_timer(SUBSCRIPTION_SWEEP_KEY, DEFAULT_SUBSCRIPTION_SWEEP_SECONDS)
+    def run_subscription_lifecycle(self) -> None:
+        """Expire, freeze and release what is due, and send the reminders (safe with
+        two replicas: each claims its own batches)."""
+        lifecycle.run_due(self.db, self.clock, lifecycle.periods_from(self.config))
 
     # -- end of issue 9, H1 block --
 

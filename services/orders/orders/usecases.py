@@ -817,16 +817,29 @@ def get_seller_order(uow, *, seller: Identity, order_id: str) -> dict[str, Any]:
     return order.seller_view(seller.account_id)
 
 
-def list_purchased_apps(uow, *, buyer: Identity, page: int, page_size: int) -> dict[str, Any]:
+def list_purchased_apps(
+    uow,
+    *,
+    buyer: Identity,
+    page: int,
+    page_size: int,
+    periods: domain.LifecyclePeriods = domain.DEFAULT_PERIODS,
+) -> dict[str, Any]:
     found = uow.orders.page_of_subscriptions(buyer.account_id, page=page, page_size=page_size)
-    return found.view(lambda subscription: subscription.view())
+    return found.view(lambda subscription: subscription.view(periods))
 
 
-def get_purchased_app(uow, *, buyer: Identity, subscription_id: str) -> dict[str, Any]:
+def get_purchased_app(
+    uow,
+    *,
+    buyer: Identity,
+    subscription_id: str,
+    periods: domain.LifecyclePeriods = domain.DEFAULT_PERIODS,
+) -> dict[str, Any]:
     subscription = uow.orders.subscription(subscription_id)
     if subscription is None or subscription.account_id != buyer.account_id:
         raise NotFound("purchased app not found")
-    return subscription.view()
+    return subscription.view(periods)
 
 
 # -- account time zones (issue 9) -------------------------------------------------
