@@ -692,6 +692,70 @@ ROUTES = (
         },
         rpc=("provisioning", "reveal_credentials"),
     ),
+    # -- renewals and the subscription's timeline (issue 9, H1) --------------------------
+    Route(
+        "GET",
+        "/v1/renewals",
+        "list_renewals",
+        summary="Renewals: what to renew",
+        tag=PURCHASED_APPS,
+        who=AUTHENTICATED,
+        about="The caller's yearly/monthly purchased apps to renew, soonest expiry first: "
+        "enabled ones expiring within `days` (default 30), and every expired (grace period: "
+        "still usable) or frozen (retention period: data kept) one, each with `days_left`, "
+        "`auto_renew`, and when it is frozen (`grace_ends_at`) and released (`release_at`) "
+        "unless renewed.",
+        query=orders.RenewalsQuery,
+        response=orders.RenewalPage,
+        rpc=("orders", "list_renewals"),
+    ),
+    Route(
+        "POST",
+        "/v1/purchased-apps/{subscription_id}/renewal-quotes",
+        "quote_renewal",
+        summary="Price a renewal",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="The catalog's current price of the purchased app's current configuration for "
+        "`period`, binding until `valid_until` (at least 15 minutes), and the expiry it "
+        "would give: the period counted from the current expiry (also when expired or "
+        "frozen: the grace and retention days are not given back), ending 23:59:59 in the "
+        "account's time zone.",
+        body=orders.RenewalQuoteRequest,
+        response=orders.RenewalQuoteResponse,
+        status=201,
+        errors={
+            404: "NOT_FOUND: not one of the caller's purchased apps",
+            409: "SUBSCRIPTION_RELEASED: the purchased app was released",
+            422: "RENEWAL_NOT_SUPPORTED: not yearly/monthly, or not enabled, expired or frozen "
+            "(still being delivered)",
+        },
+        rpc=("orders", "quote_renewal"),
+    ),
+    Route(
+        "POST",
+        "/v1/purchased-apps/{subscription_id}/renewals",
+        "place_renewal",
+        summary="Renew a purchased app",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="An order (`type: renewal`) from a renewal quote: the current configuration "
+        "for the quoted period at the quoted amount, to pay as any order "
+        "(`POST /v1/orders/{id}/pay`; a reseller's customer's is paid by the reseller at "
+        "once). Once paid the purchased app runs to the new expiry and is enabled again (a "
+        "frozen one is unfrozen), and the order is completed. One order per quote.",
+        body=orders.RenewalRequest,
+        response=orders.OrderResponse,
+        status=201,
+        errors={
+            402: "PAYMENT_REQUIRED: a reseller's payment was refused; nothing was placed",
+            404: "NOT_FOUND: not one of the caller's purchased apps or renewal quotes",
+            409: "QUOTE_USED: the quote already made an order (named in the message); "
+            "SUBSCRIPTION_RELEASED: the purchased app was released",
+            422: "QUOTE_EXPIRED: past the quote's `valid_until`; RENEWAL_NOT_SUPPORTED",
+        },
+        rpc=("orders", "place_renewal"),
+    ),
     # -- sellers' keys ------------------------------------------------------------------
     Route(
         "POST",
