@@ -24,7 +24,12 @@ What it shows:
 * newInstance is idempotent on (orderId, orderLineId) through a UNIQUE constraint, so
   retries and concurrent duplicates get the same instanceId and one tenant;
 * the tenant is created in the background; queryInstance answers 000004 until it is;
-* every answer, refusals included, carries a Body-Sign bound to the request's nonce.
+* every answer, refusals included, carries a Body-Sign bound to the request's nonce;
+* after the purchase: refreshInstance moves the expiry, updateInstanceStatus freezes
+  (the admin page refuses sign-in, the front end says so) and unfreezes,
+  upgradeInstance changes the specification and quantity, releaseInstance deletes the
+  tenant; each answers 000000 again when repeated (Mercato retries), 000003 for an
+  unknown or released instance (a repeated release: 000000).
 """
 
 from __future__ import annotations
@@ -283,8 +288,11 @@ class Store:
                 return None
             if row["state"] == "released":
                 return False
+            # the tenant is deleted: its sign-in goes with it (the row stays, so that a
+            # repeated release answers 000000 and a query 000003)
             conn.execute(
-                "UPDATE instances SET state = 'released', updated_at = ? WHERE instance_id = ?",
+                "UPDATE instances SET state = 'released', password = NULL, updated_at = ? "
+                "WHERE instance_id = ?",
                 (now, instance_id),
             )
             conn.execute(
@@ -686,6 +694,15 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         tenant = html.escape(row["customer_name"] or row["customer_id"])
+        if admin and row["frozen"]:
+            # a frozen tenant keeps its data, but nobody signs in until it is unfrozen
+            self.send(
+                403,
+                f"<!doctype html><title>Frozen</title><p>The tenant of {tenant} is frozen: "
+                f"its subscription must be renewed before anyone signs in.</p>\n".encode(),
+                "text/html;charset=utf-8",
+            )
+            return
         title = f"Administration of {tenant}" if admin else f"Welcome to {tenant}"
         notice = "<p><strong>This tenant is frozen.</strong></p>" if row["frozen"] else ""
         page = (

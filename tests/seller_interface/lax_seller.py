@@ -9,6 +9,8 @@ Other ``--mode`` values break the transport instead:
     http-500        HTTP 500
     unsigned        a correct answer without Body-Sign
     trickle         a correct answer sent one byte every 0.2 s
+    repeat-error    lax, but an activity after the purchase asked again with the same
+                    body answers 000005 (a seller that is not idempotent)
 
     python tests/seller_interface/lax_seller.py --port 0 --access-key AK --secret S [--mode …]
 """
@@ -25,7 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from seller_interface import body_sign_header, encode_body
 
-MODES = ("lax", "not-json", "no-result-code", "http-500", "unsigned", "trickle")
+MODES = ("lax", "not-json", "no-result-code", "http-500", "unsigned", "trickle", "repeat-error")
+AFTER_PURCHASE = ("refreshInstance", "updateInstanceStatus", "upgradeInstance", "releaseInstance")
 
 
 def main() -> int:
@@ -35,6 +38,8 @@ def main() -> int:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--mode", choices=MODES, default="lax")
     args = parser.parse_args()
+
+    seen: set[str] = set()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -48,6 +53,11 @@ def main() -> int:
             body = json.loads(raw or b"{}")
             activity = body.get("activity")
             answer = {"resultCode": "000000", "resultMsg": "success"}
+            if args.mode == "repeat-error" and activity in AFTER_PURCHASE:
+                asked = json.dumps(body, sort_keys=True)
+                if asked in seen:
+                    answer = {"resultCode": "000005", "resultMsg": "already done"}
+                seen.add(asked)
             if activity == "newInstance":
                 answer["instanceId"] = uuid.uuid4().hex
             elif activity == "queryInstance":

@@ -103,7 +103,8 @@ def test_seller_answering_with_a_wrong_key_fails_every_check(capsys, start_selle
     assert "SellerBadSignature" in by_name["new-instance"]["reason"]
     assert by_name["query-instance-ready"]["reason"] == "not run: new-instance gave no instanceId"
     assert by_name["body-sign"]["reason"].startswith(
-        "7 of 7 answers had no valid Body-Sign (in new-instance, query-unknown-instance, "
+        "8 of 8 answers had no valid Body-Sign (in new-instance, query-unknown-instance, "
+        "actions-on-unknown-instance, "
     )
 
 
@@ -128,6 +129,8 @@ def test_seller_that_checks_nothing_fails_the_checks_it_breaks(capsys, start_lax
         "new-instance-idempotent",
         "query-unknown-instance",
         "query-released-instance",
+        "actions-on-released-instance",
+        "actions-on-unknown-instance",
         "wrong-signature-refused",
         "stale-timestamp-refused",
         "replayed-nonce-refused",
@@ -150,3 +153,63 @@ def test_hanging_seller_fails_with_unreachable(capsys, start_seller):
 
     assert code == 1
     assert by_name["new-instance"]["reason"].startswith("SellerUnreachable: newInstance: no answer")
+
+
+def test_the_kit_asks_each_activity_after_the_purchase_twice_and_of_a_missing_instance(
+    capsys, start_seller
+):
+    """What the reference app answered, as its log tells: every activity after the
+    purchase twice for the test tenant (Mercato asks again when an answer is lost),
+    then 000003 for the released and the unknown instance."""
+    seller = start_seller(provision_delay=0.1)
+
+    code, report, by_name = run_kit(capsys, seller)
+
+    assert code == 0, report
+    instance_id = by_name["new-instance"]["reason"].split("'")[1]
+    answered = [
+        (record["activity"], record["result_code"])
+        for record in seller.records()
+        if record.get("event") == "request" and record.get("instance_id") == instance_id
+        and record["activity"] not in ("newInstance", "queryInstance")
+    ]  # fmt: skip
+    assert answered == [
+        ("refreshInstance", "000000"),
+        ("refreshInstance", "000000"),
+        ("updateInstanceStatus", "000000"),
+        ("updateInstanceStatus", "000000"),
+        ("updateInstanceStatus", "000000"),
+        ("updateInstanceStatus", "000000"),
+        ("upgradeInstance", "000000"),
+        ("upgradeInstance", "000000"),
+        ("releaseInstance", "000000"),
+        ("releaseInstance", "000000"),
+        ("refreshInstance", "000003"),
+        ("updateInstanceStatus", "000003"),
+        ("upgradeInstance", "000003"),
+        ("releaseInstance", "000000"),
+    ]
+    assert by_name["actions-on-unknown-instance"]["reason"].endswith("releaseInstance 000003")
+
+
+def test_a_seller_that_forgets_a_frozen_state_or_errs_on_repeats_fails_by_name(
+    capsys, start_lax_seller
+):
+    """A seller that answers a repeated freeze or release with an error fails the
+    check that repeats it (the lax seller in mode repeat-error)."""
+    stub = start_lax_seller(mode="repeat-error")
+
+    code, _, by_name = run_kit(capsys, stub)
+
+    assert code == 1
+    for name in (
+        "refresh-instance-repeated",
+        "freeze-instance-repeated",
+        "unfreeze-instance-repeated",
+        "upgrade-instance-repeated",
+        "release-instance-repeated",
+    ):
+        assert by_name[name]["status"] == "FAIL", name
+        assert "got 000005" in by_name[name]["reason"], name
+    for name in ("refresh-instance", "freeze-instance", "release-instance"):
+        assert by_name[name]["status"] == "PASS", name

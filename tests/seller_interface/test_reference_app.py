@@ -306,3 +306,74 @@ def test_sigint_stops_cleanly(start_seller):
 
     assert seller.process.wait(timeout=10) == 0
     assert [r["event"] for r in seller.records()][-2:] == ["stopping", "stopped"]
+
+
+def test_after_the_purchase_each_activity_changes_the_tenant_and_answers_a_repeat_alike(
+    seller, client
+):
+    """Freeze refuses sign-in (the admin page) and says so on the front end, refresh
+    moves the expiry, upgrade changes the specification and quantity, release deletes
+    the tenant; each answers 000000 again when Mercato repeats it."""
+    instance_id = create(client, quantity=3)
+    app_info = wait_ready(client, instance_id)
+    front, admin = app_info["frontEndUrl"], app_info["adminUrl"]
+    assert requests.get(admin, timeout=5).status_code == 200
+
+    for _ in range(2):
+        frozen = client.call(
+            "updateInstanceStatus", {"instanceId": instance_id, "status": "FREEZE"}
+        )
+        assert frozen.result_code == "000000"
+    refused = requests.get(admin, timeout=5)
+    assert refused.status_code == 403 and "frozen" in refused.text
+    assert "This tenant is frozen." in requests.get(front, timeout=5).text
+
+    renewal = {
+        "instanceId": instance_id,
+        "orderId": "r-2",
+        "orderLineId": "r-2-1",
+        "expireTime": "2031-06-30T15:59:59Z",
+    }
+    for _ in range(2):
+        assert client.call("refreshInstance", renewal).result_code == "000000"
+        thawed = client.call(
+            "updateInstanceStatus", {"instanceId": instance_id, "status": "UNFREEZE"}
+        )
+        assert thawed.result_code == "000000"
+    assert requests.get(admin, timeout=5).status_code == 200
+    page = requests.get(front, timeout=5).text
+    assert "expires 2031-06-30T15:59:59Z" in page and "frozen" not in page
+
+    upgrade = {
+        "instanceId": instance_id,
+        "orderId": "u-2",
+        "orderLineId": "u-2-1",
+        "specificationId": "enterprise",
+        "quantity": 40,
+    }
+    for _ in range(2):
+        assert client.call("upgradeInstance", upgrade).result_code == "000000"
+    assert "Specification enterprise, quantity 40" in requests.get(front, timeout=5).text
+
+    for _ in range(2):
+        assert client.call("releaseInstance", {"instanceId": instance_id}).result_code == "000000"
+    assert requests.get(front, timeout=5).status_code == 404
+    assert requests.get(admin, timeout=5).status_code == 404
+    for activity, fields in (
+        ("refreshInstance", renewal),
+        ("upgradeInstance", upgrade),
+        ("updateInstanceStatus", {"instanceId": instance_id, "status": "UNFREEZE"}),
+    ):
+        assert client.call(activity, fields).result_code == "000003", activity
+
+
+def test_a_released_tenant_keeps_no_password(seller, client):
+    instance_id = create(client)
+    wait_ready(client, instance_id)
+    assert client.call("releaseInstance", {"instanceId": instance_id}).result_code == "000000"
+    database = seller.args[[a.startswith("--db=") for a in seller.args].index(True)][5:]
+    with sqlite3.connect(database) as connection:
+        (password,) = connection.execute(
+            "SELECT password FROM instances WHERE instance_id = ?", (instance_id,)
+        ).fetchone()
+    assert password is None

@@ -5,7 +5,8 @@
 
 It drives the endpoint through the same ``SellerClient`` Mercato's provisioning uses,
 creates one test tenant (every request carries ``testFlag: "1"``), takes it through its
-whole life, then sends the requests a seller must refuse: another secret, a timestamp
+whole life (each activity after the purchase twice: Mercato asks again whenever an
+answer is lost), checks that a released or unknown instance answers 000003, then sends the requests a seller must refuse: another secret, a timestamp
 five minutes old, a replayed nonce, a missing field, an unknown activity. Each check
 prints PASS or FAIL with a one-line reason; the exit code is 0 only if all pass, 1 if
 any fails, 2 when the arguments are wrong. See docs/seller-saas-interface.md.
@@ -50,11 +51,18 @@ CHECKS: dict[str, str] = {
     "query-instance-ready": "queryInstance answers 000000 with the four appInfo fields within the bound",
     "query-unknown-instance": "queryInstance of an unknown instanceId answers 000003",
     "refresh-instance": "refreshInstance answers 000000",
+    "refresh-instance-repeated": "the same refreshInstance again answers 000000",
     "freeze-instance": "updateInstanceStatus FREEZE answers 000000",
+    "freeze-instance-repeated": "updateInstanceStatus FREEZE of a frozen instance answers 000000",
     "unfreeze-instance": "updateInstanceStatus UNFREEZE answers 000000",
+    "unfreeze-instance-repeated": "updateInstanceStatus UNFREEZE of an unfrozen instance answers 000000",
     "upgrade-instance": "upgradeInstance answers 000000",
+    "upgrade-instance-repeated": "the same upgradeInstance again answers 000000",
     "release-instance": "releaseInstance answers 000000",
+    "release-instance-repeated": "releaseInstance of a released instance answers 000000",
     "query-released-instance": "queryInstance of a released instance answers 000003",
+    "actions-on-released-instance": "refreshInstance, updateInstanceStatus and upgradeInstance of the released instance answer 000003",
+    "actions-on-unknown-instance": "refreshInstance, updateInstanceStatus and upgradeInstance of an unknown instanceId answer 000003, releaseInstance 000000 or 000003",
     "wrong-signature-refused": "a request signed with another secret is refused with 000001",
     "stale-timestamp-refused": "a request whose timestamp is 5 minutes old is refused with 000001",
     "replayed-nonce-refused": "the same signed request sent twice is refused the second time with 000001",
@@ -143,6 +151,8 @@ class ConformanceRun:
         self.order_id = f"conformance-{self.run_id}"
         self.order_line_id = f"{self.order_id}-1"
         self.instance_id: str | None = None
+        started = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        self.renewed_expiry = rfc3339(started + dt.timedelta(days=62))
         self.answers = 0
         self.bad_signatures: list[tuple[str, str]] = []
 
@@ -272,61 +282,129 @@ class ConformanceRun:
         _expect(answer, ResultCode.NO_SUCH_INSTANCE, "an unknown instanceId")
         return "an unknown instanceId answered 000003"
 
-    def check_refresh_instance(self) -> str:
-        instance_id = self.needs_instance()
-        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-        answer = self.call(
-            "refresh-instance",
-            Activity.REFRESH_INSTANCE,
-            {
-                "instanceId": instance_id,
-                "orderId": f"{self.order_id}-renew",
-                "orderLineId": f"{self.order_id}-renew-1",
-                "expireTime": rfc3339(now + dt.timedelta(days=62)),
-            },
-        )
-        _expect(answer, ResultCode.SUCCESS, "refreshInstance")
-        return "refreshInstance answered 000000"
+    # Mercato asks again whenever an answer is lost, so every activity after the
+    # purchase must answer 000000 when repeated (the "-repeated" checks).
 
-    def _set_status(self, check: str, status: str) -> str:
-        instance_id = self.needs_instance()
-        answer = self.call(
-            check, Activity.UPDATE_INSTANCE_STATUS, {"instanceId": instance_id, "status": status}
+    def refresh_fields(self, instance_id: str) -> dict[str, Any]:
+        return {
+            "instanceId": instance_id,
+            "orderId": f"{self.order_id}-renew",
+            "orderLineId": f"{self.order_id}-renew-1",
+            "expireTime": self.renewed_expiry,
+        }
+
+    def upgrade_fields(self, instance_id: str) -> dict[str, Any]:
+        return {
+            "instanceId": instance_id,
+            "orderId": f"{self.order_id}-upgrade",
+            "orderLineId": f"{self.order_id}-upgrade-1",
+            "specificationId": "conformance-pro",
+            "quantity": 2,
+        }
+
+    def _activity(self, check: str, activity: str, fields: dict[str, Any], what: str) -> str:
+        answer = self.call(check, activity, fields)
+        _expect(answer, ResultCode.SUCCESS, what)
+        return f"{what} answered 000000"
+
+    def check_refresh_instance(self) -> str:
+        fields = self.refresh_fields(self.needs_instance())
+        return self._activity(
+            "refresh-instance", Activity.REFRESH_INSTANCE, fields, "refreshInstance"
         )
-        _expect(answer, ResultCode.SUCCESS, f"updateInstanceStatus {status}")
-        return f"updateInstanceStatus {status} answered 000000"
+
+    def check_refresh_instance_repeated(self) -> str:
+        fields = self.refresh_fields(self.needs_instance())
+        return self._activity(
+            "refresh-instance-repeated",
+            Activity.REFRESH_INSTANCE,
+            fields,
+            "the same refreshInstance again",
+        )
+
+    def _set_status(self, check: str, status: str, what: str) -> str:
+        instance_id = self.needs_instance()
+        fields = {"instanceId": instance_id, "status": status}
+        return self._activity(check, Activity.UPDATE_INSTANCE_STATUS, fields, what)
 
     def check_freeze_instance(self) -> str:
-        return self._set_status("freeze-instance", "FREEZE")
+        return self._set_status("freeze-instance", "FREEZE", "updateInstanceStatus FREEZE")
+
+    def check_freeze_instance_repeated(self) -> str:
+        return self._set_status(
+            "freeze-instance-repeated", "FREEZE", "updateInstanceStatus FREEZE of a frozen instance"
+        )
 
     def check_unfreeze_instance(self) -> str:
-        return self._set_status("unfreeze-instance", "UNFREEZE")
+        return self._set_status("unfreeze-instance", "UNFREEZE", "updateInstanceStatus UNFREEZE")
+
+    def check_unfreeze_instance_repeated(self) -> str:
+        return self._set_status(
+            "unfreeze-instance-repeated",
+            "UNFREEZE",
+            "updateInstanceStatus UNFREEZE of an unfrozen instance",
+        )
 
     def check_upgrade_instance(self) -> str:
-        instance_id = self.needs_instance()
-        answer = self.call(
-            "upgrade-instance",
-            Activity.UPGRADE_INSTANCE,
-            {
-                "instanceId": instance_id,
-                "orderId": f"{self.order_id}-upgrade",
-                "orderLineId": f"{self.order_id}-upgrade-1",
-                "specificationId": "conformance-pro",
-                "quantity": 2,
-            },
+        fields = self.upgrade_fields(self.needs_instance())
+        return self._activity(
+            "upgrade-instance", Activity.UPGRADE_INSTANCE, fields, "upgradeInstance"
         )
-        _expect(answer, ResultCode.SUCCESS, "upgradeInstance")
-        return "upgradeInstance answered 000000"
+
+    def check_upgrade_instance_repeated(self) -> str:
+        fields = self.upgrade_fields(self.needs_instance())
+        return self._activity(
+            "upgrade-instance-repeated",
+            Activity.UPGRADE_INSTANCE,
+            fields,
+            "the same upgradeInstance again",
+        )
 
     def check_release_instance(self) -> str:
-        instance_id = self.needs_instance()
-        answer = self.call(
-            "release-instance",
-            Activity.RELEASE_INSTANCE,
-            {"instanceId": instance_id, "orderId": self.order_id},
+        fields = {"instanceId": self.needs_instance(), "orderId": self.order_id}
+        return self._activity(
+            "release-instance", Activity.RELEASE_INSTANCE, fields, "releaseInstance"
         )
-        _expect(answer, ResultCode.SUCCESS, "releaseInstance")
-        return "releaseInstance answered 000000"
+
+    def check_release_instance_repeated(self) -> str:
+        fields = {"instanceId": self.needs_instance(), "orderId": self.order_id}
+        return self._activity(
+            "release-instance-repeated",
+            Activity.RELEASE_INSTANCE,
+            fields,
+            "releaseInstance of a released instance",
+        )
+
+    def _on_missing_instance(self, check: str, instance_id: str, what: str) -> str:
+        """Every activity after the purchase of ``instance_id`` answers 000003 (a
+        release may answer 000000: there is nothing left to release either way)."""
+        asked = [
+            (Activity.REFRESH_INSTANCE, self.refresh_fields(instance_id)),
+            (Activity.UPDATE_INSTANCE_STATUS, {"instanceId": instance_id, "status": "FREEZE"}),
+            (Activity.UPGRADE_INSTANCE, self.upgrade_fields(instance_id)),
+        ]
+        for activity, fields in asked:
+            _expect(self.call(check, activity, fields), ResultCode.NO_SUCH_INSTANCE, what)
+        release = self.call(check, Activity.RELEASE_INSTANCE, {"instanceId": instance_id})
+        if release.result_code not in (ResultCode.SUCCESS, ResultCode.NO_SUCH_INSTANCE):
+            raise _Failed(
+                f"expected 000000 or 000003 for releaseInstance of {what}, got {_describe(release)}"
+            )
+        return (
+            f"refreshInstance, updateInstanceStatus and upgradeInstance of {what} answered "
+            f"000003, releaseInstance {release.result_code}"
+        )
+
+    def check_actions_on_released_instance(self) -> str:
+        return self._on_missing_instance(
+            "actions-on-released-instance", self.needs_instance(), "the released instance"
+        )
+
+    def check_actions_on_unknown_instance(self) -> str:
+        unknown = f"conformance-unknown-{uuid.uuid4().hex}"
+        return self._on_missing_instance(
+            "actions-on-unknown-instance", unknown, "an unknown instanceId"
+        )
 
     def check_query_released_instance(self) -> str:
         instance_id = self.needs_instance()
