@@ -375,7 +375,8 @@ def signing_binding(seller_account_id: str) -> str:
 # delivery method decides which (``planned_actions``). A seller's answer decides an
 # action's outcome (``seller_outcome``): done, tried again with backoff, or failed.
 
-FREEZE, UNFREEZE, REFRESH, UPGRADE, RELEASE = "freeze", "unfreeze", "refresh", "upgrade", "release"
+FREEZE, UNFREEZE, REFRESH, UPGRADE = "freeze", "unfreeze", "refresh", "upgrade"
+RELEASE_INSTANCE = "release"  # (``RELEASE`` is the failed delivery's release above)
 REISSUE_LICENSE = "reissue_license"
 STOP_SERVERS, START_SERVERS, RELEASE_DEPLOYMENT = (
     "stop_servers",
@@ -387,7 +388,7 @@ ACTION_KINDS = (
     UNFREEZE,
     REFRESH,
     UPGRADE,
-    RELEASE,
+    RELEASE_INSTANCE,
     REISSUE_LICENSE,
     STOP_SERVERS,
     START_SERVERS,
@@ -399,7 +400,7 @@ SELLER_ACTIONS = {
     UNFREEZE: "updateInstanceStatus",
     REFRESH: "refreshInstance",
     UPGRADE: "upgradeInstance",
-    RELEASE: "releaseInstance",
+    RELEASE_INSTANCE: "releaseInstance",
 }
 CLOUD_ACTIONS = (STOP_SERVERS, START_SERVERS)
 LOCAL_ACTIONS = (REISSUE_LICENSE, RELEASE_DEPLOYMENT)  # no call leaves provisioning
@@ -480,7 +481,7 @@ def planned_actions(
         return []
     if event_type == SUBSCRIPTION_RELEASED:
         if method == SAAS and saas_live:
-            return [(RELEASE, {"reason": data.get("reason")})]
+            return [(RELEASE_INSTANCE, {"reason": data.get("reason")})]
         if method == IMAGE:
             return [(RELEASE_DEPLOYMENT, {"reason": data.get("reason")})]
         return []
@@ -520,7 +521,7 @@ def seller_outcome(kind: str, result_code: str | None) -> str:
     if kind == UPGRADE:
         return ACTION_FAILED
     if result_code == _NO_SUCH_INSTANCE:
-        return ACTION_DONE if kind == RELEASE else ACTION_FAILED
+        return ACTION_DONE if kind == RELEASE_INSTANCE else ACTION_FAILED
     if result_code in _FIXABLE:
         return ACTION_PENDING
     return ACTION_FAILED

@@ -398,7 +398,7 @@ def _seller_fields(job: _Job) -> dict[str, Any]:
         )
         if payload.get("specification_name"):
             fields["specificationName"] = payload["specification_name"]
-    elif job.kind == domain.RELEASE:
+    elif job.kind == domain.RELEASE_INSTANCE:
         fields["orderId"] = delivered.order_id
     fields["testFlag"] = "0"
     return fields
