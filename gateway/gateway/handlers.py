@@ -117,6 +117,17 @@ def _with_buyers_named(gateway: Any, orders: list[dict[str, Any]]) -> list[dict[
     return named
 
 
+# -- unsubscriptions (issue 9, H3) ---------------------------------------------------------
+
+
+def seller_unsubscriptions(gateway: Any, request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    """The unsubscription requests of the seller's products (orders'), their buyers named
+    by iam-agency as the seller's orders are: the email only with a request whose buyer
+    shared its contact."""
+    page = gateway.orders.list_seller_unsubscriptions(query)
+    return {**page, "items": _with_buyers_named(gateway, page["items"])}
+
+
 # -- purchased apps ---------------------------------------------------------------------
 
 

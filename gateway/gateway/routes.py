@@ -756,6 +756,130 @@ ROUTES = (
         },
         rpc=("orders", "place_renewal"),
     ),
+    # -- unsubscriptions (issue 9, H3; guide section 7) ----------------------------------
+    Route(
+        "GET",
+        "/v1/unsubscriptions/eligible",
+        "list_eligible_unsubscriptions",
+        summary="My Unsubscriptions: what may be unsubscribed from",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about='"My Unsubscriptions" (buyer only): the purchased apps that may be unsubscribed '
+        "from now, newest first, each with its first order, product, specification, seller, "
+        "delivery method and `max_refundable`. A license, a professional service or a "
+        "supervised SaaS product while its order is not completed (the transaction guarantee "
+        "period), refunding at most what the first order paid (renewals excluded); an image "
+        "by the year or month, refunding the unused part of its period at once (`automatic`).",
+        query=PageSchema,
+        response=orders.EligibleUnsubscriptionPage,
+        rpc=("orders", "list_eligible_unsubscriptions"),
+    ),
+    Route(
+        "POST",
+        "/v1/unsubscriptions",
+        "request_unsubscription",
+        summary="Request an unsubscription",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="Unsubscribe from a purchased app with the refund negotiated with the seller "
+        "(0 < refund <= what the first order paid; renewals excluded) and a reason: the "
+        "request waits for the seller's review (`pending_review`). Once approved, the refund "
+        "reaches the payer within 3 hours, the subscription is released and the supervision "
+        "flow closed. An image follows the cloud's rule: the unused part of its period is "
+        "refunded at once, with no review (the answer is `approved`).",
+        body=orders.UnsubscriptionRequest,
+        response=orders.UnsubscriptionResponse,
+        status=201,
+        errors={
+            400: "VALIDATION_ERROR: the refund missing, not above 0 or not in the order's "
+            "currency; an unknown reason; `reason_detail` over 500 characters, or missing "
+            "with the reason `other`",
+            404: "NOT_FOUND: not one of the caller's purchased apps",
+            422: "UNSUBSCRIPTION_NOT_ALLOWED: `fields.subscription_id` and the message name "
+            "the rule (`pay_per_use`, `unsupervised_saas`, `transaction_completed`, "
+            "`one_time_image`, `already_requested`, `released`, `period_ended`); "
+            "REFUND_ABOVE_PAID: more than the first order paid",
+        },
+        rpc=("orders", "request_unsubscription"),
+    ),
+    Route(
+        "GET",
+        "/v1/unsubscriptions",
+        "list_unsubscriptions",
+        summary="My unsubscription requests",
+        tag=PURCHASED_APPS,
+        who=AUTHENTICATED,
+        about="The caller's unsubscription requests, newest first; `status` filters "
+        "(`pending_review`, `approved`, `rejected`, `refunded`).",
+        query=orders.UnsubscriptionsQuery,
+        response=orders.UnsubscriptionPage,
+        rpc=("orders", "list_unsubscriptions"),
+    ),
+    Route(
+        "GET",
+        "/v1/unsubscriptions/{unsubscription_id}",
+        "get_unsubscription",
+        summary="An unsubscription request",
+        tag=PURCHASED_APPS,
+        who=AUTHENTICATED,
+        about="One of the caller's unsubscription requests.",
+        response=orders.UnsubscriptionResponse,
+        errors={404: "NOT_FOUND: not one of the caller's requests"},
+        rpc=("orders", "get_unsubscription"),
+    ),
+    Route(
+        "GET",
+        "/v1/seller/unsubscriptions",
+        "list_seller_unsubscriptions",
+        summary="Unsubscription requests to review",
+        tag=ORDERS,
+        who=SELLER,
+        about="Seller Console > Orders > Unsubscriptions (seller only): the requests of the "
+        "seller's products, newest first; `status=pending_review` gives those to review. Each "
+        "names the buyer, with its email only when the buyer shared its contact with the "
+        "request.",
+        query=orders.UnsubscriptionsQuery,
+        response=orders.SellerUnsubscriptionPage,
+        handler=handlers.seller_unsubscriptions,
+    ),
+    Route(
+        "POST",
+        "/v1/seller/unsubscriptions/{unsubscription_id}/approval",
+        "approve_unsubscription",
+        summary="Approve an unsubscription",
+        tag=ORDERS,
+        who=SELLER,
+        about="`{}`: the seller of the product approves. At once the first order is cancelled "
+        "with the negotiated refund (the payer is refunded within 3 hours), the subscription "
+        "released and the supervision flow closed; the request becomes `refunded` when the "
+        "refund is made.",
+        body=EmptyRequest,
+        response=orders.UnsubscriptionResponse,
+        errors={
+            404: "NOT_FOUND: not a request of the seller's products",
+            409: "CONFLICT: the request is not `pending_review` (approved or rejected already)",
+            422: "UNSUBSCRIPTION_NOT_ALLOWED: the order completed meanwhile "
+            "(`transaction_completed`: the buyer accepted) or the subscription was released",
+        },
+        rpc=("orders", "approve_unsubscription"),
+    ),
+    Route(
+        "POST",
+        "/v1/seller/unsubscriptions/{unsubscription_id}/rejection",
+        "reject_unsubscription",
+        summary="Reject an unsubscription",
+        tag=ORDERS,
+        who=SELLER,
+        about="`{reason}`: the seller of the product rejects; nothing is refunded and the "
+        "buyer may request again.",
+        body=orders.UnsubscriptionRejectionRequest,
+        response=orders.UnsubscriptionResponse,
+        errors={
+            404: "NOT_FOUND: not a request of the seller's products",
+            409: "CONFLICT: the request is not `pending_review` (approved or rejected already)",
+        },
+        rpc=("orders", "reject_unsubscription"),
+    ),
     # -- sellers' keys ------------------------------------------------------------------
     Route(
         "POST",

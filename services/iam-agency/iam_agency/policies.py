@@ -4,7 +4,10 @@ Version 1 of each policy is exactly the document KooGallery publishes in its use
 (section 9, "Agency Policy Permission Details"). Version 2 adds one Allow statement each
 with what Mercato's features need and that text lacks: deleting stacks (release and
 compensation), EIPs, reading the buyer's choices for the ordering page, and checking its
-own agencies. A new version is a new entry in ``POLICIES``; ``LATEST_VERSION`` follows.
+own agencies. Version 3 adds one more to ``mkp_deployment_policy``: stopping and starting
+the servers of a deployment (a frozen image subscription stops them, its renewal starts
+them again); ``mkp_rfs_deployment_policy`` version 3 is its version 2. A new version is a
+new entry in ``POLICIES``; ``LATEST_VERSION`` follows.
 
 ``mkp_agency_trust`` delegates to Mercato's own cloud account, which creates stacks with
 it; ``mkp_rfs_agency_trust`` delegates to the cloud's stack service (``op_svc_rfs``),
@@ -131,20 +134,28 @@ RFS_DEPLOYMENT_V2_EXTRA = _allow(
     "evs:volumes:delete",
 )
 
+# what Mercato needs beyond version 2 (version 3): a frozen image subscription's servers
+# are stopped, and started again when it is renewed, by Mercato under mkp_agency_trust
+DEPLOYMENT_V3_EXTRA = _allow("ecs:cloudServers:stop", "ecs:cloudServers:start")
+
 
 def _plus(document: dict[str, Any], statement: dict[str, Any]) -> dict[str, Any]:
     return {**document, "Statement": [*document["Statement"], statement]}
 
 
+_DEPLOYMENT_V2 = _plus(_DEPLOYMENT_V1, DEPLOYMENT_V2_EXTRA)
+_RFS_DEPLOYMENT_V2 = _plus(_RFS_DEPLOYMENT_V1, RFS_DEPLOYMENT_V2_EXTRA)
+
 # policy name -> version -> document
 POLICIES: dict[str, dict[int, dict[str, Any]]] = {
-    DEPLOYMENT_POLICY: {1: _DEPLOYMENT_V1, 2: _plus(_DEPLOYMENT_V1, DEPLOYMENT_V2_EXTRA)},
-    RFS_DEPLOYMENT_POLICY: {
-        1: _RFS_DEPLOYMENT_V1,
-        2: _plus(_RFS_DEPLOYMENT_V1, RFS_DEPLOYMENT_V2_EXTRA),
+    DEPLOYMENT_POLICY: {
+        1: _DEPLOYMENT_V1,
+        2: _DEPLOYMENT_V2,
+        3: _plus(_DEPLOYMENT_V2, DEPLOYMENT_V3_EXTRA),
     },
+    RFS_DEPLOYMENT_POLICY: {1: _RFS_DEPLOYMENT_V1, 2: _RFS_DEPLOYMENT_V2, 3: _RFS_DEPLOYMENT_V2},
 }
-LATEST_VERSION = 2
+LATEST_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ ORDER = StateMachine(
         "cancel": ((UNPAID,), CANCELLED),
         # paid but not delivered: cancelled with a refund of what was paid
         "cancel_undelivered": ((PAID, DELIVERING, AWAITING_ACCEPTANCE), CANCELLED),
+        # an approved unsubscription: cancelled with the negotiated refund (an image's
+        # order is completed once deployed: the cloud's rule refunds its unused period)
+        "unsubscribe": ((PAID, DELIVERING, AWAITING_ACCEPTANCE, COMPLETED), CANCELLED),
     },
 )
 
@@ -933,3 +936,250 @@ def refuse_upgrade(subscription: Any, order: OrderRules, reason: str, now: dt.da
 
 
 # -- end of H2's section -----------------------------------------------------------------
+
+
+# -- H3: unsubscriptions -----------------------------------------------------------------
+# (rules only; the use cases are orders.unsubscriptions). Guide table 7-1 and 7.2: a
+# license, a professional service or a supervised SaaS product may be unsubscribed from
+# by negotiation during the transaction guarantee period (until its order is completed,
+# i.e. the supervision flow completed), the seller reviewing the request; an image
+# follows the cloud's rule: the unused part of a yearly/monthly period is refunded at
+# once, no review. The request's row is ``orders.models.Unsubscription``; its events are
+# recorded on the subscription (their fields begin with the subscription's facts).
+
+from mercato.terms import (  # noqa: E402
+    APPROVED,
+    IMAGE,
+    ONE_TIME,
+    PAY_PER_USE,
+    PENDING_REVIEW,
+    REFUNDED,
+    REJECTED,
+)
+
+UNSUBSCRIPTION = StateMachine(
+    "unsubscription",
+    {
+        "approve": ((PENDING_REVIEW,), APPROVED),
+        "reject": ((PENDING_REVIEW,), REJECTED),
+        "refund": ((APPROVED,), REFUNDED),
+    },
+)
+
+# why an unsubscription is refused (422 UNSUBSCRIPTION_NOT_ALLOWED names one)
+NOT_ALLOWED_RELEASED = "released"  # the subscription was released already
+NOT_ALLOWED_ALREADY_REQUESTED = "already_requested"  # a request of it awaits review
+NOT_ALLOWED_PAY_PER_USE = "pay_per_use"  # pay-per-use resources cannot be unsubscribed
+NOT_ALLOWED_ONE_TIME_IMAGE = "one_time_image"  # an image bought once has no unused period
+NOT_ALLOWED_UNSUPERVISED_SAAS = "unsupervised_saas"  # no supervision: no guarantee period
+NOT_ALLOWED_TRANSACTION_COMPLETED = "transaction_completed"  # the guarantee period is over
+NOT_ALLOWED_PERIOD_ENDED = "period_ended"  # an image whose period has no unused part left
+NOT_ALLOWED_RULES = {
+    NOT_ALLOWED_RELEASED: "the subscription was released",
+    NOT_ALLOWED_ALREADY_REQUESTED: "an unsubscription request of it awaits the seller's review",
+    NOT_ALLOWED_PAY_PER_USE: "pay-per-use resources cannot be unsubscribed from",
+    NOT_ALLOWED_ONE_TIME_IMAGE: "an image bought with a one-time payment cannot be "
+    "unsubscribed from",
+    NOT_ALLOWED_UNSUPERVISED_SAAS: "a SaaS product without service supervision cannot be "
+    "unsubscribed from",
+    NOT_ALLOWED_TRANSACTION_COMPLETED: "the transaction guarantee period ended when the "
+    "order was completed (service supervision completed)",
+    NOT_ALLOWED_PERIOD_ENDED: "the image's current period has no unused part left",
+}
+# the orders whose transaction guarantee period is still running (not completed)
+GUARANTEE_PERIOD_STATUSES = (PAID, DELIVERING, AWAITING_ACCEPTANCE)
+
+
+def follows_cloud_rule(line: LineRules) -> bool:
+    """An image: the cloud's unsubscription rule (refund of the unused period, at once)."""
+    return line.delivery_method == IMAGE
+
+
+def unsubscription_refusal(
+    subscription: SubscriptionRules, order: OrderRules, *, pending: bool, now: dt.datetime
+) -> str | None:
+    """The rule that refuses unsubscribing from ``subscription`` (bought by ``order``, its
+    first order) now, or None when it may be: ``pending`` says a request of it awaits
+    review."""
+    line = subscription.line
+    if subscription.status == RELEASED or order.status == CANCELLED:
+        return NOT_ALLOWED_RELEASED
+    if pending:
+        return NOT_ALLOWED_ALREADY_REQUESTED
+    if line.billing_mode == PAY_PER_USE:
+        return NOT_ALLOWED_PAY_PER_USE
+    if follows_cloud_rule(line):
+        if line.billing_mode == ONE_TIME:
+            return NOT_ALLOWED_ONE_TIME_IMAGE
+        if unused_value(subscription, now) <= 0:
+            return NOT_ALLOWED_PERIOD_ENDED
+        return None
+    if line.delivery_method == SAAS and not line.service_supervision:
+        return NOT_ALLOWED_UNSUPERVISED_SAAS
+    if order.status not in GUARANTEE_PERIOD_STATUSES:
+        return NOT_ALLOWED_TRANSACTION_COMPLETED
+    return None
+
+
+def unused_value(subscription: SubscriptionRules, now: dt.datetime) -> int:
+    """An image's unused part of its current period at ``now``: the first order's line
+    amount pro rata of the period's seconds left, rounded down (0 once it expired)."""
+    line = subscription.line
+    started = getattr(subscription, "period_started_at", None) or subscription.activated_at
+    expires = subscription.expires_at
+    if expires is None or started is None or expires <= started:
+        return 0
+    whole = (expires - started) // dt.timedelta(microseconds=1)
+    left = min(max(expires - now, dt.timedelta(0)), expires - started)
+    return line.amount * (left // dt.timedelta(microseconds=1)) // whole
+
+
+def max_refundable(subscription: SubscriptionRules, now: dt.datetime) -> int:
+    """The most an unsubscription refunds: what the first order paid for the line
+    (renewals excluded), or, for an image, the unused part of its period."""
+    if follows_cloud_rule(subscription.line):
+        return unused_value(subscription, now)
+    return subscription.line.amount
+
+
+def record_unsubscription_requested(subscription: SubscriptionRules, request: Any) -> None:
+    """``request`` (an ``Unsubscription`` row) was made: the seller is to review it."""
+    subscription.record(
+        "orders.unsubscription.requested",
+        subject=request.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "unsubscription_id": request.id,
+            "refund": money(request.refund_amount, request.currency),
+            "reason": request.reason,
+            "reason_detail": request.reason_detail,
+            "share_contact": request.share_contact,
+            "requested_at": request.requested_at,
+        },
+    )
+
+
+def approve_unsubscription(
+    request: Any,
+    subscription: SubscriptionRules,
+    order: OrderRules,
+    now: dt.datetime,
+    *,
+    automatic: bool = False,
+) -> None:
+    """Approved (by the seller, or ``automatic``: an image under the cloud's rule): the
+    first order is cancelled with the refund (``orders.order.cancelled`` with
+    ``payment_id`` and ``refund``: billing refunds the payer once, supervision closes the
+    flow), the subscription released (``unsubscribed``), and the approval recorded."""
+    request.status = UNSUBSCRIPTION.move("approve", request.status)
+    request.reviewed_at = request.updated_at = now
+    refund = money(request.refund_amount, request.currency)
+    order.status = ORDER.move("unsubscribe", order.status)
+    by = "under the cloud's unsubscription rule" if automatic else "by the seller"
+    order._cancelled(
+        f"Unsubscribed: the unsubscription request {request.id} was approved {by}; "
+        f"{request.refund_amount / 100:.2f} {request.currency} is refunded to the payer.",
+        now,
+        refund=refund,
+    )
+    subscription.release(now, RELEASED_UNSUBSCRIBED)
+    subscription.record(
+        "orders.unsubscription.approved",
+        subject=request.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "unsubscription_id": request.id,
+            "refund": refund,
+            "approved_at": now,
+            "automatic": automatic,
+        },
+    )
+
+
+def reject_unsubscription(
+    request: Any, subscription: SubscriptionRules, reason: str, now: dt.datetime
+) -> None:
+    """The seller rejected it: nothing is refunded; the buyer may request again."""
+    request.status = UNSUBSCRIPTION.move("reject", request.status)
+    request.rejection_reason = reason
+    request.reviewed_at = request.updated_at = now
+    subscription.record(
+        "orders.unsubscription.rejected",
+        subject=request.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "unsubscription_id": request.id,
+            "rejection_reason": reason,
+            "rejected_at": now,
+        },
+    )
+
+
+def unsubscription_refunded(request: Any, now: dt.datetime) -> None:
+    """billing refunded the cancelled first order: the approved request is refunded."""
+    request.status = UNSUBSCRIPTION.move("refund", request.status)
+    request.refunded_at = request.updated_at = now
+
+
+def unsubscription_view(request: Any) -> dict[str, Any]:
+    """A request as its buyer sees it."""
+    return {
+        "id": request.id,
+        "subscription_id": request.subscription_id,
+        "order_id": request.order_id,
+        "product_name": request.product_name,
+        "specification_name": request.specification_name,
+        "delivery_method": request.delivery_method,
+        "seller_account_id": request.seller_account_id,
+        "refund": money(request.refund_amount, request.currency),
+        "max_refundable": money(request.max_refundable, request.currency),
+        "reason": request.reason,
+        "reason_detail": request.reason_detail,
+        "share_contact": request.share_contact,
+        "status": request.status,
+        "rejection_reason": request.rejection_reason,
+        "requested_at": request.requested_at,
+        "reviewed_at": request.reviewed_at,
+        "refunded_at": request.refunded_at,
+    }
+
+
+def unsubscription_seller_view(request: Any) -> dict[str, Any]:
+    """A request as the seller reviewing it sees it: the buyer as ``{account_id,
+    shared_contact}`` (the gateway names it, with its email only when shared)."""
+    view = unsubscription_view(request)
+    del view["seller_account_id"]
+    return {
+        **view,
+        "buyer": {"account_id": request.account_id, "shared_contact": request.share_contact},
+    }
+
+
+def eligible_view(subscription: SubscriptionRules, now: dt.datetime) -> dict[str, Any]:
+    """A row of "My Unsubscriptions": what may be unsubscribed from now, and at most how
+    much it refunds."""
+    line = subscription.line
+    return {
+        "subscription_id": subscription.id,
+        "order_id": subscription.order_id,
+        "product_id": line.product_id,
+        "product_name": line.product_name,
+        "specification_name": getattr(subscription, "specification_name", None)
+        or line.specification_name,
+        "quantity": getattr(subscription, "quantity", None) or line.quantity,
+        "seller_account_id": line.seller_account_id,
+        "seller_company_name": line.seller_company_name,
+        "delivery_method": line.delivery_method,
+        "billing_mode": line.billing_mode,
+        "status": subscription.status,
+        "created_at": subscription.created_at,
+        "expires_at": subscription.expires_at,
+        "automatic": follows_cloud_rule(line),
+        "max_refundable": money(max_refundable(subscription, now), line.currency),
+    }
+
+
+# -- end of H3's section -----------------------------------------------------------------

@@ -11,6 +11,22 @@ ORDERS = Counter(
 )
 
 
+# -- H3: unsubscriptions ---------------------------------------------------------------
+from prometheus_client import Gauge  # noqa: E402
+
+UNSUBSCRIPTIONS = Counter(
+    "mercato_unsubscriptions_total",
+    "Unsubscription requests by outcome: requested (a request accepted, an image's too), "
+    "refused (422: not allowed, or a refund above what was paid), approved (by the seller, "
+    "or at once for an image), rejected, refunded (billing refunded the payer)",
+    ["outcome"],
+)
+UNSUBSCRIPTION_REFUND_OLDEST_APPROVED = Gauge(
+    "mercato_unsubscription_refund_oldest_approved_seconds",
+    "Age of the oldest approved unsubscription whose refund is not made yet (0 when none); "
+    "the promise is a refund within 3 hours of the approval",
+)
+
 # -- the subscription lifecycle and renewals (issue 9, H1) --
 import prometheus_client  # noqa: E402
 

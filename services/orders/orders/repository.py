@@ -508,3 +508,10 @@ from orders.upgrade_repository import UpgradeRepository  # noqa: E402
 
 REPOSITORIES["upgrades"] = UpgradeRepository  # type: ignore[assignment]  # (dict of one type)
 # -- end of H2's section -----------------------------------------------------------------
+
+
+# -- H3: unsubscriptions (their own repository, orders.unsubscription_repository) -------
+from orders.unsubscription_repository import UnsubscriptionRepository  # noqa: E402
+
+REPOSITORIES["unsubscriptions"] = UnsubscriptionRepository  # type: ignore[assignment]
+# -- end of H3's section -----------------------------------------------------------------

@@ -32,3 +32,17 @@ class SellerOrderOut(SellerOrderResponse):
 
 
 SellerOrderPage = page_of(SellerOrderOut)
+
+
+# -- H3: unsubscriptions -----------------------------------------------------------------
+from mercato.contracts.orders import SellerUnsubscriptionResponse  # noqa: E402
+
+
+class SellerUnsubscriptionOut(SellerUnsubscriptionResponse):
+    """A request as orders answers it to the seller: the buyer's account and whether it
+    shared its contact; the gateway adds its name, and its email only when shared."""
+
+    buyer = fields.Nested(SellerOrderBuyerOut)
+
+
+SellerUnsubscriptionPage = page_of(SellerUnsubscriptionOut)

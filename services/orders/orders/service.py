@@ -15,7 +15,7 @@ from mercato.service import MercatoService
 from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import PageSchema, dump, load
-from orders import schemas, usecases
+from orders import schemas, unsubscriptions, usecases
 from orders.models import metadata
 from orders.projects import EnterpriseProjects
 from orders.repository import REPOSITORIES
@@ -36,6 +36,9 @@ from orders import lifecycle, renewals  # noqa: E402
 # how often the subscription lifecycle is swept (expiries, freezes, releases)
 SUBSCRIPTION_SWEEP_KEY = "SUBSCRIPTION_SWEEP_SECONDS"
 DEFAULT_SUBSCRIPTION_SWEEP_SECONDS = 5
+# (H3) how often the age of the oldest approved, not yet refunded unsubscription is read
+UNSUBSCRIPTION_REFUND_WATCH_KEY = "UNSUBSCRIPTION_REFUND_WATCH_SECONDS"
+DEFAULT_UNSUBSCRIPTION_REFUND_WATCH_SECONDS = 15
 
 
 class OrdersService(MercatoService):
@@ -321,6 +324,101 @@ class OrdersService(MercatoService):
         lifecycle.run_due(self.db, self.clock, lifecycle.periods_from(self.config))
 
     # -- end of issue 9, H1 block --
+
+    # -- unsubscriptions (issue 9, H3; guide section 7) --
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_eligible_unsubscriptions(self, query: dict) -> dict:
+        """ "My Unsubscriptions": the buyer's purchased apps that may be unsubscribed from
+        now, each with ``max_refundable`` (``GET /v1/unsubscriptions/eligible``)."""
+        buyer = self.caller.require_role(BUYER)
+        params = load(PageSchema, query)
+        return dump(
+            contract.EligibleUnsubscriptionPage,
+            unsubscriptions.eligible(self.db, self.clock, buyer=buyer, **params),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def request_unsubscription(self, payload: dict) -> dict:
+        """``{subscription_id, refund, reason, reason_detail?, share_contact?}``: the
+        request, pending the seller's review (an image's: approved at once)."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.UnsubscriptionRequest, payload)
+        return dump(
+            contract.UnsubscriptionResponse,
+            unsubscriptions.request_unsubscription(
+                self.db, self.clock, buyer=buyer, request=request
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_unsubscriptions(self, query: dict) -> dict:
+        """The caller's own requests, newest first: ``{status?, page, page_size}``."""
+        buyer = self.caller.require()
+        params = load(contract.UnsubscriptionsQuery, query)
+        return dump(
+            contract.UnsubscriptionPage, unsubscriptions.list_own(self.db, buyer=buyer, **params)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_unsubscription(self, unsubscription_id: str) -> dict:
+        buyer = self.caller.require()
+        return dump(
+            contract.UnsubscriptionResponse,
+            unsubscriptions.get_own(self.db, buyer=buyer, unsubscription_id=str(unsubscription_id)),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_seller_unsubscriptions(self, query: dict) -> dict:
+        """The requests of the calling seller's products, each buyer as ``{account_id,
+        shared_contact}`` (the gateway names it, with its email only when shared)."""
+        seller = self.caller.require_role(SELLER)
+        params = load(contract.UnsubscriptionsQuery, query)
+        return dump(
+            schemas.SellerUnsubscriptionPage,
+            unsubscriptions.list_for_seller(self.db, seller=seller, **params),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def approve_unsubscription(self, unsubscription_id: str) -> dict:
+        """The seller approves: the first order is cancelled with the refund (billing
+        refunds the payer), the subscription released."""
+        seller = self.caller.require_role(SELLER)
+        return dump(
+            contract.UnsubscriptionResponse,
+            unsubscriptions.approve(
+                self.db, self.clock, seller=seller, unsubscription_id=str(unsubscription_id)
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def reject_unsubscription(self, unsubscription_id: str, payload: dict) -> dict:
+        """The seller rejects, with ``{reason}``; the buyer may ask again."""
+        seller = self.caller.require_role(SELLER)
+        request = load(contract.UnsubscriptionRejectionRequest, payload)
+        return dump(
+            contract.UnsubscriptionResponse,
+            unsubscriptions.reject(
+                self.db,
+                self.clock,
+                seller=seller,
+                unsubscription_id=str(unsubscription_id),
+                reason=request["reason"],
+            ),
+        )
+
+    @handles_event("billing.refund.completed")
+    def on_refund_completed(self, event) -> None:
+        """A refund of an order was made: an approved unsubscription of it is refunded."""
+        unsubscriptions.refund_completed(self.db, self.clock, order_id=event.data["order_id"])
+
+    @configured_timer(UNSUBSCRIPTION_REFUND_WATCH_KEY, DEFAULT_UNSUBSCRIPTION_REFUND_WATCH_SECONDS)
+    def watch_unsubscription_refunds(self) -> None:
+        """How long the oldest approved unsubscription has waited for its refund (the
+        promise: 3 hours), for the metric an alert watches."""
+        unsubscriptions.refresh_refund_age(self.db, self.clock)
+
+    # -- end of issue 9, H3 block --
 
     @configured_timer(EXPIRY_SWEEP_KEY, DEFAULT_EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:

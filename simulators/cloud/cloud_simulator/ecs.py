@@ -9,9 +9,9 @@ import json
 import os
 import uuid
 
-from . import catalog, ims, jobs, quotas
+from . import catalog, iam, ims, jobs, quotas
 from .admin import account_quotas
-from .errors import bad_request, not_found
+from .errors import bad_request, conflict, not_found
 from .iam import iso
 from .routing import Answer, Call, Route, require
 from .store import Store
@@ -217,6 +217,85 @@ def delete_servers(call: Call) -> Answer:
     return 200, {"job_id": job_id}
 
 
+# -- stopping and starting servers (BatchStopServers, BatchStartServers) ----------------
+# One path serves both, as in the real API: the body's only key says which
+# (``os-stop`` or ``os-start``), and so which IAM action is checked.
+
+POWER_ACTIONS = {
+    # body key: (IAM action, job type, the status it leads to, task state meanwhile)
+    "os-stop": ("ecs:cloudServers:stop", "batchStopServer", "SHUTOFF", "powering-off"),
+    "os-start": ("ecs:cloudServers:start", "batchStartServer", "ACTIVE", "powering-on"),
+}
+POWER_STATUSES = ("ACTIVE", "SHUTOFF")  # the statuses a server may be stopped or started in
+STOP_TYPES = ("SOFT", "HARD")
+MAX_BATCH = 1000
+
+
+def _power_request(call: Call) -> tuple[str, dict]:
+    """The body's one power key and its option, checked as the real API does."""
+    body = call.body if isinstance(call.body, dict) else {}
+    keys = [key for key in body if key in POWER_ACTIONS]
+    if len(keys) != 1 or len(body) != 1:
+        raise bad_request(STYLE, "The body must hold exactly one of os-stop, os-start.")
+    key = keys[0]
+    option = body[key]
+    if not isinstance(option, dict):
+        raise bad_request(STYLE, f"{key} must be an object.")
+    servers = option.get("servers")
+    if not isinstance(servers, list) or not 1 <= len(servers) <= MAX_BATCH:
+        raise bad_request(STYLE, f"{key}.servers must list 1 to {MAX_BATCH} servers.")
+    ids = [s.get("id") if isinstance(s, dict) else None for s in servers]
+    if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
+        raise bad_request(STYLE, f"{key}.servers must name each server once by its id.")
+    if key == "os-stop" and option.get("type", "SOFT") not in STOP_TYPES:
+        raise bad_request(STYLE, "os-stop.type must be SOFT or HARD.")
+    return key, option
+
+
+def power_servers(call: Call) -> Answer:
+    """Stop (``os-stop``) or start (``os-start``) servers of the caller's account through
+    a job: a server stays as it is, with its task state, until the job ends (``ACTIVE``
+    -> ``SHUTOFF``, or back); one that is there already is left so and the job succeeds
+    for it. An unknown server, or another account's, is refused (404 ``Ecs.0114``) and
+    nothing is done; one being built, in error or being deleted, is a 409."""
+    key, option = _power_request(call)
+    action, job_type, target, task_state = POWER_ACTIONS[key]
+    # the route checks no action of its own: the body says which (and faults apply)
+    call.outcome = iam.authorize(call.store, call.caller, action)
+    domain = call.caller.domain_id
+    ids = [s["id"] for s in option["servers"]]
+    jobs.settle(call.store)
+    with call.store.lock:
+        servers = []
+        for server_id in ids:
+            server = call.store.resource(domain, "server", server_id)
+            if server is None:
+                raise not_found(STYLE, f"Server {server_id}")
+            if server["status"] not in POWER_STATUSES:
+                raise conflict(
+                    STYLE,
+                    f"Server {server_id} is {server['status']}: it cannot be "
+                    f"{'stopped' if key == 'os-stop' else 'started'} now.",
+                )
+            servers.append(server)
+        for server in servers:
+            if server["status"] != target:
+                server["data"]["task_state"] = task_state
+                if key == "os-stop":
+                    server["data"]["stop_type"] = option.get("type", "SOFT")
+                call.store.update_resource(server["id"], data=server["data"])
+        job_id = jobs.start_job(
+            call.store,
+            domain,
+            job_type,
+            "server",
+            ids,
+            call.settings.step_seconds,
+            fail=call.outcome.job_error,
+        )
+    return 200, {"job_id": job_id}
+
+
 def server_body(store: Store, server: dict) -> dict:
     data = server["data"]
     flavor = catalog.FLAVORS_BY_ID.get(
@@ -265,11 +344,14 @@ def server_body(store: Store, server: dict) -> dict:
         "image": {"id": data["image_id"]},
         "security_groups": groups,
         "OS-EXT-AZ:availability_zone": data.get("availability_zone"),
-        "OS-EXT-STS:vm_state": {"ACTIVE": "active", "BUILD": "building", "ERROR": "error"}.get(
-            status, "deleted"
-        ),
-        "OS-EXT-STS:task_state": "spawning" if status == "BUILD" else "",
-        "OS-EXT-STS:power_state": 1 if status == "ACTIVE" else 0,
+        "OS-EXT-STS:vm_state": {
+            "ACTIVE": "active",
+            "BUILD": "building",
+            "ERROR": "error",
+            "SHUTOFF": "stopped",
+        }.get(status, "deleted"),
+        "OS-EXT-STS:task_state": "spawning" if status == "BUILD" else data.get("task_state", ""),
+        "OS-EXT-STS:power_state": {"ACTIVE": 1, "SHUTOFF": 4}.get(status, 0),
         "tenant_id": None,
         "user_id": None,
         "created": data.get("created"),
@@ -346,5 +428,7 @@ ROUTES = [
     Route("GET", "/v1/<project_id>/cloudservers/<server_id>", "ShowServer", "ecs:cloudServers:get", STYLE, show_server),
     Route("POST", "/v1.1/<project_id>/cloudservers", "CreateServers", "ecs:cloudServers:create", STYLE, create_servers),
     Route("POST", "/v1/<project_id>/cloudservers/delete", "DeleteServers", "ecs:cloudServers:delete", STYLE, delete_servers),
+    # BatchStopServers (ecs:cloudServers:stop) and BatchStartServers (ecs:cloudServers:start)
+    Route("POST", "/v1/<project_id>/cloudservers/action", "BatchStopServers, BatchStartServers", None, STYLE, power_servers),
     Route("GET", "/v1/<project_id>/jobs/<job_id>", "ShowJob (ECS and EVS)", "ecs:cloudServers:get", STYLE, show_job),
 ]  # fmt: skip

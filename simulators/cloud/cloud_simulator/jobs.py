@@ -146,6 +146,22 @@ def _finish_delete_servers(store: Store, domain_id: str, ids: list[str], failed:
         store.delete_resource(server_id)
 
 
+def _finisher_of_power(target: str):
+    """What a finished stop (``SHUTOFF``) or start (``ACTIVE``) job does to its servers:
+    a failed job leaves each as it was; a server deleted meanwhile is left alone."""
+
+    def finish(store: Store, domain_id: str, ids: list[str], failed: bool) -> None:
+        for server_id in ids:
+            server = store.resource(domain_id, "server", server_id)
+            if server is None or server["status"] not in ("ACTIVE", "SHUTOFF"):
+                continue
+            server["data"].pop("task_state", None)
+            status = None if failed else target
+            store.update_resource(server_id, status=status, data=server["data"])
+
+    return finish
+
+
 def _finish_create_volumes(store: Store, domain_id: str, ids: list[str], failed: bool) -> None:
     for volume_id in ids:
         volume = store.resource(domain_id, "volume", volume_id)
@@ -164,6 +180,8 @@ def _finish_delete_volumes(store: Store, domain_id: str, ids: list[str], failed:
 FINISHERS = {
     "createServer": _finish_create_servers,
     "deleteServer": _finish_delete_servers,
+    "batchStopServer": _finisher_of_power("SHUTOFF"),
+    "batchStartServer": _finisher_of_power("ACTIVE"),
     "createVolume": _finish_create_volumes,
     "deleteVolume": _finish_delete_volumes,
 }

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.interface
 
 START = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
 MKP, RFS = policies.MKP_AGENCY, policies.RFS_AGENCY
+LATEST = policies.LATEST_VERSION  # the version authorising grants
 
 
 # provisioning's sweeps ask for credentials as provisioning itself (mercato.identity)
@@ -164,8 +165,8 @@ def test_authorising_creates_both_agencies_with_the_current_policy_granted(world
         assert items[name]["status"] == "authorized"
         assert items[name]["policy"] == {
             "name": definition.policy_name,
-            "version": 2,
-            "document": definition.document(2),
+            "version": LATEST,
+            "document": definition.document(LATEST),
         }
         assert items[name]["problems"] == []
         assert items[name]["authorized_at"] is not None
@@ -177,7 +178,7 @@ def test_authorising_creates_both_agencies_with_the_current_policy_granted(world
         custom = {policy.name: policy for policy in admin.list_custom_policies()}
         for name, definition in policies.AGENCIES.items():
             policy = custom[definition.policy_name]
-            assert policy.document == definition.document(2)
+            assert policy.document == definition.document(LATEST)
             granted = admin.granted_role_ids(world.buyer_cloud["project_id"], in_cloud[name].id)
             assert granted == {policy.id}
     assert in_cloud[MKP].trust_domain_name == world.mercato["domain_name"]
@@ -188,7 +189,7 @@ def test_authorising_creates_both_agencies_with_the_current_policy_granted(world
         ("iam_agency.agency.authorized", MKP),
         ("iam_agency.agency.authorized", RFS),
     ]
-    assert published[0]["data"]["policy_version"] == 2
+    assert published[0]["data"]["policy_version"] == LATEST
     assert published[0]["subject"] == world.buyer["account_id"]
     events.close()
 
@@ -295,8 +296,9 @@ def test_a_check_finds_a_policy_with_an_action_removed(world):
         policy = next(
             p for p in admin.list_custom_policies() if p.name == policies.DEPLOYMENT_POLICY
         )
-        changed = policies.document(policies.DEPLOYMENT_POLICY, 2)
-        changed["Statement"][-1]["Action"].remove("rf:stack:deleteStack")
+        changed = policies.document(policies.DEPLOYMENT_POLICY, LATEST)
+        statement = next(s for s in changed["Statement"] if "rf:stack:deleteStack" in s["Action"])
+        statement["Action"].remove("rf:stack:deleteStack")
         admin.update_custom_policy(policy.id, policy.name, "edited in the console", changed)
 
     checked = world.check()
@@ -306,7 +308,8 @@ def test_a_check_finds_a_policy_with_an_action_removed(world):
     assert checked[MKP]["problems"] == [
         {
             "code": "POLICY_CHANGED",
-            "message": "mkp_deployment_policy differs from version 2: lacks rf:stack:deleteStack",
+            "message": f"mkp_deployment_policy differs from version {LATEST}: "
+            "lacks rf:stack:deleteStack",
         }
     ]
 
@@ -373,11 +376,13 @@ def test_a_newer_policy_version_asks_for_reauthorization(
     assert {item["status"] for item in world.check().values()} == {"authorized"}
     v1.stop()
 
-    _start(container_factory, {**config, "AGENCY_POLICY_VERSION": ""}, clock)  # latest: 2
+    _start(container_factory, {**config, "AGENCY_POLICY_VERSION": ""}, clock)  # latest
 
     agencies = world.agencies()
     assert {a["status"] for a in agencies.values()} == {"needs_reauthorization"}
-    assert {(a["policy"]["version"], a["required_version"]) for a in agencies.values()} == {(1, 2)}
+    assert {(a["policy"]["version"], a["required_version"]) for a in agencies.values()} == {
+        (1, LATEST)
+    }
     with world.rpc(PROVISIONING) as internal:
         readiness = internal.deployment_readiness(buyer["account_id"])
         assert readiness["error"] == "AGENCY_REAUTHORIZATION_REQUIRED"
@@ -387,12 +392,52 @@ def test_a_newer_policy_version_asks_for_reauthorization(
 
     answer = world.authorize()
 
-    assert {(i["status"], i["policy"]["version"]) for i in answer["items"]} == {("authorized", 2)}
+    assert {(i["status"], i["policy"]["version"]) for i in answer["items"]} == {
+        ("authorized", LATEST)
+    }
     with world.admin_iam() as admin:
         custom = {policy.name: policy for policy in admin.list_custom_policies()}
     assert custom[policies.DEPLOYMENT_POLICY].document == policies.document(
-        policies.DEPLOYMENT_POLICY, 2
+        policies.DEPLOYMENT_POLICY, LATEST
     )
+
+
+def test_agencies_granted_version_2_are_authorised_again_for_stopping_servers(
+    cloud_simulator, make_service_config, container_factory
+):
+    config, mercato, buyer_cloud = _world(
+        cloud_simulator, make_service_config, AGENCY_POLICY_VERSION="2"
+    )
+    clock = ManualClock(START)
+    v2 = _start(container_factory, config, clock)
+    buyer = _sign_up(config, "buyer")
+    world = World(config, clock, cloud_simulator.url, mercato, buyer_cloud, buyer)
+    world.link()
+    world.authorize()
+    with world.as_buyer() as iam:
+        stop = {"agency": MKP, "action": "ecs:cloudServers:stop"}
+        assert iam.simulate_agency_action(stop)["decision"] == "deny"
+    v2.stop()
+
+    _start(container_factory, {**config, "AGENCY_POLICY_VERSION": "3"}, clock)
+
+    agencies = world.agencies()
+    assert {a["status"] for a in agencies.values()} == {"needs_reauthorization"}
+    assert {(a["policy"]["version"], a["required_version"]) for a in agencies.values()} == {(2, 3)}
+    answer = world.authorize()
+    assert {(i["status"], i["policy"]["version"]) for i in answer["items"]} == {("authorized", 3)}
+    with world.as_buyer() as iam:
+        for action in ("ecs:cloudServers:stop", "ecs:cloudServers:start"):
+            decided = iam.simulate_agency_action({"agency": MKP, "action": action})
+            assert decided["decision"] == "allow"
+            assert decided["statement"] == policies.DEPLOYMENT_V3_EXTRA
+    with world.admin_iam() as admin:
+        custom = {policy.name: policy for policy in admin.list_custom_policies()}
+    assert custom[policies.DEPLOYMENT_POLICY].document == policies.document(
+        policies.DEPLOYMENT_POLICY, 3
+    )
+    # and the check finds nothing wrong with what was granted
+    assert {item["status"] for item in world.check().values()} == {"authorized"}
 
 
 def test_deleting_an_agency_invalidates_it_at_once_and_deletes_it_in_the_cloud(world):
@@ -454,7 +499,7 @@ def test_credentials_are_kept_until_shortly_before_they_expire_then_renewed(worl
     assert first["access_key"] == again["access_key"] == still["access_key"]
     assert renewed["access_key"] != first["access_key"]
     assert sample("mercato_iam_agency_credentials_total", source="cached") - cached_before >= 2
-    assert first["policy"] == policies.document(policies.DEPLOYMENT_POLICY, 2)
+    assert first["policy"] == policies.document(policies.DEPLOYMENT_POLICY, LATEST)
     assert first["domain_id"] == world.buyer_cloud["domain_id"]
     assert first["project_id"] == world.buyer_cloud["project_id"]
     assert checked["access_key"]
@@ -523,11 +568,11 @@ def test_simulating_an_action_answers_the_deciding_statement(world):
             iam.simulate_agency_action({"agency": MKP, "action": "not an action"})
     assert allowed["decision"] == "allow"
     assert allowed["statement"] == policies.DEPLOYMENT_V2_EXTRA
-    assert allowed["policy"] == {"name": "mkp_deployment_policy", "version": 2}
+    assert allowed["policy"] == {"name": "mkp_deployment_policy", "version": LATEST}
     assert denied == {
         "decision": "deny",
         "statement": None,
-        "policy": {"name": "mkp_rfs_deployment_policy", "version": 2},
+        "policy": {"name": "mkp_rfs_deployment_policy", "version": LATEST},
     }
     assert list(refused.value.fields) == ["action"]
 

@@ -98,7 +98,32 @@ def test_the_agencies_their_delegates_and_the_deprecated_ones():
         "mkp_rf_admin_trust",
     ]
     assert all("delete" in advice for advice in policies.DEPRECATED_AGENCIES.values())
-    assert policies.LATEST_VERSION == max(policies.policy_versions()) == 2
+    assert policies.LATEST_VERSION == max(policies.policy_versions()) == 3
+
+
+def test_version_3_lets_mercato_stop_and_start_servers_under_its_agency():
+    v2 = policies.document(policies.DEPLOYMENT_POLICY, 2)
+    v3 = policies.document(policies.DEPLOYMENT_POLICY, 3)
+    assert v3["Statement"] == [*v2["Statement"], policies.DEPLOYMENT_V3_EXTRA]
+    assert policies.DEPLOYMENT_V3_EXTRA == {
+        "Effect": "Allow",
+        "Action": ["ecs:cloudServers:stop", "ecs:cloudServers:start"],
+    }
+    for action in ("ecs:cloudServers:stop", "ecs:cloudServers:start"):
+        assert evaluate(v2, action).decision == "deny"
+        assert evaluate(v3, action).decision == "allow"
+    # the job of a stop or a start is read with what version 2 grants already
+    assert evaluate(v3, "ecs:cloudServers:get").decision == "allow"
+    assert evaluate(v3, "ecs:cloudServers:delete").decision == "deny"
+    # the stack service's agency needs nothing more
+    assert policies.document(policies.RFS_DEPLOYMENT_POLICY, 3) == policies.document(
+        policies.RFS_DEPLOYMENT_POLICY, 2
+    )
+
+
+def test_an_agency_granted_version_2_needs_authorising_again_for_version_3():
+    assert domain.effective_status("authorized", 2, 3) == "needs_reauthorization"
+    assert domain.effective_status("authorized", 3, 3) == "authorized"
 
 
 def test_a_document_handed_out_is_a_copy():
