@@ -959,6 +959,111 @@ register(
         "refund": {"amount": 41250, "currency": "USD"},
     },
 )
+
+
+# (H2) the RPC and API bodies of auto-renewal and upgrades
+
+
+class AutoRenewRequest(StrictSchema):
+    """``PUT /v1/purchased-apps/{id}/auto-renew``: turn automatic renewal on (for a
+    period) or off. Licenses and professional services billed yearly/monthly only."""
+
+    enabled = StrictBoolean(required=True, metadata={"example": True})
+    period = fields.Nested(
+        PeriodSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Each automatic renewal's period; required when enabled."},
+    )
+
+    @validates_schema
+    def period_goes_with_enabled(self, data, **kwargs):
+        if data.get("enabled") is True and data.get("period") is None:
+            raise ValidationError("required to turn auto-renew on", "period")
+
+
+class AutoRenewResponse(AnswerSchema):
+    """The purchased app's automatic renewal as it now stands."""
+
+    subscription_id = fields.String(metadata={"example": "sub_7a3d…"})
+    auto_renew = fields.Boolean()
+    auto_renew_period = fields.Nested(PeriodSchema, allow_none=True)
+    next_auto_renew_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "When it is next renewed automatically: 03:00 account time, "
+            "7 days before the expiry (retried daily until the expiry when unpaid); null "
+            "when auto-renew is off."
+        },
+    )
+    expires_at = fields.AwareDateTime(allow_none=True)
+
+
+class UpgradeQuoteRequest(StrictSchema):
+    """``POST /v1/purchased-apps/{id}/upgrade-quotes``: the configuration to move to."""
+
+    specification_id = fields.String(
+        required=True,
+        validate=ORDER_ID_RULE,
+        metadata={"description": "One of the product's specifications.", "example": "spc_41a2…"},
+    )
+    quantity = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "At least the current quantity.", "example": 25},
+    )
+
+
+class SignedMoneySchema(StrictSchema):
+    """An amount of money that may be negative (a deduction)."""
+
+    amount = fields.Integer(required=True, strict=True, metadata={"example": -41250})
+    currency = fields.String(required=True, metadata={"example": "USD"})
+
+
+class UpgradeQuoteLineResponse(AnswerSchema):
+    item = fields.String(
+        validate=validate.OneOf(("new_configuration", "unused_value")),
+        metadata={"example": "new_configuration"},
+    )
+    description = fields.String()
+    quantity = fields.Integer()
+    amount = fields.Nested(
+        SignedMoneySchema,
+        metadata={"description": "The unused value of the current configuration is negative."},
+    )
+
+
+class UpgradeQuoteResponse(AnswerSchema):
+    """A binding price for the upgrade until ``valid_until``: the new configuration for
+    the time left minus the unused value of the current one, never below 0."""
+
+    id = fields.String(metadata={"example": "upq_5b1c…"})
+    subscription_id = fields.String()
+    amount_due = fields.Nested(MoneySchema)
+    lines = fields.List(fields.Nested(UpgradeQuoteLineResponse))
+    valid_until = fields.AwareDateTime()
+    specification_id = fields.String()
+    specification_name = fields.String()
+    quantity = fields.Integer()
+
+
+class PlaceUpgradeRequest(StrictSchema):
+    """``POST /v1/purchased-apps/{id}/upgrades``: the upgrade order from a quote."""
+
+    quote_id = fields.String(
+        required=True, validate=ORDER_ID_RULE, metadata={"example": "upq_5b1c…"}
+    )
+    accept_terms = StrictBoolean(
+        required=True,
+        metadata={
+            "description": "Must be `true` (`false` is 422 TERMS_NOT_ACCEPTED).",
+            "example": True,
+        },
+    )
+
+
 # -- end of H2's section -----------------------------------------------------------------
 # -- H3: unsubscriptions (events) -------------------------------------------------------
 

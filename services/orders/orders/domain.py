@@ -743,13 +743,18 @@ def _zone(time_zone: str | None) -> ZoneInfo:
     return ZoneInfo(time_zone or "UTC")
 
 
-def auto_renew_at(expires_at: dt.datetime, time_zone: str, now: dt.datetime) -> dt.datetime:
-    """When an automatic renewal of a subscription expiring at ``expires_at`` is tried:
-    03:00 in its zone, 7 days before the expiry's local date; now, if that has passed."""
+def auto_renew_due_at(expires_at: dt.datetime, time_zone: str) -> dt.datetime:
+    """When an automatic renewal of a subscription expiring at ``expires_at`` is due:
+    03:00 in ``time_zone``, 7 days before the expiry's local date."""
     zone = _zone(time_zone)
     local_day = expires_at.astimezone(zone).date() - dt.timedelta(days=AUTO_RENEW_DAYS_BEFORE)
     moment = dt.datetime.combine(local_day, dt.time(AUTO_RENEW_HOUR), tzinfo=zone)
-    return max(moment.astimezone(dt.UTC), now)
+    return moment.astimezone(dt.UTC)
+
+
+def auto_renew_at(expires_at: dt.datetime, time_zone: str, now: dt.datetime) -> dt.datetime:
+    """When the next automatic renewal is tried: when it is due, or now if that passed."""
+    return max(auto_renew_due_at(expires_at, time_zone), now)
 
 
 def next_auto_renew_attempt(
@@ -931,6 +936,33 @@ def refuse_upgrade(subscription: Any, order: OrderRules, reason: str, now: dt.da
             "upgrade_order_id": order.id,
             "reason": reason,
             "refund": order.amount(),
+        },
+    )
+
+
+def auto_renew_failed(
+    subscription: Any,
+    renewal_order_id: str,
+    reason: str,
+    next_attempt_at: dt.datetime | None,
+    now: dt.datetime,
+) -> None:
+    """An automatic renewal could not be paid: counted, tried again at
+    ``next_attempt_at`` (None: not again this period) and announced to the buyer."""
+    subscription.auto_renew_failures = (subscription.auto_renew_failures or 0) + 1
+    if subscription.auto_renew:
+        subscription.next_auto_renew_at = next_attempt_at or subscription.expires_at
+    subscription.updated_at = now
+    subscription.record(
+        "orders.subscription.auto_renew_failed",
+        subject=subscription.id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "renewal_order_id": renewal_order_id,
+            "reason": reason,
+            "expires_at": subscription.expires_at,
+            "next_attempt_at": next_attempt_at if subscription.auto_renew else None,
         },
     )
 

@@ -45,3 +45,15 @@ RENEWALS = Counter(
     "Renewals applied (paid renewal orders): manual or automatic",
     ["kind"],
 )
+
+# -- H2: auto-renewal and upgrades --
+RENEWALS_DUE = prometheus_client.Gauge(
+    "mercato_renewals_due",
+    "Subscriptions whose automatic renewal is due now (not yet attempted), as the "
+    "auto-renewal sweep last counted them",
+)
+AUTO_RENEW_FAILURES = Counter(
+    "mercato_auto_renew_failures_total",
+    "Automatic renewal attempts that could not be paid (balance and credit short) or priced",
+)
+# -- end of H2's section --

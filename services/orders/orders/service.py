@@ -36,6 +36,17 @@ from orders import lifecycle, renewals  # noqa: E402
 # how often the subscription lifecycle is swept (expiries, freezes, releases)
 SUBSCRIPTION_SWEEP_KEY = "SUBSCRIPTION_SWEEP_SECONDS"
 DEFAULT_SUBSCRIPTION_SWEEP_SECONDS = 5
+# -- H2: auto-renewal and upgrades (settings) --
+from orders import auto_renewal, upgrades  # noqa: E402
+
+# how long an upgrade quote binds its price
+UPGRADE_QUOTE_VALID_KEY = "UPGRADE_QUOTE_VALID_MINUTES"
+DEFAULT_UPGRADE_QUOTE_VALID_MINUTES = 30
+# how often subscriptions due for an automatic renewal are looked for (the lifecycle
+# sweep's setting)
+AUTO_RENEW_SWEEP_KEY = "SUBSCRIPTION_SWEEP_SECONDS"
+DEFAULT_AUTO_RENEW_SWEEP_SECONDS = 5
+# -- end of H2 (settings) --
 # (H3) how often the age of the oldest approved, not yet refunded unsubscription is read
 UNSUBSCRIPTION_REFUND_WATCH_KEY = "UNSUBSCRIPTION_REFUND_WATCH_SECONDS"
 DEFAULT_UNSUBSCRIPTION_REFUND_WATCH_SECONDS = 15
@@ -325,6 +336,102 @@ class OrdersService(MercatoService):
 
     # -- end of issue 9, H1 block --
 
+    # -- H2: auto-renewal and upgrades --
+
+    @rpc(expected_exceptions=EXPECTED)
+    def set_auto_renew(self, subscription_id: str, payload: dict) -> dict:
+        """``PUT /v1/purchased-apps/{id}/auto-renew``: ``{enabled, period?}``."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.AutoRenewRequest, payload)
+        return dump(
+            contract.AutoRenewResponse,
+            auto_renewal.set_auto_renew(
+                self.db,
+                self.clock,
+                buyer=buyer,
+                subscription_id=str(subscription_id),
+                request=request,
+            ),
+        )
+
+    @configured_timer(AUTO_RENEW_SWEEP_KEY, DEFAULT_AUTO_RENEW_SWEEP_SECONDS)
+    def renew_automatically(self) -> None:
+        """Renew the subscriptions whose automatic renewal is due, from the balance then
+        the credit (safe with two replicas: each claims rows the other does not hold)."""
+        auto_renewal.sweep(self.db, self.clock, catalog=self.catalog, billing_as=self._billing_for)
+
+    def _billing_for(self, order):
+        """billing, asked as the order's buyer (and its reseller, who pays for it)."""
+        self.caller.act_as(auto_renewal.payer_identity(order))
+        return self.billing
+
+    @rpc(expected_exceptions=EXPECTED)
+    def quote_upgrade(self, subscription_id: str, payload: dict) -> dict:
+        """``POST /v1/purchased-apps/{id}/upgrade-quotes``: ``{specification_id,
+        quantity}``; a binding price for the time left."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.UpgradeQuoteRequest, payload)
+        minutes = float(
+            self.config.get(UPGRADE_QUOTE_VALID_KEY, DEFAULT_UPGRADE_QUOTE_VALID_MINUTES)
+        )
+        return dump(
+            contract.UpgradeQuoteResponse,
+            upgrades.quote_upgrade(
+                self.db,
+                self.clock,
+                buyer=buyer,
+                subscription_id=str(subscription_id),
+                request=request,
+                catalog=self.catalog,
+                validity=dt.timedelta(minutes=minutes),
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def place_upgrade(self, subscription_id: str, payload: dict) -> dict:
+        """``POST /v1/purchased-apps/{id}/upgrades``: ``{quote_id, accept_terms}``; the
+        upgrade order (a reseller's customer's is paid by the reseller at once)."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.PlaceUpgradeRequest, payload)
+        window = dt.timedelta(
+            hours=float(self.config.get(PAYMENT_WINDOW_KEY, DEFAULT_PAYMENT_WINDOW_HOURS))
+        )
+        return dump(
+            schemas.OrderOut,
+            upgrades.place_upgrade(
+                self.db,
+                self.clock,
+                buyer=buyer,
+                subscription_id=str(subscription_id),
+                request=request,
+                billing=self.billing,
+                payment_window=window,
+            ),
+        )
+
+    @handles_event("provisioning.instance.upgraded")
+    def on_instance_upgraded(self, event) -> None:
+        """The seller applied a paid upgrade: the subscription takes the new
+        configuration and the upgrade order completes."""
+        upgrades.instance_upgraded(
+            self.db,
+            self.clock,
+            subscription_id=event.data["subscription_id"],
+            order_id=event.data["upgrade_order_id"],
+        )
+
+    @handles_event("provisioning.instance.upgrade_failed")
+    def on_instance_upgrade_failed(self, event) -> None:
+        """The seller refused a paid upgrade: the order is cancelled, billing refunds it."""
+        upgrades.instance_upgrade_failed(
+            self.db,
+            self.clock,
+            subscription_id=event.data["subscription_id"],
+            order_id=event.data["upgrade_order_id"],
+            reason=event.data["reason"],
+        )
+
+    # -- end of H2's section --
     # -- unsubscriptions (issue 9, H3; guide section 7) --
 
     @rpc(expected_exceptions=EXPECTED)

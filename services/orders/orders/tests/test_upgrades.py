@@ -1,0 +1,348 @@
+"""Upgrades of SaaS subscriptions, in a real orders container on PostgreSQL and
+RabbitMQ: its neighbours (catalog, iam-agency, billing) are small nameko services that
+answer like them, and provisioning's answers are published as its events."""
+
+import datetime as dt
+import time
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+import sqlalchemy as sa
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import replace_dependencies
+
+from mercato.clock import ManualClock
+from mercato.errors import BusinessRuleViolation, Conflict, NotFound, ValidationError
+from mercato.transport import rpc
+from mercato_testing import signed_context
+from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
+from orders.service import OrdersService
+from orders.tests import fakes
+
+pytestmark = pytest.mark.interface
+
+START = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+# what the tests' purchase runs for: 2 months, delivered at START
+EXPIRES = dt.datetime(2027, 1, 26, 23, 59, 59, tzinfo=dt.UTC)
+# per month and unit, by specification
+PRICES = {"spc_std": 2500, "spc_pro": 4000, "spc_lite": 1000}
+NAMES = {"spc_std": "Standard", "spc_pro": "Professional", "spc_lite": "Lite"}
+DELIVERY = {"prd_known": "saas", "prd_license": "license"}
+
+BUYER = caller("acc_buyer", "buyer")
+OTHER = caller("acc_other", "buyer")
+ORDER = {**fakes.ORDER_REQUEST, "quantity": 3}  # spc_std x 3 for 2 months
+
+
+class FakeCatalog:
+    name = "catalog"
+
+    @rpc
+    def quote(self, payload):
+        quote = fakes.quote_for({**payload, "product_id": "prd_known"})
+        specification = payload["specification_id"]
+        if specification not in PRICES:
+            raise NotFound("no such specification")
+        months = quote["period"]["count"] * (12 if quote["period"]["unit"] == "year" else 1)
+        amount = PRICES[specification] * months * quote["quantity"]
+        return {
+            **quote,
+            "product_id": payload["product_id"],
+            "delivery_method": DELIVERY[payload["product_id"]],
+            "specification_name": NAMES[specification],
+            "unit_price": {"amount": PRICES[specification], "currency": "USD"},
+            "amount": {"amount": amount, "currency": "USD"},
+            "breakdown": [],
+        }
+
+
+class FakeIam:
+    name = "iam_agency"
+
+    @rpc
+    def get_enterprise_project(self, project_id):
+        return fakes.enterprise_project(project_id)
+
+
+class FakeBilling:
+    """Charges each order once (any amount, 0 too)."""
+
+    name = "billing"
+    charges: dict = {}
+
+    @rpc
+    def pay_order(self, payload):
+        return FakeBilling.charges.setdefault(
+            payload["order_id"], fakes.payment_answer(payload, "succeeded")
+        )
+
+    @rpc
+    def get_payment(self, order_id):
+        if order_id not in FakeBilling.charges:
+            raise NotFound("no payment")
+        return FakeBilling.charges[order_id]
+
+
+@pytest.fixture
+def orders(container_factory, make_service_config):
+    FakeBilling.charges = {}
+    config = make_service_config("orders", SUBSCRIPTION_SWEEP_SECONDS=3600)
+    for fake in (FakeCatalog, FakeIam, FakeBilling):
+        container_factory(fake, config).start()
+    container = container_factory(OrdersService, config)
+    clock = ManualClock(START)
+    replace_dependencies(container, clock=clock)
+    container.start()
+    events = EventQueue(config["AMQP_URI"], "orders", "orders.#")
+    yield config, clock, events
+    events.close()
+
+
+def as_caller(config, who=BUYER):
+    return ServiceRpcProxy("orders", config, timeout=20, context_data=signed_context(dict(who)))
+
+
+def sql(config, statement, **params):
+    engine = sa.create_engine(config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            return connection.execute(sa.text(statement), params).mappings().all()
+    finally:
+        engine.dispose()
+
+
+def enabled_subscription(config, product_id="prd_known") -> dict:
+    """A paid and delivered subscription of ``spc_std`` x 3, from START to EXPIRES."""
+    with as_caller(config) as service:
+        order = service.place_order({**ORDER, "product_id": product_id})
+        service.pay_order(order["id"], {"payment_method": "balance"})
+    [row] = sql(config, "SELECT id FROM subscriptions WHERE order_id = :o", o=order["id"])
+    delivered = {
+        "delivery_id": "dlv_1",
+        "subscription_id": row["id"],
+        "order_id": order["id"],
+        "order_line_id": order["lines"][0]["id"],
+        "account_id": BUYER["account_id"],
+        "delivery_method": DELIVERY[product_id],
+        "service_supervision": False,
+        "application": {
+            "instance_id": "inst_1",
+            "username": "admin",
+            "management_url": "https://app.example.com/admin/",
+            "frontend_url": "https://app.example.com/",
+            "license_key": None,
+            "has_password": True,
+        },
+        "starts_at": START,
+        "expires_at": EXPIRES,
+        "delivered_at": START,
+    }
+    publish_event(
+        config["AMQP_URI"], "provisioning.delivery.succeeded", delivered, subject=row["id"]
+    )
+    with as_caller(config) as service:
+        return wait_for(
+            lambda: (app := service.get_purchased_app(row["id"]))["status"] == "enabled" and app,
+            "the subscription to be enabled",
+            timeout=15,
+        )
+
+
+def prorated(price: int, now: dt.datetime) -> int:
+    [row] = [{"started": START, "expires": EXPIRES}]
+    fraction = Decimal((row["expires"] - now) // dt.timedelta(microseconds=1)) / Decimal(
+        (row["expires"] - row["started"]) // dt.timedelta(microseconds=1)
+    )
+    return int((price * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def events_of(events, event_type):
+    time.sleep(0.5)
+    return [event for event in events.read() if event["type"] == event_type]
+
+
+def wait_for_order(config, order_id, status):
+    with as_caller(config) as service:
+        return wait_for(
+            lambda: (order := service.get_order(order_id))["status"] == status and order,
+            f"the order to be {status}",
+            timeout=15,
+        )
+
+
+def upgraded_event(app, order, **overrides):
+    return {
+        "subscription_id": app["id"],
+        "upgrade_order_id": order["id"],
+        "specification_id": "spc_pro",
+        "quantity": 3,
+        "upgraded_at": START,
+        **overrides,
+    }
+
+
+def test_an_upgrade_mid_period_costs_the_time_left_itemised_and_applies_once(orders):
+    config, clock, events = orders
+    app = enabled_subscription(config)
+    clock.set(dt.datetime(2026, 12, 27, 9, 0, tzinfo=dt.UTC))  # about half way
+    now = clock.now()
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        new_value = prorated(4000 * 2 * 3, now)
+        unused = prorated(2500 * 2 * 3, now)
+        assert quote["amount_due"] == {"amount": new_value - unused, "currency": "USD"}
+        assert [
+            (line["item"], line["quantity"], line["amount"]["amount"]) for line in quote["lines"]
+        ] == [
+            ("new_configuration", 3, new_value),
+            ("unused_value", 3, -unused),
+        ]
+        assert quote["valid_until"] == (now + dt.timedelta(minutes=30)).isoformat()
+        assert (quote["specification_id"], quote["quantity"]) == ("spc_pro", 3)
+        order = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        assert (order["type"], order["status"]) == ("upgrade", "unpaid")
+        assert order["amount_due"] == quote["amount_due"]
+        paid = service.pay_order(order["id"], {"payment_method": "balance"})
+        assert paid["status"] == "delivering"
+        under_way = service.get_purchased_app(app["id"])
+        assert under_way["upgrading"] is True
+        assert under_way["specification_id"] == "spc_std"
+        # no second upgrade while one is under way
+        with pytest.raises(BusinessRuleViolation) as raised:
+            service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 4})
+        assert raised.value.code == "UPGRADE_NOT_SUPPORTED"
+    [upgrading] = events_of(events, "orders.subscription.upgrading")
+    assert upgrading["data"]["upgrade_order_id"] == order["id"]
+    assert (upgrading["data"]["specification_id"], upgrading["data"]["quantity"]) == ("spc_pro", 3)
+    assert upgrading["data"]["previous_specification_id"] == "spc_std"
+    assert upgrading["data"]["expires_at"] == EXPIRES.isoformat()
+    paid_events = [e for e in events.read() if e["type"] == "orders.order.paid"]
+    assert order["id"] not in {event["subject"] for event in paid_events}
+
+    publish_event(
+        config["AMQP_URI"],
+        "provisioning.instance.upgraded",
+        upgraded_event(app, order),
+        subject=app["id"],
+        times=2,
+    )
+    wait_for_order(config, order["id"], "completed")
+    with as_caller(config) as service:
+        upgraded = service.get_purchased_app(app["id"])
+    assert (upgraded["specification_id"], upgraded["specification_name"]) == (
+        "spc_pro",
+        "Professional",
+    )
+    assert upgraded["quantity"] == 3 and upgraded["upgrading"] is False
+    assert upgraded["expires_at"] == EXPIRES.isoformat()  # the expiry does not move
+    [done] = events_of(events, "orders.subscription.upgraded")
+    assert done["data"]["previous_quantity"] == 3
+    completions = events_of(events, "orders.order.completed")
+    assert [event["subject"] for event in completions].count(order["id"]) == 1
+
+
+def test_a_lower_or_equal_configuration_is_refused(orders):
+    config, _clock, _events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        for asked in (
+            {"specification_id": "spc_std", "quantity": 3},  # the same
+            {"specification_id": "spc_std", "quantity": 2},  # less
+            {"specification_id": "spc_pro", "quantity": 2},  # fewer, if dearer
+            {"specification_id": "spc_lite", "quantity": 4},  # cheaper
+        ):
+            with pytest.raises(BusinessRuleViolation) as raised:
+                service.quote_upgrade(app["id"], asked)
+            assert raised.value.code == "DOWNGRADE_NOT_SUPPORTED", asked
+        with pytest.raises(ValidationError) as invalid:
+            service.quote_upgrade(app["id"], {"specification_id": "spc_pro"})
+        assert "quantity" in invalid.value.fields
+    with as_caller(config, OTHER) as service, pytest.raises(NotFound):
+        service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+    assert sql(config, "SELECT count(*) AS n FROM upgrade_quotes")[0]["n"] == 0
+
+
+def test_only_an_enabled_saas_subscription_is_upgraded(orders):
+    config, _clock, _events = orders
+    app = enabled_subscription(config, "prd_license")
+    with as_caller(config) as service, pytest.raises(BusinessRuleViolation) as raised:
+        service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+    assert raised.value.code == "UPGRADE_NOT_SUPPORTED"
+
+
+def test_a_quote_makes_one_order_before_it_expires_with_the_terms_accepted(orders):
+    config, clock, _events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_std", "quantity": 4})
+        with pytest.raises(BusinessRuleViolation) as refused:
+            service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": False})
+        assert refused.value.code == "TERMS_NOT_ACCEPTED"
+        order = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        with pytest.raises(Conflict) as used:
+            service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        assert used.value.code == "QUOTE_USED" and order["id"] in str(used.value)
+        late = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        clock.advance(minutes=31)
+        with pytest.raises(BusinessRuleViolation) as expired:
+            service.place_upgrade(app["id"], {"quote_id": late["id"], "accept_terms": True})
+        assert expired.value.code == "QUOTE_EXPIRED"
+    with as_caller(config, OTHER) as service, pytest.raises(NotFound):
+        service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+
+
+def test_a_refused_upgrade_is_cancelled_and_refunded_in_full(orders):
+    config, clock, events = orders
+    app = enabled_subscription(config)
+    clock.advance(days=10)
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 5})
+        order = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        service.pay_order(order["id"], {"payment_method": "balance"})
+    refusal = {
+        "subscription_id": app["id"],
+        "upgrade_order_id": order["id"],
+        "reason": "The seller's system refused the upgrade: 000002.",
+        "failed_at": clock.now(),
+    }
+    publish_event(
+        config["AMQP_URI"],
+        "provisioning.instance.upgrade_failed",
+        refusal,
+        subject=app["id"],
+        times=2,
+    )
+    cancelled = wait_for_order(config, order["id"], "cancelled")
+    assert refusal["reason"] in cancelled["cancel_reason"]
+    [event] = events_of(events, "orders.order.cancelled")
+    assert event["data"]["refund"] == quote["amount_due"]
+    assert event["data"]["payment_id"] == FakeBilling.charges[order["id"]]["id"]
+    [failed] = events_of(events, "orders.subscription.upgrade_failed")
+    assert failed["data"]["refund"] == quote["amount_due"]
+    with as_caller(config) as service:
+        kept = service.get_purchased_app(app["id"])
+    assert (kept["specification_id"], kept["quantity"], kept["upgrading"]) == ("spc_std", 3, False)
+    # a late success for the cancelled upgrade changes nothing
+    publish_event(
+        config["AMQP_URI"],
+        "provisioning.instance.upgraded",
+        upgraded_event(app, order, quantity=5),
+        subject=app["id"],
+    )
+    time.sleep(1)
+    with as_caller(config) as service:
+        assert service.get_purchased_app(app["id"])["quantity"] == 3
+
+
+def test_an_upgrade_worth_nothing_still_makes_an_order_paid_with_zero(orders):
+    config, clock, events = orders
+    app = enabled_subscription(config)
+    clock.set(EXPIRES - dt.timedelta(seconds=1))
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        assert quote["amount_due"] == {"amount": 0, "currency": "USD"}
+        order = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        paid = service.pay_order(order["id"], {"payment_method": "balance"})
+    assert paid["status"] == "delivering"
+    assert FakeBilling.charges[order["id"]]["amount"] == {"amount": 0, "currency": "USD"}
+    assert len(events_of(events, "orders.subscription.upgrading")) == 1
