@@ -199,9 +199,8 @@ def test_paid_order_gets_one_subscription_expiring_after_the_period(orders):
     assert app["status"] == "enabling"
     assert app["order_id"] == order["id"]
     assert app["enterprise_project_id"] == "proj_a"
-    assert (
-        app["expires_at"] == (START + dt.timedelta(hours=1)).replace(month=1, year=2027).isoformat()
-    )
+    # paid 2026-11-27 10:00 UTC for 2 months: 23:59:59 of the day before 2027-01-27
+    assert app["expires_at"] == dt.datetime(2027, 1, 26, 23, 59, 59, tzinfo=dt.UTC).isoformat()
     [call] = FakeBilling.calls
     assert call["amount"] == {"amount": PRICE * 6, "currency": "USD"}
     assert call["payer_account_id"] == BUYER["account_id"]
