@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run migrate test faults lint format operator lock asyncapi bench clean
+.PHONY: help install run migrate test faults lint format operator lock asyncapi bench bench-expiry clean
 
 help:
 	@echo "make run      start all seven processes (SQLite under var/, local RabbitMQ, demo data)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint     ruff and mypy"
 	@echo "make migrate  upgrade every service's database to head"
 	@echo "make bench    the buyer journey against a baseline measured in the same run"
+	@echo "make bench-expiry   the expiry sweeps over 100,000 subscriptions on PostgreSQL (DATABASE_URL)"
 	@echo "make operator NAME=… EMAIL=…   create an operator account"
 
 # The virtualenv is rebuilt when the pinned versions or the package layout change.
@@ -71,3 +72,9 @@ clean:
 # The buyer's journey against a baseline measured in the same run (see bench/purchase.py).
 bench: install
 	$(PY) bench/purchase.py $(BENCH_ARGS)
+
+# The expiry sweeps (orders' lifecycle, provisioning's instance actions at the reference
+# seller app) over 100,000 subscriptions on PostgreSQL, against a batch of one measured
+# in the same run (see bench/expiry_sweep.py).
+bench-expiry: install
+	$(PY) bench/expiry_sweep.py $(BENCH_ARGS)
