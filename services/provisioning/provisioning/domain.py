@@ -128,6 +128,7 @@ class DeliveryLifecycle(RecordsEvents):
         billing_mode: str
         period_unit: str | None
         period_count: int | None
+        time_zone: str
         starts_at: dt.datetime | None
         expires_at: dt.datetime | None
         status: str
@@ -178,7 +179,7 @@ class DeliveryLifecycle(RecordsEvents):
         if self.starts_at is None:
             self.starts_at = now
             self.expires_at = subscription_expiry(
-                now, self.billing_mode, self.period_unit, self.period_count
+                now, self.billing_mode, self.period_unit, self.period_count, self.time_zone
             )
 
     def record_instance(self, instance_id: str) -> None:
@@ -233,7 +234,7 @@ class DeliveryLifecycle(RecordsEvents):
         if self.starts_at is None:
             self.starts_at = now
             self.expires_at = subscription_expiry(
-                now, self.billing_mode, self.period_unit, self.period_count
+                now, self.billing_mode, self.period_unit, self.period_count, self.time_zone
             )
         self._succeeded(delivered, now)
 

@@ -57,6 +57,8 @@ class Delivery(Base, domain.DeliveryLifecycle):
     period_unit: Mapped[str | None] = mapped_column(sa.String(8))
     period_count: Mapped[int | None] = mapped_column(sa.Integer)
     quantity: Mapped[int] = mapped_column(sa.Integer)
+    # the buyer's time zone (IANA) when it bought: the expiry falls at 23:59:59 there
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
     # set at the first delivery attempt: the period bought runs from then
     starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -209,26 +211,23 @@ class InstanceAction(Base):
     ``seq`` orders one subscription's actions (a freeze runs before a later unfreeze);
     (``cause_event_id``, ``kind``) is unique, so a redelivered event adds nothing. The
     seller's or the cloud's call runs outside any transaction under a lease
-    (``lease_until``); a crashed replica's lease runs out. The two partial indexes keep
-    the sweep's claim and the gauges' count on the pending rows only.
+    (``lease_until``); a crashed replica's lease runs out. The partial index keeps
+    the sweep's claim on the pending rows only (a claim of 500 among 100,000 pending
+    takes milliseconds: an index scan in claim order and one probe per row, no sort).
     """
 
     __tablename__ = "instance_actions"
     __table_args__ = (
         sa.UniqueConstraint("cause_event_id", "kind", name="uq_instance_actions_cause_kind"),
+        # the claim walks the pending rows in its own order and stops at its batch
         sa.Index(
             "ix_instance_actions_due",
             "next_attempt_at",
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        ),
-        sa.Index(
-            "ix_instance_actions_subscription_pending",
-            "subscription_id",
             "seq",
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         ),
+        # a subscription's actions: "is an earlier one unfinished?" is one probe
         sa.Index("ix_instance_actions_subscription_id", "subscription_id", "seq"),
     )
 

@@ -121,6 +121,7 @@ def _new_delivery(
         period_unit=period.get("unit"),
         period_count=period.get("count"),
         quantity=item["quantity"],
+        time_zone=item.get("time_zone") or "UTC",
         expires_at=_aware(item.get("expires_at")),
         status=domain.PENDING if delivered_here else domain.WAITING,
         attempts=0,

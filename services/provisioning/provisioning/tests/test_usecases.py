@@ -13,7 +13,7 @@ import pytest
 from mercato.clock import ManualClock
 from mercato.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from mercato.identity import Identity
-from mercato.periods import add_months
+from mercato.periods import subscription_expiry
 from provisioning import domain, licenses, usecases
 from provisioning.keyring import Keyring, generate_key_spec
 from provisioning.tests.fakes import (
@@ -162,6 +162,19 @@ def test_a_confirmation_before_its_paid_order_is_recorded_is_tried_again(world):
 # -- delivering --------------------------------------------------------------------------
 
 
+def test_a_license_expires_at_the_end_of_the_day_in_the_buyers_time_zone(world):
+    order = paid_order("license")
+    order["subscriptions"][0]["time_zone"] = "Asia/Shanghai"
+    usecases.accept_paid_order(world.uow, world.clock, order=order, policy=POLICY)
+    world.uow.commit()
+    assert sweep(world) == ["succeeded"]
+    [event] = world.uow.committed_events(SUCCEEDED)
+    # bought 2026-01-15T09:30Z for a month: Feb 14 23:59:59 in Shanghai (UTC+8)
+    expected = dt.datetime(2026, 2, 14, 15, 59, 59, tzinfo=dt.UTC)
+    assert dt.datetime.fromisoformat(str(event.data["expires_at"])) == expected
+    assert subscription_expiry(START, "yearly_monthly", "month", 1) != expected
+
+
 def test_a_license_is_signed_with_the_sellers_published_key_and_announced_once(world):
     subscription_id = pay(world, "license")
     assert sweep(world) == ["succeeded"]
@@ -179,8 +192,9 @@ def test_a_license_is_signed_with_the_sellers_published_key_and_announced_once(w
     )
     assert claims["subscription_id"] == subscription_id and claims["quantity"] == 10
     # the period runs from the first attempt: in the key and in the event alike
-    assert claims["expires_at"] == add_months(START, 1).isoformat()
-    assert dt.datetime.fromisoformat(event.data["expires_at"]) == add_months(START, 1)
+    expires_at = subscription_expiry(START, "yearly_monthly", "month", 1)
+    assert claims["expires_at"] == expires_at.isoformat()
+    assert dt.datetime.fromisoformat(event.data["expires_at"]) == expires_at
 
 
 def test_saas_is_delivered_once_with_its_password_sealed_and_masked(world):

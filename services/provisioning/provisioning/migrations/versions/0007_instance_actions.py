@@ -1,6 +1,7 @@
 """instance_actions: the durable queue of what is done to a delivered subscription's
 instance after the purchase (freeze, unfreeze, refresh, upgrade, release a SaaS tenant;
-re-sign a license key; stop, start, release an image's servers)
+re-sign a license key; stop, start, release an image's servers); and the buyer's time
+zone on each delivery, where its expiry falls at 23:59:59
 
 Revision ID: 0007
 Revises: 0006
@@ -21,6 +22,10 @@ _PENDING = sa.text("status = 'pending'")
 
 
 def upgrade() -> None:
+    op.add_column(
+        "deliveries",
+        sa.Column("time_zone", sa.String(length=64), server_default="UTC", nullable=False),
+    )
     op.create_table(
         "instance_actions",
         sa.Column(
@@ -47,14 +52,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_instance_actions_due",
         "instance_actions",
-        ["next_attempt_at"],
-        postgresql_where=_PENDING,
-        sqlite_where=_PENDING,
-    )
-    op.create_index(
-        "ix_instance_actions_subscription_pending",
-        "instance_actions",
-        ["subscription_id", "seq"],
+        ["next_attempt_at", "seq"],
         postgresql_where=_PENDING,
         sqlite_where=_PENDING,
     )
@@ -65,6 +63,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_instance_actions_subscription_id", table_name="instance_actions")
-    op.drop_index("ix_instance_actions_subscription_pending", table_name="instance_actions")
     op.drop_index("ix_instance_actions_due", table_name="instance_actions")
     op.drop_table("instance_actions")
+    op.drop_column("deliveries", "time_zone")
