@@ -9,6 +9,13 @@ authorised fails with a clear reason instead of a 403 half way. The SDK's own er
 become ``CloudError`` (``code``, ``message``, ``status``; ``transient`` for a 5xx, a
 timeout or a refused connection), ``CloudNotFound`` for a 404.
 
+Stopping and starting servers (a frozen image subscription's, and its renewal's) goes
+through an ECS job: ``stop_servers`` and ``start_servers`` ask for it and wait for it
+(``job_wait_seconds``, reading it every ``job_poll_seconds``), so that a call that
+returns has done the work; a job that ends in failure (``JOB_FAILED``) or is still
+running at the end (``JOB_RUNNING``) is a transient ``CloudError``. Servers already
+stopped (or started) are left out, so a retry asks only for what is left.
+
 On one machine every client's endpoint is the cloud simulator (``CLOUD_ENDPOINT``,
 ``http://127.0.0.1:8400``); in production the region's endpoints.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -140,6 +148,8 @@ class CloudDriver(Protocol):
     def delete_stack(self, creds: CloudCredentials, name: str) -> None: ...
     def server_addresses(self, creds: CloudCredentials, server_id: str) -> list[str]: ...
     def public_ip(self, creds: CloudCredentials, publicip_id: str) -> str | None: ...
+    def stop_servers(self, creds: CloudCredentials, server_ids: list[str]) -> str | None: ...
+    def start_servers(self, creds: CloudCredentials, server_ids: list[str]) -> str | None: ...
 
 
 def _page_all(fetch, items_of, marker_of, limit: int = 100) -> list[Any]:
@@ -159,10 +169,22 @@ class HuaweiCloudDriver:
     """``CloudDriver`` through the cloud's SDK clients, one endpoint for all of them
     (the simulator serves every service's paths under one base URL)."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 10.0, region: str = "") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 10.0,
+        region: str = "",
+        job_wait_seconds: float = 120.0,
+        job_poll_seconds: float = 1.0,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.timeout = timeout
         self.region = region  # when neither the deployment nor the account names one
+        # how long stop_servers and start_servers wait for their ECS job, and how often
+        # they read it meanwhile
+        self.job_wait_seconds = job_wait_seconds
+        self.job_poll_seconds = job_poll_seconds
 
     # -- clients -------------------------------------------------------------------
 
@@ -183,10 +205,7 @@ class HuaweiCloudDriver:
     def _call(self, creds: CloudCredentials, action: str, client_class, method: str, request):
         """``action`` checked against the agency's policy, then the SDK call; the SDK's
         errors as ``CloudError``."""
-        from mercato.iampolicy import evaluate  # policy 1.1, as iam-agency evaluates it
-
-        if evaluate(creds.policy, action).decision != "allow":
-            raise PolicyDenied(action)
+        _check_policy(creds, action)
         client = self._client(client_class, creds)
         try:
             return getattr(client, method)(request)
@@ -512,6 +531,140 @@ class HuaweiCloudDriver:
             ShowPublicipRequest(publicip_id=publicip_id),
         )  # fmt: skip
         return answer.publicip.public_ip_address if answer.publicip else None
+
+    # -- stopping and starting servers (ECS jobs) ---------------------------------------
+
+    def stop_servers(self, creds: CloudCredentials, server_ids: list[str]) -> str | None:
+        """Stop the servers (a soft shutdown) and wait for the job; the job's id, or None
+        when every server was stopped already. ``CloudNotFound`` when a server is not in
+        the account (none is stopped then); ``CloudError`` when the job fails."""
+        from huaweicloudsdkecs.v2 import (
+            BatchStopServersOption,
+            BatchStopServersRequest,
+            BatchStopServersRequestBody,
+            EcsClient,
+            ServerId,
+        )
+
+        _check_policy(creds, STOP_SERVERS)  # before anything is read
+        moving = self._servers_not_in(creds, server_ids, SHUTOFF)
+        if not moving:
+            return None
+        option = BatchStopServersOption(servers=[ServerId(id=i) for i in moving], type="SOFT")
+        answer = self._call(
+            creds, STOP_SERVERS, EcsClient, "batch_stop_servers",
+            BatchStopServersRequest(body=BatchStopServersRequestBody(os_stop=option)),
+        )  # fmt: skip
+        return self._wait_for_server_job(creds, str(answer.job_id), STOP_SERVERS)
+
+    def start_servers(self, creds: CloudCredentials, server_ids: list[str]) -> str | None:
+        """Start the servers and wait for the job; the job's id, or None when every
+        server was running already. Errors as ``stop_servers``."""
+        from huaweicloudsdkecs.v2 import (
+            BatchStartServersOption,
+            BatchStartServersRequest,
+            BatchStartServersRequestBody,
+            EcsClient,
+            ServerId,
+        )
+
+        _check_policy(creds, START_SERVERS)
+        moving = self._servers_not_in(creds, server_ids, ACTIVE)
+        if not moving:
+            return None
+        option = BatchStartServersOption(servers=[ServerId(id=i) for i in moving])
+        answer = self._call(
+            creds, START_SERVERS, EcsClient, "batch_start_servers",
+            BatchStartServersRequest(body=BatchStartServersRequestBody(os_start=option)),
+        )  # fmt: skip
+        return self._wait_for_server_job(creds, str(answer.job_id), START_SERVERS)
+
+    def server_status(self, creds: CloudCredentials, server_id: str) -> str | None:
+        """The server's status (``ACTIVE``, ``SHUTOFF``, ``BUILD``, ``ERROR``…), or None
+        when the account has no such server."""
+        from huaweicloudsdkecs.v2 import EcsClient, ShowServerRequest
+
+        try:
+            answer = self._call(
+                creds, "ecs:cloudServers:get", EcsClient, "show_server",
+                ShowServerRequest(server_id=server_id),
+            )  # fmt: skip
+        except CloudNotFound:
+            return None
+        return answer.server.status
+
+    def server_job(self, creds: CloudCredentials, job_id: str) -> dict[str, Any] | None:
+        """An ECS job: ``{job_id, job_type, status (INIT, RUNNING, SUCCESS, FAIL),
+        fail_reason, error_code}``, or None when there is no such job."""
+        from huaweicloudsdkecs.v2 import EcsClient, ShowJobRequest
+
+        try:
+            answer = self._call(
+                creds, "ecs:cloudServers:get", EcsClient, "show_job",
+                ShowJobRequest(job_id=job_id),
+            )  # fmt: skip
+        except CloudNotFound:
+            return None
+        return {
+            "job_id": answer.job_id,
+            "job_type": answer.job_type,
+            "status": answer.status,
+            "fail_reason": answer.fail_reason,
+            "error_code": answer.error_code,
+        }
+
+    def _servers_not_in(
+        self, creds: CloudCredentials, server_ids: list[str], status: str
+    ) -> list[str]:
+        """Those of ``server_ids`` (each once) that are not in ``status`` yet;
+        ``CloudNotFound`` naming the first the account does not have."""
+        if not server_ids:
+            raise ValueError("name at least one server")
+        moving = []
+        for server_id in dict.fromkeys(server_ids):
+            found = self.server_status(creds, server_id)
+            if found is None:
+                raise CloudNotFound(
+                    f"server {server_id} not found", code="Ecs.0114", status=404,
+                    action="ecs:cloudServers:get",
+                )  # fmt: skip
+            if found != status:
+                moving.append(server_id)
+        return moving
+
+    def _wait_for_server_job(self, creds: CloudCredentials, job_id: str, action: str) -> str:
+        deadline = time.monotonic() + self.job_wait_seconds
+        while True:
+            job = self.server_job(creds, job_id)
+            status = job["status"] if job else None
+            if status == "SUCCESS":
+                return job_id
+            if job is None or status == "FAIL":
+                # the cloud's failure, not the request's: worth trying again (transient)
+                reason = job["fail_reason"] if job else "the cloud no longer knows the job"
+                raise CloudError(
+                    f"job {job_id} failed: {reason or 'no reason given'}", code="JOB_FAILED",
+                    status=500, action=action,
+                )  # fmt: skip
+            if time.monotonic() >= deadline:
+                raise CloudError(
+                    f"job {job_id} still {status} after {self.job_wait_seconds:g} s",
+                    code="JOB_RUNNING", status=None, action=action,
+                )  # fmt: skip
+            time.sleep(self.job_poll_seconds)
+
+
+def _check_policy(creds: CloudCredentials, action: str) -> None:
+    """``PolicyDenied`` unless the agency's policy allows ``action``."""
+    from mercato.iampolicy import evaluate  # policy 1.1, as iam-agency evaluates it
+
+    if evaluate(creds.policy, action).decision != "allow":
+        raise PolicyDenied(action)
+
+
+STOP_SERVERS = "ecs:cloudServers:stop"
+START_SERVERS = "ecs:cloudServers:start"
+ACTIVE, SHUTOFF = "ACTIVE", "SHUTOFF"
 
 
 def _request_id() -> str:
