@@ -49,6 +49,7 @@ def test_sign_up_sign_in_and_me_through_the_gateway(system):
         "id": created.json()["id"],
         "name": "E2E Buyer",
         "type": "buyer",
+        "time_zone": "UTC",
     }
     assert me.json()["user"]["email"] == email
 
