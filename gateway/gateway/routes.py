@@ -756,6 +756,81 @@ ROUTES = (
         },
         rpc=("orders", "place_renewal"),
     ),
+    # -- H2: auto-renewal and upgrades (issue 9) ---------------------------------------------
+    Route(
+        "PUT",
+        "/v1/purchased-apps/{subscription_id}/auto-renew",
+        "set_auto_renew",
+        summary="Turn auto-renew on or off",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="Automatic renewal of a license or a professional service billed "
+        "yearly/monthly, for `period` (required when `enabled`); switched off or its period "
+        "changed at any time. It is renewed at 03:00 account time 7 days before its expiry "
+        "(`next_auto_renew_at`), at the catalog's price then, from the balance, then the "
+        "credit (a reseller's customer's: by its reseller); an attempt that cannot be paid "
+        "is retried daily at 03:00 until the expiry, and the buyer is messaged each time. "
+        "No new supervision flow.",
+        body=orders.AutoRenewRequest,
+        response=orders.AutoRenewResponse,
+        errors={
+            404: "NOT_FOUND: not one of the caller's purchased apps",
+            409: "SUBSCRIPTION_RELEASED: the purchased app was released",
+            422: "AUTO_RENEW_NOT_SUPPORTED: not a license or professional service billed "
+            "yearly/monthly",
+        },
+        rpc=("orders", "set_auto_renew"),
+    ),
+    Route(
+        "POST",
+        "/v1/purchased-apps/{subscription_id}/upgrade-quotes",
+        "quote_upgrade",
+        summary="Price an upgrade",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="A binding price, until `valid_until`, for moving a SaaS purchased app billed "
+        "yearly/monthly to a higher configuration for the time it has left: the new "
+        "configuration's price for the period times the part of the period left, minus "
+        "the unused value of the current one (the same part of its price), never below 0, "
+        "itemised in `lines` (the unused value negative). The expiry does not move.",
+        body=orders.UpgradeQuoteRequest,
+        response=orders.UpgradeQuoteResponse,
+        status=201,
+        errors={
+            404: "NOT_FOUND: not one of the caller's purchased apps, or no such specification",
+            422: "UPGRADE_NOT_SUPPORTED: not an enabled SaaS app billed yearly/monthly, or an "
+            "upgrade is under way; DOWNGRADE_NOT_SUPPORTED: not a higher configuration (at "
+            "least the quantity, another specification or more of it, priced above the "
+            "current one)",
+        },
+        rpc=("orders", "quote_upgrade"),
+    ),
+    Route(
+        "POST",
+        "/v1/purchased-apps/{subscription_id}/upgrades",
+        "place_upgrade",
+        summary="Upgrade a purchased app",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="An order (`type: upgrade`) at the quoted amount, to pay as any order (a "
+        "zero amount too; a reseller's customer's is paid by the reseller at once). Once "
+        "paid it is `delivering` while the seller's system applies the upgrade "
+        "(`upgrading: true` on the purchased app); then the app shows the new "
+        "specification and quantity and the order is completed, or, if the seller refuses, "
+        "the order is cancelled and refunded in full. One order per quote.",
+        body=orders.PlaceUpgradeRequest,
+        response=orders.OrderResponse,
+        status=201,
+        errors={
+            402: "PAYMENT_REQUIRED: a reseller's payment was refused; nothing was placed",
+            404: "NOT_FOUND: not one of the caller's purchased apps or upgrade quotes",
+            409: "QUOTE_USED: the quote already made an order (named in the message)",
+            422: "TERMS_NOT_ACCEPTED; QUOTE_EXPIRED: past the quote's `valid_until`; "
+            "UPGRADE_NOT_SUPPORTED",
+        },
+        rpc=("orders", "place_upgrade"),
+    ),
+    # -- end of H2's section -----------------------------------------------------------------
     # -- unsubscriptions (issue 9, H3; guide section 7) ----------------------------------
     Route(
         "GET",
