@@ -1,6 +1,7 @@
 """iam-agency's contracts: the events it publishes, and what its RPCs accept and answer
 (the public API's accounts and sign-in bodies are these very schemas)."""
 
+import datetime as dt
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -78,7 +79,7 @@ register(
     example={
         "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
         "time_zone": "Asia/Shanghai",
-        "changed_at": "2026-01-15T09:30:00+00:00",
+        "changed_at": dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC),
     },
 )
 
