@@ -205,6 +205,33 @@ iam-agency. In these processes' env, not the ConfigMap every process reads.
 {{- end }}
 
 {{/*
+The settings of the life after the purchase one process reads (docs/operations.md,
+"After the purchase"), as a JSON object of variable -> value: orders' subscription
+timeline, sweep and quotes (`subscriptions`), provisioning's instance actions
+(`instanceActions`). Only those set (null leaves the process's own default); in these
+processes' env, not the ConfigMap every process reads.
+(dict "root" $ "process" $p)
+*/}}
+{{- define "mercato.afterPurchaseEnv" -}}
+{{- $env := dict }}
+{{- $names := dict }}
+{{- if eq .process.name "orders" }}
+{{- $names = dict "graceDays" "SUBSCRIPTION_GRACE_DAYS" "retentionDays" "SUBSCRIPTION_RETENTION_DAYS" "sweepSeconds" "SUBSCRIPTION_SWEEP_SECONDS" "renewalQuoteValidMinutes" "RENEWAL_QUOTE_VALID_MINUTES" "upgradeQuoteValidMinutes" "UPGRADE_QUOTE_VALID_MINUTES" }}
+{{- range $key, $name := $names }}
+{{- $value := index ($.root.Values.subscriptions | default dict) $key }}
+{{- if not (kindIs "invalid" $value) }}{{ $_ := set $env $name (include "mercato.envValue" $value) }}{{ end }}
+{{- end }}
+{{- else if eq .process.name "provisioning" }}
+{{- $names = dict "sweepSeconds" "INSTANCE_ACTION_SWEEP_SECONDS" "retrySeconds" "INSTANCE_ACTION_RETRY_SECONDS" "retryMaxSeconds" "INSTANCE_ACTION_RETRY_MAX_SECONDS" }}
+{{- range $key, $name := $names }}
+{{- $value := index ($.root.Values.instanceActions | default dict) $key }}
+{{- if not (kindIs "invalid" $value) }}{{ $_ := set $env $name (include "mercato.envValue" $value) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- toJson $env }}
+{{- end }}
+
+{{/*
 The secret variables of the hook Job that makes one subscriber's broker user, as
 "mercato.processSecrets" gives them: the broker, the user's password and, when set,
 the management API. (dict "root" $ "user" <eventSubscribers.users item>)
