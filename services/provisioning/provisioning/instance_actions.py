@@ -43,7 +43,7 @@ import seller_interface
 from mercato.clock import Clock
 from mercato.errors import MercatoError
 from provisioning import deploying, deployments, domain, endpoints, metrics, usecases
-from provisioning.cloud.driver import CloudError, CloudNotFound, PolicyDenied
+from provisioning.cloud.driver import CloudDriver, CloudError, CloudNotFound, PolicyDenied
 from provisioning.domain import InstanceActionPolicy as InstanceActionPolicy
 from provisioning.keyring import Keyring, Sealed
 from seller_interface import SellerCallError
@@ -364,7 +364,7 @@ def _prepare_cloud_call(
     job.ready = True
 
 
-def _run_remote(job: _Job, seller_client: SellerClientFactory, driver, policy) -> None:
+def _run_remote(job: _Job, seller_client: SellerClientFactory, driver: CloudDriver, policy) -> None:
     """One seller or cloud call, no transaction open; never raises."""
     try:
         if job.kind in domain.SELLER_ACTIONS:
@@ -449,17 +449,14 @@ def _call_error(exc: SellerCallError) -> str:
     }.get(type(exc).__name__, "bad_answer")
 
 
-def _call_cloud(job: _Job, driver) -> None:
+def _call_cloud(job: _Job, driver: CloudDriver) -> None:
     """Stop or start the deployment's servers (``stop_servers``/``start_servers`` of the
     cloud driver)."""
     assert job.cloud is not None
     creds, server_ids = job.cloud
-    method = getattr(driver, job.kind, None)
-    if method is None:
-        job.retry(f"the cloud driver cannot {job.kind.replace('_', ' ')} yet")
-        return
+    power = driver.stop_servers if job.kind == domain.STOP_SERVERS else driver.start_servers
     try:
-        method(creds, server_ids)
+        power(creds, server_ids)
     except CloudNotFound as exc:
         job.done(f"the servers are gone: {exc}")
     except PolicyDenied as exc:  # the buyer may grant it (iam-agency policy version)
