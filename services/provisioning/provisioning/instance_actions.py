@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -505,10 +506,8 @@ def _finish(
     )
     for job in jobs:
         delivery = deliveries.get(job.subscription_id)
-        if job.kind == domain.REISSUE_LICENSE:
-            _reissue_license(uow, clock, job, delivery, keyring)
-        elif job.kind == domain.RELEASE_DEPLOYMENT:
-            _release_deployment(clock, job, images.get(job.subscription_id))
+        if job.kind in domain.LOCAL_ACTIONS:
+            _run_local(uow, clock, job, delivery, images.get(job.subscription_id), keyring)
         elif job.kind == domain.REFRESH and job.outcome == domain.ACTION_DONE and delivery:
             delivery.expires_at = dt.datetime.fromisoformat(job.payload["expires_at"])
             delivery.updated_at = now
@@ -529,6 +528,22 @@ def _finish(
         )
     uow.commit()
     _report(jobs)
+
+
+def _run_local(uow, clock: Clock, job: _Job, delivery, deployment, keyring: Keyring) -> None:
+    """A local action in its own savepoint: one that fails (a signing key the keyring
+    cannot open, say) is tried again later and counted, never holding up the batch."""
+    savepoint = uow.session.begin_nested()
+    try:
+        if job.kind == domain.REISSUE_LICENSE:
+            _reissue_license(uow, clock, job, delivery, keyring)
+        else:
+            _release_deployment(clock, job, deployment)
+        savepoint.commit()
+    except Exception as exc:
+        savepoint.rollback()
+        _log.exception("instance action %s (%s): unexpected failure", job.seq, job.kind)
+        job.retry(f"unexpected {type(exc).__name__}: {exc}")
 
 
 def _reissue_license(uow, clock: Clock, job: _Job, delivery, keyring: Keyring) -> None:
@@ -633,6 +648,20 @@ def _report(jobs: list[_Job]) -> None:
 
 
 # -- gauges ------------------------------------------------------------------------------
+
+
+GAUGES_EVERY_SECONDS = 10.0  # a GROUP BY over the pending rows, not at every sweep
+_gauges_refreshed_at: float | None = None
+
+
+def refresh_gauges_if_due(uow, clock: Clock) -> None:
+    """``refresh_gauges`` at most every ``GAUGES_EVERY_SECONDS`` in this process."""
+    global _gauges_refreshed_at
+    now = time.monotonic()
+    if _gauges_refreshed_at is not None and now - _gauges_refreshed_at < GAUGES_EVERY_SECONDS:
+        return
+    _gauges_refreshed_at = now
+    refresh_gauges(uow, clock)
 
 
 def refresh_gauges(uow, clock: Clock) -> dict[str, int]:

@@ -337,7 +337,7 @@ class ProvisioningService(MercatoService):
         batch is leased to one), and the queue's gauges."""
         started = time.monotonic()
         try:
-            instance_actions.refresh_gauges(self.db, self.clock)
+            instance_actions.refresh_gauges_if_due(self.db, self.clock)
         except Exception:
             self.db.rollback()
             _log.exception("instance action gauges not refreshed")

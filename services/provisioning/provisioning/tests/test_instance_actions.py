@@ -584,3 +584,24 @@ def test_a_sweep_of_thousands_is_claimed_and_finished_in_batches(world):
     assert metrics.INSTANCE_ACTION_OLDEST_PENDING._value.get() == 0
     # a batch is a handful of statements, not one per action
     assert elapsed < 30, f"{count} actions took {elapsed:.1f} s"
+
+
+def test_a_local_action_that_breaks_is_tried_again_and_holds_up_no_other(world, monkeypatch):
+    broken, fine = delivered(world, "license"), delivered(world, "license")
+    sign = usecases.sign_license
+
+    def sign_or_break(uow, clock, delivery, keyring):
+        if delivery.subscription_id == broken:
+            raise RuntimeError("the keyring cannot open the signing key")
+        return sign(uow, clock, delivery, keyring)
+
+    monkeypatch.setattr(usecases, "sign_license", sign_or_break)
+    receive(world, renewed(broken, "enabled"), renewed(fine, "enabled"))
+    run_all(world)
+
+    (failing,) = actions(world, broken)
+    assert (failing.status, failing.attempts) == ("pending", 1)
+    assert "cannot open the signing key" in failing.last_error
+    assert world.uow.deliveries.of_subscription(broken).expires_at != NEW_EXPIRY
+    assert [action.status for action in actions(world, fine)] == ["done"]
+    assert world.uow.deliveries.of_subscription(fine).expires_at == NEW_EXPIRY
