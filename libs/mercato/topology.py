@@ -100,6 +100,11 @@ EVENT_HANDLERS = (
     EventHandlerQueue("orders", "on_flow_closed", "supervision.flow.closed"),
     EventHandlerQueue("provisioning", "on_order_paid", "orders.order.paid"),
     EventHandlerQueue("provisioning", "on_flow_confirmed", "supervision.flow.confirmed"),
+    # provisioning after the purchase: instance actions (H4)
+    EventHandlerQueue("provisioning", "on_subscription_frozen", "orders.subscription.frozen"),
+    EventHandlerQueue("provisioning", "on_subscription_renewed", "orders.subscription.renewed"),
+    EventHandlerQueue("provisioning", "on_subscription_released", "orders.subscription.released"),
+    EventHandlerQueue("provisioning", "on_subscription_upgrading", "orders.subscription.upgrading"),
     EventHandlerQueue("supervision", "on_order_paid", "orders.order.paid"),
     EventHandlerQueue("supervision", "on_delivery_succeeded", "provisioning.delivery.succeeded"),
     EventHandlerQueue("supervision", "on_order_cancelled", "orders.order.cancelled"),
