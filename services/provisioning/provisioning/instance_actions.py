@@ -309,6 +309,9 @@ def _endpoint(catalog, product_id: str, allow_private: bool) -> tuple[str, str |
         settings = catalog.delivery_settings(product_id)
     except MercatoError as exc:
         return f"catalog did not give the product's delivery settings: {exc}"
+    except Exception as exc:  # a broken answer: this product's actions wait, no others
+        _log.exception("catalog's delivery settings of %s", product_id)
+        return f"catalog's delivery settings failed: {type(exc).__name__}: {exc}"
     url = settings.get("saas_endpoint_url")
     if not url:
         return "the product has no SaaS endpoint"
@@ -324,10 +327,14 @@ def _interface_key(uow, keyring: Keyring, seller_account_id: str) -> tuple[str, 
     key = uow.seller_keys.interface_key(seller_account_id)
     if key is None:
         return "the seller has not issued its SaaS interface credentials"
-    secret = keyring.open(
-        Sealed(key.secret_key_id, key.secret_sealed),
-        bound_to=domain.interface_binding(key.seller_account_id, key.access_key),
-    )
+    try:
+        secret = keyring.open(
+            Sealed(key.secret_key_id, key.secret_sealed),
+            bound_to=domain.interface_binding(key.seller_account_id, key.access_key),
+        )
+    except Exception as exc:  # a key the keyring no longer holds: an operator's to fix
+        _log.exception("the interface secret of seller %s", seller_account_id)
+        return f"the seller's interface secret cannot be opened: {type(exc).__name__}"
     return (key.access_key, secret)
 
 

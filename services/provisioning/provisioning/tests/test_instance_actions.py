@@ -152,7 +152,9 @@ def run_all(world, policy=POLICY) -> None:
         pass
 
 
-def delivered(world, method: str = "saas", *, status: str = "succeeded", instance=True) -> str:
+def delivered(
+    world, method: str = "saas", *, status: str = "succeeded", instance=True, product="prd_app"
+) -> str:
     """A delivery of one subscription, as a succeeded delivery leaves it."""
     subscription_id = new_id("sub")
     now = world.clock.now()
@@ -162,7 +164,7 @@ def delivered(world, method: str = "saas", *, status: str = "succeeded", instanc
         order_id=new_id("ord"),
         order_line_id=new_id("oln"),
         account_id=BUYER.account_id,
-        product_id="prd_app",
+        product_id=product,
         product_name="Team Chat",
         seller_account_id=SELLER.account_id,
         specification_id="spc_std",
@@ -605,3 +607,21 @@ def test_a_local_action_that_breaks_is_tried_again_and_holds_up_no_other(world, 
     assert world.uow.deliveries.of_subscription(broken).expires_at != NEW_EXPIRY
     assert [action.status for action in actions(world, fine)] == ["done"]
     assert world.uow.deliveries.of_subscription(fine).expires_at == NEW_EXPIRY
+
+
+def test_a_product_catalog_cannot_describe_waits_and_holds_up_no_other(world):
+    class BrokenCatalog(FakeCatalog):
+        def delivery_settings(self, product_id):
+            if product_id == "prd_broken":
+                raise RuntimeError("catalog answered nonsense")
+            return super().delivery_settings(product_id)
+
+    world.catalog = BrokenCatalog()
+    broken, fine = delivered(world, product="prd_broken"), delivered(world)
+    receive(world, frozen(broken), frozen(fine))
+    run_all(world)
+
+    (waiting,) = actions(world, broken)
+    assert waiting.status == "pending" and "catalog answered nonsense" in waiting.last_error
+    assert [action.status for action in actions(world, fine)] == ["done"]
+    assert len(world.seller.calls) == 1
