@@ -457,8 +457,10 @@ def planned_actions(
     if delivered is None:
         return []
     method = delivered.delivery_method
+    # a tenant the seller has, or one being created (its window ends that within hours);
+    # a supervised request the seller never confirmed has nothing to act on
     saas_live = method == SAAS and (
-        delivered.instance_id is not None or delivered.status in (WAITING, PENDING)
+        delivered.instance_id is not None or delivered.status == PENDING
     )
     if event_type == SUBSCRIPTION_FROZEN:
         if method == SAAS and saas_live:

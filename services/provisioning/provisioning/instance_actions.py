@@ -276,7 +276,7 @@ def _prepare_seller_call(
 ) -> None:
     delivered = job.delivered
     if delivered is None or delivered.instance_id is None:
-        if delivered is not None and delivered.status in (domain.PENDING, domain.WAITING):
+        if delivered is not None and delivered.status == domain.PENDING:
             job.retry("the instance is still being delivered")
         elif job.kind == domain.UPGRADE:
             job.fail("The subscription has no SaaS instance to upgrade.")
@@ -558,7 +558,7 @@ def _reissue_license(uow, clock: Clock, job: _Job, delivery, keyring: Keyring) -
     if delivery is None:
         job.done("the subscription has no delivery")
         return
-    if delivery.status in (domain.PENDING, domain.WAITING):
+    if delivery.status == domain.PENDING:
         job.retry("the license is still being delivered")
         return
     if delivery.status != domain.SUCCEEDED:

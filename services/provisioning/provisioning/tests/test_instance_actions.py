@@ -331,6 +331,7 @@ def test_backoff_doubles_from_the_first_retry_to_the_cap():
     ],
 )  # fmt: skip
 def test_each_delivery_method_gets_its_actions(method, event_type, data, kinds):
+    """(What a delivered subscription gets; see the next test for one not delivered.)"""
     data = {
         "expires_at": NEW_EXPIRY,
         "renewal_order_id": "ord_r",
@@ -340,6 +341,23 @@ def test_each_delivery_method_gets_its_actions(method, event_type, data, kinds):
     }
     delivered = domain.SubscriptionDelivered(method, "succeeded", "inst_1")
     assert [kind for kind, _ in domain.planned_actions(event_type, data, delivered)] == kinds
+
+
+@pytest.mark.parametrize(
+    ("status", "instance_id", "kinds"),
+    [
+        ("pending", None, ["freeze"]),  # being created: the freeze waits for it
+        ("waiting", None, []),  # a supervised request the seller never confirmed
+        ("failed", None, []),
+        ("failed", "inst_1", ["freeze"]),  # the seller may still have it
+    ],
+)
+def test_a_saas_tenant_not_delivered_gets_an_action_only_while_it_may_exist(
+    status, instance_id, kinds
+):
+    delivered = domain.SubscriptionDelivered("saas", status, instance_id)
+    planned = domain.planned_actions(domain.SUBSCRIPTION_FROZEN, {}, delivered)
+    assert [kind for kind, _ in planned] == kinds
 
 
 # -- SaaS ----------------------------------------------------------------------------------
