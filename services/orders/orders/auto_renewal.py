@@ -144,7 +144,14 @@ def sweep(uow, clock: Clock, *, catalog, billing_as, batch_size: int = 50) -> in
     while True:
         claimed = claim_due(uow, clock, catalog=catalog, batch_size=batch_size)
         for order_id in claimed:
-            attempted += pay_renewal(uow, clock, order_id=order_id, billing_as=billing_as)
+            try:
+                attempted += pay_renewal(uow, clock, order_id=order_id, billing_as=billing_as)
+            except Exception:
+                # the claim's lease keeps it until the next sweep after it asks again
+                uow.rollback()
+                _log.exception(
+                    "automatic renewal order %s not settled; asked again later", order_id
+                )
         if len(claimed) < batch_size:
             break
     metrics.RENEWALS_DUE.set(uow.upgrades.count_due_auto_renewals(clock.now()))

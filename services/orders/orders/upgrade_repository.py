@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, lazyload
 
-from mercato.terms import ENABLED, RENEWAL, UNPAID
-from orders.models import Order, Subscription, UpgradeQuote
+from mercato.terms import COMPLETED, ENABLED, RENEWAL, UNPAID
+from orders.models import Order, OrderLine, Subscription, UpgradeQuote
 
 
 class UpgradeRepository:
@@ -38,6 +38,24 @@ class UpgradeRepository:
             return None
         return self.session.get(UpgradeQuote, quote_id)
 
+    def period_of_last_renewal(self, subscription_id: str) -> dict | None:
+        """The period the subscription's last applied renewal bought, if it was renewed:
+        the current period's (an upgrade prices the time left of it)."""
+        row = self.session.execute(
+            sa.select(OrderLine.period_unit, OrderLine.period_count)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(
+                Order.subscription_id == subscription_id,
+                Order.type == RENEWAL,
+                Order.status == COMPLETED,
+            )
+            .order_by(Order.paid_at.desc())
+            .limit(1)
+        ).first()
+        if row is None or row.period_unit is None:
+            return None
+        return {"unit": row.period_unit, "count": row.period_count}
+
     # -- auto-renewal --
 
     def claim_due_auto_renewals(self, now: dt.datetime, *, limit: int) -> Sequence[Subscription]:
@@ -49,6 +67,7 @@ class UpgradeRepository:
                 Subscription.auto_renew.is_(True),
                 Subscription.next_auto_renew_at <= now,
                 Subscription.status == ENABLED,
+                Subscription.expires_at > now,
             )
             .order_by(Subscription.next_auto_renew_at)
             .limit(limit)
@@ -66,6 +85,7 @@ class UpgradeRepository:
                     Subscription.auto_renew.is_(True),
                     Subscription.next_auto_renew_at <= now,
                     Subscription.status == ENABLED,
+                    Subscription.expires_at > now,
                 )
             )
             or 0

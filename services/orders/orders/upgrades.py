@@ -44,14 +44,14 @@ def _require_upgradable(subscription: Subscription) -> None:
         )
 
 
-def _price(catalog, subscription: Subscription, specification_id: str, quantity: int):
+def _price(catalog, subscription: Subscription, period, specification_id: str, quantity: int):
     line = subscription.line
     return catalog.quote(
         {
             "product_id": line.product_id,
             "specification_id": specification_id,
             "billing_mode": line.billing_mode,
-            "period": line.period(),
+            "period": period,
             "quantity": quantity,
         }
     )
@@ -88,9 +88,13 @@ def quote_upgrade(
         quantity=quantity,
     ):
         raise _downgrade()
+    # the current period's: the last renewal's, or the purchase's
+    period = uow.upgrades.period_of_last_renewal(subscription.id) or subscription.line.period()
     uow.rollback()  # no lock held while catalog prices it
-    target_quote = _price(catalog, subscription, specification_id, quantity)
-    current_quote = _price(catalog, subscription, current["specification_id"], current["quantity"])
+    target_quote = _price(catalog, subscription, period, specification_id, quantity)
+    current_quote = _price(
+        catalog, subscription, period, current["specification_id"], current["quantity"]
+    )
     if target_quote["amount"]["amount"] <= current_quote["amount"]["amount"]:
         raise _downgrade()
     now = clock.now()

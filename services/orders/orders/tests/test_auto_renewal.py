@@ -284,8 +284,7 @@ def test_a_charge_the_sweep_did_not_see_finish_extends_the_subscription_once(ord
     auto_renewed(config, app)
     clock.set(DUE)
     FakeBilling.die_after_charge = True
-    with pytest.raises(Exception, match="after charging"):
-        sweep(replicas[0])
+    sweep(replicas[0])  # the order's answer is lost; the sweep goes on with the others
     FakeBilling.die_after_charge = False
     [order] = renewal_orders(config, app["id"])
     assert order["status"] == "unpaid"
