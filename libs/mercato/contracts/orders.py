@@ -230,6 +230,8 @@ register(
             }
         ],
         "payment_deadline": dt.datetime(2026, 1, 16, 9, 30, tzinfo=dt.UTC),
+        "type": "purchase",
+        "subscription_id": None,
     },
 )
 register(
@@ -251,7 +253,8 @@ register(
                 "subscription_id": "sub_3c4d5e6f7a8b49c0d1e2f3a4b5c6d7e8",
                 "order_line_id": _LINE,
                 **_CONFIGURATION_EXAMPLE,
-                "expires_at": dt.datetime(2027, 1, 15, 9, 30, tzinfo=dt.UTC),
+                "expires_at": dt.datetime(2027, 1, 14, 23, 59, 59, tzinfo=dt.UTC),
+                "time_zone": "UTC",
             }
         ],
     },
