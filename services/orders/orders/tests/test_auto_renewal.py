@@ -32,6 +32,7 @@ PRICE = fakes.PRICE  # per month and unit
 MONTHLY = PRICE * 3  # a month of the tests' 3 units
 
 BUYER = caller("acc_buyer", "buyer")
+CUSTOMER = caller("acc_customer", "buyer", reseller_account_id="acc_reseller")
 ORDER = {**fakes.ORDER_REQUEST, "product_id": "prd_license", "quantity": 3}
 DELIVERY = {"prd_license": "license", "prd_known": "saas"}
 
@@ -134,11 +135,12 @@ def sweep(container):
         run()
 
 
-def enabled_subscription(config, product_id="prd_license") -> dict:
+def enabled_subscription(config, product_id="prd_license", who=BUYER) -> dict:
     """A paid and delivered subscription of 3 units, from START to EXPIRES (UTC)."""
-    with as_caller(config) as service:
+    with as_caller(config, who) as service:
         order = service.place_order({**ORDER, "product_id": product_id})
-        service.pay_order(order["id"], {"payment_method": "balance"})
+        if order["status"] == "unpaid":  # a reseller's customer's is paid at once
+            service.pay_order(order["id"], {"payment_method": "balance"})
     [row] = sql(config, "SELECT id FROM subscriptions WHERE order_id = :o", o=order["id"])
     delivered = {
         "delivery_id": "dlv_1",
@@ -163,7 +165,7 @@ def enabled_subscription(config, product_id="prd_license") -> dict:
     publish_event(
         config["AMQP_URI"], "provisioning.delivery.succeeded", delivered, subject=row["id"]
     )
-    with as_caller(config) as service:
+    with as_caller(config, who) as service:
         return wait_for(
             lambda: (app := service.get_purchased_app(row["id"]))["status"] == "enabled" and app,
             "the subscription to be enabled",
@@ -171,8 +173,8 @@ def enabled_subscription(config, product_id="prd_license") -> dict:
         )
 
 
-def auto_renewed(config, app, period=None) -> dict:
-    with as_caller(config) as service:
+def auto_renewed(config, app, period=None, who=BUYER) -> dict:
+    with as_caller(config, who) as service:
         return service.set_auto_renew(
             app["id"], {"enabled": True, "period": period or {"unit": "month", "count": 1}}
         )
@@ -403,3 +405,21 @@ def test_turning_auto_renew_off_cancels_the_order_waiting_for_its_next_attempt(o
     calls = len(FakeBilling.calls)
     sweep(replicas[1])
     assert len(FakeBilling.calls) == calls
+
+
+def test_a_resellers_customers_renewal_is_paid_by_its_reseller(orders):
+    config, clock, replicas, events = orders
+    FakeBilling.balance["acc_reseller"] = 10**9
+    app = enabled_subscription(config, who=CUSTOMER)
+    auto_renewed(config, app, who=CUSTOMER)
+    clock.set(DUE)
+    sweep(replicas[0])
+    [order] = renewal_orders(config, app["id"])
+    assert (order["status"], order["payment_method"]) == ("completed", "reseller")
+    renewal_call = FakeBilling.calls[-1]
+    assert (renewal_call["account_id"], renewal_call["payer_account_id"]) == (
+        "acc_customer",
+        "acc_reseller",
+    )
+    assert subscription_row(config, app["id"])["expires_at"] == RENEWED
+    assert len(events_of(events, "orders.subscription.renewed")) == 1

@@ -30,6 +30,7 @@ NAMES = {"spc_std": "Standard", "spc_pro": "Professional", "spc_lite": "Lite"}
 DELIVERY = {"prd_known": "saas", "prd_license": "license"}
 
 BUYER = caller("acc_buyer", "buyer")
+CUSTOMER = caller("acc_customer", "buyer", reseller_account_id="acc_reseller")
 OTHER = caller("acc_other", "buyer")
 ORDER = {**fakes.ORDER_REQUEST, "quantity": 3}  # spc_std x 3 for 2 months
 
@@ -111,11 +112,12 @@ def sql(config, statement, **params):
         engine.dispose()
 
 
-def enabled_subscription(config, product_id="prd_known") -> dict:
+def enabled_subscription(config, product_id="prd_known", who=BUYER) -> dict:
     """A paid and delivered subscription of ``spc_std`` x 3, from START to EXPIRES."""
-    with as_caller(config) as service:
+    with as_caller(config, who) as service:
         order = service.place_order({**ORDER, "product_id": product_id})
-        service.pay_order(order["id"], {"payment_method": "balance"})
+        if order["status"] == "unpaid":  # a reseller's customer's is paid at once
+            service.pay_order(order["id"], {"payment_method": "balance"})
     [row] = sql(config, "SELECT id FROM subscriptions WHERE order_id = :o", o=order["id"])
     delivered = {
         "delivery_id": "dlv_1",
@@ -140,7 +142,7 @@ def enabled_subscription(config, product_id="prd_known") -> dict:
     publish_event(
         config["AMQP_URI"], "provisioning.delivery.succeeded", delivered, subject=row["id"]
     )
-    with as_caller(config) as service:
+    with as_caller(config, who) as service:
         return wait_for(
             lambda: (app := service.get_purchased_app(row["id"]))["status"] == "enabled" and app,
             "the subscription to be enabled",
@@ -148,10 +150,9 @@ def enabled_subscription(config, product_id="prd_known") -> dict:
         )
 
 
-def prorated(price: int, now: dt.datetime) -> int:
-    [row] = [{"started": START, "expires": EXPIRES}]
-    fraction = Decimal((row["expires"] - now) // dt.timedelta(microseconds=1)) / Decimal(
-        (row["expires"] - row["started"]) // dt.timedelta(microseconds=1)
+def prorated(price: int, now: dt.datetime, started=START, expires=EXPIRES) -> int:
+    fraction = Decimal((expires - now) // dt.timedelta(microseconds=1)) / Decimal(
+        (expires - started) // dt.timedelta(microseconds=1)
     )
     return int((price * fraction).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
@@ -346,3 +347,35 @@ def test_an_upgrade_worth_nothing_still_makes_an_order_paid_with_zero(orders):
     assert paid["status"] == "delivering"
     assert FakeBilling.charges[order["id"]]["amount"] == {"amount": 0, "currency": "USD"}
     assert len(events_of(events, "orders.subscription.upgrading")) == 1
+
+
+def test_a_resellers_customers_upgrade_is_paid_by_the_reseller_when_placed(orders):
+    config, clock, events = orders
+    app = enabled_subscription(config, who=CUSTOMER)
+    clock.advance(days=20)
+    with as_caller(config, CUSTOMER) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        order = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+    assert (order["status"], order["paid_by_reseller"]) == ("delivering", True)
+    charge = FakeBilling.charges[order["id"]]
+    assert (charge["payment_method"], charge["amount"]) == ("reseller", quote["amount_due"])
+    assert len(events_of(events, "orders.subscription.upgrading")) == 1
+
+
+def test_after_a_renewal_an_upgrade_prices_the_time_left_of_the_renewed_period(orders):
+    config, clock, _events = orders
+    app = enabled_subscription(config)
+    year = {"unit": "year", "count": 1}
+    with as_caller(config) as service:
+        renewal = service.quote_renewal(app["id"], {"period": year})
+        order = service.place_renewal(app["id"], {"quote_id": renewal["id"]})
+        service.pay_order(order["id"], {"payment_method": "balance"})
+        renewed = service.get_purchased_app(app["id"])
+    expires = dt.datetime.fromisoformat(renewed["expires_at"])
+    clock.set(EXPIRES + dt.timedelta(days=100))  # within the renewed year
+    now = clock.now()
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+    new_value = prorated(4000 * 12 * 3, now, EXPIRES, expires)
+    unused = prorated(2500 * 12 * 3, now, EXPIRES, expires)
+    assert quote["amount_due"]["amount"] == new_value - unused
