@@ -18,7 +18,7 @@ from mercato.errors import BusinessRuleViolation, NotFound, PaymentRequired, Val
 from mercato.transport import rpc
 from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
-from orders import auto_renewal
+from orders import auto_renewal, domain
 from orders.service import OrdersService
 from orders.tests import fakes
 
@@ -423,3 +423,58 @@ def test_a_resellers_customers_renewal_is_paid_by_its_reseller(orders):
     )
     assert subscription_row(config, app["id"])["expires_at"] == RENEWED
     assert len(events_of(events, "orders.subscription.renewed")) == 1
+
+
+# -- the rules of time (no containers) --------------------------------------------------
+
+SHANGHAI_EXPIRY = dt.datetime(2027, 1, 26, 15, 59, 59, tzinfo=dt.UTC)  # 23:59:59 +08:00
+
+
+def test_auto_renewal_is_due_at_03_00_local_seven_days_before_the_expiry_date():
+    assert domain.auto_renew_due_at(EXPIRES, "UTC") == DUE
+    # Jan 19 03:00 in Shanghai is Jan 18 19:00 UTC
+    due = domain.auto_renew_due_at(SHANGHAI_EXPIRY, "Asia/Shanghai")
+    assert due == dt.datetime(2027, 1, 18, 19, 0, tzinfo=dt.UTC)
+    # turned on late: now
+    late = dt.datetime(2027, 1, 22, 12, 0, tzinfo=dt.UTC)
+    assert domain.auto_renew_at(SHANGHAI_EXPIRY, "Asia/Shanghai", late) == late
+
+
+def test_a_failed_attempt_is_retried_at_03_00_local_the_next_day_until_the_expiry():
+    first = dt.datetime(2027, 1, 18, 19, 0, tzinfo=dt.UTC)
+    assert domain.next_auto_renew_attempt(
+        SHANGHAI_EXPIRY, "Asia/Shanghai", first
+    ) == first + dt.timedelta(days=1)
+    last = dt.datetime(2027, 1, 25, 19, 0, tzinfo=dt.UTC)  # Jan 26 03:00 in Shanghai
+    assert domain.next_auto_renew_attempt(SHANGHAI_EXPIRY, "Asia/Shanghai", last) is None
+    assert domain.auto_renewal_key("sub_1", SHANGHAI_EXPIRY) == ("sub_1:2027-01-26T15:59:59+00:00")
+
+
+def test_an_upgrade_costs_the_difference_for_the_time_left_never_below_zero():
+    started = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    expires = dt.datetime(2027, 1, 31, tzinfo=dt.UTC)
+    half = dt.datetime(2027, 1, 16, tzinfo=dt.UTC)
+    assert domain.prorated(1001, started, expires, half) == 501  # 500.5 rounded half up
+    price = domain.upgrade_price(
+        target_price=3000,
+        current_price=1000,
+        currency="USD",
+        target={"specification_name": "Pro", "quantity": 2},
+        current={"specification_name": "Std", "quantity": 1},
+        period_started_at=started,
+        expires_at=expires,
+        now=half,
+    )
+    assert price.amount == 1000
+    assert [line["amount"]["amount"] for line in price.lines] == [1500, -500]
+    cheaper = domain.upgrade_price(
+        target_price=900,
+        current_price=1000,
+        currency="USD",
+        target={"specification_name": "Pro", "quantity": 2},
+        current={"specification_name": "Std", "quantity": 1},
+        period_started_at=started,
+        expires_at=expires,
+        now=half,
+    )
+    assert cheaper.amount == 0
