@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -258,6 +258,22 @@ class UnitOfWork:
         a ``ValueError``), so an event that would break subscribers fails the
         producer's request instead.
         """
+        envelope, headers = self._envelope(
+            event_type, subject=subject, data=data, account_id=account_id, version=version
+        )
+        self._database.outbox.add(self.session, envelope, headers)
+        self._emitted = True
+        return envelope
+
+    def _envelope(
+        self,
+        event_type: str,
+        *,
+        subject: str,
+        data: dict[str, Any],
+        account_id: str | None = None,
+        version: int | None = None,
+    ) -> tuple[Envelope, dict[str, Any]]:
         context = self._worker_ctx.data
         if account_id is None:
             caller = Identity.from_context(context)
@@ -279,9 +295,7 @@ class UnitOfWork:
             CORRELATION_ID: envelope.correlation_id,
             CAUSATION_EVENT_ID: envelope.id,
         }
-        self._database.outbox.add(self.session, envelope, headers)
-        self._emitted = True
-        return envelope
+        return envelope, headers
 
     def emit_recorded(self, entity: RecordsEvents) -> None:
         """Emit, in this transaction, every event ``entity`` recorded since last asked."""
@@ -292,6 +306,23 @@ class UnitOfWork:
                 data=recorded.data,
                 account_id=recorded.account_id,
             )
+
+    def emit_recorded_all(self, entities: Iterable[RecordsEvents]) -> None:
+        """``emit_recorded`` for many entities (a sweep's batch), their events written
+        to the outbox with one statement instead of one each."""
+        pending = [
+            self._envelope(
+                recorded.type,
+                subject=recorded.subject,
+                data=recorded.data,
+                account_id=recorded.account_id,
+            )
+            for entity in entities
+            for recorded in entity.take_events()
+        ]
+        if pending:
+            self._database.outbox.add_many(self.session, pending)
+            self._emitted = True
 
     def table(self, name: str) -> sa.Table:
         return self._database.metadata.tables[name]

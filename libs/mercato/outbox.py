@@ -122,6 +122,23 @@ class OutboxRelay:
             },
         )
 
+    def add_many(self, session, items: list[tuple[Envelope, dict[str, Any]]]) -> None:
+        """Many events with one statement (a sweep's batch): the driver sends their rows
+        together instead of one round trip each."""
+        session.execute(
+            self._insert,
+            [
+                {
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "payload": envelope.dump(),
+                    "headers": headers,
+                    "created_at": envelope.occurred_at,
+                }
+                for envelope, headers in items
+            ],
+        )
+
     # -- the loop ----------------------------------------------------------------
 
     def start(self) -> None:

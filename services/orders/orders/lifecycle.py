@@ -86,8 +86,7 @@ def run_batch(uow, clock: Clock, periods: LifecyclePeriods, move: str, *, batch_
         for subscription in due:
             _apply(move, subscription, now, periods)
         uow.orders.write_lifecycle(move, due, now)
-        for subscription in due:
-            uow.emit_recorded(subscription)
+        uow.emit_recorded_all(due)  # the batch's events with one statement
         uow.commit()
     except Exception:
         uow.rollback()
