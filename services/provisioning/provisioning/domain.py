@@ -407,6 +407,8 @@ CLOUD_ACTIONS = (STOP_SERVERS, START_SERVERS)
 LOCAL_ACTIONS = (REISSUE_LICENSE, RELEASE_DEPLOYMENT)  # no call leaves provisioning
 
 ACTION_PENDING, ACTION_DONE, ACTION_FAILED = "pending", "done", "failed"
+# never run (or not run again): a later move of orders made it obsolete
+ACTION_SUPERSEDED = "superseded"
 # an attempt's outcome, as mercato_instance_actions_total counts it
 ACTION_RETRIED = "retried"
 
@@ -431,6 +433,9 @@ class InstanceActionPolicy:
     batch: int = 200  # actions claimed by one statement
     concurrency: int = 20  # seller and cloud calls of a batch in flight at once
     call_budget: dt.timedelta = dt.timedelta(seconds=6)  # one whole seller call
+    # an upgrade the seller has not confirmed by then fails (orders refunds it); the
+    # delivery window by default (INSTANCE_ACTION_UPGRADE_WINDOW_SECONDS)
+    upgrade_window: dt.timedelta = dt.timedelta(hours=3)
 
     def backoff(self, attempts: int) -> dt.timedelta:
         """After the ``attempts``-th failed try: doubling from ``first_retry``, at most
@@ -532,3 +537,87 @@ def seller_outcome(kind: str, result_code: str | None) -> str:
 
 def upgrade_refused_reason(result_code: str, result_msg: str) -> str:
     return f"The seller's system refused the upgrade: {result_code} ({result_msg[:200]})."
+
+
+def upgrade_given_up_reason(window: dt.timedelta, last_error: str | None) -> str:
+    return f"The seller's system did not confirm the upgrade within {_span(window)}" + (
+        f": {last_error[:300]}." if last_error else "."
+    )
+
+
+UPGRADE_RELEASED_REASON = "The subscription was released before its seller upgraded it."
+
+
+def _span(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+# -- the order of orders' moves ------------------------------------------------------------
+#
+# The four events come on four queues, so provisioning may take them in another order than
+# orders made the moves (a renewal taken before the freeze it undoes). Each action carries
+# its move's time on orders' clock (``move_time``); one subscription's actions run in that
+# order, and an action older than a move that undoes it is never run (``overridden``):
+# a freeze older than a renewal, a refresh older than a later refresh, anything older than
+# the release. A release supersedes what is still pending before it (``supersedes``).
+
+_MOVE_TIME_FIELD = {
+    SUBSCRIPTION_FROZEN: "frozen_at",
+    SUBSCRIPTION_RENEWED: "renewed_at",
+    SUBSCRIPTION_RELEASED: "released_at",
+}  # an upgrading event's move is its envelope's occurred_at
+
+_POWER = (FREEZE, UNFREEZE, STOP_SERVERS, START_SERVERS)
+_RENEWING = (UNFREEZE, REFRESH, REISSUE_LICENSE, START_SERVERS)  # what a renewal queues
+_EXPIRY = (REFRESH, REISSUE_LICENSE)
+RELEASING = (RELEASE_INSTANCE, RELEASE_DEPLOYMENT)
+# the kinds of action whose newer move makes an older action of this kind obsolete
+_UNDONE_BY: dict[str, tuple[str, ...]] = {
+    FREEZE: _POWER + _RENEWING + RELEASING,
+    STOP_SERVERS: _POWER + _RENEWING + RELEASING,
+    UNFREEZE: _POWER + RELEASING,
+    START_SERVERS: _POWER + RELEASING,
+    REFRESH: _EXPIRY + RELEASING,
+    REISSUE_LICENSE: _EXPIRY + RELEASING,
+    UPGRADE: RELEASING,
+    RELEASE_INSTANCE: RELEASING,
+    RELEASE_DEPLOYMENT: RELEASING,
+}
+
+
+def move_time(event_type: str, data: dict[str, Any], occurred_at: dt.datetime) -> dt.datetime:
+    """When orders made the move an event announces (its clock): the data's own time
+    (frozen_at, renewed_at, released_at), else the envelope's ``occurred_at``."""
+    value = data.get(_MOVE_TIME_FIELD.get(event_type, ""))
+    if value is None:
+        return occurred_at
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def overridden(
+    kind: str, moved_at: dt.datetime, recorded: list[tuple[str, dt.datetime]]
+) -> tuple[str, dt.datetime] | None:
+    """The recorded move (kind, time) that makes a new action of ``kind`` moved at
+    ``moved_at`` obsolete, or None: it is to run. After a release, only a release."""
+    undone_by = _UNDONE_BY.get(kind, ())
+    for other, at in recorded:
+        if other in RELEASING and kind not in RELEASING:
+            return (other, at)
+        if other in undone_by and at > moved_at:
+            return (other, at)
+    return None
+
+
+def supersedes(kind: str, moved_at: dt.datetime, older_kind: str, older_at: dt.datetime) -> bool:
+    """Whether a new action of ``kind`` makes a pending action of ``older_kind``, moved
+    at ``older_at``, obsolete: a release, everything before it. (A renewal does not drop
+    a pending freeze: the freeze may have reached the seller on a try that got no
+    answer, so it runs first, then the unfreeze.)"""
+    return older_at < moved_at and kind in RELEASING and kind in _UNDONE_BY.get(older_kind, ())

@@ -6,12 +6,16 @@ deliveries:
 
 1. ``enqueue`` (an orders.subscription.* event) records the actions the event asks of
    the subscription's delivery (``domain.planned_actions``), in the event's inbox
-   transaction; (cause event, kind) is unique, so a redelivered event adds nothing.
-   A subscription provisioning never delivered gets nothing.
+   transaction, at the time orders made the move (``occurred_at``); (cause event,
+   kind) is unique, so a redelivered event adds nothing. A subscription provisioning
+   never delivered gets nothing. The events come on four queues: an action older than a
+   recorded move that undoes it is recorded superseded, never run, and a release
+   supersedes what is pending before it (``domain.overridden``, ``domain.supersedes``).
 2. ``run_due`` claims a batch of due actions in one statement (``FOR UPDATE SKIP
-   LOCKED``: replicas never claim the same one), only the oldest unfinished action of
-   each subscription, so one subscription's actions run in order (a freeze before a
-   later unfreeze and refresh) while different subscriptions never wait on each other;
+   LOCKED``: replicas never claim the same one), only the first unfinished action of
+   each subscription in the order of orders' moves, so one subscription's actions run
+   in order (a freeze before a later unfreeze and refresh) while different
+   subscriptions never wait on each other;
    it leases them and commits. The seller's and the cloud's calls then run outside any
    transaction, several at once; the outcomes are written in one transaction, under
    the lease (an action another replica took over after the lease ran out is left to
@@ -20,7 +24,8 @@ deliveries:
    is asked again with exponential backoff (``INSTANCE_ACTION_RETRY_SECONDS`` doubling
    to ``INSTANCE_ACTION_RETRY_MAX_SECONDS``); ``domain.seller_outcome`` says what every
    answer makes of an action. An upgrade ends with ``provisioning.instance.upgraded``
-   or, refused, ``provisioning.instance.upgrade_failed`` (orders refunds it).
+   or, refused or not confirmed within ``policy.upgrade_window``,
+   ``provisioning.instance.upgrade_failed`` (orders refunds it).
 
 What each delivery method gets: SaaS, the seller's activities (updateInstanceStatus
 FREEZE/UNFREEZE, refreshInstance, upgradeInstance, releaseInstance); a license, its
@@ -59,11 +64,19 @@ SellerClientFactory = Callable[[str, str, str, str | None], seller_interface.Sel
 
 def enqueue(uow, clock: Clock, *, event) -> list[str]:
     """Record the actions an orders.subscription.* event asks of the subscription's
-    delivery, due now; answers their kinds. Does not commit: the event handler commits
-    them with the event's inbox row."""
+    delivery, due now, at the time orders made the move; answers the kinds queued to
+    run. Does not commit: the event handler commits them with the event's inbox row.
+
+    The events come on four queues, so one may be taken after a later move's: an action
+    older than a recorded move that undoes it (a freeze older than a renewal, anything
+    older than the release) is recorded ``superseded`` and never runs, and a new move
+    supersedes what is still pending (and not being called) before it; an upgrade that
+    will never run is announced failed, so orders refunds it. The delivery's row is held
+    meanwhile: two replicas' events of one subscription are checked and inserted one
+    after the other."""
     data = event.data
     subscription_id = data["subscription_id"]
-    delivery = uow.deliveries.of_subscription(subscription_id)
+    delivery = uow.deliveries.of_subscription(subscription_id, lock=True)
     delivered = (
         None
         if delivery is None
@@ -74,34 +87,72 @@ def enqueue(uow, clock: Clock, *, event) -> list[str]:
         )
     )
     planned = domain.planned_actions(event.type, data, delivered)
+    if not planned:
+        return []
+    assert delivery is not None
     now = clock.now()
-    uow.instance_actions.add_all(
-        [
+    moved_at = domain.move_time(event.type, data, getattr(event, "occurred_at", None) or now)
+    recorded = uow.instance_actions.moves_of(subscription_id)
+    if any(row.cause_event_id == event.id for row in recorded):
+        return []  # a redelivered event
+    moves = [(row.kind, row.occurred_at) for row in recorded]
+    rows, queued, dropped = [], [], []
+    for kind, payload in planned:
+        undone = domain.overridden(kind, moved_at, moves)
+        note = None
+        if undone is not None:
+            note = (
+                f"superseded: its move ({moved_at.isoformat()}) is older than the "
+                f"{undone[0]} of {undone[1].isoformat()}"
+                if undone[1] > moved_at
+                else f"superseded: the subscription's {undone[0]} is recorded already"
+            )
+            dropped.append((kind, payload))
+        else:
+            queued.append(kind)
+        rows.append(
             {
                 "subscription_id": subscription_id,
                 "kind": kind,
                 "payload": payload,
                 "cause_event_id": event.id,
-                "status": domain.ACTION_PENDING,
+                "occurred_at": moved_at,
+                "status": domain.ACTION_SUPERSEDED if note else domain.ACTION_PENDING,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "lease_until": None,
-                "last_error": None,
+                "last_error": note,
                 "created_at": now,
                 "updated_at": now,
-                "finished_at": None,
+                "finished_at": now if note else None,
             }
-            for kind, payload in planned
-        ]
-    )
-    if planned:
-        _log.info(
-            "%s of %s: %s queued",
-            event.type,
-            subscription_id,
-            ", ".join(kind for kind, _ in planned),
         )
-    return [kind for kind, _ in planned]
+    stale = [
+        row.seq
+        for row in recorded
+        if row.status == domain.ACTION_PENDING
+        and any(domain.supersedes(kind, moved_at, row.kind, row.occurred_at) for kind in queued)
+    ]
+    superseded = uow.instance_actions.supersede(
+        stale, reason=f"superseded by the {event.type} of {moved_at.isoformat()}", now=now
+    )
+    uow.instance_actions.add_all(rows)
+    for kind, payload in dropped + [(row.kind, row.payload) for row in superseded]:
+        if kind == domain.UPGRADE:
+            _upgrade_failed(
+                uow, subscription_id, delivery.account_id, payload,
+                domain.UPGRADE_RELEASED_REASON, now,
+            )  # fmt: skip
+    _log.info(
+        "%s of %s (moved at %s): %s queued%s%s",
+        event.type,
+        subscription_id,
+        moved_at.isoformat(),
+        ", ".join(queued) or "nothing",
+        f"; {', '.join(kind for kind, _ in dropped)} superseded on arrival" if dropped else "",
+        f"; {len(superseded)} pending superseded" if superseded else "",
+    )
+    return queued
 
 
 # -- running -----------------------------------------------------------------------------
@@ -131,6 +182,7 @@ class _Job:
     subscription_id: str
     payload: dict[str, Any]
     attempts: int
+    created_at: dt.datetime | None = None
     delivered: _Delivered | None = None
     # the seller's endpoint, access key, secret and checked address (SaaS actions)
     target: tuple[str, str, str, str | None] | None = None
@@ -182,6 +234,7 @@ def run_due(
             subscription_id=action.subscription_id,
             payload=dict(action.payload or {}),
             attempts=action.attempts,
+            created_at=action.created_at,
         )
         for action in claimed
     ]
@@ -495,6 +548,12 @@ def _finish(
     ours = uow.instance_actions.lock_leased([job.seq for job in jobs], lease_until)
     jobs = [job for job in jobs if job.seq in ours]
     now = clock.now()
+    for job in jobs:
+        # an upgrade the seller has not confirmed within its window fails (orders
+        # refunds it once): the subscription's later actions must not wait for ever
+        deadline = _upgrade_deadline(job, policy)
+        if deadline is not None and job.outcome == domain.ACTION_PENDING and now >= deadline:
+            job.fail(domain.upgrade_given_up_reason(policy.upgrade_window, job.error))
     touched = sorted(
         {
             job.subscription_id
@@ -527,6 +586,9 @@ def _finish(
         retry_at = None
         if job.outcome == domain.ACTION_PENDING:
             retry_at = now + policy.backoff(job.attempts + 1)
+            deadline = _upgrade_deadline(job, policy)
+            if deadline is not None:  # the last try at the window's end, not after it
+                retry_at = min(retry_at, deadline)
         error = job.error[:2000] if job.error else None
         groups.setdefault((job.outcome, error, retry_at), []).append(job.seq)
     for (status, error, retry_at), seqs in groups.items():
@@ -535,6 +597,12 @@ def _finish(
         )
     uow.commit()
     _report(jobs)
+
+
+def _upgrade_deadline(job: _Job, policy: InstanceActionPolicy) -> dt.datetime | None:
+    if job.kind != domain.UPGRADE or job.created_at is None:
+        return None
+    return job.created_at + policy.upgrade_window
 
 
 def _run_local(uow, clock: Clock, job: _Job, delivery, deployment, keyring: Keyring) -> None:
@@ -610,17 +678,37 @@ def _announce_upgrade(uow, job: _Job, delivery, now: dt.datetime) -> None:
             },
         )
     else:
-        uow.emit(
-            domain.INSTANCE_UPGRADE_FAILED,
-            subject=job.subscription_id,
-            account_id=account_id,
-            data={
-                "subscription_id": job.subscription_id,
-                "upgrade_order_id": payload["upgrade_order_id"],
-                "reason": job.error or "The seller's system refused the upgrade.",
-                "failed_at": now,
-            },
+        _upgrade_failed(
+            uow,
+            job.subscription_id,
+            account_id,
+            payload,
+            job.error or "The seller's system refused the upgrade.",
+            now,
         )
+
+
+def _upgrade_failed(
+    uow,
+    subscription_id: str,
+    account_id: str | None,
+    payload: dict[str, Any],
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """provisioning.instance.upgrade_failed: orders cancels the upgrade order and refunds
+    it (once: a repeat finds it no longer delivering)."""
+    uow.emit(
+        domain.INSTANCE_UPGRADE_FAILED,
+        subject=subscription_id,
+        account_id=account_id,
+        data={
+            "subscription_id": subscription_id,
+            "upgrade_order_id": payload["upgrade_order_id"],
+            "reason": reason,
+            "failed_at": now,
+        },
+    )
 
 
 def _report(jobs: list[_Job]) -> None:

@@ -208,7 +208,8 @@ class InstanceAction(Base):
     upgrade or release a SaaS tenant at its seller, re-sign a license key, stop or
     start an image's servers, release its deployment.
 
-    ``seq`` orders one subscription's actions (a freeze runs before a later unfreeze);
+    ``occurred_at`` (then ``seq``) orders one subscription's actions (a freeze runs
+    before a later unfreeze, whichever event provisioning took first);
     (``cause_event_id``, ``kind``) is unique, so a redelivered event adds nothing. The
     seller's or the cloud's call runs outside any transaction under a lease
     (``lease_until``); a crashed replica's lease runs out. The partial index keeps
@@ -228,7 +229,7 @@ class InstanceAction(Base):
             sqlite_where=sa.text("status = 'pending'"),
         ),
         # a subscription's actions: "is an earlier one unfinished?" is one probe
-        sa.Index("ix_instance_actions_subscription_id", "subscription_id", "seq"),
+        sa.Index("ix_instance_actions_subscription_id", "subscription_id", "occurred_at", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -238,7 +239,11 @@ class InstanceAction(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     cause_event_id: Mapped[str] = mapped_column(sa.String(64))
-    # pending, done, failed
+    # when orders made the move that asked for it (its clock: frozen_at, renewed_at,
+    # released_at, an upgrading event's occurred_at); a subscription's actions run in
+    # this order, not in the order provisioning took the events
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # pending, done, failed, superseded (a later move made it obsolete: never run)
     status: Mapped[str] = mapped_column(sa.String(16))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -289,9 +289,11 @@ class InstanceActionRepository:
 
     def add_all(self, rows: list[dict[str, Any]]) -> None:
         """New actions; one whose (cause_event_id, kind) is recorded already (a
-        redelivered event) is skipped."""
+        redelivered event) is skipped. A row without ``occurred_at`` (the time of
+        orders' move) is taken to have moved when it was queued (``created_at``)."""
         if not rows:
             return
+        rows = [{**row, "occurred_at": row.get("occurred_at") or row["created_at"]} for row in rows]
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
         self.session.execute(
             dialect.insert(_ACTIONS).on_conflict_do_nothing(
@@ -302,13 +304,19 @@ class InstanceActionRepository:
 
     def lock_due(self, now: dt.datetime, limit: int) -> list[InstanceAction]:
         """Up to ``limit`` due actions leased to no one, each the oldest unfinished
-        action of its subscription (a later one waits for it, even while it waits for
-        its retry), the longest due first, locked; rows another worker holds are
-        skipped."""
+        action of its subscription in the order of orders' moves (``occurred_at``, then
+        ``seq``: a later one waits for it, even while it waits for its retry), the
+        longest due first, locked; rows another worker holds are skipped."""
         earlier_pending = sa.exists().where(
             _EARLIER.c.subscription_id == InstanceAction.subscription_id,
             _EARLIER.c.status == domain.ACTION_PENDING,
-            _EARLIER.c.seq < InstanceAction.seq,
+            sa.or_(
+                _EARLIER.c.occurred_at < InstanceAction.occurred_at,
+                sa.and_(
+                    _EARLIER.c.occurred_at == InstanceAction.occurred_at,
+                    _EARLIER.c.seq < InstanceAction.seq,
+                ),
+            ),
         )
         return list(
             self.session.scalars(
@@ -323,6 +331,58 @@ class InstanceActionRepository:
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=InstanceAction)
                 .execution_options(populate_existing=True)
+            )
+        )
+
+    def moves_of(self, subscription_id: str) -> list[sa.Row]:
+        """Every action recorded for the subscription (any status): seq, kind, status,
+        occurred_at, cause_event_id, payload. The caller holds the subscription's
+        delivery row, so no other enqueue adds to them meanwhile."""
+        return list(
+            self.session.execute(
+                sa.select(
+                    _ACTIONS.c.seq,
+                    _ACTIONS.c.kind,
+                    _ACTIONS.c.status,
+                    _ACTIONS.c.occurred_at,
+                    _ACTIONS.c.cause_event_id,
+                    _ACTIONS.c.payload,
+                ).where(_ACTIONS.c.subscription_id == subscription_id)
+            )
+        )
+
+    def supersede(self, seqs: list[int], *, reason: str, now: dt.datetime) -> list[sa.Row]:
+        """These actions, if still pending, leased to no one and not held by another
+        worker (one being claimed or finished is left to run: it comes first anyway),
+        end superseded, never run; answers those that did (seq, kind, payload). The
+        rows are taken with SKIP LOCKED: an enqueue never waits on an action's row while
+        holding a delivery's (the sweep's finish holds them the other way round)."""
+        if not seqs:
+            return []
+        free = list(
+            self.session.scalars(
+                sa.select(_ACTIONS.c.seq)
+                .where(
+                    _ACTIONS.c.seq.in_(seqs),
+                    _ACTIONS.c.status == domain.ACTION_PENDING,
+                    sa.or_(_ACTIONS.c.lease_until.is_(None), _ACTIONS.c.lease_until < now),
+                )
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not free:
+            return []
+        return list(
+            self.session.execute(
+                sa.update(_ACTIONS)
+                .where(_ACTIONS.c.seq.in_(free))
+                .values(
+                    status=domain.ACTION_SUPERSEDED,
+                    last_error=reason[:2000],
+                    updated_at=now,
+                    finished_at=now,
+                )
+                .returning(_ACTIONS.c.seq, _ACTIONS.c.kind, _ACTIONS.c.payload)
             )
         )
 
@@ -379,12 +439,12 @@ class InstanceActionRepository:
         self.session.execute(sa.update(_ACTIONS).where(_ACTIONS.c.seq.in_(seqs)).values(**values))
 
     def of_subscription(self, subscription_id: str) -> list[InstanceAction]:
-        """A subscription's actions in the order they run."""
+        """A subscription's actions in the order they run (orders' moves')."""
         return list(
             self.session.scalars(
                 sa.select(InstanceAction)
                 .where(InstanceAction.subscription_id == subscription_id)
-                .order_by(InstanceAction.seq)
+                .order_by(InstanceAction.occurred_at, InstanceAction.seq)
                 .execution_options(populate_existing=True)
             )
         )

@@ -62,6 +62,8 @@ INSTANCE_ACTION_RETRY_MAX_KEY = "INSTANCE_ACTION_RETRY_MAX_SECONDS"
 INSTANCE_ACTION_LEASE_KEY = "INSTANCE_ACTION_LEASE_SECONDS"
 INSTANCE_ACTION_BATCH_KEY = "INSTANCE_ACTION_BATCH"
 INSTANCE_ACTION_CONCURRENCY_KEY = "INSTANCE_ACTION_CONCURRENCY"
+# an upgrade the seller has not confirmed by then fails (default: DELIVERY_WINDOW_SECONDS)
+INSTANCE_ACTION_UPGRADE_WINDOW_KEY = "INSTANCE_ACTION_UPGRADE_WINDOW_SECONDS"
 # a sweep hands its timer back after this long, so a stop never waits for a long queue
 SWEEP_BUDGET_SECONDS = 20.0
 
@@ -142,6 +144,9 @@ class InstanceActionPolicyProvider(DependencyProvider):
             batch=int(config.get(INSTANCE_ACTION_BATCH_KEY) or default.batch),
             concurrency=int(config.get(INSTANCE_ACTION_CONCURRENCY_KEY) or default.concurrency),
             call_budget=dt.timedelta(seconds=float(config.get(SELLER_TIMEOUT_KEY) or 5.0) + 1.0),
+            upgrade_window=seconds(
+                INSTANCE_ACTION_UPGRADE_WINDOW_KEY, seconds(WINDOW_KEY, default.upgrade_window)
+            ),
         )
 
     def get_dependency(self, worker_ctx):

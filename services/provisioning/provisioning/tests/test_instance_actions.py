@@ -8,6 +8,7 @@ container against the reference seller app.)"""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 import uuid
 from types import SimpleNamespace
@@ -222,16 +223,25 @@ def delivered(
     return subscription_id
 
 
+# orders' clock: each event made here is a move a second after the one made before it
+_MOVES = itertools.count(1)
+
+
+def _moved() -> dt.datetime:
+    return START + dt.timedelta(seconds=next(_MOVES))
+
+
 def event(event_type: str, subscription_id: str, **data: Any) -> SimpleNamespace:
     return SimpleNamespace(
         id=str(uuid.uuid4()),
         type=event_type,
+        occurred_at=_moved(),
         data={"subscription_id": subscription_id, **data},
     )
 
 
 def frozen(subscription_id):
-    return event(domain.SUBSCRIPTION_FROZEN, subscription_id)
+    return event(domain.SUBSCRIPTION_FROZEN, subscription_id, frozen_at=_moved())
 
 
 def renewed(subscription_id, previous_status="frozen", expires_at=NEW_EXPIRY):
@@ -241,11 +251,14 @@ def renewed(subscription_id, previous_status="frozen", expires_at=NEW_EXPIRY):
         previous_status=previous_status,
         expires_at=expires_at,
         renewal_order_id=new_id("ord"),
+        renewed_at=_moved(),
     )
 
 
 def released(subscription_id):
-    return event(domain.SUBSCRIPTION_RELEASED, subscription_id, reason="expired")
+    return event(
+        domain.SUBSCRIPTION_RELEASED, subscription_id, reason="expired", released_at=_moved()
+    )
 
 
 def upgrading(subscription_id, quantity=25):
@@ -578,6 +591,7 @@ def test_a_sweep_of_thousands_is_claimed_and_finished_in_batches(world):
                 "kind": "release_deployment",
                 "payload": {},
                 "cause_event_id": f"evt_{index}",
+                "occurred_at": now,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -643,3 +657,173 @@ def test_a_product_catalog_cannot_describe_waits_and_holds_up_no_other(world):
     assert waiting.status == "pending" and "catalog answered nonsense" in waiting.last_error
     assert [action.status for action in actions(world, fine)] == ["done"]
     assert len(world.seller.calls) == 1
+
+
+# -- the order of orders' moves (review 9, finding 2) ------------------------------------
+
+
+def test_a_renewal_consumed_before_the_freeze_it_follows_leaves_the_tenant_unfrozen(world):
+    subscription_id = delivered(world)
+    freeze, renewal = frozen(subscription_id), renewed(subscription_id)  # in orders' order
+    receive(world, renewal)  # the renewed queue is consumed first
+    run_all(world)
+    receive(world, freeze)  # the frozen queue was backlogged
+    run_all(world)
+
+    assert world.seller.activities() == ["updateInstanceStatus:UNFREEZE", "refreshInstance"]
+    kinds = {action.kind: action for action in actions(world, subscription_id)}
+    assert kinds["freeze"].status == "superseded"
+    assert "older than" in kinds["freeze"].last_error
+
+
+def test_a_late_freeze_queued_before_its_renewal_ran_is_dropped_too(world):
+    subscription_id = delivered(world)
+    freeze, renewal = frozen(subscription_id), renewed(subscription_id)
+    receive(world, renewal, freeze)  # both queued before the sweep
+    run_all(world)
+    assert world.seller.activities() == ["updateInstanceStatus:UNFREEZE", "refreshInstance"]
+
+
+def test_actions_run_in_the_order_of_orders_moves_not_of_their_arrival(world):
+    subscription_id = delivered(world)
+    upgrade, freeze = upgrading(subscription_id), frozen(subscription_id)
+    receive(world, freeze, upgrade)  # the upgrading event arrives last, made first
+    run_all(world)
+    assert world.seller.activities() == ["upgradeInstance", "updateInstanceStatus:FREEZE"]
+
+
+def test_an_older_renewal_consumed_late_does_not_take_the_expiry_back(world):
+    later_expiry = NEW_EXPIRY + dt.timedelta(days=30)
+    subscription_id = delivered(world, "license")
+    first = renewed(subscription_id, "enabled")
+    second = renewed(subscription_id, "enabled", expires_at=later_expiry)
+    receive(world, second)
+    run_all(world)
+    receive(world, first)
+    run_all(world)
+    assert world.uow.deliveries.of_subscription(subscription_id).expires_at == later_expiry
+    kinds = [action.status for action in actions(world, subscription_id)]
+    assert sorted(kinds) == ["done", "superseded"]
+
+
+def test_a_release_supersedes_what_is_pending_before_it(world):
+    subscription_id = delivered(world)
+    world.seller.then("updateInstanceStatus", SellerUnreachable("no answer"))
+    receive(world, frozen(subscription_id))
+    run_all(world)  # the freeze waits for its retry
+    receive(world, released(subscription_id))
+    run_all(world)  # the release does not wait for it
+
+    assert world.seller.activities() == ["updateInstanceStatus:FREEZE", "releaseInstance"]
+    freeze, release = actions(world, subscription_id)
+    assert (freeze.status, release.status) == ("superseded", "done")
+    world.clock.advance(hours=2)
+    assert run(world) == 0
+
+
+def test_an_event_older_than_the_release_is_dropped_and_an_upgrade_refunded(world):
+    subscription_id = delivered(world)
+    upgrade, freeze, release = (
+        upgrading(subscription_id),
+        frozen(subscription_id),
+        released(subscription_id),
+    )
+    receive(world, release)
+    run_all(world)
+    receive(world, freeze, upgrade)
+    run_all(world)
+    assert world.seller.activities() == ["releaseInstance"]
+    (failed,) = outbox(world, domain.INSTANCE_UPGRADE_FAILED)
+    assert failed["data"]["upgrade_order_id"] == upgrade.data["upgrade_order_id"]
+    assert "released" in failed["data"]["reason"]
+
+
+def test_two_replicas_queueing_one_subscriptions_events_take_turns(world):
+    """The check-and-insert holds the delivery's row: a second replica's enqueue waits
+    for the first's commit, then sees its actions."""
+    subscription_id = delivered(world)
+    freeze, renewal = frozen(subscription_id), renewed(subscription_id)
+    with standalone_unit_of_work(
+        world.url,
+        metadata,
+        service_name="provisioning",
+        command="other",
+        repositories=ProvisioningService.db.repositories,
+    ) as other:
+        instance_actions.enqueue(world.uow, world.clock, event=renewal)  # not committed
+        lock_timeout = sa.text("SET LOCAL lock_timeout = '200ms'")
+        other.session.execute(lock_timeout)
+        with pytest.raises(sa.exc.OperationalError):  # it waits on the delivery's row
+            instance_actions.enqueue(other, world.clock, event=freeze)
+        other.rollback()
+        world.uow.commit()
+        instance_actions.enqueue(other, world.clock, event=freeze)
+        other.commit()
+    run_all(world)
+    assert world.seller.activities() == ["updateInstanceStatus:UNFREEZE", "refreshInstance"]
+
+
+# -- an upgrade the seller never confirms (review 9, finding 5b) -------------------------
+
+
+def test_an_upgrade_unanswered_past_its_window_fails_once_and_the_later_actions_run(world):
+    policy = domain.InstanceActionPolicy(
+        first_retry=dt.timedelta(seconds=30),
+        max_retry=dt.timedelta(hours=1),
+        upgrade_window=dt.timedelta(hours=3),
+        batch=50,
+    )
+    subscription_id = delivered(world)
+    world.seller.then("upgradeInstance", *[ResultCode.PROCESSING.value] * 50)
+    asked = upgrading(subscription_id)
+    receive(world, asked, frozen(subscription_id))
+
+    for _ in range(12):  # 2 h 30 min of tries: still waiting, the freeze behind it
+        run_all(world, policy)
+        world.clock.advance(minutes=15)
+    upgrade, freeze = actions(world, subscription_id)
+    assert (upgrade.status, freeze.status) == ("pending", "pending")
+    assert outbox(world, domain.INSTANCE_UPGRADE_FAILED) == []
+
+    for _ in range(12):
+        run_all(world, policy)
+        world.clock.advance(minutes=15)
+    receive(world, released(subscription_id))
+    for _ in range(3):
+        run_all(world, policy)
+        world.clock.advance(minutes=15)
+
+    (failed,) = outbox(world, domain.INSTANCE_UPGRADE_FAILED)
+    assert failed["data"]["upgrade_order_id"] == asked.data["upgrade_order_id"]
+    assert "did not confirm the upgrade within 3 h" in failed["data"]["reason"]
+    assert "000004" in failed["data"]["reason"]
+    assert outbox(world, domain.INSTANCE_UPGRADED) == []
+    statuses = [(action.kind, action.status) for action in actions(world, subscription_id)]
+    assert statuses == [("upgrade", "failed"), ("freeze", "done"), ("release", "done")]
+    assert world.seller.activities()[-2:] == ["updateInstanceStatus:FREEZE", "releaseInstance"]
+    # the last try is made at the window's end, not up to an hour after it
+    assert (
+        upgrade.created_at + dt.timedelta(hours=3) == actions(world, subscription_id)[0].finished_at
+    )
+
+
+def test_the_upgrade_window_defaults_to_the_delivery_window():
+    assert domain.InstanceActionPolicy().upgrade_window == dt.timedelta(hours=3)
+
+
+def test_a_release_supersedes_an_upgrade_waiting_for_its_retry_which_is_refunded_once(world):
+    subscription_id = delivered(world)
+    world.seller.then("upgradeInstance", ResultCode.PROCESSING.value)
+    asked = upgrading(subscription_id)
+    receive(world, asked)
+    run_all(world)  # 000004: asked again later
+    receive(world, released(subscription_id))
+    run_all(world)
+    world.clock.advance(hours=4)
+    run_all(world)
+
+    upgrade, release = actions(world, subscription_id)
+    assert (upgrade.status, release.status) == ("superseded", "done")
+    (failed,) = outbox(world, domain.INSTANCE_UPGRADE_FAILED)
+    assert failed["data"]["upgrade_order_id"] == asked.data["upgrade_order_id"]
+    assert world.seller.activities() == ["upgradeInstance", "releaseInstance"]

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("cause_event_id", sa.String(length=64), nullable=False),
+        sa.Column("occurred_at", UTCDateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("next_attempt_at", UTCDateTime(timezone=True), nullable=False),
@@ -57,7 +58,9 @@ def upgrade() -> None:
         sqlite_where=_PENDING,
     )
     op.create_index(
-        "ix_instance_actions_subscription_id", "instance_actions", ["subscription_id", "seq"]
+        "ix_instance_actions_subscription_id",
+        "instance_actions",
+        ["subscription_id", "occurred_at", "seq"],
     )
 
 
