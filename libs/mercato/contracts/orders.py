@@ -861,7 +861,9 @@ _TARGET_SPECIFICATION = "spc_8f9a0b1c2d3e44f5a6b7c8d9e0f1a2b3"
 
 
 class SubscriptionAutoRenewFailedV1(SubscriptionFactsV1):
-    renewal_order_id = fields.String(required=True)  # the unpaid order, tried again later
+    # the unpaid order, tried again later; null when the renewal could not even be
+    # priced (the catalog no longer sells its period or configuration): no order placed
+    renewal_order_id = fields.String(required=True, allow_none=True)
     reason = fields.String(required=True)
     expires_at = fields.AwareDateTime(required=True)
     # the next try (03:00 account time the next day); null: none left before the expiry
@@ -906,7 +908,9 @@ register(
     1,
     SubscriptionAutoRenewFailedV1,
     summary="An automatic renewal could not be paid (neither the balance nor the credit "
-    "covered it): the renewal order stays unpaid and is tried again at "
+    "covered it), or could not be priced (``renewal_order_id`` null: the catalog no "
+    "longer sells its period or configuration): the renewal order stays unpaid and is "
+    "tried again at "
     "``next_attempt_at`` (03:00 account time the next day), or, when that is null, not "
     "again before the expiry.",
     subject="the subscription id",

@@ -15,9 +15,20 @@ leaves alone. The claim commits a lease (``next_auto_renew_at`` moved ahead by
 between billing's charge and the extension leaves an order that billing's
 ``billing.payment.succeeded`` event, or the sweep once the lease is over, completes.
 
-A refused payment (402 from both) leaves the order unpaid for the next attempt (03:00
-local the next day, while before the expiry; its payment deadline is the expiry), counts
-``auto_renew_failures`` and announces ``orders.subscription.auto_renew_failed``.
+A refused payment (402 from both), or a renewal the catalog no longer prices (its
+period or configuration withdrawn: no order), is a failed attempt: tried again at 03:00
+local the next day while before the expiry (the order's payment deadline is the
+expiry), counted in ``auto_renew_failures`` and announced
+(``orders.subscription.auto_renew_failed``). Each subscription is claimed in its own
+savepoint: one that cannot be handled never holds back the batch's others.
+
+A payment attempt in progress is left alone: an order whose payment mark is younger than
+``LEASE`` (the buyer paying it by card, say) is not asked for again, and billing
+answering "pending" is an attempt in progress, not a failure.
+
+Locks: order first, then subscription, as on the pay path (``usecases.record_payment``);
+the sweep, holding the subscriptions it claimed, takes their orders only if no one holds
+them (``uow.auto_renewals.lock_order_unless_held``).
 """
 
 from __future__ import annotations
@@ -27,30 +38,32 @@ import logging
 from typing import Any
 
 from mercato.clock import Clock
-from mercato.db import new_id
 from mercato.errors import (
     BusinessRuleViolation,
     Conflict,
+    MercatoError,
     NotFound,
     PaymentRequired,
     ServiceUnavailable,
+    ValidationError,
 )
 from mercato.identity import BUYER, Identity
-from mercato.periods import renewed_expiry
 from mercato.terms import BALANCE, CREDIT, ENABLED, RELEASED, RESELLER, UNPAID, YEARLY_MONTHLY
 from orders import domain, metrics, renewals, usecases
-from orders.models import Order, RenewalQuote, Subscription
+from orders.models import Order, Subscription
 
 _log = logging.getLogger(__name__)
 
 # how long a claimed attempt holds its subscription: past it, an attempt that did not
-# finish (its process died) is taken up again by the next sweep
+# finish (its process died) is taken up again by the next sweep; a payment mark younger
+# than this is an attempt in progress, left alone
 LEASE = dt.timedelta(minutes=10)
 SWITCHED_OFF = "auto-renew was switched off or its period changed"
+PENDING = "pending"
 
 
 def _own(uow, buyer: Identity, subscription_id: str) -> Subscription:
-    subscription = uow.orders.lock_subscription(subscription_id)
+    subscription = uow.orders.subscription(subscription_id)
     if subscription is None or subscription.account_id != buyer.account_id:
         raise NotFound("purchased app not found")
     return subscription
@@ -69,10 +82,36 @@ def view(subscription: Subscription) -> dict[str, Any]:
     }
 
 
+def _price(catalog, subscription: Subscription, period: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's price now of the subscription's current configuration for
+    ``period`` (its ``amount``)."""
+    return catalog.quote(
+        {
+            "product_id": subscription.line.product_id,
+            "specification_id": subscription.current_specification_id(),
+            "billing_mode": YEARLY_MONTHLY,
+            "period": period,
+            "quantity": subscription.current_quantity(),
+        }
+    )
+
+
+def _refusal_text(exc: MercatoError) -> str:
+    detail = "; ".join(f"{name}: {', '.join(map(str, why))}" for name, why in exc.fields.items())
+    return f"{exc.message} ({detail})" if detail else exc.message
+
+
 def set_auto_renew(
-    uow, clock: Clock, *, buyer: Identity, subscription_id: str, request: dict[str, Any]
+    uow,
+    clock: Clock,
+    *,
+    buyer: Identity,
+    subscription_id: str,
+    request: dict[str, Any],
+    catalog,
 ) -> dict[str, Any]:
-    """Turn automatic renewal on for ``period``, change its period, or turn it off (at
+    """Turn automatic renewal on for ``period`` (one the catalog sells for the current
+    configuration, else 400 naming ``period``), change its period, or turn it off (at
     any time). An unpaid automatic renewal order waiting for its next attempt is
     cancelled when it is turned off or its period changes."""
     subscription = _own(uow, buyer, subscription_id)
@@ -83,20 +122,30 @@ def set_auto_renew(
             f"yearly/monthly; this one is a {line.delivery_method}, {line.billing_mode}",
             code="AUTO_RENEW_NOT_SUPPORTED",
         )
-    now = clock.now()
     period: dict[str, Any] = request.get("period") or {}
     if request["enabled"]:
-        if subscription.status == RELEASED:
-            raise Conflict(
-                "the purchased app was released; it can no longer be renewed",
-                code="SUBSCRIPTION_RELEASED",
-            )
+        _refuse_if_released(subscription)
+        try:
+            _price(catalog, subscription, period)  # asked before any row is locked
+        except ValidationError as exc:
+            raise ValidationError(
+                f"this period cannot be renewed automatically: {_refusal_text(exc)}",
+                {"period": [f"not offered for this product: {_refusal_text(exc)}"]},
+            ) from exc
+    uow.rollback()  # nothing locked while the catalog was asked; now: orders, then the row
+    waiting = uow.auto_renewals.lock_unpaid_orders_of(subscription_id)
+    subscription = uow.orders.lock_subscription(subscription_id)
+    if subscription is None:
+        raise NotFound("purchased app not found")
+    now = clock.now()
+    if request["enabled"]:
+        _refuse_if_released(subscription)
         changed = subscription.auto_renew and (
             subscription.auto_renew_period_unit != period["unit"]
             or subscription.auto_renew_period_count != period["count"]
         )
         if changed:
-            _cancel_waiting_orders(uow, subscription.id, now)
+            _cancel_waiting_orders(uow, waiting, now)
         subscription.auto_renew = True
         subscription.auto_renew_period_unit = period["unit"]
         subscription.auto_renew_period_count = period["count"]
@@ -110,7 +159,7 @@ def set_auto_renew(
         )
     else:
         if subscription.auto_renew:
-            _cancel_waiting_orders(uow, subscription.id, now)
+            _cancel_waiting_orders(uow, waiting, now)
         subscription.auto_renew = False
         subscription.auto_renew_period_unit = None
         subscription.auto_renew_period_count = None
@@ -121,10 +170,18 @@ def set_auto_renew(
     return answer
 
 
-def _cancel_waiting_orders(uow, subscription_id: str, now: dt.datetime) -> None:
-    """Cancel the subscription's unpaid automatic renewal orders that no payment attempt
-    marks, and free their period's key for a new order."""
-    for order in uow.upgrades.unpaid_auto_renewals_of(subscription_id):
+def _refuse_if_released(subscription: Subscription) -> None:
+    if subscription.status == RELEASED:
+        raise Conflict(
+            "the purchased app was released; it can no longer be renewed",
+            code="SUBSCRIPTION_RELEASED",
+        )
+
+
+def _cancel_waiting_orders(uow, waiting, now: dt.datetime) -> None:
+    """Cancel the subscription's unpaid automatic renewal orders (``waiting``, locked)
+    that no payment attempt marks, and free their period's key for a new order."""
+    for order in waiting:
         if order.payment_started_at is not None:
             continue  # billing is being asked: its answer decides
         order.cancel(SWITCHED_OFF, now)
@@ -138,12 +195,12 @@ def _cancel_waiting_orders(uow, subscription_id: str, now: dt.datetime) -> None:
 
 def sweep(uow, clock: Clock, *, catalog, billing_as, batch_size: int = 50) -> int:
     """Attempt every automatic renewal due now, one batch after another; answers how
-    many payments were attempted. ``billing_as(order)``: billing, asked as the order's
-    buyer (and its reseller). Safe with two replicas."""
+    many payments were attempted. ``billing_as(payer)``: billing, asked as ``payer``
+    (the order's buyer, carrying its reseller). Safe with two replicas."""
     attempted = 0
     while True:
         claimed = claim_due(uow, clock, catalog=catalog, batch_size=batch_size)
-        for order_id in claimed:
+        for order_id in claimed.to_pay:
             try:
                 attempted += pay_renewal(uow, clock, order_id=order_id, billing_as=billing_as)
             except Exception:
@@ -152,36 +209,54 @@ def sweep(uow, clock: Clock, *, catalog, billing_as, batch_size: int = 50) -> in
                 _log.exception(
                     "automatic renewal order %s not settled; asked again later", order_id
                 )
-        if len(claimed) < batch_size:
+        if claimed.count < batch_size:
             break
-    metrics.RENEWALS_DUE.set(uow.upgrades.count_due_auto_renewals(clock.now()))
+    metrics.RENEWALS_DUE.set(uow.auto_renewals.count_due(clock.now()))
     uow.rollback()
     return attempted
 
 
-def claim_due(uow, clock: Clock, *, catalog, batch_size: int = 50) -> list[str]:
+class Claimed:
+    """One claimed batch: how many subscriptions it held, and the orders to pay."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.to_pay: list[str] = []
+
+
+def claim_due(uow, clock: Clock, *, catalog, batch_size: int = 50) -> Claimed:
     """Claim one batch of due subscriptions (locked, skipping those another replica
     holds): each gets its period's renewal order (placed now if it has none), the
-    order's payment mark and a lease; committed. Answers the orders to pay."""
+    order's payment mark and a lease, each in its own savepoint; committed."""
     now = clock.now()
-    to_pay: list[str] = []
-    for subscription in uow.upgrades.claim_due_auto_renewals(now, limit=batch_size):
-        order = _order_to_pay(uow, clock, subscription, catalog, now)
-        if order is None:
+    claimed = Claimed()
+    for subscription in uow.auto_renewals.claim_due(now, limit=batch_size):
+        claimed.count += 1
+        try:
+            with uow.auto_renewals.savepoint():
+                order = _order_to_pay(uow, subscription, catalog, now)
+                if order is None:
+                    continue
+                subscription.next_auto_renew_at = now + LEASE
+                order.payment_started_at = now
+                uow.orders.mark_payment_started(order)
+        except Exception:
+            # what this subscription changed is undone; the others go on. Not asked
+            # again before the lease is over (a fault must not hold the batch's head).
+            _log.exception(
+                "automatic renewal of %s not claimed; tried again later", subscription.id
+            )
+            subscription.next_auto_renew_at = now + LEASE
             continue
-        subscription.next_auto_renew_at = now + LEASE
-        order.payment_started_at = now
-        uow.orders.mark_payment_started(order)
-        to_pay.append(order.id)
+        claimed.to_pay.append(order.id)
     uow.commit()
-    return to_pay
+    return claimed
 
 
-def _order_to_pay(
-    uow, clock: Clock, subscription: Subscription, catalog, now: dt.datetime
-) -> Order | None:
+def _order_to_pay(uow, subscription: Subscription, catalog, now: dt.datetime) -> Order | None:
     """The unpaid renewal order of the subscription's current period, placed if it has
-    none; None when nothing is to be paid now (the subscription is rescheduled)."""
+    none; None when nothing is to be paid now (the subscription is rescheduled, or the
+    order is held by a payment being applied or attempted)."""
     assert subscription.expires_at is not None
     time_zone = uow.orders.time_zone_of(subscription.account_id)
     due_at = domain.auto_renew_due_at(subscription.expires_at, time_zone)
@@ -193,64 +268,59 @@ def _order_to_pay(
         subscription.next_auto_renew_at = due_at
         return None
     key = domain.auto_renewal_key(subscription.id, subscription.expires_at)
-    order = uow.upgrades.auto_renewal_order(key)
+    order_id = uow.auto_renewals.order_id_of_period(key)
+    if order_id is None:
+        return _place_renewal_order(uow, subscription, catalog, key, time_zone, now)
+    order = uow.auto_renewals.lock_order_unless_held(order_id)
     if order is None:
-        try:
-            order = _place_renewal_order(uow, clock, subscription, catalog, key, now)
-        except (NotFound, BusinessRuleViolation) as exc:
-            # the product or its configuration is no longer sold: tried again tomorrow
-            _log.warning("auto-renewal of %s could not be priced: %s", subscription.id, exc)
-            next_attempt = domain.next_auto_renew_attempt(subscription.expires_at, time_zone, now)
-            subscription.auto_renew_failures += 1
-            subscription.next_auto_renew_at = next_attempt or subscription.expires_at
-            metrics.AUTO_RENEW_FAILURES.inc()
-            return None
+        return None  # a payment is being applied to it: the next sweep sees how it ended
     if order.status != UNPAID:
         # paid (the extension is applied in the same transaction) or cancelled
         subscription.next_auto_renew_at = subscription.expires_at
+        return None
+    started = order.payment_started_at
+    if started is not None and now - started < LEASE:
+        # a payment attempt is in progress (the buyer's card payment, say): its outcome
+        # decides; looked at again once the mark is old
+        subscription.next_auto_renew_at = started + LEASE
         return None
     return order
 
 
 def _place_renewal_order(
-    uow, clock: Clock, subscription: Subscription, catalog, key: str, now: dt.datetime
-) -> Order:
-    """The period's renewal order, built the one way renewal orders are
-    (``renewals._renewal_order``) from a quote of the catalog's price now; unpaid until
-    the expiry, paid by whoever paid the subscription's first order."""
+    uow, subscription: Subscription, catalog, key: str, time_zone: str, now: dt.datetime
+) -> Order | None:
+    """The period's renewal order (``renewals.build_renewal_order``) at the catalog's
+    price now; unpaid until the expiry, paid by whoever paid the subscription's first
+    order. A period or configuration the catalog no longer sells is a failed attempt
+    (None)."""
     assert subscription.expires_at is not None
     unit, count = subscription.auto_renew_period_unit, subscription.auto_renew_period_count
     assert unit is not None and count is not None
     period = {"unit": unit, "count": count}
-    priced = catalog.quote(
-        {
-            "product_id": subscription.line.product_id,
-            "specification_id": subscription.current_specification_id(),
-            "billing_mode": YEARLY_MONTHLY,
-            "period": period,
-            "quantity": subscription.current_quantity(),
-        }
-    )
-    time_zone = uow.orders.time_zone_of(subscription.account_id)
-    quote = RenewalQuote(
-        id=new_id("rnq"),
-        subscription_id=subscription.id,
-        account_id=subscription.account_id,
-        period_unit=unit,
-        period_count=count,
+    try:
+        priced = _price(catalog, subscription, period)
+    except ServiceUnavailable:
+        raise  # the catalog does not answer: the claim is tried again after the lease
+    except MercatoError as exc:
+        _log.warning("auto-renewal of %s could not be priced: %s", subscription.id, exc)
+        next_attempt = domain.next_auto_renew_attempt(subscription.expires_at, time_zone, now)
+        reason = f"the renewal could not be priced: {_refusal_text(exc)}"
+        domain.auto_renew_failed(subscription, None, reason, next_attempt, now)
+        uow.emit_recorded(subscription)
+        metrics.AUTO_RENEW_FAILURES.inc()
+        return None
+    first = uow.orders.get(subscription.order_id)
+    order = renewals.build_renewal_order(
+        subscription,
+        period=period,
         amount=priced["amount"]["amount"],
         currency=priced["amount"]["currency"],
-        new_expires_at=renewed_expiry(subscription.expires_at, unit, count, time_zone),
-        valid_until=now,
-        created_at=now,
-        order_id=None,
+        payer=payer_identity(first),
+        now=now,
+        payment_deadline=subscription.expires_at,
+        auto_renewal_key=key,
     )
-    first = uow.orders.get(subscription.order_id)
-    buyer = payer_identity(first)
-    order = renewals._renewal_order(subscription, quote, buyer, now, subscription.expires_at - now)
-    quote.order_id = order.id
-    order.auto_renewal_key = key
-    uow.orders.add_renewal_quote(quote)
     order.place()
     uow.orders.add(order)
     uow.emit_recorded(order)
@@ -273,22 +343,25 @@ def payer_identity(order: Order) -> Identity:
 def pay_renewal(uow, clock: Clock, *, order_id: str, billing_as) -> int:
     """Pay one claimed renewal order: the balance, then the credit (a reseller's
     customer's: its reseller). Paid: the subscription is extended (``record_payment``)
-    and due again 7 days before its new expiry. Refused: the order stays unpaid for the
-    next attempt and the failure is announced. Billing not answering: the lease runs
-    out and the next sweep asks again (billing charges an order once). Answers 1 if
-    billing was asked."""
+    and due again 7 days before its new expiry. Pending: an attempt in progress
+    (billing's event settles it). Refused: the order stays unpaid for the next attempt
+    and the failure is announced. Billing not answering: the lease runs out and the
+    next sweep asks again (billing charges an order once). Answers 1 if billing was
+    asked."""
     order = uow.orders.get(order_id)
-    uow.rollback()
     if order is None:
+        uow.rollback()
         return 0
-    billing = billing_as(order)
+    # what billing is asked, copied before the transaction ends: none stays open
+    # (idle) while billing answers
+    payer, parties, amount = payer_identity(order), order.parties(), order.amount()
     methods = (RESELLER,) if order.paid_by_reseller else (BALANCE, CREDIT)
+    uow.rollback()
+    billing = billing_as(payer)
     payment, reasons = None, []
     for method in methods:
         try:
-            answer = billing.pay_order(
-                {**order.parties(), "amount": order.amount(), "payment_method": method}
-            )
+            answer = billing.pay_order({**parties, "amount": amount, "payment_method": method})
         except PaymentRequired as exc:
             reasons.append(f"{method}: {exc}")
             continue
@@ -299,6 +372,11 @@ def pay_renewal(uow, clock: Clock, *, order_id: str, billing_as) -> int:
             _log.warning("renewal order %s was not paid: %s", order_id, exc)
             uow.orders.clear_payment_mark(order_id)
             uow.commit()
+            return 1
+        if answer["status"] == PENDING:
+            # a payment in progress (the buyer's card, say): billing's event settles it;
+            # the mark stays, so nothing cancels the order under it
+            _log.info("renewal order %s has a payment in progress", order_id)
             return 1
         if answer["status"] == "succeeded":
             payment = answer

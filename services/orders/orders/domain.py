@@ -30,7 +30,7 @@ from mercato.domain import RecordsEvents, StateMachine
 from mercato.errors import BusinessRuleViolation, Conflict
 from mercato.money import money
 from mercato.periods import YEARLY_MONTHLY as TIMED_BILLING_MODE
-from mercato.periods import add_months, renewed_expiry, subscription_expiry
+from mercato.periods import add_months, renewed_expiry, subscription_expiry, zone
 from mercato.terms import (
     AWAITING_ACCEPTANCE,
     CANCELLED,
@@ -40,9 +40,13 @@ from mercato.terms import (
     ENABLING,
     EXPIRED,
     FROZEN,
+    LICENSE,
     PAID,
+    PROFESSIONAL_SERVICE,
     RELEASED,
+    SAAS,
     UNPAID,
+    YEARLY_MONTHLY,
 )
 
 __all__ = ["add_months", "subscription_expiry"]  # the period rules, shared with provisioning
@@ -731,40 +735,35 @@ class SubscriptionRules(RecordsEvents):
 # -- H2: auto-renewal and upgrades ---------------------------------------------------
 # (rules only; the use cases are orders.auto_renewal and orders.upgrades)
 
-from zoneinfo import ZoneInfo  # noqa: E402
-
-from mercato.terms import LICENSE, PROFESSIONAL_SERVICE, SAAS, YEARLY_MONTHLY  # noqa: E402
-
 AUTO_RENEW_HOUR = 3  # an automatic renewal is tried at 03:00 in the subscription's zone
 AUTO_RENEW_DAYS_BEFORE = 7  # ... this many days before its expiry's local date
 
 
-def _zone(time_zone: str | None) -> ZoneInfo:
-    return ZoneInfo(time_zone or "UTC")
+def _at_auto_renew_hour(day: dt.date, time_zone: str | None) -> dt.datetime:
+    """03:00 of ``day`` in ``time_zone`` (``mercato.periods.zone``: UTC when unknown)."""
+    local = dt.datetime.combine(day, dt.time(AUTO_RENEW_HOUR), tzinfo=zone(time_zone))
+    return local.astimezone(dt.UTC)
 
 
-def auto_renew_due_at(expires_at: dt.datetime, time_zone: str) -> dt.datetime:
+def auto_renew_due_at(expires_at: dt.datetime, time_zone: str | None) -> dt.datetime:
     """When an automatic renewal of a subscription expiring at ``expires_at`` is due:
     03:00 in ``time_zone``, 7 days before the expiry's local date."""
-    zone = _zone(time_zone)
-    local_day = expires_at.astimezone(zone).date() - dt.timedelta(days=AUTO_RENEW_DAYS_BEFORE)
-    moment = dt.datetime.combine(local_day, dt.time(AUTO_RENEW_HOUR), tzinfo=zone)
-    return moment.astimezone(dt.UTC)
+    local_day = expires_at.astimezone(zone(time_zone)).date()
+    return _at_auto_renew_hour(local_day - dt.timedelta(days=AUTO_RENEW_DAYS_BEFORE), time_zone)
 
 
-def auto_renew_at(expires_at: dt.datetime, time_zone: str, now: dt.datetime) -> dt.datetime:
+def auto_renew_at(expires_at: dt.datetime, time_zone: str | None, now: dt.datetime) -> dt.datetime:
     """When the next automatic renewal is tried: when it is due, or now if that passed."""
     return max(auto_renew_due_at(expires_at, time_zone), now)
 
 
 def next_auto_renew_attempt(
-    expires_at: dt.datetime, time_zone: str, now: dt.datetime
+    expires_at: dt.datetime, time_zone: str | None, now: dt.datetime
 ) -> dt.datetime | None:
     """After a failed attempt at ``now``: 03:00 local the next day, while that is before
     the expiry; None when no attempt is left."""
-    zone = _zone(time_zone)
-    next_day = now.astimezone(zone).date() + dt.timedelta(days=1)
-    moment = dt.datetime.combine(next_day, dt.time(AUTO_RENEW_HOUR), tzinfo=zone).astimezone(dt.UTC)
+    next_day = now.astimezone(zone(time_zone)).date() + dt.timedelta(days=1)
+    moment = _at_auto_renew_hour(next_day, time_zone)
     return moment if moment < expires_at else None
 
 
@@ -942,13 +941,14 @@ def refuse_upgrade(subscription: Any, order: OrderRules, reason: str, now: dt.da
 
 def auto_renew_failed(
     subscription: Any,
-    renewal_order_id: str,
+    renewal_order_id: str | None,
     reason: str,
     next_attempt_at: dt.datetime | None,
     now: dt.datetime,
 ) -> None:
-    """An automatic renewal could not be paid: counted, tried again at
-    ``next_attempt_at`` (None: not again this period) and announced to the buyer."""
+    """An automatic renewal could not be paid, or not even priced (no order:
+    ``renewal_order_id`` None): counted, tried again at ``next_attempt_at`` (None: not
+    again this period) and announced to the buyer."""
     subscription.auto_renew_failures = (subscription.auto_renew_failures or 0) + 1
     if subscription.auto_renew:
         subscription.next_auto_renew_at = next_attempt_at or subscription.expires_at

@@ -157,7 +157,16 @@ def place_renewal(
     refusal = subscription.renewal_refusal()
     if refusal is not None:
         raise refusal
-    order = _renewal_order(subscription, quote, buyer, now, payment_window)
+    order = build_renewal_order(
+        subscription,
+        period={"unit": quote.period_unit, "count": quote.period_count},
+        amount=quote.amount,
+        currency=quote.currency,
+        payer=buyer,
+        now=now,
+        payment_deadline=domain.payment_deadline(now, payment_window),
+        quote_id=quote.id,
+    )
     quote.order_id = order.id
     if order.paid_by_reseller:
         order.payment_started_at = order.created_at  # billing is asked at once
@@ -180,27 +189,37 @@ def place_renewal(
     return view
 
 
-def _renewal_order(
+def build_renewal_order(
     subscription,
-    quote: RenewalQuote,
-    buyer: Identity,
+    *,
+    period: dict[str, Any],
+    amount: int,
+    currency: str,
+    payer: Identity,
     now: dt.datetime,
-    payment_window: dt.timedelta,
+    payment_deadline: dt.datetime,
+    quote_id: str | None = None,
+    auto_renewal_key: str | None = None,
 ) -> Order:
+    """An unpaid renewal order (not yet placed nor added) of the subscription's current
+    configuration for ``period`` at ``amount``: from a buyer's quote (``quote_id``) or
+    an automatic renewal's price (``auto_renewal_key``). ``payer``: the buyer, carrying
+    its reseller who pays a reseller's customer's orders."""
     line = subscription.line
     quantity = subscription.current_quantity()
     order = Order(
         id=new_id("ord"),
         type=RENEWAL,
         subscription_id=subscription.id,
-        quote_id=quote.id,
-        account_id=buyer.account_id,
-        payer_account_id=buyer.reseller_account_id or buyer.account_id,
+        quote_id=quote_id,
+        auto_renewal_key=auto_renewal_key,
+        account_id=payer.account_id,
+        payer_account_id=payer.reseller_account_id or payer.account_id,
         enterprise_project_id=subscription.enterprise_project_id,
         status=UNPAID,
-        amount_due=quote.amount,
-        currency=quote.currency,
-        payment_deadline=domain.payment_deadline(now, payment_window),
+        amount_due=amount,
+        currency=currency,
+        payment_deadline=payment_deadline,
         share_contact=False,
         created_at=now,
         updated_at=now,
@@ -220,12 +239,12 @@ def _renewal_order(
             delivery_method=line.delivery_method,
             service_supervision=line.service_supervision,
             billing_mode=YEARLY_MONTHLY,
-            period_unit=quote.period_unit,
-            period_count=quote.period_count,
+            period_unit=period["unit"],
+            period_count=period["count"],
             quantity=quantity,
-            unit_price=quote.amount // max(quantity, 1),
-            amount=quote.amount,
-            currency=quote.currency,
+            unit_price=amount // max(quantity, 1),
+            amount=amount,
+            currency=currency,
             breakdown=None,
         )
     ]

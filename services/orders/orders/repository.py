@@ -507,6 +507,9 @@ REPOSITORIES = {"orders": OrderRepository}
 from orders.upgrade_repository import UpgradeRepository  # noqa: E402
 
 REPOSITORIES["upgrades"] = UpgradeRepository  # type: ignore[assignment]  # (dict of one type)
+from orders.auto_renewal_repository import AutoRenewalRepository  # noqa: E402
+
+REPOSITORIES["auto_renewals"] = AutoRenewalRepository  # type: ignore[assignment]
 # -- end of H2's section -----------------------------------------------------------------
 
 

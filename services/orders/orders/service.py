@@ -351,6 +351,7 @@ class OrdersService(MercatoService):
                 buyer=buyer,
                 subscription_id=str(subscription_id),
                 request=request,
+                catalog=self.catalog,
             ),
         )
 
@@ -360,9 +361,10 @@ class OrdersService(MercatoService):
         the credit (safe with two replicas: each claims rows the other does not hold)."""
         auto_renewal.sweep(self.db, self.clock, catalog=self.catalog, billing_as=self._billing_for)
 
-    def _billing_for(self, order):
-        """billing, asked as the order's buyer (and its reseller, who pays for it)."""
-        self.caller.act_as(auto_renewal.payer_identity(order))
+    def _billing_for(self, payer):
+        """billing, asked as ``payer``: an order's buyer (and its reseller, who pays
+        for it; ``auto_renewal.payer_identity``)."""
+        self.caller.act_as(payer)
         return self.billing
 
     @rpc(expected_exceptions=EXPECTED)

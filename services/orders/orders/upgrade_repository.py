@@ -1,17 +1,14 @@
-"""Where orders keeps upgrade quotes and finds what auto-renewal works on: every
-statement behind a named method (``uow.upgrades``), registered in
-``orders.repository.REPOSITORIES``."""
+"""Where orders keeps upgrade quotes: every statement behind a named method
+(``uow.upgrades``), registered in ``orders.repository.REPOSITORIES``. Automatic
+renewal has its own (``orders.auto_renewal_repository``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
-from mercato.terms import COMPLETED, ENABLED, RENEWAL, UNPAID
-from orders.models import Order, OrderLine, Subscription, UpgradeQuote
+from mercato.terms import COMPLETED, RENEWAL
+from orders.models import Order, OrderLine, UpgradeQuote
 
 
 class UpgradeRepository:
@@ -55,63 +52,3 @@ class UpgradeRepository:
         if row is None or row.period_unit is None:
             return None
         return {"unit": row.period_unit, "count": row.period_count}
-
-    # -- auto-renewal --
-
-    def claim_due_auto_renewals(self, now: dt.datetime, *, limit: int) -> Sequence[Subscription]:
-        """Enabled subscriptions with auto-renew on whose attempt is due, locked; rows
-        another replica holds are skipped."""
-        return self.session.scalars(
-            sa.select(Subscription)
-            .where(
-                Subscription.auto_renew.is_(True),
-                Subscription.next_auto_renew_at <= now,
-                Subscription.status == ENABLED,
-                Subscription.expires_at > now,
-            )
-            .order_by(Subscription.next_auto_renew_at)
-            .limit(limit)
-            .options(lazyload(Subscription.line))
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        ).all()
-
-    def count_due_auto_renewals(self, now: dt.datetime) -> int:
-        return int(
-            self.session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Subscription)
-                .where(
-                    Subscription.auto_renew.is_(True),
-                    Subscription.next_auto_renew_at <= now,
-                    Subscription.status == ENABLED,
-                    Subscription.expires_at > now,
-                )
-            )
-            or 0
-        )
-
-    def auto_renewal_order(self, key: str) -> Order | None:
-        """The automatic renewal order of one period, locked, if it was placed."""
-        return self.session.scalar(
-            sa.select(Order)
-            .where(Order.auto_renewal_key == key)
-            .options(lazyload(Order.lines))
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-
-    def unpaid_auto_renewals_of(self, subscription_id: str) -> Sequence[Order]:
-        """The subscription's automatic renewal orders still unpaid, locked."""
-        return self.session.scalars(
-            sa.select(Order)
-            .where(
-                Order.subscription_id == subscription_id,
-                Order.type == RENEWAL,
-                Order.auto_renewal_key.is_not(None),
-                Order.status == UNPAID,
-            )
-            .options(lazyload(Order.lines))
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()

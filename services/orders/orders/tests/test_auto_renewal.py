@@ -15,10 +15,15 @@ from nameko.testing.services import entrypoint_hook, replace_dependencies
 
 from mercato.clock import ManualClock
 from mercato.errors import BusinessRuleViolation, NotFound, PaymentRequired, ValidationError
+from mercato.identity import BUYER as BUYER_ROLE
+from mercato.identity import Identity
+from mercato.standalone import standalone_unit_of_work
 from mercato.transport import rpc
 from mercato_testing import signed_context
 from mercato_testing.interface import EventQueue, caller, publish_event, wait_for
-from orders import auto_renewal, domain
+from orders import auto_renewal, domain, usecases
+from orders.models import metadata
+from orders.repository import REPOSITORIES
 from orders.service import OrdersService
 from orders.tests import fakes
 
@@ -39,9 +44,15 @@ DELIVERY = {"prd_license": "license", "prd_known": "saas"}
 
 class FakeCatalog:
     name = "catalog"
+    unsold_periods: set = set()  # (unit, count) the product no longer sells
 
     @rpc
     def quote(self, payload):
+        period = payload.get("period") or {}
+        if (period.get("unit"), period.get("count")) in FakeCatalog.unsold_periods:
+            raise ValidationError(
+                "this period is not offered", {"period": ["not offered for this product"]}
+            )
         quote = fakes.quote_for({**payload, "product_id": "prd_known"})
         return {
             **quote,
@@ -69,6 +80,7 @@ class FakeBilling:
     calls: list = []
     delay = 0.0
     die_after_charge = False  # the answer is lost after the charge (a worker that died)
+    pending_methods: set = set()  # methods whose payment stays pending (a card gateway)
     lock = threading.Lock()
 
     @rpc
@@ -79,6 +91,10 @@ class FakeBilling:
             if payload["order_id"] in FakeBilling.charges:
                 return FakeBilling.charges[payload["order_id"]]
             method, payer = payload["payment_method"], payload["payer_account_id"]
+            if method in FakeBilling.pending_methods:
+                payment = fakes.payment_answer(payload, "pending")
+                FakeBilling.charges[payload["order_id"]] = payment
+                return payment
             amount = payload["amount"]["amount"]
             funds = FakeBilling.credit if method == "credit" else FakeBilling.balance
             if method != "credit_card" and funds.get(payer, 0) < amount:
@@ -101,7 +117,8 @@ class FakeBilling:
 def orders(container_factory, make_service_config):
     FakeBilling.balance, FakeBilling.credit = {"acc_buyer": 10**9}, {}
     FakeBilling.charges, FakeBilling.calls, FakeBilling.delay = {}, [], 0.0
-    FakeBilling.die_after_charge = False
+    FakeBilling.die_after_charge, FakeBilling.pending_methods = False, set()
+    FakeCatalog.unsold_periods = set()
     config = make_service_config("orders", SUBSCRIPTION_SWEEP_SECONDS=3600)
     for fake in (FakeCatalog, FakeIam, FakeBilling):
         container_factory(fake, config).start()
@@ -423,6 +440,154 @@ def test_a_resellers_customers_renewal_is_paid_by_its_reseller(orders):
     )
     assert subscription_row(config, app["id"])["expires_at"] == RENEWED
     assert len(events_of(events, "orders.subscription.renewed")) == 1
+
+
+def test_a_period_the_catalog_does_not_sell_is_refused_when_auto_renew_is_set(orders):
+    config, _clock, _replicas, _events = orders
+    app = enabled_subscription(config)
+    FakeCatalog.unsold_periods = {("month", 7)}
+    with as_caller(config) as service:
+        with pytest.raises(ValidationError) as invalid:
+            service.set_auto_renew(
+                app["id"], {"enabled": True, "period": {"unit": "month", "count": 7}}
+            )
+        assert "period" in invalid.value.fields
+        assert service.get_purchased_app(app["id"])["auto_renew"] is False
+    assert subscription_row(config, app["id"])["next_auto_renew_at"] is None
+
+
+def test_a_period_no_longer_sold_fails_its_renewal_alone_and_is_announced(orders):
+    """The catalog refuses one subscription's period at renewal time: that attempt is a
+    failure (counted, tried again tomorrow, announced); the batch's others renew."""
+    config, clock, replicas, events = orders
+    refused, renewed = enabled_subscription(config), enabled_subscription(config)
+    auto_renewed(config, refused, {"unit": "month", "count": 2})
+    auto_renewed(config, renewed)
+    FakeCatalog.unsold_periods = {("month", 2)}  # withdrawn since auto-renew was set
+    clock.set(DUE)
+    sweep(replicas[0])
+    assert subscription_row(config, renewed["id"])["expires_at"] == RENEWED
+    assert renewal_orders(config, refused["id"]) == []
+    row = subscription_row(config, refused["id"])
+    assert (row["expires_at"], row["auto_renew_failures"]) == (EXPIRES, 1)
+    assert row["next_auto_renew_at"] == DUE + dt.timedelta(days=1)
+    [failed] = events_of(events, "orders.subscription.auto_renew_failed")
+    assert failed["subject"] == refused["id"]
+    assert failed["data"]["renewal_order_id"] is None  # no order could be priced
+    assert "period" in failed["data"]["reason"]
+    assert failed["data"]["next_attempt_at"] == (DUE + dt.timedelta(days=1)).isoformat()
+
+
+def _waiting_on_a_lock(config) -> int:
+    [row] = sql(
+        config,
+        "SELECT count(*) AS n FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    )
+    return row["n"]
+
+
+def test_switching_auto_renew_off_while_billings_payment_is_applied_does_not_deadlock(orders):
+    """Locks are taken order first, then subscription, on every path: billing's
+    payment event for the waiting renewal order (order, then subscription) and the
+    buyer switching auto-renew off at the same moment both finish."""
+    config, clock, replicas, _events = orders
+    app = enabled_subscription(config)
+    auto_renewed(config, app)
+    FakeBilling.balance["acc_buyer"] = 0
+    clock.set(DUE)
+    sweep(replicas[0])
+    [order] = renewal_orders(config, app["id"])
+    assert order["status"] == "unpaid"
+    buyer = Identity(
+        account_id="acc_buyer", user_id="usr_buyer", account_type=BUYER_ROLE, roles=(BUYER_ROLE,)
+    )
+
+    def unit(command):
+        return standalone_unit_of_work(
+            config["DATABASE_URL"],
+            metadata,
+            service_name="orders",
+            command=command,
+            repositories=REPOSITORIES,
+        )
+
+    def switch_off():
+        with unit("switch-off") as uow:
+            return auto_renewal.set_auto_renew(
+                uow,
+                clock,
+                buyer=buyer,
+                subscription_id=app["id"],
+                request={"enabled": False},
+                catalog=None,  # switching off asks no price
+            )
+
+    with unit("payment-event") as payment:
+        payment.orders.lock(order["id"])  # billing's event is being handled
+        switching = eventlet.spawn(switch_off)
+        wait_for(
+            lambda: _waiting_on_a_lock(config) or switching.dead,
+            "the switch-off to wait",
+            timeout=10,
+        )
+        assert not switching.dead, switching.wait()
+        usecases.record_payment(
+            payment, clock, order_id=order["id"], payment_id="pay_late", payment_method="balance"
+        )
+        payment.commit()
+    switched = switching.wait()
+    assert switched["auto_renew"] is False
+    [order] = renewal_orders(config, app["id"])
+    assert order["status"] == "completed"
+    row = subscription_row(config, app["id"])
+    assert (row["expires_at"], row["auto_renew"]) == (RENEWED, False)
+
+
+def test_a_buyers_card_payment_in_progress_is_left_alone_by_the_sweep(orders):
+    """The buyer pays the waiting renewal order by card and billing answers pending:
+    the sweep does not ask again while that mark is recent, and once it asks, a pending
+    payment is in progress, not a failure."""
+    config, clock, replicas, events = orders
+    app = enabled_subscription(config)
+    auto_renewed(config, app)
+    FakeBilling.balance["acc_buyer"] = 0
+    clock.set(DUE)
+    sweep(replicas[0])
+    [order] = renewal_orders(config, app["id"])
+    [failed] = events_of(events, "orders.subscription.auto_renew_failed")
+    next_attempt = DUE + dt.timedelta(days=1)
+    clock.set(next_attempt - dt.timedelta(minutes=1))
+    FakeBilling.pending_methods = {"credit_card"}
+    with as_caller(config) as service:
+        paying = service.pay_order(
+            order["id"],
+            {"payment_method": "credit_card", "card": {"token": "tok_4242424242424242"}},
+        )
+    assert paying["status"] == "unpaid"
+    [mark] = sql(config, "SELECT payment_started_at FROM orders WHERE id = :o", o=order["id"])
+    assert mark["payment_started_at"] is not None
+    calls = len(FakeBilling.calls)
+    clock.set(next_attempt)
+    sweep(replicas[1])
+    assert len(FakeBilling.calls) == calls  # billing is not asked under the buyer's payment
+    [again] = sql(config, "SELECT payment_started_at FROM orders WHERE id = :o", o=order["id"])
+    assert again["payment_started_at"] == mark["payment_started_at"]
+    clock.set(next_attempt + auto_renewal.LEASE)
+    sweep(replicas[0])  # the mark is old now: billing is asked, and answers pending
+    assert len(FakeBilling.calls) > calls
+    [still] = sql(
+        config, "SELECT status, payment_started_at FROM orders WHERE id = :o", o=order["id"]
+    )
+    assert still["status"] == "unpaid" and still["payment_started_at"] is not None
+    print(
+        "CALLS",
+        [(c["order_id"], c["payment_method"]) for c in FakeBilling.calls],
+        FakeBilling.charges.keys(),
+    )
+    later = events_of(events, "orders.subscription.auto_renew_failed")
+    assert {event["id"] for event in later} <= {failed["id"]}, later  # no new failure
+    assert subscription_row(config, app["id"])["auto_renew_failures"] == 1
 
 
 # -- the rules of time (no containers) --------------------------------------------------
