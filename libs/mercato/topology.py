@@ -98,6 +98,14 @@ EVENT_HANDLERS = (
     EventHandlerQueue("orders", "on_service_provided", "supervision.flow.service_provided"),
     EventHandlerQueue("orders", "on_flow_completed", "supervision.flow.completed"),
     EventHandlerQueue("orders", "on_flow_closed", "supervision.flow.closed"),
+    # orders after the purchase: upgrades applied or refused, refunds of unsubscriptions,
+    # the accounts' time zones
+    EventHandlerQueue("orders", "on_instance_upgraded", "provisioning.instance.upgraded"),
+    EventHandlerQueue(
+        "orders", "on_instance_upgrade_failed", "provisioning.instance.upgrade_failed"
+    ),
+    EventHandlerQueue("orders", "on_refund_completed", "billing.refund.completed"),
+    EventHandlerQueue("orders", "on_time_zone_changed", "iam_agency.account.time_zone_changed"),
     EventHandlerQueue("provisioning", "on_order_paid", "orders.order.paid"),
     EventHandlerQueue("provisioning", "on_flow_confirmed", "supervision.flow.confirmed"),
     # provisioning after the purchase: instance actions (H4)
@@ -109,6 +117,26 @@ EVENT_HANDLERS = (
     EventHandlerQueue("supervision", "on_delivery_succeeded", "provisioning.delivery.succeeded"),
     EventHandlerQueue("supervision", "on_order_cancelled", "orders.order.cancelled"),
     EventHandlerQueue("supervision", "on_refund_completed", "billing.refund.completed"),
+    # supervision: a direct message for each move after the purchase
+    EventHandlerQueue("supervision", "on_subscription_expiring", "orders.subscription.expiring"),
+    EventHandlerQueue("supervision", "on_subscription_expired", "orders.subscription.expired"),
+    EventHandlerQueue("supervision", "on_subscription_frozen", "orders.subscription.frozen"),
+    EventHandlerQueue("supervision", "on_subscription_released", "orders.subscription.released"),
+    EventHandlerQueue("supervision", "on_subscription_renewed", "orders.subscription.renewed"),
+    EventHandlerQueue(
+        "supervision", "on_auto_renew_failed", "orders.subscription.auto_renew_failed"
+    ),
+    EventHandlerQueue("supervision", "on_subscription_upgraded", "orders.subscription.upgraded"),
+    EventHandlerQueue("supervision", "on_upgrade_failed", "orders.subscription.upgrade_failed"),
+    EventHandlerQueue(
+        "supervision", "on_unsubscription_requested", "orders.unsubscription.requested"
+    ),
+    EventHandlerQueue(
+        "supervision", "on_unsubscription_approved", "orders.unsubscription.approved"
+    ),
+    EventHandlerQueue(
+        "supervision", "on_unsubscription_rejected", "orders.unsubscription.rejected"
+    ),
 )
 # the event types some Mercato service handles: one of these that no queue takes was lost
 CONSUMED_EVENT_TYPES = frozenset(handler.event_type for handler in EVENT_HANDLERS)
