@@ -226,12 +226,17 @@ def test_a_rejected_request_refunds_nothing_and_after_acceptance_none_is_allowed
         lambda: buyer.ok("GET", f"/v1/orders/{order['id']}"),
         lambda shown: shown["status"] == "completed",
     )
+    # the acceptance closed the pending request: rejected automatically, the buyer told
+    closed = buyer.ok("GET", f"/v1/unsubscriptions/{second.json()['id']}")
+    assert closed["status"] == "rejected"
+    assert closed["rejection_reason"] == (
+        "the transaction guarantee period ended when the delivery was accepted"
+    )
     late = seller.call("POST", f"/v1/seller/unsubscriptions/{second.json()['id']}/approval", {})
-    assert _refused(late) == "transaction_completed"
-    seller.ok(
-        "POST",
-        f"/v1/seller/unsubscriptions/{second.json()['id']}/rejection",
-        {"reason": "Accepted meanwhile."},
+    assert late.status_code == 409, late.text
+    eventually(
+        lambda: buyer.ok("GET", "/v1/messages")["items"],
+        lambda items: sum(m["kind"] == "unsubscription_rejected" for m in items) == 2,
     )
     assert _refused(_ask(buyer, subscription_id, 5_000)) == "transaction_completed"
     assert _balance(buyer) == TOP_UP - PRICE

@@ -1016,7 +1016,8 @@ NOT_ALLOWED_RULES = {
     "unsubscribed from",
     NOT_ALLOWED_TRANSACTION_COMPLETED: "the transaction guarantee period ended when the "
     "order was completed (service supervision completed)",
-    NOT_ALLOWED_PERIOD_ENDED: "the image's current period has no unused part left",
+    NOT_ALLOWED_PERIOD_ENDED: "the period the image's first order bought has no unused part "
+    "left (it expired, or the subscription was renewed)",
 }
 # the orders whose transaction guarantee period is still running (not completed)
 GUARANTEE_PERIOD_STATUSES = (PAID, DELIVERING, AWAITING_ACCEPTANCE)
@@ -1053,10 +1054,21 @@ def unsubscription_refusal(
     return None
 
 
+def was_renewed(subscription: SubscriptionRules) -> bool:
+    """Whether the subscription's current period is a renewal's (it started after the
+    first order's period began), i.e. the period the first order bought is over."""
+    started = getattr(subscription, "period_started_at", None)
+    return started is not None and started > subscription.activated_at
+
+
 def unused_value(subscription: SubscriptionRules, now: dt.datetime) -> int:
-    """An image's unused part of its current period at ``now``: the first order's line
-    amount pro rata of the period's seconds left, rounded down (0 once it expired)."""
+    """An image's unused part of the period its first order bought, at ``now``: the
+    first order's line amount pro rata of the period's seconds left, rounded down (0
+    once it expired, and 0 once the subscription was renewed: that period is over and a
+    renewal's money is not the first order's, so the cloud rule refunds nothing then)."""
     line = subscription.line
+    if was_renewed(subscription):
+        return 0
     started = getattr(subscription, "period_started_at", None) or subscription.activated_at
     expires = subscription.expires_at
     if expires is None or started is None or expires <= started:
@@ -1144,6 +1156,33 @@ def reject_unsubscription(
         data={
             **subscription.facts(),
             "unsubscription_id": request.id,
+            "rejection_reason": reason,
+            "rejected_at": now,
+        },
+    )
+
+
+# why a pending request was closed with no review (its ``rejection_reason``: the buyer
+# reads it, supervision messages it)
+CLOSED_RELEASED = "the subscription was released"
+CLOSED_TRANSACTION_COMPLETED = (
+    "the transaction guarantee period ended when the delivery was accepted"
+)
+
+
+def unsubscription_closed(
+    request_id: str, subscription: SubscriptionRules, reason: str, now: dt.datetime
+) -> None:
+    """A pending request was closed with no review (written as ``rejected`` with
+    ``reason`` by the caller's statement, see ``orders.unsubscriptions.close_pending``):
+    the rejection is recorded so the buyer is told."""
+    subscription.record(
+        "orders.unsubscription.rejected",
+        subject=request_id,
+        account_id=subscription.account_id,
+        data={
+            **subscription.facts(),
+            "unsubscription_id": request_id,
             "rejection_reason": reason,
             "rejected_at": now,
         },

@@ -21,7 +21,7 @@ import logging
 
 from mercato.clock import Clock
 from mercato.terms import EXPIRED, FROZEN, RELEASED
-from orders import domain, metrics
+from orders import domain, metrics, unsubscriptions
 from orders.domain import (
     BEFORE_EXPIRY,
     BEFORE_FREEZE,
@@ -86,6 +86,8 @@ def run_batch(uow, clock: Clock, periods: LifecyclePeriods, move: str, *, batch_
         for subscription in due:
             _apply(move, subscription, now, periods)
         uow.orders.write_lifecycle(move, due, now)
+        if move == RELEASE_EXPIRED:  # (H3) their pending unsubscription requests closed
+            unsubscriptions.close_pending(uow, due, domain.CLOSED_RELEASED, now)
         uow.emit_recorded_all(due)  # the batch's events with one statement
         uow.commit()
     except Exception:

@@ -24,6 +24,7 @@ from mercato.terms import (
     PAY_PER_USE,
     PENDING_REVIEW,
     PROFESSIONAL_SERVICE,
+    REJECTED,
     RELEASED,
     SAAS,
     YEARLY_MONTHLY,
@@ -71,6 +72,26 @@ class UnsubscriptionRepository:
         found = self.session.scalar(_PENDING_OF_SUBSCRIPTION, {"subscription_id": subscription_id})
         return found is not None
 
+    def close_pending_of(
+        self, subscription_ids: Sequence[str], reason: str, now: dt.datetime
+    ) -> list[tuple[str, str]]:
+        """Close, with one statement, the requests of these subscriptions awaiting review
+        (``rejected`` with ``reason``, reviewed now): ``(request id, subscription id)``
+        of each closed. The caller holds the subscriptions' locks."""
+        if not subscription_ids:
+            return []
+        closed = self.session.execute(
+            sa.update(Unsubscription)
+            .where(
+                Unsubscription.subscription_id.in_(list(subscription_ids)),
+                Unsubscription.status == PENDING_REVIEW,
+            )
+            .values(status=REJECTED, rejection_reason=reason, reviewed_at=now, updated_at=now)
+            .returning(Unsubscription.id, Unsubscription.subscription_id)
+            .execution_options(synchronize_session=False)
+        )
+        return [(row.id, row.subscription_id) for row in closed]
+
     def lock_approved_of_order(self, order_id: str) -> Sequence[Unsubscription]:
         """The approved requests whose refund is the order's (one at most), locked."""
         return self.session.scalars(
@@ -115,7 +136,8 @@ class UnsubscriptionRepository:
     ) -> Page:
         """The account's subscriptions that may be unsubscribed from now, newest first:
         ``orders.domain.unsubscription_refusal`` as a query (not released, its first order
-        not cancelled, no request pending; an image by the year or month with time left;
+        not cancelled, no request pending; an image by the year or month with time left
+        in the period its first order bought (never renewed);
         a license, a professional service or a supervised SaaS product whose order is
         still in its guarantee period)."""
         pending = (
@@ -142,6 +164,11 @@ class UnsubscriptionRepository:
                         OrderLine.delivery_method == IMAGE,
                         OrderLine.billing_mode == YEARLY_MONTHLY,
                         Subscription.expires_at > now,
+                        # the first order's period (never renewed: domain.was_renewed)
+                        sa.or_(
+                            Subscription.period_started_at.is_(None),
+                            Subscription.period_started_at <= Subscription.activated_at,
+                        ),
                     ),
                     sa.and_(
                         OrderLine.delivery_method.in_((LICENSE, PROFESSIONAL_SERVICE)),

@@ -222,6 +222,22 @@ def reject(
     return view
 
 
+def close_pending(uow, subscriptions, reason: str, now: dt.datetime) -> int:
+    """Close the requests awaiting review of ``subscriptions`` (locked by the caller)
+    with no review: they were released, or their first order completed (the guarantee
+    period is over), so no decision can approve them. One statement for them all (the
+    lifecycle sweep passes a batch); each closed request is ``rejected`` with ``reason``
+    and its ``orders.unsubscription.rejected`` recorded on its subscription: the caller
+    emits the subscriptions' events and commits, all in its transaction."""
+    by_id = {subscription.id: subscription for subscription in subscriptions}
+    closed = uow.unsubscriptions.close_pending_of(list(by_id), reason, now)
+    for request_id, subscription_id in closed:
+        domain.unsubscription_closed(request_id, by_id[subscription_id], reason, now)
+    if closed:
+        metrics.UNSUBSCRIPTIONS.labels("rejected").inc(len(closed))
+    return len(closed)
+
+
 def refund_completed(uow, clock: Clock, *, order_id: str) -> None:
     """billing refunded an order: the approved unsubscription that cancelled it (if one
     did) is refunded. The caller (the inbox) commits."""

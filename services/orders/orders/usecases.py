@@ -39,7 +39,7 @@ from mercato.terms import (
     UNPAID,
     UPGRADE,
 )
-from orders import domain, metrics
+from orders import domain, metrics, unsubscriptions
 from orders.models import Order, OrderLine
 
 _log = logging.getLogger(__name__)
@@ -606,6 +606,7 @@ def deliver_subscription(
     if uow.orders.count_not_enabled(order.id) == 0:
         order.complete(now)
         uow.emit_recorded(order)
+        _close_pending_unsubscriptions(uow, order, now)
         metrics.ORDERS.labels(COMPLETED).inc()
 
 
@@ -618,8 +619,11 @@ def cancel_undelivered_order(uow, clock: Clock, *, subscription_id: str, reason:
     if not order.accepts_delivery():
         return
     now = clock.now()
-    for subscription in uow.orders.lock_subscriptions_of(order.id):
+    released = uow.orders.lock_subscriptions_of(order.id)
+    for subscription in released:
         subscription.release(now, domain.RELEASED_CANCELLED)
+    unsubscriptions.close_pending(uow, released, domain.CLOSED_RELEASED, now)
+    for subscription in released:
         uow.emit_recorded(subscription)
     order.cancel_undelivered(f"Delivery failed: {reason}", now)
     uow.emit_recorded(order)
@@ -671,7 +675,18 @@ def supervision_completed(uow, clock: Clock, *, subscription_id: str) -> None:
     if uow.orders.count_not_enabled(order.id) == 0:
         order.complete(now)
         uow.emit_recorded(order)
+        _close_pending_unsubscriptions(uow, order, now)
         metrics.ORDERS.labels(COMPLETED).inc()
+
+
+def _close_pending_unsubscriptions(uow, order: Order, now: dt.datetime) -> None:
+    """The order completed: its transaction guarantee period is over, so the requests to
+    unsubscribe from its subscriptions that await review are closed (rejected, the
+    buyer told why) in this transaction (issue 9, H3)."""
+    subscriptions = uow.orders.lock_subscriptions_of(order.id)
+    unsubscriptions.close_pending(uow, subscriptions, domain.CLOSED_TRANSACTION_COMPLETED, now)
+    for subscription in subscriptions:
+        uow.emit_recorded(subscription)
 
 
 def refund_on_appeal(uow, clock: Clock, *, order_id: str, refund_amount: int, reason: str) -> None:
@@ -682,8 +697,11 @@ def refund_on_appeal(uow, clock: Clock, *, order_id: str, refund_amount: int, re
     if order is None or not order.accepts_delivery():
         return
     now = clock.now()
-    for subscription in uow.orders.lock_subscriptions_of(order.id):
+    released = uow.orders.lock_subscriptions_of(order.id)
+    for subscription in released:
         subscription.release(now, domain.RELEASED_CANCELLED)
+    unsubscriptions.close_pending(uow, released, domain.CLOSED_RELEASED, now)
+    for subscription in released:
         uow.emit_recorded(subscription)
     order.cancel_undelivered(reason, now, refund_amount)
     uow.emit_recorded(order)

@@ -344,3 +344,14 @@ class FakeOrderRepository(InMemoryRepository):
 def _page(rows: list[Any], page: int, page_size: int) -> Page:
     start = (page - 1) * page_size
     return Page(rows[start : start + page_size], len(rows), page, page_size)
+
+
+# -- H3: unsubscriptions ------------------------------------------------------------------
+
+
+class FakeUnsubscriptionRepository(InMemoryRepository):
+    """``uow.unsubscriptions`` with no requests: what the order use cases ask of it (the
+    pending requests a release or a completion closes: none here)."""
+
+    def close_pending_of(self, subscription_ids, reason, now):
+        return []

@@ -333,6 +333,80 @@ def test_a_released_subscription_is_refused(orders):
     assert refused_rule(lambda: ask(config, subscription_id, 100)) == "released"
 
 
+def test_a_pending_request_is_closed_when_its_subscription_is_released(orders):
+    config, _clock, _container, events = orders
+    order, subscription_id = buy(config, "prd_license")
+    request = ask(config, subscription_id, 100)
+    publish_event(
+        config["AMQP_URI"],
+        "provisioning.delivery.failed",
+        event_data(
+            "provisioning.delivery.failed",
+            subscription_id=subscription_id,
+            order_id=order["id"],
+            account_id=BUYER["account_id"],
+        ),
+        subject="dlv_failed_pending",
+    )
+    wait_for_order(config, order["id"], "cancelled")
+    with as_caller(config, BUYER) as service:
+        closed = service.get_unsubscription(request["id"])
+    assert closed["status"] == "rejected"
+    assert closed["rejection_reason"] == "the subscription was released"
+    assert closed["reviewed_at"] is not None
+    [rejection] = events_of(events, "orders.unsubscription.rejected", subject=request["id"])
+    assert rejection["rejection_reason"] == "the subscription was released"
+    with pytest.raises(Conflict):
+        seller_call(config, "approve_unsubscription", request["id"])()
+
+
+def _sql(config, statement, **params):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement), params)
+    finally:
+        engine.dispose()
+
+
+def test_pending_requests_are_closed_when_the_sweep_releases_their_subscriptions(orders):
+    """A subscription of an order still in its guarantee period (e.g. one line accepted,
+    another not yet) can run past its expiry, grace and retention: the sweep's release
+    closes its pending request in the same batch."""
+    config, clock, container, events = orders
+    requests = []
+    for _ in range(3):
+        _order, subscription_id = buy(config, "prd_license")
+        requests.append((subscription_id, ask(config, subscription_id, 100)))
+    kept_order, kept = buy(config, "prd_license")
+    kept_request = ask(config, kept, 100)
+    # enabled (its line accepted) while the order awaits the acceptance of another
+    _sql(
+        config,
+        "UPDATE subscriptions SET status = 'enabled', expires_at = :at WHERE id = ANY(:ids)",
+        at=START + dt.timedelta(days=1),
+        ids=[subscription_id for subscription_id, _ in requests],
+    )
+    clock.advance(days=40)
+    with entrypoint_hook(container, "run_subscription_lifecycle") as sweep:
+        sweep()
+    with as_caller(config, BUYER) as service:
+        for subscription_id, request in requests:
+            assert purchased_app(config, subscription_id)["status"] == "released"
+            closed = service.get_unsubscription(request["id"])
+            assert closed["status"] == "rejected"
+            assert closed["rejection_reason"] == "the subscription was released"
+        assert service.get_unsubscription(kept_request["id"])["status"] == "pending_review"
+    rejections = events_of(events, "orders.unsubscription.rejected", count=3)
+    assert sorted(r["unsubscription_id"] for r in rejections) == sorted(
+        request["id"] for _, request in requests
+    )
+    assert all(r["rejection_reason"] == "the subscription was released" for r in rejections)
+    assert kept_order["status"] == "paid"
+
+
 def test_the_refund_is_above_zero_at_most_what_was_paid_in_the_orders_currency(orders):
     config, _clock, _container, _events = orders
     _order, subscription_id = buy(config, "prd_license")
@@ -468,6 +542,53 @@ def test_image_unused_period_is_refunded_at_once_without_review(orders):
     assert not [e for e in events.read() if e["type"] == "orders.unsubscription.requested"]
 
 
+def deliver_image(config, order, subscription_id):
+    expires_at = dt.datetime.fromisoformat(purchased_app(config, subscription_id)["expires_at"])
+    publish_event(
+        config["AMQP_URI"],
+        "provisioning.delivery.succeeded",
+        event_data(
+            "provisioning.delivery.succeeded",
+            subscription_id=subscription_id,
+            order_id=order["id"],
+            account_id=BUYER["account_id"],
+            delivery_method="image",
+            starts_at=START,
+            expires_at=expires_at,
+        ),
+        subject=f"dlv_{subscription_id}",
+    )
+    wait_for_order(config, order["id"], "completed")
+
+
+def renew(config, subscription_id, months):
+    with as_caller(config, BUYER) as service:
+        quote = service.quote_renewal(
+            subscription_id, {"period": {"unit": "month", "count": months}}
+        )
+        renewal = service.place_renewal(subscription_id, {"quote_id": quote["id"]})
+        service.pay_order(renewal["id"], {"payment_method": "balance"})
+    return wait_for_order(config, renewal["id"], "completed")
+
+
+def test_a_renewed_image_is_refused_once_the_first_orders_period_is_over(orders):
+    """The cloud rule refunds the unused part of the period the first order bought; after
+    a renewal that period is over (the renewal's money is not the first order's): the
+    request is refused with ``period_ended``, as the API guide says."""
+    config, clock, _container, _events = orders
+    order, subscription_id = buy(config, "prd_image", count=1)
+    deliver_image(config, order, subscription_id)
+    clock.advance(days=10)
+    renew(config, subscription_id, 12)
+    with as_caller(config, BUYER) as service:
+        assert service.list_eligible_unsubscriptions({})["items"] == []
+    assert refused_rule(lambda: ask(config, subscription_id)) == "period_ended"
+    clock.advance(days=30)  # a month into the renewed year
+    assert refused_rule(lambda: ask(config, subscription_id)) == "period_ended"
+    assert order_of(config, order["id"])["status"] == "completed"
+    assert purchased_app(config, subscription_id)["status"] == "enabled"
+
+
 def test_image_whose_period_ended_is_refused(orders):
     config, clock, _container, _events = orders
     _order, subscription_id = buy(config, "prd_image", count=1)
@@ -536,21 +657,26 @@ def test_approval_racing_rejection_is_decided_once(orders):
 
 
 def test_approval_after_the_acceptance_completed_the_order_is_refused(orders):
-    config, _clock, _container, _events = orders
+    config, _clock, _container, events = orders
     order, subscription_id = buy(config, "prd_license")
     request = ask(config, subscription_id, 300)
     complete_flow(config, order, subscription_id)
     wait_for_order(config, order["id"], "completed")
-    assert (
-        refused_rule(seller_call(config, "approve_unsubscription", request["id"]))
-        == "transaction_completed"
-    )
+    # the acceptance closed the pending request (rejected, with the reason the buyer reads)
+    with pytest.raises(Conflict):
+        seller_call(config, "approve_unsubscription", request["id"])()
     with as_caller(config, BUYER) as service:
-        assert service.get_unsubscription(request["id"])["status"] == "pending_review"
+        closed = service.get_unsubscription(request["id"])
+    assert closed["status"] == "rejected"
+    assert closed["rejection_reason"] == (
+        "the transaction guarantee period ended when the delivery was accepted"
+    )
+    [rejection] = events_of(events, "orders.unsubscription.rejected", subject=request["id"])
+    assert rejection["rejection_reason"] == closed["rejection_reason"]
+    assert rejection["subscription_id"] == subscription_id
     assert purchased_app(config, subscription_id)["status"] == "enabled"
-    # the seller may still reject it, which closes it
-    with as_caller(config, SELLER) as service:
-        service.reject_unsubscription(request["id"], {"reason": "accepted meanwhile"})
+    with pytest.raises(Conflict):
+        seller_call(config, "reject_unsubscription", request["id"], {"reason": "late"})()
 
 
 def test_approval_racing_the_acceptance_leaves_one_outcome(orders):
@@ -570,12 +696,19 @@ def test_approval_racing_the_acceptance_leaves_one_outcome(orders):
         timeout=15,
     )
     app = purchased_app(config, subscription_id)
+    with as_caller(config, BUYER) as service:
+        decided = service.get_unsubscription(request["id"])
     if isinstance(approval, dict):
         assert final["status"] == "cancelled" and app["status"] == "released"
+        assert decided["status"] == "approved"
     else:
-        assert isinstance(approval, BusinessRuleViolation)
-        assert approval.fields == {"subscription_id": ["transaction_completed"]}
+        # the acceptance came first: it closed the request (Conflict), or the approval
+        # saw the completed order before the request was closed
+        assert isinstance(approval, Conflict | BusinessRuleViolation)
+        if isinstance(approval, BusinessRuleViolation):
+            assert approval.fields == {"subscription_id": ["transaction_completed"]}
         assert final["status"] == "completed" and app["status"] == "enabled"
+        assert decided["status"] == "rejected"
 
 
 def test_two_requests_at_once_make_one(orders):

@@ -39,7 +39,9 @@ class World:
 
     def __init__(self) -> None:
         self.repository = fakes.FakeOrderRepository()
-        self.uow = FakeUnitOfWork(orders=self.repository)
+        self.uow = FakeUnitOfWork(
+            orders=self.repository, unsubscriptions=fakes.FakeUnsubscriptionRepository()
+        )
         self.clock = ManualClock(START)
         self.billing = fakes.Billing()
         self.agencies = fakes.Agencies()
