@@ -7,6 +7,15 @@ day before the same calendar day N months later: bought 2026-01-15T09:30Z for on
 in UTC, it expires 2026-02-14T23:59:59Z; in Asia/Shanghai, 2026-02-14T23:59:59+08:00
 (15:59:59Z). A renewal for N months from an expiry E runs to 23:59:59 local of the day
 N months after E's local date (Apr 22 23:59:59 -> May 22 23:59:59).
+
+The month's end: a period whose last day would be the 28th or later of its month (or
+that month has no such day) ends on that month's last day, and a period that ended on a
+month's last day renews to the target month's last day. So month ends never drift (bought
+Jan 31: Feb 28, then Mar 31, Apr 30, ...; bought on the 1st: each month's last day), the
+buyer never loses a day (at most gains up to three, bought on the 29th to the 31st), and
+N months bought or renewed at once end exactly where N renewals of one month end: an
+expiry on the 1st to the 27th keeps its day in every month, one on the 28th or later is
+always the month's last day.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 YEARLY_MONTHLY = "yearly_monthly"
 UTC = "UTC"
 _LAST_SECOND = dt.time(23, 59, 59)
+# a period that would end on this day of its month or later ends on the month's last day
+MONTH_END_FROM_DAY = 28
 
 
 def add_months(moment, months: int):
@@ -57,6 +68,14 @@ def months_of(period_unit: str, period_count: int) -> int:
     return period_count * (12 if period_unit == "year" else 1)
 
 
+def period_end_day(day: dt.date) -> dt.date:
+    """The day a period whose last day would be ``day`` ends on: ``day``, or its month's
+    last day when ``day`` is the 28th or later (the month's end, see above)."""
+    if day.day < MONTH_END_FROM_DAY:
+        return day
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
 def subscription_expiry(
     starts_at: dt.datetime,
     billing_mode: str,
@@ -65,9 +84,10 @@ def subscription_expiry(
     time_zone: str | None = UTC,
 ) -> dt.datetime | None:
     """When a yearly/monthly subscription bought at ``starts_at`` ends: 23:59:59 local
-    (``time_zone``) of the day before the same calendar day N months later (the last
-    day of that month when it has no such day: Jan 31 + 1 month ends Feb 28).
-    Pay-per-use and one-time purchases do not expire by time (None)."""
+    (``time_zone``) of the day before the same calendar day N months later, or of that
+    month's last day when that day is the 28th or later or the month has no such day
+    (Jan 31 + 1 month ends Feb 28, + 2 months Mar 31). Pay-per-use and one-time
+    purchases do not expire by time (None)."""
     if billing_mode != YEARLY_MONTHLY or not period_unit or not period_count:
         return None
     start = starts_at.astimezone(zone(time_zone)).date()
@@ -77,13 +97,16 @@ def subscription_expiry(
         last = same_day
     else:
         last = same_day - dt.timedelta(days=1)
-    return end_of_day(last, time_zone)
+    return end_of_day(period_end_day(last), time_zone)
 
 
 def renewed_expiry(
     expires_at: dt.datetime, period_unit: str, period_count: int, time_zone: str | None = UTC
 ) -> dt.datetime:
     """The expiry after renewing for ``period_count`` ``period_unit`` from ``expires_at``:
-    23:59:59 local of the day N months after the expiry's local date."""
+    23:59:59 local of the day N months after the expiry's local date, or of the target
+    month's last day when the expiry was on the 28th or later (a month's end stays one)."""
     day = expires_at.astimezone(zone(time_zone)).date()
-    return end_of_day(add_months(day, months_of(period_unit, period_count)), time_zone)
+    return end_of_day(
+        period_end_day(add_months(day, months_of(period_unit, period_count))), time_zone
+    )

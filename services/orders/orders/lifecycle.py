@@ -123,13 +123,3 @@ def refresh_gauge(uow) -> None:
     uow.rollback()
     for status in domain.SUBSCRIPTION_STATUSES_SHOWN:
         metrics.SUBSCRIPTIONS.labels(status).set(counts.get(status, 0))
-
-
-SWEEP_BATCH = DEFAULT_BATCH_SIZE
-
-
-def run_lifecycle(uow, clock: Clock, settings=None) -> int:
-    """``run_due`` for callers holding settings with an optional ``batch`` (the bench)."""
-    batch = getattr(settings, "batch", None) or DEFAULT_BATCH_SIZE
-    periods = settings if isinstance(settings, LifecyclePeriods) else None
-    return run_due(uow, clock, periods, batch_size=batch)

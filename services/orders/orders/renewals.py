@@ -80,6 +80,7 @@ def quote_renewal(
     refusal = subscription.renewal_refusal()
     if refusal is not None:
         raise refusal
+    _refuse_while_upgrading(subscription)
     period = request["period"]
     line = subscription.line
     priced = catalog.quote(
@@ -157,6 +158,8 @@ def place_renewal(
     refusal = subscription.renewal_refusal()
     if refusal is not None:
         raise refusal
+    _refuse_while_upgrading(subscription)
+    _refuse_if_upgraded_since(uow, subscription, quote)
     order = build_renewal_order(
         subscription,
         period={"unit": quote.period_unit, "count": quote.period_count},
@@ -242,10 +245,15 @@ def build_renewal_order(
             period_unit=period["unit"],
             period_count=period["count"],
             quantity=quantity,
-            unit_price=amount // max(quantity, 1),
             amount=amount,
             currency=currency,
-            breakdown=None,
+            **line_price(
+                amount,
+                quantity,
+                currency,
+                f"{subscription.facts()['specification_name']} x {quantity}, renewed for "
+                f"{period['count']} {period['unit']}(s)",
+            ),
         )
     ]
     return order
@@ -264,6 +272,10 @@ def apply_renewal(uow, clock: Clock, order: Order) -> None:
         metrics.ORDERS.labels(CANCELLED).inc()
         return
     (line,) = order.lines
+    if configuration_changed(subscription, line):
+        order.cancel_undelivered(CONFIGURATION_CHANGED, now)  # refunded in full
+        metrics.ORDERS.labels(CANCELLED).inc()
+        return
     automatic = order.auto_renewal_key is not None
     subscription.renew(
         renewal_order_id=order.id,
@@ -317,4 +329,66 @@ def _renewal_item(subscription, now: dt.datetime, periods) -> dict[str, Any]:
         "auto_renew_period": lifecycle["auto_renew_period"],
         "grace_ends_at": lifecycle["grace_ends_at"],
         "release_at": lifecycle["release_at"],
+    }
+
+
+# -- review 9: a renewal and an upgrade in flight together (finding 6), order lines that
+# add up (finding 11) --
+
+CONFIGURATION_CHANGED = (
+    "the purchased app's configuration changed (an upgrade) after this renewal was "
+    "ordered; renew the new configuration"
+)
+
+
+def _refuse_while_upgrading(subscription) -> None:
+    """No renewal while an upgrade is paid and not applied: the renewal would price the
+    configuration the upgrade replaces (409 CONFLICT naming the upgrade order)."""
+    if subscription.upgrading_order_id is not None:
+        raise Conflict(
+            f"an upgrade of the purchased app is under way (order "
+            f"{subscription.upgrading_order_id}); renew once it is applied",
+            {"subscription_id": [f"upgrade order {subscription.upgrading_order_id} under way"]},
+        )
+
+
+def _refuse_if_upgraded_since(uow, subscription, quote: RenewalQuote) -> None:
+    """A quote made before an upgrade was applied priced the configuration the
+    subscription no longer has (409 CONFLICT: ask for a new quote)."""
+    upgrade_order_id = uow.upgrades.upgrade_completed_since(subscription.id, quote.created_at)
+    if upgrade_order_id is not None:
+        raise Conflict(
+            f"the purchased app was upgraded (order {upgrade_order_id}) after this quote; "
+            "ask for a new one",
+            {"quote_id": [f"made before upgrade order {upgrade_order_id}"]},
+        )
+
+
+def configuration_changed(subscription, line: OrderLine) -> bool:
+    """Whether a renewal order's line (the configuration it priced) no longer matches
+    the subscription: upgraded meanwhile, or an upgrade under way."""
+    return subscription.upgrading_order_id is not None or (
+        line.specification_id,
+        line.quantity,
+    ) != (subscription.current_specification_id(), subscription.current_quantity())
+
+
+def line_price(amount: int, quantity: int, currency: str, description: str) -> dict[str, Any]:
+    """An order line's ``unit_price`` and ``breakdown`` for ``amount`` charged for
+    ``quantity`` units: ``unit_price`` x ``quantity`` == ``amount`` when ``amount``
+    divides by ``quantity``; otherwise ``unit_price`` is the price of all the units
+    together, which the line's breakdown says (a remainder is never dropped)."""
+    if quantity > 0 and amount % quantity == 0:
+        return {"unit_price": amount // quantity, "breakdown": None}
+    return {
+        "unit_price": amount,
+        "breakdown": [
+            {
+                "item": "product",
+                "description": f"{description}; unit_price is the price of all {quantity} together",
+                "quantity": 1,
+                "unit_price": money(amount, currency),
+                "amount": money(amount, currency),
+            }
+        ],
     }

@@ -408,6 +408,7 @@ class OrdersService(MercatoService):
                 request=request,
                 billing=self.billing,
                 payment_window=window,
+                request_key=self.caller.request_key,
             ),
         )
 
@@ -434,6 +435,7 @@ class OrdersService(MercatoService):
         )
 
     # -- end of H2's section --
+
     # -- unsubscriptions (issue 9, H3; guide section 7) --
 
     @rpc(expected_exceptions=EXPECTED)

@@ -4,10 +4,12 @@ renewal has its own (``orders.auto_renewal_repository``)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mercato.terms import COMPLETED, RENEWAL
+from mercato.terms import COMPLETED, RENEWAL, UNPAID, UPGRADE
 from orders.models import Order, OrderLine, UpgradeQuote
 
 
@@ -52,3 +54,40 @@ class UpgradeRepository:
         if row is None or row.period_unit is None:
             return None
         return {"unit": row.period_unit, "count": row.period_count}
+
+    # -- a renewal and an upgrade in flight together (review 9, finding 6) --
+
+    def mark_quote_ordered(self, quote: UpgradeQuote, order_id: str) -> None:
+        """The quote made ``order_id`` (added before): written now, so a second order of
+        the same quote meets its unique ``order_id``."""
+        quote.order_id = order_id
+        self.session.flush()
+
+    def unpaid_renewal_order_id(self, subscription_id: str, now: dt.datetime) -> str | None:
+        """A renewal order of the subscription that may still be paid (unpaid, within its
+        payment window or with a payment under way), a buyer's or an automatic one."""
+        return self.session.scalar(
+            sa.select(Order.id)
+            .where(
+                Order.subscription_id == subscription_id,
+                Order.type == RENEWAL,
+                Order.status == UNPAID,
+                sa.or_(Order.payment_deadline > now, Order.payment_started_at.is_not(None)),
+            )
+            .order_by(Order.created_at)
+            .limit(1)
+        )
+
+    def upgrade_completed_since(self, subscription_id: str, since: dt.datetime) -> str | None:
+        """An upgrade of the subscription applied at or after ``since`` (a renewal quote
+        made before it priced the configuration the subscription no longer has)."""
+        return self.session.scalar(
+            sa.select(Order.id)
+            .where(
+                Order.subscription_id == subscription_id,
+                Order.type == UPGRADE,
+                Order.status == COMPLETED,
+                Order.updated_at >= since,
+            )
+            .limit(1)
+        )

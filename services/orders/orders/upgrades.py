@@ -16,16 +16,18 @@ from typing import Any
 
 from mercato.clock import Clock
 from mercato.db import new_id
-from mercato.errors import BusinessRuleViolation, Conflict, NotFound
+from mercato.errors import BusinessRuleViolation, Conflict, MercatoError, NotFound
 from mercato.identity import Identity
 from mercato.money import money
-from mercato.terms import DELIVERING, PAID, UNPAID, UPGRADE
-from orders import domain, metrics, usecases
+from mercato.terms import DELIVERING, PAID, RELEASED, UNPAID, UPGRADE
+from orders import domain, metrics, renewals, usecases
 from orders.models import Order, OrderLine, Subscription, UpgradeQuote
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_QUOTE_VALIDITY = dt.timedelta(minutes=30)
+# the request a downstream key names for an upgrade placed (``order_requests.action``)
+UPGRADE_REQUEST = "upgrade"
 
 
 def _own_subscription(uow, buyer: Identity, subscription_id: str) -> Subscription:
@@ -57,6 +59,19 @@ def _price(catalog, subscription: Subscription, period, specification_id: str, q
     )
 
 
+def _refuse_while_renewing(uow, subscription: Subscription, now: dt.datetime) -> None:
+    """No upgrade while a renewal order of the subscription may still be paid: the
+    renewal priced the current configuration for a period the upgrade does not pay for
+    (409 CONFLICT naming the renewal order; pay or cancel it first)."""
+    renewal_order_id = uow.upgrades.unpaid_renewal_order_id(subscription.id, now)
+    if renewal_order_id is not None:
+        raise Conflict(
+            f"the purchased app has an unpaid renewal order {renewal_order_id}: pay or "
+            "cancel it before upgrading",
+            {"subscription_id": [f"renewal order {renewal_order_id} is unpaid"]},
+        )
+
+
 def _downgrade() -> BusinessRuleViolation:
     return BusinessRuleViolation(
         "an upgrade goes to a higher configuration: at least the quantity, and another "
@@ -79,6 +94,7 @@ def quote_upgrade(
     for the time it has left (``POST /v1/purchased-apps/{id}/upgrade-quotes``)."""
     subscription = _own_subscription(uow, buyer, subscription_id)
     _require_upgradable(subscription)
+    _refuse_while_renewing(uow, subscription, clock.now())
     current = domain.current_configuration(subscription)
     specification_id, quantity = request["specification_id"], request["quantity"]
     if not domain.is_higher_configuration(
@@ -88,8 +104,7 @@ def quote_upgrade(
         quantity=quantity,
     ):
         raise _downgrade()
-    # the current period's: the last renewal's, or the purchase's
-    period = uow.upgrades.period_of_last_renewal(subscription.id) or subscription.line.period()
+    period = _period_priced(uow, subscription)
     uow.rollback()  # no lock held while catalog prices it
     target_quote = _price(catalog, subscription, period, specification_id, quantity)
     current_quote = _price(
@@ -133,6 +148,11 @@ def quote_upgrade(
     return quote_view(quote)
 
 
+def _period_priced(uow, subscription: Subscription) -> dict[str, Any] | None:
+    """The current period's: the last renewal's, or the purchase's."""
+    return uow.upgrades.period_of_last_renewal(subscription.id) or subscription.line.period()
+
+
 def quote_view(quote: UpgradeQuote) -> dict[str, Any]:
     return {
         "id": quote.id,
@@ -155,10 +175,16 @@ def place_upgrade(
     request: dict[str, Any],
     billing,
     payment_window: dt.timedelta,
+    request_key: str | None = None,
 ) -> dict[str, Any]:
     """The upgrade order at the quoted amount (``POST /v1/purchased-apps/{id}/upgrades``):
-    one per quote, before its ``valid_until``. A reseller's customer's is paid by the
-    reseller at once, as any of its orders."""
+    one per quote, until its ``valid_until`` (the last valid instant). A reseller's
+    customer's is paid by the reseller at once, as any of its orders. ``request_key``:
+    a retry answers the order the first request placed (as a renewal's)."""
+    if request_key is not None:
+        first = usecases._first_request(uow, buyer.account_id, request_key, UPGRADE_REQUEST)
+        if first is not None:
+            return first.view()
     if request["accept_terms"] is not True:
         raise BusinessRuleViolation(
             "the product's terms must be accepted to upgrade", code="TERMS_NOT_ACCEPTED"
@@ -174,18 +200,30 @@ def place_upgrade(
             fields={"quote_id": [f"already made order {quote.order_id}"]},
         )
     now = clock.now()
-    if now >= quote.valid_until:
+    if now > quote.valid_until:
         raise BusinessRuleViolation(
-            "the quote is no longer valid; ask for a new one", code="QUOTE_EXPIRED"
+            f"the quote was valid until {quote.valid_until.isoformat()}; ask for a new one",
+            {"quote_id": ["expired"]},
+            code="QUOTE_EXPIRED",
         )
     _require_upgradable(subscription)
-    order = _upgrade_order(subscription, quote, buyer, now, payment_window)
-    quote.order_id = order.id
+    _refuse_while_renewing(uow, subscription, now)
+    order = _upgrade_order(
+        subscription, quote, _period_priced(uow, subscription), buyer, now, payment_window
+    )
     if order.paid_by_reseller:
         order.payment_started_at = order.created_at  # billing is asked at once
     order.place()
     uow.orders.add(order)
-    uow.session.flush()
+    uow.upgrades.mark_quote_ordered(quote, order.id)
+    if request_key is not None and not uow.orders.add_request(
+        buyer.account_id, request_key, UPGRADE_REQUEST, order.id, now
+    ):
+        uow.rollback()  # the same request, placed meanwhile: answer that one
+        first = usecases._first_request(uow, buyer.account_id, request_key, UPGRADE_REQUEST)
+        if first is None:
+            raise Conflict("the same request is being placed; try again")
+        return first.view()
     if order.paid_by_reseller:
         return usecases._place_paid_by_reseller(uow, clock, order, billing)
     uow.emit_recorded(order)
@@ -197,6 +235,7 @@ def place_upgrade(
 def _upgrade_order(
     subscription: Subscription,
     quote: UpgradeQuote,
+    period: dict[str, Any] | None,
     buyer: Identity,
     now: dt.datetime,
     payment_window: dt.timedelta,
@@ -233,16 +272,43 @@ def _upgrade_order(
             delivery_method=line.delivery_method,
             service_supervision=line.service_supervision,
             billing_mode=line.billing_mode,
-            period_unit=line.period_unit,
-            period_count=line.period_count,
+            # the period priced (the current one's): its time left is what is charged
+            period_unit=(period or {}).get("unit"),
+            period_count=(period or {}).get("count"),
             quantity=quote.quantity,
-            unit_price=quote.amount,
             amount=quote.amount,
             currency=quote.currency,
-            breakdown=None,
+            **renewals.line_price(
+                quote.amount,
+                quote.quantity,
+                quote.currency,
+                f"{quote.specification_name} x {quote.quantity}, upgraded for the time "
+                "left of the current period",
+            ),
         )
     ]
     return order
+
+
+def refusal_before_charging(uow, order: Order) -> MercatoError | None:
+    """Why an unpaid upgrade order must not be charged (the pay path asks before calling
+    billing; ``None``: it may be): its subscription was released (409
+    SUBSCRIPTION_RELEASED) or can no longer be upgraded, expired or frozen, or another
+    upgrade under way (422 UPGRADE_NOT_SUPPORTED). The caller cancels the order."""
+    subscription = uow.orders.subscription(order.subscription_id)
+    if subscription is None or subscription.status == RELEASED:
+        return Conflict(
+            "the purchased app was released; it can no longer be upgraded",
+            code="SUBSCRIPTION_RELEASED",
+        )
+    if not domain.may_upgrade(subscription):
+        return BusinessRuleViolation(
+            f"the purchased app can no longer be upgraded (it is {subscription.status}"
+            + (", another upgrade is under way" if subscription.upgrading_order_id else "")
+            + ")",
+            code="UPGRADE_NOT_SUPPORTED",
+        )
+    return None
 
 
 def _target(quote: UpgradeQuote) -> dict[str, Any]:

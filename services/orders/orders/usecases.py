@@ -351,6 +351,17 @@ def pay_order(
             "the purchased app was released; it can no longer be renewed",
             code="SUBSCRIPTION_RELEASED",
         )
+    if order.type == UPGRADE:
+        from orders import upgrades  # H2's module (it imports this one)
+
+        # refused before charging, as a renewal of a released app (review 9, finding 9)
+        refusal = upgrades.refusal_before_charging(uow, order)
+        if refusal is not None:
+            order.cancel(f"Not charged: {refusal}", now)
+            uow.emit_recorded(order)
+            uow.commit()
+            metrics.ORDERS.labels(CANCELLED).inc()
+            raise refusal
     method = RESELLER if order.paid_by_reseller else request["payment_method"]
     order.payment_started_at = now
     uow.orders.mark_payment_started(order)

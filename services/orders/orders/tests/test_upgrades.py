@@ -379,3 +379,169 @@ def test_after_a_renewal_an_upgrade_prices_the_time_left_of_the_renewed_period(o
     new_value = prorated(4000 * 12 * 3, now, EXPIRES, expires)
     unused = prorated(2500 * 12 * 3, now, EXPIRES, expires)
     assert quote["amount_due"]["amount"] == new_value - unused
+
+
+# -- review 9, findings 6, 9 and 11: a renewal and an upgrade in flight together, the
+# upgrade's request key, quote expiry and pay checks, and order lines that add up --
+
+MONTH = {"period": {"unit": "month", "count": 1}}
+
+
+def update(config, statement, **params) -> None:
+    engine = sa.create_engine(config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement), params)
+    finally:
+        engine.dispose()
+
+
+def test_no_upgrade_while_a_renewal_order_is_unpaid(orders):
+    config, _clock, _events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        before = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        renewal = service.quote_renewal(app["id"], MONTH)
+        order = service.place_renewal(app["id"], {"quote_id": renewal["id"]})
+        with pytest.raises(Conflict) as quoting:
+            service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        assert quoting.value.code == "CONFLICT" and order["id"] in str(quoting.value)
+        with pytest.raises(Conflict) as placing:
+            service.place_upgrade(app["id"], {"quote_id": before["id"], "accept_terms": True})
+        assert placing.value.code == "CONFLICT" and order["id"] in str(placing.value)
+        service.pay_order(order["id"], {"payment_method": "balance"})
+        # renewed: upgrading is possible again
+        service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+
+
+def test_no_renewal_while_an_upgrade_is_under_way(orders):
+    config, _clock, _events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        renewal = service.quote_renewal(app["id"], MONTH)
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        upgrade = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        service.pay_order(upgrade["id"], {"payment_method": "balance"})
+        with pytest.raises(Conflict) as quoting:
+            service.quote_renewal(app["id"], MONTH)
+        assert quoting.value.code == "CONFLICT" and upgrade["id"] in str(quoting.value)
+        with pytest.raises(Conflict) as placing:
+            service.place_renewal(app["id"], {"quote_id": renewal["id"]})
+        assert placing.value.code == "CONFLICT" and upgrade["id"] in str(placing.value)
+    publish_event(
+        config["AMQP_URI"],
+        "provisioning.instance.upgraded",
+        upgraded_event(app, upgrade),
+        subject=app["id"],
+    )
+    wait_for_order(config, upgrade["id"], "completed")
+    with as_caller(config) as service:
+        # the quote priced the configuration before the upgrade: no longer orderable
+        with pytest.raises(Conflict) as stale:
+            service.place_renewal(app["id"], {"quote_id": renewal["id"]})
+        assert stale.value.code == "CONFLICT" and "upgrade" in str(stale.value)
+        fresh = service.quote_renewal(app["id"], MONTH)
+    assert fresh["amount_due"]["amount"] == 4000 * 3
+
+
+def test_a_renewal_paid_for_a_configuration_the_app_no_longer_has_is_refunded(orders):
+    config, _clock, events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        upgrade = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        # the upgrade is not paid yet: a renewal of spc_std x 3 may be ordered
+        renewal = service.quote_renewal(app["id"], MONTH)
+        order = service.place_renewal(app["id"], {"quote_id": renewal["id"]})
+    # as if the upgrade's payment had landed first (billing's event, in a race)
+    update(
+        config, "UPDATE subscriptions SET specification_id = 'spc_pro' WHERE id = :s", s=app["id"]
+    )
+    with as_caller(config) as service:
+        with pytest.raises(Conflict):  # charged, then cancelled: billing refunds it
+            service.pay_order(order["id"], {"payment_method": "balance"})
+        paid = service.get_order(order["id"])
+        assert paid["status"] == "cancelled"
+        assert "configuration" in paid["cancel_reason"]
+        kept = service.get_purchased_app(app["id"])
+    assert kept["expires_at"] == EXPIRES.isoformat()
+    cancelled = [
+        e for e in events_of(events, "orders.order.cancelled") if e["subject"] == order["id"]
+    ]
+    assert [e["data"]["refund"] for e in cancelled] == [renewal["amount_due"]]
+    assert upgrade["status"] == "unpaid"
+
+
+def test_a_retried_upgrade_with_the_same_key_answers_the_same_order(orders):
+    config, _clock, _events = orders
+    app = enabled_subscription(config)
+    keyed = {**BUYER, "request_key": "k-upgrade"}
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+    with as_caller(config, keyed) as service:
+        first = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        again = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+    assert again["id"] == first["id"]
+    rows = sql(config, "SELECT id FROM orders WHERE type = 'upgrade'")
+    assert [row["id"] for row in rows] == [first["id"]]
+
+
+def test_an_upgrade_quote_binds_through_valid_until_and_its_expiry_names_it(orders):
+    config, clock, _events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        clock.set(dt.datetime.fromisoformat(quote["valid_until"]))  # the last valid instant
+        service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+        late = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 4})
+        clock.set(dt.datetime.fromisoformat(late["valid_until"]) + dt.timedelta(microseconds=1))
+        with pytest.raises(BusinessRuleViolation) as expired:
+            service.place_upgrade(app["id"], {"quote_id": late["id"], "accept_terms": True})
+    assert expired.value.code == "QUOTE_EXPIRED"
+    assert "quote_id" in expired.value.fields
+
+
+@pytest.mark.parametrize("status", ["released", "expired"])
+def test_paying_an_upgrade_of_an_app_no_longer_upgradable_is_refused_before_charging(
+    orders, status
+):
+    config, _clock, _events = orders
+    app = enabled_subscription(config)
+    with as_caller(config) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+        order = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+    update(config, "UPDATE subscriptions SET status = :st WHERE id = :s", st=status, s=app["id"])
+    with as_caller(config) as service:
+        with pytest.raises((Conflict, BusinessRuleViolation)) as refused:
+            service.pay_order(order["id"], {"payment_method": "balance"})
+        expected = "SUBSCRIPTION_RELEASED" if status == "released" else "UPGRADE_NOT_SUPPORTED"
+        assert refused.value.code == expected
+        assert service.get_order(order["id"])["status"] == "cancelled"
+    assert order["id"] not in FakeBilling.charges
+
+
+def _adds_up(line) -> bool:
+    if line["unit_price"]["amount"] * line["quantity"] == line["amount"]["amount"]:
+        return True
+    # otherwise the line says what its unit price is
+    return any("unit_price" in (item.get("description") or "") for item in line["breakdown"])
+
+
+def test_renewal_and_upgrade_order_lines_add_up_and_name_the_period_priced(orders):
+    config, clock, _events = orders
+    app = enabled_subscription(config)
+    year = {"unit": "year", "count": 1}
+    with as_caller(config) as service:
+        renewal = service.quote_renewal(app["id"], {"period": year})
+        order = service.place_renewal(app["id"], {"quote_id": renewal["id"]})
+        [line] = order["lines"]
+        assert line["quantity"] == 3 and line["period"] == year
+        assert line["unit_price"]["amount"] * 3 == line["amount"]["amount"] == 2500 * 12 * 3
+        service.pay_order(order["id"], {"payment_method": "balance"})
+        clock.set(EXPIRES + dt.timedelta(days=100, hours=5))
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 4})
+        upgrade = service.place_upgrade(app["id"], {"quote_id": quote["id"], "accept_terms": True})
+    [line] = upgrade["lines"]
+    assert line["period"] == year  # the period priced: the renewed year, not the purchase's
+    assert line["quantity"] == 4 and line["amount"] == quote["amount_due"]
+    assert _adds_up(line), line
