@@ -16,12 +16,17 @@ import signal
 import time
 from typing import Any
 
-from honcho.manager import KILL_WAIT, SIGNALS, Manager
+from honcho.manager import SIGNALS, Manager
 
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 # a run this long was healthy: the next failure starts the backoff from the beginning
 HEALTHY_RUN_SECONDS = 60.0
+# how long Ctrl-C waits for the processes' graceful stop before it kills them. honcho's
+# own 5 s is shorter than a worker may still be busy (an RPC to billing has 10 s), and
+# on a loaded machine seven nameko processes closing their consumers took longer than
+# that; a Kubernetes pod gets 30 s
+STOP_GRACE_SECONDS = 15.0
 
 
 def backoff(failures: int) -> float:
@@ -62,7 +67,7 @@ class RestartingManager(Manager):
                     exit_start = self._clock.now()
                 if self._all_stopped():
                     break
-                if self._clock.now() - exit_start > datetime.timedelta(seconds=KILL_WAIT):
+                if self._clock.now() - exit_start > datetime.timedelta(seconds=STOP_GRACE_SECONDS):
                     self.kill()
                 continue
             now = time.monotonic()
