@@ -117,7 +117,7 @@ def _with_buyers_named(gateway: Any, orders: list[dict[str, Any]]) -> list[dict[
     return named
 
 
-# -- unsubscriptions (issue 9, H3) ---------------------------------------------------------
+# -- unsubscriptions ---------------------------------------------------------
 
 
 def seller_unsubscriptions(gateway: Any, request: Request, query: dict[str, Any]) -> dict[str, Any]:

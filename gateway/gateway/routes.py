@@ -124,7 +124,7 @@ ROUTES = (
         response=billing.BalanceResponse,
         rpc=("billing", "set_credit_limit"),
     ),
-    # -- the account's time zone (issue 9) -------------------------------------------------
+    # -- the account's time zone -------------------------------------------------
     Route(
         "PATCH",
         "/v1/account",
@@ -692,7 +692,7 @@ ROUTES = (
         },
         rpc=("provisioning", "reveal_credentials"),
     ),
-    # -- renewals and the subscription's timeline (issue 9, H1) --------------------------
+    # -- renewals and the subscription's timeline --------------------------
     Route(
         "GET",
         "/v1/renewals",
@@ -756,7 +756,7 @@ ROUTES = (
         },
         rpc=("orders", "place_renewal"),
     ),
-    # -- H2: auto-renewal and upgrades (issue 9) ---------------------------------------------
+    # -- auto-renewal and upgrades ---------------------------------------------
     Route(
         "PUT",
         "/v1/purchased-apps/{subscription_id}/auto-renew",
@@ -830,8 +830,7 @@ ROUTES = (
         },
         rpc=("orders", "place_upgrade"),
     ),
-    # -- end of H2's section -----------------------------------------------------------------
-    # -- unsubscriptions (issue 9, H3; guide section 7) ----------------------------------
+    # -- unsubscriptions (guide section 7) ----------------------------------
     Route(
         "GET",
         "/v1/unsubscriptions/eligible",

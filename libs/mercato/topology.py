@@ -108,7 +108,7 @@ EVENT_HANDLERS = (
     EventHandlerQueue("orders", "on_time_zone_changed", "iam_agency.account.time_zone_changed"),
     EventHandlerQueue("provisioning", "on_order_paid", "orders.order.paid"),
     EventHandlerQueue("provisioning", "on_flow_confirmed", "supervision.flow.confirmed"),
-    # provisioning after the purchase: instance actions (H4)
+    # provisioning after the purchase: instance actions
     EventHandlerQueue("provisioning", "on_subscription_frozen", "orders.subscription.frozen"),
     EventHandlerQueue("provisioning", "on_subscription_renewed", "orders.subscription.renewed"),
     EventHandlerQueue("provisioning", "on_subscription_released", "orders.subscription.released"),

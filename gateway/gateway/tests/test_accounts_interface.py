@@ -256,7 +256,7 @@ def test_iam_agency_down_is_503(start_stack):
     assert "iam_agency" in body["message"]
 
 
-# -- the account's time zone (issue 9) ----------------------------------------------------
+# -- the account's time zone ----------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["buyer", "seller", "reseller"])

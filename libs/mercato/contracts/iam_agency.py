@@ -37,7 +37,7 @@ register(
 )
 
 
-# -- account time zone (issue 9, H5) ----------------------------------------------------
+# -- account time zone ----------------------------------------------------
 
 TIME_ZONE_RULE_TEXT = "an IANA time zone such as Asia/Shanghai"
 DEFAULT_TIME_ZONE = "UTC"

@@ -18,7 +18,7 @@ from mercato.contracts.catalog import (
 )
 from mercato.contracts.common import CardField, PeriodSchema
 from mercato.contracts.registry import register
-from mercato.money import MoneySchema
+from mercato.money import MoneySchema, PositiveMoneySchema
 from mercato.terms import (
     BILLING_MODES,
     CREDIT_CARD,
@@ -28,6 +28,7 @@ from mercato.terms import (
     PAYMENT_METHODS,
     PURCHASE,
     SUBSCRIPTION_STATUSES,
+    UNSUBSCRIPTION_STATUSES,
     YEARLY_MONTHLY,
 )
 from mercato.validation import (
@@ -340,7 +341,7 @@ register(
 )
 
 
-# -- subscription lifecycle and renewals (issue 9, H1) ------------------------------
+# -- subscription lifecycle and renewals ------------------------------
 
 EXPIRING_STAGES = ("before_expiry", "before_freeze")
 RELEASE_REASONS = ("expired", "unsubscribed", "cancelled")
@@ -808,7 +809,7 @@ class PurchasedAppResponse(AnswerSchema):
     auto_renew = fields.Boolean()
     enterprise_project_id = fields.String(metadata={"example": "default"})
     created_at = fields.AwareDateTime()
-    # the life after the purchase (issue 9)
+    # the life after the purchase
     grace_ends_at = fields.AwareDateTime(
         allow_none=True,
         metadata={
@@ -853,7 +854,7 @@ PurchasedAppPage = page_of(PurchasedAppResponse, "PurchasedAppPage")
 SubscriptionPage = page_of(SubscriptionResponse, "SubscriptionPage")
 
 
-# -- H2: auto-renewal and upgrades (events) ----------------------------------------------
+# -- auto-renewal and upgrades (events) ----------------------------------------------
 
 _AUTO_RENEWAL_ORDER = "ord_4d5e6f7a8b9c40d1e2f3a4b5c6d7e8f9"
 _UPGRADE_ORDER = "ord_8e9f0a1b2c3d44e5f6a7b8c9d0e1f2a3"
@@ -968,7 +969,7 @@ register(
 )
 
 
-# (H2) the RPC and API bodies of auto-renewal and upgrades
+# the RPC and API bodies of auto-renewal and upgrades
 
 
 class AutoRenewRequest(StrictSchema):
@@ -1071,8 +1072,7 @@ class PlaceUpgradeRequest(StrictSchema):
     )
 
 
-# -- end of H2's section -----------------------------------------------------------------
-# -- H3: unsubscriptions (events) -------------------------------------------------------
+# -- unsubscriptions (events) -------------------------------------------------------
 
 # why a buyer unsubscribes (guide 7.2, "State the reason for unsubscription")
 UNSUBSCRIPTION_REASONS = (
@@ -1168,10 +1168,8 @@ register(
 )
 
 
-# -- H3: unsubscriptions (RPC and API bodies) --------------------------------------------
+# -- unsubscriptions (RPC and API bodies) --------------------------------------------
 
-from mercato.money import PositiveMoneySchema  # noqa: E402
-from mercato.terms import UNSUBSCRIPTION_STATUSES  # noqa: E402
 
 REASON_DETAIL_MAX = 500
 
@@ -1318,7 +1316,7 @@ class SellerUnsubscriptionResponse(UnsubscriptionResponse):
 SellerUnsubscriptionPage = page_of(SellerUnsubscriptionResponse, "SellerUnsubscriptionPage")
 
 
-# -- RPC: renewals (issue 9, H1) -----------------------------------------------------
+# -- RPC: renewals -----------------------------------------------------
 
 
 class RenewalQuoteRequest(StrictSchema):

@@ -462,7 +462,7 @@ class DeploymentResponse(AnswerSchema):
     failure_reason = fields.String(allow_none=True)
 
 
-# -- instance actions (H4: after the purchase) ------------------------------------------
+# -- instance actions (after the purchase) ------------------------------------------
 #
 # An upgrade paid in orders (``orders.subscription.upgrading``) is applied to the SaaS
 # tenant by the seller's ``upgradeInstance``; provisioning answers with one of these two.

@@ -80,7 +80,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-# -- the account's time zone (issue 9) ------------------------------------------------
+# -- the account's time zone ------------------------------------------------
 
 DEFAULT_TIME_ZONE = "UTC"
 

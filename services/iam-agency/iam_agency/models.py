@@ -33,7 +33,7 @@ class Account(Base):
         sa.String(40), sa.ForeignKey("accounts.id"), index=True
     )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    # the IANA time zone its subscriptions' expiries are reckoned in (issue 9)
+    # the IANA time zone its subscriptions' expiries are reckoned in
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
 
     users: Mapped[list[User]] = relationship(back_populates="account")

@@ -9,7 +9,7 @@ from the balance, then the credit (a reseller's customer's: by its reseller).
 
 Exactly once per period: the order is unique per period, billing keeps one payment per
 order (a second pay answers the first payment), and the payment applies to the
-subscription in ``usecases.record_payment`` (H1's renewal application), which a repeat
+subscription in ``usecases.record_payment`` (the renewal's application), which a repeat
 leaves alone. The claim commits a lease (``next_auto_renew_at`` moved ahead by
 ``LEASE``) and the order's payment mark before billing is asked, so a replica that dies
 between billing's charge and the extension leaves an order that billing's

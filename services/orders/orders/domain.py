@@ -32,6 +32,7 @@ from mercato.money import money
 from mercato.periods import YEARLY_MONTHLY as TIMED_BILLING_MODE
 from mercato.periods import add_months, renewed_expiry, subscription_expiry, zone
 from mercato.terms import (
+    APPROVED,
     AWAITING_ACCEPTANCE,
     CANCELLED,
     COMPLETED,
@@ -40,9 +41,15 @@ from mercato.terms import (
     ENABLING,
     EXPIRED,
     FROZEN,
+    IMAGE,
     LICENSE,
+    ONE_TIME,
     PAID,
+    PAY_PER_USE,
+    PENDING_REVIEW,
     PROFESSIONAL_SERVICE,
+    REFUNDED,
+    REJECTED,
     RELEASED,
     SAAS,
     UNPAID,
@@ -568,7 +575,7 @@ class SubscriptionRules(RecordsEvents):
             data={**self.facts(), "reason": reason, "released_at": now},
         )
 
-    # -- the lifecycle after the expiry, and renewals (issue 9, H1) --
+    # -- the lifecycle after the expiry, and renewals --
 
     def current_specification_id(self) -> str:
         return self.specification_id or self.line.specification_id
@@ -732,7 +739,7 @@ class SubscriptionRules(RecordsEvents):
         }
 
 
-# -- H2: auto-renewal and upgrades ---------------------------------------------------
+# -- auto-renewal and upgrades ---------------------------------------------------
 # (rules only; the use cases are orders.auto_renewal and orders.upgrades)
 
 AUTO_RENEW_HOUR = 3  # an automatic renewal is tried at 03:00 in the subscription's zone
@@ -967,10 +974,7 @@ def auto_renew_failed(
     )
 
 
-# -- end of H2's section -----------------------------------------------------------------
-
-
-# -- H3: unsubscriptions -----------------------------------------------------------------
+# -- unsubscriptions -----------------------------------------------------------------
 # (rules only; the use cases are orders.unsubscriptions). Guide table 7-1 and 7.2: a
 # license, a professional service or a supervised SaaS product may be unsubscribed from
 # by negotiation during the transaction guarantee period (until its order is completed,
@@ -979,15 +983,6 @@ def auto_renew_failed(
 # once, no review. The request's row is ``orders.models.Unsubscription``; its events are
 # recorded on the subscription (their fields begin with the subscription's facts).
 
-from mercato.terms import (  # noqa: E402
-    APPROVED,
-    IMAGE,
-    ONE_TIME,
-    PAY_PER_USE,
-    PENDING_REVIEW,
-    REFUNDED,
-    REJECTED,
-)
 
 UNSUBSCRIPTION = StateMachine(
     "unsubscription",
@@ -1251,6 +1246,3 @@ def eligible_view(subscription: SubscriptionRules, now: dt.datetime) -> dict[str
         "automatic": follows_cloud_rule(line),
         "max_refundable": money(max_refundable(subscription, now), line.currency),
     }
-
-
-# -- end of H3's section -----------------------------------------------------------------

@@ -86,7 +86,7 @@ def run_batch(uow, clock: Clock, periods: LifecyclePeriods, move: str, *, batch_
         for subscription in due:
             _apply(move, subscription, now, periods)
         uow.orders.write_lifecycle(move, due, now)
-        if move == RELEASE_EXPIRED:  # (H3) their pending unsubscription requests closed
+        if move == RELEASE_EXPIRED:  # their pending unsubscription requests closed
             unsubscriptions.close_pending(uow, due, domain.CLOSED_RELEASED, now)
         uow.emit_recorded_all(due)  # the batch's events with one statement
         uow.commit()

@@ -1,7 +1,7 @@
 """orders' business metrics (the entrypoint and messaging metrics are common to every
 service, see ``mercato.metrics``)."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 ORDERS = Counter(
     "mercato_orders_total",
@@ -11,9 +11,7 @@ ORDERS = Counter(
 )
 
 
-# -- H3: unsubscriptions ---------------------------------------------------------------
-from prometheus_client import Gauge  # noqa: E402
-
+# -- unsubscriptions ---------------------------------------------------------------
 UNSUBSCRIPTIONS = Counter(
     "mercato_unsubscriptions_total",
     "Unsubscription requests by outcome: requested (a request accepted, an image's too), "
@@ -27,10 +25,8 @@ UNSUBSCRIPTION_REFUND_OLDEST_APPROVED = Gauge(
     "the promise is a refund within 3 hours of the approval",
 )
 
-# -- the subscription lifecycle and renewals (issue 9, H1) --
-import prometheus_client  # noqa: E402
-
-SUBSCRIPTIONS = prometheus_client.Gauge(
+# -- the subscription lifecycle and renewals --
+SUBSCRIPTIONS = Gauge(
     "mercato_subscriptions",
     "Subscriptions (purchased apps) in each status, as the lifecycle sweep last counted them",
     ["status"],
@@ -46,8 +42,8 @@ RENEWALS = Counter(
     ["kind"],
 )
 
-# -- H2: auto-renewal and upgrades --
-RENEWALS_DUE = prometheus_client.Gauge(
+# -- auto-renewal and upgrades --
+RENEWALS_DUE = Gauge(
     "mercato_renewals_due",
     "Subscriptions whose automatic renewal is due now (not yet attempted), as the "
     "auto-renewal sweep last counted them",
@@ -56,4 +52,3 @@ AUTO_RENEW_FAILURES = Counter(
     "mercato_auto_renew_failures_total",
     "Automatic renewal attempts that could not be paid (balance and credit short) or priced",
 )
-# -- end of H2's section --

@@ -35,6 +35,7 @@ from mercato.terms import (
     UNPAID,
     YEARLY_MONTHLY,
 )
+from orders.auto_renewal_repository import AutoRenewalRepository
 from orders.domain import (
     EXPIRE,
     FREEZE,
@@ -55,6 +56,8 @@ from orders.models import (
     RenewalQuote,
     Subscription,
 )
+from orders.unsubscription_repository import UnsubscriptionRepository
+from orders.upgrade_repository import UpgradeRepository
 
 
 def _afresh(query):
@@ -325,7 +328,7 @@ class OrderRepository:
         )
         return fetch_page(self.session, query, page, page_size)
 
-    # -- account time zones (issue 9) --
+    # -- account time zones --
 
     def time_zone_of(self, account_id: str) -> str:
         """The account's time zone as iam-agency last announced it; UTC without one."""
@@ -353,7 +356,7 @@ class OrderRepository:
             == RELEASED
         )
 
-    # -- the lifecycle sweep (issue 9, orders.lifecycle) --
+    # -- the lifecycle sweep (orders.lifecycle) --
 
     def claim_due(self, move: str, now, periods, *, limit: int) -> Sequence[Subscription]:
         """Up to ``limit`` subscriptions due for ``move`` (expire, freeze, release,
@@ -388,7 +391,7 @@ class OrderRepository:
     def count_by_status(self) -> dict[str, int]:
         return {status: count for status, count in self.session.execute(_COUNT_BY_STATUS)}
 
-    # -- renewals (issue 9, orders.renewals) --
+    # -- renewals (orders.renewals) --
 
     def add_renewal_quote(self, quote: RenewalQuote) -> None:
         insert_now(self.session, quote)
@@ -499,22 +502,11 @@ _LOCKED_RENEWAL_QUOTE = (
 )
 
 
-# what a unit of work of orders offers its use cases
-REPOSITORIES = {"orders": OrderRepository}
-
-
-# -- H2: auto-renewal and upgrades (their own repository, orders.upgrade_repository) ----
-from orders.upgrade_repository import UpgradeRepository  # noqa: E402
-
-REPOSITORIES["upgrades"] = UpgradeRepository  # type: ignore[assignment]  # (dict of one type)
-from orders.auto_renewal_repository import AutoRenewalRepository  # noqa: E402
-
-REPOSITORIES["auto_renewals"] = AutoRenewalRepository  # type: ignore[assignment]
-# -- end of H2's section -----------------------------------------------------------------
-
-
-# -- H3: unsubscriptions (their own repository, orders.unsubscription_repository) -------
-from orders.unsubscription_repository import UnsubscriptionRepository  # noqa: E402
-
-REPOSITORIES["unsubscriptions"] = UnsubscriptionRepository  # type: ignore[assignment]
-# -- end of H3's section -----------------------------------------------------------------
+# what a unit of work of orders offers its use cases: the orders and subscriptions, and
+# the repositories of auto-renewal, upgrades and unsubscriptions in their own modules
+REPOSITORIES = {
+    "orders": OrderRepository,
+    "upgrades": UpgradeRepository,
+    "auto_renewals": AutoRenewalRepository,
+    "unsubscriptions": UnsubscriptionRepository,
+}

@@ -3,7 +3,12 @@ RPCs' request and answer schemas live)."""
 
 from marshmallow import fields
 
-from mercato.contracts.orders import OrderBuyerResponse, OrderResponse, SellerOrderResponse
+from mercato.contracts.orders import (
+    OrderBuyerResponse,
+    OrderResponse,
+    SellerOrderResponse,
+    SellerUnsubscriptionResponse,
+)
 from mercato.validation import page_of
 
 
@@ -34,8 +39,7 @@ class SellerOrderOut(SellerOrderResponse):
 SellerOrderPage = page_of(SellerOrderOut)
 
 
-# -- H3: unsubscriptions -----------------------------------------------------------------
-from mercato.contracts.orders import SellerUnsubscriptionResponse  # noqa: E402
+# -- unsubscriptions -----------------------------------------------------------------
 
 
 class SellerUnsubscriptionOut(SellerUnsubscriptionResponse):

@@ -15,7 +15,15 @@ from mercato.service import MercatoService
 from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import PageSchema, dump, load
-from orders import schemas, unsubscriptions, usecases
+from orders import (
+    auto_renewal,
+    lifecycle,
+    renewals,
+    schemas,
+    unsubscriptions,
+    upgrades,
+    usecases,
+)
 from orders.models import metadata
 from orders.projects import EnterpriseProjects
 from orders.repository import REPOSITORIES
@@ -30,15 +38,9 @@ DEFAULT_EXPIRY_SWEEP_SECONDS = 5
 # an attempt billing has no payment of no longer holds its order
 ATTEMPT_BUDGET_KEY = "ORDER_PAYMENT_ATTEMPT_BUDGET_SECONDS"
 DEFAULT_ATTEMPT_BUDGET_SECONDS = 30
-# -- H1: the subscription lifecycle and renewals (settings) --
-from orders import lifecycle, renewals  # noqa: E402
-
 # how often the subscription lifecycle is swept (expiries, freezes, releases)
 SUBSCRIPTION_SWEEP_KEY = "SUBSCRIPTION_SWEEP_SECONDS"
 DEFAULT_SUBSCRIPTION_SWEEP_SECONDS = 5
-# -- H2: auto-renewal and upgrades (settings) --
-from orders import auto_renewal, upgrades  # noqa: E402
-
 # how long an upgrade quote binds its price
 UPGRADE_QUOTE_VALID_KEY = "UPGRADE_QUOTE_VALID_MINUTES"
 DEFAULT_UPGRADE_QUOTE_VALID_MINUTES = 30
@@ -46,8 +48,7 @@ DEFAULT_UPGRADE_QUOTE_VALID_MINUTES = 30
 # sweep's setting)
 AUTO_RENEW_SWEEP_KEY = "SUBSCRIPTION_SWEEP_SECONDS"
 DEFAULT_AUTO_RENEW_SWEEP_SECONDS = 5
-# -- end of H2 (settings) --
-# (H3) how often the age of the oldest approved, not yet refunded unsubscription is read
+# how often the age of the oldest approved, not yet refunded unsubscription is read
 UNSUBSCRIPTION_REFUND_WATCH_KEY = "UNSUBSCRIPTION_REFUND_WATCH_SECONDS"
 DEFAULT_UNSUBSCRIPTION_REFUND_WATCH_SECONDS = 15
 
@@ -262,7 +263,7 @@ class OrdersService(MercatoService):
                 reason=event.data["reason"],
             )
 
-    # -- subscription lifecycle, renewals, account time zones (issue 9, H1) --
+    # -- subscription lifecycle, renewals, account time zones --
 
     @handles_event("iam_agency.account.time_zone_changed")
     def on_time_zone_changed(self, event) -> None:
@@ -334,9 +335,7 @@ class OrdersService(MercatoService):
         two replicas: each claims its own batches)."""
         lifecycle.run_due(self.db, self.clock, lifecycle.periods_from(self.config))
 
-    # -- end of issue 9, H1 block --
-
-    # -- H2: auto-renewal and upgrades --
+    # -- auto-renewal and upgrades --
 
     @rpc(expected_exceptions=EXPECTED)
     def set_auto_renew(self, subscription_id: str, payload: dict) -> dict:
@@ -434,9 +433,7 @@ class OrdersService(MercatoService):
             reason=event.data["reason"],
         )
 
-    # -- end of H2's section --
-
-    # -- unsubscriptions (issue 9, H3; guide section 7) --
+    # -- unsubscriptions (guide section 7) --
 
     @rpc(expected_exceptions=EXPECTED)
     def list_eligible_unsubscriptions(self, query: dict) -> dict:
@@ -528,8 +525,6 @@ class OrdersService(MercatoService):
         """How long the oldest approved unsubscription has waited for its refund (the
         promise: 3 hours), for the metric an alert watches."""
         unsubscriptions.refresh_refund_age(self.db, self.clock)
-
-    # -- end of issue 9, H3 block --
 
     @configured_timer(EXPIRY_SWEEP_KEY, DEFAULT_EXPIRY_SWEEP_SECONDS)
     def cancel_expired_orders(self) -> None:

@@ -352,7 +352,7 @@ def pay_order(
             code="SUBSCRIPTION_RELEASED",
         )
     if order.type == UPGRADE:
-        from orders import upgrades  # H2's module (it imports this one)
+        from orders import upgrades  # it imports this module
 
         # refused before charging, as a renewal of a released app (review 9, finding 9)
         refusal = upgrades.refusal_before_charging(uow, order)
@@ -560,7 +560,7 @@ def _record_subscription_payment(
 
         renewals.apply_renewal(uow, clock, order)
     elif order.type == UPGRADE:
-        from orders import upgrades  # H2's module
+        from orders import upgrades
 
         upgrades.upgrade_paid(uow, clock, order)
     uow.emit_recorded(order)
@@ -693,7 +693,7 @@ def supervision_completed(uow, clock: Clock, *, subscription_id: str) -> None:
 def _close_pending_unsubscriptions(uow, order: Order, now: dt.datetime) -> None:
     """The order completed: its transaction guarantee period is over, so the requests to
     unsubscribe from its subscriptions that await review are closed (rejected, the
-    buyer told why) in this transaction (issue 9, H3)."""
+    buyer told why) in this transaction."""
     subscriptions = uow.orders.lock_subscriptions_of(order.id)
     unsubscriptions.close_pending(uow, subscriptions, domain.CLOSED_TRANSACTION_COMPLETED, now)
     for subscription in subscriptions:
@@ -871,7 +871,7 @@ def get_purchased_app(
     return subscription.view(periods)
 
 
-# -- account time zones (issue 9) -------------------------------------------------
+# -- account time zones -------------------------------------------------
 
 
 def keep_time_zone(uow, *, account_id: str, time_zone: str, changed_at: dt.datetime) -> None:

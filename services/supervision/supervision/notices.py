@@ -242,7 +242,8 @@ def _auto_renew_failed(data: dict[str, Any]) -> Notice:
     product, expires = _product(data), rfc3339(data["expires_at"])
     body = (
         f"The automatic renewal of your subscription {data['subscription_id']} to {product} "
-        f"(order {data['renewal_order_id']}) failed: {_clause(data['reason'])}. "
+        + (f"(order {data['renewal_order_id']}) " if data.get("renewal_order_id") else "")
+        + f"failed: {_clause(data['reason'])}. "
     )
     if data.get("next_attempt_at") is not None:
         body += (

@@ -273,7 +273,7 @@ def test_account_cards_answer_names_and_the_shared_emails_to_sellers_only(iam):
         anonymous.account_cards(request)
 
 
-# -- the account's time zone (issue 9) ----------------------------------------------------
+# -- the account's time zone ----------------------------------------------------
 
 
 def test_an_account_changes_its_time_zone_once_and_announces_it(iam):

@@ -118,7 +118,7 @@ def test_account_cards_name_accounts_and_show_only_the_emails_asked_for(uow, clo
     }
 
 
-# -- the account's time zone (issue 9) ----------------------------------------------------
+# -- the account's time zone ----------------------------------------------------
 
 
 def test_an_account_is_in_utc_until_it_chooses_another_zone_which_is_announced_once(uow, clock):

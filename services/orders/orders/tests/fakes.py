@@ -346,7 +346,7 @@ def _page(rows: list[Any], page: int, page_size: int) -> Page:
     return Page(rows[start : start + page_size], len(rows), page, page_size)
 
 
-# -- H3: unsubscriptions ------------------------------------------------------------------
+# -- unsubscriptions ------------------------------------------------------------------
 
 
 class FakeUnsubscriptionRepository(InMemoryRepository):
