@@ -135,6 +135,8 @@ class Refund(Base, domain.RefundLifecycle):
     status: Mapped[str] = mapped_column(sa.String(16))
     # the order's cancel reason, as the buyer reads it
     reason: Mapped[str] = mapped_column(sa.String(500))
+    # booked where its payment was, wherever the resource has moved since
+    enterprise_project_id: Mapped[str | None] = mapped_column(sa.String(64))
     failure_code: Mapped[str | None] = mapped_column(sa.String(40))
     failure_reason: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -153,6 +155,7 @@ class JournalEntry(Base):
     __tablename__ = "journal_entries"
     __table_args__ = (
         sa.Index("ix_journal_entries_account_id_id", "account_id", "id"),
+        sa.Index("ix_journal_entries_account_id_created_at", "account_id", "created_at"),
         sa.UniqueConstraint("txn_id", name="uq_journal_entries_txn_id"),
     )
 
@@ -174,6 +177,8 @@ class JournalEntry(Base):
     order_id: Mapped[str | None] = mapped_column(sa.String(64))
     buyer_account_id: Mapped[str | None] = mapped_column(sa.String(40))
     payment_method: Mapped[str | None] = mapped_column(sa.String(16))
+    # the project a payment or refund is booked to (bills); None for a top-up
+    enterprise_project_id: Mapped[str | None] = mapped_column(sa.String(64))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     balance_after: Mapped[int] = mapped_column(sa.BigInteger)
@@ -237,3 +242,118 @@ class BoundCard(Base):
     expiry: Mapped[str] = mapped_column(sa.String(5))
     request_key: Mapped[str | None] = mapped_column(sa.String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class BilledOrder(Base):
+    """What an order was for, as ``orders.order.created`` told it: the product, seller
+    and lines a bill line and an invoice show beside the ledger's figures. The money
+    itself is never read from here: bills sum the journal entries."""
+
+    __tablename__ = "billed_orders"
+
+    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    payer_account_id: Mapped[str] = mapped_column(sa.String(40))
+    enterprise_project_id: Mapped[str] = mapped_column(sa.String(64))
+    type: Mapped[str] = mapped_column(sa.String(16))
+    subscription_id: Mapped[str | None] = mapped_column(sa.String(64))
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40))
+    product_id: Mapped[str] = mapped_column(sa.String(64))
+    product_name: Mapped[str] = mapped_column(sa.String(200))
+    # the order's lines as the event carried them (OrderLineV1)
+    lines: Mapped[list] = mapped_column(sa.JSON)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class Invoice(Base):
+    """A buyer's invoice for paid orders of one seller. ``status``: ``requested`` (the
+    issuing sweep picks it up from ``issue_due_at``), ``issued`` (``number`` given, the
+    PDF kept in ``invoice_documents``), ``returned`` (its orders may be invoiced again)
+    and ``reissued`` (returned, then replaced by ``reissued_as``)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        sa.UniqueConstraint("number", name="uq_invoices_number"),
+        sa.Index("ix_invoices_account_id_created_at", "account_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(sa.String(40))
+    number: Mapped[str | None] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    seller_account_id: Mapped[str] = mapped_column(sa.String(40))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    tax_id: Mapped[str] = mapped_column(sa.String(64))
+    address: Mapped[str] = mapped_column(sa.String(500))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    # the seller's details as they stood when the invoice was issued
+    seller: Mapped[dict | None] = mapped_column(sa.JSON)
+    reissue_of: Mapped[str | None] = mapped_column(sa.String(40))
+    reissued_as: Mapped[str | None] = mapped_column(sa.String(40))
+    return_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    issue_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    issue_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    issue_claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    returned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    orders: Mapped[list[InvoiceOrder]] = relationship(
+        back_populates="invoice", order_by="InvoiceOrder.order_id"
+    )
+
+
+class InvoiceOrder(Base):
+    """One order an invoice covers, with the amount invoiced. ``active`` while the
+    invoice is requested or issued; an order is on at most one active row (the partial
+    unique index), which is what "an order is invoiced once" rests on."""
+
+    __tablename__ = "invoice_orders"
+    __table_args__ = (
+        sa.Index(
+            "uq_invoice_orders_live_order",
+            "order_id",
+            unique=True,
+            postgresql_where=sa.text("active"),
+            sqlite_where=sa.text("active"),
+        ),
+    )
+
+    invoice_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("invoices.id"), primary_key=True
+    )
+    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    active: Mapped[bool] = mapped_column(sa.Boolean)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="orders")
+
+
+class InvoiceDocument(Base):
+    """The PDF of an issued invoice, kept as issued (an invoice never changes once
+    issued; a correction is a return and a reissue)."""
+
+    __tablename__ = "invoice_documents"
+
+    invoice_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("invoices.id"), primary_key=True
+    )
+    pdf: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class InvoiceNumberCounter(Base):
+    """The last invoice number given in a year: numbers run without gaps, taken under
+    this row's lock in the transaction that issues the invoice."""
+
+    __tablename__ = "invoice_number_counters"
+
+    year: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(sa.Integer)
