@@ -5,12 +5,12 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates, validates_schema
 
 from mercato.contracts.common import ID_RULE
 from mercato.contracts.registry import register
 from mercato.identity import ACCOUNT_TYPES, BUYER, RESELLER, SELLER
-from mercato.validation import AnswerSchema, StrictSchema
+from mercato.validation import AnswerSchema, PageSchema, StrictSchema, page_of
 
 
 class AccountCreatedV1(StrictSchema):
@@ -228,13 +228,148 @@ class MeResponse(AnswerSchema):
     roles = fields.List(fields.String(), metadata={"example": [BUYER]})
 
 
+# -- enterprise projects (guide section 2.3) -------------------------------------------
+
+DEFAULT_PROJECT_ID = "default"
+COMMERCIAL = "commercial"
+TEST = "test"
+PROJECT_TYPES = (COMMERCIAL, TEST)
+ENABLED = "enabled"
+DISABLED = "disabled"
+PROJECT_STATUSES = (ENABLED, DISABLED)
+PROJECT_NAME_MAX = 64
+PROJECT_DESCRIPTION_MAX = 500
+
+
+class EnterpriseProjectRequest(StrictSchema):
+    """A new enterprise project of the caller's account (``create_enterprise_project``,
+    ``POST /v1/enterprise-projects``)."""
+
+    name = fields.String(
+        required=True,
+        validate=validate.Length(
+            min=1, max=PROJECT_NAME_MAX, error=f"must be 1 to {PROJECT_NAME_MAX} characters"
+        ),
+        metadata={
+            "description": "Unique in the account, whatever the case.",
+            "example": "Marketing",
+        },
+    )
+
+    @validates("name")
+    def name_is_not_blank(self, value, **kwargs):
+        if not value.strip():
+            raise ValidationError("must not be blank")
+
+    description = fields.String(
+        load_default="",
+        validate=validate.Length(
+            max=PROJECT_DESCRIPTION_MAX, error=f"at most {PROJECT_DESCRIPTION_MAX} characters"
+        ),
+        metadata={"example": "Campaign sites and their analytics"},
+    )
+    type = fields.String(
+        load_default=COMMERCIAL,
+        validate=validate.OneOf(PROJECT_TYPES),
+        metadata={
+            "description": "commercial (the default) or test; resources move only between "
+            "projects of one type.",
+            "example": COMMERCIAL,
+        },
+    )
+
+
+class EnterpriseProjectsQuery(PageSchema):
+    """The caller's enterprise projects (``list_enterprise_projects``): ``default``
+    first, then the oldest first."""
+
+    status = fields.String(
+        validate=validate.OneOf(PROJECT_STATUSES),
+        metadata={"description": "Only the projects in this status (enabled or disabled)."},
+    )
+
+    @post_load
+    def every_status_unless_one_is_given(self, data, **kwargs):
+        return {"status": None, **data}
+
+
 class EnterpriseProjectResponse(AnswerSchema):
-    """One of the caller's enterprise projects (``get_enterprise_project``: orders
+    """One of the caller's enterprise projects (also ``get_enterprise_project``: orders
     check the one an order names)."""
 
-    id = fields.String()
-    name = fields.String()
-    status = fields.String()
+    id = fields.String(
+        metadata={"description": "`default`, or `eps_...`", "example": "eps_0f3a9c2e"}
+    )
+    name = fields.String(metadata={"example": "Marketing"})
+    description = fields.String(metadata={"example": "Campaign sites and their analytics"})
+    type = fields.String(validate=validate.OneOf(PROJECT_TYPES), metadata={"example": COMMERCIAL})
+    status = fields.String(validate=validate.OneOf(PROJECT_STATUSES), metadata={"example": ENABLED})
+    revision = fields.Integer(
+        metadata={"description": "Moves by one on every change.", "example": 1}
+    )
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+EnterpriseProjectPage = page_of(EnterpriseProjectResponse, "EnterpriseProjectPage")
+
+
+class EnterpriseProjectV1(StrictSchema):
+    """An enterprise project as it is after the change announced; ``revision`` moves by
+    one on every change, so a copy keeps the highest it has seen."""
+
+    account_id = fields.String(required=True)
+    enterprise_project_id = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(PROJECT_TYPES))
+    status = fields.String(required=True, validate=validate.OneOf(PROJECT_STATUSES))
+    revision = fields.Integer(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+_PROJECT_EXAMPLE = {
+    "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+    "enterprise_project_id": "eps_8b1d4f2a6c3e4d5f9a0b1c2d3e4f5a6b",
+    "name": "Marketing",
+    "description": "Campaign sites and their analytics",
+    "type": COMMERCIAL,
+    "status": ENABLED,
+    "revision": 1,
+    "updated_at": dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC),
+}
+
+register(
+    "iam_agency.enterprise_project.created",
+    1,
+    EnterpriseProjectV1,
+    summary="An account's enterprise project was created: its ``default`` when the account "
+    "was opened (in the same transaction as ``iam_agency.account.created``), or one the "
+    "buyer created. Orders and billing keep a copy; the higher ``revision`` wins.",
+    subject="the account's id",
+    example_subject=_PROJECT_EXAMPLE["account_id"],
+    example=_PROJECT_EXAMPLE,
+)
+register(
+    "iam_agency.enterprise_project.disabled",
+    1,
+    EnterpriseProjectV1,
+    summary="A buyer disabled an enterprise project: from now on no order may name it "
+    "(``default`` is never disabled). Disabling a disabled project announces nothing.",
+    subject="the account's id",
+    example_subject=_PROJECT_EXAMPLE["account_id"],
+    example={**_PROJECT_EXAMPLE, "status": DISABLED, "revision": 2},
+)
+register(
+    "iam_agency.enterprise_project.enabled",
+    1,
+    EnterpriseProjectV1,
+    summary="A buyer enabled a disabled enterprise project again: orders may name it once "
+    "more. Enabling an enabled project announces nothing.",
+    subject="the account's id",
+    example_subject=_PROJECT_EXAMPLE["account_id"],
+    example={**_PROJECT_EXAMPLE, "revision": 3},
+)
 
 
 # -- RPC: accounts for other services ----------------------------------------------------
