@@ -113,6 +113,8 @@ EVENT_HANDLERS = (
     EventHandlerQueue("provisioning", "on_subscription_renewed", "orders.subscription.renewed"),
     EventHandlerQueue("provisioning", "on_subscription_released", "orders.subscription.released"),
     EventHandlerQueue("provisioning", "on_subscription_upgrading", "orders.subscription.upgrading"),
+    # provisioning: an image's resources follow its moves between enterprise projects
+    EventHandlerQueue("provisioning", "on_subscription_moved", "orders.subscription.moved"),
     EventHandlerQueue("supervision", "on_order_paid", "orders.order.paid"),
     EventHandlerQueue("supervision", "on_delivery_succeeded", "provisioning.delivery.succeeded"),
     EventHandlerQueue("supervision", "on_order_cancelled", "orders.order.cancelled"),

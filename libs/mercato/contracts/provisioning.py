@@ -441,6 +441,14 @@ class DeployedResourceSchema(AnswerSchema):
     name = fields.String(allow_none=True)
     status = fields.String()
     addresses = fields.List(fields.String())
+    enterprise_project_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The enterprise project the resource is in: the order's at first, "
+            "then where moves of the purchased app took it (null: paid before it was kept)",
+            "example": "default",
+        },
+    )
 
 
 class DeploymentResponse(AnswerSchema):
@@ -457,6 +465,14 @@ class DeploymentResponse(AnswerSchema):
         }
     )
     stack_id = fields.String(allow_none=True)
+    enterprise_project_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The enterprise project its servers are in (or will be, while "
+            "the deployment runs)",
+            "example": "default",
+        },
+    )
     steps = fields.List(fields.Nested(DeploymentStepSchema))
     resources = fields.List(fields.Nested(DeployedResourceSchema))
     failure_reason = fields.String(allow_none=True)

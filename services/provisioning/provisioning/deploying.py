@@ -41,6 +41,7 @@ from mercato.errors import (
     ValidationError,
 )
 from mercato.identity import Identity
+from mercato.terms import IMAGE
 from provisioning import deployments, domain, metrics
 from provisioning.cloud.driver import (
     CloudCredentials,
@@ -205,20 +206,77 @@ def _unavailable(exc: CloudError) -> MercatoError:
 
 
 def start_deployment(
-    uow, clock: Clock, policy: DeploymentPolicy, *, delivery: Delivery
+    uow,
+    clock: Clock,
+    policy: DeploymentPolicy,
+    *,
+    delivery: Delivery,
+    enterprise_project_id: str | None = None,
 ) -> str | None:
     """The image order is paid: its deployment starts beside the waiting delivery (in
-    the order-paid event's transaction; the caller commits). A repeat starts nothing.
-    The deployment's id when it started."""
+    the order-paid event's transaction; the caller commits), its resources to be made in
+    the order's ``enterprise_project_id``. A repeat starts nothing. The deployment's id
+    when it started."""
     deployment = uow.deployments.of_order(delivery.order_id, lock=True)
     if deployment is None or not deployment.may("start"):
         return None
     deployment.start(
-        clock.now(), policy, subscription_id=delivery.subscription_id, delivery_id=delivery.id
+        clock.now(),
+        policy,
+        subscription_id=delivery.subscription_id,
+        delivery_id=delivery.id,
+        enterprise_project_id=enterprise_project_id,
     )
     uow.emit_recorded(deployment)
     metrics.DEPLOYMENTS.labels(deployments.CREATING).inc()
     return str(deployment.id)
+
+
+# -- moved to another enterprise project ----------------------------------------------
+
+
+def move_resources(uow, clock: Clock, *, move: dict[str, Any]) -> bool:
+    """orders moved an image subscription to another enterprise project
+    (``orders.subscription.moved``): its deployment's resources follow (``with_associated``:
+    the servers with the volumes and EIPs in their project; ``independent``: the servers
+    only). In the event's inbox transaction; the caller commits. Anything but an image,
+    or the same move again, changes nothing; a move older than one already taken does
+    not undo it (the moves are replayed in orders' order). Answers whether it moved
+    anything."""
+    if move["delivery_method"] != IMAGE:
+        return False
+    subscription_id = move["subscription_id"]
+    deployment = uow.deployments.of_subscription(subscription_id, lock=True)
+    if deployment is None:
+        if uow.deliveries.exists_for(subscription_id):
+            return False  # paid, but no deployment here: nothing to place
+        # the order-paid event that starts the deployment is still on its way (events
+        # are not ordered): a transient error, so the inbox tries again with backoff
+        raise ServiceUnavailable(f"the deployment of {subscription_id} is not recorded yet")
+    if deployment.account_id != move["account_id"]:
+        _log.warning(
+            "move of %s for account %s ignored: the deployment is %s's",
+            subscription_id,
+            move["account_id"],
+            deployment.account_id,
+        )
+        return False
+    moved = deployment.move_to_project(
+        from_project=move["from_enterprise_project_id"],
+        to_project=move["to_enterprise_project_id"],
+        mode=move["mode"],
+        moved_at=move["moved_at"],
+        now=clock.now(),
+    )
+    if moved:
+        _log.info(
+            "deployment %s: moved %s to %s (%s)",
+            deployment.id,
+            subscription_id,
+            move["to_enterprise_project_id"],
+            move["mode"],
+        )
+    return moved
 
 
 # -- the timer's rounds ---------------------------------------------------------------

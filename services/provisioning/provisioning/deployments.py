@@ -15,6 +15,12 @@ A deployment's statuses (``DEPLOYMENT``):
   (orders cancels the order, billing refunds it once);
 - ``releasing`` -> ``released``: the subscription ended, its stack deleted.
 
+Enterprise projects: every resource starts in the order's enterprise project (kept on
+the deployment when the order is paid) and follows orders' moves of the subscription
+(``orders.subscription.moved``): each move is kept (``project_moves``) and the
+resources' projects are the moves replayed in orders' order (``moved_at``), so moves
+taken in any order end where orders left them (``resources_in_projects``).
+
 Each move is a method of ``DeploymentLifecycle`` (mixed into ``models.Deployment``),
 which refuses a move its status does not allow (Conflict) and records the event it
 causes, for the use case to emit in the same transaction.
@@ -98,6 +104,13 @@ DEPLOYMENT_RELEASED = "provisioning.deployment.released"
 
 RECOMMENDED = "recommended"
 STACK_PREFIX = "mkp-"
+
+# how a subscription's resources move to another enterprise project (orders' move)
+INDEPENDENT, WITH_ASSOCIATED = "independent", "with_associated"
+MOVE_MODES = (INDEPENDENT, WITH_ASSOCIATED)
+SERVER = "server"
+# what goes with its servers in a move with_associated, when it is in their project
+ASSOCIATED_TYPES = ("volume", "eip")
 
 
 def stack_name(deployment_id: str) -> str:
@@ -228,6 +241,40 @@ def first_exceeded(
     return None
 
 
+# -- enterprise projects --------------------------------------------------------------
+
+
+def _moved_at(move: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(move["moved_at"])
+
+
+def resources_in_projects(
+    resources: list[dict[str, Any]], origin: str | None, moves: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each resource with its ``enterprise_project_id``: every one starts in ``origin``
+    (the order's project), then ``moves`` (``{to, mode, moved_at}``) are replayed in
+    orders' order. A move takes the servers; ``with_associated`` also the volumes and
+    EIPs that were in the servers' project then; ``independent`` leaves them where they
+    were. Networks and security groups stay in the order's project::
+
+        resources_in_projects([{"type": "server"}, {"type": "volume"}], "default",
+                              [{"to": "eps_1", "mode": "independent", "moved_at": ...}])
+        # [{"type": "server", "enterprise_project_id": "eps_1"},
+        #  {"type": "volume", "enterprise_project_id": "default"}]
+    """
+    placed = [{**resource, "enterprise_project_id": origin} for resource in resources]
+    for move in sorted(moves, key=_moved_at):
+        servers_in = {r["enterprise_project_id"] for r in placed if r["type"] == SERVER}
+        for resource in placed:
+            if resource["type"] == SERVER or (
+                move["mode"] == WITH_ASSOCIATED
+                and resource["type"] in ASSOCIATED_TYPES
+                and resource["enterprise_project_id"] in servers_in
+            ):
+                resource["enterprise_project_id"] = move["to"]
+    return placed
+
+
 # -- the saga --------------------------------------------------------------------------
 
 
@@ -265,6 +312,8 @@ class DeploymentLifecycle(RecordsEvents):
         finished_at: dt.datetime | None
         created_at: dt.datetime
         updated_at: dt.datetime
+        enterprise_project_id: str | None
+        project_moves: list[dict[str, Any]]
 
     def may(self, move: str) -> bool:
         return DEPLOYMENT.allows(move, self.status)
@@ -308,11 +357,15 @@ class DeploymentLifecycle(RecordsEvents):
         *,
         subscription_id: str,
         delivery_id: str,
+        enterprise_project_id: str | None = None,
     ) -> None:
-        """The order is paid: the first step is due now."""
+        """The order is paid: the first step is due now. Its resources will start in
+        the order's ``enterprise_project_id``."""
         self.status = DEPLOYMENT.move("start", self.status)
         self.subscription_id = subscription_id
         self.delivery_id = delivery_id
+        if enterprise_project_id is not None:
+            self.enterprise_project_id = enterprise_project_id
         self.steps = [
             {"name": name, "status": STEP_PENDING, "started_at": None, "finished_at": None,
              "error": None}
@@ -388,9 +441,10 @@ class DeploymentLifecycle(RecordsEvents):
             self.next_attempt_at = now + delay
 
     def activate(self, resources: list[dict[str, Any]], now: dt.datetime) -> None:
-        """Every step done: the servers run; their ids and addresses are recorded."""
+        """Every step done: the servers run; their ids and addresses are recorded, each
+        in the order's enterprise project, or where the moves made meanwhile took it."""
         self.status = DEPLOYMENT.move("activate", self.status)
-        self.resources = resources
+        self.resources = self._placed(resources)
         self.finished_at = now
         self.updated_at = now
         self._idle()
@@ -483,6 +537,52 @@ class DeploymentLifecycle(RecordsEvents):
             data={**self._identifying(), "stack_id": self.stack_id, "released_at": now},
         )
 
+    # -- enterprise projects -----------------------------------------------------------
+
+    @property
+    def origin_project(self) -> str | None:
+        """Where its resources started: the order's project (for a deployment paid before
+        provisioning kept it, the project the first move took it from)."""
+        if self.enterprise_project_id is not None:
+            return self.enterprise_project_id
+        moves = sorted(self.project_moves or [], key=_moved_at)
+        return moves[0].get("from") if moves else None
+
+    @property
+    def servers_project(self) -> str | None:
+        """The project its servers are in: every move takes them, so the latest move's."""
+        moves = sorted(self.project_moves or [], key=_moved_at)
+        return str(moves[-1]["to"]) if moves else self.origin_project
+
+    def _placed(self, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return resources_in_projects(resources, self.origin_project, self.project_moves or [])
+
+    def move_to_project(
+        self,
+        *,
+        from_project: str,
+        to_project: str,
+        mode: str,
+        moved_at: dt.datetime,
+        now: dt.datetime,
+    ) -> bool:
+        """orders moved the subscription to ``to_project`` at ``moved_at`` (``mode``:
+        ``MOVE_MODES``). The move is kept and the resources placed again by every move in
+        orders' order, so a move older than one already taken never undoes it. A
+        deployment not active yet keeps it for the resources it creates. The same move
+        again changes nothing; answers whether this one was new."""
+        if mode not in MOVE_MODES:
+            raise ValueError(f"unknown move mode {mode!r}")
+        moved = moved_at.astimezone(dt.UTC).isoformat()
+        moves = [dict(move) for move in self.project_moves or []]
+        if any(move["moved_at"] == moved and move["to"] == to_project for move in moves):
+            return False
+        moves.append({"from": from_project, "to": to_project, "mode": mode, "moved_at": moved})
+        self.project_moves = sorted(moves, key=_moved_at)  # a new list: the column sees it
+        self.resources = self._placed(self.resources or [])
+        self.updated_at = now
+        return True
+
     def _idle(self) -> None:
         self.lease_until = None
         self.next_attempt_at = None
@@ -510,6 +610,7 @@ class DeploymentLifecycle(RecordsEvents):
             "subscription_id": self.subscription_id,
             "status": self.status,
             "stack_id": self.stack_id,
+            "enterprise_project_id": self.servers_project,
             "steps": [
                 {
                     **step,
@@ -518,7 +619,10 @@ class DeploymentLifecycle(RecordsEvents):
                 }
                 for step in self.steps or []
             ],
-            "resources": list(self.resources or []),
+            "resources": [
+                {"enterprise_project_id": self.origin_project, **resource}
+                for resource in self.resources or []
+            ],
             "failure_reason": self.failure_reason,
         }
 

@@ -175,8 +175,14 @@ class Deployment(Base, deployments.DeploymentLifecycle):
     # the password as the stack service takes it: encrypted under a data key of the
     # buyer's KMS key (vars_structure); never the plaintext
     stack_vars: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
-    # [{type, id, name, status, addresses}] once active
+    # [{type, id, name, status, addresses, enterprise_project_id}] once active
     resources: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    # the order's enterprise project, where its resources start (set when the order is
+    # paid; None for a deployment paid before provisioning kept it)
+    enterprise_project_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # orders' moves of the subscription to other projects, in orders' order:
+    # [{from, to, mode, moved_at}] (``deployments.resources_in_projects`` replays them)
+    project_moves: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     # a replica working on it holds it until then; a crashed replica's lease runs out

@@ -21,7 +21,7 @@ from mercato.identity import BUYER, OPERATOR, SELLER
 from mercato.inbox import handles_event
 from mercato.request_keys import RequestKeys
 from mercato.service import MercatoService
-from mercato.terms import SAAS
+from mercato.terms import IMAGE, SAAS
 from mercato.timers import configured_timer
 from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import dump, load
@@ -335,6 +335,16 @@ class ProvisioningService(MercatoService):
         """SaaS: upgrade the tenant; the sweep announces provisioning.instance.upgraded
         or provisioning.instance.upgrade_failed."""
         instance_actions.enqueue(self.db, self.clock, event=event)
+
+    @handles_event(
+        "orders.subscription.moved",
+        # only an image's resources live in the buyer's cloud account
+        concerns=lambda event: event.data["delivery_method"] == IMAGE,
+    )
+    def on_subscription_moved(self, event) -> None:
+        """An image moved to another enterprise project: its servers (and, moved with
+        their associated resources, the volumes and EIPs in their project) follow."""
+        deploying.move_resources(self.db, self.clock, move=event.data)
 
     @configured_timer(INSTANCE_ACTION_SWEEP_KEY, 2.0)
     def run_due_instance_actions(self) -> None:

@@ -94,7 +94,11 @@ def accept_paid_order(
             due.append(delivery.id)
         elif delivery.delivery_method == IMAGE:
             deploying.start_deployment(
-                uow, clock, deployment_policy or DeploymentPolicy(), delivery=delivery
+                uow,
+                clock,
+                deployment_policy or DeploymentPolicy(),
+                delivery=delivery,
+                enterprise_project_id=order.get("enterprise_project_id"),
             )
     return due
 
