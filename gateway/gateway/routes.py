@@ -644,6 +644,40 @@ ROUTES = (
         response=billing.TransactionPage,
         rpc=("billing", "list_transactions"),
     ),
+    # -- bills and cost analysis ---------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/billing/bills",
+        "list_bills",
+        summary="A month's bill",
+        tag=ORDERS,
+        who=(BUYER, RESELLER),
+        about="The caller's charges and refunds of one UTC month (`month=YYYY-MM`), oldest "
+        "first, each with its order, product, enterprise project and amount (a charge "
+        "positive, a refund negative), and the month's totals per project (`charges`, "
+        "`refunds`, `net`) and `total_net`. `enterprise_project_id` keeps one project's "
+        "lines. A refund stays in its payment's project; a reseller's bill holds the orders "
+        "it paid for its customers. Top-ups are no bill lines. 400 names `month`.",
+        query=billing.BillsQuery,
+        response=billing.BillPage,
+        rpc=("billing", "list_bills"),
+    ),
+    Route(
+        "GET",
+        "/v1/billing/cost-analysis",
+        "cost_analysis",
+        summary="Cost analysis",
+        tag=ORDERS,
+        who=(BUYER, RESELLER),
+        about="The caller's net spending (charges less refunds) from `from` to `to` (UTC "
+        "days `YYYY-MM-DD`, both included, at most 366 days), grouped by `group_by`: "
+        "`enterprise_project` (the default), `product` or `month` (UTC months): a series of "
+        "`{key, name, amount}` and their `total`. 400 names `from`, `to` (before `from`, or "
+        "more than 366 days) or `group_by`.",
+        query=billing.CostAnalysisQuery,
+        response=billing.CostAnalysisResponse,
+        rpc=("billing", "cost_analysis"),
+    ),
     # -- purchased apps -----------------------------------------------------------------
     Route(
         "GET",

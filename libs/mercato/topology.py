@@ -89,6 +89,17 @@ class EventHandlerQueue:
 # services' own handlers.
 EVENT_HANDLERS = (
     EventHandlerQueue("billing", "on_order_cancelled", "orders.order.cancelled"),
+    # billing's bills: what each order is for, and the names of the projects
+    EventHandlerQueue("billing", "on_order_created", "orders.order.created"),
+    EventHandlerQueue(
+        "billing", "on_enterprise_project_created", "iam_agency.enterprise_project.created"
+    ),
+    EventHandlerQueue(
+        "billing", "on_enterprise_project_disabled", "iam_agency.enterprise_project.disabled"
+    ),
+    EventHandlerQueue(
+        "billing", "on_enterprise_project_enabled", "iam_agency.enterprise_project.enabled"
+    ),
     EventHandlerQueue("catalog", "on_account_created", "iam_agency.account.created"),
     EventHandlerQueue("orders", "on_payment_succeeded", "billing.payment.succeeded"),
     EventHandlerQueue("orders", "on_payment_failed", "billing.payment.failed"),

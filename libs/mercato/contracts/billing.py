@@ -2,6 +2,7 @@
 (the public API's balance bodies are these very schemas)."""
 
 import datetime as dt
+import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
@@ -9,7 +10,7 @@ from mercato.contracts.common import ID_RULE, CardField
 from mercato.contracts.registry import register
 from mercato.money import MoneySchema, PositiveMoneySchema
 from mercato.terms import CREDIT_CARD, PAYER_METHODS, RESELLER
-from mercato.validation import AnswerSchema, StrictSchema, page_of
+from mercato.validation import AnswerSchema, PageSchema, QuerySchema, StrictSchema, page_of
 
 
 class _PaymentV1(StrictSchema):
@@ -291,6 +292,176 @@ class BalanceResponse(AnswerSchema):
 class TopUpResponse(_CardCharge):
     id = fields.String(metadata={"example": "top_1f2e…"})
     status = fields.String(metadata={"example": "succeeded"})
+
+
+# -- RPC: bills and cost analysis (list_bills, cost_analysis) ---------------------------
+
+BILL_KINDS = ("charge", "refund")
+COST_GROUPINGS = ("enterprise_project", "product", "month")
+COST_ANALYSIS_MAX_DAYS = 366
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_month(value: str) -> dt.datetime:
+    """The first instant (UTC) of a ``YYYY-MM`` month."""
+    return dt.datetime(int(value[:4]), int(value[5:7]), 1, tzinfo=dt.UTC)
+
+
+def parse_day(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
+_MONTH_RULE = validate.Regexp(_MONTH, error="must be a UTC month written YYYY-MM, such as 2026-11")
+_DAY_ERROR = "must be a UTC day written YYYY-MM-DD, such as 2026-11-01"
+
+
+def _is_day(value: str) -> bool:
+    """A day of the calendar (the shape is ``_DAY``'s, checked beside)."""
+    if _DAY.match(value):
+        try:
+            parse_day(value)
+        except ValueError:
+            raise ValidationError(_DAY_ERROR) from None
+    return True
+
+
+_DAY_RULES = [validate.Regexp(_DAY, error=_DAY_ERROR), _is_day]
+
+
+class BillsQuery(PageSchema):
+    """A month's bill (``list_bills``): the caller's charges and refunds of one UTC
+    month, optionally of one enterprise project."""
+
+    month = fields.String(
+        required=True,
+        validate=_MONTH_RULE,
+        metadata={"description": "The UTC month, `YYYY-MM`.", "example": "2026-11"},
+    )
+    enterprise_project_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "Only the lines booked to this project (`default` or `eps_...`).",
+            "example": "default",
+        },
+    )
+
+
+class CostAnalysisQuery(
+    # from and to are Python words: the fields are declared by name
+    QuerySchema.from_dict(  # type: ignore[misc]
+        {
+            "from": fields.String(
+                required=True,
+                validate=_DAY_RULES,
+                metadata={"description": "First UTC day, `YYYY-MM-DD`.", "example": "2026-11-01"},
+            ),
+            "to": fields.String(
+                required=True,
+                validate=_DAY_RULES,
+                metadata={
+                    "description": "Last UTC day (included), `YYYY-MM-DD`; at most "
+                    f"{COST_ANALYSIS_MAX_DAYS} days from `from` in all.",
+                    "example": "2026-11-30",
+                },
+            ),
+        },
+        name="_CostAnalysisDays",
+    )
+):
+    """Net spending over some UTC days (``cost_analysis``), by enterprise project, by
+    product or by UTC month."""
+
+    group_by = fields.String(
+        load_default="enterprise_project",
+        validate=validate.OneOf(COST_GROUPINGS),
+        metadata={
+            "description": "`enterprise_project` (the default), `product` or `month`.",
+            "example": "enterprise_project",
+        },
+    )
+
+    @validates_schema
+    def _days_in_order(self, data, **kwargs):
+        first, last = data.get("from"), data.get("to")
+        if first is None or last is None:
+            return
+        first_day, last_day = parse_day(first), parse_day(last)
+        if last_day < first_day:
+            raise ValidationError("must not be before from", "to")
+        if (last_day - first_day).days + 1 > COST_ANALYSIS_MAX_DAYS:
+            raise ValidationError(
+                f"at most {COST_ANALYSIS_MAX_DAYS} days from from, both included", "to"
+            )
+
+
+class BillLineResponse(AnswerSchema):
+    """One line of a bill: a charge of an order, or a refund of one."""
+
+    id = fields.String(
+        metadata={"description": "The ledger transaction (as the statement shows it)."}
+    )
+    kind = fields.String(validate=validate.OneOf(BILL_KINDS), metadata={"example": "charge"})
+    order_id = fields.String(allow_none=True)
+    order_type = fields.String(
+        allow_none=True,
+        metadata={"description": "`purchase`, `renewal` or `upgrade`.", "example": "purchase"},
+    )
+    product_id = fields.String(allow_none=True)
+    product_name = fields.String(allow_none=True, metadata={"example": "Northwind CRM"})
+    buyer_account_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The buyer (a reseller's bill holds its customers' orders)."},
+    )
+    enterprise_project_id = fields.String(metadata={"example": "default"})
+    enterprise_project_name = fields.String(metadata={"example": "default"})
+    amount = fields.Nested(
+        MoneySchema, metadata={"description": "A charge positive, a refund negative."}
+    )
+    payment_method = fields.String(allow_none=True, metadata={"example": "balance"})
+    occurred_at = fields.AwareDateTime()
+
+
+class BillProjectTotal(AnswerSchema):
+    """A project's figures on the bill: ``net`` = ``charges`` + ``refunds``."""
+
+    enterprise_project_id = fields.String(metadata={"example": "default"})
+    enterprise_project_name = fields.String(metadata={"example": "default"})
+    charges = fields.Nested(MoneySchema, metadata={"description": "Positive."})
+    refunds = fields.Nested(MoneySchema, metadata={"description": "Negative (or 0)."})
+    net = fields.Nested(MoneySchema)
+
+
+class BillPage(page_of(BillLineResponse, "_BillLines")):  # type: ignore[misc]
+    """A month's bill: a page of its lines (oldest first) and, over the whole month
+    (every page), the totals per project and their net."""
+
+    month = fields.String(metadata={"example": "2026-11"})
+    totals = fields.List(fields.Nested(BillProjectTotal))
+    total_net = fields.Nested(MoneySchema)
+
+
+class CostPoint(AnswerSchema):
+    key = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The project id, product id or month (`YYYY-MM`); a product "
+            "billing has not heard of is null.",
+            "example": "default",
+        },
+    )
+    name = fields.String(allow_none=True, metadata={"example": "default"})
+    amount = fields.Nested(MoneySchema, metadata={"description": "Charges less refunds."})
+
+
+class CostAnalysisResponse(AnswerSchema):
+    from_ = fields.String(data_key="from", metadata={"example": "2026-11-01"})
+    to = fields.String(metadata={"example": "2026-11-30"})
+    group_by = fields.String(metadata={"example": "enterprise_project"})
+    currency = fields.String(metadata={"example": "USD"})
+    series = fields.List(fields.Nested(CostPoint))
+    total = fields.Nested(MoneySchema)
 
 
 class TransactionResponse(AnswerSchema):

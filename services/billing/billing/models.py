@@ -357,3 +357,20 @@ class InvoiceNumberCounter(Base):
 
     year: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     last: Mapped[int] = mapped_column(sa.Integer)
+
+
+class EnterpriseProject(Base):
+    """billing's copy of an account's enterprise project, kept from iam-agency's
+    ``iam_agency.enterprise_project.*`` events (a newer ``revision`` replaces an older
+    one, never the other way round): the names bills and cost analysis show. A project
+    not copied yet shows its id (``default`` as "default")."""
+
+    __tablename__ = "enterprise_projects"
+
+    account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    type: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    revision: Mapped[int] = mapped_column(sa.Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -11,7 +11,8 @@ import datetime as dt
 
 from nameko.dependency_providers import Config
 
-from billing import cards, schemas, usecases
+from billing import bills, cards, schemas, usecases
+from billing.bill_repository import BillRepository
 from billing.card_repository import CardRepository
 from billing.dependencies import (
     CARD_GATEWAY_TIMEOUT_SECONDS,
@@ -39,7 +40,14 @@ DEFAULT_RECOVERY_GRACE_SECONDS = 60.0
 class BillingService(MercatoService):
     name = "billing"
 
-    db = Database(metadata, repositories={"billing": BillingRepository, "cards": CardRepository})
+    db = Database(
+        metadata,
+        repositories={
+            "billing": BillingRepository,
+            "cards": CardRepository,
+            "bills": BillRepository,
+        },
+    )
     config = Config()
     card_gateway = CardGateway()
 
@@ -240,6 +248,86 @@ class BillingService(MercatoService):
         data = load(PageSchema, query)
         result = usecases.list_transactions(self.db, account_id=caller.account_id, **data)
         return dump(contract.TransactionPage, result)
+
+    # -- bills and cost analysis --
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_bills(self, query: dict | None = None) -> dict:
+        """The caller's bill of one UTC month: its charges and refunds, oldest first,
+        and the month's totals per enterprise project. ``query``: ``{month: "YYYY-MM"
+        (a UTC month), enterprise_project_id?, page, page_size}``::
+
+            {"items": [{"id": "txn_…", "kind": "charge" | "refund",
+                        "order_id": "ord_…", "order_type": "purchase",
+                        "product_id": "prd_…", "product_name": "Northwind CRM",
+                        "buyer_account_id": "acc_…",
+                        "enterprise_project_id": "default",
+                        "enterprise_project_name": "default",
+                        "amount": {"amount": 129900, "currency": "USD"},  # refund < 0
+                        "payment_method": "balance", "occurred_at": "…"}],
+             "total": 1, "page": 1, "page_size": 20, "month": "2026-11",
+             "totals": [{"enterprise_project_id": "default",
+                         "enterprise_project_name": "default",
+                         "charges": {…}, "refunds": {…}, "net": {…}}],
+             "total_net": {"amount": 129900, "currency": "USD"}}
+
+        Lines are the payer's: a reseller's bill holds its customers' orders. A refund
+        stays in its payment's project. ``ValidationError`` names ``month``,
+        ``enterprise_project_id``, ``page`` or ``page_size``.
+        """
+        caller = self.caller.require()
+        data = load(contract.BillsQuery, query)
+        return dump(
+            contract.BillPage, bills.list_bills(self.db, account_id=caller.account_id, **data)
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def cost_analysis(self, query: dict | None = None) -> dict:
+        """The caller's net spending (charges less refunds) from ``from`` to ``to``
+        (UTC days ``YYYY-MM-DD``, both included, at most 366 days), grouped by
+        ``group_by`` (``enterprise_project``, the default, ``product`` or ``month``, a
+        UTC month)::
+
+            {"from": "2026-11-01", "to": "2026-11-30", "group_by": "product",
+             "currency": "USD",
+             "series": [{"key": "prd_…", "name": "Northwind CRM",
+                         "amount": {"amount": 129900, "currency": "USD"}}],
+             "total": {"amount": 129900, "currency": "USD"}}
+
+        ``ValidationError`` names ``from``, ``to`` (before ``from``, or too long a
+        span) or ``group_by``.
+        """
+        caller = self.caller.require()
+        data = load(contract.CostAnalysisQuery, query)
+        result = bills.cost_analysis(
+            self.db,
+            account_id=caller.account_id,
+            from_day=data["from"],
+            to_day=data["to"],
+            group_by=data["group_by"],
+        )
+        return dump(contract.CostAnalysisResponse, result)
+
+    @handles_event("orders.order.created")
+    def on_order_created(self, event) -> None:
+        """Keep what the order is for (``billed_orders``): the product and type its bill
+        lines show. A repeat changes nothing."""
+        bills.record_billed_order(self.db, event.data, created_at=event.occurred_at)
+
+    @handles_event("iam_agency.enterprise_project.created")
+    def on_enterprise_project_created(self, event) -> None:
+        """Copy the project (the name bills show)."""
+        bills.keep_enterprise_project(self.db, event.data)
+
+    @handles_event("iam_agency.enterprise_project.disabled")
+    def on_enterprise_project_disabled(self, event) -> None:
+        """Keep the copy's status (an older revision arriving late changes nothing)."""
+        bills.keep_enterprise_project(self.db, event.data)
+
+    @handles_event("iam_agency.enterprise_project.enabled")
+    def on_enterprise_project_enabled(self, event) -> None:
+        """Keep the copy's status (an older revision arriving late changes nothing)."""
+        bills.keep_enterprise_project(self.db, event.data)
 
     @rpc(expected_exceptions=EXPECTED)
     def set_credit_limit(self, account_id: str, payload: dict) -> dict:
