@@ -46,6 +46,7 @@ ATTACHMENTS = "Attachments"
 OPERATIONS_TAG = "Operations"
 TEST_CLOCK = "Test clock"
 AGENCIES = "Agencies and cloud accounts"
+PROJECTS = "Enterprise projects"
 TAGS = [
     {
         "name": ACCOUNTS,
@@ -63,6 +64,11 @@ TAGS = [
         "balance, a card or credit; the balance, its top-ups and its movements.",
     },
     {"name": PURCHASED_APPS, "description": "What paid orders became: one row per subscription."},
+    {
+        "name": PROJECTS,
+        "description": "The units a buyer's spending is accounted to: `default` and the "
+        "projects it creates (commercial or test), enabled or disabled.",
+    },
     {
         "name": SUPERVISION,
         "description": "Licenses, professional services and supervised SaaS from payment to "

@@ -17,6 +17,7 @@ from gateway.openapi import (
     MESSAGES,
     OPERATIONS_TAG,
     ORDERS,
+    PROJECTS,
     PURCHASED_APPS,
     SUPERVISION,
     TEST_CLOCK,
@@ -144,6 +145,67 @@ ROUTES = (
             "`time_zone` that is not an IANA time zone (`fields.time_zone` says so)"
         },
         rpc=("iam_agency", "change_time_zone"),
+    ),
+    # -- enterprise projects (iam-agency) ---------------------------------------------
+    Route(
+        "POST",
+        "/v1/enterprise-projects",
+        "create_enterprise_project",
+        summary="Create an enterprise project",
+        tag=PROJECTS,
+        who=BUYER,
+        about="`{name, description, type}` (`type` `commercial`, the default, or `test`): a "
+        "new enabled project of the caller's account (buyer only), to account orders to. "
+        "Names are 1 to 64 characters, unique in the account whatever their case.",
+        body=iam_agency.EnterpriseProjectRequest,
+        response=iam_agency.EnterpriseProjectResponse,
+        status=201,
+        errors={409: "CONFLICT: the account has a project of that name (`fields.name`)"},
+        rpc=("iam_agency", "create_enterprise_project"),
+    ),
+    Route(
+        "GET",
+        "/v1/enterprise-projects",
+        "list_enterprise_projects",
+        summary="Your enterprise projects",
+        tag=PROJECTS,
+        who=BUYER,
+        about="The caller's projects, `default` first, then the oldest first, each with its "
+        "`type` and `status`; `status` keeps the enabled or the disabled ones.",
+        query=iam_agency.EnterpriseProjectsQuery,
+        response=iam_agency.EnterpriseProjectPage,
+        rpc=("iam_agency", "list_enterprise_projects"),
+    ),
+    Route(
+        "POST",
+        "/v1/enterprise-projects/{project_id}/disable",
+        "disable_enterprise_project",
+        summary="Disable an enterprise project",
+        tag=PROJECTS,
+        who=BUYER,
+        about="No order may name the project from now on (400 at ordering). Disabling a "
+        "disabled project answers it unchanged.",
+        body=EmptyRequest,
+        response=iam_agency.EnterpriseProjectResponse,
+        errors={
+            404: "NOT_FOUND: not one of the caller's enterprise projects",
+            422: "DEFAULT_PROJECT_REQUIRED: `default` cannot be disabled",
+        },
+        rpc=("iam_agency", "disable_enterprise_project"),
+    ),
+    Route(
+        "POST",
+        "/v1/enterprise-projects/{project_id}/enable",
+        "enable_enterprise_project",
+        summary="Enable an enterprise project",
+        tag=PROJECTS,
+        who=BUYER,
+        about="Orders may name the project again. Enabling an enabled project answers it "
+        "unchanged.",
+        body=EmptyRequest,
+        response=iam_agency.EnterpriseProjectResponse,
+        errors={404: "NOT_FOUND: not one of the caller's enterprise projects"},
+        rpc=("iam_agency", "enable_enterprise_project"),
     ),
     # -- catalog: sellers ---------------------------------------------------------------
     Route(

@@ -328,8 +328,9 @@ class EnterpriseProjectV1(StrictSchema):
     updated_at = fields.AwareDateTime(required=True)
 
 
+_PROJECT_ACCOUNT_EXAMPLE = "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6"
 _PROJECT_EXAMPLE = {
-    "account_id": "acc_5d0c8e2f9a7b4e61b3c2d1e0f9a8b7c6",
+    "account_id": _PROJECT_ACCOUNT_EXAMPLE,
     "enterprise_project_id": "eps_8b1d4f2a6c3e4d5f9a0b1c2d3e4f5a6b",
     "name": "Marketing",
     "description": "Campaign sites and their analytics",
@@ -347,7 +348,7 @@ register(
     "was opened (in the same transaction as ``iam_agency.account.created``), or one the "
     "buyer created. Orders and billing keep a copy; the higher ``revision`` wins.",
     subject="the account's id",
-    example_subject=_PROJECT_EXAMPLE["account_id"],
+    example_subject=_PROJECT_ACCOUNT_EXAMPLE,
     example=_PROJECT_EXAMPLE,
 )
 register(
@@ -357,7 +358,7 @@ register(
     summary="A buyer disabled an enterprise project: from now on no order may name it "
     "(``default`` is never disabled). Disabling a disabled project announces nothing.",
     subject="the account's id",
-    example_subject=_PROJECT_EXAMPLE["account_id"],
+    example_subject=_PROJECT_ACCOUNT_EXAMPLE,
     example={**_PROJECT_EXAMPLE, "status": DISABLED, "revision": 2},
 )
 register(
@@ -367,7 +368,7 @@ register(
     summary="A buyer enabled a disabled enterprise project again: orders may name it once "
     "more. Enabling an enabled project announces nothing.",
     subject="the account's id",
-    example_subject=_PROJECT_EXAMPLE["account_id"],
+    example_subject=_PROJECT_ACCOUNT_EXAMPLE,
     example={**_PROJECT_EXAMPLE, "revision": 3},
 )
 

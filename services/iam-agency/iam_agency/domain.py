@@ -25,7 +25,7 @@ from eventlet import tpool
 from eventlet.semaphore import Semaphore
 
 from mercato.domain import StateMachine
-from mercato.errors import RateLimited
+from mercato.errors import BusinessRuleViolation, RateLimited
 from mercato.identity import BUYER, OPERATOR, RESELLER, SELLER
 
 TOKEN_PREFIX = "mkt_"  # noqa: S105 - a prefix, not a secret
@@ -78,6 +78,40 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         ) and (password_hash is not None)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# -- enterprise projects (guide section 2.3) ---------------------------------------
+# Every account has ``default`` (commercial, never disabled); a buyer adds others and
+# disables or enables them. Disabling a disabled project, or enabling an enabled one,
+# is no change and announces nothing.
+
+COMMERCIAL = "commercial"
+TEST = "test"
+PROJECT_ENABLED = "enabled"
+PROJECT_DISABLED = "disabled"
+DEFAULT_PROJECT_REQUIRED = "DEFAULT_PROJECT_REQUIRED"
+PROJECT_ID_PREFIX = "eps"
+
+ENTERPRISE_PROJECT = StateMachine(
+    "enterprise project",
+    {
+        "disable": ((PROJECT_ENABLED,), PROJECT_DISABLED),
+        "enable": ((PROJECT_DISABLED,), PROJECT_ENABLED),
+    },
+)
+
+
+def project_status_after(move: str, project_id: str, status: str) -> str | None:
+    """The status ``move`` (``disable`` or ``enable``) gives the project, or None when it
+    is in that status already. ``default`` may not be disabled: orders that name no
+    other project, and every pay-per-use order, are accounted to it."""
+    if move == "disable" and project_id == DEFAULT_PROJECT_ID:
+        raise BusinessRuleViolation(
+            "the default enterprise project cannot be disabled", code=DEFAULT_PROJECT_REQUIRED
+        )
+    if not ENTERPRISE_PROJECT.allows(move, status):
+        return None
+    return ENTERPRISE_PROJECT.move(move, status)
 
 
 # -- the account's time zone ------------------------------------------------

@@ -22,3 +22,9 @@ AGENCY_CREDENTIALS = Counter(
     "(asked from the cloud's IAM)",
     ["source"],
 )
+ENTERPRISE_PROJECTS = Counter(
+    "mercato_enterprise_projects_total",
+    "Changes of buyers' enterprise projects, by change: created (an account's default "
+    "included), disabled or enabled (a repeat that changes nothing is not counted)",
+    ["change"],
+)

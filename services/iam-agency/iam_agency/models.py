@@ -81,7 +81,25 @@ class EnterpriseProject(Base):
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     status: Mapped[str] = mapped_column(sa.String(16), default="enabled")
+    # commercial or test: resources move only between projects of one type
+    type: Mapped[str] = mapped_column(
+        sa.String(16), default="commercial", server_default="commercial"
+    )
+    description: Mapped[str] = mapped_column(sa.String(500), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # moves by one on every change, so the copies other services keep from the events
+    # take only a newer one
+    revision: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
+
+
+# names are unique in an account whatever their case
+sa.Index(
+    "uq_enterprise_projects_account_id_name",
+    EnterpriseProject.account_id,
+    sa.func.lower(EnterpriseProject.name),
+    unique=True,
+)
 
 
 class CloudAccount(Base):

@@ -17,12 +17,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from iam_agency.domain import DEFAULT_PROJECT_ID
 from iam_agency.models import Account, Agency, ApiToken, CloudAccount, EnterpriseProject, User
 from mercato.request_keys import RequestKeys
 
 
 class EmailTaken(Exception):
     """The unique index on users' emails let another sign-up through first."""
+
+
+class ProjectNameTaken(Exception):
+    """The unique index on an account's project names (lower-cased) let another
+    project of that name through first."""
 
 
 class AccountRepository:
@@ -103,6 +109,60 @@ class AccountRepository:
 
     def enterprise_project(self, account_id: str, project_id: str) -> EnterpriseProject | None:
         return self.session.get(EnterpriseProject, (account_id, project_id))
+
+    def lock_enterprise_project(self, account_id: str, project_id: str) -> EnterpriseProject | None:
+        """The project, locked until the transaction ends (a disable or an enable)."""
+        return self.session.scalar(
+            sa.select(EnterpriseProject)
+            .where(EnterpriseProject.account_id == account_id, EnterpriseProject.id == project_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    def project_name_taken(self, account_id: str, name: str) -> bool:
+        """Whether the account has a project of this name, whatever its case."""
+        return (
+            self.session.scalar(
+                sa.select(EnterpriseProject.id).where(
+                    EnterpriseProject.account_id == account_id,
+                    sa.func.lower(EnterpriseProject.name) == name.lower(),
+                )
+            )
+            is not None
+        )
+
+    def add_enterprise_project(self, project: EnterpriseProject) -> None:
+        """Write the new project now: of two projects of one name created at once, the
+        second fails here (``ProjectNameTaken``), its savepoint alone rolled back."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(project)
+        except IntegrityError:
+            raise ProjectNameTaken(project.name) from None
+
+    def enterprise_projects(
+        self, account_id: str, *, status: str | None, offset: int, limit: int
+    ) -> tuple[list[EnterpriseProject], int]:
+        """A page of the account's projects (``default`` first, then the oldest first)
+        and how many there are in all, of ``status`` when given."""
+        where = [EnterpriseProject.account_id == account_id]
+        if status is not None:
+            where.append(EnterpriseProject.status == status)
+        total = self.session.scalar(
+            sa.select(sa.func.count()).select_from(EnterpriseProject).where(*where)
+        )
+        rows = self.session.scalars(
+            sa.select(EnterpriseProject)
+            .where(*where)
+            .order_by(
+                sa.case((EnterpriseProject.id == DEFAULT_PROJECT_ID, 0), else_=1),
+                EnterpriseProject.created_at,
+                EnterpriseProject.id,
+            )
+            .offset(offset)
+            .limit(limit)
+        )
+        return list(rows), int(total or 0)
 
 
 class AgencyRepository:

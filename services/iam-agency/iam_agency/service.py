@@ -120,12 +120,54 @@ class IamAgencyService(MercatoService):
         )
         return dump(contract.AccountSummary, account)
 
+    # -- enterprise projects (guide section 2.3) ----------------------------------------
+
     @rpc(expected_exceptions=EXPECTED)
     def get_enterprise_project(self, project_id: str) -> dict:
         """One of the caller's enterprise projects (orders check the one an order names)."""
         caller = self.caller.require()
         project = usecases.enterprise_project(
             self.db, account_id=caller.account_id, project_id=str(project_id)
+        )
+        return dump(contract.EnterpriseProjectResponse, project)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_enterprise_project(self, payload: dict) -> dict:
+        """``{name, description?, type?}``: a new enabled project of the buyer's account."""
+        buyer = self.caller.require_role(BUYER)
+        data = load(contract.EnterpriseProjectRequest, payload)
+        project = usecases.create_enterprise_project(
+            self.db,
+            self.clock,
+            account_id=buyer.account_id,
+            request_key=self.caller.request_key,
+            **data,
+        )
+        return dump(contract.EnterpriseProjectResponse, project)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_enterprise_projects(self, query: dict | None = None) -> dict:
+        """A page of the buyer's projects, ``default`` first (``{status?, page, page_size}``)."""
+        buyer = self.caller.require_role(BUYER)
+        data = load(contract.EnterpriseProjectsQuery, query or {})
+        projects = usecases.list_enterprise_projects(self.db, account_id=buyer.account_id, **data)
+        return dump(contract.EnterpriseProjectPage, projects)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def disable_enterprise_project(self, project_id: str) -> dict:
+        """No order may name the project from now on (``default`` is never disabled)."""
+        buyer = self.caller.require_role(BUYER)
+        project = usecases.disable_enterprise_project(
+            self.db, self.clock, account_id=buyer.account_id, project_id=str(project_id)
+        )
+        return dump(contract.EnterpriseProjectResponse, project)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def enable_enterprise_project(self, project_id: str) -> dict:
+        """A disabled project may be named by orders again."""
+        buyer = self.caller.require_role(BUYER)
+        project = usecases.enable_enterprise_project(
+            self.db, self.clock, account_id=buyer.account_id, project_id=str(project_id)
         )
         return dump(contract.EnterpriseProjectResponse, project)
 

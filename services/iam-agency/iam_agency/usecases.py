@@ -21,9 +21,14 @@ from iam_agency.cloud import (
     TemporaryCredentials,
 )
 from iam_agency.credentials import CredentialCache
-from iam_agency.metrics import AGENCY_AUTHORIZATIONS, AGENCY_CHECKS, AGENCY_CREDENTIALS
+from iam_agency.metrics import (
+    AGENCY_AUTHORIZATIONS,
+    AGENCY_CHECKS,
+    AGENCY_CREDENTIALS,
+    ENTERPRISE_PROJECTS,
+)
 from iam_agency.models import Account, Agency, ApiToken, CloudAccount, EnterpriseProject, User
-from iam_agency.repository import EmailTaken
+from iam_agency.repository import EmailTaken, ProjectNameTaken
 from iam_agency.settings import Settings
 from mercato.clock import Clock
 from mercato.db import new_id
@@ -82,8 +87,12 @@ def open_account(
         account_id=account.id,
         id=domain.DEFAULT_PROJECT_ID,
         name="default",
-        status="enabled",
+        description="",
+        type=domain.COMMERCIAL,
+        status=domain.PROJECT_ENABLED,
         created_at=now,
+        updated_at=now,
+        revision=1,
     )
     try:
         uow.accounts.add_account(account, user, project)
@@ -100,8 +109,10 @@ def open_account(
             "reseller_account_id": reseller_account_id,
         },
     )
+    _emit_project(uow, CREATED, project)
     uow.request_keys.keep(kept, account.id, now)
     uow.commit()
+    ENTERPRISE_PROJECTS.labels(CREATED).inc()
     return _account_answer(account, email)
 
 
@@ -283,11 +294,167 @@ def change_time_zone(uow, clock: Clock, *, account_id: str, time_zone: str) -> d
     return answer
 
 
+# -- enterprise projects (guide section 2.3) -----------------------------------------
+# Each change is written with its event (``iam_agency.enterprise_project.<change>``,
+# the project after it with its revision) in one transaction: orders and billing keep
+# copies of the projects from these events.
+
+CREATED, DISABLED, ENABLED = "created", "disabled", "enabled"
+
+
+def _project_view(project: EnterpriseProject) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "description": project.description or "",
+        "type": project.type,
+        "status": project.status,
+        "revision": project.revision,
+        "created_at": project.created_at,
+        "updated_at": project.updated_at,
+    }
+
+
+def _emit_project(uow, change: str, project: EnterpriseProject) -> None:
+    uow.emit(
+        f"iam_agency.enterprise_project.{change}",
+        subject=project.account_id,
+        account_id=project.account_id,
+        data={
+            "account_id": project.account_id,
+            "enterprise_project_id": project.id,
+            "name": project.name,
+            "description": project.description or "",
+            "type": project.type,
+            "status": project.status,
+            "revision": project.revision,
+            "updated_at": project.updated_at,
+        },
+    )
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"an enterprise project named {name!r} exists already",
+        fields={"name": ["already used by another enterprise project of the account"]},
+    )
+
+
 def enterprise_project(uow, *, account_id: str, project_id: str) -> dict[str, Any]:
     project = uow.accounts.enterprise_project(account_id, project_id)
     if project is None:
         raise NotFound(f"enterprise project {project_id} not found")
-    return {"id": project.id, "name": project.name, "status": project.status}
+    return _project_view(project)
+
+
+def create_enterprise_project(
+    uow,
+    clock: Clock,
+    *,
+    account_id: str,
+    name: str,
+    description: str,
+    type: str,
+    request_key: str | None = None,
+) -> dict[str, Any]:
+    """A new enterprise project of the account, enabled (``eps_...``), announced
+    (``created``). Its name is new in the account whatever its case (409 naming
+    ``name``); a retry of the same request (``request_key``) answers the project it
+    created."""
+    kept = RequestKey.of(
+        request_key,
+        account_id=account_id,
+        operation="create_enterprise_project",
+        arguments={"name": name, "description": description, "type": type},
+    )
+    first = uow.request_keys.first_result(kept)
+    if first is not None:
+        created = uow.accounts.enterprise_project(account_id, first)
+        assert created is not None
+        return _project_view(created)
+    if uow.accounts.account(account_id) is None:
+        raise NotFound("account not found")
+    if uow.accounts.project_name_taken(account_id, name):
+        raise _name_taken(name)
+    now = clock.now()
+    project = EnterpriseProject(
+        account_id=account_id,
+        id=new_id(domain.PROJECT_ID_PREFIX),
+        name=name,
+        description=description,
+        type=type,
+        status=domain.PROJECT_ENABLED,
+        created_at=now,
+        updated_at=now,
+        revision=1,
+    )
+    try:
+        uow.accounts.add_enterprise_project(project)
+    except ProjectNameTaken:  # created at the same moment by another request
+        uow.rollback()
+        raise _name_taken(name) from None
+    _emit_project(uow, CREATED, project)
+    uow.request_keys.keep(kept, project.id, now)
+    answer = _project_view(project)
+    uow.commit()
+    ENTERPRISE_PROJECTS.labels(CREATED).inc()
+    return answer
+
+
+def list_enterprise_projects(
+    uow, *, account_id: str, status: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """A page of the account's projects: ``default`` first, then the oldest first."""
+    rows, total = uow.accounts.enterprise_projects(
+        account_id, status=status, offset=(page - 1) * page_size, limit=page_size
+    )
+    return {
+        "items": [_project_view(row) for row in rows],
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+    }
+
+
+def _move_project(
+    uow, clock: Clock, move: str, change: str, *, account_id: str, project_id: str
+) -> dict[str, Any]:
+    project = uow.accounts.lock_enterprise_project(account_id, project_id)
+    if project is None:
+        raise NotFound(f"enterprise project {project_id} not found")
+    status = domain.project_status_after(move, project.id, project.status)
+    if status is None:  # already so: answered unchanged, nothing announced
+        answer = _project_view(project)
+        uow.rollback()
+        return answer
+    project.status = status
+    project.updated_at = clock.now()
+    project.revision = (project.revision or 0) + 1
+    _emit_project(uow, change, project)
+    answer = _project_view(project)
+    uow.commit()
+    ENTERPRISE_PROJECTS.labels(change).inc()
+    return answer
+
+
+def disable_enterprise_project(
+    uow, clock: Clock, *, account_id: str, project_id: str
+) -> dict[str, Any]:
+    """Disable one of the account's projects: no order may name it from now on.
+    ``default`` may not be disabled (422 DEFAULT_PROJECT_REQUIRED); a disabled one is
+    answered as it is."""
+    return _move_project(
+        uow, clock, "disable", DISABLED, account_id=account_id, project_id=project_id
+    )
+
+
+def enable_enterprise_project(
+    uow, clock: Clock, *, account_id: str, project_id: str
+) -> dict[str, Any]:
+    """Enable a disabled project again; an enabled one is answered as it is."""
+    return _move_project(
+        uow, clock, "enable", ENABLED, account_id=account_id, project_id=project_id
+    )
 
 
 def account_cards(uow, *, account_ids: list[str], contact_account_ids: list[str]) -> dict:
