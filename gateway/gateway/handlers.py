@@ -7,6 +7,7 @@ response schema, or a whole ``Response`` (the operations endpoints).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from gateway import openapi, probes
+from gateway.attachments import content_disposition
 from gateway.auth import bearer_token
 from gateway.errors import json_response
 from gateway.idempotency import downstream_key
@@ -52,6 +54,19 @@ def top_up(gateway: Any, request: Request, payload: dict[str, Any]) -> dict[str,
     card is charged once for it even past the gateway's own memory of the key."""
     key = downstream_key(request)
     return gateway.billing.top_up(payload if key is None else {**payload, "idempotency_key": key})
+
+
+def invoice_pdf(gateway: Any, request: Request, invoice_id: str) -> Response:
+    """An issued invoice's PDF as billing kept it, saved by the browser as its number
+    (``attachments.content_disposition``), never cached."""
+    found = gateway.billing.get_invoice_pdf(invoice_id)
+    body = base64.b64decode(found["content_base64"])
+    response = Response(body, status=200, content_type=found["content_type"])
+    response.headers["Content-Length"] = str(len(body))
+    response.headers["Content-Disposition"] = content_disposition(found["filename"])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # -- the seller's orders ------------------------------------------------------------------

@@ -740,6 +740,111 @@ ROUTES = (
         response=billing.CostAnalysisResponse,
         rpc=("billing", "cost_analysis"),
     ),
+    # -- invoices -------------------------------------------------------------------------
+    Route(
+        "POST",
+        "/v1/invoices",
+        "request_invoice",
+        summary="Ask for an invoice",
+        tag=ORDERS,
+        who=BUYER,
+        about="An invoice for 1 to 50 of the caller's paid orders, all of one seller, made "
+        "out to `title` (with `tax_id`, `address`, `email`). Answers it `requested`; it is "
+        "issued within seconds: numbered `INV-<year>-<6 digits>` (no gaps in a year), the "
+        "seller's details added, its PDF made. Each order must have been paid by the "
+        "caller itself, not be refunded and be on no live invoice.",
+        body=billing.InvoiceRequest,
+        response=billing.InvoiceResponse,
+        status=201,
+        errors={
+            404: "NOT_FOUND: an order that is not the caller's",
+            409: "CONFLICT: `fields.order_ids` names each order that cannot be invoiced and "
+            "why: `not_paid`, `refunded`, `already_invoiced`, `paid_by_reseller`",
+            422: "INVOICE_SELLERS_DIFFER: the orders are of more than one seller",
+        },
+        rpc=("billing", "request_invoice"),
+    ),
+    Route(
+        "GET",
+        "/v1/invoices",
+        "list_invoices",
+        summary="The caller's invoices",
+        tag=ORDERS,
+        who=BUYER,
+        about="Newest first; `status` (`requested`, `issued`, `returned`, `reissued`) keeps "
+        "those in one status.",
+        query=billing.InvoiceQuery,
+        response=billing.InvoicePage,
+        rpc=("billing", "list_invoices"),
+    ),
+    Route(
+        "GET",
+        "/v1/invoices/{invoice_id}",
+        "get_invoice",
+        summary="An invoice",
+        tag=ORDERS,
+        who=BUYER,
+        about="One of the caller's invoices, its orders and, once issued, its number and "
+        "the seller's details as they were then.",
+        response=billing.InvoiceResponse,
+        errors={404: "NOT_FOUND: not one of the caller's invoices"},
+        rpc=("billing", "get_invoice"),
+    ),
+    Route(
+        "GET",
+        "/v1/invoices/{invoice_id}/pdf",
+        "get_invoice_pdf",
+        summary="An invoice as a PDF",
+        tag=ORDERS,
+        who=BUYER,
+        about="The issued invoice's PDF, as it was made when it was issued, with "
+        "`Content-Disposition: attachment` naming it `<number>.pdf`. A returned invoice "
+        "keeps its PDF.",
+        media_type="application/pdf",
+        raw_response={"type": "string", "format": "binary", "description": "The PDF."},
+        errors={
+            404: "NOT_FOUND: not one of the caller's invoices",
+            409: "CONFLICT: the invoice is not issued yet",
+        },
+        handler=handlers.invoice_pdf,
+    ),
+    Route(
+        "POST",
+        "/v1/invoices/{invoice_id}/return",
+        "return_invoice",
+        summary="Return an invoice",
+        tag=ORDERS,
+        who=BUYER,
+        about="Give an issued invoice back with a `reason`: it becomes `returned` and its "
+        "orders may be invoiced again (a reissue, or a new request).",
+        body=billing.InvoiceReturnRequest,
+        response=billing.InvoiceResponse,
+        errors={
+            404: "NOT_FOUND: not one of the caller's invoices",
+            409: "CONFLICT: the invoice is not issued",
+        },
+        rpc=("billing", "return_invoice"),
+    ),
+    Route(
+        "POST",
+        "/v1/invoices/{invoice_id}/reissue",
+        "reissue_invoice",
+        summary="Reissue a returned invoice",
+        tag=ORDERS,
+        who=BUYER,
+        about="A new invoice for a returned invoice's orders, with any of `title`, "
+        "`tax_id`, `address`, `email` changed; the returned one becomes `reissued` "
+        "(`reissued_as`), the new one (`reissue_of`) is issued as a request is.",
+        body=billing.InvoiceReissueRequest,
+        response=billing.InvoiceResponse,
+        status=201,
+        errors={
+            404: "NOT_FOUND: not one of the caller's invoices",
+            409: "CONFLICT: the invoice is not returned, or `fields.order_ids` names an "
+            "order invoiced again (or refunded) since",
+        },
+        rpc=("billing", "reissue_invoice"),
+    ),
     # -- purchased apps -----------------------------------------------------------------
     Route(
         "GET",

@@ -489,3 +489,219 @@ class TransactionResponse(AnswerSchema):
 
 
 TransactionPage = page_of(TransactionResponse, "TransactionPage")
+
+
+# -- invoices ---------------------------------------------------------------------------
+
+INVOICE_STATUSES = ("requested", "issued", "returned", "reissued")
+MAX_INVOICE_ORDERS = 50
+_INVOICE = "inv_3a9d2c7e5b1f4e08a6c4d2b0f9e7a5c3"
+_SELLER = "acc_8c1e4b7a2d9f4c3e8b5a7d1f0e2c4b6a"
+
+
+class _InvoiceV1(StrictSchema):
+    """Which invoice: whose (the buyer), of which seller, for which orders."""
+
+    invoice_id = fields.String(required=True)
+    account_id = fields.String(required=True)
+    seller_account_id = fields.String(required=True)
+    order_ids = fields.List(fields.String(), required=True)
+    amount = fields.Nested(MoneySchema, required=True)
+
+
+class InvoiceRequestedV1(_InvoiceV1):
+    # the returned invoice this one replaces, if any
+    reissue_of = fields.String(required=True, allow_none=True)
+    requested_at = fields.AwareDateTime(required=True)
+
+
+class InvoiceIssuedV1(_InvoiceV1):
+    number = fields.String(required=True)
+    issued_at = fields.AwareDateTime(required=True)
+
+
+class InvoiceReturnedV1(_InvoiceV1):
+    number = fields.String(required=True)
+    reason = fields.String(required=True)
+    returned_at = fields.AwareDateTime(required=True)
+
+
+_INVOICE_EXAMPLE = {
+    "invoice_id": _INVOICE,
+    "account_id": _BUYER,
+    "seller_account_id": _SELLER,
+    "order_ids": [_ORDER],
+    "amount": {"amount": 129900, "currency": "USD"},
+}
+
+register(
+    "billing.invoice.requested",
+    1,
+    InvoiceRequestedV1,
+    summary="A buyer asked for an invoice for paid orders of one seller (or reissued a "
+    "returned one); billing issues it shortly, once the seller's details are read.",
+    subject="the invoice id",
+    example_subject=_INVOICE,
+    example={
+        **_INVOICE_EXAMPLE,
+        "reissue_of": None,
+        "requested_at": dt.datetime(2026, 1, 15, 9, 42, tzinfo=dt.UTC),
+    },
+)
+register(
+    "billing.invoice.issued",
+    1,
+    InvoiceIssuedV1,
+    summary="An invoice was issued: it has its number (INV-<year>-<6 digits>, without "
+    "gaps in a year) and its PDF, kept as issued.",
+    subject="the invoice id",
+    example_subject=_INVOICE,
+    example={
+        **_INVOICE_EXAMPLE,
+        "number": "INV-2026-000042",
+        "issued_at": dt.datetime(2026, 1, 15, 9, 42, 5, tzinfo=dt.UTC),
+    },
+)
+register(
+    "billing.invoice.returned",
+    1,
+    InvoiceReturnedV1,
+    summary="The buyer returned an issued invoice: its orders may be invoiced again "
+    "(a reissue, or a new request).",
+    subject="the invoice id",
+    example_subject=_INVOICE,
+    example={
+        **_INVOICE_EXAMPLE,
+        "number": "INV-2026-000042",
+        "reason": "The tax id was wrong.",
+        "returned_at": dt.datetime(2026, 2, 1, 8, 0, tzinfo=dt.UTC),
+    },
+)
+
+_INVOICE_TITLE_RULE = validate.Length(min=1, max=200)
+_TAX_ID_RULE = validate.Length(min=1, max=64)
+_ADDRESS_RULE = validate.Length(min=1, max=500)
+_EMAIL_RULE = validate.Length(max=254)
+
+
+class InvoiceRequest(StrictSchema):
+    """Ask for an invoice for paid orders of one seller (``request_invoice``)."""
+
+    order_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_INVOICE_ORDERS),
+        metadata={
+            "description": f"1 to {MAX_INVOICE_ORDERS} of the caller's paid orders, all of "
+            "one seller, none on a live invoice.",
+            "example": [_ORDER],
+        },
+    )
+    title = fields.String(
+        required=True,
+        validate=_INVOICE_TITLE_RULE,
+        metadata={"description": "Who the invoice is made out to.", "example": "Contoso Ltd"},
+    )
+    tax_id = fields.String(
+        required=True, validate=_TAX_ID_RULE, metadata={"example": "91440300MA5G8X2K1P"}
+    )
+    address = fields.String(
+        required=True,
+        validate=_ADDRESS_RULE,
+        metadata={"example": "1 Harbour Road, Shenzhen"},
+    )
+    email = fields.Email(
+        required=True, validate=_EMAIL_RULE, metadata={"example": "accounts@contoso.test"}
+    )
+
+    @validates_schema
+    def _each_order_once(self, data, **kwargs):
+        order_ids = data.get("order_ids") or []
+        if len(set(order_ids)) != len(order_ids):
+            raise ValidationError("each order at most once", "order_ids")
+
+
+class InvoiceReissueRequest(StrictSchema):
+    """Reissue a returned invoice (``reissue_invoice``): what to change, else as it was."""
+
+    title = fields.String(validate=_INVOICE_TITLE_RULE, metadata={"example": "Contoso Ltd"})
+    tax_id = fields.String(validate=_TAX_ID_RULE, metadata={"example": "91440300MA5G8X2K1P"})
+    address = fields.String(validate=_ADDRESS_RULE, metadata={"example": "1 Harbour Road"})
+    email = fields.Email(validate=_EMAIL_RULE, metadata={"example": "accounts@contoso.test"})
+
+
+class InvoiceReturnRequest(StrictSchema):
+    """Return an issued invoice (``return_invoice``)."""
+
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"example": "The tax id was wrong."},
+    )
+
+
+class InvoiceIdRequest(StrictSchema):
+    invoice_id = fields.String(required=True, validate=ID_RULE)
+
+
+class InvoiceQuery(PageSchema):
+    """``GET /v1/invoices``: a page of the caller's invoices, newest first."""
+
+    status = fields.String(
+        validate=validate.OneOf(INVOICE_STATUSES),
+        metadata={"description": "Only invoices in this status."},
+    )
+
+
+class InvoiceSellerResponse(AnswerSchema):
+    """The seller as its profile stood when the invoice was issued."""
+
+    id = fields.String(metadata={"example": _SELLER})
+    company_name = fields.String(metadata={"example": "Acme Ltd"})
+    email = fields.String(allow_none=True, metadata={"example": "sales@acme.test"})
+    mobile = fields.String(allow_none=True, metadata={"example": "+86 755 2878 0808"})
+    support_range = fields.String(allow_none=True)
+
+
+class InvoiceOrderResponse(AnswerSchema):
+    order_id = fields.String(metadata={"example": _ORDER})
+    product_name = fields.String(metadata={"example": "Northwind CRM"})
+    amount = fields.Nested(MoneySchema, metadata={"description": "What the order was paid."})
+
+
+class InvoiceResponse(AnswerSchema):
+    """An invoice: ``requested`` (being issued), ``issued`` (numbered, its PDF ready),
+    ``returned`` (its orders may be invoiced again) or ``reissued`` (returned and
+    replaced by ``reissued_as``)."""
+
+    id = fields.String(metadata={"example": _INVOICE})
+    number = fields.String(allow_none=True, metadata={"example": "INV-2026-000042"})
+    status = fields.String(metadata={"example": "issued"})
+    title = fields.String()
+    tax_id = fields.String()
+    address = fields.String()
+    email = fields.String()
+    seller = fields.Nested(
+        InvoiceSellerResponse,
+        allow_none=True,
+        metadata={"description": "Null until the invoice is issued."},
+    )
+    orders = fields.List(fields.Nested(InvoiceOrderResponse))
+    amount = fields.Nested(MoneySchema, metadata={"description": "The orders' total."})
+    created_at = fields.AwareDateTime()
+    issued_at = fields.AwareDateTime(allow_none=True)
+    returned_at = fields.AwareDateTime(allow_none=True)
+    return_reason = fields.String(allow_none=True)
+    reissue_of = fields.String(allow_none=True)
+    reissued_as = fields.String(allow_none=True)
+
+
+InvoicePage = page_of(InvoiceResponse, "InvoicePage")
+
+
+class InvoicePdfResponse(AnswerSchema):
+    """An issued invoice's PDF, as kept when it was issued (``get_invoice_pdf``)."""
+
+    filename = fields.String(metadata={"example": "INV-2026-000042.pdf"})
+    content_type = fields.String(metadata={"example": "application/pdf"})
+    content_base64 = fields.String()

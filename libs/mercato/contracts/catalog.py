@@ -552,6 +552,12 @@ class SellerResponse(AnswerSchema):
     support_range = fields.String(allow_none=True)
 
 
+class SellerIdRequest(StrictSchema):
+    """``get_seller(seller_account_id)``: a seller's public details (billing's invoices)."""
+
+    seller_account_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
 class SellerNameResponse(AnswerSchema):
     id = fields.String()
     company_name = fields.String(metadata={"example": "Acme Ltd"})

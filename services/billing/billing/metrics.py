@@ -8,7 +8,7 @@ with its inbox row.
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SERVICE = "billing"
 
@@ -48,6 +48,23 @@ RECOVERY_ERRORS = Counter(
     ["service", "item"],
 )
 
+INVOICES = Counter(
+    "mercato_invoices_total",
+    "Invoices moved to a status: requested, issued, returned, reissued",
+    ["service", "status"],
+)
+INVOICES_PENDING = Gauge(
+    "mercato_invoices_pending",
+    "Invoices requested and not issued yet, as the last issuing sweep counted them",
+    ["service"],
+)
+INVOICE_ISSUE_FAILURES = Counter(
+    "mercato_invoice_issue_failures_total",
+    "Attempts to issue an invoice that failed (the catalog did not answer the seller's "
+    "details, or issuing raised); the invoice backs off and is tried again",
+    ["service"],
+)
+
 
 def payment_outcome(method: str, outcome: str, amount: int = 0, currency: str = "") -> None:
     PAYMENTS.labels(SERVICE, method, outcome).inc()
@@ -67,3 +84,15 @@ def refund_outcome(method: str, outcome: str, amount: int = 0, currency: str = "
 
 def recovery_error(item: str) -> None:
     RECOVERY_ERRORS.labels(SERVICE, item).inc()
+
+
+def invoice_moved(status: str, count: int = 1) -> None:
+    INVOICES.labels(SERVICE, status).inc(count)
+
+
+def invoices_pending(count: int) -> None:
+    INVOICES_PENDING.labels(SERVICE).set(count)
+
+
+def invoice_issue_failed() -> None:
+    INVOICE_ISSUE_FAILURES.labels(SERVICE).inc()

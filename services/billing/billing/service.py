@@ -11,7 +11,7 @@ import datetime as dt
 
 from nameko.dependency_providers import Config
 
-from billing import bills, cards, schemas, usecases
+from billing import bills, cards, invoices, schemas, usecases
 from billing.bill_repository import BillRepository
 from billing.card_repository import CardRepository
 from billing.dependencies import (
@@ -19,22 +19,25 @@ from billing.dependencies import (
     DEFAULT_GATEWAY_TIMEOUT_SECONDS,
     CardGateway,
 )
+from billing.invoice_repository import InvoiceRepository
 from billing.models import metadata
 from billing.repository import BillingRepository
 from mercato.contracts import billing as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
-from mercato.identity import OPERATOR
+from mercato.identity import BUYER, OPERATOR
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
-from mercato.transport import rpc
+from mercato.transport import TimedRpcProxy, rpc
 from mercato.validation import PageSchema, dump, load
 
 RECOVERY_INTERVAL_KEY = "PAYMENT_RECOVERY_INTERVAL_SECONDS"
 RECOVERY_GRACE_KEY = "PAYMENT_RECOVERY_GRACE_SECONDS"
 DEFAULT_RECOVERY_INTERVAL_SECONDS = 5.0
 DEFAULT_RECOVERY_GRACE_SECONDS = 60.0
+INVOICE_ISSUE_KEY = "INVOICE_ISSUE_SECONDS"
+DEFAULT_INVOICE_ISSUE_SECONDS = 5.0
 
 
 class BillingService(MercatoService):
@@ -46,10 +49,13 @@ class BillingService(MercatoService):
             "billing": BillingRepository,
             "cards": CardRepository,
             "bills": BillRepository,
+            "invoices": InvoiceRepository,
         },
     )
     config = Config()
     card_gateway = CardGateway()
+    # the sellers' details printed on invoices
+    catalog = TimedRpcProxy("catalog")
 
     @rpc(expected_exceptions=EXPECTED)
     def pay_order(self, payload: dict) -> dict:
@@ -328,6 +334,105 @@ class BillingService(MercatoService):
     def on_enterprise_project_enabled(self, event) -> None:
         """Keep the copy's status (an older revision arriving late changes nothing)."""
         bills.keep_enterprise_project(self.db, event.data)
+
+    # -- invoices --
+
+    @rpc(expected_exceptions=EXPECTED)
+    def request_invoice(self, payload: dict) -> dict:
+        """Ask for an invoice (buyer): ``{order_ids: [1..50], title, tax_id, address,
+        email}``. Each order must be the caller's own, paid by the caller itself, not
+        refunded and on no live invoice, all of one seller. Answers the invoice (as
+        ``get_invoice``) with ``status: "requested"``; the issuing sweep numbers it.
+
+        Errors: ``NotFound`` (an order that is not the caller's), ``Conflict`` with
+        ``fields.order_ids`` ``["<order id>: not_paid" | "refunded" | "already_invoiced"
+        | "paid_by_reseller", …]``, ``BusinessRuleViolation`` ``INVOICE_SELLERS_DIFFER``,
+        ``ValidationError`` naming each field."""
+        caller = self.caller.require_role(BUYER)
+        request = load(contract.InvoiceRequest, payload)
+        return dump(
+            contract.InvoiceResponse,
+            invoices.request_invoice(
+                self.db, self.clock, account_id=caller.account_id, request=request
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_invoices(self, query: dict | None = None) -> dict:
+        """The caller's invoices, newest first: ``{page, page_size, status?}``."""
+        caller = self.caller.require_role(BUYER)
+        data = load(contract.InvoiceQuery, query)
+        return dump(
+            contract.InvoicePage,
+            invoices.list_invoices(self.db, account_id=caller.account_id, **data),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_invoice(self, invoice_id: str) -> dict:
+        """One of the caller's invoices::
+
+            {"id": "inv_…", "number": "INV-2026-000042" | null, "status": "issued",
+             "title", "tax_id", "address", "email",
+             "seller": {id, company_name, email, mobile, support_range} | null,
+             "orders": [{"order_id", "product_name", "amount": {…}}], "amount": {…},
+             "created_at", "issued_at", "returned_at", "return_reason",
+             "reissue_of", "reissued_as"}
+
+        ``NotFound`` for anyone else's."""
+        caller = self.caller.require_role(BUYER)
+        data = load(contract.InvoiceIdRequest, {"invoice_id": invoice_id})
+        return dump(
+            contract.InvoiceResponse,
+            invoices.get_invoice(self.db, account_id=caller.account_id, **data),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_invoice_pdf(self, invoice_id: str) -> dict:
+        """The PDF of one of the caller's invoices, as issued: ``{filename,
+        content_type: "application/pdf", content_base64}``; ``Conflict`` before it is
+        issued, ``NotFound`` for anyone else's."""
+        caller = self.caller.require_role(BUYER)
+        data = load(contract.InvoiceIdRequest, {"invoice_id": invoice_id})
+        return dump(
+            contract.InvoicePdfResponse,
+            invoices.get_invoice_pdf(self.db, account_id=caller.account_id, **data),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def return_invoice(self, invoice_id: str, payload: dict) -> dict:
+        """Return an issued invoice: ``{reason}``; its orders may be invoiced again.
+        ``Conflict`` for an invoice that is not issued."""
+        caller = self.caller.require_role(BUYER)
+        data = load(contract.InvoiceIdRequest, {"invoice_id": invoice_id})
+        request = load(contract.InvoiceReturnRequest, payload)
+        return dump(
+            contract.InvoiceResponse,
+            invoices.return_invoice(
+                self.db, self.clock, account_id=caller.account_id, reason=request["reason"], **data
+            ),
+        )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def reissue_invoice(self, invoice_id: str, payload: dict | None = None) -> dict:
+        """Reissue a returned invoice: ``{title?, tax_id?, address?, email?}``. Answers
+        the new, requested invoice (``reissue_of`` the old one, now ``reissued``).
+        ``Conflict`` unless the invoice is returned, or when one of its orders was
+        invoiced again meanwhile (``fields.order_ids`` names them)."""
+        caller = self.caller.require_role(BUYER)
+        data = load(contract.InvoiceIdRequest, {"invoice_id": invoice_id})
+        changes = load(contract.InvoiceReissueRequest, payload)
+        return dump(
+            contract.InvoiceResponse,
+            invoices.reissue_invoice(
+                self.db, self.clock, account_id=caller.account_id, changes=changes, **data
+            ),
+        )
+
+    @configured_timer(INVOICE_ISSUE_KEY, DEFAULT_INVOICE_ISSUE_SECONDS)
+    def issue_invoices(self) -> None:
+        """Issue the requested invoices that are due: the seller's details from the
+        catalog, the year's next number, the PDF (safe with several replicas)."""
+        invoices.issue_due(self.db, self.clock, self.catalog)
 
     @rpc(expected_exceptions=EXPECTED)
     def set_credit_limit(self, account_id: str, payload: dict) -> dict:

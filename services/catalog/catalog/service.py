@@ -61,6 +61,15 @@ class CatalogService(MercatoService):
         profile = usecases.seller_profile(self.db, account_id=caller.account_id)
         return dump(contract.SellerProfileResponse, profile)
 
+    @rpc(expected_exceptions=EXPECTED)
+    def get_seller(self, seller_account_id: str) -> dict:
+        """A seller's public details, as its products show them (billing prints them
+        on the invoices of the seller's orders): ``{id, company_name, email, mobile,
+        support_range}``. NotFound for an account without a seller profile."""
+        data = load(contract.SellerIdRequest, {"seller_account_id": seller_account_id})
+        profile = usecases.seller_profile(self.db, account_id=data["seller_account_id"])
+        return dump(contract.SellerResponse, {**profile, "id": profile["account_id"]})
+
     @handles_event("iam_agency.account.created")
     def on_account_created(self, event: Envelope) -> None:
         """A new seller account gets a profile named after the account at once."""

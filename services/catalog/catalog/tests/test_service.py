@@ -622,6 +622,25 @@ def test_seller_profile_is_replaced_and_its_products_priced_in_the_marketplace_c
         assert service.get_seller_profile()["currency"] == "USD"
 
 
+def test_a_sellers_public_details_are_answered_to_another_service(seller):
+    """billing prints them on the invoices of the seller's orders."""
+    config, _clock = seller
+    with rpc(config) as anyone:
+        found = anyone.get_seller(SELLER.account_id)
+        assert found == {
+            "id": SELLER.account_id,
+            "company_name": "Acme Cloud Ltd",
+            "email": seller_email(SELLER),
+            "mobile": "+86 755 2878 0808",
+            "support_range": "Mon-Fri 09:00-18:00 UTC+8",
+        }
+        with pytest.raises(NotFound):
+            anyone.get_seller(OTHER_SELLER.account_id)
+        with pytest.raises(ValidationError) as refused:
+            anyone.get_seller("")
+    assert list(refused.value.fields) == ["seller_account_id"]
+
+
 def test_a_price_in_another_currency_than_the_marketplaces_is_refused_naming_it(seller):
     """An order in EUR could be placed and never paid: the seller cannot price in it."""
     config, _clock = seller
