@@ -1031,6 +1031,30 @@ ROUTES = (
         },
         rpc=("orders", "place_upgrade"),
     ),
+    # -- moving purchased apps between enterprise projects ------------------------------
+    Route(
+        "POST",
+        "/v1/enterprise-projects/{project_id}/resources",
+        "move_to_enterprise_project",
+        summary="Move purchased apps to an enterprise project",
+        tag=PURCHASED_APPS,
+        who=BUYER,
+        about="Move 1 to 100 of the caller's purchased apps to one of its enterprise "
+        "projects, all of them or none (buyer only). `mode`: `with_associated` moves an "
+        "image's servers with their disks and EIPs, `independent` the servers only. Their "
+        "later renewal, upgrade and auto-renewal orders are booked to the new project. One "
+        "already there is left as it is (`moved: false`). Resources move only between "
+        "projects of one type (commercial or test).",
+        body=orders.MoveResourcesRequest,
+        response=orders.MoveResourcesResponse,
+        errors={
+            400: "VALIDATION_ERROR: the target project is disabled (`enterprise_project_id`)",
+            404: "NOT_FOUND: not one of the caller's enterprise projects or purchased apps",
+            422: "MOVE_NOT_ALLOWED: `subscription_ids` names each refused one and the rule "
+            "(`one_time`, `pay_per_use`, `released`, `project_type`); nothing moved",
+        },
+        rpc=("orders", "move_to_enterprise_project"),
+    ),
     # -- unsubscriptions (guide section 7) ----------------------------------
     Route(
         "GET",

@@ -117,6 +117,16 @@ EVENT_HANDLERS = (
     ),
     EventHandlerQueue("orders", "on_refund_completed", "billing.refund.completed"),
     EventHandlerQueue("orders", "on_time_zone_changed", "iam_agency.account.time_zone_changed"),
+    # orders' copy of the enterprise projects
+    EventHandlerQueue(
+        "orders", "on_enterprise_project_created", "iam_agency.enterprise_project.created"
+    ),
+    EventHandlerQueue(
+        "orders", "on_enterprise_project_disabled", "iam_agency.enterprise_project.disabled"
+    ),
+    EventHandlerQueue(
+        "orders", "on_enterprise_project_enabled", "iam_agency.enterprise_project.enabled"
+    ),
     EventHandlerQueue("provisioning", "on_order_paid", "orders.order.paid"),
     EventHandlerQueue("provisioning", "on_flow_confirmed", "supervision.flow.confirmed"),
     # provisioning after the purchase: instance actions

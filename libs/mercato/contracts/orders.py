@@ -720,6 +720,14 @@ class OrderResponse(AnswerSchema):
         }
     )
     enterprise_project_id = fields.String(metadata={"example": "default"})
+    enterprise_project_name = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The enterprise project's name (null while orders has not "
+            "heard of the project).",
+            "example": "default",
+        },
+    )
     amount_due = fields.Nested(MoneySchema)
     lines = fields.List(fields.Nested(OrderLineResponse))
     payment_deadline = fields.AwareDateTime(
@@ -766,6 +774,10 @@ class SellerOrderResponse(AnswerSchema):
     id = fields.String(metadata={"example": "ord_5c2e…"})
     status = fields.String(validate=validate.OneOf(ORDER_STATUSES), metadata={"example": "paid"})
     buyer = fields.Nested(OrderBuyerResponse)
+    enterprise_project_id = fields.String(
+        metadata={"description": "The buyer's enterprise project.", "example": "default"}
+    )
+    enterprise_project_name = fields.String(allow_none=True, metadata={"example": "default"})
     lines = fields.List(fields.Nested(OrderLineResponse))
     amount = fields.Nested(
         MoneySchema, metadata={"description": "What the seller's lines of the order cost."}
@@ -807,7 +819,14 @@ class PurchasedAppResponse(AnswerSchema):
     )
     billing_mode = fields.String(validate=validate.OneOf(BILLING_MODES))
     auto_renew = fields.Boolean()
-    enterprise_project_id = fields.String(metadata={"example": "default"})
+    enterprise_project_id = fields.String(
+        metadata={
+            "description": "The enterprise project it is accounted to now (a move changes "
+            "it; its renewals and upgrades are booked there).",
+            "example": "default",
+        }
+    )
+    enterprise_project_name = fields.String(allow_none=True, metadata={"example": "default"})
     created_at = fields.AwareDateTime()
     # the life after the purchase
     grace_ends_at = fields.AwareDateTime(
@@ -1386,3 +1405,84 @@ class RenewalItemResponse(AnswerSchema):
 
 
 RenewalPage = page_of(RenewalItemResponse, "RenewalPage")
+
+
+# -- enterprise projects: moving resources ------------------------------------------
+
+INDEPENDENT, WITH_ASSOCIATED = "independent", "with_associated"
+MOVE_MODES = (INDEPENDENT, WITH_ASSOCIATED)
+MOVE_MAX_SUBSCRIPTIONS = 100
+
+
+class SubscriptionMovedV1(StrictSchema):
+    """A purchased app moved to another enterprise project of its account; its later
+    renewals and upgrades are booked there. For an image, provisioning moves its servers
+    (``independent``) or its servers with their disks and EIPs (``with_associated``)."""
+
+    subscription_id = fields.String(required=True)
+    account_id = fields.String(required=True)
+    from_enterprise_project_id = fields.String(required=True)
+    to_enterprise_project_id = fields.String(required=True)
+    mode = fields.String(required=True, validate=validate.OneOf(MOVE_MODES))
+    delivery_method = fields.String(required=True, validate=validate.OneOf(DELIVERY_METHODS))
+    moved_at = fields.AwareDateTime(required=True)
+
+
+register(
+    "orders.subscription.moved",
+    1,
+    SubscriptionMovedV1,
+    summary="A buyer moved a purchased app to another of its enterprise projects "
+    "(``POST /v1/enterprise-projects/{id}/resources``), one event per purchased app moved: "
+    "its later renewal, upgrade and auto-renewal orders are booked to the new project; an "
+    "image's cloud resources follow by ``mode``.",
+    subject="the subscription id",
+    example_subject=_SUBSCRIPTION,
+    example={
+        "subscription_id": _SUBSCRIPTION,
+        "account_id": _BUYER,
+        "from_enterprise_project_id": "default",
+        "to_enterprise_project_id": "eps_8b1d4f2a6c3e4d5f9a0b1c2d3e4f5a6b",
+        "mode": WITH_ASSOCIATED,
+        "delivery_method": "image",
+        "moved_at": dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.UTC),
+    },
+)
+
+
+class MoveResourcesRequest(StrictSchema):
+    """Move purchased apps to the enterprise project of the path
+    (``move_to_enterprise_project(project_id, payload)``): all of them or none."""
+
+    subscription_ids = fields.List(
+        fields.String(validate=ORDER_ID_RULE),
+        required=True,
+        validate=validate.Length(min=1, max=MOVE_MAX_SUBSCRIPTIONS),
+        metadata={
+            "description": f"1 to {MOVE_MAX_SUBSCRIPTIONS} of the caller's purchased apps.",
+            "example": ["sub_7a3d…"],
+        },
+    )
+    mode = fields.String(
+        required=True,
+        validate=validate.OneOf(MOVE_MODES),
+        metadata={
+            "description": "`with_associated`: an image's servers move with their disks "
+            "and EIPs; `independent`: the servers only.",
+            "example": WITH_ASSOCIATED,
+        },
+    )
+
+
+class MovedResourceResponse(AnswerSchema):
+    subscription_id = fields.String(metadata={"example": "sub_7a3d…"})
+    enterprise_project_id = fields.String(
+        metadata={"description": "Where it is now.", "example": "eps_0f3a9c2e"}
+    )
+    moved = fields.Boolean(
+        metadata={"description": "false: it was in that project already (nothing changed)."}
+    )
+
+
+class MoveResourcesResponse(AnswerSchema):
+    items = fields.List(fields.Nested(MovedResourceResponse))

@@ -319,6 +319,7 @@ class OrderRules(RecordsEvents):
             "id": self.id,
             "status": self.status,
             "buyer": {"account_id": self.account_id, "shared_contact": self.share_contact},
+            "enterprise_project_id": self.enterprise_project_id,
             "lines": [line.view() for line in lines],
             "amount": money(sum(line.amount for line in lines), self.currency),
             "paid_at": self.paid_at,
@@ -511,6 +512,29 @@ class SubscriptionRules(RecordsEvents):
     auto_renew_period_unit: str | None
     auto_renew_period_count: int | None
     upgrading_order_id: str | None
+    moved_at: dt.datetime | None
+
+    def move_to_project(self, project_id: str, mode: str, now: dt.datetime) -> None:
+        """Moved to another enterprise project of its account (``orders.moves`` checked
+        that it may): its later renewals and upgrades are accounted there."""
+        previous = self.enterprise_project_id
+        self.enterprise_project_id = project_id
+        self.moved_at = now
+        self.updated_at = now
+        self.record(
+            "orders.subscription.moved",
+            subject=self.id,
+            account_id=self.account_id,
+            data={
+                "subscription_id": self.id,
+                "account_id": self.account_id,
+                "from_enterprise_project_id": previous,
+                "to_enterprise_project_id": project_id,
+                "mode": mode,
+                "delivery_method": self.line.delivery_method,
+                "moved_at": now,
+            },
+        )
 
     def enable(
         self,

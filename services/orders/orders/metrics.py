@@ -52,3 +52,11 @@ AUTO_RENEW_FAILURES = Counter(
     "mercato_auto_renew_failures_total",
     "Automatic renewal attempts that could not be paid (balance and credit short) or priced",
 )
+
+# -- enterprise projects --
+RESOURCE_MOVES = Counter(
+    "mercato_resource_moves_total",
+    "Purchased apps moved to another enterprise project, by mode: independent or "
+    "with_associated (one already in the target is not counted)",
+    ["mode"],
+)

@@ -160,6 +160,8 @@ class Subscription(Base, SubscriptionRules):
     auto_renew_failures: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     # an upgrade paid and not yet applied by the seller
     upgrading_order_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # when it last moved to another enterprise project (``orders.moves``)
+    moved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -192,6 +194,23 @@ class AccountTimeZone(Base):
 
     account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     time_zone: Mapped[str] = mapped_column(sa.String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class EnterpriseProject(Base):
+    """orders' copy of an account's enterprise project, as iam-agency announces it
+    (``iam_agency.enterprise_project.*``) or answers it (``get_enterprise_project``):
+    the highest ``revision`` seen is kept."""
+
+    __tablename__ = "enterprise_projects"
+
+    account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    # commercial or test: resources move only between projects of one type
+    type: Mapped[str] = mapped_column(sa.String(16), server_default="commercial")
+    status: Mapped[str] = mapped_column(sa.String(16))  # enabled or disabled
+    revision: Mapped[int] = mapped_column(sa.Integer, server_default="0")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 

@@ -1,66 +1,70 @@
-"""A short memory of the enterprise projects iam-agency confirmed, per (account, project).
+"""orders' copy of the accounts' enterprise projects (table ``enterprise_projects``).
 
-Placing an order checks that the enterprise project it names is one of the buyer's
-(``iam_agency.get_enterprise_project``). Asking on every order was a whole RPC round
-trip (and most of iam-agency's work per purchase) for an answer that hardly ever
-changes. So a positive answer is kept in this process for ``ORDER_PROJECT_CACHE_SECONDS``
-(default 60), at most ``MAX_KNOWN_PROJECTS`` entries, least recently used going first.
+iam-agency announces every change of a project (``iam_agency.enterprise_project.created``,
+``.disabled``, ``.enabled``, each with the project's ``revision``); orders keeps the
+highest revision it has seen (``keep``), so an event that arrives late or twice changes
+nothing. Placing an order (and moving resources) reads the project from this copy: a
+project disabled at iam-agency is refused on every replica as soon as its event is in.
+A project the copy has not heard of yet (its event still on its way, or created before
+the copy existed) is asked of iam-agency (``get_enterprise_project``, as the caller) and
+the answer stored, so it is asked once.
 
-Only "this account has this project" is kept, keyed by the account the caller's
-identity names, so no buyer can use another's entry; an unknown project is asked of
-iam-agency every time (a project created a moment ago is seen at once). The price: a
-project removed at iam-agency could still be named by a new order for up to
-``ORDER_PROJECT_CACHE_SECONDS`` (iam-agency removes none today, and it announces no
-project change to listen for). ``ORDER_PROJECT_CACHE_SECONDS: 0`` turns the memory off.
+The names the copy has are shown on orders and purchased apps (``name``).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from nameko.extensions import DependencyProvider
+from mercato.clock import Clock
+from orders.project_repository import project_row
 
-from mercato.cache import TimedCache
-
-CACHE_SECONDS_KEY = "ORDER_PROJECT_CACHE_SECONDS"
-DEFAULT_CACHE_SECONDS = 60.0
-MAX_KNOWN_PROJECTS = 10_000
-
-# (account id, project id) -> the project iam-agency answered
-KnownProjects: TypeAlias = TimedCache[tuple[str, str], dict[str, Any]]
+DEFAULT_PROJECT = "default"
+# an enterprise project's statuses and types (iam-agency's)
+ENABLED, DISABLED = "enabled", "disabled"
+COMMERCIAL, TEST = "commercial", "test"
 
 
 class ProjectLookup:
-    """``get_enterprise_project`` of the caller's account, through the known projects.
+    """``get_enterprise_project`` of the caller's account: from the copy, else from
+    iam-agency (the answer stored). ``account_id`` must be the account the RPC to
+    iam-agency runs as (the worker's caller): iam-agency answers for that account, so
+    the answer is kept under it. Answers ``{id, name, type, status, revision}``;
+    iam-agency's NotFound (no such project in the account) is raised, nothing kept."""
 
-    ``account_id`` must be the account the RPC to iam-agency runs as (the worker's
-    caller): iam-agency answers for that account, so the answer is kept under it."""
-
-    def __init__(self, known: KnownProjects, iam, account_id: str) -> None:
-        self._known = known
+    def __init__(self, uow, iam, account_id: str, clock: Clock) -> None:
+        self._uow = uow
         self._iam = iam
         self._account_id = account_id
+        self._clock = clock
 
     def get_enterprise_project(self, project_id: str) -> dict[str, Any]:
-        key = (self._account_id, project_id)
-        project = self._known.get(key)
-        if project is None:
-            project = self._iam.get_enterprise_project(project_id)  # NotFound is not kept
-            self._known.put(key, project)
-        return project
+        project = self._uow.projects.get(self._account_id, project_id)
+        if project is not None:
+            return project
+        answer = self._iam.get_enterprise_project(project_id)
+        row = project_row(self._account_id, {**answer, "id": project_id}, self._clock.now())
+        self._uow.projects.keep(row)
+        self._uow.commit()  # a fact of iam-agency's, kept whatever the request's outcome
+        return self._uow.projects.get(self._account_id, project_id) or {
+            "id": project_id,
+            **{key: row[key] for key in ("name", "type", "status", "revision")},
+        }
 
 
-class EnterpriseProjects(DependencyProvider):
-    """Holds the process's known projects; injects a lookup maker into every worker:
-    ``self.projects.asking(self.iam, account_id)`` is what ``usecases.place_order``
-    asks instead of ``iam`` itself."""
+def keep(uow, data: dict[str, Any]) -> bool:
+    """An ``EnterpriseProjectV1`` iam-agency announced: kept when its revision is newer
+    than the copy's (an older or repeated one changes nothing). The caller commits."""
+    return uow.projects.keep(project_row(data["account_id"], data, data["updated_at"]))
 
-    def setup(self):
-        ttl = float(self.container.config.get(CACHE_SECONDS_KEY, DEFAULT_CACHE_SECONDS))
-        self.known: KnownProjects = TimedCache(ttl, max_entries=MAX_KNOWN_PROJECTS)
 
-    def asking(self, iam, account_id: str) -> ProjectLookup:
-        return ProjectLookup(self.known, iam, account_id)
-
-    def get_dependency(self, worker_ctx):
-        return self
+def name(uow, views: Sequence[dict[str, Any]], account_of: Callable[[dict[str, Any]], str]) -> None:
+    """Add ``enterprise_project_name`` to each view (an order, a seller's order, a
+    purchased app) from the copy, with one SELECT; null for a project the copy does not
+    have (``default`` is named ``default`` then, as iam-agency names it)."""
+    keys = [(account_of(view), view["enterprise_project_id"]) for view in views]
+    names = uow.projects.names(keys)
+    for view, key in zip(views, keys, strict=True):
+        fallback = DEFAULT_PROJECT if key[1] == DEFAULT_PROJECT else None
+        view["enterprise_project_name"] = names.get(key, fallback)

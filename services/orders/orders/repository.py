@@ -56,6 +56,7 @@ from orders.models import (
     RenewalQuote,
     Subscription,
 )
+from orders.project_repository import ProjectRepository
 from orders.unsubscription_repository import UnsubscriptionRepository
 from orders.upgrade_repository import UpgradeRepository
 
@@ -503,10 +504,12 @@ _LOCKED_RENEWAL_QUOTE = (
 
 
 # what a unit of work of orders offers its use cases: the orders and subscriptions, and
-# the repositories of auto-renewal, upgrades and unsubscriptions in their own modules
+# the repositories of auto-renewal, upgrades, unsubscriptions and enterprise projects in
+# their own modules
 REPOSITORIES = {
     "orders": OrderRepository,
     "upgrades": UpgradeRepository,
     "auto_renewals": AutoRenewalRepository,
     "unsubscriptions": UnsubscriptionRepository,
+    "projects": ProjectRepository,
 }

@@ -18,6 +18,8 @@ from mercato.validation import PageSchema, dump, load
 from orders import (
     auto_renewal,
     lifecycle,
+    moves,
+    projects,
     renewals,
     schemas,
     unsubscriptions,
@@ -25,7 +27,6 @@ from orders import (
     usecases,
 )
 from orders.models import metadata
-from orders.projects import EnterpriseProjects
 from orders.repository import REPOSITORIES
 
 PAYMENT_WINDOW_KEY = "ORDER_PAYMENT_WINDOW_HOURS"
@@ -63,7 +64,6 @@ class OrdersService(MercatoService):
     # outside billing's own budget for the card provider (docs/operations.md, "Timeouts")
     billing = TimedRpcProxy("billing", timeout=10.0, setting="ORDERS_BILLING_TIMEOUT_SECONDS")
     provisioning = TimedRpcProxy("provisioning")
-    projects = EnterpriseProjects()  # iam-agency's recent yes per (account, project)
 
     @rpc(expected_exceptions=EXPECTED)
     def place_order(self, payload: dict) -> dict:
@@ -79,14 +79,14 @@ class OrdersService(MercatoService):
             buyer=buyer,
             request=request,
             catalog=self.catalog,
-            iam=self.projects.asking(self.iam, buyer.account_id),
+            iam=self._projects_of(buyer),
             billing=self.billing,
             payment_window=window,
             agencies=self.iam,
             provisioning=self.provisioning,
             request_key=self.caller.request_key,
         )
-        return dump(schemas.OrderOut, order)
+        return dump(schemas.OrderOut, self._named_order(order))
 
     @rpc(expected_exceptions=EXPECTED)
     def quote_order(self, payload: dict) -> dict:
@@ -111,7 +111,7 @@ class OrdersService(MercatoService):
             request_key=self.caller.request_key,
             attempt_budget=self._attempt_budget,
         )
-        return dump(schemas.OrderOut, order)
+        return dump(schemas.OrderOut, self._named_order(order))
 
     @rpc(expected_exceptions=EXPECTED)
     def cancel_order(self, order_id: str) -> dict:
@@ -125,21 +125,22 @@ class OrdersService(MercatoService):
             request_key=self.caller.request_key,
             attempt_budget=self._attempt_budget,
         )
-        return dump(schemas.OrderOut, order)
+        return dump(schemas.OrderOut, self._named_order(order))
 
     @rpc(expected_exceptions=EXPECTED)
     def get_order(self, order_id: str) -> dict:
         buyer = self.caller.require()
-        return dump(
-            schemas.OrderOut, usecases.get_order(self.db, buyer=buyer, order_id=str(order_id))
-        )
+        order = usecases.get_order(self.db, buyer=buyer, order_id=str(order_id))
+        return dump(schemas.OrderOut, self._named_order(order))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_orders(self, query: dict) -> dict:
         """ "My Orders": ``{status?, page, page_size}``."""
         buyer = self.caller.require()
         params = load(contract.OrdersQuery, query)
-        return dump(schemas.OrderPage, usecases.list_orders(self.db, buyer=buyer, **params))
+        page = usecases.list_orders(self.db, buyer=buyer, **params)
+        projects.name(self.db, page["items"], lambda order: order["account_id"])
+        return dump(schemas.OrderPage, page)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_seller_orders(self, query: dict) -> dict:
@@ -148,43 +149,40 @@ class OrdersService(MercatoService):
         and the buyer as ``{account_id, shared_contact}``."""
         seller = self.caller.require_role(SELLER)
         params = load(contract.SellerOrdersQuery, query)
-        return dump(
-            schemas.SellerOrderPage, usecases.list_seller_orders(self.db, seller=seller, **params)
-        )
+        page = usecases.list_seller_orders(self.db, seller=seller, **params)
+        projects.name(self.db, page["items"], _buyer_of)
+        return dump(schemas.SellerOrderPage, page)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_seller_order(self, order_id: str) -> dict:
         """One order of the calling seller's products; NotFound for any other."""
         seller = self.caller.require_role(SELLER)
-        return dump(
-            schemas.SellerOrderOut,
-            usecases.get_seller_order(self.db, seller=seller, order_id=str(order_id)),
-        )
+        order = usecases.get_seller_order(self.db, seller=seller, order_id=str(order_id))
+        projects.name(self.db, [order], _buyer_of)
+        return dump(schemas.SellerOrderOut, order)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_purchased_apps(self, query: dict) -> dict:
         """ "Purchased Apps": one row per subscription."""
         buyer = self.caller.require()
         params = load(PageSchema, query)
-        return dump(
-            contract.SubscriptionPage,
-            usecases.list_purchased_apps(
-                self.db, buyer=buyer, periods=lifecycle.periods_from(self.config), **params
-            ),
+        page = usecases.list_purchased_apps(
+            self.db, buyer=buyer, periods=lifecycle.periods_from(self.config), **params
         )
+        projects.name(self.db, page["items"], lambda _app: buyer.account_id)
+        return dump(contract.SubscriptionPage, page)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_purchased_app(self, subscription_id: str) -> dict:
         buyer = self.caller.require()
-        return dump(
-            contract.SubscriptionResponse,
-            usecases.get_purchased_app(
-                self.db,
-                buyer=buyer,
-                subscription_id=str(subscription_id),
-                periods=lifecycle.periods_from(self.config),
-            ),
+        app = usecases.get_purchased_app(
+            self.db,
+            buyer=buyer,
+            subscription_id=str(subscription_id),
+            periods=lifecycle.periods_from(self.config),
         )
+        projects.name(self.db, [app], lambda _app: buyer.account_id)
+        return dump(contract.SubscriptionResponse, app)
 
     @handles_event(
         "billing.payment.succeeded",
@@ -263,6 +261,49 @@ class OrdersService(MercatoService):
                 reason=event.data["reason"],
             )
 
+    # -- enterprise projects: the copy, names, moves --
+
+    @handles_event("iam_agency.enterprise_project.created")
+    def on_enterprise_project_created(self, event) -> None:
+        """Keep the new project in the copy (the higher revision wins)."""
+        projects.keep(self.db, event.data)
+
+    @handles_event("iam_agency.enterprise_project.disabled")
+    def on_enterprise_project_disabled(self, event) -> None:
+        """From now on no order may name the project, on every replica."""
+        projects.keep(self.db, event.data)
+
+    @handles_event("iam_agency.enterprise_project.enabled")
+    def on_enterprise_project_enabled(self, event) -> None:
+        projects.keep(self.db, event.data)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def move_to_enterprise_project(self, project_id: str, payload: dict) -> dict:
+        """``POST /v1/enterprise-projects/{id}/resources``: ``{subscription_ids, mode}``;
+        all of them move, or none (``orders.moves``)."""
+        buyer = self.caller.require_role(BUYER)
+        request = load(contract.MoveResourcesRequest, payload)
+        return dump(
+            contract.MoveResourcesResponse,
+            moves.move_to_enterprise_project(
+                self.db,
+                self.clock,
+                buyer=buyer,
+                project_id=str(project_id),
+                request=request,
+                projects=self._projects_of(buyer),
+            ),
+        )
+
+    def _projects_of(self, buyer: Identity) -> projects.ProjectLookup:
+        """The caller's enterprise projects: the copy, else iam-agency asked as the
+        caller (``buyer``, whose projects iam-agency answers for)."""
+        return projects.ProjectLookup(self.db, self.iam, buyer.account_id, self.clock)
+
+    def _named_order(self, order: dict) -> dict:
+        projects.name(self.db, [order], lambda view: view["account_id"])
+        return order
+
     # -- subscription lifecycle, renewals, account time zones --
 
     @handles_event("iam_agency.account.time_zone_changed")
@@ -311,7 +352,7 @@ class OrdersService(MercatoService):
             payment_window=window,
             request_key=self.caller.request_key,
         )
-        return dump(schemas.OrderOut, order)
+        return dump(schemas.OrderOut, self._named_order(order))
 
     @rpc(expected_exceptions=EXPECTED)
     def list_renewals(self, query: dict) -> dict:
@@ -397,19 +438,17 @@ class OrdersService(MercatoService):
         window = dt.timedelta(
             hours=float(self.config.get(PAYMENT_WINDOW_KEY, DEFAULT_PAYMENT_WINDOW_HOURS))
         )
-        return dump(
-            schemas.OrderOut,
-            upgrades.place_upgrade(
-                self.db,
-                self.clock,
-                buyer=buyer,
-                subscription_id=str(subscription_id),
-                request=request,
-                billing=self.billing,
-                payment_window=window,
-                request_key=self.caller.request_key,
-            ),
+        order = upgrades.place_upgrade(
+            self.db,
+            self.clock,
+            buyer=buyer,
+            subscription_id=str(subscription_id),
+            request=request,
+            billing=self.billing,
+            payment_window=window,
+            request_key=self.caller.request_key,
         )
+        return dump(schemas.OrderOut, self._named_order(order))
 
     @handles_event("provisioning.instance.upgraded")
     def on_instance_upgraded(self, event) -> None:
@@ -556,3 +595,8 @@ class OrdersService(MercatoService):
         return dt.timedelta(
             seconds=float(self.config.get(ATTEMPT_BUDGET_KEY, DEFAULT_ATTEMPT_BUDGET_SECONDS))
         )
+
+
+def _buyer_of(order: dict) -> str:
+    """The buyer of an order as a seller sees it."""
+    return order["buyer"]["account_id"]

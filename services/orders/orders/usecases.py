@@ -33,6 +33,7 @@ from mercato.terms import (
     DELIVERING,
     ENABLING,
     PAID,
+    PAY_PER_USE,
     PURCHASE,
     RENEWAL,
     RESELLER,
@@ -43,6 +44,9 @@ from orders import domain, metrics, unsubscriptions
 from orders.models import Order, OrderLine
 
 _log = logging.getLogger(__name__)
+
+DEFAULT_PROJECT = "default"
+ENABLED_PROJECT = "enabled"
 
 # how long a pay request may still reach billing after it marked its attempt: past it,
 # an attempt billing has no payment of is over (the orders-to-billing budget, with room)
@@ -91,14 +95,8 @@ def place_order(
         raise BusinessRuleViolation(
             "the product's terms must be accepted to place an order", code="TERMS_NOT_ACCEPTED"
         )
-    project_id = request.get("enterprise_project_id") or "default"
-    try:
-        iam.get_enterprise_project(project_id)
-    except NotFound:
-        raise ValidationError(
-            f"unknown enterprise project {project_id}",
-            {"enterprise_project_id": ["no such enterprise project in this account"]},
-        ) from None
+    project_id = request.get("enterprise_project_id") or DEFAULT_PROJECT
+    check_project_for_order(iam, project_id, request["billing_mode"])
     quote = _quote(catalog, request)
     require_marketplace_currency(quote["amount"]["currency"], "product_id")
     deployment = request.get("deployment")
@@ -133,6 +131,32 @@ def place_order(
     uow.commit()
     metrics.ORDERS.labels(UNPAID).inc()
     return order.view()
+
+
+def check_project_for_order(iam, project_id: str, billing_mode: str) -> dict[str, Any]:
+    """The rules of the enterprise project an order names (``iam``: the project lookup,
+    ``orders.projects.ProjectLookup``): one of the buyer's (400 naming
+    ``enterprise_project_id`` otherwise), enabled (400), and ``default`` for a
+    pay-per-use order (422 ENTERPRISE_PROJECT_NOT_ALLOWED). Answers the project."""
+    try:
+        project = iam.get_enterprise_project(project_id)
+    except NotFound:
+        raise ValidationError(
+            f"unknown enterprise project {project_id}",
+            {"enterprise_project_id": ["unknown enterprise project"]},
+        ) from None
+    if project.get("status", ENABLED_PROJECT) != ENABLED_PROJECT:
+        raise ValidationError(
+            f"the enterprise project {project_id} is disabled",
+            {"enterprise_project_id": ["enterprise project is disabled"]},
+        )
+    if billing_mode == PAY_PER_USE and project_id != DEFAULT_PROJECT:
+        raise BusinessRuleViolation(
+            "a pay-per-use order is accounted to the default enterprise project only",
+            {"enterprise_project_id": ["pay_per_use orders use the default project"]},
+            code="ENTERPRISE_PROJECT_NOT_ALLOWED",
+        )
+    return project
 
 
 def _place_paid_by_reseller(uow, clock: Clock, order: Order, billing) -> dict[str, Any]:
