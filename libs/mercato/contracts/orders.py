@@ -774,10 +774,6 @@ class SellerOrderResponse(AnswerSchema):
     id = fields.String(metadata={"example": "ord_5c2e…"})
     status = fields.String(validate=validate.OneOf(ORDER_STATUSES), metadata={"example": "paid"})
     buyer = fields.Nested(OrderBuyerResponse)
-    enterprise_project_id = fields.String(
-        metadata={"description": "The buyer's enterprise project.", "example": "default"}
-    )
-    enterprise_project_name = fields.String(allow_none=True, metadata={"example": "default"})
     lines = fields.List(fields.Nested(OrderLineResponse))
     amount = fields.Nested(
         MoneySchema, metadata={"description": "What the seller's lines of the order cost."}

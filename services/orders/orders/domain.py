@@ -319,7 +319,6 @@ class OrderRules(RecordsEvents):
             "id": self.id,
             "status": self.status,
             "buyer": {"account_id": self.account_id, "shared_contact": self.share_contact},
-            "enterprise_project_id": self.enterprise_project_id,
             "lines": [line.view() for line in lines],
             "amount": money(sum(line.amount for line in lines), self.currency),
             "paid_at": self.paid_at,

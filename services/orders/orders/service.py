@@ -149,17 +149,18 @@ class OrdersService(MercatoService):
         and the buyer as ``{account_id, shared_contact}``."""
         seller = self.caller.require_role(SELLER)
         params = load(contract.SellerOrdersQuery, query)
-        page = usecases.list_seller_orders(self.db, seller=seller, **params)
-        projects.name(self.db, page["items"], _buyer_of)
-        return dump(schemas.SellerOrderPage, page)
+        return dump(
+            schemas.SellerOrderPage, usecases.list_seller_orders(self.db, seller=seller, **params)
+        )
 
     @rpc(expected_exceptions=EXPECTED)
     def get_seller_order(self, order_id: str) -> dict:
         """One order of the calling seller's products; NotFound for any other."""
         seller = self.caller.require_role(SELLER)
-        order = usecases.get_seller_order(self.db, seller=seller, order_id=str(order_id))
-        projects.name(self.db, [order], _buyer_of)
-        return dump(schemas.SellerOrderOut, order)
+        return dump(
+            schemas.SellerOrderOut,
+            usecases.get_seller_order(self.db, seller=seller, order_id=str(order_id)),
+        )
 
     @rpc(expected_exceptions=EXPECTED)
     def list_purchased_apps(self, query: dict) -> dict:
@@ -595,8 +596,3 @@ class OrdersService(MercatoService):
         return dt.timedelta(
             seconds=float(self.config.get(ATTEMPT_BUDGET_KEY, DEFAULT_ATTEMPT_BUDGET_SECONDS))
         )
-
-
-def _buyer_of(order: dict) -> str:
-    """The buyer of an order as a seller sees it."""
-    return order["buyer"]["account_id"]

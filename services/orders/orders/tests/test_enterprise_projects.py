@@ -296,14 +296,16 @@ def test_orders_and_purchased_apps_show_the_projects_name(orders):
             service.get_purchased_app(subscription_id),
             service.list_purchased_apps({})["items"][0],
         ]
-    with as_caller(config, SELLER) as service:
-        views += [
-            service.get_seller_order(order_id),
-            service.list_seller_orders({})["items"][0],
-        ]
     for view in views:
         assert view["enterprise_project_id"] == "eps_marketing"
         assert view["enterprise_project_name"] == "Marketing"
+    # the buyer's projects are its own accounting: its sellers do not see them
+    with as_caller(config, SELLER) as service:
+        for view in (
+            service.get_seller_order(order_id),
+            service.list_seller_orders({})["items"][0],
+        ):
+            assert "enterprise_project_id" not in view and "enterprise_project_name" not in view
     announce(config, "disabled", "eps_marketing", revision=2, name="Marketing 2026")
     with as_caller(config, BUYER) as service:
         assert service.get_order(order_id)["enterprise_project_name"] == "Marketing 2026"
