@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from mercato.clock import ManualClock
+from mercato.contracts import new_envelope
 from mercato.contracts import provisioning as contract
 from mercato.errors import ServiceUnavailable
 from mercato.standalone import standalone_unit_of_work
@@ -385,3 +386,53 @@ def test_resources_in_projects_replays_moves_in_orders_order():
     )
     assert [r["enterprise_project_id"] for r in placed] == ["b", "default", "default", "default"]
     assert "enterprise_project_id" not in resources[0]  # the input is left as it was
+
+
+# -- the handler, through the inbox ---------------------------------------------------
+
+
+class _Service:
+    """What ``on_subscription_moved`` needs of the service: its unit of work and clock."""
+
+    name = "provisioning"
+
+    def __init__(self, world) -> None:
+        self.db = world.uow
+        self.clock = world.clock
+
+
+def _event(subscription_id: str, to: str, mode: str, delivery_method: str = "image") -> dict:
+    return new_envelope(
+        "orders.subscription.moved",
+        subject=subscription_id,
+        account_id=BUYER.account_id,
+        correlation_id=uuid.uuid4().hex,
+        causation_id=None,
+        data={
+            "subscription_id": subscription_id,
+            "account_id": BUYER.account_id,
+            "from_enterprise_project_id": PRODUCTION,
+            "to_enterprise_project_id": to,
+            "mode": mode,
+            "delivery_method": delivery_method,
+            "moved_at": START + dt.timedelta(hours=1),
+        },
+    ).dump()
+
+
+def test_the_handler_takes_each_event_once_and_leaves_other_deliveries_alone(world):
+    subscription_id, deployment_id = bought(world, PRODUCTION)
+    service = _Service(world)
+    event = _event(subscription_id, STAGING, "with_associated")
+    assert ProvisioningService.on_subscription_moved(service, event) is None
+    assert projects(world, deployment_id)["volume"] == {STAGING}
+    before = the(world, deployment_id)
+    # the same event again: the inbox has it
+    assert ProvisioningService.on_subscription_moved(service, event) is None
+    assert the(world, deployment_id).updated_at == before.updated_at
+    # a SaaS subscription's move is none of provisioning's business: no inbox row
+    other = _event(f"sub_{uuid.uuid4().hex}", STAGING, "independent", delivery_method="saas")
+    assert ProvisioningService.on_subscription_moved(service, other) is None
+    with sa.create_engine(world.url).connect() as connection:
+        inbox = connection.execute(sa.text("SELECT count(*) FROM inbox_messages")).scalar_one()
+    assert inbox == 1
