@@ -25,9 +25,14 @@ def upgrade() -> None:
         "deployments",
         sa.Column("project_moves", sa.JSON(), server_default=sa.text("'[]'"), nullable=False),
     )
-    op.alter_column("deployments", "project_moves", server_default=None)
+    # SQLite alters a column by copying the table (batch mode)
+    with op.batch_alter_table("deployments") as batch:
+        batch.alter_column(
+            "project_moves", existing_type=sa.JSON(), existing_nullable=False, server_default=None
+        )
 
 
 def downgrade() -> None:
-    op.drop_column("deployments", "project_moves")
-    op.drop_column("deployments", "enterprise_project_id")
+    with op.batch_alter_table("deployments") as batch:
+        batch.drop_column("project_moves")
+        batch.drop_column("enterprise_project_id")
