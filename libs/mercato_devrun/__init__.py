@@ -24,7 +24,11 @@
    reference seller application (``examples/seller-saas``) with them, so the demo
    SaaS products can be bought and opened at once; lists an image product and links
    the demo buyer's cloud account; then prints the gateway URL and the demo
-   credentials.
+   credentials;
+8. then gives the demo buyer two enterprise projects besides ``default`` (Production,
+   commercial; Staging, test) with purchases paid by card in each, and requests an
+   invoice for the Production backup order (billing's sweep issues it), all through the
+   public API (``seed_demo_purchases``).
 
 Ctrl-C stops all of them (SIGTERM, then nameko's graceful stop); a process that exits
 unasked is restarted, never the cause of the others stopping.
@@ -43,9 +47,10 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 from kombu import Connection
@@ -322,6 +327,56 @@ DEMO_IMAGE_PRODUCT = {
 DEMO_PRODUCTS.append(DEMO_IMAGE_PRODUCT)
 
 
+# the demo buyer's enterprise projects besides ``default``, each with purchases (by
+# product name; paid by card), and the invoice it asks for its Production backup order
+DEMO_PROJECTS = [
+    {
+        "name": "Production",
+        "description": "Live workloads our customers use.",
+        "type": "commercial",
+    },
+    {
+        "name": "Staging",
+        "description": "Releases tried out before they reach production.",
+        "type": "test",
+    },
+]
+DEMO_PURCHASES: list[dict[str, Any]] = [
+    {
+        "project": "Production",
+        "product": "Nimbus Backup for ECS",
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "year", "count": 1},
+        "quantity": 5,
+    },
+    {
+        "project": "Production",
+        "product": "Granite Firewall License",
+        "billing_mode": "one_time",
+        "quantity": 2,
+    },
+    {
+        "project": "Staging",
+        "product": "Nimbus Backup for ECS",
+        "billing_mode": "yearly_monthly",
+        "period": {"unit": "month", "count": 1},
+        "quantity": 1,
+    },
+]
+DEMO_INVOICE = {
+    "project": "Production",
+    "product": "Nimbus Backup for ECS",
+    "title": "Demo Buyer Ltd",
+    "tax_id": "DEMO-TAX-0001",
+    "address": "1 Demo Street, Springfield",
+    "email": "accounts@demo.mercato",
+}
+# a test card of the simulated card provider (simulators/payments/README.md)
+DEMO_CARD = {"number": "4242424242424242", "expiry": "12/35", "cvc": "123"}
+# how long billing may take to hear of a paid order (its events) before invoicing it
+INVOICE_WAIT_SECONDS = 30
+
+
 def seed_demo_accounts(gateway: str) -> None:
     for account in DEMO_ACCOUNTS:
         response = requests.post(f"{gateway}/v1/accounts", json=account, timeout=10)
@@ -398,6 +453,173 @@ def seed_demo_products(gateway: str) -> None:
         requests.post(
             f"{gateway}/v1/seller/products/{product_id}/publish", headers=headers, timeout=10
         )
+
+
+class SeedError(Exception):
+    """The gateway refused a step of the demo seeding."""
+
+
+def _expect(response: requests.Response, *statuses: int) -> dict:
+    if response.status_code not in statuses:
+        request = response.request
+        raise SeedError(
+            f"{request.method} {request.path_url}: {response.status_code} {response.text[:500]}"
+        )
+    return response.json() if response.content else {}
+
+
+def demo_buyer_headers(gateway: str) -> dict[str, str]:
+    buyer = next(account for account in DEMO_ACCOUNTS if account["type"] == "buyer")
+    issued = requests.post(
+        f"{gateway}/v1/auth/tokens",
+        json={"email": buyer["email"], "password": buyer["password"]},
+        timeout=10,
+    )
+    return {"Authorization": f"Bearer {_expect(issued, 201)['token']}"}
+
+
+def seed_demo_projects(gateway: str, headers: dict[str, str]) -> dict[str, str]:
+    """The demo buyer's projects of ``DEMO_PROJECTS``, created once (found by name
+    afterwards); answers their ids by name."""
+    listed = _expect(
+        requests.get(
+            f"{gateway}/v1/enterprise-projects",
+            params={"page_size": 100},
+            headers=headers,
+            timeout=10,
+        ),
+        200,
+    )
+    ids = {item["name"]: item["id"] for item in listed["items"]}
+    for project in DEMO_PROJECTS:
+        if project["name"] in ids:
+            continue
+        created = requests.post(
+            f"{gateway}/v1/enterprise-projects", json=project, headers=headers, timeout=10
+        )
+        ids[project["name"]] = _expect(created, 201)["id"]
+    return ids
+
+
+def _card_token() -> dict[str, str]:
+    """A token of the demo card from the card provider billing charges (as a client
+    gets one: the card number never goes to Mercato)."""
+    provider = os.environ.get("CARD_GATEWAY_URL") or payments.endpoint()
+    answer = requests.post(f"{provider}/v1/tokens", json=DEMO_CARD, timeout=10)
+    return {"token": _expect(answer, 201)["token"]}
+
+
+def _published_products(gateway: str) -> dict[str, dict]:
+    found = _expect(
+        requests.get(f"{gateway}/v1/products", params={"page_size": 100}, timeout=10), 200
+    )
+    return {item["name"]: item for item in found["items"]}
+
+
+def _order_of(orders: list[dict], project_id: str, product_name: str) -> dict | None:
+    """The demo buyer's order of ``product_name`` in the project, if one stands."""
+    for order in orders:
+        if (
+            order["enterprise_project_id"] == project_id
+            and order["status"] not in ("cancelled", "failed")
+            and any(line["product_name"] == product_name for line in order["lines"])
+        ):
+            return order
+    return None
+
+
+def seed_demo_purchases(gateway: str) -> list[str]:
+    """The demo buyer's projects (``DEMO_PROJECTS``), a purchase of each of
+    ``DEMO_PURCHASES`` in its project paid by card, and an invoice asked for the
+    ``DEMO_INVOICE`` order, through the public API as a buyer does it. Each is made
+    once: a later run finds what the databases under ``var/`` hold and makes only what
+    is missing (an order placed but unpaid is paid). Answers what it made, in words;
+    ``SeedError`` when the gateway refuses a step."""
+    headers = demo_buyer_headers(gateway)
+    made: list[str] = []
+    projects = seed_demo_projects(gateway, headers)
+    products = _published_products(gateway)
+    orders = _expect(
+        requests.get(
+            f"{gateway}/v1/orders", params={"page_size": 100}, headers=headers, timeout=10
+        ),
+        200,
+    )["items"]
+    for purchase in DEMO_PURCHASES:
+        project_id = projects[purchase["project"]]
+        order = _order_of(orders, project_id, purchase["product"])
+        if order is None:
+            product = _expect(
+                requests.get(
+                    f"{gateway}/v1/products/{products[purchase['product']]['id']}", timeout=10
+                ),
+                200,
+            )
+            body = {
+                "product_id": product["id"],
+                "specification_id": product["specifications"][0]["id"],
+                "billing_mode": purchase["billing_mode"],
+                "quantity": purchase["quantity"],
+                "enterprise_project_id": project_id,
+                "accept_terms": True,
+            }
+            if "period" in purchase:
+                body["period"] = purchase["period"]
+            order = _expect(
+                requests.post(
+                    f"{gateway}/v1/orders",
+                    json=body,
+                    headers={**headers, "Idempotency-Key": f"demo-order-{uuid.uuid4().hex}"},
+                    timeout=15,
+                ),
+                201,
+            )
+            orders.append(order)
+        if order["status"] == "unpaid":
+            paid = _expect(
+                requests.post(
+                    f"{gateway}/v1/orders/{order['id']}/pay",
+                    json={"payment_method": "credit_card", "card": _card_token()},
+                    headers={**headers, "Idempotency-Key": f"demo-pay-{uuid.uuid4().hex}"},
+                    timeout=30,
+                ),
+                200,
+            )
+            order.update(status=paid["status"])
+            made.append(f"{purchase['product']} in {purchase['project']}")
+    invoiced = _expect(
+        requests.get(
+            f"{gateway}/v1/invoices", params={"page_size": 1}, headers=headers, timeout=10
+        ),
+        200,
+    )
+    if not invoiced["total"]:
+        order = _order_of(orders, projects[DEMO_INVOICE["project"]], DEMO_INVOICE["product"])
+        if order is None:
+            raise SeedError(f"no {DEMO_INVOICE['product']} order to invoice")
+        invoice = _request_invoice(gateway, headers, order["id"])
+        made.append(f"invoice {invoice['id']} for order {order['id']}")
+    return made
+
+
+def _request_invoice(gateway: str, headers: dict[str, str], order_id: str) -> dict:
+    """``POST /v1/invoices`` for the order, asked again while billing has not heard of
+    its payment yet (the order's events reach billing a moment after the payment)."""
+    body = {
+        "order_ids": [order_id],
+        **{key: DEMO_INVOICE[key] for key in ("title", "tax_id", "address", "email")},
+    }
+    deadline = time.monotonic() + INVOICE_WAIT_SECONDS
+    while True:
+        requested = requests.post(
+            f"{gateway}/v1/invoices",
+            json=body,
+            headers={**headers, "Idempotency-Key": f"demo-invoice-{uuid.uuid4().hex}"},
+            timeout=15,
+        )
+        if requested.status_code not in (404, 409) or time.monotonic() > deadline:
+            return _expect(requested, 201)
+        time.sleep(1)
 
 
 class SellerApp(ChildProcess):
@@ -490,6 +712,16 @@ def announce_when_ready(started: float, seller_app: SellerApp, accounts: dict) -
             f'POST {gateway}/v1/admin/clock {{"advance_seconds": …}}'
         )
     _say("Ctrl-C stops everything")
+    try:
+        made = seed_demo_purchases(gateway)
+    except (SeedError, requests.RequestException, KeyError) as exc:
+        _say(f"demo purchases not seeded: {exc}")
+        return
+    names = ", ".join(f"{p['name']} ({p['type']})" for p in DEMO_PROJECTS)
+    _say(
+        f"demo purchases seeded: the demo buyer's projects {names}"
+        + (f"; made now: {'; '.join(made)}" if made else " (already there)")
+    )
 
 
 def main() -> int:
