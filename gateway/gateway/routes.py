@@ -380,13 +380,18 @@ ROUTES = (
         response=orders.OrderResponse,
         status=201,
         errors={
+            400: "VALIDATION_ERROR: `enterprise_project_id` names an unknown enterprise "
+            'project ("unknown enterprise project") or a disabled one ("enterprise project '
+            'is disabled"); nothing placed',
             402: "RESELLER_CREDIT_LIMIT_EXCEEDED: a reseller's customer's order its "
             "reseller's credit limit does not cover; no order placed, nothing charged",
             404: "NOT_FOUND: no such published product or specification",
             409: "AGENCY_NOT_AUTHORIZED or AGENCY_REAUTHORIZATION_REQUIRED: an image needs "
             "both agencies authorised at Mercato's current policy version; nothing placed",
             422: "TERMS_NOT_ACCEPTED: `accept_terms` was not true; QUOTA_EXCEEDED: the cloud "
-            "account's quota (named in the message) cannot hold the deployment",
+            "account's quota (named in the message) cannot hold the deployment; "
+            "ENTERPRISE_PROJECT_NOT_ALLOWED: a `pay_per_use` order in a project other than "
+            "`default` (`enterprise_project_id`)",
         },
         rpc=("orders", "place_order"),
     ),
@@ -1050,6 +1055,8 @@ ROUTES = (
         errors={
             400: "VALIDATION_ERROR: the target project is disabled (`enterprise_project_id`)",
             404: "NOT_FOUND: not one of the caller's enterprise projects or purchased apps",
+            409: "CONFLICT: renewal or upgrade orders of the apps kept being placed while "
+            "the move waited for them; nothing moved, try again",
             422: "MOVE_NOT_ALLOWED: `subscription_ids` names each refused one and the rule "
             "(`one_time`, `pay_per_use`, `released`, `project_type`); nothing moved",
         },

@@ -241,17 +241,25 @@ PROJECT_NAME_MAX = 64
 PROJECT_DESCRIPTION_MAX = 500
 
 
+class _Trimmed(fields.String):
+    """A string taken without the whitespace around it (its rules check it so)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
 class EnterpriseProjectRequest(StrictSchema):
     """A new enterprise project of the caller's account (``create_enterprise_project``,
     ``POST /v1/enterprise-projects``)."""
 
-    name = fields.String(
+    name = _Trimmed(
         required=True,
         validate=validate.Length(
             min=1, max=PROJECT_NAME_MAX, error=f"must be 1 to {PROJECT_NAME_MAX} characters"
         ),
         metadata={
-            "description": "Unique in the account, whatever the case.",
+            "description": "Unique in the account, whatever the case; taken without "
+            "the whitespace around it.",
             "example": "Marketing",
         },
     )

@@ -360,7 +360,8 @@ def create_enterprise_project(
     """A new enterprise project of the account, enabled (``eps_...``), announced
     (``created``). Its name is new in the account whatever its case (409 naming
     ``name``); a retry of the same request (``request_key``) answers the project it
-    created."""
+    created. The name is kept without the whitespace around it."""
+    name = name.strip()
     kept = RequestKey.of(
         request_key,
         account_id=account_id,

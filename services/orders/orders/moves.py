@@ -16,7 +16,10 @@ upgrade orders still waiting for payment (none under way) are booked there too.
 
 Locks: the waiting orders first, then the subscriptions, each in id order (the pay
 path and auto-renewal lock an order before its subscription), so a move and a renewal
-being paid wait for each other and never deadlock. iam-agency (a project the copy has
+being paid wait for each other and never deadlock. A renewal or upgrade order is placed
+holding its subscription's lock; one committed while the move waited for that lock is
+found once the move holds it, and the move takes its locks again in the same order
+(``_lock``) so that the order goes along too. iam-agency (a project the copy has
 not heard of) is asked before anything is locked.
 """
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from mercato.clock import Clock
-from mercato.errors import BusinessRuleViolation, NotFound, ValidationError
+from mercato.errors import BusinessRuleViolation, Conflict, NotFound, ValidationError
 from mercato.identity import Identity
 from mercato.terms import ONE_TIME, PAY_PER_USE, RELEASED
 from orders import metrics
@@ -35,6 +38,8 @@ ONE_TIME_RULE = "one_time"
 PAY_PER_USE_RULE = "pay_per_use"
 RELEASED_RULE = "released"
 PROJECT_TYPE_RULE = "project_type"
+# lock rounds before a move gives up on orders being placed from its subscriptions
+LOCK_ATTEMPTS = 5
 
 
 def move_to_enterprise_project(
@@ -69,8 +74,7 @@ def move_to_enterprise_project(
         types.setdefault(source, _type_of(projects, source))
     uow.rollback()
 
-    waiting = uow.projects.lock_waiting_orders_of(asked)
-    locked = {row.id: row for row in uow.projects.lock_subscriptions(asked)}
+    waiting, locked = _lock(uow, asked)
     _require_own(asked, locked, buyer)
     refused = []
     for subscription_id in asked:
@@ -116,6 +120,22 @@ def move_to_enterprise_project(
             for subscription_id in asked
         ]
     }
+
+
+def _lock(uow, asked: list[str]) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """Lock the waiting orders of the subscriptions asked, then the subscriptions. An
+    order placed from one of them while the move waited for its lock (a renewal or an
+    upgrade holds the subscription until its order is committed) is not among the
+    orders locked: the locks are given up and taken again in the same order, which
+    takes it along (locking it now, after the subscriptions, could deadlock with a pay
+    path holding it and waiting for its subscription). 409 after a few tries."""
+    for _attempt in range(LOCK_ATTEMPTS):
+        waiting = uow.projects.lock_waiting_orders_of(asked)
+        locked = {row.id: row for row in uow.projects.lock_subscriptions(asked)}
+        if uow.projects.waiting_orders_of(asked) <= {order_id for order_id, _of in waiting}:
+            return waiting, locked
+        uow.rollback()
+    raise Conflict("orders of these purchased apps are being placed; try the move again")
 
 
 def refusal(subscription, target_id: str, source_type: str | None, target_type: str | None):

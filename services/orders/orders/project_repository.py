@@ -125,6 +125,18 @@ class ProjectRepository:
         )
         return [(row.id, row.subscription_id) for row in rows]
 
+    def waiting_orders_of(self, subscription_ids: Sequence[str]) -> set[str]:
+        """The ids of the subscriptions' waiting orders as committed now, not locked:
+        a move asks once it holds the subscriptions whether one was placed while it
+        waited for them."""
+        return set(
+            self.session.scalars(
+                sa.select(_ORDERS.c.id).where(
+                    Order.subscription_id.in_(subscription_ids), _WAITING_ORDERS
+                )
+            )
+        )
+
     def lock_subscriptions(self, subscription_ids: Sequence[str]) -> Sequence[Subscription]:
         """The subscriptions read afresh with their lines, locked in id order (two
         moves of overlapping sets wait for each other, never deadlock)."""

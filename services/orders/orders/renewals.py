@@ -44,8 +44,11 @@ def quote_validity(config) -> dt.timedelta:
     return dt.timedelta(minutes=minutes)
 
 
-def _own_subscription(uow, buyer: Identity, subscription_id: str):
-    subscription = uow.orders.subscription(subscription_id)
+def _own_subscription(uow, buyer: Identity, subscription_id: str, *, lock: bool = False):
+    """The buyer's subscription (404 otherwise); ``lock``: read afresh and locked, so a
+    move to another project waits for the order placed from it (or it for the move)."""
+    find = uow.orders.lock_subscription if lock else uow.orders.subscription
+    subscription = find(subscription_id)
     if subscription is None or subscription.account_id != buyer.account_id:
         raise NotFound("purchased app not found")
     return subscription
@@ -134,7 +137,10 @@ def place_renewal(
         first = usecases._first_request(uow, buyer.account_id, request_key, RENEW)
         if first is not None:
             return first.view()
-    subscription = _own_subscription(uow, buyer, subscription_id)
+    # locked as an upgrade locks it (nothing else is locked yet; then the quote, then the
+    # new order): the order is booked to the project the subscription is in when it
+    # commits, never to one a move is taking it from (orders.moves)
+    subscription = _own_subscription(uow, buyer, subscription_id, lock=True)
     quote = uow.orders.lock_renewal_quote(request["quote_id"])
     if (
         quote is None

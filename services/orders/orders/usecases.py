@@ -42,11 +42,9 @@ from mercato.terms import (
 )
 from orders import domain, metrics, unsubscriptions
 from orders.models import Order, OrderLine
+from orders.projects import DEFAULT_PROJECT, ENABLED
 
 _log = logging.getLogger(__name__)
-
-DEFAULT_PROJECT = "default"
-ENABLED_PROJECT = "enabled"
 
 # how long a pay request may still reach billing after it marked its attempt: past it,
 # an attempt billing has no payment of is over (the orders-to-billing budget, with room)
@@ -145,7 +143,7 @@ def check_project_for_order(iam, project_id: str, billing_mode: str) -> dict[str
             f"unknown enterprise project {project_id}",
             {"enterprise_project_id": ["unknown enterprise project"]},
         ) from None
-    if project.get("status", ENABLED_PROJECT) != ENABLED_PROJECT:
+    if project.get("status", ENABLED) != ENABLED:
         raise ValidationError(
             f"the enterprise project {project_id} is disabled",
             {"enterprise_project_id": ["enterprise project is disabled"]},

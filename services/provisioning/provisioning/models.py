@@ -179,7 +179,7 @@ class Deployment(Base, deployments.DeploymentLifecycle):
     resources: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
     # the order's enterprise project, where its resources start (set when the order is
     # paid; None for a deployment paid before provisioning kept it)
-    enterprise_project_id: Mapped[str | None] = mapped_column(sa.String(40))
+    enterprise_project_id: Mapped[str | None] = mapped_column(sa.String(64))
     # orders' moves of the subscription to other projects, in orders' order:
     # [{from, to, mode, moved_at}] (``deployments.resources_in_projects`` replays them)
     project_moves: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)

@@ -187,6 +187,29 @@ def test_a_name_taken_in_the_account_in_any_case_is_a_conflict_naming_name(proje
     assert projects.list(account_id)["total"] == 2
 
 
+def test_a_name_is_kept_without_the_whitespace_around_it(projects):
+    account_id = projects.open_account()
+    marketing = projects.create(account_id, "  Marketing\t")
+    assert marketing["name"] == "Marketing"
+    for name in ("Marketing ", " marketing"):
+        with pytest.raises(Conflict) as raised:
+            projects.create(account_id, name)
+        assert list(raised.value.fields) == ["name"]
+    # the use case trims too, whoever calls it; the rules count the trimmed name
+    direct = usecases.create_enterprise_project(
+        projects.uow,
+        projects.clock,
+        account_id=account_id,
+        name=" Ops ",
+        description="",
+        type="test",
+    )
+    assert direct["name"] == "Ops"
+    assert load(contract.EnterpriseProjectRequest, {"name": f" {'n' * 64} "})["name"] == "n" * 64
+    names = {project["name"] for project in projects.list(account_id)["items"]}
+    assert names == {"default", "Marketing", "Ops"}
+
+
 def test_a_name_the_index_refuses_at_the_same_moment_is_a_conflict_too(projects):
     """Two creations at once both find the name free; the unique index stops the second."""
     account_id = projects.open_account()

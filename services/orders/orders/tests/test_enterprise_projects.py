@@ -6,6 +6,7 @@ no deadlock with a renewal being paid)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import uuid
@@ -460,6 +461,98 @@ def test_a_move_and_a_renewal_being_paid_at_once_do_not_deadlock(orders):
     assert count_rows(config, "subscriptions") == 3
 
 
+@contextlib.contextmanager
+def held(config, table: str, row_id: str):
+    """The row locked (FOR UPDATE) by a connection of the test's until the block ends."""
+    engine = sa.create_engine(config["DATABASE_URL"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE"), {"id": row_id}
+            )
+            yield
+    finally:
+        engine.dispose()
+
+
+def waiting_for_locks(config) -> int:
+    """How many sessions on the test's database wait for a row lock."""
+    (row,) = sql(
+        config,
+        "SELECT count(*) AS n FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    return row["n"]
+
+
+def placed_while_moving(config, quote_table: str, quote_id: str, place, move_it) -> dict:
+    """An order placed from a quote (``place(service)``) and a move (``move_it()``) at
+    once, the move starting while the placing holds what it locks before the quote (the
+    quote is held by the test until then): what each answered (or raised)."""
+    outcomes: dict = {}
+
+    def placing():
+        try:
+            with as_caller(config, BUYER) as service:
+                outcomes["placed"] = place(service)
+        except Exception as exc:  # reported by the assertions
+            outcomes["placed"] = exc
+
+    def moving():
+        try:
+            outcomes["moved"] = move_it()
+        except Exception as exc:
+            outcomes["moved"] = exc
+
+    threads = [threading.Thread(target=placing), threading.Thread(target=moving)]
+    with held(config, quote_table, quote_id):
+        threads[0].start()
+        wait_for(lambda: waiting_for_locks(config) >= 1, "the order to wait for its quote")
+        threads[1].start()
+        # the move waits for the subscription the placing locked (or, were it not
+        # locked, ends before the order is placed)
+        wait_for(
+            lambda: not threads[1].is_alive() or waiting_for_locks(config) >= 2,
+            "the move to wait for the subscription",
+        )
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcomes
+
+
+def project_of_order(config, order_id: str) -> str:
+    (row,) = sql(config, "SELECT enterprise_project_id FROM orders WHERE id = :id", id=order_id)
+    return row["enterprise_project_id"]
+
+
+def test_a_renewal_placed_while_a_move_runs_is_booked_to_the_new_project(orders):
+    """place_renewal locks the subscription (a renewal reading it unlocked committed its
+    order to the project the move had just taken it from), and the move takes along the
+    order committed while it waited for that lock."""
+    config, _clock = orders
+    subscription_id = bought(config)
+    with as_caller(config, BUYER) as service:
+        quote = service.quote_renewal(subscription_id, {"period": MONTH})
+    outcomes = placed_while_moving(
+        config,
+        "renewal_quotes",
+        quote["id"],
+        lambda service: service.place_renewal(subscription_id, {"quote_id": quote["id"]}),
+        lambda: move(config, "eps_marketing", [subscription_id]),
+    )
+    placed, moved = outcomes["placed"], outcomes["moved"]
+    assert moved["items"][0]["moved"] is True, moved
+    assert placed["status"] == "unpaid", placed
+    assert projects_of(config, subscription_id) == ["eps_marketing"]
+    assert project_of_order(config, placed["id"]) == "eps_marketing"
+    with as_caller(config, BUYER) as service:
+        paid = service.pay_order(placed["id"], {"payment_method": "balance"})
+    assert paid["enterprise_project_id"] == "eps_marketing"
+    charged = {call["order_id"]: call["enterprise_project_id"] for call in FakeBilling.calls}
+    assert charged[placed["id"]] == "eps_marketing"
+
+
 def test_an_automatic_renewal_after_a_move_is_booked_to_the_new_project(auto_renewal_orders):
     config, clock, replicas, _events = auto_renewal_orders
     app = test_auto_renewal.enabled_subscription(config)
@@ -489,3 +582,29 @@ def test_an_upgrade_after_a_move_is_booked_to_the_new_project(upgrade_orders):
         config, "SELECT enterprise_project_id, status FROM orders WHERE id = :id", id=order["id"]
     )
     assert dict(row) == {"enterprise_project_id": "proj_a", "status": "delivering"}
+
+
+def test_an_upgrade_placed_while_a_move_waits_for_its_app_moves_with_it(upgrade_orders):
+    """The move picks its waiting orders before it locks the subscriptions: an upgrade
+    order committed while it waited for the subscription's lock is taken along too."""
+    config, clock, _events = upgrade_orders
+    app = test_upgrades.enabled_subscription(config)
+    clock.set(dt.datetime(2026, 12, 27, 9, 0, tzinfo=dt.UTC))
+    with as_caller(config, BUYER) as service:
+        quote = service.quote_upgrade(app["id"], {"specification_id": "spc_pro", "quantity": 3})
+    outcomes = placed_while_moving(
+        config,
+        "upgrade_quotes",
+        quote["id"],
+        lambda service: service.place_upgrade(
+            app["id"], {"quote_id": quote["id"], "accept_terms": True}
+        ),
+        lambda: move(config, "proj_a", [app["id"]]),
+    )
+    placed, moved = outcomes["placed"], outcomes["moved"]
+    assert moved["items"][0]["moved"] is True, moved
+    assert placed["enterprise_project_id"] == "default"  # placed before the move committed
+    assert project_of_order(config, placed["id"]) == "proj_a"
+    with as_caller(config, BUYER) as service:
+        paid = service.pay_order(placed["id"], {"payment_method": "balance"})
+    assert paid["enterprise_project_id"] == "proj_a"

@@ -18,7 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column(
-        "deployments", sa.Column("enterprise_project_id", sa.String(length=40), nullable=True)
+        "deployments", sa.Column("enterprise_project_id", sa.String(length=64), nullable=True)
     )
     # the deployments there are have no moves; new rows get theirs from the model
     op.add_column(
