@@ -776,8 +776,8 @@ ROUTES = (
         summary="The caller's invoices",
         tag=ORDERS,
         who=BUYER,
-        about="Newest first; `status` (`requested`, `issued`, `returned`, `reissued`) keeps "
-        "those in one status.",
+        about="Newest first; `status` (`requested`, `issued`, `returned`, `reissued`, "
+        "`cancelled`) keeps those in one status.",
         query=billing.InvoiceQuery,
         response=billing.InvoicePage,
         rpc=("billing", "list_invoices"),

@@ -424,8 +424,16 @@ class BillLineResponse(AnswerSchema):
 
 
 class BillProjectTotal(AnswerSchema):
-    """A project's figures on the bill: ``net`` = ``charges`` + ``refunds``."""
+    """A project's figures on the bill: ``net`` = ``charges`` + ``refunds``. A
+    reseller's bill totals each customer's projects apart (``buyer_account_id``)."""
 
+    buyer_account_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Null for the account's own projects; on a reseller's bill, the "
+            "customer whose project it is (each customer's `default` is its own)."
+        },
+    )
     enterprise_project_id = fields.String(metadata={"example": "default"})
     enterprise_project_name = fields.String(metadata={"example": "default"})
     charges = fields.Nested(MoneySchema, metadata={"description": "Positive."})
@@ -493,7 +501,7 @@ TransactionPage = page_of(TransactionResponse, "TransactionPage")
 
 # -- invoices ---------------------------------------------------------------------------
 
-INVOICE_STATUSES = ("requested", "issued", "returned", "reissued")
+INVOICE_STATUSES = ("requested", "issued", "returned", "reissued", "cancelled")
 MAX_INVOICE_ORDERS = 50
 _INVOICE = "inv_3a9d2c7e5b1f4e08a6c4d2b0f9e7a5c3"
 _SELLER = "acc_8c1e4b7a2d9f4c3e8b5a7d1f0e2c4b6a"
@@ -524,6 +532,11 @@ class InvoiceReturnedV1(_InvoiceV1):
     number = fields.String(required=True)
     reason = fields.String(required=True)
     returned_at = fields.AwareDateTime(required=True)
+
+
+class InvoiceCancelledV1(_InvoiceV1):
+    reason = fields.String(required=True)
+    cancelled_at = fields.AwareDateTime(required=True)
 
 
 _INVOICE_EXAMPLE = {
@@ -566,8 +579,9 @@ register(
     "billing.invoice.returned",
     1,
     InvoiceReturnedV1,
-    summary="The buyer returned an issued invoice: its orders may be invoiced again "
-    "(a reissue, or a new request).",
+    summary="The buyer returned an issued invoice, or one of its orders was refunded "
+    '(reason "order <id> was refunded"): its orders may be invoiced again (a reissue, or '
+    "a new request).",
     subject="the invoice id",
     example_subject=_INVOICE,
     example={
@@ -575,6 +589,21 @@ register(
         "number": "INV-2026-000042",
         "reason": "The tax id was wrong.",
         "returned_at": dt.datetime(2026, 2, 1, 8, 0, tzinfo=dt.UTC),
+    },
+)
+
+register(
+    "billing.invoice.cancelled",
+    1,
+    InvoiceCancelledV1,
+    summary="A requested invoice was cancelled before it was issued, because one of its "
+    "orders was refunded (no number was used); its orders are on no invoice any more.",
+    subject="the invoice id",
+    example_subject=_INVOICE,
+    example={
+        **_INVOICE_EXAMPLE,
+        "reason": f"order {_ORDER} was refunded",
+        "cancelled_at": dt.datetime(2026, 1, 15, 9, 42, 3, tzinfo=dt.UTC),
     },
 )
 
@@ -671,8 +700,10 @@ class InvoiceOrderResponse(AnswerSchema):
 
 class InvoiceResponse(AnswerSchema):
     """An invoice: ``requested`` (being issued), ``issued`` (numbered, its PDF ready),
-    ``returned`` (its orders may be invoiced again) or ``reissued`` (returned and
-    replaced by ``reissued_as``)."""
+    ``returned`` (its orders may be invoiced again; also when one of its orders was
+    refunded), ``reissued`` (returned and replaced by ``reissued_as``) or
+    ``cancelled`` (one of its orders was refunded before it was issued: no number;
+    ``return_reason`` says which)."""
 
     id = fields.String(metadata={"example": _INVOICE})
     number = fields.String(allow_none=True, metadata={"example": "INV-2026-000042"})

@@ -114,6 +114,21 @@ class OrderCreatedV1(_OrderPartiesV1):
     subscription_id = fields.String(load_default=None, allow_none=True)
 
 
+MAX_ORDER_FACTS = 100
+
+
+class OrderFactsQuery(StrictSchema):
+    """``order_facts`` (an internal RPC, for another service's own work): the orders it
+    asks about; each answered as its ``orders.order.created`` data (``OrderCreatedV1``)
+    and ``created_at``, unknown ones left out."""
+
+    order_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_ORDER_FACTS),
+    )
+
+
 class PaidSubscriptionV1(_ConfigurationV1):
     """What is to be delivered for one order line: provisioning works from this."""
 

@@ -48,6 +48,7 @@ class BillLine(NamedTuple):
 
 
 class ProjectTotal(NamedTuple):
+    buyer_account_id: str | None  # None: the account's own project; else its customer's
     enterprise_project_id: str
     enterprise_project_name: str | None
     charges: int  # positive
@@ -88,6 +89,36 @@ class BillRepository:
 
     def billed_order(self, order_id: str) -> BilledOrder | None:
         return self.session.get(BilledOrder, order_id)
+
+    def unknown_orders(
+        self, account_id: str, start: dt.datetime, end: dt.datetime, limit: int
+    ) -> list[str]:
+        """The orders of the account's bill lines of ``[start, end)`` that have no
+        ``billed_orders`` row (at most ``limit``)."""
+        return list(
+            self.session.scalars(
+                sa.select(JournalEntry.order_id)
+                .outerjoin(BilledOrder, BilledOrder.order_id == JournalEntry.order_id)
+                .where(
+                    *self._lines_of(account_id, start, end, None),
+                    JournalEntry.order_id.is_not(None),
+                    BilledOrder.order_id.is_(None),
+                )
+                .group_by(JournalEntry.order_id)
+                .order_by(JournalEntry.order_id)
+                .limit(limit)
+            )
+        )
+
+    def read_one_snapshot(self) -> None:
+        """On PostgreSQL, the statements from here to the end of the transaction read
+        one snapshot (``REPEATABLE READ``, read only): a bill page's lines and totals
+        agree with each other. Called first in a transaction (the caller rolls back
+        before); SQLite's one writer needs nothing."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        self.session.execute(sa.text("SET TRANSACTION READ ONLY"))
 
     def keep_project(self, values: dict[str, Any]) -> bool:
         """Write the copy of a project when ``values["revision"]`` is newer than the one
@@ -160,7 +191,12 @@ class BillRepository:
         self, account_id: str, start: dt.datetime, end: dt.datetime, project_id: str | None
     ) -> list[ProjectTotal]:
         """Per project, the charges (positive) and refunds (negative) of ``[start, end)``,
-        summed by the database; by project id."""
+        summed by the database: the account's own projects by id, and (a reseller's
+        bill) its customers' by customer and id, each customer's ``default`` apart."""
+        other_buyer = sa.case(
+            (JournalEntry.buyer_account_id != account_id, JournalEntry.buyer_account_id),
+            else_=None,
+        )
         charges = sa.func.coalesce(
             sa.func.sum(
                 sa.case((JournalEntry.kind == domain.PAYMENT_ENTRY, _BILL_AMOUNT), else_=0)
@@ -173,6 +209,7 @@ class BillRepository:
         )
         rows = self.session.execute(
             sa.select(
+                other_buyer,
                 _PROJECT_ID.label("project"),
                 sa.func.min(EnterpriseProject.name),
                 charges,
@@ -181,12 +218,12 @@ class BillRepository:
             )
             .outerjoin(EnterpriseProject, _project_join())
             .where(*self._lines_of(account_id, start, end, project_id))
-            .group_by(_PROJECT_ID, JournalEntry.currency)
-            .order_by(_PROJECT_ID, JournalEntry.currency)
+            .group_by(other_buyer, _PROJECT_ID, JournalEntry.currency)
+            .order_by(sa.nulls_first(other_buyer), _PROJECT_ID, JournalEntry.currency)
         ).all()
         return [
-            ProjectTotal(project, name, int(charged), int(refunded), currency)
-            for project, name, charged, refunded, currency in rows
+            ProjectTotal(buyer, project, name, int(charged), int(refunded), currency)
+            for buyer, project, name, charged, refunded, currency in rows
         ]
 
     # -- cost analysis ------------------------------------------------------------------

@@ -15,17 +15,53 @@ its id (so ``default`` reads "default").
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from billing import domain
 from billing.bill_repository import DEFAULT_PROJECT_ID, BillLine, ProjectTotal, SeriesPoint
 from mercato.contracts.billing import parse_day, parse_month
+from mercato.contracts.orders import MAX_ORDER_FACTS
 from mercato.money import money
+
+_log = logging.getLogger(__name__)
 
 _LINE_KINDS = {domain.PAYMENT_ENTRY: "charge", domain.REFUND_ENTRY: "refund"}
 
 
 # -- what feeds the bills ----------------------------------------------------------------
+
+
+class OrderFacts(Protocol):
+    """orders' ``order_facts``: what ``orders.order.created`` said of each order asked
+    about (``{"orders": [{…, "created_at"}]}``, unknown ones left out)."""
+
+    def order_facts(self, order_ids: list[str]) -> Mapping[str, Any]: ...
+
+
+def learn_orders(uow, orders: OrderFacts | None, order_ids: Iterable[str]) -> int:
+    """Orders billing has no ``billed_orders`` row of (``orders.order.created`` not
+    consumed yet, or published before billing consumed it): asked of orders, once for
+    all of them (at most ``MAX_ORDER_FACTS``), with no transaction open, and kept as
+    the event handler keeps them. An orders that does not answer is logged and nothing
+    is kept (the caller goes on with what billing has). Answers how many were kept."""
+    wanted = sorted(set(order_ids))[:MAX_ORDER_FACTS]
+    uow.rollback()
+    if not wanted or orders is None:
+        return 0
+    try:
+        answer = orders.order_facts(wanted)
+    except Exception:
+        _log.warning("orders did not answer order_facts for %s", wanted, exc_info=True)
+        return 0
+    kept = 0
+    for facts in answer.get("orders") or ():
+        if facts.get("order_id") in wanted:
+            created_at = dt.datetime.fromisoformat(str(facts["created_at"]))
+            kept += record_billed_order(uow, facts, created_at=created_at)
+    uow.commit()
+    return kept
 
 
 def record_billed_order(uow, order: dict[str, Any], *, created_at: dt.datetime) -> bool:
@@ -81,14 +117,18 @@ def list_bills(
     enterprise_project_id: str | None,
     page: int,
     page_size: int,
+    orders: OrderFacts | None = None,
 ) -> dict[str, Any]:
     """The bill of one UTC month: a page of its lines (oldest first) and the month's
-    totals per project (over every page), each summed by the database."""
+    totals per project (over every page), each summed by the database, both read from
+    one snapshot. A line of an order billing never heard of is asked of ``orders``
+    (``learn_orders``) and the page read again."""
     start = parse_month(month)
     end = _next_month(start)
-    bills = uow.bills
-    lines = bills.bill_lines(account_id, start, end, enterprise_project_id, page, page_size)
-    totals = bills.project_totals(account_id, start, end, enterprise_project_id)
+    lines, totals = _bill(uow, account_id, start, end, enterprise_project_id, page, page_size)
+    unknown = [line.order_id for line in lines.items if line.order_id and line.order_type is None]
+    if unknown and learn_orders(uow, orders, unknown):
+        lines, totals = _bill(uow, account_id, start, end, enterprise_project_id, page, page_size)
     currency = totals[0].currency if totals else domain.account_currency()
     view = lines.view(_line_view)
     view["month"] = month
@@ -97,13 +137,42 @@ def list_bills(
     return view
 
 
+def _bill(
+    uow,
+    account_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    project_id: str | None,
+    page: int,
+    page_size: int,
+) -> tuple[Any, list[ProjectTotal]]:
+    bills = uow.bills
+    uow.rollback()
+    bills.read_one_snapshot()
+    try:
+        lines = bills.bill_lines(account_id, start, end, project_id, page, page_size)
+        totals = bills.project_totals(account_id, start, end, project_id)
+    finally:
+        uow.rollback()
+    return lines, totals
+
+
 def cost_analysis(
-    uow, *, account_id: str, from_day: str, to_day: str, group_by: str
+    uow,
+    *,
+    account_id: str,
+    from_day: str,
+    to_day: str,
+    group_by: str,
+    orders: OrderFacts | None = None,
 ) -> dict[str, Any]:
     """Net spending (charges less refunds) from ``from_day`` to ``to_day`` (UTC days,
-    both included) per project, product or UTC month, summed by the database."""
+    both included) per project, product or UTC month, summed by the database. By
+    product, the orders billing never heard of are asked of ``orders`` first."""
     start = _midnight(parse_day(from_day))
     end = _midnight(parse_day(to_day) + dt.timedelta(days=1))
+    if group_by == "product" and orders is not None:
+        learn_orders(uow, orders, uow.bills.unknown_orders(account_id, start, end, MAX_ORDER_FACTS))
     series = uow.bills.cost_series(account_id, start, end, group_by)
     currency = series[0].currency if series else domain.account_currency()
     return {
@@ -148,6 +217,7 @@ def _line_view(line: BillLine) -> dict[str, Any]:
 
 def _total_view(total: ProjectTotal) -> dict[str, Any]:
     return {
+        "buyer_account_id": total.buyer_account_id,
         "enterprise_project_id": total.enterprise_project_id,
         "enterprise_project_name": project_name(
             total.enterprise_project_id, total.enterprise_project_name

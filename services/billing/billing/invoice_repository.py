@@ -30,6 +30,7 @@ from billing.models import (
 from mercato.db import Page, fetch_page, insert_now, insert_or_ignore
 
 REQUESTED, ISSUED, RETURNED, REISSUED = "requested", "issued", "returned", "reissued"
+CANCELLED = "cancelled"
 
 
 class OrderStanding(NamedTuple):
@@ -84,6 +85,23 @@ class InvoiceRepository:
         ).all()
         return {row[0]: OrderStanding(*row) for row in rows}
 
+    def unknown_paid_orders(self, account_id: str, order_ids: Iterable[str]) -> list[str]:
+        """Those of ``order_ids`` the account (the buyer) paid and billing has no
+        ``billed_orders`` row of (``orders.order.created`` not consumed yet)."""
+        return list(
+            self.session.scalars(
+                sa.select(Payment.order_id)
+                .outerjoin(BilledOrder, BilledOrder.order_id == Payment.order_id)
+                .where(
+                    Payment.order_id.in_(list(order_ids)),
+                    Payment.account_id == account_id,
+                    Payment.status == "succeeded",
+                    BilledOrder.order_id.is_(None),
+                )
+                .order_by(Payment.order_id)
+            )
+        )
+
     def product_names(self, order_ids: Iterable[str]) -> dict[str, str]:
         rows = self.session.execute(
             sa.select(BilledOrder.order_id, BilledOrder.product_name).where(
@@ -131,6 +149,21 @@ class InvoiceRepository:
             query.with_for_update(of=Invoice).execution_options(populate_existing=True)
         )
 
+    def lock_live_invoices_of(self, order_id: str) -> list[Invoice]:
+        """The invoices the order is live on (requested or issued), locked, oldest first."""
+        live = sa.select(InvoiceOrder.invoice_id).where(
+            InvoiceOrder.order_id == order_id, InvoiceOrder.active.is_(True)
+        )
+        return list(
+            self.session.scalars(
+                sa.select(Invoice)
+                .where(Invoice.id.in_(live))
+                .order_by(Invoice.created_at, Invoice.id)
+                .with_for_update(of=Invoice)
+                .execution_options(populate_existing=True)
+            )
+        )
+
     def orders_of(self, invoice_id: str) -> list[InvoiceOrder]:
         return list(
             self.session.scalars(
@@ -142,7 +175,7 @@ class InvoiceRepository:
         )
 
     def free_orders(self, invoice_id: str) -> None:
-        """The returned invoice's orders may be invoiced again."""
+        """The returned (or cancelled) invoice's orders may be invoiced again."""
         self.session.execute(
             sa.update(InvoiceOrder)
             .where(InvoiceOrder.invoice_id == invoice_id)

@@ -21,6 +21,15 @@ backs off (``issue_due_at``) and is tried again.
 An issued invoice never changes: a correction is a return (``return_invoice``: its
 orders are freed) and a reissue (``reissue_invoice``: a new invoice for the same
 orders, the old one ``reissued``).
+
+A refunded order is on no live invoice, both ways: the transaction that books a refund
+(``end_for_refund``, from the refund use cases, a card refund once the processor
+confirmed it) cancels a requested invoice of the order (``cancelled``,
+``billing.invoice.cancelled``) and returns an issued one (``returned``, reason "order
+<id> was refunded", ``billing.invoice.returned``); and issuing re-reads the orders
+under the invoice's row lock, so an invoice whose order was refunded (or is not paid)
+after the request, in a transaction that did not see the invoice yet, is cancelled
+instead of numbered (no number is used).
 """
 
 from __future__ import annotations
@@ -32,8 +41,15 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from billing import domain, invoice_pdf, metrics
-from billing.invoice_repository import ISSUED, REISSUED, REQUESTED, RETURNED, OrderStanding
+from billing import bills, domain, invoice_pdf, metrics
+from billing.invoice_repository import (
+    CANCELLED,
+    ISSUED,
+    REISSUED,
+    REQUESTED,
+    RETURNED,
+    OrderStanding,
+)
 from billing.models import BilledOrder, Invoice, InvoiceDocument, InvoiceOrder
 from mercato.clock import Clock
 from mercato.db import new_id
@@ -44,6 +60,7 @@ _log = logging.getLogger(__name__)
 INVOICE_REQUESTED = "billing.invoice.requested"
 INVOICE_ISSUED = "billing.invoice.issued"
 INVOICE_RETURNED = "billing.invoice.returned"
+INVOICE_CANCELLED = "billing.invoice.cancelled"
 SELLERS_DIFFER = "INVOICE_SELLERS_DIFFER"
 
 NOT_PAID, REFUNDED, ALREADY_INVOICED, PAID_BY_RESELLER = (
@@ -71,9 +88,22 @@ class SellerDirectory(Protocol):
 # -- requests ---------------------------------------------------------------------------
 
 
-def request_invoice(uow, clock: Clock, *, account_id: str, request: Mapping[str, Any]) -> dict:
-    """A requested invoice for ``request["order_ids"]`` (see the module's rules)."""
+def request_invoice(
+    uow,
+    clock: Clock,
+    *,
+    account_id: str,
+    request: Mapping[str, Any],
+    orders: bills.OrderFacts | None = None,
+) -> dict:
+    """A requested invoice for ``request["order_ids"]`` (see the module's rules). An
+    order the caller paid that billing never heard of (``billed_orders``) is asked of
+    ``orders`` first (``bills.learn_orders``)."""
     order_ids: list[str] = list(request["order_ids"])
+    if orders is not None:
+        unknown = uow.invoices.unknown_paid_orders(account_id, order_ids)
+        if unknown:
+            bills.learn_orders(uow, orders, unknown)
     standings = _standings_of_own(uow, account_id, order_ids)
     _refuse_unfit(standings, order_ids)
     sellers = sorted({standings[order_id].seller_account_id for order_id in order_ids})
@@ -292,28 +322,62 @@ def return_invoice(uow, clock: Clock, *, account_id: str, invoice_id: str, reaso
             f"invoice {invoice_id} is {status}: only an issued invoice can be returned",
             {"status": [status]},
         )
-    now = clock.now()
-    invoice.status = RETURNED
-    invoice.returned_at = now
-    invoice.return_reason = reason
-    invoice.updated_at = now
-    orders = uow.invoices.orders_of(invoice.id)
-    uow.invoices.free_orders(invoice.id)
-    uow.emit(
-        INVOICE_RETURNED,
-        subject=invoice.id,
-        account_id=invoice.account_id,
-        data={
-            **_event_base(invoice, orders),
-            "number": invoice.number,
-            "reason": reason,
-            "returned_at": now,
-        },
-    )
+    orders = _end(uow, invoice, RETURNED, reason, clock.now())
     names = uow.invoices.product_names(order.order_id for order in orders)
     uow.commit()
     metrics.invoice_moved(RETURNED)
     return invoice_view(invoice, orders, names)
+
+
+def _end(uow, invoice: Invoice, status: str, reason: str, now: dt.datetime) -> list[InvoiceOrder]:
+    """``invoice`` (locked) ``returned`` (issued) or ``cancelled`` (requested): its
+    orders freed, the event emitted. Answers its orders; the caller commits and counts."""
+    invoice.status = status
+    invoice.return_reason = reason[:500]
+    invoice.updated_at = now
+    if status == RETURNED:
+        invoice.returned_at = now
+    else:
+        invoice.issue_due_at = None
+        invoice.issue_claimed_until = None
+    orders = uow.invoices.orders_of(invoice.id)
+    uow.invoices.free_orders(invoice.id)
+    if status == RETURNED:
+        event, data = INVOICE_RETURNED, {"number": invoice.number, "returned_at": now}
+    else:
+        event, data = INVOICE_CANCELLED, {"cancelled_at": now}
+    uow.emit(
+        event,
+        subject=invoice.id,
+        account_id=invoice.account_id,
+        data={**_event_base(invoice, orders), **data, "reason": reason},
+    )
+    return orders
+
+
+def end_for_refund(uow, *, order_id: str, now: dt.datetime) -> list[str]:
+    """A refund of ``order_id`` is being booked (in that transaction, its commit the
+    caller's): a requested invoice of the order is cancelled, an issued one returned,
+    each with the reason "order <id> was refunded". Answers the statuses moved to
+    (counted here: the refund's transaction commits right after)."""
+    moved = []
+    for invoice in uow.invoices.lock_live_invoices_of(order_id):
+        if invoice.status == REQUESTED:
+            status = CANCELLED
+        elif invoice.status == ISSUED:
+            status = RETURNED
+        else:  # pragma: no cover - a live invoice is requested or issued
+            continue
+        _end(uow, invoice, status, refunded_reason(order_id), now)
+        _log.info("invoice %s %s: order %s was refunded", invoice.id, status, order_id)
+        moved.append(status)
+    for status in moved:
+        metrics.invoice_moved(status)
+    return moved
+
+
+def refunded_reason(order_id: str) -> str:
+    return f"order {order_id} was refunded"
 
 
 def reissue_invoice(
@@ -379,13 +443,29 @@ def issue_due(
     lease_until = now + lease
     claimed = uow.invoices.claim_due(now, lease_until, batch)
     uow.commit()
-    # nothing is open while the catalog answers: one question per seller and sweep
+    # nothing is open while the catalog answers: one question per seller and sweep; a
+    # seller the catalog failed to answer is not asked again in this sweep (its other
+    # invoices back off at once)
     sellers: dict[str, dict[str, Any]] = {}
+    unanswered: set[str] = set()
     issued = 0
     for invoice_id, seller_account_id, attempts in claimed:
+        if seller_account_id in unanswered:
+            _log.warning(
+                "invoice %s not issued: the catalog did not answer for seller %s in this "
+                "sweep; it is tried again later",
+                invoice_id,
+                seller_account_id,
+            )
+            _back_off(uow, clock, invoice_id, lease_until, attempts)
+            continue
         try:
             if seller_account_id not in sellers:
-                sellers[seller_account_id] = dict(catalog.get_seller(seller_account_id))
+                try:
+                    sellers[seller_account_id] = dict(catalog.get_seller(seller_account_id))
+                except Exception:
+                    unanswered.add(seller_account_id)
+                    raise
             if _issue(uow, clock, invoice_id, lease_until, sellers[seller_account_id]):
                 issued += 1
         except Exception:
@@ -409,9 +489,11 @@ def retry_delay(attempts: int) -> dt.timedelta:
 
 
 def _back_off(uow, clock: Clock, invoice_id: str, lease_until: dt.datetime, attempts: int) -> None:
-    uow.invoices.issue_failed(invoice_id, lease_until, clock.now() + retry_delay(attempts))
+    """Counted as a failure only when this sweep still held the invoice (it was moved)."""
+    moved = uow.invoices.issue_failed(invoice_id, lease_until, clock.now() + retry_delay(attempts))
     uow.commit()
-    metrics.invoice_issue_failed()
+    if moved:
+        metrics.invoice_issue_failed()
 
 
 def _issue(
@@ -419,13 +501,22 @@ def _issue(
 ) -> bool:
     invoice = uow.invoices.lock_invoice(invoice_id)
     if invoice is None or invoice.status != REQUESTED or invoice.issue_claimed_until != lease_until:
-        # another sweep took it over once this one's lease ran out
+        # another sweep took it over once this one's lease ran out (or a refund ended it)
         uow.rollback()
         return False
     now = clock.now()
+    orders = uow.invoices.orders_of(invoice.id)
+    unfit = _unfit_to_issue(uow, [order.order_id for order in orders])
+    if unfit:
+        # an order refunded (or unpaid) since the request, by a transaction that did not
+        # see this invoice: cancelled, no number used
+        _end(uow, invoice, CANCELLED, "; ".join(unfit), now)
+        uow.commit()
+        _log.warning("invoice %s cancelled instead of issued: %s", invoice_id, "; ".join(unfit))
+        metrics.invoice_moved(CANCELLED)
+        return False
     year = now.astimezone(dt.UTC).year
     number = f"INV-{year}-{uow.invoices.next_number(year):06d}"
-    orders = uow.invoices.orders_of(invoice.id)
     billed = {
         order.order_id: order for order in uow.invoices.billed_orders(o.order_id for o in orders)
     }
@@ -482,6 +573,20 @@ def _issue(
     uow.commit()
     metrics.invoice_moved(ISSUED)
     return True
+
+
+def _unfit_to_issue(uow, order_ids: list[str]) -> list[str]:
+    """Why each of the orders may no longer be invoiced: "order <id> was refunded",
+    "order <id> is not paid"."""
+    standings = uow.invoices.standings(order_ids)
+    unfit = []
+    for order_id in order_ids:
+        standing = standings.get(order_id)
+        if standing is not None and standing.refund_status in _REFUNDING:
+            unfit.append(refunded_reason(order_id))
+        elif standing is None or standing.payment_status != domain.SUCCEEDED:
+            unfit.append(f"order {order_id} is not paid")
+    return unfit
 
 
 def _lines(order: InvoiceOrder, billed: BilledOrder | None) -> list[invoice_pdf.Line]:

@@ -50,7 +50,8 @@ RECOVERY_ERRORS = Counter(
 
 INVOICES = Counter(
     "mercato_invoices_total",
-    "Invoices moved to a status: requested, issued, returned, reissued",
+    "Invoices moved to a status: requested, issued, returned, reissued, cancelled (an "
+    "order refunded before its invoice was issued)",
     ["service", "status"],
 )
 INVOICES_PENDING = Gauge(
@@ -61,7 +62,8 @@ INVOICES_PENDING = Gauge(
 INVOICE_ISSUE_FAILURES = Counter(
     "mercato_invoice_issue_failures_total",
     "Attempts to issue an invoice that failed (the catalog did not answer the seller's "
-    "details, or issuing raised); the invoice backs off and is tried again",
+    "details, or did not for another invoice of that seller in the same sweep, or issuing "
+    "raised); the invoice backs off and is tried again",
     ["service"],
 )
 

@@ -25,7 +25,7 @@ from billing.repository import BillingRepository
 from mercato.contracts import billing as contract
 from mercato.db import Database
 from mercato.errors import EXPECTED, PaymentRequired
-from mercato.identity import BUYER, OPERATOR
+from mercato.identity import BUYER, OPERATOR, service_identity
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
 from mercato.timers import configured_timer
@@ -38,6 +38,28 @@ DEFAULT_RECOVERY_INTERVAL_SECONDS = 5.0
 DEFAULT_RECOVERY_GRACE_SECONDS = 60.0
 INVOICE_ISSUE_KEY = "INVOICE_ISSUE_SECONDS"
 DEFAULT_INVOICE_ISSUE_SECONDS = 5.0
+# billing asks orders inside a caller's request (an invoice, a bill): well within the
+# gateway's budget
+ORDERS_TIMEOUT_KEY = "ORDERS_TIMEOUT_SECONDS"
+DEFAULT_ORDERS_TIMEOUT_SECONDS = 5.0
+
+
+class _OrdersAsBilling:
+    """orders' ``order_facts``, asked as billing's own work (orders answers a service
+    only), the worker's caller restored after."""
+
+    def __init__(self, service: BillingService) -> None:
+        self._service = service
+
+    def order_facts(self, order_ids: list[str]) -> dict:
+        caller = self._service.caller
+        person = caller.identity
+        caller.act_as(service_identity(self._service.name))
+        try:
+            return self._service.orders.order_facts(order_ids)
+        finally:
+            if person is not None:
+                caller.act_as(person)
 
 
 class BillingService(MercatoService):
@@ -56,6 +78,10 @@ class BillingService(MercatoService):
     card_gateway = CardGateway()
     # the sellers' details printed on invoices
     catalog = TimedRpcProxy("catalog")
+    # what an order billing never heard of is for (``order_facts``)
+    orders = TimedRpcProxy(
+        "orders", timeout=DEFAULT_ORDERS_TIMEOUT_SECONDS, setting=ORDERS_TIMEOUT_KEY
+    )
 
     @rpc(expected_exceptions=EXPECTED)
     def pay_order(self, payload: dict) -> dict:
@@ -272,19 +298,24 @@ class BillingService(MercatoService):
                         "amount": {"amount": 129900, "currency": "USD"},  # refund < 0
                         "payment_method": "balance", "occurred_at": "…"}],
              "total": 1, "page": 1, "page_size": 20, "month": "2026-11",
-             "totals": [{"enterprise_project_id": "default",
+             "totals": [{"buyer_account_id": null,   # a reseller's: its customer
+                         "enterprise_project_id": "default",
                          "enterprise_project_name": "default",
                          "charges": {…}, "refunds": {…}, "net": {…}}],
              "total_net": {"amount": 129900, "currency": "USD"}}
 
-        Lines are the payer's: a reseller's bill holds its customers' orders. A refund
-        stays in its payment's project. ``ValidationError`` names ``month``,
+        Lines are the payer's: a reseller's bill holds its customers' orders (their
+        totals per customer and project). A refund stays in its payment's project. An
+        order billing never heard of is asked of orders (``order_facts``). ``ValidationError`` names ``month``,
         ``enterprise_project_id``, ``page`` or ``page_size``.
         """
         caller = self.caller.require()
         data = load(contract.BillsQuery, query)
         return dump(
-            contract.BillPage, bills.list_bills(self.db, account_id=caller.account_id, **data)
+            contract.BillPage,
+            bills.list_bills(
+                self.db, account_id=caller.account_id, orders=_OrdersAsBilling(self), **data
+            ),
         )
 
     @rpc(expected_exceptions=EXPECTED)
@@ -311,6 +342,7 @@ class BillingService(MercatoService):
             from_day=data["from"],
             to_day=data["to"],
             group_by=data["group_by"],
+            orders=_OrdersAsBilling(self),
         )
         return dump(contract.CostAnalysisResponse, result)
 
@@ -353,7 +385,11 @@ class BillingService(MercatoService):
         return dump(
             contract.InvoiceResponse,
             invoices.request_invoice(
-                self.db, self.clock, account_id=caller.account_id, request=request
+                self.db,
+                self.clock,
+                account_id=caller.account_id,
+                request=request,
+                orders=_OrdersAsBilling(self),
             ),
         )
 

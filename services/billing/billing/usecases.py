@@ -38,7 +38,9 @@ was paid; see ``refund_payment``):
   not answer (or a crash) leaves it pending and ``recover_pending_charges`` asks again
   with the same key until the processor answers; an answer for another amount never
   changes, so that refund fails (``processor_amount_mismatch``) for an operator;
-- at most one journal entry per refund (unique), the last guard.
+- at most one journal entry per refund (unique), the last guard;
+- the transaction that books a refund also ends the order's live invoice (a requested
+  one cancelled, an issued one returned: ``invoices.end_for_refund``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from billing import cards, domain, metrics
+from billing import cards, domain, invoices, metrics
 from billing.models import BillingAccount, JournalEntry, Payment, Refund, TopUp
 from billing.payment_gateway import ChargeResult, GatewayError, PaymentGateway, RefundResult
 from mercato.clock import Clock
@@ -612,7 +614,8 @@ def _refund_failure_code(refund: Refund, processor_refund: RefundResult | None) 
 
 
 def _complete_refund(uow, refund: Refund, account: BillingAccount, now: dt.datetime) -> None:
-    """Post the reversal of the payment (``account``, the payer's, locked) and announce it."""
+    """Post the reversal of the payment (``account``, the payer's, locked) and announce it;
+    the order's live invoice, if any, is ended (``invoices.end_for_refund``)."""
     _post(
         uow,
         account,
@@ -624,6 +627,9 @@ def _complete_refund(uow, refund: Refund, account: BillingAccount, now: dt.datet
     )
     refund.complete(now)
     uow.emit_recorded(refund)
+    # a refunded order is on no live invoice: a requested one is cancelled, an issued
+    # one returned, in this transaction
+    invoices.end_for_refund(uow, order_id=refund.order_id, now=now)
 
 
 def _fail_refund(uow, refund: Refund, code: str, now: dt.datetime) -> None:

@@ -332,18 +332,20 @@ class OrderRules(RecordsEvents):
     def place(self) -> None:
         """The order exists, unpaid: record that it was created."""
         self.record(
-            "orders.order.created",
-            subject=self.id,
-            account_id=self.account_id,
-            data={
-                **self.parties(),
-                "amount_due": self.amount(),
-                "lines": [line.view() for line in self.lines],
-                "payment_deadline": self.payment_deadline,
-                "type": self.type,
-                "subscription_id": self.subscription_id,
-            },
+            "orders.order.created", subject=self.id, account_id=self.account_id, data=self.facts()
         )
+
+    def facts(self) -> dict[str, Any]:
+        """What the order is (``orders.order.created``'s data; also ``order_facts``): its
+        parties, amount, lines, payment deadline, type and subscription. Its lines loaded."""
+        return {
+            **self.parties(),
+            "amount_due": self.amount(),
+            "lines": [line.view() for line in self.lines],
+            "payment_deadline": self.payment_deadline,
+            "type": self.type,
+            "subscription_id": self.subscription_id,
+        }
 
     def pay_for_subscription(self, payment_id: str, payment_method: str, now: dt.datetime) -> None:
         """A renewal or an upgrade paid: no subscription is created and no

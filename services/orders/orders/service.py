@@ -8,7 +8,7 @@ from nameko.dependency_providers import Config
 
 from mercato.contracts import orders as contract
 from mercato.db import Database
-from mercato.errors import EXPECTED, NotFound
+from mercato.errors import EXPECTED, Forbidden, NotFound
 from mercato.identity import BUYER, SELLER, Identity
 from mercato.inbox import handles_event
 from mercato.service import MercatoService
@@ -132,6 +132,33 @@ class OrdersService(MercatoService):
         buyer = self.caller.require()
         order = usecases.get_order(self.db, buyer=buyer, order_id=str(order_id))
         return dump(schemas.OrderOut, self._named_order(order))
+
+    @rpc(expected_exceptions=EXPECTED)
+    def order_facts(self, order_ids: list) -> dict:
+        """Another service's own work only (a caller ``svc_<service>``; anyone else is
+        ``Forbidden``): for each of ``order_ids`` (1 to 100) that exists, what its
+        ``orders.order.created`` said, and when it was placed::
+
+            {"orders": [{"order_id", "account_id", "payer_account_id",
+                         "enterprise_project_id", "amount_due", "lines",
+                         "payment_deadline", "type", "subscription_id", "created_at"}]}
+
+        Unknown ids are left out. billing asks it for the orders it never heard of."""
+        caller = self.caller.require()
+        if not caller.is_service:
+            raise Forbidden("only another service's own work may ask for orders' facts")
+        data = load(contract.OrderFactsQuery, {"order_ids": order_ids})
+        facts = []
+        for order_id in dict.fromkeys(data["order_ids"]):
+            order = self.db.orders.get(order_id)
+            if order is not None:
+                facts.append(
+                    {
+                        **dump(contract.OrderCreatedV1, order.facts()),
+                        "created_at": order.created_at.isoformat(),
+                    }
+                )
+        return {"orders": facts}
 
     @rpc(expected_exceptions=EXPECTED)
     def list_orders(self, query: dict) -> dict:

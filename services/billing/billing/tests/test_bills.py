@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from billing import bills, domain, usecases
 from billing.bill_repository import BillRepository
+from billing.invoice_repository import InvoiceRepository
 from billing.models import metadata
 from billing.repository import BillingRepository
 from billing.service import BillingService
@@ -25,9 +26,11 @@ from billing.tests.test_service import ANN, billing, pay  # noqa: F401  (a runni
 from billing.tests.test_service import top_up as top_up_by_rpc
 from mercato.contracts import billing as contract
 from mercato.contracts.envelope import new_envelope
-from mercato.errors import ValidationError
+from mercato.errors import ServiceUnavailable, ValidationError
+from mercato.identity import Caller
 from mercato.money import Money
 from mercato.standalone import standalone_unit_of_work
+from mercato.transport import rpc
 from mercato.validation import dump, load
 from mercato_testing.interface import publish_event, wait_for
 
@@ -80,13 +83,15 @@ class Ledger(PostgresBooks):
         assert payment["status"] == "succeeded", payment
         return payment
 
-    def bill(self, month: str, account_id: str = BUYER, **query: Any) -> dict:
+    def bill(self, month: str, account_id: str = BUYER, orders: Any = None, **query: Any) -> dict:
         data = load(contract.BillsQuery, {"month": month, **query})
-        view = bills.list_bills(self.uow, account_id=account_id, **data)
+        view = bills.list_bills(self.uow, account_id=account_id, orders=orders, **data)
         self.uow.rollback()
         return dump(contract.BillPage, view)
 
-    def costs(self, first: str, last: str, group_by: str, account_id: str = BUYER) -> dict:
+    def costs(
+        self, first: str, last: str, group_by: str, account_id: str = BUYER, orders: Any = None
+    ) -> dict:
         data = load(contract.CostAnalysisQuery, {"from": first, "to": last, "group_by": group_by})
         view = bills.cost_analysis(
             self.uow,
@@ -94,6 +99,7 @@ class Ledger(PostgresBooks):
             from_day=data["from"],
             to_day=data["to"],
             group_by=data["group_by"],
+            orders=orders,
         )
         self.uow.rollback()
         return dump(contract.CostAnalysisResponse, view)
@@ -174,7 +180,11 @@ def ledger(databases):
         metadata,
         service_name="billing",
         command="test",
-        repositories={"billing": BillingRepository, "bills": BillRepository},
+        repositories={
+            "billing": BillingRepository,
+            "bills": BillRepository,
+            "invoices": InvoiceRepository,
+        },
     ) as uow:
         ledger = Ledger(uow)
         ledger.clock.set(NOVEMBER)
@@ -545,6 +555,112 @@ def test_the_copy_of_a_project_keeps_its_newest_revision(ledger):
     assert line["enterprise_project_name"] == "Campaigns"
 
 
+# -- orders billing never heard of ------------------------------------------------------
+
+
+class FakeOrders:
+    """orders' ``order_facts``: what ``orders.order.created`` said (times as JSON has
+    them), unknown orders left out; ``failing`` raises as a silent orders does."""
+
+    def __init__(self, *facts: dict, failing: bool = False) -> None:
+        self.facts = {
+            data["order_id"]: {**bills._plain(data), "created_at": NOVEMBER.isoformat()}
+            for data in facts
+        }
+        self.failing = failing
+        self.calls: list[list[str]] = []
+
+    def order_facts(self, order_ids: list[str]) -> dict:
+        self.calls.append(list(order_ids))
+        if self.failing:
+            raise ServiceUnavailable("orders did not answer order_facts within 5s")
+        return {"orders": [self.facts[key] for key in order_ids if key in self.facts]}
+
+
+def test_a_bill_line_of_an_order_billing_never_heard_of_is_asked_of_orders(ledger, two_months):
+    # ord_e was paid before billing heard of its creation
+    silent = FakeOrders(failing=True)
+    (last,) = ledger.bill("2026-11", orders=silent)["items"][-1:]
+    assert (last["order_id"], last["product_name"]) == ("ord_e", None)  # answered all the same
+    assert silent.calls == [["ord_e"]]
+
+    orders = FakeOrders(created("ord_e", 300, product=DB))
+    bill = ledger.bill("2026-11", orders=orders)
+
+    last = bill["items"][-1]
+    assert (last["order_id"], last["product_id"], last["product_name"], last["order_type"]) == (
+        "ord_e",
+        DB,
+        "Contoso DB",
+        "purchase",
+    )
+    assert orders.calls == [["ord_e"]]  # once, for the unknown orders of the page only
+    assert ledger.scalar("SELECT count(*) FROM billed_orders WHERE order_id = 'ord_e'") == 1
+    assert bill["total_net"] == usd(15_350)
+    ledger.bill("2026-11", orders=orders)
+    assert orders.calls == [["ord_e"]]  # kept: not asked again
+
+
+def test_a_cost_analysis_by_product_asks_orders_for_the_orders_billing_never_heard_of(
+    ledger, two_months
+):
+    before = ledger.costs("2026-11-01", "2026-11-30", "product")
+    assert [point["key"] for point in before["series"]] == [CRM, DB, None]
+    orders = FakeOrders(created("ord_e", 300, product=DB), created("ord_x", 1))
+
+    after = ledger.costs("2026-11-01", "2026-11-30", "product", orders=orders)
+
+    assert orders.calls == [["ord_e"]]
+    assert {point["key"]: point["amount"]["amount"] for point in after["series"]} == {
+        CRM: 10_000 + 7_777 - 7_777,
+        DB: 2_550 + 4_000 - 1_500 + 300,
+    }
+    assert after["total"] == before["total"]
+
+
+def test_a_bill_page_and_its_totals_are_read_from_one_snapshot(ledger, two_months, monkeypatch):
+    """A payment committed between the page's statement and the totals' is in
+    neither."""
+    url = ledger.uow.session.get_bind().url.render_as_string(hide_password=False)
+    totals = BillRepository.project_totals
+
+    def after_a_payment(repository, *args, **kwargs):
+        with standalone_unit_of_work(
+            url,
+            metadata,
+            service_name="billing",
+            command="test",
+            repositories={"billing": BillingRepository, "invoices": InvoiceRepository},
+        ) as uow:
+            other = Ledger(uow)
+            other.clock.set(NOVEMBER)
+            other.order("ord_meanwhile", 1_000, known=False)
+        return totals(repository, *args, **kwargs)
+
+    monkeypatch.setattr(BillRepository, "project_totals", after_a_payment)
+    bill = ledger.bill("2026-11")
+    monkeypatch.undo()
+
+    assert sum(line["amount"]["amount"] for line in bill["items"]) == 15_350
+    assert bill["total_net"] == usd(15_350)
+    assert ledger.bill("2026-11")["total_net"] == usd(16_350)  # there since
+
+
+def test_a_reseller_s_totals_keep_each_customer_s_projects_apart(ledger, two_months):
+    ledger.clock.set(NOVEMBER + dt.timedelta(days=1))
+    ledger.order("ord_r2", 766, domain.RESELLER, buyer=OTHER, payer=RESELLER)
+
+    reseller = ledger.bill("2026-11", account_id=RESELLER)
+
+    assert [
+        (total["buyer_account_id"], total["enterprise_project_id"], total["net"]["amount"])
+        for total in reseller["totals"]
+    ] == [(BUYER, "default", 1_234), (OTHER, "default", 766)]
+    assert reseller["total_net"] == usd(2_000)
+    # the account's own projects carry no buyer
+    assert {total["buyer_account_id"] for total in ledger.bill("2026-11")["totals"]} == {None}
+
+
 # -- in a running billing, over the broker ----------------------------------------------
 
 
@@ -592,4 +708,48 @@ def test_the_rpcs_answer_the_bill_and_refuse_a_bad_query_naming_its_field(billin
     assert list(bad_month.value.fields) == ["month"]
     assert list(bad_grouping.value.fields) == ["group_by"]
     assert list(bad_span.value.fields) == ["to"]
+    assert billing.scalar("SELECT count(*) FROM billed_orders") == 1
+
+
+class OrdersAnswering:
+    """orders' ``order_facts`` in a running container: records who asked."""
+
+    name = "orders"
+    caller = Caller()
+    asked: list = []
+
+    @rpc
+    def order_facts(self, order_ids):
+        identity = self.caller.require()
+        OrdersAnswering.asked.append((identity.account_id, identity.is_service, order_ids))
+        facts = created("ord_unheard", 2_100, product=DB)
+        facts["account_id"] = facts["payer_account_id"] = ANN["account_id"]
+        return {
+            "orders": [
+                {**bills._plain(facts), "created_at": NOVEMBER.isoformat()}
+                for order_id in order_ids
+                if order_id == "ord_unheard"
+            ]
+        }
+
+
+@pytest.mark.interface
+def test_a_running_billing_asks_orders_as_itself_for_an_order_it_never_heard_of(
+    billing,  # noqa: F811
+    container_factory,
+):
+    OrdersAnswering.asked = []
+    container_factory(OrdersAnswering, billing.config).start()
+    top_up_by_rpc(billing, ANN, 5_000)
+    assert pay(billing, ANN, "ord_unheard", 2_100, "balance")["status"] == "succeeded"
+    month = billing.clock.now().strftime("%Y-%m")
+
+    with billing.rpc(ANN) as service:
+        (line,) = service.list_bills({"month": month})["items"]
+        again = service.list_bills({"month": month})
+
+    assert (line["product_id"], line["product_name"]) == (DB, "Contoso DB")
+    assert again["items"] == [line]
+    # asked once, as billing's own work (orders answers no person)
+    assert OrdersAnswering.asked == [("svc_billing", True, ["ord_unheard"])]
     assert billing.scalar("SELECT count(*) FROM billed_orders") == 1

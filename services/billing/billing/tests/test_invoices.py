@@ -21,12 +21,13 @@ import pytest
 import sqlalchemy as sa
 
 from billing import domain, invoices
+from billing.bill_repository import BillRepository
 from billing.invoice_pdf import format_amount
 from billing.invoice_repository import InvoiceRepository
 from billing.models import BilledOrder, metadata
 from billing.repository import BillingRepository
 from billing.tests.fakes import who
-from billing.tests.support import BUYER, GOOD_CARD, RESELLER, START
+from billing.tests.support import BUYER, GOOD_CARD, GRACE, RESELLER, START
 from billing.tests.test_refunds import PostgresBooks
 from mercato.contracts import billing as contract
 from mercato.errors import (
@@ -102,27 +103,30 @@ class InvoiceBooks(PostgresBooks):
         product: str = "Northwind CRM",
         paid: bool = True,
         method: str = domain.BALANCE,
+        known: bool = True,
     ) -> dict | None:
-        """What ``orders.order.created`` told billing, then (``paid``) its payment."""
+        """What ``orders.order.created`` told billing (unless ``known`` is False), then
+        (``paid``) its payment."""
         payer = payer or buyer
-        self.uow.session.add(
-            BilledOrder(
-                order_id=order_id,
-                account_id=buyer,
-                payer_account_id=payer,
-                enterprise_project_id="default",
-                type="purchase",
-                subscription_id=None,
-                seller_account_id=seller,
-                product_id=f"prd_{product.split()[0].lower()}",
-                product_name=product,
-                lines=[line(order_id, product, amount)],
-                amount=amount,
-                currency="USD",
-                created_at=self.clock.now(),
+        if known:
+            self.uow.session.add(
+                BilledOrder(
+                    order_id=order_id,
+                    account_id=buyer,
+                    payer_account_id=payer,
+                    enterprise_project_id="default",
+                    type="purchase",
+                    subscription_id=None,
+                    seller_account_id=seller,
+                    product_id=f"prd_{product.split()[0].lower()}",
+                    product_name=product,
+                    lines=[line(order_id, product, amount)],
+                    amount=amount,
+                    currency="USD",
+                    created_at=self.clock.now(),
+                )
             )
-        )
-        self.uow.commit()
+            self.uow.commit()
         if not paid:
             return None
         if payer != buyer:
@@ -135,11 +139,13 @@ class InvoiceBooks(PostgresBooks):
             caller=who(buyer, "buyer", reseller=payer if payer != buyer else None),
         )
 
-    def request(self, order_ids: list[str], account_id: str = BUYER, **changes: Any) -> dict:
+    def request(
+        self, order_ids: list[str], account_id: str = BUYER, orders: Any = None, **changes: Any
+    ) -> dict:
         data = load(contract.InvoiceRequest, {"order_ids": order_ids, **DETAILS, **changes})
         try:
             view = invoices.request_invoice(
-                self.uow, self.clock, account_id=account_id, request=data
+                self.uow, self.clock, account_id=account_id, request=data, orders=orders
             )
         finally:
             self.uow.rollback()
@@ -232,7 +238,11 @@ def unit_of_work(url: str) -> Iterator[Any]:
         metadata,
         service_name="billing",
         command="test",
-        repositories={"billing": BillingRepository, "invoices": InvoiceRepository},
+        repositories={
+            "billing": BillingRepository,
+            "invoices": InvoiceRepository,
+            "bills": BillRepository,
+        },
     ) as uow:
         yield uow
 
@@ -339,6 +349,70 @@ def test_an_order_of_another_buyer_or_unknown_to_billing_is_not_found(books):
         with pytest.raises(NotFound):
             books.request(order_ids)
     assert books.count("SELECT count(*) FROM invoices") == 0
+
+
+class FakeOrders:
+    """orders' ``order_facts``: what ``orders.order.created`` said of each order it
+    knows (as JSON has it), unknown ones left out; ``failing`` raises as a silent one."""
+
+    def __init__(self, *order_ids: str, failing: bool = False) -> None:
+        self.known = set(order_ids)
+        self.failing = failing
+        self.calls: list[list[str]] = []
+
+    def order_facts(self, order_ids: list[str]) -> dict:
+        self.calls.append(list(order_ids))
+        if self.failing:
+            raise ServiceUnavailable("orders did not answer order_facts within 5s")
+        return {
+            "orders": [
+                {
+                    "order_id": order_id,
+                    "account_id": BUYER,
+                    "payer_account_id": BUYER,
+                    "enterprise_project_id": "default",
+                    "amount_due": {"amount": 2_500, "currency": "USD"},
+                    "lines": [line(order_id, "Acme Backup", 2_500)],
+                    "payment_deadline": "2026-11-28T09:00:00+00:00",
+                    "type": "purchase",
+                    "subscription_id": None,
+                    "created_at": START.isoformat(),
+                }
+                for order_id in order_ids
+                if order_id in self.known
+            ]
+        }
+
+
+def test_a_paid_order_billing_never_heard_of_is_asked_of_orders_once(books):
+    books.order("ord_known", 1_000)
+    books.order("ord_early", 2_500, known=False)  # paid before orders.order.created came
+    books.order("ord_unpaid", 700, paid=False, known=False)
+    books.order("ord_later", 900, known=False)
+    silent = FakeOrders(failing=True)
+    with pytest.raises(NotFound):  # orders did not answer: as billing knows it
+        books.request(["ord_known", "ord_early"], orders=silent)
+    orders = FakeOrders("ord_early", "ord_unpaid", "ord_later")
+
+    invoice = books.request(["ord_known", "ord_early"], orders=orders)
+
+    assert orders.calls == [["ord_early"]]  # once, for the unknown paid orders only
+    assert [(o["order_id"], o["product_name"]) for o in invoice["orders"]] == [
+        ("ord_early", "Acme Backup"),
+        ("ord_known", "Northwind CRM"),
+    ]
+    assert invoice["amount"] == {"amount": 3_500, "currency": "USD"}
+    row = books.uow.session.get(BilledOrder, "ord_early")
+    assert (row.account_id, row.seller_account_id, row.created_at) == (BUYER, SELLER, START)
+    books.uow.rollback()
+    # neither an order the caller did not pay nor another buyer's is asked about
+    with pytest.raises(NotFound):
+        books.request(["ord_unpaid"], orders=orders)
+    with pytest.raises(NotFound):
+        books.request(["ord_later"], OTHER_BUYER, orders=orders)
+    assert orders.calls == [["ord_early"]]
+    assert books.issue() == 1
+    assert "Acme Backup" in page_text(books.pdf(invoice["id"]))
 
 
 def test_the_orders_of_an_invoice_are_of_one_seller(books):
@@ -694,3 +768,168 @@ def test_another_buyer_can_neither_see_nor_download_return_or_reissue_an_invoice
             attempt()
     assert books.listed(OTHER_BUYER)["total"] == 0
     assert books.invoice(invoice["id"])["status"] == "issued"
+
+
+# -- refunds end invoices ---------------------------------------------------------------
+
+
+def live_rows(books, invoice_id: str) -> int:
+    return books.count(
+        "SELECT count(*) FROM invoice_orders WHERE invoice_id = :id AND active", id=invoice_id
+    )
+
+
+def test_a_refund_cancels_the_requested_invoice_of_its_order(books):
+    payment = books.order("ord_1", 1_000)
+    books.order("ord_2", 2_000)
+    invoice = books.request(["ord_1", "ord_2"])
+    cancelled_before = sample("mercato_invoices_total", status="cancelled")
+
+    books.refund(payment)
+
+    cancelled = books.invoice(invoice["id"])
+    assert (cancelled["status"], cancelled["number"]) == ("cancelled", None)
+    assert cancelled["return_reason"] == "order ord_1 was refunded"
+    assert live_rows(books, invoice["id"]) == 0
+    (event,) = books.of_type(invoices.INVOICE_CANCELLED)
+    assert event["subject"] == invoice["id"]
+    assert event["data"]["order_ids"] == ["ord_1", "ord_2"]
+    assert event["data"]["reason"] == "order ord_1 was refunded"
+    assert sample("mercato_invoices_total", status="cancelled") == cancelled_before + 1
+    assert [item["id"] for item in books.listed(status="cancelled")["items"]] == [invoice["id"]]
+    # nothing to issue, no number used; the other order may be invoiced again
+    assert books.issue() == 0
+    assert books.count("SELECT count(*) FROM invoice_number_counters") == 0
+    with pytest.raises(Conflict) as refused:
+        books.request(["ord_1"])
+    assert refused.value.fields == {"order_ids": ["ord_1: refunded"]}
+    again = books.request(["ord_2"])
+    assert books.issue() == 1
+    assert books.invoice(again["id"])["number"] == "INV-2026-000001"
+
+
+def test_an_order_refunded_unseen_by_its_refund_is_cancelled_at_issue_without_a_number(books):
+    """The refund's transaction did not see the invoice (it committed beside the
+    request): the sweep re-reads the orders under the invoice's lock."""
+    payment = books.order("ord_1", 1_000)
+    books.order("ord_2", 2_000)
+    invoice = books.request(["ord_1"])
+    books.uow.session.execute(
+        sa.text(
+            "INSERT INTO refunds (id, payment_id, order_id, account_id, payer_account_id, "
+            "payment_method, amount, currency, status, reason, created_at, updated_at) "
+            "VALUES ('rfd_race', :payment, 'ord_1', :buyer, :buyer, 'balance', 1000, "
+            "'USD', 'succeeded', 'cancelled', :now, :now)"
+        ),
+        {"payment": payment["id"], "buyer": BUYER, "now": START},
+    )
+    books.uow.commit()
+    cancelled_before = sample("mercato_invoices_total", status="cancelled")
+    issued_before = sample("mercato_invoices_total", status="issued")
+
+    assert books.issue() == 0
+
+    cancelled = books.invoice(invoice["id"])
+    assert (cancelled["status"], cancelled["number"]) == ("cancelled", None)
+    assert cancelled["return_reason"] == "order ord_1 was refunded"
+    assert live_rows(books, invoice["id"]) == 0
+    assert books.of_type(invoices.INVOICE_ISSUED) == []
+    assert len(books.of_type(invoices.INVOICE_CANCELLED)) == 1
+    assert sample("mercato_invoices_total", status="cancelled") == cancelled_before + 1
+    assert sample("mercato_invoices_total", status="issued") == issued_before
+    assert sample("mercato_invoices_pending") == 0
+    # the number that would have been used goes to the next invoice
+    assert books.count("SELECT coalesce(max(last), 0) FROM invoice_number_counters") == 0
+    following = books.request(["ord_2"])
+    assert books.issue() == 1
+    assert books.invoice(following["id"])["number"] == "INV-2026-000001"
+
+
+def test_a_refund_returns_the_issued_invoice_of_its_order(books):
+    payment = books.order("ord_1", 1_000)
+    books.order("ord_2", 2_000)
+    invoice = books.request(["ord_1", "ord_2"])
+    books.issue()
+    returned_before = sample("mercato_invoices_total", status="returned")
+
+    books.refund(payment)
+
+    returned = books.invoice(invoice["id"])
+    assert (returned["status"], returned["number"]) == ("returned", "INV-2026-000001")
+    assert returned["return_reason"] == "order ord_1 was refunded"
+    assert returned["returned_at"] is not None
+    assert live_rows(books, invoice["id"]) == 0
+    (event,) = books.of_type(invoices.INVOICE_RETURNED)
+    assert event["data"]["number"] == "INV-2026-000001"
+    assert event["data"]["reason"] == "order ord_1 was refunded"
+    assert books.of_type(invoices.INVOICE_CANCELLED) == []
+    assert sample("mercato_invoices_total", status="returned") == returned_before + 1
+    # a reissue would invoice the refunded order again: refused
+    with pytest.raises(Conflict) as refused:
+        books.reissue(invoice["id"])
+    assert refused.value.fields == {"order_ids": ["ord_1: refunded"]}
+    assert books.pdf(invoice["id"]).startswith(b"%PDF-")  # as it was issued
+
+
+def test_a_card_refund_ends_the_invoice_once_the_processor_confirms_it(books):
+    payment = books.order("ord_card", 7_500, method=domain.CREDIT_CARD)
+    invoice = books.request(["ord_card"])
+    books.issue()
+    books.gateway.silent_refunds = 1
+
+    assert books.refund(payment)["status"] == "pending"
+    assert books.invoice(invoice["id"])["status"] == "issued"  # not refunded yet
+
+    books.clock.advance(GRACE * 2)
+    assert books.recover() == 1
+
+    returned = books.invoice(invoice["id"])
+    assert (returned["status"], returned["return_reason"]) == (
+        "returned",
+        "order ord_card was refunded",
+    )
+    assert live_rows(books, invoice["id"]) == 0
+
+
+# -- the sweep and a failing seller -----------------------------------------------------
+
+
+def test_a_seller_the_catalog_failed_for_is_not_asked_again_in_the_same_sweep(books):
+    for n in range(3):
+        books.order(f"ord_{n}", 1_000)
+        books.request([f"ord_{n}"])
+        books.clock.advance(dt.timedelta(seconds=1))
+    books.order("ord_zeta", 500, seller=OTHER_SELLER)
+    zeta = books.request(["ord_zeta"])
+    failures_before = sample("mercato_invoice_issue_failures_total")
+    catalog = FakeCatalog(failures=1)
+
+    assert books.issue(catalog) == 1  # the other seller's
+
+    assert catalog.calls == [SELLER, OTHER_SELLER]
+    assert sample("mercato_invoice_issue_failures_total") == failures_before + 3
+    assert books.count("SELECT count(*) FROM invoices WHERE issue_attempts = 1") == 3
+    assert books.invoice(zeta["id"])["number"] == "INV-2026-000001"
+    books.clock.advance(invoices.retry_delay(0) + dt.timedelta(seconds=1))
+    assert books.issue(catalog) == 3
+
+
+def test_a_failure_is_counted_only_when_the_invoice_was_backed_off(books, monkeypatch):
+    books.order("ord_1", 1_000)
+    invoice = books.request(["ord_1"])
+    failures_before = sample("mercato_invoice_issue_failures_total")
+
+    def lease_lost_then_broke(uow, clock, invoice_id, lease_until, seller):
+        # another sweep took the invoice over (this one's lease ran out), then this fails
+        uow.session.execute(
+            sa.text("UPDATE invoices SET issue_claimed_until = NULL WHERE id = :id"),
+            {"id": invoice_id},
+        )
+        uow.commit()
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(invoices, "_issue", lease_lost_then_broke)
+    assert books.issue() == 0
+
+    assert sample("mercato_invoice_issue_failures_total") == failures_before
+    assert books.count("SELECT issue_attempts FROM invoices WHERE id = :id", id=invoice["id"]) == 0

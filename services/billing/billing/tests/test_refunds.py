@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing import domain, usecases
+from billing.invoice_repository import InvoiceRepository
 from billing.models import metadata
 from billing.payment_gateway import ChargeResult
 from billing.repository import BillingRepository
@@ -73,7 +74,7 @@ def books(databases):
         metadata,
         service_name="billing",
         command="test",
-        repositories={"billing": BillingRepository},
+        repositories={"billing": BillingRepository, "invoices": InvoiceRepository},
     ) as uow:
         books = PostgresBooks(uow)
         # a buyer with money on its balance and credit granted, and its reseller's credit

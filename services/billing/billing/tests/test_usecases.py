@@ -37,10 +37,17 @@ from mercato.errors import (
 )
 from mercato.money import Money
 from mercato.terms import PAYER_METHODS
-from mercato_testing.fakes import FakeUnitOfWork
+from mercato_testing.fakes import FakeUnitOfWork, InMemoryRepository
 
 SUCCEEDED, FAILED = "billing.payment.succeeded", "billing.payment.failed"
 COMPLETED, REFUND_FAILED = "billing.refund.completed", "billing.refund.failed"
+
+
+class NoInvoices(InMemoryRepository):
+    """Invoices as a refund sees them when no order is on one."""
+
+    def lock_live_invoices_of(self, order_id: str) -> list:
+        return []
 
 
 class Billing(Books):
@@ -48,7 +55,7 @@ class Billing(Books):
 
     def __init__(self) -> None:
         self.repository = FakeBillingRepository()
-        super().__init__(FakeUnitOfWork(billing=self.repository))
+        super().__init__(FakeUnitOfWork(billing=self.repository, invoices=NoInvoices()))
 
     def events(self, event_type: str) -> list[dict]:
         return [envelope.data for envelope in self.uow.committed_events(event_type)]

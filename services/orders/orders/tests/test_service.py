@@ -20,6 +20,7 @@ from mercato.errors import (
     Unauthenticated,
     ValidationError,
 )
+from mercato.identity import service_identity
 from mercato.transport import rpc
 from mercato_testing import signed_context
 from mercato_testing.interface import (
@@ -339,6 +340,31 @@ def test_order_events_carry_the_whole_purchase(orders):
     ]
     assert {event["subject"] for event in received[:2]} == {order["id"]}
     assert all(event["account_id"] == BUYER["account_id"] for event in received)
+
+
+def test_order_facts_answer_another_service_what_order_created_said(orders):
+    config, _clock, _ = orders
+    queue = EventQueue(config["AMQP_URI"], "orders", "orders.order.created")
+    try:
+        with as_caller(config, BUYER) as service:
+            order = service.place_order(ORDER)
+        wait_for(lambda: len(queue.read()) >= 1, "orders.order.created", timeout=15)
+        (created,) = queue.read()
+    finally:
+        queue.close()
+
+    with as_caller(config, service_identity("billing").to_context()) as service:
+        answer = service.order_facts([order["id"], "ord_unknown", order["id"]])
+        with pytest.raises(ValidationError) as refused:
+            service.order_facts([])
+
+    (facts,) = answer["orders"]  # an unknown id is left out, a repeated one answered once
+    assert {key: value for key, value in facts.items() if key != "created_at"} == created["data"]
+    assert facts["created_at"] == order["created_at"]
+    assert "order_ids" in refused.value.fields
+    for person in (BUYER, SELLER, caller("acc_ops", "operator")):
+        with as_caller(config, person) as service, pytest.raises(Forbidden):
+            service.order_facts([order["id"]])
 
 
 def publish_payment_event(config, event_type, data, *, times=1):
